@@ -1,0 +1,103 @@
+//! The claims inside an access token and the roles they carry.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use festival_proto::identity::v1 as pb;
+
+/// `token_use` of access tokens; anything else (a refresh or ID token) is refused.
+pub const ACCESS_TOKEN_USE: &str = "access";
+
+/// Roles from the brief. `Admin` and `User` are global; the others are held per festival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    Admin,
+    Organizer,
+    Staff,
+    Cashier,
+    Security,
+    User,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [Role::Admin, Role::Organizer, Role::Staff, Role::Cashier, Role::Security, Role::User];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "ADMIN",
+            Role::Organizer => "ORGANIZER",
+            Role::Staff => "STAFF",
+            Role::Cashier => "CASHIER",
+            Role::Security => "SECURITY",
+            Role::User => "USER",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Roles that can be granted at a festival through a membership.
+    pub fn is_festival_role(self) -> bool {
+        matches!(self, Role::Organizer | Role::Staff | Role::Cashier | Role::Security)
+    }
+}
+
+impl From<Role> for pb::Role {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Admin => pb::Role::Admin,
+            Role::Organizer => pb::Role::Organizer,
+            Role::Staff => pb::Role::Staff,
+            Role::Cashier => pb::Role::Cashier,
+            Role::Security => pb::Role::Security,
+            Role::User => pb::Role::User,
+        }
+    }
+}
+
+impl TryFrom<pb::Role> for Role {
+    type Error = ();
+    fn try_from(r: pb::Role) -> Result<Self, ()> {
+        Ok(match r {
+            pb::Role::Unspecified => return Err(()),
+            pb::Role::Admin => Role::Admin,
+            pb::Role::Organizer => Role::Organizer,
+            pb::Role::Staff => Role::Staff,
+            pb::Role::Cashier => Role::Cashier,
+            pb::Role::Security => Role::Security,
+            pb::Role::User => Role::User,
+        })
+    }
+}
+
+/// One festival role in a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipClaim {
+    /// Festival id.
+    pub fid: Uuid,
+    pub role: Role,
+}
+
+/// The payload of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    /// User id.
+    pub sub: Uuid,
+    pub exp: i64,
+    pub nbf: i64,
+    pub iat: i64,
+    pub jti: Uuid,
+    /// Session (refresh-token family) the token was minted for.
+    pub sid: Uuid,
+    /// Always [`ACCESS_TOKEN_USE`] for access tokens.
+    pub token_use: String,
+    /// Global role.
+    pub role: Role,
+    /// Festival memberships at minting time.
+    #[serde(default)]
+    pub mem: Vec<MembershipClaim>,
+}

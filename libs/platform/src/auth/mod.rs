@@ -1,0 +1,11 @@
+//! Authentication and authorization every service performs itself (the gateway is not the
+//! only wall): [`Verifier`] checks identity's EdDSA access tokens against its published
+//! keys, and [`Principal::require`] answers "may this caller act at this festival?".
+
+mod claims;
+mod principal;
+mod verifier;
+
+pub use claims::{ACCESS_TOKEN_USE, AccessClaims, MembershipClaim, Role};
+pub use principal::Principal;
+pub use verifier::{IdentityKeySource, KeySource, PublicKey, Verifier};

@@ -1,0 +1,169 @@
+//! Local verification of identity's access tokens: EdDSA only, `kid` required, keys from
+//! identity's JWKS cached in memory and refetched when an unknown `kid` shows up (at most
+//! once per [`Verifier::MIN_REFRESH_INTERVAL`], so a flood of made-up kids cannot turn
+//! into a flood of key fetches).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
+use tokio::sync::{Mutex, RwLock};
+
+use super::claims::{ACCESS_TOKEN_USE, AccessClaims};
+use super::principal::Principal;
+use crate::codes;
+use crate::config::AuthConfig;
+use crate::error::{ApiError, ApiResult};
+use festival_proto::identity::v1 as pb;
+
+/// An Ed25519 public key as published in the JWKS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    pub kid: String,
+    /// base64url (no padding) of the 32-byte key: the JWK `x`.
+    pub x: String,
+}
+
+/// Where the verifier gets its keys: identity's GetJwks, or identity's own key store.
+pub trait KeySource: Send + Sync + 'static {
+    fn fetch(&self) -> BoxFuture<'static, anyhow::Result<Vec<PublicKey>>>;
+}
+
+/// Fetches keys from the identity service over gRPC.
+#[derive(Clone)]
+pub struct IdentityKeySource {
+    client: pb::identity_service_client::IdentityServiceClient<tonic::transport::Channel>,
+}
+
+impl IdentityKeySource {
+    /// Connects lazily: services start even while identity is not up yet.
+    pub fn new(identity_url: &str) -> anyhow::Result<Self> {
+        let channel = tonic::transport::Endpoint::from_shared(identity_url.to_owned())?
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(5))
+            .connect_lazy();
+        Ok(Self { client: pb::identity_service_client::IdentityServiceClient::new(channel) })
+    }
+}
+
+impl KeySource for IdentityKeySource {
+    fn fetch(&self) -> BoxFuture<'static, anyhow::Result<Vec<PublicKey>>> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            let jwks = client.get_jwks(pb::GetJwksRequest {}).await?.into_inner();
+            Ok(jwks
+                .keys
+                .into_iter()
+                .filter(|k| k.kty == "OKP" && k.crv == "Ed25519")
+                .map(|k| PublicKey { kid: k.kid, x: k.x })
+                .collect())
+        })
+    }
+}
+
+struct Inner {
+    source: Box<dyn KeySource>,
+    keys: RwLock<HashMap<String, DecodingKey>>,
+    last_fetch: Mutex<Option<Instant>>,
+    validation: Validation,
+}
+
+/// Verifies access tokens. Cheap to clone.
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+impl Verifier {
+    pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(2);
+
+    pub fn new(config: &AuthConfig, source: impl KeySource) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = config.leeway_secs;
+        Self {
+            inner: Arc::new(Inner {
+                source: Box::new(source),
+                keys: RwLock::new(HashMap::new()),
+                last_fetch: Mutex::new(None),
+                validation,
+            }),
+        }
+    }
+
+    /// Verifies a bearer token and returns the caller.
+    pub async fn verify(&self, token: &str) -> ApiResult<Principal> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(invalid());
+        }
+        let kid = header.kid.ok_or_else(invalid)?;
+        let key = match self.key(&kid).await {
+            Some(key) => key,
+            None => {
+                self.refresh(false).await;
+                self.key(&kid).await.ok_or_else(invalid)?
+            }
+        };
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.inner.validation).map_err(|e| {
+            match e.kind() {
+                ErrorKind::ExpiredSignature => ApiError::new(codes::TOKEN_EXPIRED),
+                _ => invalid(),
+            }
+        })?;
+        if data.claims.token_use != ACCESS_TOKEN_USE {
+            return Err(invalid());
+        }
+        Ok(data.claims.into())
+    }
+
+    /// Verifies the `authorization: Bearer …` metadata of a request.
+    pub async fn authenticate<T>(&self, request: &tonic::Request<T>) -> ApiResult<Principal> {
+        let token = bearer_token(request.metadata()).ok_or_else(|| ApiError::new(codes::UNAUTHENTICATED))?;
+        self.verify(token).await
+    }
+
+    /// Refetches the key set (`force` skips the rate limit, e.g. right after a rotation).
+    pub async fn refresh(&self, force: bool) {
+        let mut last = self.inner.last_fetch.lock().await;
+        if !force && last.is_some_and(|t| t.elapsed() < Self::MIN_REFRESH_INTERVAL) {
+            return;
+        }
+        *last = Some(Instant::now());
+        match self.inner.source.fetch().await {
+            Ok(keys) => {
+                let mut map = HashMap::new();
+                for k in keys {
+                    match DecodingKey::from_ed_components(&k.x) {
+                        Ok(key) => {
+                            map.insert(k.kid, key);
+                        }
+                        Err(e) => tracing::warn!(kid = %k.kid, error = %e, "ignoring malformed public key"),
+                    }
+                }
+                *self.inner.keys.write().await = map;
+            }
+            Err(e) => tracing::warn!(error = %format_args!("{e:#}"), "could not fetch signing keys"),
+        }
+    }
+
+    async fn key(&self, kid: &str) -> Option<DecodingKey> {
+        self.inner.keys.read().await.get(kid).cloned()
+    }
+}
+
+fn invalid() -> ApiError {
+    ApiError::new(codes::INVALID_TOKEN)
+}
+
+/// The token of an `authorization: Bearer <token>` header, if any.
+pub fn bearer_token(metadata: &tonic::metadata::MetadataMap) -> Option<&str> {
+    let value = metadata.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}

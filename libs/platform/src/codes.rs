@@ -1,0 +1,170 @@
+//! The `ERR_XXXX` catalogue: every client-visible error code, with its gRPC code, HTTP
+//! status and default message, in one table. `tonic::Status` (see [`crate::error`]) and
+//! the gateway's JSON errors both read from here; no code is written twice.
+//!
+//! Ranges follow the product brief (Appendix B): 1xxx general, 2xxx authentication,
+//! 3xxx authorization, 4xxx resources, 5xxx payments, 6xxx tickets, 7xxx festivals,
+//! 8xxx cashless, 9xxx zones, 10xxx users, 11xxx vendors, 12xxx notifications,
+//! 13xxx promo codes.
+
+use tonic::Code as G;
+
+/// One catalogued error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode {
+    /// `ERR_1000`…: stable, documented, safe to match on.
+    pub code: &'static str,
+    pub grpc: tonic::Code,
+    pub http: u16,
+    /// Default client-facing message; never contains internals.
+    pub message: &'static str,
+}
+
+macro_rules! catalogue {
+    ($( $(#[$doc:meta])* $name:ident = ($code:literal, $grpc:ident, $http:literal, $msg:literal); )*) => {
+        $( $(#[$doc])* pub const $name: ErrorCode = ErrorCode { code: $code, grpc: G::$grpc, http: $http, message: $msg }; )*
+        /// Every code, in catalogue order.
+        pub const ALL: &[ErrorCode] = &[$($name),*];
+    };
+}
+
+catalogue! {
+    // 1xxx general
+    VALIDATION_FAILED = ("ERR_1000", InvalidArgument, 400, "Validation failed");
+    REQUIRED_FIELD = ("ERR_1001", InvalidArgument, 400, "A required field is missing");
+    FIELD_TOO_LONG = ("ERR_1002", InvalidArgument, 400, "A field is longer than allowed");
+    UNKNOWN_ENUM_VALUE = ("ERR_1003", InvalidArgument, 400, "Unknown enum value");
+    MALFORMED_ID = ("ERR_1004", InvalidArgument, 400, "Malformed identifier");
+    INVALID_PAGE_TOKEN = ("ERR_1005", InvalidArgument, 400, "Invalid page token");
+    IDEMPOTENCY_KEY_REUSED = ("ERR_1006", FailedPrecondition, 422, "Idempotency key reused with a different request");
+    CONCURRENT_UPDATE = ("ERR_1007", Aborted, 409, "Concurrent update, retry the request");
+    RATE_LIMITED = ("ERR_1008", ResourceExhausted, 429, "Too many requests");
+    DEADLINE_EXCEEDED = ("ERR_1009", DeadlineExceeded, 504, "The request took too long");
+    UNAVAILABLE = ("ERR_1010", Unavailable, 503, "Service temporarily unavailable");
+    PAYLOAD_TOO_LARGE = ("ERR_1011", ResourceExhausted, 413, "Request too large");
+    INTERNAL = ("ERR_1500", Internal, 500, "Internal error");
+
+    // 2xxx authentication
+    UNAUTHENTICATED = ("ERR_2000", Unauthenticated, 401, "Authentication required");
+    INVALID_CREDENTIALS = ("ERR_2001", Unauthenticated, 401, "Invalid credentials");
+    INVALID_TOKEN = ("ERR_2002", Unauthenticated, 401, "Invalid access token");
+    INVALID_REFRESH_TOKEN = ("ERR_2003", Unauthenticated, 401, "Invalid or expired refresh token");
+    REFRESH_TOKEN_REUSED = ("ERR_2004", Unauthenticated, 401, "Refresh token already used; the session has been revoked");
+    SESSION_REVOKED = ("ERR_2005", Unauthenticated, 401, "Session ended, sign in again");
+    ACCOUNT_DISABLED = ("ERR_2006", Unauthenticated, 401, "Account disabled");
+    TOKEN_EXPIRED = ("ERR_2007", Unauthenticated, 401, "Access token expired");
+
+    // 3xxx authorization
+    INSUFFICIENT_PERMISSIONS = ("ERR_3001", PermissionDenied, 403, "Insufficient permissions");
+    NOT_A_MEMBER = ("ERR_3002", PermissionDenied, 403, "Not a member of this festival");
+    ROLE_NOT_GRANTABLE = ("ERR_3003", InvalidArgument, 400, "This role cannot be granted at a festival");
+
+    // 4xxx resources
+    NOT_FOUND = ("ERR_4000", NotFound, 404, "Not found");
+    ALREADY_EXISTS = ("ERR_4001", AlreadyExists, 409, "Already exists");
+    VERSION_CONFLICT = ("ERR_4002", Aborted, 409, "The resource was changed by someone else");
+    GONE = ("ERR_4003", FailedPrecondition, 410, "The resource was deleted");
+
+    // 5xxx payments
+    PAYMENT_FAILED = ("ERR_5001", FailedPrecondition, 402, "Payment failed");
+    PAYMENT_PROVIDER_UNAVAILABLE = ("ERR_5002", Unavailable, 503, "Payment provider unavailable");
+    REFUND_EXCEEDS_PAYMENT = ("ERR_5003", FailedPrecondition, 422, "Refund exceeds the amount paid");
+    WEBHOOK_SIGNATURE_INVALID = ("ERR_5004", Unauthenticated, 400, "Invalid webhook signature");
+    CURRENCY_MISMATCH = ("ERR_5005", InvalidArgument, 400, "Currency does not match");
+    INVALID_AMOUNT = ("ERR_5006", InvalidArgument, 400, "Invalid amount");
+
+    // 6xxx tickets
+    TICKET_ALREADY_USED = ("ERR_6001", FailedPrecondition, 409, "Ticket already used");
+    SOLD_OUT = ("ERR_6002", FailedPrecondition, 409, "Sold out");
+    HOLD_EXPIRED = ("ERR_6003", FailedPrecondition, 410, "Reservation expired");
+    TICKET_SIGNATURE_INVALID = ("ERR_6004", InvalidArgument, 400, "Invalid ticket code");
+    TICKET_WRONG_FESTIVAL = ("ERR_6005", FailedPrecondition, 409, "Ticket is not valid for this festival");
+    TRANSFER_NOT_ALLOWED = ("ERR_6006", FailedPrecondition, 409, "Ticket cannot be transferred");
+    PURCHASE_LIMIT_EXCEEDED = ("ERR_6007", FailedPrecondition, 409, "Purchase limit exceeded");
+    SALES_CLOSED = ("ERR_6008", FailedPrecondition, 409, "Ticket sales are closed");
+
+    // 7xxx festivals
+    FESTIVAL_NOT_ACTIVE = ("ERR_7001", FailedPrecondition, 409, "Festival not active");
+    INVALID_STATUS_TRANSITION = ("ERR_7002", FailedPrecondition, 409, "Invalid festival status transition");
+    FESTIVAL_INCOMPLETE = ("ERR_7003", FailedPrecondition, 409, "Festival is incomplete");
+    SCHEDULE_CONFLICT = ("ERR_7004", FailedPrecondition, 409, "Schedule conflict");
+    SLUG_TAKEN = ("ERR_7005", AlreadyExists, 409, "Slug already in use");
+    UNKNOWN_TIME_ZONE = ("ERR_7006", InvalidArgument, 400, "Unknown time zone");
+    OUTSIDE_FESTIVAL_DATES = ("ERR_7007", InvalidArgument, 400, "Outside the festival's dates");
+    SHIFT_OVERLAP = ("ERR_7008", FailedPrecondition, 409, "Overlapping shift assignment");
+
+    // 8xxx cashless
+    INSUFFICIENT_BALANCE = ("ERR_8001", FailedPrecondition, 409, "Insufficient balance");
+    DAILY_CAP_EXCEEDED = ("ERR_8002", FailedPrecondition, 409, "Daily spending cap exceeded");
+    WRISTBAND_UNKNOWN = ("ERR_8003", NotFound, 404, "Unknown wristband");
+    WRISTBAND_ALREADY_BOUND = ("ERR_8004", AlreadyExists, 409, "Wristband already bound");
+    TOP_UP_LIMIT_EXCEEDED = ("ERR_8005", FailedPrecondition, 409, "Top-up limit exceeded");
+    WALLET_CLOSED = ("ERR_8006", FailedPrecondition, 409, "Wallet closed");
+
+    // 9xxx zones
+    ZONE_AT_CAPACITY = ("ERR_9001", FailedPrecondition, 409, "Zone at capacity");
+    ZONE_ACCESS_DENIED = ("ERR_9002", PermissionDenied, 403, "Access to this zone denied");
+    ALREADY_INSIDE = ("ERR_9003", FailedPrecondition, 409, "Already inside this zone");
+
+    // 10xxx users
+    EMAIL_TAKEN = ("ERR_10001", AlreadyExists, 409, "Email already exists");
+    INVALID_EMAIL = ("ERR_10002", InvalidArgument, 400, "Invalid email address");
+    WEAK_PASSWORD = ("ERR_10003", InvalidArgument, 400, "Password does not meet the policy");
+    INVALID_DISPLAY_NAME = ("ERR_10004", InvalidArgument, 400, "Invalid display name");
+
+    // 11xxx vendors
+    OUT_OF_STOCK = ("ERR_11001", FailedPrecondition, 409, "Product out of stock");
+    VENDOR_CLOSED = ("ERR_11002", FailedPrecondition, 409, "Vendor closed");
+
+    // 12xxx notifications
+    INVALID_DEVICE_TOKEN = ("ERR_12001", InvalidArgument, 400, "Invalid device token");
+    TEMPLATE_MISSING = ("ERR_12002", NotFound, 404, "Notification template missing");
+
+    // 13xxx promo codes
+    PROMO_NOT_STACKABLE = ("ERR_13001", FailedPrecondition, 409, "Promo code not stackable");
+    PROMO_EXPIRED = ("ERR_13002", FailedPrecondition, 409, "Promo code expired");
+    PROMO_EXHAUSTED = ("ERR_13003", FailedPrecondition, 409, "Promo code usage limit reached");
+    PROMO_INVALID = ("ERR_13004", NotFound, 404, "Unknown promo code");
+}
+
+/// Looks a code up by its `ERR_XXXX` name (the gateway maps `ErrorInfo.reason` back).
+pub fn lookup(code: &str) -> Option<ErrorCode> {
+    ALL.iter().copied().find(|c| c.code == code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_and_sit_in_their_documented_range() {
+        let mut seen = HashSet::new();
+        for c in ALL {
+            assert!(seen.insert(c.code), "{} appears twice", c.code);
+            let n: u32 = c.code.strip_prefix("ERR_").and_then(|n| n.parse().ok()).expect("ERR_<number>");
+            assert!((1000..14000).contains(&n), "{} is outside 1xxx..13xxx", c.code);
+            assert!((400..600).contains(&c.http), "{} has a non-error HTTP status", c.code);
+            assert_ne!(c.grpc, tonic::Code::Ok);
+        }
+    }
+
+    #[test]
+    fn the_brief_examples_keep_their_meaning() {
+        assert_eq!(VALIDATION_FAILED.code, "ERR_1000");
+        assert_eq!(INVALID_CREDENTIALS.code, "ERR_2001");
+        assert_eq!(INSUFFICIENT_PERMISSIONS.code, "ERR_3001");
+        assert_eq!(NOT_FOUND.code, "ERR_4000");
+        assert_eq!(PAYMENT_FAILED.code, "ERR_5001");
+        assert_eq!(TICKET_ALREADY_USED.code, "ERR_6001");
+        assert_eq!(FESTIVAL_NOT_ACTIVE.code, "ERR_7001");
+        assert_eq!(INSUFFICIENT_BALANCE.code, "ERR_8001");
+        assert_eq!(ZONE_AT_CAPACITY.code, "ERR_9001");
+        assert_eq!(EMAIL_TAKEN.code, "ERR_10001");
+        assert_eq!(OUT_OF_STOCK.code, "ERR_11001");
+        assert_eq!(INVALID_DEVICE_TOKEN.code, "ERR_12001");
+        assert_eq!(PROMO_NOT_STACKABLE.code, "ERR_13001");
+        assert_eq!(lookup("ERR_2004"), Some(REFRESH_TOKEN_REUSED));
+        assert_eq!(lookup("ERR_0000"), None);
+    }
+}

@@ -1,0 +1,354 @@
+//! Typed, layered configuration: built-in defaults that work on a developer machine,
+//! then an optional TOML file (`FESTIVAL_CONFIG_FILE`), then environment variables —
+//! `FESTIVAL__…` for values every service shares, `<SERVICE>__…` for one service
+//! (`IDENTITY__DATABASE__URL`), `__` separating nesting levels. `FESTIVAL_ENV` selects the
+//! environment and `OTEL_EXPORTER_OTLP_ENDPOINT` the trace exporter, as usual.
+//!
+//! In `production`, [`CommonConfig::validate`] and each service's own checks refuse
+//! missing or weak secrets at start-up with a message naming the environment variable.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Where the process runs. Production turns on the secret checks and turns off reflection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    #[default]
+    Development,
+    Test,
+    Production,
+}
+
+/// A secret value: never printed by `Debug`/`Display`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "Secret(<empty>)" } else { "Secret(<redacted>)" })
+    }
+}
+
+/// Settings every service has.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommonConfig {
+    /// Set from `FESTIVAL_ENV`: development (default), test or production.
+    pub env: Environment,
+    /// Service name: database name suffix, event subjects, telemetry resource.
+    pub service: String,
+    pub grpc: GrpcConfig,
+    pub metrics: MetricsConfig,
+    pub database: DatabaseConfig,
+    pub nats: NatsConfig,
+    pub redis: RedisConfig,
+    pub auth: AuthConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GrpcConfig {
+    /// Address the gRPC server binds; port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    /// gRPC reflection (v1 and v1alpha). Default: on, except in production.
+    pub reflection: Option<bool>,
+    /// Deadline applied to calls that send none, in milliseconds.
+    pub default_timeout_ms: u64,
+    /// Largest request or response message, in bytes.
+    pub max_message_bytes: usize,
+    /// After SIGTERM: how long health reports NOT_SERVING before the listener closes,
+    /// so load balancers stop sending new calls, in milliseconds.
+    pub drain_grace_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricsConfig {
+    /// Address of the Prometheus `/metrics` endpoint; unset disables it.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL of this service's own database.
+    pub url: Secret,
+    pub max_connections: u32,
+    /// Create the database when it does not exist. Default: on, except in production.
+    pub create_if_missing: Option<bool>,
+    /// Run pending migrations when the server starts (`migrate` runs them alone).
+    pub migrate_on_start: bool,
+    pub acquire_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NatsConfig {
+    pub url: String,
+    /// Prepended to every subject and stream name: isolates tests and tenants of a shared NATS.
+    pub subject_prefix: String,
+    /// JetStream stream replicas (R3 for money streams in production clusters).
+    pub stream_replicas: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RedisConfig {
+    pub url: String,
+    /// Prepended to every key.
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthConfig {
+    /// `iss` of identity's access tokens.
+    pub issuer: String,
+    /// `aud` of identity's access tokens.
+    pub audience: String,
+    /// gRPC address of the identity service, from which public keys (JWKS) are fetched.
+    pub identity_url: String,
+    /// Allowed clock skew when checking `exp`/`nbf`, in seconds.
+    pub leeway_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TelemetryConfig {
+    /// `json` (default) or `pretty`.
+    pub log_format: String,
+    /// `tracing` filter directives (`RUST_LOG` wins when set).
+    pub log_level: String,
+    /// OTLP/gRPC endpoint for traces; set from `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub otlp_endpoint: Option<String>,
+}
+
+/// The password of the development database role; refused in production.
+pub const DEV_DATABASE_PASSWORD: &str = "festival";
+
+impl CommonConfig {
+    /// Defaults that work against `scripts/up`'s local PostgreSQL, NATS and Redis.
+    pub fn local_defaults(service: &str, grpc_port: u16) -> Self {
+        Self {
+            env: Environment::Development,
+            service: service.to_owned(),
+            grpc: GrpcConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], grpc_port)),
+                reflection: None,
+                default_timeout_ms: 10_000,
+                max_message_bytes: 4 * 1024 * 1024,
+                drain_grace_ms: 2_000,
+            },
+            metrics: MetricsConfig { listen: Some(SocketAddr::from(([127, 0, 0, 1], grpc_port + 1000))) },
+            database: DatabaseConfig {
+                url: Secret::new(format!(
+                    "postgres://festival:{DEV_DATABASE_PASSWORD}@127.0.0.1:5432/festival_{service}"
+                )),
+                max_connections: 20,
+                create_if_missing: None,
+                migrate_on_start: true,
+                acquire_timeout_ms: 5_000,
+            },
+            nats: NatsConfig { url: "nats://127.0.0.1:4222".into(), subject_prefix: String::new(), stream_replicas: 1 },
+            redis: RedisConfig { url: "redis://127.0.0.1:6379".into(), key_prefix: String::new() },
+            auth: AuthConfig {
+                issuer: "festival-identity".into(),
+                audience: "festival".into(),
+                identity_url: "http://127.0.0.1:50051".into(),
+                leeway_secs: 30,
+            },
+            telemetry: TelemetryConfig { log_format: "json".into(), log_level: "info".into(), otlp_endpoint: None },
+        }
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.env == Environment::Production
+    }
+
+    pub fn reflection_enabled(&self) -> bool {
+        self.grpc.reflection.unwrap_or(!self.is_production())
+    }
+
+    pub fn create_database_if_missing(&self) -> bool {
+        self.database.create_if_missing.unwrap_or(!self.is_production())
+    }
+
+    /// The environment variable that sets `path` (`database.url` → `IDENTITY__DATABASE__URL`).
+    pub fn env_var(&self, path: &str) -> String {
+        env_var(&self.service, path)
+    }
+
+    /// Refuses production start-up with development credentials.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.service.is_empty() {
+            return Err(ConfigError::Invalid { key: self.env_var("service"), reason: "must not be empty".into() });
+        }
+        if self.is_production() {
+            let url = self.database.url.expose();
+            if url.is_empty() {
+                return Err(ConfigError::Missing { key: self.env_var("database.url") });
+            }
+            if url.contains(&format!(":{DEV_DATABASE_PASSWORD}@")) || !url.contains('@') {
+                return Err(ConfigError::Weak {
+                    key: self.env_var("database.url"),
+                    reason: "uses the development password or none".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `service` + `a.b` → `SERVICE__A__B`.
+pub fn env_var(service: &str, path: &str) -> String {
+    format!("{}__{}", service.to_uppercase(), path.replace('.', "__").to_uppercase())
+}
+
+/// Checks a secret in production: present, at least `min_len` characters, not a known
+/// development value. Outside production every value is accepted.
+pub fn require_strong_secret(
+    common: &CommonConfig,
+    path: &str,
+    secret: &Secret,
+    min_len: usize,
+    dev_value: &str,
+) -> Result<(), ConfigError> {
+    if !common.is_production() {
+        return Ok(());
+    }
+    let key = common.env_var(path);
+    if secret.is_empty() {
+        return Err(ConfigError::Missing { key });
+    }
+    if secret.expose() == dev_value {
+        return Err(ConfigError::Weak { key, reason: "is the development default".into() });
+    }
+    if secret.expose().len() < min_len {
+        return Err(ConfigError::Weak { key, reason: format!("is shorter than {min_len} characters") });
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {key} is required in production")]
+    Missing { key: String },
+    #[error("configuration: {key} is too weak for production: it {reason}")]
+    Weak { key: String, reason: String },
+    #[error("configuration: {key} is invalid: {reason}")]
+    Invalid { key: String, reason: String },
+    #[error("configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+}
+
+/// A service's whole configuration: the common part plus its own settings.
+pub trait ServiceConfig: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static {
+    fn common(&self) -> &CommonConfig;
+    fn common_mut(&mut self) -> &mut CommonConfig;
+    /// The service's own production checks (secrets); the common ones run too.
+    fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
+/// Loads a service's configuration: `defaults`, then the TOML file named by
+/// `FESTIVAL_CONFIG_FILE`, then `FESTIVAL__*`, then `<SERVICE>__*`, then `FESTIVAL_ENV`
+/// and `OTEL_EXPORTER_OTLP_ENDPOINT`; then validates it.
+pub fn load<C: ServiceConfig>(defaults: C) -> Result<C, ConfigError> {
+    let service = defaults.common().service.clone();
+    let mut figment = Figment::from(Serialized::defaults(defaults));
+    if let Ok(path) = std::env::var("FESTIVAL_CONFIG_FILE") {
+        figment = figment.merge(Toml::file(path));
+    }
+    figment = figment
+        .merge(Env::prefixed("FESTIVAL__").split("__"))
+        .merge(Env::prefixed(&format!("{}__", service.to_uppercase())).split("__"))
+        .merge(Env::raw().only(&["FESTIVAL_ENV"]).map(|_| "env".into()))
+        .merge(Env::raw().only(&["OTEL_EXPORTER_OTLP_ENDPOINT"]).map(|_| "telemetry.otlp_endpoint".into()));
+    let config: C = figment.extract().map_err(Box::new)?;
+    config.common().validate()?;
+    config.validate()?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    struct Demo {
+        #[serde(flatten)]
+        common: CommonConfig,
+        token: Secret,
+    }
+
+    impl ServiceConfig for Demo {
+        fn common(&self) -> &CommonConfig {
+            &self.common
+        }
+        fn common_mut(&mut self) -> &mut CommonConfig {
+            &mut self.common
+        }
+        fn validate(&self) -> Result<(), ConfigError> {
+            require_strong_secret(&self.common, "token", &self.token, 32, "dev-token")
+        }
+    }
+
+    fn demo() -> Demo {
+        Demo { common: CommonConfig::local_defaults("demo", 50999), token: Secret::new("dev-token") }
+    }
+
+    #[test]
+    fn defaults_work_locally_and_env_overrides_them() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DEMO__GRPC__LISTEN", "0.0.0.0:7000");
+            jail.set_env("FESTIVAL__NATS__URL", "nats://nats:4222");
+            let c = load(demo()).expect("loads");
+            assert_eq!(c.common.grpc.listen.port(), 7000);
+            assert_eq!(c.common.nats.url, "nats://nats:4222");
+            assert_eq!(c.common.env, Environment::Development);
+            assert!(c.common.reflection_enabled());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn production_refuses_weak_secrets_naming_the_variable() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FESTIVAL_ENV", "production");
+            let err = load(demo()).expect_err("dev database password refused");
+            assert!(err.to_string().contains("DEMO__DATABASE__URL"), "{err}");
+
+            jail.set_env("DEMO__DATABASE__URL", "postgres://festival:s3cr3t-Long@db/festival_demo");
+            let err = load(demo()).expect_err("dev token refused");
+            assert!(err.to_string().contains("DEMO__TOKEN"), "{err}");
+
+            jail.set_env("DEMO__TOKEN", "short");
+            let err = load(demo()).expect_err("short token refused");
+            assert!(err.to_string().contains("shorter than 32"), "{err}");
+
+            jail.set_env("DEMO__TOKEN", "a-long-enough-production-secret-value-0123456789");
+            let c = load(demo()).expect("strong secrets accepted");
+            assert!(!c.common.reflection_enabled(), "reflection is off in production by default");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

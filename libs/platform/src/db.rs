@@ -1,0 +1,53 @@
+//! PostgreSQL: one database per service (`festival_<service>`), created when missing
+//! outside production, with the platform's own tables (outbox, inbox) migrated under a
+//! separate history table so they never collide with a service's migration versions.
+
+use std::time::Duration;
+
+use sqlx::migrate::{MigrateDatabase, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+
+use crate::config::DatabaseConfig;
+
+/// History table of the platform's migrations (the service's use sqlx's default).
+const PLATFORM_MIGRATIONS_TABLE: &str = "_platform_migrations";
+
+fn platform_migrator() -> Migrator {
+    let mut m = sqlx::migrate!("./migrations");
+    m.dangerous_set_table_name(PLATFORM_MIGRATIONS_TABLE);
+    m
+}
+
+/// Creates the service database if it is missing (when allowed) and opens a pool.
+pub async fn connect(config: &DatabaseConfig, create_if_missing: bool) -> anyhow::Result<PgPool> {
+    let url = config.url.expose();
+    if create_if_missing && !Postgres::database_exists(url).await? {
+        // Two replicas may race here: losing the race is fine.
+        if let Err(e) = Postgres::create_database(url).await
+            && !Postgres::database_exists(url).await?
+        {
+            return Err(e.into());
+        }
+    }
+    let options: PgConnectOptions = url.parse()?;
+    let pool = PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+/// Runs the platform's migrations, then the service's. Safe to run from several
+/// replicas at once (sqlx takes an advisory lock).
+pub async fn migrate(pool: &PgPool, service: &Migrator) -> anyhow::Result<()> {
+    platform_migrator().run(pool).await?;
+    service.run(pool).await?;
+    Ok(())
+}
+
+/// `select 1`: the readiness check.
+pub async fn ping(pool: &PgPool) -> bool {
+    sqlx::query_scalar::<_, i32>("select 1").fetch_one(pool).await.is_ok()
+}

@@ -1,0 +1,184 @@
+//! The error every RPC returns: a catalogued code, an optional specific message, field
+//! violations, and machine-readable metadata. Converts into a `tonic::Status` carrying
+//! `google.rpc.ErrorInfo { reason: "ERR_…", domain: "festival" }` and `google.rpc.BadRequest`,
+//! so the gateway and clients never parse message strings.
+//!
+//! Internal failures (`ApiError::internal`) are logged once here with their cause chain
+//! and leave the process as an opaque ERR_1500.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::codes::{self, ErrorCode};
+
+/// The `ErrorInfo.domain` of every festival error.
+pub const ERROR_DOMAIN: &str = "festival";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+/// A client-facing error (or an internal one that will be reported as ERR_1500).
+pub struct ApiError {
+    pub code: ErrorCode,
+    message: Option<String>,
+    violations: Vec<FieldViolation>,
+    metadata: HashMap<String, String>,
+    source: Option<anyhow::Error>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(code: ErrorCode) -> Self {
+        Self { code, message: None, violations: Vec::new(), metadata: HashMap::new(), source: None }
+    }
+
+    /// A validation error on one field, with the catalogued code that names the rule.
+    pub fn field(code: ErrorCode, field: &str, description: impl Into<String>) -> Self {
+        Self::new(code).with_violation(field, description)
+    }
+
+    /// An unexpected failure. Logged with its cause chain when converted; the client sees ERR_1500.
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        Self { source: Some(err.into()), ..Self::new(codes::INTERNAL) }
+    }
+
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    pub fn with_violation(mut self, field: &str, description: impl Into<String>) -> Self {
+        self.violations.push(FieldViolation { field: field.to_owned(), description: description.into() });
+        self
+    }
+
+    pub fn with_metadata(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.to_owned(), value.into());
+        self
+    }
+
+    pub fn violations(&self) -> &[FieldViolation] {
+        &self.violations
+    }
+
+    pub fn message(&self) -> &str {
+        self.message.as_deref().unwrap_or(self.code.message)
+    }
+}
+
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("ApiError");
+        d.field("code", &self.code.code).field("message", &self.message());
+        if !self.violations.is_empty() {
+            d.field("violations", &self.violations);
+        }
+        if let Some(src) = &self.source {
+            d.field("source", &format_args!("{src:#}"));
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.code, self.message())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<ErrorCode> for ApiError {
+    fn from(code: ErrorCode) -> Self {
+        Self::new(code)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        if matches!(err, sqlx::Error::PoolTimedOut) {
+            return ApiError::new(codes::UNAVAILABLE).with_source(err);
+        }
+        ApiError::internal(err)
+    }
+}
+
+impl ApiError {
+    fn with_source(mut self, err: impl Into<anyhow::Error>) -> Self {
+        self.source = Some(err.into());
+        self
+    }
+}
+
+impl From<ApiError> for tonic::Status {
+    fn from(err: ApiError) -> Self {
+        if let Some(src) = &err.source {
+            // Logged once, at the boundary; the client only sees the catalogue message.
+            tracing::error!(code = err.code.code, error = %format_args!("{src:#}"), "request failed");
+        }
+        let mut details = ErrorDetails::new();
+        details.set_error_info(err.code.code, ERROR_DOMAIN, err.metadata.clone());
+        for v in &err.violations {
+            details.add_bad_request_violation(v.field.clone(), v.description.clone());
+        }
+        tonic::Status::with_error_details(err.code.grpc, err.message().to_owned(), details)
+    }
+}
+
+/// True when a database error is a unique violation of the named constraint (SQLSTATE 23505).
+pub fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db.code().as_deref() == Some("23505") && db.constraint() == Some(constraint),
+        _ => false,
+    }
+}
+
+/// Reads the `ERR_…` reason back out of a status (clients, gateway, tests).
+pub fn reason(status: &tonic::Status) -> Option<String> {
+    status.get_details_error_info().map(|info| info.reason)
+}
+
+/// Reads the BadRequest field violations out of a status.
+pub fn violations(status: &tonic::Status) -> Vec<FieldViolation> {
+    status
+        .get_details_bad_request()
+        .map(|br| {
+            br.field_violations
+                .into_iter()
+                .map(|v| FieldViolation { field: v.field, description: v.description })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_carries_the_code_as_error_info_and_the_violations() {
+        let status: tonic::Status = ApiError::field(codes::WEAK_PASSWORD, "password", "must be at least 12 characters")
+            .with_metadata("rule", "min_length")
+            .into();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(reason(&status).as_deref(), Some("ERR_10003"));
+        let info = status.get_details_error_info().expect("error info");
+        assert_eq!(info.domain, ERROR_DOMAIN);
+        assert_eq!(info.metadata.get("rule").map(String::as_str), Some("min_length"));
+        assert_eq!(violations(&status)[0].field, "password");
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_their_cause() {
+        let status: tonic::Status = ApiError::internal(anyhow::anyhow!("connection to 10.0.0.3 refused")).into();
+        assert_eq!(status.code(), tonic::Code::Internal);
+        assert_eq!(status.message(), "Internal error");
+        assert_eq!(reason(&status).as_deref(), Some("ERR_1500"));
+    }
+}

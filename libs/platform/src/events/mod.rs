@@ -1,0 +1,111 @@
+//! Domain events over NATS JetStream with a transactional outbox and an inbox.
+//!
+//! - [`outbox::enqueue`] writes an event in the caller's transaction.
+//! - [`relay::OutboxRelay`] publishes pending rows (`FOR UPDATE SKIP LOCKED`) with
+//!   `Nats-Msg-Id` = event id, so JetStream drops duplicates, backing off while NATS is down.
+//! - [`consumer::run`] applies each delivered event once: its id goes into the inbox in
+//!   the same transaction as the effect.
+//!
+//! Subjects are `festival.<service>.<entity>.<verb>`; every service owns one stream,
+//! `FESTIVAL_<SERVICE>` over `festival.<service>.>`. A deployment prefix (tests use one
+//! per test) is prepended to subjects and stream names alike.
+
+pub mod consumer;
+pub mod outbox;
+pub mod relay;
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+
+/// NATS header carrying the event id (also sent as `Nats-Msg-Id`).
+pub const EVENT_ID_HEADER: &str = "Festival-Event-Id";
+/// NATS header carrying the protobuf full name of the payload.
+pub const EVENT_TYPE_HEADER: &str = "Festival-Event-Type";
+
+/// Subject and stream naming under an optional deployment prefix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Naming {
+    prefix: String,
+}
+
+impl Naming {
+    pub fn new(prefix: &str) -> Self {
+        Self { prefix: prefix.trim_matches('.').to_owned() }
+    }
+
+    /// `festival.identity.user.registered` → `<prefix>.festival.identity.user.registered`.
+    pub fn subject(&self, subject: &str) -> String {
+        if self.prefix.is_empty() { subject.to_owned() } else { format!("{}.{subject}", self.prefix) }
+    }
+
+    /// The stream a service publishes into: `FESTIVAL_IDENTITY` (prefixed: `T1A2_FESTIVAL_IDENTITY`).
+    pub fn stream(&self, service: &str) -> String {
+        let base = format!("FESTIVAL_{}", service.to_uppercase());
+        if self.prefix.is_empty() {
+            base
+        } else {
+            format!("{}_{base}", self.prefix.to_uppercase().replace(['.', '-'], "_"))
+        }
+    }
+
+    /// All subjects of a service's stream.
+    pub fn stream_subjects(&self, service: &str) -> String {
+        self.subject(&format!("festival.{service}.>"))
+    }
+}
+
+/// Creates (or finds) a service's stream.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    naming: &Naming,
+    service: &str,
+    replicas: usize,
+) -> anyhow::Result<jetstream::stream::Stream> {
+    let stream = js
+        .get_or_create_stream(jetstream::stream::Config {
+            name: naming.stream(service),
+            subjects: vec![naming.stream_subjects(service)],
+            num_replicas: replicas.max(1),
+            // Duplicates (same Nats-Msg-Id) are dropped within this window.
+            duplicate_window: Duration::from_secs(120),
+            storage: jetstream::stream::StorageType::File,
+            ..Default::default()
+        })
+        .await?;
+    Ok(stream)
+}
+
+/// Connects to NATS and keeps retrying in the background when it is unreachable at start,
+/// so a service boots (and reports NOT_SERVING) instead of crashing.
+pub async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
+    let client = async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(2))
+        .max_reconnects(None)
+        .connect(url)
+        .await?;
+    Ok(client)
+}
+
+/// True when the NATS connection is up.
+pub fn is_connected(client: &async_nats::Client) -> bool {
+    client.connection_state() == async_nats::connection::State::Connected
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_apply_to_subjects_and_streams() {
+        let plain = Naming::new("");
+        assert_eq!(plain.subject("festival.identity.user.registered"), "festival.identity.user.registered");
+        assert_eq!(plain.stream("identity"), "FESTIVAL_IDENTITY");
+        let t = Naming::new("t-ab12.");
+        assert_eq!(t.subject("festival.identity.user.registered"), "t-ab12.festival.identity.user.registered");
+        assert_eq!(t.stream("identity"), "T_AB12_FESTIVAL_IDENTITY");
+        assert_eq!(t.stream_subjects("identity"), "t-ab12.festival.identity.>");
+    }
+}

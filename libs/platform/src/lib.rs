@@ -1,0 +1,26 @@
+//! The platform kit every festival service is built on. One crate, small modules:
+//!
+//! - [`config`]: typed layered configuration, production secret checks.
+//! - [`codes`] and [`error`]: the `ERR_XXXX` catalogue and the error RPCs return.
+//! - [`validate`]: edge validation helpers.
+//! - [`telemetry`] and [`metrics`]: JSON logs with redaction, OTLP traces, W3C
+//!   propagation, Prometheus.
+//! - [`db`]: per-service PostgreSQL database, embedded migrations.
+//! - [`events`]: transactional outbox, relay to JetStream, inbox-backed consumers.
+//! - [`auth`]: access-token verification and per-festival authorization.
+//! - [`server`] and [`cli`]: bootstrap, health, reflection, graceful drain, `migrate`.
+
+pub mod auth;
+pub mod cli;
+pub mod codes;
+pub mod convert;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod metrics;
+pub mod server;
+pub mod telemetry;
+pub mod validate;
+
+pub use error::{ApiError, ApiResult};

@@ -1,0 +1,245 @@
+//! Server bootstrap shared by every service: database (created, migrated), NATS, the
+//! outbox relay, a tonic server with `grpc.health.v1`, reflection (v1 and v1alpha),
+//! default deadline, message limits, tracing and metrics layers, and a graceful drain.
+//!
+//! A service implements [`Service`]; `main` calls [`crate::cli::main`], tests call
+//! [`start`] with port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::config::{CommonConfig, ServiceConfig};
+use crate::events::{self, Naming, relay::OutboxRelay};
+
+/// What every service provides to the bootstrap.
+pub trait Service: Send + Sync + 'static {
+    type Config: ServiceConfig;
+    /// Short name: `identity`.
+    const NAME: &'static str;
+    /// Fully-qualified gRPC service names this service serves (health reports each).
+    const GRPC_SERVICES: &'static [&'static str];
+
+    /// Defaults that work on a developer machine.
+    fn default_config() -> Self::Config;
+    /// The service's embedded migrations (`sqlx::migrate!()`).
+    fn migrator() -> &'static Migrator;
+    /// Builds the gRPC routes; runs after migrations, before the listener accepts calls.
+    fn routes(config: Self::Config, ctx: Context) -> impl Future<Output = anyhow::Result<Routes>> + Send;
+}
+
+/// Shared handles given to a service when it builds its routes.
+#[derive(Clone)]
+pub struct Context {
+    pub common: CommonConfig,
+    pub pool: PgPool,
+    pub nats: async_nats::Client,
+    pub jetstream: jetstream::Context,
+    pub naming: Naming,
+    /// Fires when the process is shutting down; background tasks stop on it.
+    pub shutdown: CancellationToken,
+}
+
+/// Which parts of the process run: the gRPC API, the background worker (outbox relay,
+/// consumers), or both (the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub api: bool,
+    pub worker: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles { api: true, worker: true };
+}
+
+/// A started service.
+pub struct RunningService {
+    /// Bound gRPC address (resolves port 0).
+    pub addr: SocketAddr,
+    /// Bound `/metrics` address, when enabled.
+    pub metrics_addr: Option<SocketAddr>,
+    pub pool: PgPool,
+    pub health: HealthReporter,
+    shutdown: CancellationToken,
+    server: JoinHandle<anyhow::Result<()>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl RunningService {
+    /// Starts the drain: health goes NOT_SERVING, then in-flight calls finish.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the server and the background tasks have stopped.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let served = self.server.await?;
+        for task in self.background {
+            let _ = task.await;
+        }
+        served
+    }
+}
+
+/// Connects, migrates (if configured) and starts the service.
+pub async fn start<S: Service>(config: S::Config, roles: Roles) -> anyhow::Result<RunningService> {
+    let common = config.common().clone();
+    let shutdown = CancellationToken::new();
+
+    let pool = crate::db::connect(&common.database, common.create_database_if_missing()).await?;
+    if common.database.migrate_on_start {
+        crate::db::migrate(&pool, S::migrator()).await?;
+    }
+    let nats = events::connect(&common.nats.url, &format!("festival-{}", S::NAME)).await?;
+    let jetstream = jetstream::new(nats.clone());
+    let naming = Naming::new(&common.nats.subject_prefix);
+
+    let ctx = Context {
+        common: common.clone(),
+        pool: pool.clone(),
+        nats: nats.clone(),
+        jetstream: jetstream.clone(),
+        naming: naming.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let mut background = Vec::new();
+
+    if roles.worker {
+        let relay = OutboxRelay::new(pool.clone(), jetstream.clone(), naming.clone(), S::NAME, common.nats.stream_replicas);
+        background.push(tokio::spawn(relay.run(shutdown.clone())));
+    }
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in S::GRPC_SERVICES.iter().chain(std::iter::once(&"")) {
+        health.set_service_status(*name, ServingStatus::NotServing).await;
+    }
+    background.push(tokio::spawn(watch_readiness::<S>(health.clone(), pool.clone(), nats.clone(), shutdown.clone())));
+
+    let metrics_addr = match common.metrics.listen {
+        Some(addr) => Some(crate::metrics::serve(addr, shutdown.clone()).await?),
+        None => None,
+    };
+
+    let listener = tokio::net::TcpListener::bind(common.grpc.listen).await?;
+    let addr = listener.local_addr()?;
+
+    let server = if roles.api {
+        let routes = S::routes(config, ctx).await?;
+        let reflection = if common.reflection_enabled() {
+            Some((
+                tonic_reflection::server::Builder::configure()
+                    .register_encoded_file_descriptor_set(festival_proto::FILE_DESCRIPTOR_SET)
+                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                    .build_v1()?,
+                tonic_reflection::server::Builder::configure()
+                    .register_encoded_file_descriptor_set(festival_proto::FILE_DESCRIPTOR_SET)
+                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                    .build_v1alpha()?,
+            ))
+        } else {
+            None
+        };
+        let (reflection_v1, reflection_v1alpha) = reflection.unzip();
+
+        let drain_health = health.clone();
+        let grace = Duration::from_millis(common.grpc.drain_grace_ms);
+        let stop = shutdown.clone();
+        let drain = async move {
+            stop.cancelled().await;
+            for name in S::GRPC_SERVICES.iter().chain(std::iter::once(&"")) {
+                drain_health.set_service_status(*name, ServingStatus::NotServing).await;
+            }
+            tracing::info!(grace_ms = grace.as_millis() as u64, "draining");
+            tokio::time::sleep(grace).await;
+        };
+
+        let router = tonic::transport::Server::builder()
+            .timeout(Duration::from_millis(common.grpc.default_timeout_ms))
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .layer(tower_http::trace::TraceLayer::new_for_grpc().make_span_with(crate::telemetry::grpc_server_span))
+            .layer(crate::metrics::GrpcMetricsLayer)
+            .add_routes(routes)
+            .add_service(health_service)
+            .add_optional_service(reflection_v1)
+            .add_optional_service(reflection_v1alpha);
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        tokio::spawn(async move {
+            router.serve_with_incoming_shutdown(incoming, drain).await?;
+            Ok(())
+        })
+    } else {
+        drop(listener);
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            Ok(())
+        })
+    };
+
+    tracing::info!(service = S::NAME, %addr, api = roles.api, worker = roles.worker, "started");
+    Ok(RunningService { addr, metrics_addr, pool, health, shutdown, server, background })
+}
+
+/// Reports SERVING only while PostgreSQL answers and NATS is connected.
+async fn watch_readiness<S: Service>(
+    health: HealthReporter,
+    pool: PgPool,
+    nats: async_nats::Client,
+    shutdown: CancellationToken,
+) {
+    let mut last = None;
+    loop {
+        let ready = events::is_connected(&nats) && crate::db::ping(&pool).await;
+        if shutdown.is_cancelled() {
+            return;
+        }
+        if last != Some(ready) {
+            let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
+            for name in S::GRPC_SERVICES.iter().chain(std::iter::once(&"")) {
+                health.set_service_status(*name, status).await;
+            }
+            tracing::info!(ready, "readiness changed");
+            last = Some(ready);
+        }
+        let pause = if ready { Duration::from_secs(2) } else { Duration::from_millis(200) };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,186 @@
+//! Hostile tokens against the platform kit's verifier. Keys are generated here; the key
+//! source is a static JWKS, as identity would publish it.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use festival_platform::auth::{ACCESS_TOKEN_USE, AccessClaims, KeySource, MembershipClaim, PublicKey, Role, Verifier};
+use festival_platform::codes;
+use festival_platform::config::CommonConfig;
+use futures::future::BoxFuture;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use uuid::Uuid;
+
+struct StaticKeys(Vec<PublicKey>);
+
+impl KeySource for StaticKeys {
+    fn fetch(&self) -> BoxFuture<'static, anyhow::Result<Vec<PublicKey>>> {
+        let keys = self.0.clone();
+        Box::pin(async move { Ok(keys) })
+    }
+}
+
+struct Key {
+    kid: String,
+    signing: ed25519_dalek::SigningKey,
+}
+
+impl Key {
+    fn new(kid: &str) -> Self {
+        Self { kid: kid.into(), signing: ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng) }
+    }
+    fn public(&self) -> PublicKey {
+        PublicKey { kid: self.kid.clone(), x: URL_SAFE_NO_PAD.encode(self.signing.verifying_key().to_bytes()) }
+    }
+    fn sign(&self, claims: &serde_json::Value) -> String {
+        let der = self.signing.to_pkcs8_der().expect("pkcs8");
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(der.as_bytes())).expect("sign")
+    }
+}
+
+fn claims(offset_exp: i64, offset_nbf: i64, token_use: &str) -> serde_json::Value {
+    let now = chrono::Utc::now().timestamp();
+    serde_json::to_value(AccessClaims {
+        iss: "festival-identity".into(),
+        aud: "festival".into(),
+        sub: Uuid::now_v7(),
+        exp: now + offset_exp,
+        nbf: now + offset_nbf,
+        iat: now,
+        jti: Uuid::now_v7(),
+        sid: Uuid::now_v7(),
+        token_use: token_use.into(),
+        role: Role::User,
+        mem: vec![MembershipClaim { fid: Uuid::from_u128(1), role: Role::Cashier }],
+    })
+    .expect("claims")
+}
+
+fn verifier(keys: Vec<PublicKey>) -> Verifier {
+    Verifier::new(&CommonConfig::local_defaults("test", 50999).auth, StaticKeys(keys))
+}
+
+fn b64(json: &serde_json::Value) -> String {
+    URL_SAFE_NO_PAD.encode(json.to_string())
+}
+
+async fn refused(v: &Verifier, token: &str) -> &'static str {
+    v.verify(token).await.expect_err("token must be refused").code.code
+}
+
+#[tokio::test]
+async fn a_genuine_token_is_accepted_with_its_memberships() {
+    let key = Key::new("k1");
+    let v = verifier(vec![key.public()]);
+    let principal = v.verify(&key.sign(&claims(900, 0, ACCESS_TOKEN_USE))).await.expect("valid");
+    assert_eq!(principal.role, Role::User);
+    assert!(principal.has(Uuid::from_u128(1), Role::Cashier));
+    assert!(!principal.has(Uuid::from_u128(2), Role::Cashier));
+}
+
+#[tokio::test]
+async fn alg_none_is_refused() {
+    let key = Key::new("k1");
+    let v = verifier(vec![key.public()]);
+    let header = serde_json::json!({"alg": "none", "typ": "JWT", "kid": "k1"});
+    let token = format!("{}.{}.", b64(&header), b64(&claims(900, 0, ACCESS_TOKEN_USE)));
+    assert_eq!(refused(&v, &token).await, codes::INVALID_TOKEN.code);
+}
+
+#[tokio::test]
+async fn hs256_signed_with_the_public_key_is_refused() {
+    let key = Key::new("k1");
+    let public = key.public();
+    let v = verifier(vec![public.clone()]);
+    // The classic key-confusion attack: use the published key as an HMAC secret.
+    for secret in [public.x.as_bytes().to_vec(), key.signing.verifying_key().to_bytes().to_vec()] {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("k1".into());
+        let token = jsonwebtoken::encode(&header, &claims(900, 0, ACCESS_TOKEN_USE), &EncodingKey::from_secret(&secret))
+            .expect("sign");
+        assert_eq!(refused(&v, &token).await, codes::INVALID_TOKEN.code);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_kid_is_refused_after_a_refetch() {
+    let known = Key::new("k1");
+    let stranger = Key::new("k-unknown");
+    let v = verifier(vec![known.public()]);
+    assert_eq!(refused(&v, &stranger.sign(&claims(900, 0, ACCESS_TOKEN_USE))).await, codes::INVALID_TOKEN.code);
+    // A token without any kid is refused too.
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = None;
+    let der = known.signing.to_pkcs8_der().expect("pkcs8");
+    let token = jsonwebtoken::encode(&header, &claims(900, 0, ACCESS_TOKEN_USE), &EncodingKey::from_ed_der(der.as_bytes()))
+        .expect("sign");
+    assert_eq!(refused(&v, &token).await, codes::INVALID_TOKEN.code);
+}
+
+#[tokio::test]
+async fn a_key_signed_by_someone_else_under_a_known_kid_is_refused() {
+    let real = Key::new("k1");
+    let forger = Key::new("k1");
+    let v = verifier(vec![real.public()]);
+    assert_eq!(refused(&v, &forger.sign(&claims(900, 0, ACCESS_TOKEN_USE))).await, codes::INVALID_TOKEN.code);
+}
+
+#[tokio::test]
+async fn expired_tokens_get_their_own_code() {
+    let key = Key::new("k1");
+    let v = verifier(vec![key.public()]);
+    // Beyond the 30 s leeway.
+    assert_eq!(refused(&v, &key.sign(&claims(-120, -1000, ACCESS_TOKEN_USE))).await, codes::TOKEN_EXPIRED.code);
+}
+
+#[tokio::test]
+async fn tokens_not_yet_valid_are_refused() {
+    let key = Key::new("k1");
+    let v = verifier(vec![key.public()]);
+    assert_eq!(refused(&v, &key.sign(&claims(3600, 600, ACCESS_TOKEN_USE))).await, codes::INVALID_TOKEN.code);
+}
+
+#[tokio::test]
+async fn a_tampered_payload_is_refused() {
+    let key = Key::new("k1");
+    let v = verifier(vec![key.public()]);
+    let token = key.sign(&claims(900, 0, ACCESS_TOKEN_USE));
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("json");
+    payload["role"] = "ADMIN".into();
+    let forged = format!("{}.{}.{}", parts[0], b64(&payload), parts[2]);
+    assert_eq!(refused(&v, &forged).await, codes::INVALID_TOKEN.code);
+}
+
+#[tokio::test]
+async fn a_refresh_token_is_not_an_access_token() {
+    let key = Key::new("k1");
+    let v = verifier(vec![key.public()]);
+    // Signed by the real key but minted for another use.
+    assert_eq!(refused(&v, &key.sign(&claims(900, 0, "refresh"))).await, codes::INVALID_TOKEN.code);
+    // Identity's actual refresh tokens are opaque strings.
+    assert_eq!(refused(&v, "rt_3q2-7wEjvYkzKx1pP1kH2w0cS9d0a1b2c3d4e5f6g7h").await, codes::INVALID_TOKEN.code);
+}
+
+#[tokio::test]
+async fn wrong_issuer_or_audience_is_refused() {
+    let key = Key::new("k1");
+    let v = verifier(vec![key.public()]);
+    let mut c = claims(900, 0, ACCESS_TOKEN_USE);
+    c["iss"] = "someone-else".into();
+    assert_eq!(refused(&v, &key.sign(&c)).await, codes::INVALID_TOKEN.code);
+    let mut c = claims(900, 0, ACCESS_TOKEN_USE);
+    c["aud"] = "another-platform".into();
+    assert_eq!(refused(&v, &key.sign(&c)).await, codes::INVALID_TOKEN.code);
+}
+
+#[tokio::test]
+async fn garbage_is_refused_without_panicking() {
+    let v = verifier(vec![Key::new("k1").public()]);
+    for token in ["", ".", "..", "a.b.c", "eyJhbGciOiJFZERTQSJ9.e30.", &"x".repeat(10_000)] {
+        assert_eq!(refused(&v, token).await, codes::INVALID_TOKEN.code, "{token:.20}");
+    }
+}

@@ -1,0 +1,43 @@
+//! Compiles every `.proto` under `proto/` (the repository root) and writes the
+//! descriptor set that reflection and the gateway read.
+use std::path::{Path, PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let mut files = Vec::new();
+    collect_protos(&root.join("festival"), &mut files)?;
+    files.sort();
+
+    // An explicit PROTOC wins; otherwise the vendored binary, so a fresh clone builds offline.
+    let protoc = match std::env::var_os("PROTOC") {
+        Some(p) => PathBuf::from(p),
+        None => protoc_bin_vendored::protoc_bin_path()?,
+    };
+    let include = protoc_bin_vendored::include_path()?;
+
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc);
+    config.enable_type_names();
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out.join("festival_descriptor.bin"))
+        .compile_with_config(config, &files, &[root.clone(), include])?;
+
+    println!("cargo:rerun-if-changed={}", root.display());
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+    }
+    Ok(())
+}
+
+fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_protos(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "proto") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! Test harness for festival services: boots the real service on port 0 against its own
+//! freshly created PostgreSQL database, its own NATS subject prefix and Redis key prefix,
+//! and hands back a connected channel.
+//!
+//! Infrastructure comes from the environment (what `scripts/test` starts):
+//! `FESTIVAL_TEST_DATABASE_URL` (default `postgres://festival:festival@127.0.0.1:5432/postgres`),
+//! `FESTIVAL_TEST_NATS_URL` (`nats://127.0.0.1:4222`), `FESTIVAL_TEST_REDIS_URL`
+//! (`redis://127.0.0.1:6379`).
+
+mod nats;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use festival_platform::config::{CommonConfig, Environment, Secret, ServiceConfig};
+use festival_platform::events::Naming;
+use festival_platform::server::{self, Roles, RunningService, Service};
+use sqlx::PgPool;
+use tonic::transport::Channel;
+
+pub use nats::NatsServer;
+
+pub fn database_base_url() -> String {
+    std::env::var("FESTIVAL_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://festival:festival@127.0.0.1:5432/postgres".into())
+}
+
+pub fn nats_url() -> String {
+    std::env::var("FESTIVAL_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("FESTIVAL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A short random name: `t3f9a0c12`. Used for the database, subject prefix and key prefix.
+pub fn unique_name() -> String {
+    format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+}
+
+/// The URL of database `name` on the test server.
+pub fn database_url(name: &str) -> String {
+    let base = database_base_url();
+    match base.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Points a service's common configuration at isolated test resources.
+pub fn isolate(common: &mut CommonConfig, name: &str) {
+    common.env = Environment::Test;
+    common.database.url = Secret::new(database_url(&format!("festival_test_{}_{name}", common.service)));
+    common.database.create_if_missing = Some(true);
+    common.database.max_connections = 8;
+    common.grpc.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    common.grpc.drain_grace_ms = 0;
+    common.metrics.listen = None;
+    common.nats.url = nats_url();
+    common.nats.subject_prefix = name.to_owned();
+    common.redis.url = redis_url();
+    common.redis.key_prefix = format!("{name}:");
+}
+
+/// A running service under test.
+pub struct TestApp<S: Service> {
+    pub addr: SocketAddr,
+    pub channel: Channel,
+    pub pool: PgPool,
+    pub config: S::Config,
+    /// The test's isolation name: database suffix, NATS subject prefix, Redis key prefix.
+    pub name: String,
+    running: Option<RunningService>,
+}
+
+impl<S: Service> TestApp<S> {
+    /// Boots the service with default test settings.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Boots the service after `adjust` has changed its configuration.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut S::Config)) -> Self {
+        let name = unique_name();
+        let mut config = S::default_config();
+        isolate(config.common_mut(), &name);
+        adjust(&mut config);
+        Self::start(config, name).await
+    }
+
+    /// Boots the service with exactly this configuration.
+    pub async fn start(config: S::Config, name: String) -> Self {
+        let running = server::start::<S>(config.clone(), Roles::ALL).await.expect("service starts");
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", running.addr))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connects to the service");
+        Self { addr: running.addr, channel, pool: running.pool.clone(), config, name, running: Some(running) }
+    }
+
+    pub fn naming(&self) -> Naming {
+        Naming::new(&self.config.common().nats.subject_prefix)
+    }
+
+    /// Waits (up to 10 s) for the relay to publish every outbox row; panics if it does not.
+    pub async fn assert_outbox_drained(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pending = festival_platform::events::outbox::pending(&self.pool).await.expect("count outbox");
+            if pending == 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{pending} events still in the outbox after 10 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Drains and stops the service.
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown();
+            running.wait().await.expect("service stops cleanly");
+        }
+    }
+}
+
+impl<S: Service> Drop for TestApp<S> {
+    fn drop(&mut self) {
+        if let Some(running) = &self.running {
+            running.shutdown();
+        }
+    }
+}
+
+/// Waits until `check` is true, polling every 50 ms, for at most `timeout`.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,82 @@
+//! Identity's configuration: the common part plus token lifetimes, password hashing
+//! cost and the key that seals signing keys at rest.
+
+use festival_platform::config::{CommonConfig, ConfigError, Secret, ServiceConfig, require_strong_secret};
+use serde::{Deserialize, Serialize};
+
+/// Development value of `IDENTITY__KEYS__SEALING_KEY`; refused in production.
+pub const DEV_SEALING_KEY: &str = "ZmVzdGl2YWwtZGV2LWtleS1kby1ub3QtdXNlLTAwMDE=";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    #[serde(flatten)]
+    pub common: CommonConfig,
+    pub tokens: TokenConfig,
+    pub keys: KeyConfig,
+    pub password: PasswordConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenConfig {
+    /// Access-token lifetime in seconds (15 minutes).
+    pub access_ttl_secs: i64,
+    /// Refresh-token lifetime in seconds (7 days).
+    pub refresh_ttl_secs: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyConfig {
+    /// base64 of 32 random bytes; seals (encrypts) the private signing keys stored in
+    /// the database. Generate with `openssl rand -base64 32`.
+    pub sealing_key: Secret,
+    /// How long a replica keeps using the active signing key it loaded, in seconds.
+    pub signer_cache_secs: i64,
+}
+
+/// argon2id cost. Defaults are OWASP's minimum recommendation (19 MiB, 2 passes, 1 lane).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasswordConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// Hashes computed at once; each holds `memory_kib` of memory.
+    pub max_concurrent_hashes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            common: CommonConfig::local_defaults("identity", 50051),
+            tokens: TokenConfig { access_ttl_secs: 15 * 60, refresh_ttl_secs: 7 * 24 * 3600 },
+            keys: KeyConfig { sealing_key: Secret::new(DEV_SEALING_KEY), signer_cache_secs: 60 },
+            password: PasswordConfig { memory_kib: 19 * 1024, iterations: 2, parallelism: 1, max_concurrent_hashes: 8 },
+        }
+    }
+}
+
+impl ServiceConfig for Config {
+    fn common(&self) -> &CommonConfig {
+        &self.common
+    }
+    fn common_mut(&mut self) -> &mut CommonConfig {
+        &mut self.common
+    }
+    fn validate(&self) -> Result<(), ConfigError> {
+        require_strong_secret(&self.common, "keys.sealing_key", &self.keys.sealing_key, 44, DEV_SEALING_KEY)?;
+        crate::signing::Sealer::from_config(&self.keys.sealing_key).map_err(|reason| ConfigError::Invalid {
+            key: self.common.env_var("keys.sealing_key"),
+            reason: reason.into(),
+        })?;
+        let invalid = |path: &str, reason: &str| ConfigError::Invalid { key: self.common.env_var(path), reason: reason.into() };
+        if self.tokens.access_ttl_secs <= 0 || self.tokens.access_ttl_secs > 3600 {
+            return Err(invalid("tokens.access_ttl_secs", "must be between 1 and 3600"));
+        }
+        if self.tokens.refresh_ttl_secs <= self.tokens.access_ttl_secs {
+            return Err(invalid("tokens.refresh_ttl_secs", "must be longer than the access-token lifetime"));
+        }
+        if self.common.is_production() && (self.password.memory_kib < 19 * 1024 || self.password.iterations < 2) {
+            return Err(invalid("password.memory_kib", "is below OWASP's argon2id minimum (19456 KiB, 2 iterations)"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,62 @@
+//! The identity service: accounts (argon2id passwords), sessions with rotating refresh
+//! tokens and reuse detection, EdDSA access tokens and their JWKS, signing-key rotation,
+//! global roles and festival memberships. Publishes `festival.identity.*` events.
+//!
+//! Layout: [`api`] (gRPC), [`domain`] (rules), [`store`] (SQL), [`events`] (outbox),
+//! [`credentials`] (argon2id), [`signing`] and [`keyring`] (keys and tokens).
+
+pub mod api;
+pub mod config;
+pub mod credentials;
+pub mod domain;
+pub mod events;
+pub mod keyring;
+pub mod signing;
+pub mod store;
+
+use std::sync::Arc;
+
+use festival_platform::auth::Verifier;
+use festival_platform::server::{Context, Service};
+use festival_proto::identity::v1::identity_service_server::IdentityServiceServer;
+use sqlx::migrate::Migrator;
+use tonic::service::Routes;
+
+pub use config::Config;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The identity service, as the platform bootstrap sees it.
+pub struct Identity;
+
+impl Service for Identity {
+    type Config = Config;
+    const NAME: &'static str = "identity";
+    const GRPC_SERVICES: &'static [&'static str] = &["festival.identity.v1.IdentityService"];
+
+    fn default_config() -> Config {
+        Config::default()
+    }
+
+    fn migrator() -> &'static Migrator {
+        &MIGRATOR
+    }
+
+    async fn routes(config: Config, ctx: Context) -> anyhow::Result<Routes> {
+        let sealer = signing::Sealer::from_config(&config.keys.sealing_key).map_err(anyhow::Error::msg)?;
+        let keyring = Arc::new(keyring::Keyring::new(
+            ctx.pool.clone(),
+            sealer,
+            config.tokens.access_ttl_secs,
+            config.keys.signer_cache_secs,
+            config.common.auth.leeway_secs,
+        ));
+        keyring.ensure_active().await?;
+        let verifier = Verifier::new(&config.common.auth, keyring::LocalKeys(keyring.clone()));
+        let hasher = credentials::Hasher::new(&config.password)?;
+        let max = config.common.grpc.max_message_bytes;
+        let api = api::IdentityApi::new(ctx.pool.clone(), hasher, keyring, verifier, Arc::new(config));
+        let service = IdentityServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max);
+        Ok(Routes::new(service))
+    }
+}

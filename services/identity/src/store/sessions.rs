@@ -1,0 +1,86 @@
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+pub async fn create(conn: &mut PgConnection, id: Uuid, user_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("insert into sessions (id, user_id) values ($1, $2)").bind(id).bind(user_id).execute(conn).await?;
+    Ok(())
+}
+
+pub async fn add_refresh_token(
+    conn: &mut PgConnection,
+    session_id: Uuid,
+    token_hash: &[u8],
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("insert into refresh_tokens (token_hash, session_id, expires_at) values ($1, $2, $3)")
+        .bind(token_hash)
+        .bind(session_id)
+        .bind(expires_at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct PresentedToken {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub session_revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The token and its session, locked: concurrent refreshes of one token serialise here.
+pub async fn lock_token(conn: &mut PgConnection, token_hash: &[u8]) -> Result<Option<PresentedToken>, sqlx::Error> {
+    sqlx::query_as(
+        "select t.session_id, s.user_id, t.expires_at, t.used_at, s.revoked_at as session_revoked_at
+         from refresh_tokens t join sessions s on s.id = t.session_id
+         where t.token_hash = $1
+         for update of t, s",
+    )
+    .bind(token_hash)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn mark_used(conn: &mut PgConnection, token_hash: &[u8]) -> Result<(), sqlx::Error> {
+    sqlx::query("update refresh_tokens set used_at = now(), updated_at = now() where token_hash = $1")
+        .bind(token_hash)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends one session. Returns false when it had already ended.
+pub async fn revoke(conn: &mut PgConnection, session_id: Uuid, reason: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update sessions set revoked_at = now(), revoked_reason = $2, updated_at = now() where id = $1 and revoked_at is null",
+    )
+    .bind(session_id)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends every live session of a user; returns their ids.
+pub async fn revoke_all(conn: &mut PgConnection, user_id: Uuid, reason: &str) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "update sessions set revoked_at = now(), revoked_reason = $2, updated_at = now()
+         where user_id = $1 and revoked_at is null returning id",
+    )
+    .bind(user_id)
+    .bind(reason)
+    .fetch_all(conn)
+    .await
+}
+
+/// Whether a session is still live (access tokens of ended sessions are refused by identity).
+pub async fn is_live(conn: &mut PgConnection, session_id: Uuid) -> Result<bool, sqlx::Error> {
+    let live: Option<bool> = sqlx::query_scalar("select revoked_at is null from sessions where id = $1")
+        .bind(session_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(live.unwrap_or(false))
+}

@@ -1,0 +1,93 @@
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// Name of the unique index on live accounts' emails.
+pub const EMAIL_UNIQUE: &str = "users_email_key";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub password_hash: String,
+    pub display_name: String,
+    pub language: String,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+macro_rules! user_columns {
+    () => {
+        "id, email, password_hash, display_name, language, role, created_at, updated_at"
+    };
+}
+
+pub struct NewUser<'a> {
+    pub id: Uuid,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub display_name: &'a str,
+    pub language: &'a str,
+}
+
+pub async fn insert(conn: &mut PgConnection, u: &NewUser<'_>) -> Result<UserRow, sqlx::Error> {
+    sqlx::query_as(concat!("insert into users (id, email, password_hash, display_name, language) values ($1, $2, $3, $4, $5) returning ", user_columns!()))
+    .bind(u.id)
+    .bind(u.email)
+    .bind(u.password_hash)
+    .bind(u.display_name)
+    .bind(u.language)
+    .fetch_one(conn)
+    .await
+}
+
+/// A live (not deleted) account by email.
+pub async fn find_by_email(conn: &mut PgConnection, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", user_columns!(), " from users where email = $1 and deleted_at is null"))
+        .bind(email)
+        .fetch_optional(conn)
+        .await
+}
+
+/// A live account by id.
+pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", user_columns!(), " from users where id = $1 and deleted_at is null"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn update_profile(
+    conn: &mut PgConnection,
+    id: Uuid,
+    display_name: Option<&str>,
+    language: Option<&str>,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(concat!("update users set display_name = coalesce($2, display_name), language = coalesce($3, language), updated_at = now()
+         where id = $1 and deleted_at is null returning ", user_columns!()))
+    .bind(id)
+    .bind(display_name)
+    .bind(language)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Soft delete: the row stays (audit trail), the address is freed.
+pub async fn soft_delete(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("update users set deleted_at = now(), updated_at = now() where id = $1 and deleted_at is null")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Sets the global role (ADMIN or USER). Used by the `promote-admin` command and tests.
+pub async fn set_role(conn: &mut PgConnection, email: &str, role: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("update users set role = $2, updated_at = now() where email = $1 and deleted_at is null")
+        .bind(email)
+        .bind(role)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
