@@ -19,9 +19,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc);
     config.enable_type_names();
-    tonic_prost_build::configure()
-        .file_descriptor_set_path(out.join("festival_descriptor.bin"))
-        .compile_with_config(config, &files, &[root.clone(), include])?;
+    tonic_prost_build::configure().file_descriptor_set_path(out.join("festival_descriptor.bin")).compile_with_config(
+        config,
+        &files,
+        &[root.clone(), include],
+    )?;
 
     println!("cargo:rerun-if-changed={}", root.display());
     for f in &files {

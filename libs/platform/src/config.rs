@@ -284,6 +284,7 @@ pub fn load<C: ServiceConfig>(defaults: C) -> Result<C, ConfigError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closure type, not ours
 mod tests {
     use super::*;
 

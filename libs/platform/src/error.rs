@@ -23,8 +23,14 @@ pub struct FieldViolation {
 }
 
 /// A client-facing error (or an internal one that will be reported as ERR_1500).
+/// Small (two words and the code) so `Result<T, ApiError>` stays cheap on the happy path.
 pub struct ApiError {
     pub code: ErrorCode,
+    detail: Option<Box<Detail>>,
+}
+
+#[derive(Default)]
+struct Detail {
     message: Option<String>,
     violations: Vec<FieldViolation>,
     metadata: HashMap<String, String>,
@@ -35,7 +41,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(code: ErrorCode) -> Self {
-        Self { code, message: None, violations: Vec::new(), metadata: HashMap::new(), source: None }
+        Self { code, detail: None }
     }
 
     /// A validation error on one field, with the catalogued code that names the rule.
@@ -45,30 +51,43 @@ impl ApiError {
 
     /// An unexpected failure. Logged with its cause chain when converted; the client sees ERR_1500.
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
-        Self { source: Some(err.into()), ..Self::new(codes::INTERNAL) }
+        Self::new(codes::INTERNAL).with_source(err)
+    }
+
+    fn detail(&mut self) -> &mut Detail {
+        self.detail.get_or_insert_with(Default::default)
     }
 
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
-        self.message = Some(message.into());
+        self.detail().message = Some(message.into());
         self
     }
 
     pub fn with_violation(mut self, field: &str, description: impl Into<String>) -> Self {
-        self.violations.push(FieldViolation { field: field.to_owned(), description: description.into() });
+        self.detail().violations.push(FieldViolation { field: field.to_owned(), description: description.into() });
         self
     }
 
     pub fn with_metadata(mut self, key: &str, value: impl Into<String>) -> Self {
-        self.metadata.insert(key.to_owned(), value.into());
+        self.detail().metadata.insert(key.to_owned(), value.into());
+        self
+    }
+
+    fn with_source(mut self, err: impl Into<anyhow::Error>) -> Self {
+        self.detail().source = Some(err.into());
         self
     }
 
     pub fn violations(&self) -> &[FieldViolation] {
-        &self.violations
+        self.detail.as_ref().map_or(&[], |d| &d.violations)
     }
 
     pub fn message(&self) -> &str {
-        self.message.as_deref().unwrap_or(self.code.message)
+        self.detail.as_ref().and_then(|d| d.message.as_deref()).unwrap_or(self.code.message)
+    }
+
+    fn source_error(&self) -> Option<&anyhow::Error> {
+        self.detail.as_ref().and_then(|d| d.source.as_ref())
     }
 }
 
@@ -76,10 +95,10 @@ impl fmt::Debug for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("ApiError");
         d.field("code", &self.code.code).field("message", &self.message());
-        if !self.violations.is_empty() {
-            d.field("violations", &self.violations);
+        if !self.violations().is_empty() {
+            d.field("violations", &self.violations());
         }
-        if let Some(src) = &self.source {
+        if let Some(src) = self.source_error() {
             d.field("source", &format_args!("{src:#}"));
         }
         d.finish()
@@ -109,22 +128,16 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-impl ApiError {
-    fn with_source(mut self, err: impl Into<anyhow::Error>) -> Self {
-        self.source = Some(err.into());
-        self
-    }
-}
-
 impl From<ApiError> for tonic::Status {
     fn from(err: ApiError) -> Self {
-        if let Some(src) = &err.source {
+        if let Some(src) = err.source_error() {
             // Logged once, at the boundary; the client only sees the catalogue message.
             tracing::error!(code = err.code.code, error = %format_args!("{src:#}"), "request failed");
         }
         let mut details = ErrorDetails::new();
-        details.set_error_info(err.code.code, ERROR_DOMAIN, err.metadata.clone());
-        for v in &err.violations {
+        let metadata = err.detail.as_ref().map(|d| d.metadata.clone()).unwrap_or_default();
+        details.set_error_info(err.code.code, ERROR_DOMAIN, metadata);
+        for v in err.violations() {
             details.add_bad_request_violation(v.field.clone(), v.description.clone());
         }
         tonic::Status::with_error_details(err.code.grpc, err.message().to_owned(), details)

@@ -13,8 +13,8 @@
 pub mod auth;
 pub mod cli;
 pub mod codes;
-pub mod convert;
 pub mod config;
+pub mod convert;
 pub mod db;
 pub mod error;
 pub mod events;

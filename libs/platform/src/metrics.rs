@@ -31,7 +31,10 @@ pub fn recorder() -> PrometheusHandle {
                 metrics::Unit::Seconds,
                 "gRPC call latency, by method"
             );
-            metrics::describe_counter!("festival_outbox_published_total", "Events relayed from the outbox to JetStream");
+            metrics::describe_counter!(
+                "festival_outbox_published_total",
+                "Events relayed from the outbox to JetStream"
+            );
             handle
         })
         .clone()

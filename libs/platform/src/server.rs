@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tower_http::classify::{GrpcErrorsAsFailures, SharedClassifier};
 
 use crate::config::{CommonConfig, ServiceConfig};
 use crate::events::{self, Naming, relay::OutboxRelay};
@@ -118,7 +119,8 @@ pub async fn start<S: Service>(config: S::Config, roles: Roles) -> anyhow::Resul
     let mut background = Vec::new();
 
     if roles.worker {
-        let relay = OutboxRelay::new(pool.clone(), jetstream.clone(), naming.clone(), S::NAME, common.nats.stream_replicas);
+        let relay =
+            OutboxRelay::new(pool.clone(), jetstream.clone(), naming.clone(), S::NAME, common.nats.stream_replicas);
         background.push(tokio::spawn(relay.run(shutdown.clone())));
     }
 
@@ -169,7 +171,10 @@ pub async fn start<S: Service>(config: S::Config, roles: Roles) -> anyhow::Resul
         let router = tonic::transport::Server::builder()
             .timeout(Duration::from_millis(common.grpc.default_timeout_ms))
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .layer(tower_http::trace::TraceLayer::new_for_grpc().make_span_with(crate::telemetry::grpc_server_span))
+            .layer(
+                tower_http::trace::TraceLayer::new(SharedClassifier::new(client_errors_are_not_failures()))
+                    .make_span_with(crate::telemetry::grpc_server_span),
+            )
             .layer(crate::metrics::GrpcMetricsLayer)
             .add_routes(routes)
             .add_service(health_service)
@@ -191,6 +196,26 @@ pub async fn start<S: Service>(config: S::Config, roles: Roles) -> anyhow::Resul
 
     tracing::info!(service = S::NAME, %addr, api = roles.api, worker = roles.worker, "started");
     Ok(RunningService { addr, metrics_addr, pool, health, shutdown, server, background })
+}
+
+/// Calls refused for the caller's own reasons (bad input, no permission…) are answers,
+/// not failures: only server-side codes are logged as failed requests.
+fn client_errors_are_not_failures() -> GrpcErrorsAsFailures {
+    use tower_http::classify::GrpcCode::*;
+    [
+        InvalidArgument,
+        NotFound,
+        AlreadyExists,
+        PermissionDenied,
+        Unauthenticated,
+        FailedPrecondition,
+        Aborted,
+        OutOfRange,
+        ResourceExhausted,
+        Cancelled,
+    ]
+    .into_iter()
+    .fold(GrpcErrorsAsFailures::new(), GrpcErrorsAsFailures::with_success)
 }
 
 /// Reports SERVING only while PostgreSQL answers and NATS is connected.

@@ -160,8 +160,18 @@ pub fn consumer_span(message: &async_nats::jetstream::Message, consumer: &str) -
 
 /// Field names whose values never reach the logs.
 const REDACTED_KEYS: &[&str] = &[
-    "email", "password", "token", "access_token", "refresh_token", "authorization", "cookie", "phone",
-    "address", "secret", "ip", "card",
+    "email",
+    "password",
+    "token",
+    "access_token",
+    "refresh_token",
+    "authorization",
+    "cookie",
+    "phone",
+    "address",
+    "secret",
+    "ip",
+    "card",
 ];
 
 fn is_sensitive_key(key: &str) -> bool {
@@ -210,11 +220,7 @@ fn redact_value(value: &mut serde_json::Value) {
             }
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(redact_value),
-        serde_json::Value::String(s) => {
-            if s.contains('@') {
-                *s = mask_emails(s);
-            }
-        }
+        serde_json::Value::String(s) if s.contains('@') => *s = mask_emails(s),
         _ => {}
     }
 }

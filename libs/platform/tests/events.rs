@@ -20,10 +20,14 @@ const SUBJECT: &str = "festival.test.thing.happened";
 async fn database() -> PgPool {
     let mut common = festival_platform::config::CommonConfig::local_defaults("test", 50999);
     festival_testkit::isolate(&mut common, &unique_name());
-    common.database.url = festival_platform::config::Secret::new(database_url(&format!("festival_test_{}", unique_name())));
+    common.database.url =
+        festival_platform::config::Secret::new(database_url(&format!("festival_test_{}", unique_name())));
     let pool = festival_platform::db::connect(&common.database, true).await.expect("database");
     festival_platform::db::migrate(&pool, &sqlx::migrate::Migrator::with_migrations(vec![])).await.expect("migrate");
-    sqlx::query("create table effects (event_id uuid not null, user_id text not null)").execute(&pool).await.expect("effects");
+    sqlx::query("create table effects (event_id uuid not null, user_id text not null)")
+        .execute(&pool)
+        .await
+        .expect("effects");
     pool
 }
 
@@ -59,7 +63,10 @@ async fn an_event_written_while_nats_is_down_is_delivered_once_nats_is_back() {
     assert_eq!(message.subject.as_str(), naming.subject(SUBJECT));
     assert_eq!(message.headers.get(EVENT_ID_HEADER).map(|v| v.to_string()), Some(id.to_string()));
     assert_eq!(message.headers.get("Nats-Msg-Id").map(|v| v.to_string()), Some(id.to_string()));
-    assert_eq!(message.headers.get(EVENT_TYPE_HEADER).map(|v| v.to_string()), Some("festival.identity.v1.UserDeleted".into()));
+    assert_eq!(
+        message.headers.get(EVENT_TYPE_HEADER).map(|v| v.to_string()),
+        Some("festival.identity.v1.UserDeleted".into())
+    );
     let decoded: pb::UserDeleted = prost::Message::decode(message.payload.as_ref()).expect("protobuf payload");
     assert_eq!(decoded.user_id, "u-1");
 
@@ -176,7 +183,9 @@ async fn a_redelivered_event_is_handled_once() {
 
     let stream = js.get_stream(naming.stream("test")).await.expect("stream");
     let settled = eventually(Duration::from_secs(30), || async {
-        let Ok(mut c) = stream.get_consumer::<jetstream::consumer::pull::Config>("effects").await else { return false };
+        let Ok(mut c) = stream.get_consumer::<jetstream::consumer::pull::Config>("effects").await else {
+            return false;
+        };
         match c.info().await {
             Ok(info) => info.num_pending == 0 && info.num_ack_pending == 0 && info.delivered.stream_sequence == 2,
             Err(_) => false,
@@ -189,6 +198,10 @@ async fn a_redelivered_event_is_handled_once() {
 
     assert!(calls.load(Ordering::SeqCst) >= 2, "the failed attempt was retried");
     assert_eq!(effects(&pool).await, 1, "the effect happened exactly once");
-    let inbox: i64 = sqlx::query_scalar("select count(*) from inbox where event_id = $1").bind(event_id).fetch_one(&pool).await.expect("inbox");
+    let inbox: i64 = sqlx::query_scalar("select count(*) from inbox where event_id = $1")
+        .bind(event_id)
+        .fetch_one(&pool)
+        .await
+        .expect("inbox");
     assert_eq!(inbox, 1);
 }

@@ -98,8 +98,9 @@ async fn hs256_signed_with_the_public_key_is_refused() {
     for secret in [public.x.as_bytes().to_vec(), key.signing.verifying_key().to_bytes().to_vec()] {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some("k1".into());
-        let token = jsonwebtoken::encode(&header, &claims(900, 0, ACCESS_TOKEN_USE), &EncodingKey::from_secret(&secret))
-            .expect("sign");
+        let token =
+            jsonwebtoken::encode(&header, &claims(900, 0, ACCESS_TOKEN_USE), &EncodingKey::from_secret(&secret))
+                .expect("sign");
         assert_eq!(refused(&v, &token).await, codes::INVALID_TOKEN.code);
     }
 }
@@ -114,8 +115,9 @@ async fn an_unknown_kid_is_refused_after_a_refetch() {
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = None;
     let der = known.signing.to_pkcs8_der().expect("pkcs8");
-    let token = jsonwebtoken::encode(&header, &claims(900, 0, ACCESS_TOKEN_USE), &EncodingKey::from_ed_der(der.as_bytes()))
-        .expect("sign");
+    let token =
+        jsonwebtoken::encode(&header, &claims(900, 0, ACCESS_TOKEN_USE), &EncodingKey::from_ed_der(der.as_bytes()))
+            .expect("sign");
     assert_eq!(refused(&v, &token).await, codes::INVALID_TOKEN.code);
 }
 

@@ -21,7 +21,8 @@ use tonic::transport::Channel;
 pub use nats::NatsServer;
 
 pub fn database_base_url() -> String {
-    std::env::var("FESTIVAL_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://festival:festival@127.0.0.1:5432/postgres".into())
+    std::env::var("FESTIVAL_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://festival:festival@127.0.0.1:5432/postgres".into())
 }
 
 pub fn nats_url() -> String {

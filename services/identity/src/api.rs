@@ -21,9 +21,9 @@ use crate::domain::email::{Email, EmailError};
 use crate::domain::password::{self, PasswordRule};
 use crate::domain::profile::{self, Language};
 use crate::domain::session::{self, RefreshDecision, RefreshState};
+use crate::events;
 use crate::keyring::Keyring;
 use crate::store::{self, memberships::MembershipRow, users::UserRow};
-use crate::events;
 
 const MAX_TOKEN_LEN: usize = 512;
 const DEFAULT_PAGE: u32 = 50;
@@ -52,7 +52,8 @@ impl IdentityApi {
         if !store::sessions::is_live(&mut conn, principal.session_id).await? {
             return Err(ApiError::new(codes::SESSION_REVOKED));
         }
-        let user = store::users::find(&mut conn, principal.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
+        let user =
+            store::users::find(&mut conn, principal.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
         let memberships = store::memberships::of_user(&mut conn, user.id).await?;
         Ok(Principal {
             user_id: user.id,
@@ -106,7 +107,11 @@ impl IdentityApi {
         if revoked {
             events::session_revoked(
                 conn,
-                pb::SessionRevoked { user_id: user_id.to_string(), session_id: session_id.to_string(), reason: reason.into() },
+                pb::SessionRevoked {
+                    user_id: user_id.to_string(),
+                    session_id: session_id.to_string(),
+                    reason: reason.into(),
+                },
             )
             .await?;
         }
@@ -119,7 +124,8 @@ impl IdentityApi {
         let email = parse_email(&req.email)?;
         check_password(&req.password, Some(&email))?;
         let display_name = match validate::optional("display_name", &req.display_name, profile::MAX_DISPLAY_NAME)? {
-            Some(name) => profile::display_name(name).map_err(|d| ApiError::field(codes::INVALID_DISPLAY_NAME, "display_name", d))?,
+            Some(name) => profile::display_name(name)
+                .map_err(|d| ApiError::field(codes::INVALID_DISPLAY_NAME, "display_name", d))?,
             None => email.local_part().to_owned(),
         };
         let language = language_of(req.language)?.unwrap_or(Language::DEFAULT);
@@ -179,7 +185,8 @@ impl IdentityApi {
         let token = refresh_token_of(&req.refresh_token)?;
         let hash = session::hash_refresh_token(token);
         let mut tx = self.pool.begin().await?;
-        let found = store::sessions::lock_token(&mut tx, &hash).await?.ok_or(ApiError::new(codes::INVALID_REFRESH_TOKEN))?;
+        let found =
+            store::sessions::lock_token(&mut tx, &hash).await?.ok_or(ApiError::new(codes::INVALID_REFRESH_TOKEN))?;
         let state = RefreshState {
             expires_at: found.expires_at,
             used: found.used_at.is_some(),
@@ -195,7 +202,8 @@ impl IdentityApi {
                 Err(ApiError::new(codes::REFRESH_TOKEN_REUSED))
             }
             RefreshDecision::Rotate => {
-                let user = store::users::find(&mut tx, found.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
+                let user =
+                    store::users::find(&mut tx, found.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
                 store::sessions::mark_used(&mut tx, &hash).await?;
                 let pair = self.issue_tokens(&mut tx, &user, found.session_id).await?;
                 tx.commit().await?;
@@ -235,14 +243,18 @@ impl IdentityApi {
 
     async fn get_me(&self, caller: Principal) -> ApiResult<pb::User> {
         let mut conn = self.pool.acquire().await?;
-        let user = store::users::find(&mut conn, caller.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
+        let user =
+            store::users::find(&mut conn, caller.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
         let memberships = store::memberships::of_user(&mut conn, user.id).await?;
         Ok(to_user(&user, &memberships))
     }
 
     async fn update_me(&self, caller: Principal, req: pb::UpdateMeRequest) -> ApiResult<pb::User> {
         let display_name = match validate::optional("display_name", &req.display_name, profile::MAX_DISPLAY_NAME)? {
-            Some(name) => Some(profile::display_name(name).map_err(|d| ApiError::field(codes::INVALID_DISPLAY_NAME, "display_name", d))?),
+            Some(name) => Some(
+                profile::display_name(name)
+                    .map_err(|d| ApiError::field(codes::INVALID_DISPLAY_NAME, "display_name", d))?,
+            ),
             None => None,
         };
         let language = language_of(req.language)?;
@@ -252,12 +264,20 @@ impl IdentityApi {
                 .with_violation("display_name", "set display_name or language"));
         }
         let mut tx = self.pool.begin().await?;
-        let user = store::users::update_profile(&mut tx, caller.user_id, display_name.as_deref(), language.map(Language::code))
-            .await?
-            .ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
+        let user = store::users::update_profile(
+            &mut tx,
+            caller.user_id,
+            display_name.as_deref(),
+            language.map(Language::code),
+        )
+        .await?
+        .ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
         let user_language = Language::from_code(&user.language).unwrap_or(Language::DEFAULT);
-        events::user_updated(&mut tx, pb::UserUpdated { user_id: user.id.to_string(), language: user_language.to_proto() as i32 })
-            .await?;
+        events::user_updated(
+            &mut tx,
+            pb::UserUpdated { user_id: user.id.to_string(), language: user_language.to_proto() as i32 },
+        )
+        .await?;
         let memberships = store::memberships::of_user(&mut tx, user.id).await?;
         tx.commit().await?;
         Ok(to_user(&user, &memberships))
@@ -272,7 +292,11 @@ impl IdentityApi {
         for session_id in store::sessions::revoke_all(&mut tx, caller.user_id, "account_deleted").await? {
             events::session_revoked(
                 &mut tx,
-                pb::SessionRevoked { user_id: user_id.clone(), session_id: session_id.to_string(), reason: "account_deleted".into() },
+                pb::SessionRevoked {
+                    user_id: user_id.clone(),
+                    session_id: session_id.to_string(),
+                    reason: "account_deleted".into(),
+                },
             )
             .await?;
         }
@@ -325,7 +349,8 @@ impl IdentityApi {
         if store::users::find(&mut tx, user_id).await?.is_none() {
             return Err(ApiError::field(codes::NOT_FOUND, "user_id", "no such user"));
         }
-        let (row, new) = store::memberships::grant(&mut tx, festival_id, user_id, role.as_str(), caller.user_id).await?;
+        let (row, new) =
+            store::memberships::grant(&mut tx, festival_id, user_id, role.as_str(), caller.user_id).await?;
         if new {
             events::membership_granted(
                 &mut tx,
@@ -342,7 +367,11 @@ impl IdentityApi {
         Ok(to_membership(&row))
     }
 
-    async fn revoke_membership(&self, caller: Principal, req: pb::RevokeMembershipRequest) -> ApiResult<pb::RevokeMembershipResponse> {
+    async fn revoke_membership(
+        &self,
+        caller: Principal,
+        req: pb::RevokeMembershipRequest,
+    ) -> ApiResult<pb::RevokeMembershipResponse> {
         let (festival_id, user_id, role) = membership_target(&req.festival_id, &req.user_id, req.role)?;
         caller.require(festival_id, Role::Organizer)?;
         let mut tx = self.pool.begin().await?;
@@ -363,7 +392,11 @@ impl IdentityApi {
         Ok(pb::RevokeMembershipResponse {})
     }
 
-    async fn list_memberships(&self, caller: Principal, req: pb::ListMembershipsRequest) -> ApiResult<pb::ListMembershipsResponse> {
+    async fn list_memberships(
+        &self,
+        caller: Principal,
+        req: pb::ListMembershipsRequest,
+    ) -> ApiResult<pb::ListMembershipsResponse> {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         let page_size = validate::page_size("page_size", req.page_size, DEFAULT_PAGE, MAX_PAGE)?;
         let after = decode_cursor(&req.page_token)?;
@@ -422,7 +455,11 @@ fn membership_target(festival_id: &str, user_id: &str, role: i32) -> ApiResult<(
         .and_then(|r| Role::try_from(r).ok())
         .ok_or_else(|| ApiError::field(codes::REQUIRED_FIELD, "role", "is required"))?;
     if !role.is_festival_role() {
-        return Err(ApiError::field(codes::ROLE_NOT_GRANTABLE, "role", "must be ORGANIZER, STAFF, CASHIER or SECURITY"));
+        return Err(ApiError::field(
+            codes::ROLE_NOT_GRANTABLE,
+            "role",
+            "must be ORGANIZER, STAFF, CASHIER or SECURITY",
+        ));
     }
     Ok((festival_id, user_id, role))
 }
@@ -520,7 +557,10 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
         Ok(Response::new(self.get_jwks().await?))
     }
 
-    async fn rotate_signing_key(&self, request: Request<pb::RotateSigningKeyRequest>) -> RpcResult<pb::RotateSigningKeyResponse> {
+    async fn rotate_signing_key(
+        &self,
+        request: Request<pb::RotateSigningKeyRequest>,
+    ) -> RpcResult<pb::RotateSigningKeyResponse> {
         let caller = self.caller(&request).await?;
         Ok(Response::new(self.rotate_signing_key(caller).await?))
     }
@@ -530,12 +570,18 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
         Ok(Response::new(self.grant_membership(caller, request.into_inner()).await?))
     }
 
-    async fn revoke_membership(&self, request: Request<pb::RevokeMembershipRequest>) -> RpcResult<pb::RevokeMembershipResponse> {
+    async fn revoke_membership(
+        &self,
+        request: Request<pb::RevokeMembershipRequest>,
+    ) -> RpcResult<pb::RevokeMembershipResponse> {
         let caller = self.caller(&request).await?;
         Ok(Response::new(self.revoke_membership(caller, request.into_inner()).await?))
     }
 
-    async fn list_memberships(&self, request: Request<pb::ListMembershipsRequest>) -> RpcResult<pb::ListMembershipsResponse> {
+    async fn list_memberships(
+        &self,
+        request: Request<pb::ListMembershipsRequest>,
+    ) -> RpcResult<pb::ListMembershipsResponse> {
         let caller = self.caller(&request).await?;
         Ok(Response::new(self.list_memberships(caller, request.into_inner()).await?))
     }

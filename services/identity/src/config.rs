@@ -67,7 +67,8 @@ impl ServiceConfig for Config {
             key: self.common.env_var("keys.sealing_key"),
             reason: reason.into(),
         })?;
-        let invalid = |path: &str, reason: &str| ConfigError::Invalid { key: self.common.env_var(path), reason: reason.into() };
+        let invalid =
+            |path: &str, reason: &str| ConfigError::Invalid { key: self.common.env_var(path), reason: reason.into() };
         if self.tokens.access_ttl_secs <= 0 || self.tokens.access_ttl_secs > 3600 {
             return Err(invalid("tokens.access_ttl_secs", "must be between 1 and 3600"));
         }

@@ -23,7 +23,11 @@ impl Hasher {
             .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let dummy_hash = hash_with(&argon, "dummy password for timing equalisation")?;
-        Ok(Self { argon, permits: Arc::new(Semaphore::new(config.max_concurrent_hashes.max(1))), dummy_hash: Arc::new(dummy_hash) })
+        Ok(Self {
+            argon,
+            permits: Arc::new(Semaphore::new(config.max_concurrent_hashes.max(1))),
+            dummy_hash: Arc::new(dummy_hash),
+        })
     }
 
     /// PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
@@ -51,10 +55,7 @@ impl Hasher {
 
 fn hash_with(argon: &Argon2<'_>, password: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut OsRng);
-    argon
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+    argon.hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| anyhow::anyhow!("argon2: {e}"))
 }
 
 #[cfg(test)]

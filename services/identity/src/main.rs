@@ -15,7 +15,8 @@ async fn main() -> anyhow::Result<()> {
 /// Makes an existing account a platform ADMIN (the first admin has to come from somewhere).
 async fn promote_admin(email: Option<&str>) -> anyhow::Result<()> {
     let email = email.ok_or_else(|| anyhow::anyhow!("usage: identity promote-admin EMAIL"))?;
-    let email = festival_identity::domain::email::Email::parse(email).map_err(|e| anyhow::anyhow!("email {}", e.describe()))?;
+    let email =
+        festival_identity::domain::email::Email::parse(email).map_err(|e| anyhow::anyhow!("email {}", e.describe()))?;
     let config = festival_platform::config::load(Identity::default_config())?;
     let pool = festival_platform::db::connect(&config.common.database, false).await?;
     let mut conn = pool.acquire().await?;

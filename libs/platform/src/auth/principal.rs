@@ -30,10 +30,7 @@ impl Principal {
     /// a festival's ORGANIZER holds every festival role there.
     pub fn has(&self, festival: Uuid, role: Role) -> bool {
         self.is_admin()
-            || self
-                .memberships
-                .iter()
-                .any(|m| m.fid == festival && (m.role == role || m.role == Role::Organizer))
+            || self.memberships.iter().any(|m| m.fid == festival && (m.role == role || m.role == Role::Organizer))
     }
 
     /// Fails with ERR_3002 (no role at all at that festival) or ERR_3001 (not this role).

@@ -110,12 +110,11 @@ impl Verifier {
                 self.key(&kid).await.ok_or_else(invalid)?
             }
         };
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.inner.validation).map_err(|e| {
-            match e.kind() {
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, &key, &self.inner.validation).map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => ApiError::new(codes::TOKEN_EXPIRED),
                 _ => invalid(),
-            }
-        })?;
+            })?;
         if data.claims.token_use != ACCESS_TOKEN_USE {
             return Err(invalid());
         }
@@ -143,12 +142,16 @@ impl Verifier {
                         Ok(key) => {
                             map.insert(k.kid, key);
                         }
-                        Err(e) => tracing::warn!(kid = %k.kid, error = %e, "ignoring malformed public key"),
+                        Err(e) => {
+                            tracing::warn!(kid = %k.kid, error = %e, "ignoring malformed public key")
+                        }
                     }
                 }
                 *self.inner.keys.write().await = map;
             }
-            Err(e) => tracing::warn!(error = %format_args!("{e:#}"), "could not fetch signing keys"),
+            Err(e) => {
+                tracing::warn!(error = %format_args!("{e:#}"), "could not fetch signing keys")
+            }
         }
     }
 

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt;
-use tracing::Instrument;
 use futures::future::BoxFuture;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{EVENT_ID_HEADER, EVENT_TYPE_HEADER};
@@ -60,17 +60,21 @@ pub enum Applied {
 }
 
 /// Applies one event once: inbox row + handler in one transaction.
-pub async fn apply(pool: &PgPool, consumer: &str, event: &IncomingEvent, handler: &dyn Handler) -> anyhow::Result<Applied> {
+pub async fn apply(
+    pool: &PgPool,
+    consumer: &str,
+    event: &IncomingEvent,
+    handler: &dyn Handler,
+) -> anyhow::Result<Applied> {
     let mut tx = pool.begin().await?;
-    let inserted = sqlx::query(
-        "insert into inbox (consumer, event_id, subject) values ($1, $2, $3) on conflict do nothing",
-    )
-    .bind(consumer)
-    .bind(event.id)
-    .bind(&event.subject)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let inserted =
+        sqlx::query("insert into inbox (consumer, event_id, subject) values ($1, $2, $3) on conflict do nothing")
+            .bind(consumer)
+            .bind(event.id)
+            .bind(&event.subject)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
     if inserted == 0 {
         tx.commit().await?;
         return Ok(Applied::Duplicate);
@@ -105,7 +109,12 @@ pub async fn run(
     }
 }
 
-async fn consume(pool: &PgPool, js: &jetstream::Context, config: &ConsumerConfig, handler: &dyn Handler) -> anyhow::Result<()> {
+async fn consume(
+    pool: &PgPool,
+    js: &jetstream::Context,
+    config: &ConsumerConfig,
+    handler: &dyn Handler,
+) -> anyhow::Result<()> {
     let stream = js.get_stream(&config.stream).await?;
     let consumer: jetstream::consumer::Consumer<pull::Config> = stream
         .get_or_create_consumer(

@@ -127,11 +127,13 @@ impl OutboxRelay {
         sqlx::query("delete from outbox where id = any($1)").bind(&published).execute(&mut *tx).await?;
         if let Some(e) = &failure {
             let unpublished: Vec<Uuid> = rows.iter().map(|r| r.id).filter(|id| !published.contains(id)).collect();
-            sqlx::query("update outbox set attempts = attempts + 1, last_error = $2, updated_at = now() where id = any($1)")
-                .bind(&unpublished)
-                .bind(format!("{e:#}"))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "update outbox set attempts = attempts + 1, last_error = $2, updated_at = now() where id = any($1)",
+            )
+            .bind(&unpublished)
+            .bind(format!("{e:#}"))
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         metrics::counter!("festival_outbox_published_total").increment(published.len() as u64);

@@ -36,7 +36,9 @@ impl PasswordRule {
             PasswordRule::MaxLength => format!("must be at most {MAX_CHARS} characters"),
             PasswordRule::Common => "is a commonly used password".into(),
             PasswordRule::ContainsEmail => "must not contain your email address".into(),
-            PasswordRule::TooRepetitive => format!("must use at least {MIN_DISTINCT} different characters"),
+            PasswordRule::TooRepetitive => {
+                format!("must use at least {MIN_DISTINCT} different characters")
+            }
         }
     }
 }
@@ -44,10 +46,40 @@ impl PasswordRule {
 /// Passwords that appear at the top of every breach list (lower-cased; checked after
 /// lower-casing the candidate and also with trailing digits and punctuation removed).
 const COMMON: &[&str] = &[
-    "password", "passw0rd", "password1", "qwerty", "qwertyuiop", "azerty", "azertyuiop", "123456789012",
-    "1234567890", "iloveyou", "letmein", "welcome", "admin", "football", "baseball", "sunshine", "princess",
-    "dragon", "monkey", "master", "motdepasse", "contrasena", "passwort", "festival", "changeme", "abc123",
-    "trustno1", "superman", "starwars", "whatever", "qwerty123", "1q2w3e4r5t6y", "asdfghjkl", "zxcvbnm",
+    "password",
+    "passw0rd",
+    "password1",
+    "qwerty",
+    "qwertyuiop",
+    "azerty",
+    "azertyuiop",
+    "123456789012",
+    "1234567890",
+    "iloveyou",
+    "letmein",
+    "welcome",
+    "admin",
+    "football",
+    "baseball",
+    "sunshine",
+    "princess",
+    "dragon",
+    "monkey",
+    "master",
+    "motdepasse",
+    "contrasena",
+    "passwort",
+    "festival",
+    "changeme",
+    "abc123",
+    "trustno1",
+    "superman",
+    "starwars",
+    "whatever",
+    "qwerty123",
+    "1q2w3e4r5t6y",
+    "asdfghjkl",
+    "zxcvbnm",
 ];
 
 pub fn check(password: &str, email: Option<&Email>) -> Result<(), PasswordRule> {

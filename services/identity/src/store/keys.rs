@@ -39,7 +39,12 @@ pub async fn retire_active(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-pub async fn insert(conn: &mut PgConnection, kid: &str, public_key: &[u8], sealed_private: &[u8]) -> Result<(), sqlx::Error> {
+pub async fn insert(
+    conn: &mut PgConnection,
+    kid: &str,
+    public_key: &[u8],
+    sealed_private: &[u8],
+) -> Result<(), sqlx::Error> {
     sqlx::query("insert into signing_keys (kid, public_key, sealed_private) values ($1, $2, $3)")
         .bind(kid)
         .bind(public_key)

@@ -26,8 +26,11 @@ pub async fn grant(
     role: &str,
     granted_by: Uuid,
 ) -> Result<(MembershipRow, bool), sqlx::Error> {
-    let inserted: Option<MembershipRow> = sqlx::query_as(concat!("insert into memberships (festival_id, user_id, role, granted_by) values ($1, $2, $3, $4)
-         on conflict do nothing returning ", membership_columns!()))
+    let inserted: Option<MembershipRow> = sqlx::query_as(concat!(
+        "insert into memberships (festival_id, user_id, role, granted_by) values ($1, $2, $3, $4)
+         on conflict do nothing returning ",
+        membership_columns!()
+    ))
     .bind(festival_id)
     .bind(user_id)
     .bind(role)
@@ -37,7 +40,11 @@ pub async fn grant(
     if let Some(row) = inserted {
         return Ok((row, true));
     }
-    let existing = sqlx::query_as(concat!("select ", membership_columns!(), " from memberships where festival_id = $1 and user_id = $2 and role = $3"))
+    let existing = sqlx::query_as(concat!(
+        "select ",
+        membership_columns!(),
+        " from memberships where festival_id = $1 and user_id = $2 and role = $3"
+    ))
     .bind(festival_id)
     .bind(user_id)
     .bind(role)
@@ -46,7 +53,12 @@ pub async fn grant(
     Ok((existing, false))
 }
 
-pub async fn revoke(conn: &mut PgConnection, festival_id: Uuid, user_id: Uuid, role: &str) -> Result<bool, sqlx::Error> {
+pub async fn revoke(
+    conn: &mut PgConnection,
+    festival_id: Uuid,
+    user_id: Uuid,
+    role: &str,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("delete from memberships where festival_id = $1 and user_id = $2 and role = $3")
         .bind(festival_id)
         .bind(user_id)
@@ -64,10 +76,14 @@ pub async fn revoke_all_of_user(conn: &mut PgConnection, user_id: Uuid) -> Resul
 }
 
 pub async fn of_user(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<MembershipRow>, sqlx::Error> {
-    sqlx::query_as(concat!("select ", membership_columns!(), " from memberships where user_id = $1 order by festival_id, role"))
-        .bind(user_id)
-        .fetch_all(conn)
-        .await
+    sqlx::query_as(concat!(
+        "select ",
+        membership_columns!(),
+        " from memberships where user_id = $1 order by festival_id, role"
+    ))
+    .bind(user_id)
+    .fetch_all(conn)
+    .await
 }
 
 /// One page of a festival's roster, ordered by (user_id, role), after the cursor.
@@ -78,9 +94,13 @@ pub async fn of_festival(
     limit: i64,
 ) -> Result<Vec<MembershipRow>, sqlx::Error> {
     let (after_user, after_role) = after.map_or((None, None), |(u, r)| (Some(u), Some(r)));
-    sqlx::query_as(concat!("select ", membership_columns!(), " from memberships
+    sqlx::query_as(concat!(
+        "select ",
+        membership_columns!(),
+        " from memberships
          where festival_id = $1 and ($2::uuid is null or (user_id, role) > ($2, $3))
-         order by user_id, role limit $4"))
+         order by user_id, role limit $4"
+    ))
     .bind(festival_id)
     .bind(after_user)
     .bind(after_role)

@@ -32,7 +32,10 @@ pub struct NewUser<'a> {
 }
 
 pub async fn insert(conn: &mut PgConnection, u: &NewUser<'_>) -> Result<UserRow, sqlx::Error> {
-    sqlx::query_as(concat!("insert into users (id, email, password_hash, display_name, language) values ($1, $2, $3, $4, $5) returning ", user_columns!()))
+    sqlx::query_as(concat!(
+        "insert into users (id, email, password_hash, display_name, language) values ($1, $2, $3, $4, $5) returning ",
+        user_columns!()
+    ))
     .bind(u.id)
     .bind(u.email)
     .bind(u.password_hash)
@@ -75,10 +78,11 @@ pub async fn update_profile(
 
 /// Soft delete: the row stays (audit trail), the address is freed.
 pub async fn soft_delete(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("update users set deleted_at = now(), updated_at = now() where id = $1 and deleted_at is null")
-        .bind(id)
-        .execute(conn)
-        .await?;
+    let done =
+        sqlx::query("update users set deleted_at = now(), updated_at = now() where id = $1 and deleted_at is null")
+            .bind(id)
+            .execute(conn)
+            .await?;
     Ok(done.rows_affected() == 1)
 }
 

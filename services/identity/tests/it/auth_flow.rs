@@ -1,0 +1,193 @@
+use std::collections::HashSet;
+
+use festival_identity::events as subjects;
+use festival_proto::identity::v1 as pb;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_fan_registers_signs_in_and_sees_their_profile() {
+    let app = spawn().await;
+    let mut c = client(&app);
+    let user = c
+        .register(pb::RegisterRequest {
+            email: "  Ana.Silva@Example.ORG ".into(),
+            password: PASSWORD.into(),
+            display_name: "Ana".into(),
+            language: pb::Language::Pt as i32,
+        })
+        .await
+        .expect("register")
+        .into_inner()
+        .user
+        .expect("user");
+    assert_eq!(user.email, "ana.silva@example.org", "emails are normalised");
+    assert_eq!(user.role, pb::Role::User as i32);
+
+    let tokens = login(&mut c, "ANA.SILVA@example.org").await;
+    assert_eq!(tokens.token_type, "Bearer");
+    assert!(tokens.refresh_token.starts_with("rt_"));
+    let me = c.get_me(authed(pb::GetMeRequest {}, &tokens.access_token)).await.expect("me").into_inner();
+    assert_eq!(
+        (me.id.as_str(), me.display_name.as_str(), me.language),
+        (user.id.as_str(), "Ana", pb::Language::Pt as i32)
+    );
+
+    let registered: pb::UserRegistered = last_event(&app, subjects::USER_REGISTERED).await;
+    assert_eq!(registered.user_id, user.id);
+}
+
+#[tokio::test]
+async fn a_taken_email_is_refused_whatever_its_case() {
+    let app = spawn().await;
+    let mut c = client(&app);
+    register(&mut c, "dup@example.org").await;
+    let again = c
+        .register(pb::RegisterRequest {
+            email: "DUP@example.org".into(),
+            password: PASSWORD.into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code(again), "ERR_10001");
+    assert_eq!(count(&app, "users").await, 1);
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_email_get_the_same_answer() {
+    let app = spawn().await;
+    let mut c = client(&app);
+    let email = new_email();
+    register(&mut c, &email).await;
+    let wrong = c.login(pb::LoginRequest { email: email.clone(), password: "not the password at all".into() }).await;
+    let unknown = c.login(pb::LoginRequest { email: new_email(), password: PASSWORD.into() }).await;
+    let (wrong, unknown) = (wrong.expect_err("refused"), unknown.expect_err("refused"));
+    assert_eq!(wrong.code(), unknown.code());
+    assert_eq!(wrong.message(), unknown.message());
+    assert_eq!(code::<()>(Err(wrong)), "ERR_2001");
+    assert_eq!(count(&app, "sessions").await, 0);
+}
+
+#[tokio::test]
+async fn refresh_rotates_the_refresh_token() {
+    let app = spawn().await;
+    let mut c = client(&app);
+    let (_, first) = signed_in(&mut c).await;
+    let second = c
+        .refresh(pb::RefreshRequest { refresh_token: first.refresh_token.clone() })
+        .await
+        .expect("refresh")
+        .into_inner();
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_ne!(second.access_token, first.access_token);
+    let third =
+        c.refresh(pb::RefreshRequest { refresh_token: second.refresh_token.clone() }).await.expect("refresh again");
+    c.get_me(authed(pb::GetMeRequest {}, &third.into_inner().access_token)).await.expect("new access token works");
+}
+
+#[tokio::test]
+async fn replaying_a_spent_refresh_token_revokes_the_whole_family() {
+    let app = spawn().await;
+    let mut c = client(&app);
+    let (user, first) = signed_in(&mut c).await;
+    let second = c
+        .refresh(pb::RefreshRequest { refresh_token: first.refresh_token.clone() })
+        .await
+        .expect("refresh")
+        .into_inner();
+
+    // An attacker (or a confused client) presents the spent token.
+    assert_eq!(code(c.refresh(pb::RefreshRequest { refresh_token: first.refresh_token.clone() }).await), "ERR_2004");
+    // The legitimate holder's newer token is dead too, and so is its access token.
+    assert_eq!(code(c.refresh(pb::RefreshRequest { refresh_token: second.refresh_token.clone() }).await), "ERR_2003");
+    assert_eq!(code(c.get_me(authed(pb::GetMeRequest {}, &second.access_token)).await), "ERR_2005");
+
+    let revoked: pb::SessionRevoked = last_event(&app, subjects::SESSION_REVOKED).await;
+    assert_eq!((revoked.user_id.as_str(), revoked.reason.as_str()), (user.id.as_str(), "refresh_token_reuse"));
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_of_one_token_let_exactly_one_through() {
+    let app = spawn().await;
+    let mut c = client(&app);
+    let (_, tokens) = signed_in(&mut c).await;
+    let attempts = (0..8).map(|_| {
+        let mut c = c.clone();
+        let token = tokens.refresh_token.clone();
+        tokio::spawn(async move { c.refresh(pb::RefreshRequest { refresh_token: token }).await })
+    });
+    let results: Vec<_> = futures::future::join_all(attempts).await.into_iter().map(|r| r.expect("task")).collect();
+    let winners = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(winners, 1, "one rotation wins; the rest are reuse");
+    let codes: HashSet<String> = results.into_iter().filter(|r| r.is_err()).map(code).collect();
+    assert!(codes.is_subset(&HashSet::from(["ERR_2004".to_owned(), "ERR_2003".to_owned()])), "{codes:?}");
+    let live_tokens: i64 = sqlx::query_scalar("select count(*) from refresh_tokens where used_at is null")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(live_tokens, 1, "one new token was issued, no more");
+}
+
+#[tokio::test]
+async fn logout_ends_the_session() {
+    let app = spawn().await;
+    let mut c = client(&app);
+    let (_, tokens) = signed_in(&mut c).await;
+    c.logout(pb::LogoutRequest { refresh_token: tokens.refresh_token.clone() }).await.expect("logout");
+    c.logout(pb::LogoutRequest { refresh_token: tokens.refresh_token.clone() })
+        .await
+        .expect("logging out twice is harmless");
+    assert_eq!(code(c.refresh(pb::RefreshRequest { refresh_token: tokens.refresh_token.clone() }).await), "ERR_2003");
+    assert_eq!(code(c.get_me(authed(pb::GetMeRequest {}, &tokens.access_token)).await), "ERR_2005");
+}
+
+#[tokio::test]
+async fn logout_everywhere_ends_every_session_of_the_user_only() {
+    let app = spawn().await;
+    let mut c = client(&app);
+    let email = new_email();
+    register(&mut c, &email).await;
+    let (phone, laptop) = (login(&mut c, &email).await, login(&mut c, &email).await);
+    let (_, someone_else) = signed_in(&mut c).await;
+
+    let ended =
+        c.logout_all(authed(pb::LogoutAllRequest {}, &phone.access_token)).await.expect("logout all").into_inner();
+    assert_eq!(ended.sessions_revoked, 2);
+    for session in [&phone, &laptop] {
+        assert_eq!(
+            code(c.refresh(pb::RefreshRequest { refresh_token: session.refresh_token.clone() }).await),
+            "ERR_2003"
+        );
+        assert_eq!(code(c.get_me(authed(pb::GetMeRequest {}, &session.access_token)).await), "ERR_2005");
+    }
+    c.get_me(authed(pb::GetMeRequest {}, &someone_else.access_token)).await.expect("other users keep their sessions");
+    app.assert_outbox_drained().await;
+}
+
+#[tokio::test]
+async fn profiles_update_and_deleted_accounts_free_their_email() {
+    let app = spawn().await;
+    let mut c = client(&app);
+    let email = new_email();
+    let user = register(&mut c, &email).await;
+    let tokens = login(&mut c, &email).await;
+    let updated = c
+        .update_me(authed(
+            pb::UpdateMeRequest { display_name: "DJ Ana".into(), language: pb::Language::Fr as i32 },
+            &tokens.access_token,
+        ))
+        .await
+        .expect("update")
+        .into_inner();
+    assert_eq!((updated.display_name.as_str(), updated.language), ("DJ Ana", pb::Language::Fr as i32));
+
+    c.delete_me(authed(pb::DeleteMeRequest {}, &tokens.access_token)).await.expect("delete");
+    assert_eq!(code(c.login(pb::LoginRequest { email: email.clone(), password: PASSWORD.into() }).await), "ERR_2001");
+    assert_eq!(code(c.get_me(authed(pb::GetMeRequest {}, &tokens.access_token)).await), "ERR_2005");
+    let deleted: pb::UserDeleted = last_event(&app, subjects::USER_DELETED).await;
+    assert_eq!(deleted.user_id, user.id);
+
+    let again = register(&mut c, &email).await;
+    assert_ne!(again.id, user.id, "a new account, the old row stays soft-deleted");
+    assert_eq!(count(&app, "users").await, 2);
+}

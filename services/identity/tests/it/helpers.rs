@@ -1,0 +1,85 @@
+use festival_identity::Identity;
+use festival_platform::error::reason;
+use festival_proto::identity::v1 as pb;
+use festival_proto::identity::v1::identity_service_client::IdentityServiceClient;
+use festival_testkit::TestApp;
+use tonic::transport::Channel;
+
+pub type App = TestApp<Identity>;
+pub type Client = IdentityServiceClient<Channel>;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub async fn spawn() -> App {
+    TestApp::<Identity>::spawn().await
+}
+
+pub fn client(app: &App) -> Client {
+    IdentityServiceClient::new(app.channel.clone())
+}
+
+pub fn new_email() -> String {
+    format!("fan-{}@example.org", festival_testkit::unique_name())
+}
+
+pub async fn register(client: &mut Client, email: &str) -> pb::User {
+    client
+        .register(pb::RegisterRequest { email: email.into(), password: PASSWORD.into(), ..Default::default() })
+        .await
+        .expect("register")
+        .into_inner()
+        .user
+        .expect("user")
+}
+
+pub async fn login(client: &mut Client, email: &str) -> pb::TokenPair {
+    client.login(pb::LoginRequest { email: email.into(), password: PASSWORD.into() }).await.expect("login").into_inner()
+}
+
+/// Registers and signs in a new account.
+pub async fn signed_in(client: &mut Client) -> (pb::User, pb::TokenPair) {
+    let email = new_email();
+    let user = register(client, &email).await;
+    let tokens = login(client, &email).await;
+    (user, tokens)
+}
+
+/// A request carrying `authorization: Bearer <token>`.
+pub fn authed<T>(message: T, access_token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {access_token}").parse().expect("header"));
+    request
+}
+
+/// The `ERR_…` code of a failed call.
+pub fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> String {
+    let status = result.expect_err("the call must fail");
+    reason(&status).unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"))
+}
+
+/// Makes an account a platform ADMIN, as `identity promote-admin` does.
+pub async fn make_admin(app: &App, email: &str) {
+    let mut conn = app.pool.acquire().await.expect("conn");
+    assert!(festival_identity::store::users::set_role(&mut conn, email, "ADMIN").await.expect("set role"));
+}
+
+pub async fn count(app: &App, table: &str) -> i64 {
+    let sql = match table {
+        "users" => "select count(*) from users",
+        "outbox" => "select count(*) from outbox",
+        "memberships" => "select count(*) from memberships",
+        "sessions" => "select count(*) from sessions",
+        other => panic!("no count for {other}"),
+    };
+    sqlx::query_scalar(sql).fetch_one(&app.pool).await.expect("count")
+}
+
+/// The last event published on `subject` (unprefixed) in the app's stream.
+pub async fn last_event<M: prost::Message + Default>(app: &App, subject: &str) -> M {
+    app.assert_outbox_drained().await;
+    let naming = app.naming();
+    let js = async_nats::jetstream::new(async_nats::connect(festival_testkit::nats_url()).await.expect("nats"));
+    let stream = js.get_stream(naming.stream("identity")).await.expect("identity stream");
+    let message = stream.get_last_raw_message_by_subject(&naming.subject(subject)).await.expect("event published");
+    M::decode(message.payload.as_ref()).expect("protobuf payload")
+}

@@ -1,0 +1,8 @@
+//! Identity against real PostgreSQL and NATS: one binary, one module per area.
+
+mod auth_flow;
+mod bad_input;
+mod helpers;
+mod keys;
+mod memberships;
+mod readiness;
