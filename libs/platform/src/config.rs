@@ -81,8 +81,10 @@ pub struct GrpcConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MetricsConfig {
-    /// Address of the Prometheus `/metrics` endpoint; unset disables it.
-    pub listen: Option<SocketAddr>,
+    /// Serve the Prometheus `/metrics` endpoint.
+    pub enabled: bool,
+    /// Address of the `/metrics` endpoint.
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,7 +153,7 @@ impl CommonConfig {
                 max_message_bytes: 4 * 1024 * 1024,
                 drain_grace_ms: 2_000,
             },
-            metrics: MetricsConfig { listen: Some(SocketAddr::from(([127, 0, 0, 1], grpc_port + 1000))) },
+            metrics: MetricsConfig { enabled: true, listen: SocketAddr::from(([127, 0, 0, 1], grpc_port + 1000)) },
             database: DatabaseConfig {
                 url: Secret::new(format!(
                     "postgres://festival:{DEV_DATABASE_PASSWORD}@127.0.0.1:5432/festival_{service}"

@@ -6,6 +6,7 @@
 //! - [`telemetry`] and [`metrics`]: JSON logs with redaction, OTLP traces, W3C
 //!   propagation, Prometheus.
 //! - [`db`]: per-service PostgreSQL database, embedded migrations.
+//! - [`redis`]: Redis pool with per-deployment key prefixes.
 //! - [`events`]: transactional outbox, relay to JetStream, inbox-backed consumers.
 //! - [`auth`]: access-token verification and per-festival authorization.
 //! - [`server`] and [`cli`]: bootstrap, health, reflection, graceful drain, `migrate`.
@@ -19,6 +20,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod metrics;
+pub mod redis;
 pub mod server;
 pub mod telemetry;
 pub mod validate;

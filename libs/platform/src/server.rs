@@ -130,9 +130,10 @@ pub async fn start<S: Service>(config: S::Config, roles: Roles) -> anyhow::Resul
     }
     background.push(tokio::spawn(watch_readiness::<S>(health.clone(), pool.clone(), nats.clone(), shutdown.clone())));
 
-    let metrics_addr = match common.metrics.listen {
-        Some(addr) => Some(crate::metrics::serve(addr, shutdown.clone()).await?),
-        None => None,
+    let metrics_addr = if common.metrics.enabled {
+        Some(crate::metrics::serve(common.metrics.listen, shutdown.clone()).await?)
+    } else {
+        None
     };
 
     let listener = tokio::net::TcpListener::bind(common.grpc.listen).await?;

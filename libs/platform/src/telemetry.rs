@@ -49,9 +49,11 @@ pub fn init(config: &CommonConfig) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_tracer_provider(provider.clone());
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("festival"));
 
+    // The log filter applies to log output only: spans reach the trace layer at INFO
+    // whatever the log level, so trace context propagates even when logs are quiet.
     let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.telemetry.log_level))?;
     let fmt = if config.telemetry.log_format == "pretty" {
-        tracing_subscriber::fmt::layer().with_target(false).boxed()
+        tracing_subscriber::fmt::layer().with_target(false).with_filter(filter).boxed()
     } else {
         tracing_subscriber::fmt::layer()
             .json()
@@ -59,9 +61,11 @@ pub fn init(config: &CommonConfig) -> anyhow::Result<TelemetryGuard> {
             .with_current_span(true)
             .with_span_list(false)
             .with_writer(RedactingStdout)
+            .with_filter(filter)
             .boxed()
     };
-    tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init()?;
+    let otel = otel.with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+    tracing_subscriber::registry().with(fmt).with(otel).try_init()?;
     Ok(TelemetryGuard { provider })
 }
 

@@ -9,7 +9,7 @@ use festival_platform::events::consumer::{self, Applied, ConsumerConfig, Handler
 use festival_platform::events::relay::OutboxRelay;
 use festival_platform::events::{self, EVENT_ID_HEADER, EVENT_TYPE_HEADER, Naming, outbox};
 use festival_proto::identity::v1 as pb;
-use festival_testkit::{NatsServer, database_url, eventually, unique_name};
+use festival_testkit::{NatsServer, eventually, unique_name};
 use futures::future::BoxFuture;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -20,8 +20,6 @@ const SUBJECT: &str = "festival.test.thing.happened";
 async fn database() -> PgPool {
     let mut common = festival_platform::config::CommonConfig::local_defaults("test", 50999);
     festival_testkit::isolate(&mut common, &unique_name());
-    common.database.url =
-        festival_platform::config::Secret::new(database_url(&format!("festival_test_{}", unique_name())));
     let pool = festival_platform::db::connect(&common.database, true).await.expect("database");
     festival_platform::db::migrate(&pool, &sqlx::migrate::Migrator::with_migrations(vec![])).await.expect("migrate");
     sqlx::query("create table effects (event_id uuid not null, user_id text not null)")

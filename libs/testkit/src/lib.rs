@@ -55,7 +55,7 @@ pub fn isolate(common: &mut CommonConfig, name: &str) {
     common.database.max_connections = 8;
     common.grpc.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     common.grpc.drain_grace_ms = 0;
-    common.metrics.listen = None;
+    common.metrics.enabled = false;
     common.nats.url = nats_url();
     common.nats.subject_prefix = name.to_owned();
     common.redis.url = redis_url();
@@ -65,6 +65,8 @@ pub fn isolate(common: &mut CommonConfig, name: &str) {
 /// A running service under test.
 pub struct TestApp<S: Service> {
     pub addr: SocketAddr,
+    /// `/metrics` address, when the test enabled metrics.
+    pub metrics_addr: Option<SocketAddr>,
     pub channel: Channel,
     pub pool: PgPool,
     pub config: S::Config,
@@ -96,7 +98,15 @@ impl<S: Service> TestApp<S> {
             .connect()
             .await
             .expect("connects to the service");
-        Self { addr: running.addr, channel, pool: running.pool.clone(), config, name, running: Some(running) }
+        Self {
+            addr: running.addr,
+            metrics_addr: running.metrics_addr,
+            channel,
+            pool: running.pool.clone(),
+            config,
+            name,
+            running: Some(running),
+        }
     }
 
     pub fn naming(&self) -> Naming {
@@ -131,6 +141,20 @@ impl<S: Service> Drop for TestApp<S> {
             running.shutdown();
         }
     }
+}
+
+/// Installs the platform's tracing (JSON logs at `warn`, W3C propagation, spans with
+/// trace ids) once per test process, for tests about trace propagation.
+pub fn init_tracing() {
+    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let mut common = CommonConfig::local_defaults("test", 50999);
+        common.telemetry.log_level = "warn".into();
+        if let Ok(guard) = festival_platform::telemetry::init(&common) {
+            // Kept for the life of the process: the exporter (none here) lives as long.
+            std::mem::forget(guard);
+        }
+    });
 }
 
 /// Waits until `check` is true, polling every 50 ms, for at most `timeout`.

@@ -191,3 +191,50 @@ async fn profiles_update_and_deleted_accounts_free_their_email() {
     assert_ne!(again.id, user.id, "a new account, the old row stays soft-deleted");
     assert_eq!(count(&app, "users").await, 2);
 }
+
+#[tokio::test]
+async fn the_callers_trace_continues_into_the_published_event() {
+    festival_testkit::init_tracing();
+    let app = spawn().await;
+    let mut c = client(&app);
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut request = tonic::Request::new(pb::RegisterRequest {
+        email: new_email(),
+        password: PASSWORD.into(),
+        ..Default::default()
+    });
+    request.metadata_mut().insert("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01").parse().expect("header"));
+    c.register(request).await.expect("register");
+
+    let message = last_message(&app, subjects::USER_REGISTERED).await;
+    let traceparent =
+        message.headers.get("traceparent").map(|v| v.to_string()).expect("traceparent header on the event");
+    assert!(traceparent.starts_with(&format!("00-{trace_id}-")), "{traceparent}");
+}
+
+#[tokio::test]
+async fn concurrent_registrations_of_one_email_create_one_account() {
+    let app = spawn().await;
+    let c = client(&app);
+    let email = new_email();
+    let attempts = (0..8).map(|_| {
+        let mut c = c.clone();
+        let email = email.clone();
+        tokio::spawn(async move {
+            c.register(pb::RegisterRequest { email, password: PASSWORD.into(), ..Default::default() }).await
+        })
+    });
+    let results: Vec<_> = futures::future::join_all(attempts).await.into_iter().map(|r| r.expect("task")).collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(results.into_iter().filter(|r| r.is_err()).map(code).all(|c| c == "ERR_10001"));
+    assert_eq!(count(&app, "users").await, 1);
+    assert_eq!(count(&app, "outbox").await + published(&app).await, 1, "one user.registered event, not eight");
+}
+
+/// Events already relayed to the app's stream.
+async fn published(app: &App) -> i64 {
+    app.assert_outbox_drained().await;
+    let js = async_nats::jetstream::new(async_nats::connect(festival_testkit::nats_url()).await.expect("nats"));
+    let mut stream = js.get_stream(app.naming().stream("identity")).await.expect("stream");
+    stream.info().await.expect("info").state.messages as i64
+}

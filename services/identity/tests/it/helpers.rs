@@ -76,10 +76,15 @@ pub async fn count(app: &App, table: &str) -> i64 {
 
 /// The last event published on `subject` (unprefixed) in the app's stream.
 pub async fn last_event<M: prost::Message + Default>(app: &App, subject: &str) -> M {
+    let message = last_message(app, subject).await;
+    M::decode(message.payload.as_ref()).expect("protobuf payload")
+}
+
+/// The last raw message (headers and payload) published on `subject` (unprefixed).
+pub async fn last_message(app: &App, subject: &str) -> async_nats::jetstream::message::StreamMessage {
     app.assert_outbox_drained().await;
     let naming = app.naming();
     let js = async_nats::jetstream::new(async_nats::connect(festival_testkit::nats_url()).await.expect("nats"));
     let stream = js.get_stream(naming.stream("identity")).await.expect("identity stream");
-    let message = stream.get_last_raw_message_by_subject(&naming.subject(subject)).await.expect("event published");
-    M::decode(message.payload.as_ref()).expect("protobuf payload")
+    stream.get_last_raw_message_by_subject(&naming.subject(subject)).await.expect("event published")
 }

@@ -60,3 +60,29 @@ async fn a_draining_service_reports_not_serving_and_finishes() {
     stopping.await.expect("stops cleanly");
     assert!(festival_platform::db::ping(&pool).await, "the database outlives the service");
 }
+
+#[tokio::test]
+async fn metrics_count_calls_by_method_and_code() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::<Identity>::spawn_with(|c| {
+        c.common.metrics.enabled = true;
+        c.common.metrics.listen = "127.0.0.1:0".parse().expect("addr");
+    })
+    .await;
+    let mut client = crate::helpers::client(&app);
+    let _ = client.login(festival_proto::identity::v1::LoginRequest::default()).await;
+    client.get_jwks(festival_proto::identity::v1::GetJwksRequest {}).await.expect("jwks");
+
+    let addr = app.metrics_addr.expect("metrics enabled");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").await.expect("request");
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.expect("response");
+    assert!(body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"), "{body:.200}");
+    let login_line = body
+        .lines()
+        .find(|l| l.starts_with("festival_grpc_requests_total") && l.contains("Login") && l.contains("code=\"3\""))
+        .unwrap_or_else(|| panic!("no counter for the refused login in:\n{body}"));
+    assert!(login_line.ends_with(" 1"), "{login_line}");
+    assert!(body.contains("festival_grpc_request_duration_seconds"), "latency histogram exported");
+}

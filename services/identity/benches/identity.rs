@@ -1,0 +1,115 @@
+//! `scripts/bench identity`: logins per second and latency at concurrency 8 through the
+//! real gRPC server (PostgreSQL, argon2id), and access-token verifications per second on
+//! one core. Prints a Markdown table. Not a test: no thresholds.
+
+use std::time::{Duration, Instant};
+
+use festival_identity::Identity;
+use festival_platform::auth::{IdentityKeySource, Verifier};
+use festival_proto::identity::v1 as pb;
+use festival_proto::identity::v1::identity_service_client::IdentityServiceClient;
+use festival_testkit::TestApp;
+
+const CONCURRENCY: usize = 8;
+const LOGIN_DURATION: Duration = Duration::from_secs(15);
+const VERIFY_DURATION: Duration = Duration::from_secs(5);
+const PASSWORD: &str = "correct horse battery staple";
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn main() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let (app, token) = rt.block_on(async {
+        let app = TestApp::<Identity>::spawn().await;
+        let client = IdentityServiceClient::new(app.channel.clone());
+        let mut emails = Vec::new();
+        for i in 0..CONCURRENCY {
+            let email = format!("bench-{i}-{}@example.org", app.name);
+            client
+                .clone()
+                .register(pb::RegisterRequest { email: email.clone(), password: PASSWORD.into(), ..Default::default() })
+                .await?;
+            emails.push(email);
+        }
+
+        // Warm up: one login per user (pool connections, signer cache).
+        for email in &emails {
+            client.clone().login(pb::LoginRequest { email: email.clone(), password: PASSWORD.into() }).await?;
+        }
+
+        let started = Instant::now();
+        let workers = emails.into_iter().map(|email| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut token = String::new();
+                while started.elapsed() < LOGIN_DURATION {
+                    let t = Instant::now();
+                    let pair = client
+                        .login(pb::LoginRequest { email: email.clone(), password: PASSWORD.into() })
+                        .await
+                        .expect("login");
+                    latencies.push(t.elapsed());
+                    token = pair.into_inner().access_token;
+                }
+                (latencies, token)
+            })
+        });
+        let mut latencies = Vec::new();
+        let mut token = String::new();
+        for w in futures::future::join_all(workers).await {
+            let (l, t) = w?;
+            latencies.extend(l);
+            token = t;
+        }
+        let elapsed = started.elapsed();
+        latencies.sort();
+        let cfg = &app.config.password;
+        println!("\n### identity benchmark\n");
+        println!(
+            "argon2id: m = {} KiB, t = {}, p = {}; {} CPU cores; login = gRPC Login through the real server (PostgreSQL session + refresh token + EdDSA access token)\n",
+            cfg.memory_kib,
+            cfg.iterations,
+            cfg.parallelism,
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
+        println!("| measurement | value |");
+        println!("|---|---|");
+        println!("| logins/s at concurrency {CONCURRENCY} | {:.1} ({} logins in {:.1} s) |", latencies.len() as f64 / elapsed.as_secs_f64(), latencies.len(), elapsed.as_secs_f64());
+        println!("| login p50 | {} |", ms(percentile(&latencies, 0.50)));
+        println!("| login p99 | {} |", ms(percentile(&latencies, 0.99)));
+        anyhow::Ok((app, token))
+    })?;
+
+    // Verification on one core: a current-thread runtime, keys fetched once over gRPC.
+    let addr = app.addr;
+    let auth = app.config.common.auth.clone();
+    let per_sec = std::thread::spawn(move || -> anyhow::Result<f64> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let verifier = Verifier::new(&auth, IdentityKeySource::new(&format!("http://{addr}"))?);
+            verifier.verify(&token).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let started = Instant::now();
+            let mut n = 0u64;
+            while started.elapsed() < VERIFY_DURATION {
+                for _ in 0..100 {
+                    verifier.verify(&token).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+                n += 100;
+            }
+            Ok(n as f64 / started.elapsed().as_secs_f64())
+        })
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("verifier thread panicked"))??;
+    println!("| access-token verifications/s, one core | {per_sec:.0} |");
+    rt.block_on(app.stop());
+    Ok(())
+}
