@@ -34,9 +34,10 @@ apt_install() {
 
 ensure_postgres() {
   if ! port_open $PG_PORT; then
-    command -v pg_ctlcluster >/dev/null || apt_install postgresql
+    # The client alone (psql) is common; the server binary is what matters.
+    ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && command -v pg_ctlcluster >/dev/null || apt_install postgresql
     local version
-    version=$(ls /usr/lib/postgresql | sort -V | tail -1)
+    version=$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -1 | cut -d/ -f5)
     [ -n "$version" ] || die "no PostgreSQL server found under /usr/lib/postgresql"
     if ! pg_lsclusters -h 2>/dev/null | awk '{print $1" "$2}' | grep -q "^$version main$"; then
       as_root pg_createcluster "$version" main >/dev/null
