@@ -57,6 +57,14 @@ pub fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> String {
     reason(&status).unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"))
 }
 
+/// Registers an account, makes it ADMIN and signs it in.
+pub async fn signed_in_admin(app: &App, client: &mut Client) -> pb::TokenPair {
+    let email = new_email();
+    register(client, &email).await;
+    make_admin(app, &email).await;
+    login(client, &email).await
+}
+
 /// Makes an account a platform ADMIN, as `identity promote-admin` does.
 pub async fn make_admin(app: &App, email: &str) {
     let mut conn = app.pool.acquire().await.expect("conn");

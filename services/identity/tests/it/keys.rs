@@ -37,10 +37,7 @@ async fn other_services_verify_access_tokens_with_the_published_keys() {
 async fn after_a_rotation_old_tokens_keep_verifying_and_new_ones_use_the_new_key() {
     let app = spawn().await;
     let mut c = client(&app);
-    let admin_email = new_email();
-    register(&mut c, &admin_email).await;
-    make_admin(&app, &admin_email).await;
-    let admin = login(&mut c, &admin_email).await;
+    let admin = signed_in_admin(&app, &mut c).await;
     let (_, fan) = signed_in(&mut c).await;
     let old_kid = kid_of(&fan.access_token);
 

@@ -14,10 +14,7 @@ async fn only_an_admin_or_that_festivals_organizer_may_grant_roles() {
     let mut c = client(&app);
     let (festival_a, festival_b) = (Uuid::now_v7(), Uuid::now_v7());
 
-    let admin_email = new_email();
-    register(&mut c, &admin_email).await;
-    make_admin(&app, &admin_email).await;
-    let admin = login(&mut c, &admin_email).await;
+    let admin = signed_in_admin(&app, &mut c).await;
     let (organizer, organizer_tokens) = signed_in(&mut c).await;
     let (staff, staff_tokens) = signed_in(&mut c).await;
     let (fan, fan_tokens) = signed_in(&mut c).await;
@@ -85,10 +82,7 @@ async fn organizers_list_and_revoke_their_roster() {
     let app = spawn().await;
     let mut c = client(&app);
     let festival = Uuid::now_v7();
-    let admin_email = new_email();
-    register(&mut c, &admin_email).await;
-    make_admin(&app, &admin_email).await;
-    let admin = login(&mut c, &admin_email).await;
+    let admin = signed_in_admin(&app, &mut c).await;
 
     let mut members = Vec::new();
     for _ in 0..5 {
@@ -145,10 +139,7 @@ async fn bad_membership_requests_are_refused_and_write_nothing() {
     let app = spawn().await;
     let mut c = client(&app);
     let festival = Uuid::now_v7();
-    let admin_email = new_email();
-    register(&mut c, &admin_email).await;
-    make_admin(&app, &admin_email).await;
-    let admin = login(&mut c, &admin_email).await;
+    let admin = signed_in_admin(&app, &mut c).await;
     let (user, _) = signed_in(&mut c).await;
     let token = &admin.access_token;
 
