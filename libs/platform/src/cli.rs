@@ -13,7 +13,7 @@ pub async fn main<S: Service>() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = parse(&args)?;
     let config = config::load(S::default_config())?;
-    let _telemetry = crate::telemetry::init(config.common())?;
+    let _telemetry = crate::telemetry::init(S::NAME, &config.common().telemetry)?;
     match command {
         Command::Migrate => {
             let common = config.common();

@@ -270,6 +270,16 @@ pub trait ServiceConfig: Serialize + DeserializeOwned + Clone + fmt::Debug + Sen
 /// and `OTEL_EXPORTER_OTLP_ENDPOINT`; then validates it.
 pub fn load<C: ServiceConfig>(defaults: C) -> Result<C, ConfigError> {
     let service = defaults.common().service.clone();
+    let config: C = load_layers(&service, defaults)?;
+    config.common().validate()?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// The layering alone, for processes whose configuration is not a [`ServiceConfig`]
+/// (the gateway): `defaults`, `FESTIVAL_CONFIG_FILE`, `FESTIVAL__*`, `<SERVICE>__*`,
+/// `FESTIVAL_ENV` (key `env`), `OTEL_EXPORTER_OTLP_ENDPOINT` (key `telemetry.otlp_endpoint`).
+pub fn load_layers<C: Serialize + DeserializeOwned>(service: &str, defaults: C) -> Result<C, ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(defaults));
     if let Ok(path) = std::env::var("FESTIVAL_CONFIG_FILE") {
         figment = figment.merge(Toml::file(path));
@@ -279,10 +289,7 @@ pub fn load<C: ServiceConfig>(defaults: C) -> Result<C, ConfigError> {
         .merge(Env::prefixed(&format!("{}__", service.to_uppercase())).split("__"))
         .merge(Env::raw().only(&["FESTIVAL_ENV"]).map(|_| "env".into()))
         .merge(Env::raw().only(&["OTEL_EXPORTER_OTLP_ENDPOINT"]).map(|_| "telemetry.otlp_endpoint".into()));
-    let config: C = figment.extract().map_err(Box::new)?;
-    config.common().validate()?;
-    config.validate()?;
-    Ok(config)
+    Ok(figment.extract().map_err(Box::new)?)
 }
 
 #[cfg(test)]

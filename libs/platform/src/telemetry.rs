@@ -20,7 +20,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::CommonConfig;
+use crate::config::TelemetryConfig;
 
 /// Flushes and shuts down the trace exporter when dropped.
 pub struct TelemetryGuard {
@@ -33,14 +33,13 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// Installs the global subscriber and propagator. Call once, from `main`.
-pub fn init(config: &CommonConfig) -> anyhow::Result<TelemetryGuard> {
+/// Installs the global subscriber and propagator for `service`. Call once, from `main`.
+pub fn init(service: &str, config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
-    let mut builder = SdkTracerProvider::builder().with_resource(
-        opentelemetry_sdk::Resource::builder().with_service_name(format!("festival-{}", config.service)).build(),
-    );
-    if let Some(endpoint) = config.telemetry.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
+    let mut builder = SdkTracerProvider::builder()
+        .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(format!("festival-{service}")).build());
+    if let Some(endpoint) = config.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
         use opentelemetry_otlp::WithExportConfig;
         let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint).build()?;
         builder = builder.with_batch_exporter(exporter);
@@ -51,8 +50,8 @@ pub fn init(config: &CommonConfig) -> anyhow::Result<TelemetryGuard> {
 
     // The log filter applies to log output only: spans reach the trace layer at INFO
     // whatever the log level, so trace context propagates even when logs are quiet.
-    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.telemetry.log_level))?;
-    let fmt = if config.telemetry.log_format == "pretty" {
+    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.log_level))?;
+    let fmt = if config.log_format == "pretty" {
         tracing_subscriber::fmt::layer().with_target(false).with_filter(filter).boxed()
     } else {
         tracing_subscriber::fmt::layer()
@@ -142,6 +141,34 @@ pub fn grpc_server_span<B>(request: &http::Request<B>) -> tracing::Span {
     let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(request.headers())));
     let _ = span.set_parent(parent);
     span
+}
+
+/// The span of one HTTP request at the edge, continuing the caller's trace if it sent one.
+/// Carries the path but never the query string (it may hold personal data).
+pub fn http_server_span<B>(request: &http::Request<B>, request_id: &str) -> tracing::Span {
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = %format_args!("{} {}", request.method(), request.uri().path()),
+        otel.kind = "server",
+        http.method = %request.method(),
+        url.path = %request.uri().path(),
+        request_id = %request_id,
+    );
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(request.headers())));
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// Adds the current trace context to outgoing HTTP headers.
+pub fn inject_trace_headers(headers: &mut http::HeaderMap) {
+    let mut map = HashMap::new();
+    let cx = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut map));
+    for (k, v) in map {
+        if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), http::HeaderValue::from_str(&v)) {
+            headers.insert(k, v);
+        }
+    }
 }
 
 /// The span of one consumed event, continuing the publisher's trace.

@@ -24,3 +24,10 @@ pub mod identity {
         tonic::include_proto!("festival.identity.v1");
     }
 }
+
+/// Test-only API for the gateway's transcoding tests (never routed in a deployment).
+pub mod testing {
+    pub mod v1 {
+        tonic::include_proto!("festival.testing.v1");
+    }
+}

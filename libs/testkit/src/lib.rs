@@ -150,7 +150,7 @@ pub fn init_tracing() {
     ONCE.get_or_init(|| {
         let mut common = CommonConfig::local_defaults("test", 50999);
         common.telemetry.log_level = "warn".into();
-        if let Ok(guard) = festival_platform::telemetry::init(&common) {
+        if let Ok(guard) = festival_platform::telemetry::init("test", &common.telemetry) {
             // Kept for the life of the process: the exporter (none here) lives as long.
             std::mem::forget(guard);
         }

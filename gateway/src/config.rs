@@ -1,0 +1,131 @@
+//! Gateway configuration (`GATEWAY__*`, layered like every service's; see docs/CONFIGURATION.md).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use festival_platform::config::{ConfigError, Environment, RedisConfig, TelemetryConfig, load_layers};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub env: Environment,
+    /// HTTP/1.1 and HTTP/2 (h2c) listen address: REST, gRPC-web and gRPC on one port.
+    pub listen: SocketAddr,
+    /// Upstream name (a service's package segment) → gRPC URL.
+    pub upstreams: BTreeMap<String, String>,
+    /// Value of the `X-API-Version` response header.
+    pub api_version: String,
+    pub cors: CorsConfig,
+    pub limits: LimitsConfig,
+    pub rate_limit: RateLimitConfig,
+    pub cookies: CookieConfig,
+    pub redis: RedisConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CorsConfig {
+    /// Origins allowed to call with credentials (browsers). Empty: no CORS headers.
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LimitsConfig {
+    /// Largest REST request body.
+    pub max_body_bytes: usize,
+    /// Deadline of a REST call, sent upstream as `grpc-timeout` (streams are not limited).
+    pub request_timeout_ms: u64,
+    /// Interval of SSE comments and WebSocket pings on live streams.
+    pub stream_heartbeat_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    /// Length of a fixed window.
+    pub window_secs: u64,
+    /// Requests per client per route per window, unless the route has its own budget.
+    pub default_budget: u64,
+    /// Per-route budgets, keyed `"POST /v1/auth/login"` (REST template) or
+    /// `"/festival.identity.v1.IdentityService/Login"` (gRPC path).
+    pub routes: BTreeMap<String, u64>,
+    /// Use the first `X-Forwarded-For` address as the client (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CookieConfig {
+    /// `Secure` attribute (browsers accept Secure cookies from http://localhost too).
+    pub secure: bool,
+    pub access_name: String,
+    pub refresh_name: String,
+    /// The refresh cookie is only sent to this path prefix.
+    pub refresh_path: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            env: Environment::Development,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            upstreams: BTreeMap::from([("identity".to_owned(), "http://127.0.0.1:50051".to_owned())]),
+            api_version: "1".into(),
+            cors: CorsConfig {
+                allowed_origins: vec![
+                    "http://localhost:3000".into(),
+                    "http://127.0.0.1:3000".into(),
+                    "http://localhost:5173".into(),
+                ],
+            },
+            limits: LimitsConfig {
+                max_body_bytes: 1024 * 1024,
+                request_timeout_ms: 15_000,
+                stream_heartbeat_ms: 15_000,
+            },
+            rate_limit: RateLimitConfig {
+                enabled: true,
+                window_secs: 60,
+                default_budget: 600,
+                routes: BTreeMap::from([
+                    ("POST /v1/auth/login".to_owned(), 20),
+                    ("POST /v1/auth/register".to_owned(), 10),
+                    ("/festival.identity.v1.IdentityService/Login".to_owned(), 20),
+                    ("/festival.identity.v1.IdentityService/Register".to_owned(), 10),
+                ]),
+                trust_forwarded_for: false,
+            },
+            cookies: CookieConfig {
+                secure: true,
+                access_name: "festival_at".into(),
+                refresh_name: "festival_rt".into(),
+                refresh_path: "/v1/auth".into(),
+            },
+            redis: RedisConfig { url: "redis://127.0.0.1:6379".into(), key_prefix: String::new() },
+            telemetry: TelemetryConfig { log_format: "json".into(), log_level: "info".into(), otlp_endpoint: None },
+        }
+    }
+}
+
+impl Config {
+    pub fn load() -> Result<Self, ConfigError> {
+        let config: Config = load_layers("gateway", Config::default())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: &str| ConfigError::Invalid { key: key.into(), reason: reason.into() };
+        if self.env == Environment::Production {
+            if !self.cookies.secure {
+                return Err(invalid("GATEWAY__COOKIES__SECURE", "must be true in production"));
+            }
+            if self.cors.allowed_origins.iter().any(|o| o == "*" || o.starts_with("http://")) {
+                return Err(invalid("GATEWAY__CORS__ALLOWED_ORIGINS", "production origins must be https and explicit"));
+            }
+        }
+        if self.upstreams.is_empty() {
+            return Err(invalid("GATEWAY__UPSTREAMS__<NAME>", "at least one upstream is needed"));
+        }
+        Ok(())
+    }
+}

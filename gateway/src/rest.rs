@@ -1,0 +1,215 @@
+//! The REST handler: route lookup, rate limit, body limit, transcoding, the upstream
+//! call with deadline, auth and trace propagation, cookies, and live streams (SSE and
+//! WebSocket) for server-streaming RPCs.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use festival_platform::codes;
+use futures::StreamExt;
+use prost_reflect::DynamicMessage;
+
+use crate::errors::HttpError;
+use crate::ratelimit::{Decision, client_key};
+use crate::routes::{Lookup, Route};
+use crate::{Shared, session, transcode};
+
+pub async fn handle(state: Shared, request: Request) -> Response {
+    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let (route, bindings) = match state.routes.lookup(request.method(), request.uri().path()) {
+        Lookup::Found(route, bindings) => (route.clone(), bindings),
+        Lookup::MethodNotAllowed(allowed) => {
+            let allow = allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+            return HttpError::new(codes::NOT_FOUND, &request_id)
+                .with_message(format!("Method not allowed here; use {allow}"))
+                .with_header(http::header::ALLOW, allow)
+                .into_response_with_status(http::StatusCode::METHOD_NOT_ALLOWED);
+        }
+        Lookup::NotFound => {
+            return HttpError::new(codes::NOT_FOUND, &request_id).with_message("No such route").into_response();
+        }
+    };
+
+    if let Some((field, _)) = bindings.iter().find(|(_, value)| value.is_empty()) {
+        return HttpError::field(codes::VALIDATION_FAILED, &request_id, field, "path variable is missing")
+            .with_message(format!("Invalid request: path variable {field} is missing"))
+            .into_response();
+    }
+
+    let (mut parts, body) = request.into_parts();
+    let authorization = session::authorization(&parts.headers, &state.config.cookies);
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let ip = if state.config.rate_limit.trust_forwarded_for { forwarded_for(&parts.headers).or(peer) } else { peer };
+    let limit_key = format!("{} {}", route.http_method, route.template.as_str());
+    if let Decision::Deny { retry_after } =
+        state.limiter.check(&client_key(authorization.as_deref(), ip), &limit_key).await
+    {
+        return HttpError::new(codes::RATE_LIMITED, &request_id)
+            .with_header(http::header::RETRY_AFTER, retry_after.to_string())
+            .into_response();
+    }
+
+    let body = match axum::body::to_bytes(body, state.config.limits.max_body_bytes).await {
+        Ok(body) => body,
+        Err(_) => {
+            return HttpError::new(codes::PAYLOAD_TOO_LARGE, &request_id)
+                .with_message(format!("Request body larger than {} bytes", state.config.limits.max_body_bytes))
+                .into_response();
+        }
+    };
+    let mut message = match transcode::request_message(&route, &bindings, parts.uri.query(), &body) {
+        Ok(m) => m,
+        Err(bad) => {
+            return HttpError::field(codes::VALIDATION_FAILED, &request_id, &bad.field, &bad.description)
+                .with_message(format!("Invalid request: {}", bad.description))
+                .into_response();
+        }
+    };
+    session::fill_refresh_token(&mut message, &parts.headers, &state.config.cookies);
+    let grpc_request = upstream_request(message, &parts.headers, authorization.as_deref(), &request_id);
+
+    if route.is_server_streaming() {
+        let ws = WebSocketUpgrade::from_request_parts(&mut parts, &()).await.ok();
+        return live_stream(state, route, grpc_request, ws, &request_id).await;
+    }
+
+    let mut grpc_request = grpc_request;
+    grpc_request.set_timeout(Duration::from_millis(state.config.limits.request_timeout_ms));
+    match state.upstreams.unary(&route, grpc_request).await {
+        Ok(response) => {
+            let message = response.into_inner();
+            let json = match transcode::response_json(&route, &message) {
+                Ok(json) => json,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not encode a response as JSON");
+                    return HttpError::new(codes::INTERNAL, &request_id).into_response();
+                }
+            };
+            let mut response = axum::Json(json).into_response();
+            for cookie in session::set_cookies(route.method.full_name(), &message, &state.config.cookies) {
+                if let Ok(v) = http::HeaderValue::from_str(&cookie) {
+                    response.headers_mut().append(http::header::SET_COOKIE, v);
+                }
+            }
+            response
+        }
+        Err(status) => HttpError::from_status(&status, &request_id).into_response(),
+    }
+}
+
+/// Metadata for the upstream: the caller's token, request id and trace context.
+fn upstream_request(
+    message: DynamicMessage,
+    headers: &http::HeaderMap,
+    authorization: Option<&str>,
+    request_id: &str,
+) -> tonic::Request<DynamicMessage> {
+    let mut request = tonic::Request::new(message);
+    let metadata = request.metadata_mut();
+    if let Some(value) = authorization.and_then(|a| a.parse().ok()) {
+        metadata.insert("authorization", value);
+    }
+    if let Ok(value) = request_id.parse() {
+        metadata.insert("x-request-id", value);
+    }
+    for name in ["traceparent", "tracestate"] {
+        if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()) {
+            metadata.insert(name, value);
+        }
+    }
+    if !metadata.contains_key("traceparent") {
+        festival_platform::telemetry::inject_trace_context(metadata);
+    }
+    request
+}
+
+fn forwarded_for(headers: &http::HeaderMap) -> Option<std::net::IpAddr> {
+    headers.get("x-forwarded-for")?.to_str().ok()?.split(',').next()?.trim().parse().ok()
+}
+
+/// A server-streaming RPC as Server-Sent Events (default) or, on an upgrade request, a
+/// WebSocket. When the client goes away the upstream stream is dropped, which cancels it.
+async fn live_stream(
+    state: Shared,
+    route: Route,
+    request: tonic::Request<DynamicMessage>,
+    ws: Option<WebSocketUpgrade>,
+    request_id: &str,
+) -> Response {
+    let stream = match state.upstreams.server_streaming(&route, request).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => return HttpError::from_status(&status, request_id).into_response(),
+    };
+    let heartbeat = Duration::from_millis(state.config.limits.stream_heartbeat_ms.max(100));
+    let request_id = request_id.to_owned();
+    let items = stream.map(move |item| match item {
+        Ok(message) => Ok(transcode::response_json(&route, &message).unwrap_or(serde_json::Value::Null)),
+        Err(status) => Err(error_json(&status, &request_id)),
+    });
+    match ws {
+        Some(ws) => ws.on_upgrade(move |socket| pump_websocket(socket, items, heartbeat)),
+        None => {
+            let events = items.map(|item| {
+                Ok::<_, Infallible>(match item {
+                    Ok(json) => Event::default().event("message").data(json.to_string()),
+                    Err(error) => Event::default().event("error").data(error.to_string()),
+                })
+            });
+            Sse::new(events).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat")).into_response()
+        }
+    }
+}
+
+fn error_json(status: &tonic::Status, request_id: &str) -> serde_json::Value {
+    let e = HttpError::from_status(status, request_id);
+    serde_json::json!({"code": e.code.code, "message": e.message, "details": e.details, "request_id": e.request_id})
+}
+
+async fn pump_websocket(
+    mut socket: WebSocket,
+    items: impl futures::Stream<Item = Result<serde_json::Value, serde_json::Value>> + Send + Unpin,
+    heartbeat: Duration,
+) {
+    let mut items = items;
+    let mut ticker = tokio::time::interval(heartbeat);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            item = items.next() => match item {
+                Some(Ok(json)) => {
+                    if socket.send(Message::Text(json.to_string().into())).await.is_err() { return; }
+                }
+                Some(Err(error)) => {
+                    let _ = socket.send(Message::Text(error.to_string().into())).await;
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+                None => {
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+            },
+            incoming = socket.recv() => match incoming {
+                // The client left: returning drops the upstream stream, cancelling it.
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            },
+            _ = ticker.tick() => {
+                if socket.send(Message::Ping(Vec::new().into())).await.is_err() { return; }
+            }
+        }
+    }
+}
+
+impl HttpError {
+    fn into_response_with_status(self, status: http::StatusCode) -> Response {
+        let mut response = self.into_response();
+        *response.status_mut() = status;
+        response
+    }
+}

@@ -1,0 +1,94 @@
+//! One address serves all: plain gRPC and gRPC-web pass through to the owning service.
+
+use base64::Engine;
+use festival_proto::identity::v1 as pb;
+use festival_proto::identity::v1::identity_service_client::IdentityServiceClient;
+use prost::Message;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn plain_grpc_clients_reach_identity_through_the_gateway() {
+    let env = spawn().await;
+    let mut client = IdentityServiceClient::connect(env.url("")).await.expect("h2c to the gateway");
+    let email = format!("grpc-{}@example.org", env.identity.name);
+    client
+        .register(pb::RegisterRequest {
+            email: email.clone(),
+            password: "correct horse battery staple".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("register through the gateway");
+    let tokens = client
+        .login(pb::LoginRequest { email, password: "correct horse battery staple".into() })
+        .await
+        .expect("login")
+        .into_inner();
+    let mut request = tonic::Request::new(pb::GetMeRequest {});
+    request.metadata_mut().insert("authorization", format!("Bearer {}", tokens.access_token).parse().expect("header"));
+    client.get_me(request).await.expect("me");
+    let refused = client.get_me(pb::GetMeRequest {}).await.expect_err("no token");
+    assert_eq!(festival_platform::error::reason(&refused).as_deref(), Some("ERR_2000"), "rich errors pass through");
+}
+
+fn grpc_web_frame(message: &impl Message) -> Vec<u8> {
+    let payload = message.encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&payload);
+    frame
+}
+
+#[tokio::test]
+async fn grpc_web_binary_and_text_calls_are_translated() {
+    let env = spawn().await;
+    let frame = grpc_web_frame(&pb::GetJwksRequest {});
+
+    // Binary: the body is raw frames.
+    let mut stream = tokio::net::TcpStream::connect(env.gateway.addr).await.expect("connect");
+    let head = format!(
+        "POST /festival.identity.v1.IdentityService/GetJwks HTTP/1.1\r\nHost: gw\r\nConnection: close\r\nContent-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\nContent-Length: {}\r\n\r\n",
+        frame.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, &[head.as_bytes(), &frame].concat()).await.expect("send");
+    let mut raw = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut raw).await.expect("read");
+    let response = parse_response(&raw);
+    assert_eq!(response.status, 200);
+    assert!(response.header("content-type").is_some_and(|c| c.starts_with("application/grpc-web")));
+    let body = response.body;
+    assert_eq!(body[0], 0, "first frame is the message");
+    let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+    let jwks = pb::Jwks::decode(&body[5..5 + len]).expect("Jwks message");
+    assert_eq!(jwks.keys.len(), 1);
+    let trailers = String::from_utf8_lossy(&body[5 + len + 5..]).to_lowercase();
+    assert_eq!(body[5 + len], 0x80, "then the trailer frame");
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+
+    // Text: the same frames, base64.
+    let text = base64::engine::general_purpose::STANDARD.encode(&frame);
+    let r = http(
+        env.gateway.addr,
+        "POST",
+        "/festival.identity.v1.IdentityService/GetJwks",
+        &[("Content-Type", "application/grpc-web-text"), ("Accept", "application/grpc-web-text")],
+        &text,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(!r.body.is_empty(), "{:?}", r.headers);
+    // Each frame is base64-encoded on its own, so padded chunks follow one another.
+    let text = String::from_utf8_lossy(&r.body).trim().to_owned();
+    let mut decoded = Vec::new();
+    let mut rest = text.as_str();
+    while !rest.is_empty() {
+        let end = rest.find('=').map(|i| i + rest[i..].chars().take_while(|c| *c == '=').count()).unwrap_or(rest.len());
+        decoded.extend(base64::engine::general_purpose::STANDARD.decode(&rest[..end]).expect("base64 chunk"));
+        rest = &rest[end..];
+    }
+    assert_eq!(decoded[0], 0, "text responses are base64 frames: {text}");
+    let len = u32::from_be_bytes([decoded[1], decoded[2], decoded[3], decoded[4]]) as usize;
+    assert_eq!(pb::Jwks::decode(&decoded[5..5 + len]).expect("Jwks").keys.len(), 1);
+    assert!(String::from_utf8_lossy(&decoded[5 + len..]).contains("grpc-status:0"));
+}

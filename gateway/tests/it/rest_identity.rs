@@ -1,0 +1,146 @@
+//! REST round trips through the gateway against the real identity service.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn cookie_value<'a>(set_cookies: &'a [&str], name: &str) -> Option<&'a str> {
+    set_cookies.iter().find_map(|c| c.strip_prefix(&format!("{name}="))?.split(';').next())
+}
+
+#[tokio::test]
+async fn register_login_me_refresh_logout_over_rest_with_bearer_and_cookies() {
+    let env = spawn().await;
+    let email = format!("rest-{}@example.org", env.identity.name);
+
+    let r = post_json(
+        &env,
+        "/v1/auth/register",
+        &json!({"email": email, "password": PASSWORD, "displayName": "Rest Fan", "language": "LANGUAGE_DE"}),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["user"]["email"], email);
+    assert_eq!(r.json()["user"]["language"], "LANGUAGE_DE", "enums by name");
+    assert!(r.header("x-request-id").is_some_and(|v| !v.is_empty()));
+    assert_eq!(r.header("x-api-version"), Some("1"));
+
+    let login = post_json(&env, "/v1/auth/login", &json!({"email": email, "password": PASSWORD}), &[]).await;
+    assert_eq!(login.status, 200);
+    let body = login.json();
+    let access = body["accessToken"].as_str().expect("access token in body (partners)").to_owned();
+    let cookies = login.headers_named("set-cookie");
+    let at_cookie = cookies.iter().find(|c| c.starts_with("festival_at=")).expect("access cookie");
+    let rt_cookie = cookies.iter().find(|c| c.starts_with("festival_rt=")).expect("refresh cookie");
+    for c in [at_cookie, rt_cookie] {
+        assert!(c.contains("HttpOnly") && c.contains("Secure") && c.contains("SameSite=Strict"), "{c}");
+    }
+    assert!(rt_cookie.contains("Path=/v1/auth"), "refresh cookie is path-scoped: {rt_cookie}");
+    let at = cookie_value(&cookies, "festival_at").expect("at").to_owned();
+    let rt = cookie_value(&cookies, "festival_rt").expect("rt").to_owned();
+    assert_eq!(at, access);
+
+    // Me: Bearer (partners) and cookie (browsers).
+    let me = http(env.gateway.addr, "GET", "/v1/me", &[("Authorization", &format!("Bearer {access}"))], "").await;
+    assert_eq!((me.status, me.json()["email"].as_str()), (200, Some(email.as_str())));
+    let me = http(env.gateway.addr, "GET", "/v1/me", &[("Cookie", &format!("theme=dark; festival_at={at}"))], "").await;
+    assert_eq!((me.status, me.json()["displayName"].as_str()), (200, Some("Rest Fan")));
+    let anonymous = get(&env, "/v1/me").await;
+    assert_eq!((anonymous.status, anonymous.code()), (401, "ERR_2000".to_owned()));
+
+    // Refresh from the cookie alone, with rotation.
+    let refreshed =
+        http(env.gateway.addr, "POST", "/v1/auth/refresh", &[("Cookie", &format!("festival_rt={rt}"))], "").await;
+    assert_eq!(refreshed.status, 200, "{:?}", refreshed.json());
+    let new_rt =
+        cookie_value(&refreshed.headers_named("set-cookie"), "festival_rt").expect("rotated cookie").to_owned();
+    assert_ne!(new_rt, rt);
+    let replay =
+        http(env.gateway.addr, "POST", "/v1/auth/refresh", &[("Cookie", &format!("festival_rt={rt}"))], "").await;
+    assert_eq!((replay.status, replay.code()), (401, "ERR_2004".to_owned()));
+
+    // Logout clears the cookies.
+    let (_, fresh) = {
+        let l = post_json(&env, "/v1/auth/login", &json!({"email": email, "password": PASSWORD}), &[]).await;
+        (l.json(), l.headers_named("set-cookie").iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    };
+    let fresh: Vec<&str> = fresh.iter().map(String::as_str).collect();
+    let rt = cookie_value(&fresh, "festival_rt").expect("rt");
+    let out = http(env.gateway.addr, "POST", "/v1/auth/logout", &[("Cookie", &format!("festival_rt={rt}"))], "").await;
+    assert_eq!(out.status, 200);
+    let cleared = out.headers_named("set-cookie");
+    assert!(cleared.iter().any(|c| c.starts_with("festival_at=;") && c.contains("Max-Age=0")), "{cleared:?}");
+    assert!(cleared.iter().any(|c| c.starts_with("festival_rt=;") && c.contains("Max-Age=0")), "{cleared:?}");
+}
+
+#[tokio::test]
+async fn errors_come_from_the_catalogue_with_a_request_id() {
+    let env = spawn().await;
+    let bad = post_json(
+        &env,
+        "/v1/auth/login",
+        &json!({"email": "nobody@example.org", "password": "wrong password here"}),
+        &[("X-Request-Id", "req-123")],
+    )
+    .await;
+    assert_eq!(bad.status, 401);
+    let body = bad.json();
+    assert_eq!(body["code"], "ERR_2001");
+    assert_eq!(body["request_id"], "req-123");
+    assert_eq!(bad.header("x-request-id"), Some("req-123"));
+
+    let weak = post_json(&env, "/v1/auth/register", &json!({"email": "a@example.org", "password": "short"}), &[]).await;
+    assert_eq!((weak.status, weak.code()), (400, "ERR_10003".to_owned()));
+    assert_eq!(weak.json()["details"]["fieldViolations"][0]["field"], "password");
+    assert_eq!(weak.json()["details"]["metadata"]["rule"], "min_length");
+
+    let jwks = get(&env, "/.well-known/jwks.json").await;
+    assert_eq!(jwks.status, 200);
+    assert_eq!(jwks.json()["keys"][0]["kty"], "OKP");
+}
+
+#[tokio::test]
+async fn health_endpoints_report_each_upstream_by_name() {
+    let env = spawn().await;
+    assert_eq!(get(&env, "/healthz").await.status, 200);
+    let ready = festival_testkit::eventually(std::time::Duration::from_secs(15), || async {
+        get(&env, "/readyz").await.status == 200
+    })
+    .await;
+    assert!(ready, "identity becomes SERVING");
+    let body = get(&env, "/readyz").await.json();
+    assert_eq!(body["upstreams"]["identity"], "SERVING");
+
+    let down = spawn_with(|c| {
+        c.upstreams.insert("ticketing".into(), "http://127.0.0.1:1".into());
+    })
+    .await;
+    let r = get(&down, "/readyz").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["upstreams"]["ticketing"], "UNREACHABLE");
+}
+
+#[tokio::test]
+async fn openapi_documents_the_annotated_routes_and_the_error_shape() {
+    let env = spawn().await;
+    let doc = get(&env, "/openapi.json").await.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let login = &doc["paths"]["/v1/auth/login"]["post"];
+    assert!(login["summary"].as_str().is_some_and(|s| s.contains("Exchanges email and password")), "{login}");
+    assert_eq!(
+        login["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/festival.identity.v1.LoginRequest"
+    );
+    assert!(
+        doc["paths"]["/v1/festivals/{festival_id}/members"]["get"]["parameters"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["name"] == "pageSize"))
+    );
+    assert!(doc["components"]["schemas"]["Error"]["properties"]["code"].is_object());
+    let docs = get(&env, "/docs").await;
+    assert_eq!(docs.status, 200);
+    assert!(String::from_utf8_lossy(&docs.body).contains("/openapi.json"));
+}
