@@ -1,0 +1,178 @@
+//! `scripts/bench gateway`: the same unary call (identity's GetJwks) made directly over
+//! gRPC, through the gateway's REST, and through the gateway's gRPC-web, at concurrency
+//! 32 on keep-alive connections. Prints p50, p99 and requests/s side by side.
+
+use std::time::{Duration, Instant};
+
+use festival_identity::Identity;
+use festival_proto::identity::v1 as pb;
+use festival_proto::identity::v1::identity_service_client::IdentityServiceClient;
+use festival_testkit::TestApp;
+use prost::Message;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const CONCURRENCY: usize = 32;
+const DURATION: Duration = Duration::from_secs(10);
+
+/// One keep-alive HTTP/1.1 connection that reads responses by Content-Length or chunks.
+struct Conn {
+    reader: BufReader<TcpStream>,
+}
+
+impl Conn {
+    async fn open(addr: std::net::SocketAddr) -> Self {
+        Self { reader: BufReader::new(TcpStream::connect(addr).await.expect("connect")) }
+    }
+
+    async fn roundtrip(&mut self, request: &[u8]) -> u16 {
+        self.reader.get_mut().write_all(request).await.expect("send");
+        let mut line = String::new();
+        self.reader.read_line(&mut line).await.expect("status");
+        let status: u16 = line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
+        let (mut length, mut chunked) = (None, false);
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).await.expect("header");
+            let l = line.trim_end().to_ascii_lowercase();
+            if l.is_empty() {
+                break;
+            }
+            if let Some(v) = l.strip_prefix("content-length:") {
+                length = v.trim().parse::<usize>().ok();
+            }
+            if l.starts_with("transfer-encoding:") && l.contains("chunked") {
+                chunked = true;
+            }
+        }
+        if chunked {
+            loop {
+                line.clear();
+                self.reader.read_line(&mut line).await.expect("chunk size");
+                let size = usize::from_str_radix(line.trim(), 16).expect("hex size");
+                let mut buf = vec![0; size + 2];
+                self.reader.read_exact(&mut buf).await.expect("chunk");
+                if size == 0 {
+                    break;
+                }
+            }
+        } else {
+            let mut buf = vec![0; length.unwrap_or(0)];
+            self.reader.read_exact(&mut buf).await.expect("body");
+        }
+        status
+    }
+}
+
+async fn measure<F, Fut>(make: F) -> (Vec<Duration>, Duration)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<
+            Output = Box<dyn FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send>,
+        >,
+{
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let mut call = make().await;
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while started.elapsed() < DURATION {
+                let t = Instant::now();
+                call().await;
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.expect("worker"));
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    (all, elapsed)
+}
+
+fn row(name: &str, (lat, elapsed): &(Vec<Duration>, Duration)) {
+    let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e3;
+    println!("| {name} | {:.2} ms | {:.2} ms | {:.0} |", p(0.5), p(0.99), lat.len() as f64 / elapsed.as_secs_f64());
+}
+
+fn main() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let identity = TestApp::<Identity>::spawn().await;
+        let mut config = festival_gateway::Config { listen: "127.0.0.1:0".parse()?, ..Default::default() };
+        config.upstreams.insert("identity".into(), format!("http://{}", identity.addr));
+        config.rate_limit.enabled = false;
+        config.redis.url = festival_testkit::redis_url();
+        let gateway = festival_gateway::start(config).await?;
+        let gw = gateway.addr;
+
+        let channel = identity.channel.clone();
+        let direct = measure(|| {
+            let client = IdentityServiceClient::new(channel.clone());
+            async move {
+                Box::new(move || {
+                    let mut c = client.clone();
+                    Box::pin(async move {
+                        c.get_jwks(pb::GetJwksRequest {}).await.expect("direct call");
+                    }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+                }) as Box<dyn FnMut() -> _ + Send>
+            }
+        })
+        .await;
+
+        let rest_request = format!("GET /.well-known/jwks.json HTTP/1.1\r\nHost: {gw}\r\n\r\n").into_bytes();
+        let rest = measure(|| {
+            let req = rest_request.clone();
+            async move {
+                let conn = std::sync::Arc::new(tokio::sync::Mutex::new(Conn::open(gw).await));
+                Box::new(move || {
+                    let (conn, req) = (conn.clone(), req.clone());
+                    Box::pin(async move {
+                        assert_eq!(conn.lock().await.roundtrip(&req).await, 200);
+                    }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+                }) as Box<dyn FnMut() -> _ + Send>
+            }
+        })
+        .await;
+
+        let payload = pb::GetJwksRequest {}.encode_to_vec();
+        let mut frame = vec![0u8];
+        frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&payload);
+        let mut web_request = format!(
+            "POST /festival.identity.v1.IdentityService/GetJwks HTTP/1.1\r\nHost: {gw}\r\nContent-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\nContent-Length: {}\r\n\r\n",
+            frame.len()
+        )
+        .into_bytes();
+        web_request.extend_from_slice(&frame);
+        let web = measure(|| {
+            let req = web_request.clone();
+            async move {
+                let conn = std::sync::Arc::new(tokio::sync::Mutex::new(Conn::open(gw).await));
+                Box::new(move || {
+                    let (conn, req) = (conn.clone(), req.clone());
+                    Box::pin(async move {
+                        assert_eq!(conn.lock().await.roundtrip(&req).await, 200);
+                    }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+                }) as Box<dyn FnMut() -> _ + Send>
+            }
+        })
+        .await;
+
+        println!("\n### gateway benchmark: identity GetJwks, concurrency {CONCURRENCY}, {} s each, 2 cores shared by load generator, gateway, identity and PostgreSQL\n", DURATION.as_secs());
+        println!("| path | p50 | p99 | requests/s |");
+        println!("|---|---|---|---|");
+        row("direct gRPC (tonic, h2)", &direct);
+        row("gateway REST/JSON (HTTP/1.1 keep-alive)", &rest);
+        row("gateway gRPC-web (HTTP/1.1 keep-alive)", &web);
+        let p50 = |m: &(Vec<Duration>, Duration)| m.0[m.0.len() / 2].as_secs_f64() * 1e3;
+        println!("\nadded p50: REST {:+.2} ms, gRPC-web {:+.2} ms", p50(&rest) - p50(&direct), p50(&web) - p50(&direct));
+        gateway.shutdown.cancel();
+        identity.stop().await;
+        anyhow::Ok(())
+    })
+}
