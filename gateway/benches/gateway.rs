@@ -94,6 +94,23 @@ where
     (all, elapsed)
 }
 
+/// Measures one pre-encoded request replayed on `CONCURRENCY` keep-alive HTTP/1.1 connections.
+async fn over_http1(gw: std::net::SocketAddr, request: Vec<u8>) -> (Vec<Duration>, Duration) {
+    measure(|| {
+        let req = request.clone();
+        async move {
+            let conn = std::sync::Arc::new(tokio::sync::Mutex::new(Conn::open(gw).await));
+            Box::new(move || {
+                let (conn, req) = (conn.clone(), req.clone());
+                Box::pin(async move {
+                    assert_eq!(conn.lock().await.roundtrip(&req).await, 200);
+                }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+            }) as Box<dyn FnMut() -> _ + Send>
+        }
+    })
+    .await
+}
+
 fn row(name: &str, (lat, elapsed): &(Vec<Duration>, Duration)) {
     let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e3;
     println!("| {name} | {:.2} ms | {:.2} ms | {:.0} |", p(0.5), p(0.99), lat.len() as f64 / elapsed.as_secs_f64());
@@ -125,19 +142,7 @@ fn main() -> anyhow::Result<()> {
         .await;
 
         let rest_request = format!("GET /.well-known/jwks.json HTTP/1.1\r\nHost: {gw}\r\n\r\n").into_bytes();
-        let rest = measure(|| {
-            let req = rest_request.clone();
-            async move {
-                let conn = std::sync::Arc::new(tokio::sync::Mutex::new(Conn::open(gw).await));
-                Box::new(move || {
-                    let (conn, req) = (conn.clone(), req.clone());
-                    Box::pin(async move {
-                        assert_eq!(conn.lock().await.roundtrip(&req).await, 200);
-                    }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-                }) as Box<dyn FnMut() -> _ + Send>
-            }
-        })
-        .await;
+        let rest = over_http1(gw, rest_request).await;
 
         let payload = pb::GetJwksRequest {}.encode_to_vec();
         let mut frame = vec![0u8];
@@ -149,19 +154,7 @@ fn main() -> anyhow::Result<()> {
         )
         .into_bytes();
         web_request.extend_from_slice(&frame);
-        let web = measure(|| {
-            let req = web_request.clone();
-            async move {
-                let conn = std::sync::Arc::new(tokio::sync::Mutex::new(Conn::open(gw).await));
-                Box::new(move || {
-                    let (conn, req) = (conn.clone(), req.clone());
-                    Box::pin(async move {
-                        assert_eq!(conn.lock().await.roundtrip(&req).await, 200);
-                    }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-                }) as Box<dyn FnMut() -> _ + Send>
-            }
-        })
-        .await;
+        let web = over_http1(gw, web_request).await;
 
         println!("\n### gateway benchmark: identity GetJwks, concurrency {CONCURRENCY}, {} s each, 2 cores shared by load generator, gateway, identity and PostgreSQL\n", DURATION.as_secs());
         println!("| path | p50 | p99 | requests/s |");
