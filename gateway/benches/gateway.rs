@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 const CONCURRENCY: usize = 32;
-const DURATION: Duration = Duration::from_secs(10);
+const DURATION: Duration = Duration::from_secs(8);
 
 /// One keep-alive HTTP/1.1 connection that reads responses by Content-Length or chunks.
 struct Conn {
@@ -64,7 +64,7 @@ impl Conn {
     }
 }
 
-async fn measure<F, Fut>(make: F) -> (Vec<Duration>, Duration)
+async fn measure<F, Fut>(concurrency: usize, make: F) -> (Vec<Duration>, Duration)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<
@@ -73,7 +73,7 @@ where
 {
     let started = Instant::now();
     let mut workers = Vec::new();
-    for _ in 0..CONCURRENCY {
+    for _ in 0..concurrency {
         let mut call = make().await;
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -94,9 +94,9 @@ where
     (all, elapsed)
 }
 
-/// Measures one pre-encoded request replayed on `CONCURRENCY` keep-alive HTTP/1.1 connections.
-async fn over_http1(gw: std::net::SocketAddr, request: Vec<u8>) -> (Vec<Duration>, Duration) {
-    measure(|| {
+/// Measures one pre-encoded request replayed on `concurrency` keep-alive HTTP/1.1 connections.
+async fn over_http1(concurrency: usize, gw: std::net::SocketAddr, request: Vec<u8>) -> (Vec<Duration>, Duration) {
+    measure(concurrency, || {
         let req = request.clone();
         async move {
             let conn = std::sync::Arc::new(tokio::sync::Mutex::new(Conn::open(gw).await));
@@ -111,9 +111,14 @@ async fn over_http1(gw: std::net::SocketAddr, request: Vec<u8>) -> (Vec<Duration
     .await
 }
 
-fn row(name: &str, (lat, elapsed): &(Vec<Duration>, Duration)) {
+fn row(name: &str, concurrency: usize, (lat, elapsed): &(Vec<Duration>, Duration)) {
     let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e3;
-    println!("| {name} | {:.2} ms | {:.2} ms | {:.0} |", p(0.5), p(0.99), lat.len() as f64 / elapsed.as_secs_f64());
+    println!(
+        "| {name} | {concurrency} | {:.3} ms | {:.3} ms | {:.0} |",
+        p(0.5),
+        p(0.99),
+        lat.len() as f64 / elapsed.as_secs_f64()
+    );
 }
 
 fn main() -> anyhow::Result<()> {
@@ -127,23 +132,6 @@ fn main() -> anyhow::Result<()> {
         let gateway = festival_gateway::start(config).await?;
         let gw = gateway.addr;
 
-        let channel = identity.channel.clone();
-        let direct = measure(|| {
-            let client = IdentityServiceClient::new(channel.clone());
-            async move {
-                Box::new(move || {
-                    let mut c = client.clone();
-                    Box::pin(async move {
-                        c.get_jwks(pb::GetJwksRequest {}).await.expect("direct call");
-                    }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-                }) as Box<dyn FnMut() -> _ + Send>
-            }
-        })
-        .await;
-
-        let rest_request = format!("GET /.well-known/jwks.json HTTP/1.1\r\nHost: {gw}\r\n\r\n").into_bytes();
-        let rest = over_http1(gw, rest_request).await;
-
         let payload = pb::GetJwksRequest {}.encode_to_vec();
         let mut frame = vec![0u8];
         frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
@@ -154,16 +142,37 @@ fn main() -> anyhow::Result<()> {
         )
         .into_bytes();
         web_request.extend_from_slice(&frame);
-        let web = over_http1(gw, web_request).await;
+        let rest_request = format!("GET /.well-known/jwks.json HTTP/1.1\r\nHost: {gw}\r\n\r\n").into_bytes();
 
-        println!("\n### gateway benchmark: identity GetJwks, concurrency {CONCURRENCY}, {} s each, 2 cores shared by load generator, gateway, identity and PostgreSQL\n", DURATION.as_secs());
-        println!("| path | p50 | p99 | requests/s |");
-        println!("|---|---|---|---|");
-        row("direct gRPC (tonic, h2)", &direct);
-        row("gateway REST/JSON (HTTP/1.1 keep-alive)", &rest);
-        row("gateway gRPC-web (HTTP/1.1 keep-alive)", &web);
-        let p50 = |m: &(Vec<Duration>, Duration)| m.0[m.0.len() / 2].as_secs_f64() * 1e3;
-        println!("\nadded p50: REST {:+.2} ms, gRPC-web {:+.2} ms", p50(&rest) - p50(&direct), p50(&web) - p50(&direct));
+        println!("\n### gateway benchmark: identity GetJwks, {} s per row; load generator, gateway, identity and PostgreSQL share {} cores\n", DURATION.as_secs(), std::thread::available_parallelism().map_or(0, |n| n.get()));
+        println!("| path | concurrency | p50 | p99 | requests/s |");
+        println!("|---|---|---|---|---|");
+        for concurrency in [CONCURRENCY, 1] {
+            let channel = identity.channel.clone();
+            let direct = measure(concurrency, || {
+                let client = IdentityServiceClient::new(channel.clone());
+                async move {
+                    Box::new(move || {
+                        let mut c = client.clone();
+                        Box::pin(async move {
+                            c.get_jwks(pb::GetJwksRequest {}).await.expect("direct call");
+                        }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+                    }) as Box<dyn FnMut() -> _ + Send>
+                }
+            })
+            .await;
+            let rest = over_http1(concurrency, gw, rest_request.clone()).await;
+            let web = over_http1(concurrency, gw, web_request.clone()).await;
+            row("direct gRPC (tonic, h2)", concurrency, &direct);
+            row("gateway REST/JSON (HTTP/1.1 keep-alive)", concurrency, &rest);
+            row("gateway gRPC-web (HTTP/1.1 keep-alive)", concurrency, &web);
+            let p50 = |m: &(Vec<Duration>, Duration)| m.0[m.0.len() / 2].as_secs_f64() * 1e3;
+            println!(
+                "| added p50 at concurrency {concurrency} | | REST {:+.3} ms | gRPC-web {:+.3} ms | |",
+                p50(&rest) - p50(&direct),
+                p50(&web) - p50(&direct)
+            );
+        }
         gateway.shutdown.cancel();
         identity.stop().await;
         anyhow::Ok(())

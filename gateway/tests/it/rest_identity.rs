@@ -144,3 +144,30 @@ async fn openapi_documents_the_annotated_routes_and_the_error_shape() {
     assert_eq!(docs.status, 200);
     assert!(String::from_utf8_lossy(&docs.body).contains("/openapi.json"));
 }
+
+#[tokio::test]
+async fn cors_allows_configured_origins_only() {
+    let env = spawn_with(|c| c.cors.allowed_origins = vec!["https://app.festival.example".into()]).await;
+    let preflight = |origin: &'static str| {
+        let addr = env.gateway.addr;
+        async move {
+            http(
+                addr,
+                "OPTIONS",
+                "/v1/auth/login",
+                &[
+                    ("Origin", origin),
+                    ("Access-Control-Request-Method", "POST"),
+                    ("Access-Control-Request-Headers", "content-type"),
+                ],
+                "",
+            )
+            .await
+        }
+    };
+    let allowed = preflight("https://app.festival.example").await;
+    assert_eq!(allowed.header("access-control-allow-origin"), Some("https://app.festival.example"));
+    assert_eq!(allowed.header("access-control-allow-credentials"), Some("true"));
+    let other = preflight("https://evil.example").await;
+    assert_eq!(other.header("access-control-allow-origin"), None);
+}
