@@ -3,7 +3,9 @@
 //! ```text
 //! <service> [serve] [--role api|worker|all]   run (default: both roles)
 //! <service> migrate                            apply migrations and exit
+//! <service> health                             exit 0 when the local server reports SERVING
 //! ```
+//! (`health` is the container health check: distroless images have no shell or curl.)
 
 use crate::config::{self, ServiceConfig};
 use crate::server::{self, Roles, Service};
@@ -13,9 +15,10 @@ pub async fn main<S: Service>() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = parse(&args)?;
     let config = config::load(S::default_config())?;
-    let _telemetry = crate::telemetry::init(S::NAME, &config.common().telemetry)?;
     match command {
+        Command::Health => health_check(config.common().grpc.listen).await,
         Command::Migrate => {
+            let _telemetry = crate::telemetry::init(S::NAME, &config.common().telemetry)?;
             let common = config.common();
             let pool = crate::db::connect(&common.database, common.create_database_if_missing()).await?;
             crate::db::migrate(&pool, S::migrator()).await?;
@@ -23,6 +26,7 @@ pub async fn main<S: Service>() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(roles) => {
+            let _telemetry = crate::telemetry::init(S::NAME, &config.common().telemetry)?;
             let running = server::start::<S>(config, roles).await?;
             let token = running.shutdown_token();
             tokio::spawn(async move {
@@ -38,6 +42,20 @@ pub async fn main<S: Service>() -> anyhow::Result<()> {
 enum Command {
     Serve(Roles),
     Migrate,
+    Health,
+}
+
+/// Asks the server on `listen` (0.0.0.0 means this host) for its overall health.
+async fn health_check(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    let ip = if listen.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { listen.ip() };
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{ip}:{}", listen.port()))?
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .timeout(std::time::Duration::from_secs(3));
+    let mut client = HealthClient::new(endpoint.connect().await?);
+    let status = client.check(HealthCheckRequest { service: String::new() }).await?.into_inner().status;
+    anyhow::ensure!(status == ServingStatus::Serving as i32, "not serving (status {status})");
+    Ok(())
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Command> {
@@ -46,7 +64,7 @@ fn parse(args: &[String]) -> anyhow::Result<Command> {
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "serve" | "migrate" if command.is_none() => command = Some(arg.clone()),
+            "serve" | "migrate" | "health" if command.is_none() => command = Some(arg.clone()),
             "--role" => {
                 roles = match it.next().map(String::as_str) {
                     Some("api") => Roles { api: true, worker: false },
@@ -56,7 +74,7 @@ fn parse(args: &[String]) -> anyhow::Result<Command> {
                 }
             }
             "-h" | "--help" => {
-                println!("usage: <service> [serve [--role api|worker|all] | migrate]");
+                println!("usage: <service> [serve [--role api|worker|all] | migrate | health]");
                 std::process::exit(0);
             }
             other => anyhow::bail!("unknown argument {other:?} (try --help)"),
@@ -64,6 +82,7 @@ fn parse(args: &[String]) -> anyhow::Result<Command> {
     }
     Ok(match command.as_deref() {
         Some("migrate") => Command::Migrate,
+        Some("health") => Command::Health,
         _ => Command::Serve(roles),
     })
 }
@@ -80,6 +99,7 @@ mod tests {
     fn roles_and_subcommands_parse() {
         assert_eq!(parse(&args("")).ok(), Some(Command::Serve(Roles::ALL)));
         assert_eq!(parse(&args("migrate")).ok(), Some(Command::Migrate));
+        assert_eq!(parse(&args("health")).ok(), Some(Command::Health));
         assert_eq!(parse(&args("serve --role worker")).ok(), Some(Command::Serve(Roles { api: false, worker: true })));
         assert!(parse(&args("--role everything")).is_err());
         assert!(parse(&args("launch")).is_err());
