@@ -10,12 +10,8 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$REPO"
 source scripts/lib/infra.sh
 
-VENV="$STATE_DIR/pyenv"
-if [ ! -x "$VENV/bin/schemathesis" ] || ! "$VENV/bin/python" -c 'import grpc, grpc_health, grpc_reflection, grpc_status' 2>/dev/null; then
-  log "installing grpcio, grpcio-health-checking, grpcio-reflection, grpcio-status, schemathesis (pip, into $VENV)"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check grpcio grpcio-health-checking grpcio-reflection grpcio-status schemathesis==4.32.5
-fi
+source scripts/lib/pyenv.sh
+ensure_pyenv
 WEB=scripts/lib/web-client
 if [ ! -d "$WEB/node_modules/@connectrpc/connect-web" ]; then
   log "installing the gRPC-web client (npm)"

@@ -1,0 +1,133 @@
+"""Offline checks of the deployment artefacts:
+
+- `helm lint --strict` of helm/festival (Helm compiled into the helm-python-sdk wheel);
+- rendering with default values and with values-production.yaml, each validated by
+  `kubernetes-validate --strict`;
+- every service in services/ has a Deployment with grpc readiness and liveness probes,
+  a migration Job running its `migrate` subcommand, a Service, an HPA, a PDB and a
+  NetworkPolicy; the gateway has its Deployment and Ingress;
+- compose.yaml: every container has a health check, every service and the gateway are
+  present and wait for healthy dependencies, services get their database and NATS.
+
+usage: deploy_checks.py   (from the repository root)
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import helm_python
+import yaml
+
+CHART = "helm/festival"
+
+
+def fail(msg):
+    print(f"DEPLOY CHECK FAIL: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def services():
+    return sorted(d for d in os.listdir("services") if os.path.isfile(os.path.join("services", d, "Cargo.toml")))
+
+
+def lint():
+    result = helm_python.lint(CHART, strict=True)
+    problems = result.get("errors", []) + [m for m in result.get("messages", []) if m.get("severity", 0) >= 2]
+    if problems:
+        fail(f"helm lint --strict: {problems}")
+
+
+def render(values_file):
+    values = {}
+    if values_file:
+        with open(values_file) as f:
+            values = yaml.safe_load(f)
+    chart = helm_python.Chart.load(CHART)
+    rendered = chart.render(values, name="festival", namespace="festival", is_install=True)
+    docs = []
+    for text in rendered.values():
+        docs.extend(d for d in yaml.safe_load_all(text) if d)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump_all(docs, f)
+        path = f.name
+    check = subprocess.run(["kubernetes-validate", "--strict", path], capture_output=True, text=True, env=os.environ)
+    if check.returncode != 0:
+        fail(f"kubernetes-validate --strict ({values_file or 'default values'}):\n{check.stdout}{check.stderr}")
+    os.unlink(path)
+    return docs
+
+
+def find(docs, kind, name):
+    return next((d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name), None)
+
+
+def check_chart(docs, label):
+    for svc in services():
+        name = f"festival-{svc}"
+        dep = find(docs, "Deployment", name)
+        if not dep:
+            fail(f"{label}: no Deployment for services/{svc}")
+        container = dep["spec"]["template"]["spec"]["containers"][0]
+        for probe in ("readinessProbe", "livenessProbe"):
+            if "grpc" not in container.get(probe, {}):
+                fail(f"{label}: {name} {probe} is not a grpc.health.v1 probe")
+        job = find(docs, "Job", f"{name}-migrate")
+        if not job:
+            fail(f"{label}: no migration Job for services/{svc}")
+        migrate = job["spec"]["template"]["spec"]["containers"][0]
+        if migrate.get("args") != ["migrate"] or "pre-upgrade" not in job["metadata"]["annotations"].get("helm.sh/hook", ""):
+            fail(f"{label}: {name}-migrate must run `migrate` before install and upgrade")
+        for kind in ("Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"):
+            if not find(docs, kind, name):
+                fail(f"{label}: no {kind} for {name}")
+        if container["securityContext"].get("allowPrivilegeEscalation") is not False:
+            fail(f"{label}: {name} may escalate privileges")
+    gateway = find(docs, "Deployment", "festival-gateway")
+    if not gateway or not find(docs, "Ingress", "festival-gateway"):
+        fail(f"{label}: the gateway needs a Deployment and an Ingress")
+    env = {e["name"]: e.get("value") for e in gateway["spec"]["template"]["spec"]["containers"][0]["env"]}
+    for svc in services():
+        if f"GATEWAY__UPSTREAMS__{svc.upper()}" not in env:
+            fail(f"{label}: the gateway has no upstream for {svc}")
+
+
+def check_compose():
+    with open("compose.yaml") as f:
+        compose = yaml.safe_load(f)
+    containers = compose["services"]
+    for name, spec in containers.items():
+        if "healthcheck" not in spec:
+            fail(f"compose.yaml: {name} has no healthcheck")
+        for dep, cond in (spec.get("depends_on") or {}).items():
+            if dep not in containers or cond.get("condition") != "service_healthy":
+                fail(f"compose.yaml: {name} must wait for a healthy {dep}")
+    for svc in services() + ["gateway"]:
+        if svc not in containers:
+            fail(f"compose.yaml: no container for {svc}")
+    for svc in services():
+        env = containers[svc].get("environment", {})
+        for key in (f"{svc.upper()}__DATABASE__URL", "FESTIVAL__NATS__URL", f"{svc.upper()}__GRPC__LISTEN"):
+            if key not in env:
+                fail(f"compose.yaml: {svc} lacks {key}")
+        if containers[svc]["healthcheck"]["test"][-1] != "health":
+            fail(f"compose.yaml: {svc} must use its `health` subcommand")
+    for infra in ("postgres", "redis", "nats", "otel-collector", "jaeger", "prometheus"):
+        if infra not in containers:
+            fail(f"compose.yaml: no {infra}")
+
+
+def main():
+    lint()
+    default = render(None)
+    check_chart(default, "default values")
+    production = render(f"{CHART}/values-production.yaml")
+    check_chart(production, "production values")
+    check_compose()
+    print(f"deploy checks: helm lint --strict clean; {len(default)} + {len(production)} manifests valid (kubernetes-validate --strict); "
+          f"services {services()} each with grpc probes and a migration job; compose.yaml healthy-dependency graph OK")
+
+
+if __name__ == "__main__":
+    main()
