@@ -137,10 +137,22 @@ pub fn grpc_server_span<B>(request: &http::Request<B>) -> tracing::Span {
         rpc.system = "grpc",
         rpc.service = %service,
         rpc.method = %method,
+        trace_id = tracing::field::Empty,
     );
     let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(request.headers())));
     let _ = span.set_parent(parent);
+    record_trace_id(&span);
     span
+}
+
+/// Puts the span's trace id into its fields, so every JSON log line inside it carries
+/// `span.trace_id` and logs can be joined with traces.
+fn record_trace_id(span: &tracing::Span) {
+    use opentelemetry::trace::TraceContextExt;
+    let trace_id = span.context().span().span_context().trace_id();
+    if trace_id != opentelemetry::trace::TraceId::INVALID {
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
 }
 
 /// The span of one HTTP request at the edge, continuing the caller's trace if it sent one.
@@ -153,9 +165,11 @@ pub fn http_server_span<B>(request: &http::Request<B>, request_id: &str) -> trac
         http.method = %request.method(),
         url.path = %request.uri().path(),
         request_id = %request_id,
+        trace_id = tracing::field::Empty,
     );
     let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(request.headers())));
     let _ = span.set_parent(parent);
+    record_trace_id(&span);
     span
 }
 
@@ -179,11 +193,13 @@ pub fn consumer_span(message: &async_nats::jetstream::Message, consumer: &str) -
         messaging.system = "nats",
         messaging.destination = %message.subject,
         consumer = %consumer,
+        trace_id = tracing::field::Empty,
     );
     if let Some(headers) = message.headers.as_ref() {
         let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&NatsExtractor(headers)));
         let _ = span.set_parent(parent);
     }
+    record_trace_id(&span);
     span
 }
 
