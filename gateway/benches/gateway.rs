@@ -126,6 +126,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async {
         let identity = TestApp::<Identity>::spawn().await;
         let mut config = festival_gateway::Config { listen: "127.0.0.1:0".parse()?, ..Default::default() };
+        config.upstreams.clear();
         config.upstreams.insert("identity".into(), format!("http://{}", identity.addr));
         config.rate_limit.enabled = false;
         config.redis.url = festival_testkit::redis_url();

@@ -68,7 +68,10 @@ impl Default for Config {
         Self {
             env: Environment::Development,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            upstreams: BTreeMap::from([("identity".to_owned(), "http://127.0.0.1:50051".to_owned())]),
+            upstreams: BTreeMap::from([
+                ("identity".to_owned(), "http://127.0.0.1:50051".to_owned()),
+                ("program".to_owned(), "http://127.0.0.1:50052".to_owned()),
+            ]),
             api_version: "1".into(),
             cors: CorsConfig {
                 allowed_origins: vec![

@@ -3,7 +3,8 @@
 # free ports against a fresh database, then
 #   1. Python grpcio (health, reflection v1alpha, Register/Login/GetMe) → identity directly,
 #   2. Connect's gRPC-web transport, run by Node (code from protoc-gen-es) → the gateway,
-#   3. schemathesis against the gateway's /openapi.json: no 5xx, responses match the schema.
+#   3. schemathesis against the gateway's /openapi.json (identity and program behind it):
+#      no 5xx, responses match the schema.
 # Called by scripts/test.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -22,6 +23,7 @@ fi
 cargo build --workspace --bins --locked -q
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ID_PORT=$(free_port)
+PG_PORT_PROGRAM=$(free_port)
 GW_PORT=$(free_port)
 NAME="clientcheck$RANDOM$RANDOM"
 mkdir -p "$STATE_DIR"
@@ -35,13 +37,21 @@ IDENTITY__NATS__SUBJECT_PREFIX="$NAME" \
 IDENTITY__GRPC__DRAIN_GRACE_MS=0 \
   target/debug/identity serve >"$ID_LOG" 2>&1 &
 ID_PID=$!
+PROGRAM__GRPC__LISTEN="127.0.0.1:$PG_PORT_PROGRAM" \
+PROGRAM__METRICS__ENABLED=false \
+PROGRAM__DATABASE__URL="postgres://festival:festival@127.0.0.1:5432/festival_test_${NAME}_program" \
+PROGRAM__NATS__SUBJECT_PREFIX="$NAME" \
+PROGRAM__AUTH__IDENTITY_URL="http://127.0.0.1:$ID_PORT" \
+  target/debug/program serve >"$STATE_DIR/program-client-check.log" 2>&1 &
+PROGRAM_PID=$!
 GATEWAY__LISTEN="127.0.0.1:$GW_PORT" \
 GATEWAY__UPSTREAMS__IDENTITY="http://127.0.0.1:$ID_PORT" \
+GATEWAY__UPSTREAMS__PROGRAM="http://127.0.0.1:$PG_PORT_PROGRAM" \
 GATEWAY__REDIS__KEY_PREFIX="$NAME:" \
 GATEWAY__RATE_LIMIT__ENABLED=false \
   target/debug/gateway >"$GW_LOG" 2>&1 &
 GW_PID=$!
-trap 'kill $ID_PID $GW_PID 2>/dev/null || true; wait $ID_PID $GW_PID 2>/dev/null || true' EXIT
+trap 'kill $ID_PID $PROGRAM_PID $GW_PID 2>/dev/null || true; wait $ID_PID $PROGRAM_PID $GW_PID 2>/dev/null || true' EXIT
 show_logs() { echo "--- identity log ---" >&2; tail -30 "$ID_LOG" >&2; echo "--- gateway log ---" >&2; tail -30 "$GW_LOG" >&2; }
 
 "$VENV/bin/python" scripts/lib/grpc_client_check.py "127.0.0.1:$ID_PORT" || { show_logs; exit 1; }
@@ -67,7 +77,8 @@ PY
   --checks not_a_server_error,response_schema_conformance \
   --max-examples 25 --no-color || { show_logs; exit 1; }
 
-kill -TERM $ID_PID $GW_PID
+kill -TERM $ID_PID $PROGRAM_PID $GW_PID
+wait $PROGRAM_PID || { echo "program did not exit cleanly on SIGTERM" >&2; exit 1; }
 wait $ID_PID || { echo "identity did not exit cleanly on SIGTERM" >&2; tail -20 "$ID_LOG" >&2; exit 1; }
 wait $GW_PID || { echo "the gateway did not exit cleanly on SIGTERM" >&2; tail -20 "$GW_LOG" >&2; exit 1; }
 trap - EXIT

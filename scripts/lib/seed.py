@@ -1,6 +1,6 @@
-"""Seeds demo data through the public REST API (idempotent): a platform admin, an
-organizer of the demo festival, a staff member and a fan. Festivals, stages, artists and
-ticket categories join here when their services exist.
+"""Seeds demo data through the public REST API (idempotent): a platform admin, the
+published demo festival with its stages, its organizer and a staff member, and a fan.
+Artists, performances and ticket categories join here when their services exist.
 
 usage: seed.py GATEWAY_URL IDENTITY_BINARY
 """
@@ -12,7 +12,8 @@ import sys
 import urllib.error
 import urllib.request
 
-DEMO_FESTIVAL_ID = "0194e2a0-0000-7000-8000-000000000001"
+DEMO_SLUG = "demo-festival"
+STAGES = [("Main Stage", 40000, 0, 30), ("Valley", 8000, 1, 20), ("Forest Tent", 2500, 2, 15)]
 PASSWORD = "festival-demo-password"
 ACCOUNTS = [
     ("admin@festival.local", "Demo Admin", None),
@@ -50,13 +51,34 @@ def main():
             sys.exit(f"login {email}: {status} {body}")
         users[email] = body
     admin = users["admin@festival.local"]["accessToken"]
+    organizer = users["organizer@festival.local"]["accessToken"]
+    festival = {
+        "name": "Demo Festival", "slug": DEMO_SLUG, "timeZone": "Europe/Paris", "currency": "EUR",
+        "venue": "Les Prés du Lac", "address": "1 chemin du Lac, Annecy",
+        "startTime": "2027-07-09T12:00:00+02:00", "endTime": "2027-07-12T04:00:00+02:00", "capacity": 45000,
+    }
+    status, body = call(base, "POST", "/v1/festivals", festival, organizer)
+    if status != 200 and body.get("code") != "ERR_7005":
+        sys.exit(f"creating the demo festival: {status} {body}")
+    status, body = call(base, "GET", f"/v1/festivals/{DEMO_SLUG}", token=organizer)
+    if status != 200:
+        sys.exit(f"reading the demo festival: {status} {body}")
+    festival_id = body["id"]
+    for name, capacity, position, changeover in STAGES:
+        stage = {"name": name, "capacity": capacity, "position": position, "changeoverMinutes": changeover}
+        status, body = call(base, "POST", f"/v1/festivals/{festival_id}/stages", stage, organizer)
+        if status != 200 and body.get("code") != "ERR_4001":
+            sys.exit(f"adding stage {name}: {status} {body}")
+    status, body = call(base, "POST", f"/v1/festivals/{festival_id}:transition", {"status": "FESTIVAL_STATUS_PUBLISHED"}, organizer)
+    if status != 200 and body.get("code") != "ERR_7002":
+        sys.exit(f"publishing the demo festival: {status} {body}")
     for email, _, role in ACCOUNTS:
         if role:
             user_id = users[email]["user"]["id"]
-            status, body = call(base, "POST", f"/v1/festivals/{DEMO_FESTIVAL_ID}/members", {"userId": user_id, "role": role}, admin)
+            status, body = call(base, "POST", f"/v1/festivals/{festival_id}/members", {"userId": user_id, "role": role}, admin)
             if status != 200:
                 sys.exit(f"granting {role} to {email}: {status} {body}")
-    print(f"demo festival {DEMO_FESTIVAL_ID}; logins (password {PASSWORD}):")
+    print(f"demo festival {DEMO_SLUG} ({festival_id}), published, {len(STAGES)} stages; logins (password {PASSWORD}):")
     for email, _, role in ACCOUNTS:
         print(f"  {email:28} {role or ('ADMIN' if email.startswith('admin') else 'USER')}")
 

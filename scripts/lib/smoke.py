@@ -22,7 +22,7 @@ import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 GATEWAY = "http://127.0.0.1:8080"
-DEMO_FESTIVAL_ID = "0194e2a0-0000-7000-8000-000000000001"
+DEMO_SLUG = "demo-festival"
 spans = []  # (service.name, trace_id hex, span name)
 lock = threading.Lock()
 
@@ -89,10 +89,16 @@ def main():
         status, admin = call("POST", "/v1/auth/login", {"email": "admin@festival.local", "password": "festival-demo-password"}, {"traceparent": traceparent})
         if status != 200:
             fail(f"demo admin login: {status} {admin}")
-        status, roster = call("GET", f"/v1/festivals/{DEMO_FESTIVAL_ID}/members", headers={"Authorization": f"Bearer {admin['accessToken']}"})
+        status, festival = call("GET", f"/v1/festivals/{DEMO_SLUG}")
+        if status != 200 or festival.get("status") != "FESTIVAL_STATUS_PUBLISHED":
+            fail(f"seeded demo festival, read anonymously: {status} {festival}")
+        status, stages = call("GET", f"/v1/festivals/{festival['id']}/stages")
+        if status != 200 or len(stages.get("stages", [])) < 1:
+            fail(f"demo festival stages: {status} {stages}")
+        status, roster = call("GET", f"/v1/festivals/{festival['id']}/members", headers={"Authorization": f"Bearer {admin['accessToken']}"})
         if status != 200 or len(roster.get("memberships", [])) < 2:
             fail(f"seeded demo festival roster: {status} {roster}")
-        print(f"smoke: /readyz all SERVING, demo festival roster has {len(roster['memberships'])} members")
+        print(f"smoke: /readyz all SERVING; {festival['name']} published with {len(stages['stages'])} stages and {len(roster['memberships'])} staff, over REST")
     finally:
         up.send_signal(signal.SIGINT)
         try:

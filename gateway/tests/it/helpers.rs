@@ -109,6 +109,7 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Env {
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
     let mut config = Config { listen: "127.0.0.1:0".parse().expect("addr"), ..Default::default() };
+    config.upstreams.clear();
     config.upstreams.insert("identity".into(), format!("http://{}", identity.addr));
     config.upstreams.insert("testing".into(), format!("http://{upstream_addr}"));
     config.redis.url = festival_testkit::redis_url();

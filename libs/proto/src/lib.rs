@@ -31,3 +31,9 @@ pub mod testing {
         tonic::include_proto!("festival.testing.v1");
     }
 }
+
+pub mod program {
+    pub mod v1 {
+        tonic::include_proto!("festival.program.v1");
+    }
+}

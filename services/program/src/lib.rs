@@ -1,0 +1,59 @@
+//! The program service: festivals (the tenant root, with their status workflow) and
+//! stages; schedule conflict detection lives in [`domain::conflicts`]. Publishes
+//! `festival.program.*` events.
+//!
+//! Layout: [`api`] (gRPC), [`domain`] (rules), [`store`] (SQL), [`events`] (outbox).
+
+pub mod api;
+pub mod domain;
+pub mod events;
+pub mod store;
+
+use festival_platform::auth::{IdentityKeySource, Verifier};
+use festival_platform::config::{CommonConfig, ServiceConfig};
+use festival_platform::server::{Context, Service};
+use festival_proto::program::v1::program_service_server::ProgramServiceServer;
+use serde::{Deserialize, Serialize};
+use sqlx::migrate::Migrator;
+use tonic::service::Routes;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Program's configuration: the common part only, for now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    #[serde(flatten)]
+    pub common: CommonConfig,
+}
+
+impl ServiceConfig for Config {
+    fn common(&self) -> &CommonConfig {
+        &self.common
+    }
+    fn common_mut(&mut self) -> &mut CommonConfig {
+        &mut self.common
+    }
+}
+
+pub struct Program;
+
+impl Service for Program {
+    type Config = Config;
+    const NAME: &'static str = "program";
+    const GRPC_SERVICES: &'static [&'static str] = &["festival.program.v1.ProgramService"];
+
+    fn default_config() -> Config {
+        Config { common: CommonConfig::local_defaults("program", 50052) }
+    }
+
+    fn migrator() -> &'static Migrator {
+        &MIGRATOR
+    }
+
+    async fn routes(config: Config, ctx: Context) -> anyhow::Result<Routes> {
+        let verifier = Verifier::new(&config.common.auth, IdentityKeySource::new(&config.common.auth.identity_url)?);
+        let max = config.common.grpc.max_message_bytes;
+        let api = api::ProgramApi::new(ctx.pool.clone(), verifier);
+        Ok(Routes::new(ProgramServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max)))
+    }
+}

@@ -1,0 +1,151 @@
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+pub const SLUG_UNIQUE: &str = "festivals_slug_key";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FestivalRow {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub time_zone: String,
+    pub currency: String,
+    pub venue: String,
+    pub address: String,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub capacity: i32,
+    pub status: String,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+macro_rules! columns {
+    () => {
+        "id, name, slug, time_zone, currency, venue, address, start_time, end_time, capacity, status, created_by, created_at, updated_at"
+    };
+}
+
+pub struct NewFestival<'a> {
+    pub id: Uuid,
+    pub name: &'a str,
+    pub slug: &'a str,
+    pub time_zone: &'a str,
+    pub currency: &'a str,
+    pub venue: &'a str,
+    pub address: &'a str,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub capacity: i32,
+    pub created_by: Uuid,
+}
+
+pub async fn insert(conn: &mut PgConnection, f: &NewFestival<'_>) -> Result<FestivalRow, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "insert into festivals (id, name, slug, time_zone, currency, venue, address, start_time, end_time, capacity, created_by)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning ",
+        columns!()
+    ))
+    .bind(f.id)
+    .bind(f.name)
+    .bind(f.slug)
+    .bind(f.time_zone)
+    .bind(f.currency)
+    .bind(f.venue)
+    .bind(f.address)
+    .bind(f.start_time)
+    .bind(f.end_time)
+    .bind(f.capacity)
+    .bind(f.created_by)
+    .fetch_one(conn)
+    .await
+}
+
+/// A live festival by id, locked for update when `lock` is set.
+pub async fn find(conn: &mut PgConnection, id: Uuid, lock: bool) -> Result<Option<FestivalRow>, sqlx::Error> {
+    let sql = if lock {
+        concat!("select ", columns!(), " from festivals where id = $1 and deleted_at is null for update")
+    } else {
+        concat!("select ", columns!(), " from festivals where id = $1 and deleted_at is null")
+    };
+    sqlx::query_as(sql).bind(id).fetch_optional(conn).await
+}
+
+pub async fn find_by_slug(conn: &mut PgConnection, slug: &str) -> Result<Option<FestivalRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", columns!(), " from festivals where slug = $1 and deleted_at is null"))
+        .bind(slug)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Festivals visible to a caller: public ones, plus those it manages (or all, for admins).
+pub async fn list_visible(
+    conn: &mut PgConnection,
+    admin: bool,
+    user: Option<Uuid>,
+    organizer_of: &[Uuid],
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<FestivalRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "select ",
+        columns!(),
+        " from festivals where deleted_at is null
+           and (status <> 'DRAFT' or $1 or created_by = $2 or id = any($3))
+           and ($4::uuid is null or id > $4)
+         order by id limit $5"
+    ))
+    .bind(admin)
+    .bind(user)
+    .bind(organizer_of)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+pub struct Changes<'a> {
+    pub name: Option<&'a str>,
+    pub venue: Option<&'a str>,
+    pub address: Option<&'a str>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub capacity: Option<i32>,
+}
+
+pub async fn update(conn: &mut PgConnection, id: Uuid, c: &Changes<'_>) -> Result<FestivalRow, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "update festivals set name = coalesce($2, name), venue = coalesce($3, venue), address = coalesce($4, address),
+           start_time = coalesce($5, start_time), end_time = coalesce($6, end_time), capacity = coalesce($7, capacity),
+           updated_at = now()
+         where id = $1 returning ",
+        columns!()
+    ))
+    .bind(id)
+    .bind(c.name)
+    .bind(c.venue)
+    .bind(c.address)
+    .bind(c.start_time)
+    .bind(c.end_time)
+    .bind(c.capacity)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn set_status(conn: &mut PgConnection, id: Uuid, status: &str) -> Result<FestivalRow, sqlx::Error> {
+    sqlx::query_as(concat!("update festivals set status = $2, updated_at = now() where id = $1 returning ", columns!()))
+        .bind(id)
+        .bind(status)
+        .fetch_one(conn)
+        .await
+}
+
+pub async fn soft_delete(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("update festivals set deleted_at = now(), updated_at = now() where id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

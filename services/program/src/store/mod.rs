@@ -1,0 +1,5 @@
+//! Program's SQL, one module per aggregate. Functions take a connection; the RPC handler
+//! owns the transaction.
+
+pub mod festivals;
+pub mod stages;

@@ -1,0 +1,182 @@
+use festival_proto::program::v1 as pb;
+
+use crate::helpers::*;
+
+fn transition(festival_id: &str, status: pb::FestivalStatus) -> pb::TransitionFestivalRequest {
+    pb::TransitionFestivalRequest { festival_id: festival_id.into(), status: status as i32 }
+}
+
+fn stage(festival_id: &str, name: &str) -> pb::CreateStageRequest {
+    pb::CreateStageRequest {
+        festival_id: festival_id.into(),
+        name: name.into(),
+        capacity: 20_000,
+        position: 0,
+        changeover_minutes: 20,
+    }
+}
+
+#[tokio::test]
+async fn a_festival_goes_from_draft_to_completed_and_refused_transitions_change_nothing() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (user_id, token) = env.user().await;
+    let f = c.create_festival(authed(festival("hellfest-2027"), &token)).await.expect("create").into_inner();
+    assert_eq!((f.status, f.created_by.as_str()), (pb::FestivalStatus::Draft as i32, user_id.as_str()));
+
+    // Publishing needs a stage first; the refusal names what is missing.
+    let incomplete = c.transition_festival(authed(transition(&f.id, pb::FestivalStatus::Published), &token)).await;
+    let status = incomplete.expect_err("incomplete");
+    assert_eq!(festival_platform::error::reason(&status).as_deref(), Some("ERR_7003"));
+    assert_eq!(festival_platform::error::violations(&status)[0].field, "stages");
+
+    c.create_stage(authed(stage(&f.id, "Mainstage 1"), &token)).await.expect("stage");
+    assert_eq!(
+        code(c.create_stage(authed(stage(&f.id, "Mainstage 1"), &token)).await),
+        "ERR_4001",
+        "stage names are unique"
+    );
+    assert_eq!(
+        code(c.transition_festival(authed(transition(&f.id, pb::FestivalStatus::Ongoing), &token)).await),
+        "ERR_7002"
+    );
+
+    for next in [pb::FestivalStatus::Published, pb::FestivalStatus::Ongoing, pb::FestivalStatus::Completed] {
+        let done =
+            c.transition_festival(authed(transition(&f.id, next), &token)).await.expect("transition").into_inner();
+        assert_eq!(done.status, next as i32);
+    }
+    for refused in [pb::FestivalStatus::Cancelled, pb::FestivalStatus::Draft, pb::FestivalStatus::Published] {
+        assert_eq!(code(c.transition_festival(authed(transition(&f.id, refused), &token)).await), "ERR_7002");
+    }
+    let still =
+        c.get_festival(pb::GetFestivalRequest { id_or_slug: "hellfest-2027".into() }).await.expect("get").into_inner();
+    assert_eq!(still.status, pb::FestivalStatus::Completed as i32, "refused transitions changed nothing");
+    assert_eq!(
+        code(c.delete_festival(authed(pb::DeleteFestivalRequest { festival_id: f.id.clone() }, &token)).await),
+        "ERR_7002"
+    );
+    env.program.assert_outbox_drained().await;
+}
+
+#[tokio::test]
+async fn drafts_are_invisible_to_the_public_and_to_other_organizers() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, alice) = env.user().await;
+    let (_, bob) = env.user().await;
+    let draft = c.create_festival(authed(festival("secret-draft"), &alice)).await.expect("create").into_inner();
+    let public = c.create_festival(authed(festival("open-air"), &alice)).await.expect("create").into_inner();
+    c.create_stage(authed(stage(&public.id, "Main"), &alice)).await.expect("stage");
+    c.transition_festival(authed(transition(&public.id, pb::FestivalStatus::Published), &alice))
+        .await
+        .expect("publish");
+
+    assert_eq!(code(c.get_festival(pb::GetFestivalRequest { id_or_slug: draft.id.clone() }).await), "ERR_4000");
+    assert_eq!(
+        code(c.get_festival(authed(pb::GetFestivalRequest { id_or_slug: "secret-draft".into() }, &bob)).await),
+        "ERR_4000"
+    );
+    c.get_festival(authed(pb::GetFestivalRequest { id_or_slug: "secret-draft".into() }, &alice))
+        .await
+        .expect("its organizer sees it");
+
+    let slugs = |r: pb::ListFestivalsResponse| r.festivals.into_iter().map(|f| f.slug).collect::<Vec<_>>();
+    assert_eq!(
+        slugs(c.list_festivals(pb::ListFestivalsRequest::default()).await.expect("list").into_inner()),
+        vec!["open-air"]
+    );
+    assert_eq!(
+        slugs(c.list_festivals(authed(pb::ListFestivalsRequest::default(), &bob)).await.expect("list").into_inner()),
+        vec!["open-air"]
+    );
+    let mut own =
+        slugs(c.list_festivals(authed(pb::ListFestivalsRequest::default(), &alice)).await.expect("list").into_inner());
+    own.sort();
+    assert_eq!(own, vec!["open-air", "secret-draft"]);
+    let admin = env.admin().await;
+    assert_eq!(
+        c.list_festivals(authed(pb::ListFestivalsRequest { page_size: 1, ..Default::default() }, &admin))
+            .await
+            .expect("page")
+            .into_inner()
+            .festivals
+            .len(),
+        1
+    );
+    assert_eq!(code(c.list_stages(pb::ListStagesRequest { festival_id: draft.id.clone() }).await), "ERR_4000");
+}
+
+#[tokio::test]
+async fn an_organizer_of_one_festival_cannot_change_another() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, alice) = env.user().await;
+    let (_, bob) = env.user().await;
+    let a = c.create_festival(authed(festival("alice-fest"), &alice)).await.expect("a").into_inner();
+    let b = c.create_festival(authed(festival("bob-fest"), &bob)).await.expect("b").into_inner();
+    c.create_stage(authed(stage(&b.id, "Bob stage"), &bob)).await.expect("stage");
+    c.transition_festival(authed(transition(&b.id, pb::FestivalStatus::Published), &bob)).await.expect("publish");
+
+    // B is public: Alice is refused as a non-member. A draft of Bob's would be "not found".
+    let update = pb::UpdateFestivalRequest { festival_id: b.id.clone(), name: "Hijacked".into(), ..Default::default() };
+    assert_eq!(code(c.update_festival(authed(update, &alice)).await), "ERR_3002");
+    assert_eq!(
+        code(c.transition_festival(authed(transition(&b.id, pb::FestivalStatus::Cancelled), &alice)).await),
+        "ERR_3002"
+    );
+    assert_eq!(
+        code(c.delete_festival(authed(pb::DeleteFestivalRequest { festival_id: b.id.clone() }, &alice)).await),
+        "ERR_3002"
+    );
+    assert_eq!(code(c.create_stage(authed(stage(&b.id, "Intruder"), &alice)).await), "ERR_3002");
+    let bob_draft = c.create_festival(authed(festival("bob-draft"), &bob)).await.expect("draft").into_inner();
+    assert_eq!(code(c.create_stage(authed(stage(&bob_draft.id, "Intruder"), &alice)).await), "ERR_4000");
+
+    let b_now = c.get_festival(pb::GetFestivalRequest { id_or_slug: b.id.clone() }).await.expect("get").into_inner();
+    assert_eq!((b_now.name.as_str(), b_now.status), ("Festival bob-fest", pb::FestivalStatus::Published as i32));
+    let stages =
+        c.list_stages(pb::ListStagesRequest { festival_id: b.id.clone() }).await.expect("stages").into_inner().stages;
+    assert_eq!(stages.len(), 1, "no intruder stage");
+    // Alice still manages her own.
+    c.update_festival(authed(
+        pb::UpdateFestivalRequest { festival_id: a.id, venue: "Clisson".into(), ..Default::default() },
+        &alice,
+    ))
+    .await
+    .expect("own festival");
+    // Anonymous callers cannot write at all.
+    assert_eq!(code(c.create_festival(festival("anon")).await), "ERR_2000");
+}
+
+#[tokio::test]
+async fn bad_festivals_get_catalogued_codes_and_nothing_is_written() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, token) = env.user().await;
+    c.create_festival(authed(festival("taken"), &token)).await.expect("first");
+    let cases: Vec<(pb::CreateFestivalRequest, &str)> = vec![
+        (pb::CreateFestivalRequest::default(), "ERR_1001"),
+        (festival("taken"), "ERR_7005"),
+        (pb::CreateFestivalRequest { slug: "Not A Slug".into(), ..festival("x") }, "ERR_1000"),
+        (pb::CreateFestivalRequest { time_zone: "Mars/Olympus".into(), ..festival("mars-2027") }, "ERR_7006"),
+        (pb::CreateFestivalRequest { currency: "euro".into(), ..festival("eur-2027") }, "ERR_1002"),
+        (pb::CreateFestivalRequest { currency: "eu1".into(), ..festival("eur-2027") }, "ERR_1000"),
+        (pb::CreateFestivalRequest { name: "n".repeat(201), ..festival("long-2027") }, "ERR_1002"),
+        (pb::CreateFestivalRequest { capacity: -1, ..festival("neg-2027") }, "ERR_1000"),
+        (
+            pb::CreateFestivalRequest {
+                start_time: Some(ts("2027-06-21T00:00:00Z")),
+                end_time: Some(ts("2027-06-18T00:00:00Z")),
+                ..festival("backwards-2027")
+            },
+            "ERR_1000",
+        ),
+    ];
+    for (request, expected) in cases {
+        assert_eq!(code(c.create_festival(authed(request.clone(), &token)).await), expected, "{request:?}");
+    }
+    assert_eq!(env.festivals().await, 1, "nothing written by refused requests");
+    let bad_transition = pb::TransitionFestivalRequest { festival_id: "nope".into(), status: 99 };
+    assert_eq!(code(c.transition_festival(authed(bad_transition, &token)).await), "ERR_1004");
+}

@@ -1,0 +1,95 @@
+use festival_identity::Identity;
+use festival_platform::error::reason;
+use festival_program::Program;
+use festival_proto::identity::v1 as idpb;
+use festival_proto::identity::v1::identity_service_client::IdentityServiceClient;
+use festival_proto::program::v1 as pb;
+use festival_proto::program::v1::program_service_client::ProgramServiceClient;
+use festival_testkit::TestApp;
+use tonic::transport::Channel;
+
+pub struct Env {
+    pub identity: TestApp<Identity>,
+    pub program: TestApp<Program>,
+}
+
+pub type Client = ProgramServiceClient<Channel>;
+
+pub async fn spawn() -> Env {
+    let identity = TestApp::<Identity>::spawn().await;
+    let identity_url = format!("http://{}", identity.addr);
+    let program = TestApp::<Program>::spawn_with(|c| c.common.auth.identity_url = identity_url).await;
+    Env { identity, program }
+}
+
+impl Env {
+    pub fn client(&self) -> Client {
+        ProgramServiceClient::new(self.program.channel.clone())
+    }
+
+    /// Registers and signs in a new account; returns (user id, access token).
+    pub async fn user(&self) -> (String, String) {
+        let mut id = IdentityServiceClient::new(self.identity.channel.clone());
+        let email = format!("{}@example.org", festival_testkit::unique_name());
+        let password = "correct horse battery staple".to_owned();
+        id.register(idpb::RegisterRequest { email: email.clone(), password: password.clone(), ..Default::default() })
+            .await
+            .expect("register");
+        let tokens = id.login(idpb::LoginRequest { email, password }).await.expect("login").into_inner();
+        (tokens.user.expect("user").id, tokens.access_token)
+    }
+
+    /// An ADMIN's access token.
+    pub async fn admin(&self) -> String {
+        let (user_id, _) = self.user().await;
+        sqlx::query("update users set role = 'ADMIN' where id = $1::uuid")
+            .bind(&user_id)
+            .execute(&self.identity.pool)
+            .await
+            .expect("promote");
+        let email: String = sqlx::query_scalar("select email from users where id = $1::uuid")
+            .bind(&user_id)
+            .fetch_one(&self.identity.pool)
+            .await
+            .expect("email");
+        let mut id = IdentityServiceClient::new(self.identity.channel.clone());
+        id.login(idpb::LoginRequest { email, password: "correct horse battery staple".into() })
+            .await
+            .expect("login")
+            .into_inner()
+            .access_token
+    }
+
+    pub async fn festivals(&self) -> i64 {
+        sqlx::query_scalar("select count(*) from festivals").fetch_one(&self.program.pool).await.expect("count")
+    }
+}
+
+pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    request
+}
+
+pub fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> String {
+    let status = result.expect_err("the call must fail");
+    reason(&status).unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"))
+}
+
+pub fn ts(rfc3339: &str) -> prost_types::Timestamp {
+    festival_platform::convert::timestamp(chrono::DateTime::parse_from_rfc3339(rfc3339).expect("time").into())
+}
+
+pub fn festival(slug: &str) -> pb::CreateFestivalRequest {
+    pb::CreateFestivalRequest {
+        name: format!("Festival {slug}"),
+        slug: slug.into(),
+        time_zone: "Europe/Paris".into(),
+        currency: "EUR".into(),
+        venue: "Val de Moine".into(),
+        start_time: Some(ts("2027-06-18T14:00:00+02:00")),
+        end_time: Some(ts("2027-06-21T04:00:00+02:00")),
+        capacity: 60_000,
+        ..Default::default()
+    }
+}

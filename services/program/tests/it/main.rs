@@ -1,0 +1,5 @@
+//! Program against real PostgreSQL and NATS, with the real identity service minting the
+//! tokens it verifies.
+
+mod festivals;
+mod helpers;
