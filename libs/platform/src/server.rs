@@ -36,6 +36,12 @@ pub trait Service: Send + Sync + 'static {
     fn migrator() -> &'static Migrator;
     /// Builds the gRPC routes; runs after migrations, before the listener accepts calls.
     fn routes(config: Self::Config, ctx: Context) -> impl Future<Output = anyhow::Result<Routes>> + Send;
+
+    /// Background work of the worker role besides the outbox relay (event consumers).
+    /// Each future runs until `ctx.shutdown` fires.
+    fn workers(_config: &Self::Config, _ctx: &Context) -> Vec<futures::future::BoxFuture<'static, ()>> {
+        Vec::new()
+    }
 }
 
 /// Shared handles given to a service when it builds its routes.
@@ -122,6 +128,9 @@ pub async fn start<S: Service>(config: S::Config, roles: Roles) -> anyhow::Resul
         let relay =
             OutboxRelay::new(pool.clone(), jetstream.clone(), naming.clone(), S::NAME, common.nats.stream_replicas);
         background.push(tokio::spawn(relay.run(shutdown.clone())));
+        for worker in S::workers(&config, &ctx) {
+            background.push(tokio::spawn(worker));
+        }
     }
 
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -1,6 +1,7 @@
 //! The identity service: accounts (argon2id passwords), sessions with rotating refresh
 //! tokens and reuse detection, EdDSA access tokens and their JWKS, signing-key rotation,
-//! global roles and festival memberships. Publishes `festival.identity.*` events.
+//! global roles and festival memberships. Publishes `festival.identity.*` events and
+//! consumes program's `festival.created` (the creator becomes the festival's ORGANIZER).
 //!
 //! Layout: [`api`] (gRPC), [`domain`] (rules), [`store`] (SQL), [`events`] (outbox),
 //! [`credentials`] (argon2id), [`signing`] and [`keyring`] (keys and tokens).
@@ -58,5 +59,23 @@ impl Service for Identity {
         let api = api::IdentityApi::new(ctx.pool.clone(), hasher, keyring, verifier, Arc::new(config));
         let service = IdentityServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max);
         Ok(Routes::new(service))
+    }
+
+    fn workers(_config: &Config, ctx: &Context) -> Vec<futures::future::BoxFuture<'static, ()>> {
+        use festival_platform::events::consumer::{self, ConsumerConfig};
+        let config = ConsumerConfig {
+            name: "identity-festival-created".into(),
+            stream: ctx.naming.stream("program"),
+            filter_subject: ctx.naming.subject(events::FESTIVAL_CREATED),
+            ack_wait: std::time::Duration::from_secs(30),
+        };
+        let run = consumer::run(
+            ctx.pool.clone(),
+            ctx.jetstream.clone(),
+            config,
+            events::GrantCreatorOrganizer,
+            ctx.shutdown.clone(),
+        );
+        vec![Box::pin(run)]
     }
 }

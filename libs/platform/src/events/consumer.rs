@@ -105,7 +105,9 @@ pub async fn run(
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(backoff) => {}
         }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
+        // Capped low: the usual cause is the publisher's stream not existing yet (it
+        // starts later), and the consumer should pick up soon after it does.
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 

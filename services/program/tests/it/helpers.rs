@@ -18,7 +18,13 @@ pub type Client = ProgramServiceClient<Channel>;
 pub async fn spawn() -> Env {
     let identity = TestApp::<Identity>::spawn().await;
     let identity_url = format!("http://{}", identity.addr);
-    let program = TestApp::<Program>::spawn_with(|c| c.common.auth.identity_url = identity_url).await;
+    let prefix = identity.config.common.nats.subject_prefix.clone();
+    let program = TestApp::<Program>::spawn_with(|c| {
+        c.common.auth.identity_url = identity_url;
+        // One deployment: identity consumes program's events.
+        c.common.nats.subject_prefix = prefix;
+    })
+    .await;
     Env { identity, program }
 }
 
