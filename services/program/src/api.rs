@@ -12,10 +12,11 @@ use sqlx::{PgConnection, PgPool};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::domain::conflicts::{self, Conflict, Rules, Slot};
 use crate::domain::festival::{self as rules, MAX_NAME, MAX_TEXT};
 use crate::domain::status::{self, Completeness, Status as FestivalStatus, TransitionError};
 use crate::events;
-use crate::store::{self, festivals::FestivalRow, stages::StageRow};
+use crate::store::{self, artists::ArtistRow, festivals::FestivalRow, performances::PerformanceRow, stages::StageRow};
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
@@ -76,6 +77,8 @@ impl ProgramApi {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "end_time", "must be after start_time"));
         }
         let capacity = non_negative("capacity", req.capacity)?;
+        let travel_minutes =
+            if req.travel_minutes == 0 { 15 } else { non_negative("travel_minutes", req.travel_minutes)? };
 
         let mut tx = self.pool.begin().await?;
         let row = store::festivals::insert(
@@ -91,6 +94,7 @@ impl ProgramApi {
                 start_time,
                 end_time,
                 capacity,
+                travel_minutes,
                 created_by: caller.user_id,
             },
         )
@@ -285,6 +289,225 @@ impl ProgramApi {
     }
 }
 
+impl ProgramApi {
+    /// A festival the caller may read (public, or managed by the caller).
+    async fn readable(conn: &mut PgConnection, id: Uuid, caller: Option<&Principal>) -> ApiResult<(FestivalRow, bool)> {
+        let festival = store::festivals::find(conn, id, false).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        let manager = caller.is_some_and(|c| manages(c, &festival));
+        if !is_public(&festival) && !manager {
+            return Err(ApiError::new(codes::NOT_FOUND));
+        }
+        Ok((festival, manager))
+    }
+
+    async fn create_artist(&self, caller: Principal, req: pb::CreateArtistRequest) -> ApiResult<pb::Artist> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        let name = validate::required("name", &req.name, MAX_NAME)?;
+        if req.genres.len() > 20 {
+            return Err(ApiError::field(codes::FIELD_TOO_LONG, "genres", "at most 20 genres"));
+        }
+        let genres = req
+            .genres
+            .iter()
+            .map(|g| validate::required("genres", g, 50).map(str::to_lowercase))
+            .collect::<ApiResult<Vec<_>>>()?;
+        let bio = validate::optional("bio", &req.bio, 5_000)?.unwrap_or("");
+        let image_url = validate::optional("image_url", &req.image_url, 2_000)?.unwrap_or("");
+        if !image_url.is_empty() && !image_url.starts_with("https://") {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "image_url", "must be an https URL"));
+        }
+        let contact = validate::optional("contact", &req.contact, MAX_TEXT)?.unwrap_or("");
+        let mut tx = self.pool.begin().await?;
+        Self::managed(&mut tx, festival_id, &caller).await?;
+        let artist = ArtistRow {
+            id: Uuid::now_v7(),
+            festival_id,
+            name: name.to_owned(),
+            genres,
+            bio: bio.to_owned(),
+            image_url: image_url.to_owned(),
+            contact: contact.to_owned(),
+        };
+        let row = store::artists::insert(&mut tx, &artist).await.map_err(|e| {
+            if is_unique_violation(&e, store::artists::NAME_UNIQUE) {
+                ApiError::field(codes::ALREADY_EXISTS, "name", "this festival already has an artist with that name")
+            } else {
+                e.into()
+            }
+        })?;
+        tx.commit().await?;
+        Ok(to_artist(&row, true))
+    }
+
+    async fn list_artists(
+        &self,
+        caller: Option<Principal>,
+        req: pb::ListArtistsRequest,
+    ) -> ApiResult<pb::ListArtistsResponse> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        let mut conn = self.pool.acquire().await?;
+        let (_, manager) = Self::readable(&mut conn, festival_id, caller.as_ref()).await?;
+        let rows = store::artists::of_festival(&mut conn, festival_id).await?;
+        Ok(pb::ListArtistsResponse { artists: rows.iter().map(|a| to_artist(a, manager)).collect() })
+    }
+
+    async fn create_performance(
+        &self,
+        caller: Principal,
+        req: pb::CreatePerformanceRequest,
+    ) -> ApiResult<pb::Performance> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        let artist_id = validate::uuid("artist_id", &req.artist_id)?;
+        let stage_id = validate::uuid("stage_id", &req.stage_id)?;
+        let start_time = time("start_time", &req.start_time)?
+            .ok_or_else(|| ApiError::field(codes::REQUIRED_FIELD, "start_time", "is required"))?;
+        let end_time = time("end_time", &req.end_time)?
+            .ok_or_else(|| ApiError::field(codes::REQUIRED_FIELD, "end_time", "is required"))?;
+        if start_time >= end_time {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "end_time", "must be after start_time"));
+        }
+        let mut tx = self.pool.begin().await?;
+        Self::managed(&mut tx, festival_id, &caller).await?;
+        if !store::artists::exists(&mut tx, festival_id, artist_id).await? {
+            return Err(ApiError::field(codes::NOT_FOUND, "artist_id", "no such artist at this festival"));
+        }
+        if !store::stages::of_festival(&mut tx, festival_id).await?.iter().any(|s| s.id == stage_id) {
+            return Err(ApiError::field(codes::NOT_FOUND, "stage_id", "no such stage at this festival"));
+        }
+        let row = PerformanceRow {
+            id: Uuid::now_v7(),
+            festival_id,
+            artist_id,
+            stage_id,
+            start_time,
+            end_time,
+            status: String::new(),
+        };
+        let row = store::performances::insert(&mut tx, &row).await?;
+        tx.commit().await?;
+        Ok(to_performance(&row))
+    }
+
+    async fn list_performances(
+        &self,
+        caller: Option<Principal>,
+        req: pb::ListPerformancesRequest,
+    ) -> ApiResult<pb::ListPerformancesResponse> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        let mut conn = self.pool.acquire().await?;
+        let (_, manager) = Self::readable(&mut conn, festival_id, caller.as_ref()).await?;
+        let rows = store::performances::of_festival(&mut conn, festival_id, manager).await?;
+        Ok(pb::ListPerformancesResponse { performances: rows.iter().map(to_performance).collect() })
+    }
+
+    /// Every conflict of the festival's current schedule (drafts included).
+    async fn conflicts(conn: &mut PgConnection, festival: &FestivalRow) -> ApiResult<Vec<Conflict<Uuid>>> {
+        let stages = store::stages::of_festival(conn, festival.id).await?;
+        let performances = store::performances::of_festival(conn, festival.id, true).await?;
+        let changeover =
+            |stage: Uuid| stages.iter().find(|s| s.id == stage).map_or(0, |s| i64::from(s.changeover_minutes) * 60);
+        let slots: Vec<Slot<Uuid>> = performances
+            .iter()
+            .map(|p| Slot {
+                id: p.id,
+                stage: p.stage_id,
+                artist: p.artist_id,
+                start: p.start_time.timestamp(),
+                end: p.end_time.timestamp(),
+            })
+            .collect();
+        let window = (
+            festival.start_time.map_or(i64::MIN, |t| t.timestamp()),
+            festival.end_time.map_or(i64::MAX, |t| t.timestamp()),
+        );
+        Ok(conflicts::detect(
+            &slots,
+            &Rules { changeover: &changeover, travel: i64::from(festival.travel_minutes) * 60, window },
+        ))
+    }
+
+    async fn check_schedule(
+        &self,
+        caller: Principal,
+        req: pb::CheckScheduleRequest,
+    ) -> ApiResult<pb::CheckScheduleResponse> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        let mut tx = self.pool.begin().await?;
+        let festival = Self::managed(&mut tx, festival_id, &caller).await?;
+        let found = Self::conflicts(&mut tx, &festival).await?;
+        tx.commit().await?;
+        Ok(pb::CheckScheduleResponse { conflicts: found.iter().map(to_conflict).collect() })
+    }
+
+    async fn publish_schedule(
+        &self,
+        caller: Principal,
+        req: pb::PublishScheduleRequest,
+    ) -> ApiResult<pb::PublishScheduleResponse> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        let mut tx = self.pool.begin().await?;
+        let festival = Self::managed(&mut tx, festival_id, &caller).await?;
+        let found = Self::conflicts(&mut tx, &festival).await?;
+        if !found.is_empty() {
+            let refusal = ApiError::new(codes::SCHEDULE_CONFLICT)
+                .with_message(format!("The schedule has {} conflict(s); resolve them before publishing", found.len()));
+            return Err(found.iter().map(to_conflict).fold(refusal, |e, c| {
+                e.with_violation(
+                    "performances",
+                    format!(
+                        "{}: {}",
+                        pb::ConflictKind::try_from(c.kind).map_or("CONFLICT", |k| k.as_str_name()),
+                        c.performance_ids.join(", ")
+                    ),
+                )
+            }));
+        }
+        let published = store::performances::publish_drafts(&mut tx, festival_id).await?;
+        tx.commit().await?;
+        Ok(pb::PublishScheduleResponse { published: published as i32 })
+    }
+}
+
+fn to_artist(a: &ArtistRow, manager: bool) -> pb::Artist {
+    pb::Artist {
+        id: a.id.to_string(),
+        festival_id: a.festival_id.to_string(),
+        name: a.name.clone(),
+        genres: a.genres.clone(),
+        bio: a.bio.clone(),
+        image_url: a.image_url.clone(),
+        contact: if manager { a.contact.clone() } else { String::new() },
+    }
+}
+
+fn to_performance(p: &PerformanceRow) -> pb::Performance {
+    let status = match p.status.as_str() {
+        "DRAFT" => pb::PerformanceStatus::Draft,
+        "PUBLISHED" => pb::PerformanceStatus::Published,
+        "CANCELLED" => pb::PerformanceStatus::Cancelled,
+        _ => pb::PerformanceStatus::Unspecified,
+    };
+    pb::Performance {
+        id: p.id.to_string(),
+        festival_id: p.festival_id.to_string(),
+        artist_id: p.artist_id.to_string(),
+        stage_id: p.stage_id.to_string(),
+        start_time: Some(timestamp(p.start_time)),
+        end_time: Some(timestamp(p.end_time)),
+        status: status as i32,
+    }
+}
+
+fn to_conflict(c: &Conflict<Uuid>) -> pb::Conflict {
+    let (kind, ids) = match *c {
+        Conflict::StageOverlap { first, second } => (pb::ConflictKind::StageOverlap, vec![first, second]),
+        Conflict::ArtistDoubleBooked { first, second } => (pb::ConflictKind::ArtistDoubleBooked, vec![first, second]),
+        Conflict::ArtistTravel { first, second } => (pb::ConflictKind::ArtistTravel, vec![first, second]),
+        Conflict::OutsideFestival { slot } => (pb::ConflictKind::OutsideFestival, vec![slot]),
+    };
+    pb::Conflict { kind: kind as i32, performance_ids: ids.iter().map(Uuid::to_string).collect() }
+}
+
 /// Organizers of the festival (and admins) manage it; so does its creator, even before
 /// identity has granted the ORGANIZER membership that the creation event asks for.
 fn manages(caller: &Principal, festival: &FestivalRow) -> bool {
@@ -345,6 +568,7 @@ fn to_festival(f: &FestivalRow) -> pb::Festival {
         created_by: f.created_by.to_string(),
         create_time: Some(timestamp(f.created_at)),
         update_time: Some(timestamp(f.updated_at)),
+        travel_minutes: f.travel_minutes,
     }
 }
 
@@ -404,5 +628,41 @@ impl pb::program_service_server::ProgramService for ProgramApi {
     async fn list_stages(&self, request: Request<pb::ListStagesRequest>) -> RpcResult<pb::ListStagesResponse> {
         let caller = self.optional_caller(&request).await?;
         Ok(Response::new(self.list_stages(caller, request.into_inner()).await?))
+    }
+
+    async fn create_artist(&self, request: Request<pb::CreateArtistRequest>) -> RpcResult<pb::Artist> {
+        let caller = self.verifier.authenticate(&request).await?;
+        Ok(Response::new(self.create_artist(caller, request.into_inner()).await?))
+    }
+
+    async fn list_artists(&self, request: Request<pb::ListArtistsRequest>) -> RpcResult<pb::ListArtistsResponse> {
+        let caller = self.optional_caller(&request).await?;
+        Ok(Response::new(self.list_artists(caller, request.into_inner()).await?))
+    }
+
+    async fn create_performance(&self, request: Request<pb::CreatePerformanceRequest>) -> RpcResult<pb::Performance> {
+        let caller = self.verifier.authenticate(&request).await?;
+        Ok(Response::new(self.create_performance(caller, request.into_inner()).await?))
+    }
+
+    async fn list_performances(
+        &self,
+        request: Request<pb::ListPerformancesRequest>,
+    ) -> RpcResult<pb::ListPerformancesResponse> {
+        let caller = self.optional_caller(&request).await?;
+        Ok(Response::new(self.list_performances(caller, request.into_inner()).await?))
+    }
+
+    async fn check_schedule(&self, request: Request<pb::CheckScheduleRequest>) -> RpcResult<pb::CheckScheduleResponse> {
+        let caller = self.verifier.authenticate(&request).await?;
+        Ok(Response::new(self.check_schedule(caller, request.into_inner()).await?))
+    }
+
+    async fn publish_schedule(
+        &self,
+        request: Request<pb::PublishScheduleRequest>,
+    ) -> RpcResult<pb::PublishScheduleResponse> {
+        let caller = self.verifier.authenticate(&request).await?;
+        Ok(Response::new(self.publish_schedule(caller, request.into_inner()).await?))
     }
 }

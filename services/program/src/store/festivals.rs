@@ -20,11 +20,12 @@ pub struct FestivalRow {
     pub created_by: Uuid,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub travel_minutes: i32,
 }
 
 macro_rules! columns {
     () => {
-        "id, name, slug, time_zone, currency, venue, address, start_time, end_time, capacity, status, created_by, created_at, updated_at"
+        "id, name, slug, time_zone, currency, venue, address, start_time, end_time, capacity, status, created_by, created_at, updated_at, travel_minutes"
     };
 }
 
@@ -39,13 +40,14 @@ pub struct NewFestival<'a> {
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
     pub capacity: i32,
+    pub travel_minutes: i32,
     pub created_by: Uuid,
 }
 
 pub async fn insert(conn: &mut PgConnection, f: &NewFestival<'_>) -> Result<FestivalRow, sqlx::Error> {
     sqlx::query_as(concat!(
-        "insert into festivals (id, name, slug, time_zone, currency, venue, address, start_time, end_time, capacity, created_by)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning ",
+        "insert into festivals (id, name, slug, time_zone, currency, venue, address, start_time, end_time, capacity, created_by, travel_minutes)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) returning ",
         columns!()
     ))
     .bind(f.id)
@@ -59,6 +61,7 @@ pub async fn insert(conn: &mut PgConnection, f: &NewFestival<'_>) -> Result<Fest
     .bind(f.end_time)
     .bind(f.capacity)
     .bind(f.created_by)
+    .bind(f.travel_minutes)
     .fetch_one(conn)
     .await
 }

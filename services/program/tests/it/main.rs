@@ -3,3 +3,4 @@
 
 mod festivals;
 mod helpers;
+mod schedule;

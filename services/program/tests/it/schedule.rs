@@ -1,0 +1,199 @@
+use festival_proto::program::v1 as pb;
+
+use crate::helpers::*;
+
+struct Setup {
+    festival: String,
+    main: String,
+    valley: String,
+    a: String,
+    b: String,
+}
+
+async fn setup(c: &mut Client, token: &str, slug: &str) -> Setup {
+    let festival = c.create_festival(authed(festival(slug), token)).await.expect("festival").into_inner().id;
+    let stage = |name: &str, changeover: i32| pb::CreateStageRequest {
+        festival_id: festival.clone(),
+        name: name.into(),
+        capacity: 1000,
+        position: 0,
+        changeover_minutes: changeover,
+    };
+    let main = c.create_stage(authed(stage("Main", 20), token)).await.expect("main").into_inner().id;
+    let valley = c.create_stage(authed(stage("Valley", 10), token)).await.expect("valley").into_inner().id;
+    let artist = |name: &str| pb::CreateArtistRequest {
+        festival_id: festival.clone(),
+        name: name.into(),
+        genres: vec!["Metal".into()],
+        contact: format!("booking@{}.example", name.to_lowercase()),
+        ..Default::default()
+    };
+    let a = c.create_artist(authed(artist("Alpha"), token)).await.expect("a").into_inner().id;
+    let b = c.create_artist(authed(artist("Beta"), token)).await.expect("b").into_inner().id;
+    Setup { festival, main, valley, a, b }
+}
+
+async fn perform(c: &mut Client, token: &str, s: &Setup, artist: &str, stage: &str, start: &str, end: &str) -> String {
+    c.create_performance(authed(
+        pb::CreatePerformanceRequest {
+            festival_id: s.festival.clone(),
+            artist_id: artist.into(),
+            stage_id: stage.into(),
+            start_time: Some(ts(start)),
+            end_time: Some(ts(end)),
+        },
+        token,
+    ))
+    .await
+    .expect("performance")
+    .into_inner()
+    .id
+}
+
+#[tokio::test]
+async fn every_kind_of_conflict_is_listed_at_once_and_blocks_publication() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, token) = env.user().await;
+    let s = setup(&mut c, &token, "clash-fest").await;
+    let p1 = perform(&mut c, &token, &s, &s.a, &s.main, "2027-06-19T18:00:00+02:00", "2027-06-19T19:00:00+02:00").await;
+    let p2 = perform(&mut c, &token, &s, &s.b, &s.main, "2027-06-19T19:10:00+02:00", "2027-06-19T20:00:00+02:00").await;
+    let p3 =
+        perform(&mut c, &token, &s, &s.a, &s.valley, "2027-06-19T18:30:00+02:00", "2027-06-19T19:30:00+02:00").await;
+    let p4 =
+        perform(&mut c, &token, &s, &s.b, &s.valley, "2027-06-19T20:05:00+02:00", "2027-06-19T21:00:00+02:00").await;
+    let p5 = perform(&mut c, &token, &s, &s.b, &s.main, "2027-06-22T18:00:00+02:00", "2027-06-22T19:00:00+02:00").await;
+
+    let found = c
+        .check_schedule(authed(pb::CheckScheduleRequest { festival_id: s.festival.clone() }, &token))
+        .await
+        .expect("check")
+        .into_inner()
+        .conflicts;
+    let mut got: Vec<(i32, Vec<String>)> = found.into_iter().map(|c| (c.kind, sorted(c.performance_ids))).collect();
+    got.sort();
+    let mut expected = vec![
+        (pb::ConflictKind::StageOverlap as i32, sorted(vec![p1.clone(), p2.clone()])),
+        (pb::ConflictKind::ArtistDoubleBooked as i32, sorted(vec![p1, p3])),
+        (pb::ConflictKind::ArtistTravel as i32, sorted(vec![p2, p4])),
+        (pb::ConflictKind::OutsideFestival as i32, vec![p5]),
+    ];
+    expected.sort();
+    assert_eq!(got, expected);
+
+    let refused =
+        c.publish_schedule(authed(pb::PublishScheduleRequest { festival_id: s.festival.clone() }, &token)).await;
+    let status = refused.expect_err("conflicts block publication");
+    assert_eq!(festival_platform::error::reason(&status).as_deref(), Some("ERR_7004"));
+    assert_eq!(festival_platform::error::violations(&status).len(), 4, "all conflicts are listed");
+    let drafts = c
+        .list_performances(authed(pb::ListPerformancesRequest { festival_id: s.festival.clone() }, &token))
+        .await
+        .expect("list")
+        .into_inner()
+        .performances;
+    assert!(drafts.iter().all(|p| p.status == pb::PerformanceStatus::Draft as i32), "nothing was published");
+}
+
+#[tokio::test]
+async fn a_clean_schedule_publishes_and_the_public_sees_only_published_slots_and_no_contacts() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, token) = env.user().await;
+    let s = setup(&mut c, &token, "clean-fest").await;
+    perform(&mut c, &token, &s, &s.a, &s.main, "2027-06-19T18:00:00+02:00", "2027-06-19T19:00:00+02:00").await;
+    perform(&mut c, &token, &s, &s.b, &s.main, "2027-06-19T19:20:00+02:00", "2027-06-19T20:00:00+02:00").await;
+    perform(&mut c, &token, &s, &s.a, &s.valley, "2027-06-19T19:15:00+02:00", "2027-06-19T20:00:00+02:00").await;
+    c.transition_festival(authed(
+        pb::TransitionFestivalRequest { festival_id: s.festival.clone(), status: pb::FestivalStatus::Published as i32 },
+        &token,
+    ))
+    .await
+    .expect("publish festival");
+    let public = c
+        .list_performances(pb::ListPerformancesRequest { festival_id: s.festival.clone() })
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(public.performances.is_empty(), "draft slots are not public");
+
+    let done = c
+        .publish_schedule(authed(pb::PublishScheduleRequest { festival_id: s.festival.clone() }, &token))
+        .await
+        .expect("publish");
+    assert_eq!(done.into_inner().published, 3);
+    let public = c
+        .list_performances(pb::ListPerformancesRequest { festival_id: s.festival.clone() })
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(public.performances.len(), 3);
+    let artists = c
+        .list_artists(pb::ListArtistsRequest { festival_id: s.festival.clone() })
+        .await
+        .expect("artists")
+        .into_inner()
+        .artists;
+    assert!(artists.iter().all(|a| a.contact.is_empty()), "contacts are for organizers");
+    let own = c
+        .list_artists(authed(pb::ListArtistsRequest { festival_id: s.festival.clone() }, &token))
+        .await
+        .expect("artists")
+        .into_inner()
+        .artists;
+    assert!(own.iter().all(|a| a.contact.starts_with("booking@")));
+}
+
+#[tokio::test]
+async fn bad_performances_are_refused_and_other_organizers_cannot_schedule() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, token) = env.user().await;
+    let (_, intruder) = env.user().await;
+    let s = setup(&mut c, &token, "strict-fest").await;
+    let other = setup(&mut c, &token, "other-fest").await;
+    let request = |artist: &str, stage: &str, start: &str, end: &str| pb::CreatePerformanceRequest {
+        festival_id: s.festival.clone(),
+        artist_id: artist.into(),
+        stage_id: stage.into(),
+        start_time: Some(ts(start)),
+        end_time: Some(ts(end)),
+    };
+    let cases = vec![
+        (request(&s.a, &s.main, "2027-06-19T19:00:00Z", "2027-06-19T18:00:00Z"), "ERR_1000"),
+        (request(&s.a, &other.main, "2027-06-19T18:00:00Z", "2027-06-19T19:00:00Z"), "ERR_4000"),
+        (request(&other.a, &s.main, "2027-06-19T18:00:00Z", "2027-06-19T19:00:00Z"), "ERR_4000"),
+        (request("nope", &s.main, "2027-06-19T18:00:00Z", "2027-06-19T19:00:00Z"), "ERR_1004"),
+        (
+            pb::CreatePerformanceRequest {
+                start_time: None,
+                ..request(&s.a, &s.main, "2027-06-19T18:00:00Z", "2027-06-19T19:00:00Z")
+            },
+            "ERR_1001",
+        ),
+    ];
+    for (req, expected) in cases {
+        assert_eq!(code(c.create_performance(authed(req.clone(), &token)).await), expected, "{req:?}");
+    }
+    let ok = request(&s.a, &s.main, "2027-06-19T18:00:00Z", "2027-06-19T19:00:00Z");
+    assert_eq!(
+        code(c.create_performance(authed(ok, &intruder)).await),
+        "ERR_4000",
+        "a draft festival is invisible to others"
+    );
+    assert_eq!(
+        code(c.check_schedule(authed(pb::CheckScheduleRequest { festival_id: s.festival.clone() }, &intruder)).await),
+        "ERR_4000"
+    );
+    let artist =
+        pb::CreateArtistRequest { festival_id: s.festival.clone(), name: "Intruder".into(), ..Default::default() };
+    assert_eq!(code(c.create_artist(authed(artist, &intruder)).await), "ERR_4000");
+    let count: i64 =
+        sqlx::query_scalar("select count(*) from performances").fetch_one(&env.program.pool).await.expect("count");
+    assert_eq!(count, 0, "nothing written");
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
