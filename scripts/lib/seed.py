@@ -14,6 +14,13 @@ import urllib.request
 
 DEMO_SLUG = "demo-festival"
 STAGES = [("Main Stage", 40000, 0, 30), ("Valley", 8000, 1, 20), ("Forest Tent", 2500, 2, 15)]
+# (artist, genres, stage, start, end), festival-local time (Europe/Paris, CEST).
+LINEUP = [
+    ("The Lake Sirens", ["indie", "pop"], "Main Stage", "2027-07-09T19:00:00+02:00", "2027-07-09T20:15:00+02:00"),
+    ("Basalt", ["metal"], "Valley", "2027-07-09T20:00:00+02:00", "2027-07-09T21:00:00+02:00"),
+    ("Nuit Blanche", ["electro"], "Forest Tent", "2027-07-09T23:30:00+02:00", "2027-07-10T01:30:00+02:00"),
+    ("Marée Haute", ["rock"], "Main Stage", "2027-07-09T21:00:00+02:00", "2027-07-09T22:30:00+02:00"),
+]
 PASSWORD = "festival-demo-password"
 ACCOUNTS = [
     ("admin@festival.local", "Demo Admin", None),
@@ -69,6 +76,21 @@ def main():
         status, body = call(base, "POST", f"/v1/festivals/{festival_id}/stages", stage, organizer)
         if status != 200 and body.get("code") != "ERR_4001":
             sys.exit(f"adding stage {name}: {status} {body}")
+    status, body = call(base, "GET", f"/v1/festivals/{festival_id}/stages", token=organizer)
+    stage_ids = {s["name"]: s["id"] for s in body.get("stages", [])}
+    status, body = call(base, "GET", f"/v1/festivals/{festival_id}/artists", token=organizer)
+    if not body.get("artists"):
+        for name, genres, stage, start, end in LINEUP:
+            status, artist = call(base, "POST", f"/v1/festivals/{festival_id}/artists", {"name": name, "genres": genres}, organizer)
+            if status != 200:
+                sys.exit(f"adding artist {name}: {status} {artist}")
+            slot = {"artistId": artist["id"], "stageId": stage_ids[stage], "startTime": start, "endTime": end}
+            status, body = call(base, "POST", f"/v1/festivals/{festival_id}/performances", slot, organizer)
+            if status != 200:
+                sys.exit(f"scheduling {name}: {status} {body}")
+        status, body = call(base, "POST", f"/v1/festivals/{festival_id}/schedule:publish", {}, organizer)
+        if status != 200:
+            sys.exit(f"publishing the schedule: {status} {body}")
     status, body = call(base, "POST", f"/v1/festivals/{festival_id}:transition", {"status": "FESTIVAL_STATUS_PUBLISHED"}, organizer)
     if status != 200 and body.get("code") != "ERR_7002":
         sys.exit(f"publishing the demo festival: {status} {body}")
@@ -78,7 +100,7 @@ def main():
             status, body = call(base, "POST", f"/v1/festivals/{festival_id}/members", {"userId": user_id, "role": role}, admin)
             if status != 200:
                 sys.exit(f"granting {role} to {email}: {status} {body}")
-    print(f"demo festival {DEMO_SLUG} ({festival_id}), published, {len(STAGES)} stages; logins (password {PASSWORD}):")
+    print(f"demo festival {DEMO_SLUG} ({festival_id}), published, {len(STAGES)} stages, {len(LINEUP)} performances; logins (password {PASSWORD}):")
     for email, _, role in ACCOUNTS:
         print(f"  {email:28} {role or ('ADMIN' if email.startswith('admin') else 'USER')}")
 

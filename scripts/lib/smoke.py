@@ -95,10 +95,14 @@ def main():
         status, stages = call("GET", f"/v1/festivals/{festival['id']}/stages")
         if status != 200 or len(stages.get("stages", [])) < 1:
             fail(f"demo festival stages: {status} {stages}")
+        status, schedule = call("GET", f"/v1/festivals/{festival['id']}/performances")
+        if status != 200 or len(schedule.get("performances", [])) < 1:
+            fail(f"demo festival public schedule: {status} {schedule}")
         status, roster = call("GET", f"/v1/festivals/{festival['id']}/members", headers={"Authorization": f"Bearer {admin['accessToken']}"})
         if status != 200 or len(roster.get("memberships", [])) < 2:
             fail(f"seeded demo festival roster: {status} {roster}")
-        print(f"smoke: /readyz all SERVING; {festival['name']} published with {len(stages['stages'])} stages and {len(roster['memberships'])} staff, over REST")
+        print(f"smoke: /readyz all SERVING; {festival['name']} published with {len(stages['stages'])} stages, "
+              f"{len(schedule['performances'])} public performances and {len(roster['memberships'])} staff, over REST")
     finally:
         up.send_signal(signal.SIGINT)
         try:
