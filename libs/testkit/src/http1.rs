@@ -1,0 +1,55 @@
+//! A minimal keep-alive HTTP/1.1 client for benchmarks: raw requests in, status out,
+//! bodies read by Content-Length or chunked encoding and discarded.
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// One keep-alive HTTP/1.1 connection that reads responses by Content-Length or chunks.
+pub struct Conn {
+    reader: BufReader<TcpStream>,
+}
+
+impl Conn {
+    pub async fn open(addr: std::net::SocketAddr) -> Self {
+        Self { reader: BufReader::new(TcpStream::connect(addr).await.expect("connect")) }
+    }
+
+    /// Sends a raw request and reads the whole response; returns the status code.
+    pub async fn roundtrip(&mut self, request: &[u8]) -> u16 {
+        self.reader.get_mut().write_all(request).await.expect("send");
+        let mut line = String::new();
+        self.reader.read_line(&mut line).await.expect("status");
+        let status: u16 = line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
+        let (mut length, mut chunked) = (None, false);
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).await.expect("header");
+            let l = line.trim_end().to_ascii_lowercase();
+            if l.is_empty() {
+                break;
+            }
+            if let Some(v) = l.strip_prefix("content-length:") {
+                length = v.trim().parse::<usize>().ok();
+            }
+            if l.starts_with("transfer-encoding:") && l.contains("chunked") {
+                chunked = true;
+            }
+        }
+        if chunked {
+            loop {
+                line.clear();
+                self.reader.read_line(&mut line).await.expect("chunk size");
+                let size = usize::from_str_radix(line.trim(), 16).expect("hex size");
+                let mut buf = vec![0; size + 2];
+                self.reader.read_exact(&mut buf).await.expect("chunk");
+                if size == 0 {
+                    break;
+                }
+            }
+        } else {
+            let mut buf = vec![0; length.unwrap_or(0)];
+            self.reader.read_exact(&mut buf).await.expect("body");
+        }
+        status
+    }
+}
