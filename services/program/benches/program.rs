@@ -150,21 +150,24 @@ fn main() -> anyhow::Result<()> {
         let request =
             format!("GET /v1/festivals/{}/performances HTTP/1.1\r\nHost: {gw}\r\n\r\n", festival.id).into_bytes();
         let started = Instant::now();
-        let workers = (0..CONCURRENCY).map(|_| {
-            let request = request.clone();
-            tokio::spawn(async move {
-                let mut conn = Conn::open(gw).await;
-                let mut latencies = Vec::new();
-                while started.elapsed() < DURATION {
-                    let t = Instant::now();
-                    assert_eq!(conn.roundtrip(&request).await, 200);
-                    latencies.push(t.elapsed());
-                }
-                latencies
+        // Spawn every worker before waiting on any (a lazy iterator would run them one by one).
+        let workers: Vec<_> = (0..CONCURRENCY)
+            .map(|_| {
+                let request = request.clone();
+                tokio::spawn(async move {
+                    let mut conn = Conn::open(gw).await;
+                    let mut latencies = Vec::new();
+                    while started.elapsed() < DURATION {
+                        let t = Instant::now();
+                        assert_eq!(conn.roundtrip(&request).await, 200);
+                        latencies.push(t.elapsed());
+                    }
+                    latencies
+                })
             })
-        });
+            .collect();
         let mut all: Vec<Duration> = Vec::new();
-        for w in futures_join(workers).await {
+        for w in futures_join(workers.into_iter()).await {
             all.extend(w);
         }
         let elapsed = started.elapsed();
