@@ -145,6 +145,9 @@ fn operation(route: &Route, operation_id: String, schemas: &mut BTreeMap<String,
             "description": "A live stream: Server-Sent Events (`event: message`, one JSON item each), or a WebSocket of JSON text frames on upgrade.",
             "content": {"text/event-stream": {"schema": {"type": "string"}, "x-item-schema": response_schema}}
         })
+    } else if output.full_name() == "google.api.HttpBody" {
+        json!({"description": "The body as is, with its own content type (e.g. text/calendar).",
+               "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}})
     } else {
         json!({"description": "OK", "content": {"application/json": {"schema": response_schema}}})
     };

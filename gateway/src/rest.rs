@@ -83,6 +83,9 @@ pub async fn handle(state: Shared, request: Request) -> Response {
     match state.upstreams.unary(&route, grpc_request).await {
         Ok(response) => {
             let message = response.into_inner();
+            if let Some(raw) = transcode::http_body(&message) {
+                return raw;
+            }
             let json = match transcode::response_json(&route, &message) {
                 Ok(json) => json,
                 Err(e) => {

@@ -208,6 +208,28 @@ fn is_string_shaped_wkt(name: &str) -> bool {
     )
 }
 
+/// A `google.api.HttpBody` response is sent as is: its bytes with its content type
+/// (calendars, images), not as JSON.
+pub fn http_body(message: &DynamicMessage) -> Option<axum::response::Response> {
+    use prost_reflect::Value as V;
+    if message.descriptor().full_name() != "google.api.HttpBody" {
+        return None;
+    }
+    let content_type = match message.get_field_by_name("content_type").as_deref() {
+        Some(V::String(t)) if !t.is_empty() => t.clone(),
+        _ => "application/octet-stream".to_owned(),
+    };
+    let data = match message.get_field_by_name("data").as_deref() {
+        Some(V::Bytes(b)) => b.clone(),
+        _ => Default::default(),
+    };
+    let mut response = axum::response::Response::new(axum::body::Body::from(data));
+    if let Ok(value) = http::HeaderValue::from_str(&content_type) {
+        response.headers_mut().insert(http::header::CONTENT_TYPE, value);
+    }
+    Some(response)
+}
+
 /// Proto3 JSON of a response: lowerCamelCase names, int64 as strings, enums by name,
 /// default values emitted (clients see every field).
 pub fn response_json(route: &Route, message: &DynamicMessage) -> Result<Value, serde_json::Error> {

@@ -92,6 +92,10 @@ catalogue! {
     UNKNOWN_TIME_ZONE = ("ERR_7006", InvalidArgument, 400, "Unknown time zone");
     OUTSIDE_FESTIVAL_DATES = ("ERR_7007", InvalidArgument, 400, "Outside the festival's dates");
     SHIFT_OVERLAP = ("ERR_7008", FailedPrecondition, 409, "Overlapping shift assignment");
+    SHIFT_FULL = ("ERR_7009", FailedPrecondition, 409, "Shift is fully staffed");
+    SHIFT_ROLE_MISMATCH = ("ERR_7010", FailedPrecondition, 409, "The person does not hold the shift's role here");
+    PERFORMANCE_CANCELLED = ("ERR_7011", FailedPrecondition, 409, "Performance is cancelled");
+    SHIFT_STARTED = ("ERR_7012", FailedPrecondition, 409, "Shift has already started");
 
     // 8xxx cashless
     INSUFFICIENT_BALANCE = ("ERR_8001", FailedPrecondition, 409, "Insufficient balance");

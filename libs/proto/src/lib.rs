@@ -13,27 +13,33 @@ pub mod google {
     }
 }
 
-pub mod common {
-    pub mod v1 {
-        tonic::include_proto!("festival.common.v1");
+/// The module tree mirrors the proto packages, so generated cross-package paths
+/// (`super::super::google::api::HttpBody`) resolve.
+pub mod festival {
+    pub mod common {
+        pub mod v1 {
+            tonic::include_proto!("festival.common.v1");
+        }
+    }
+
+    pub mod identity {
+        pub mod v1 {
+            tonic::include_proto!("festival.identity.v1");
+        }
+    }
+
+    /// Test-only API for the gateway's transcoding tests (never routed in a deployment).
+    pub mod testing {
+        pub mod v1 {
+            tonic::include_proto!("festival.testing.v1");
+        }
+    }
+
+    pub mod program {
+        pub mod v1 {
+            tonic::include_proto!("festival.program.v1");
+        }
     }
 }
 
-pub mod identity {
-    pub mod v1 {
-        tonic::include_proto!("festival.identity.v1");
-    }
-}
-
-/// Test-only API for the gateway's transcoding tests (never routed in a deployment).
-pub mod testing {
-    pub mod v1 {
-        tonic::include_proto!("festival.testing.v1");
-    }
-}
-
-pub mod program {
-    pub mod v1 {
-        tonic::include_proto!("festival.program.v1");
-    }
-}
+pub use festival::{common, identity, program, testing};

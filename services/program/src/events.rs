@@ -1,4 +1,5 @@
-//! Events program publishes (payloads in `proto/festival/program/v1/events.proto`).
+//! Events program publishes (payloads in `proto/festival/program/v1/events.proto`), and
+//! the identity events it follows to know who holds which role at a festival.
 
 use festival_platform::events::outbox;
 use festival_proto::program::v1 as pb;
@@ -8,6 +9,7 @@ pub const FESTIVAL_CREATED: &str = "festival.program.festival.created";
 pub const FESTIVAL_UPDATED: &str = "festival.program.festival.updated";
 pub const FESTIVAL_STATUS_CHANGED: &str = "festival.program.festival.status_changed";
 pub const FESTIVAL_DELETED: &str = "festival.program.festival.deleted";
+pub const PERFORMANCE_CHANGED: &str = "festival.program.performance.changed";
 
 pub async fn festival_created(conn: &mut PgConnection, e: pb::FestivalCreated) -> Result<(), sqlx::Error> {
     outbox::enqueue(conn, FESTIVAL_CREATED, &e).await.map(drop)
@@ -23,4 +25,48 @@ pub async fn festival_status_changed(conn: &mut PgConnection, e: pb::FestivalSta
 
 pub async fn festival_deleted(conn: &mut PgConnection, e: pb::FestivalDeleted) -> Result<(), sqlx::Error> {
     outbox::enqueue(conn, FESTIVAL_DELETED, &e).await.map(drop)
+}
+
+pub async fn performance_changed(conn: &mut PgConnection, e: pb::PerformanceChanged) -> Result<(), sqlx::Error> {
+    outbox::enqueue(conn, PERFORMANCE_CHANGED, &e).await.map(drop)
+}
+
+/// Identity's membership events (granted and revoked).
+pub const MEMBERSHIPS: &str = "festival.identity.membership.*";
+
+/// Keeps `festival_members` in step with identity's membership events.
+pub struct FollowMemberships;
+
+impl festival_platform::events::consumer::Handler for FollowMemberships {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a festival_platform::events::consumer::IncomingEvent,
+    ) -> futures::future::BoxFuture<'a, anyhow::Result<()>> {
+        use festival_proto::identity::v1 as identity;
+        Box::pin(async move {
+            let (festival_id, user_id, role, granted) = if event.subject.ends_with(".granted") {
+                let e: identity::MembershipGranted = event.decode()?;
+                (e.festival_id, e.user_id, e.role, true)
+            } else if event.subject.ends_with(".revoked") {
+                let e: identity::MembershipRevoked = event.decode()?;
+                (e.festival_id, e.user_id, e.role, false)
+            } else {
+                return Ok(());
+            };
+            let role =
+                identity::Role::try_from(role).map(|r| r.as_str_name().trim_start_matches("ROLE_")).unwrap_or("");
+            let (Ok(festival_id), Ok(user_id)) = (uuid::Uuid::parse_str(&festival_id), uuid::Uuid::parse_str(&user_id))
+            else {
+                tracing::warn!(event_id = %event.id, "membership event with malformed ids; skipped");
+                return Ok(());
+            };
+            if granted {
+                crate::store::members::grant(tx, festival_id, user_id, role).await?;
+            } else {
+                crate::store::members::revoke(tx, festival_id, user_id, role).await?;
+            }
+            Ok(())
+        })
+    }
 }

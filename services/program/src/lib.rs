@@ -1,6 +1,6 @@
-//! The program service: festivals (the tenant root, with their status workflow) and
-//! stages; schedule conflict detection lives in [`domain::conflicts`]. Publishes
-//! `festival.program.*` events.
+//! The program service: festivals (the tenant root, with their status workflow), the
+//! line-up and its conflicts, the public schedule and calendars, favourites, and staff
+//! shifts. Publishes `festival.program.*` events; follows identity's memberships.
 //!
 //! Layout: [`api`] (gRPC), [`domain`] (rules), [`store`] (SQL), [`events`] (outbox).
 
@@ -55,5 +55,23 @@ impl Service for Program {
         let max = config.common.grpc.max_message_bytes;
         let api = api::ProgramApi::new(ctx.pool.clone(), verifier);
         Ok(Routes::new(ProgramServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max)))
+    }
+
+    fn workers(_config: &Config, ctx: &Context) -> Vec<futures::future::BoxFuture<'static, ()>> {
+        use festival_platform::events::consumer::{self, ConsumerConfig};
+        let config = ConsumerConfig {
+            name: "program-memberships".into(),
+            stream: ctx.naming.stream("identity"),
+            filter_subject: ctx.naming.subject(events::MEMBERSHIPS),
+            ack_wait: std::time::Duration::from_secs(30),
+        };
+        let run = consumer::run(
+            ctx.pool.clone(),
+            ctx.jetstream.clone(),
+            config,
+            events::FollowMemberships,
+            ctx.shutdown.clone(),
+        );
+        vec![Box::pin(run)]
     }
 }

@@ -1,4 +1,4 @@
-//! What a valid festival is: slug, time zone, currency and dates.
+//! What a valid festival is: slug, time zone, currency, dates, languages and links.
 
 use chrono::{DateTime, Utc};
 
@@ -32,6 +32,28 @@ pub fn valid_dates(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> 
     }
 }
 
+/// Most languages a festival publishes in, images it shows, links an artist has.
+pub const MAX_LANGUAGES: usize = 20;
+pub const MAX_URLS: usize = 20;
+
+/// A BCP 47 tag of the common shape: a 2–3 letter lower-case language, then optional
+/// subtags of 2–8 letters or digits ("en", "fr-CA", "zh-Hant-TW").
+pub fn valid_language(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let lang = parts.next().unwrap_or("");
+    (2..=3).contains(&lang.len())
+        && lang.bytes().all(|b| b.is_ascii_lowercase())
+        && parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// An absolute https URL with a host and no whitespace.
+pub fn valid_https_url(url: &str) -> bool {
+    url.strip_prefix("https://").is_some_and(|rest| {
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        !host.is_empty() && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +81,19 @@ mod tests {
         assert!(valid_dates(Some(t), Some(t + chrono::Duration::hours(1))));
         assert!(!valid_dates(Some(t), Some(t)));
         assert!(valid_dates(None, Some(t)));
+    }
+
+    #[test]
+    fn language_tags_and_urls() {
+        for good in ["en", "fr-CA", "zh-Hant-TW", "nds"] {
+            assert!(valid_language(good), "{good}");
+        }
+        for bad in ["", "EN", "e", "english", "en-", "en_GB", "fr-C"] {
+            assert!(!valid_language(bad), "{bad}");
+        }
+        assert!(valid_https_url("https://cdn.example.org/poster.jpg"));
+        for bad in ["http://x.org/a.jpg", "https://", "https:///a", "https://a.org/a b.jpg", "javascript:alert(1)"] {
+            assert!(!valid_https_url(bad), "{bad}");
+        }
     }
 }

@@ -1,5 +1,8 @@
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 pub const SLUG_UNIQUE: &str = "festivals_slug_key";
@@ -21,11 +24,14 @@ pub struct FestivalRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub travel_minutes: i32,
+    pub languages: Vec<String>,
+    pub descriptions: Json<BTreeMap<String, String>>,
+    pub image_urls: Vec<String>,
 }
 
 macro_rules! columns {
     () => {
-        "id, name, slug, time_zone, currency, venue, address, start_time, end_time, capacity, status, created_by, created_at, updated_at, travel_minutes"
+        "id, name, slug, time_zone, currency, venue, address, start_time, end_time, capacity, status, created_by, created_at, updated_at, travel_minutes, languages, descriptions, image_urls"
     };
 }
 
@@ -42,12 +48,16 @@ pub struct NewFestival<'a> {
     pub capacity: i32,
     pub travel_minutes: i32,
     pub created_by: Uuid,
+    pub languages: &'a [String],
+    pub descriptions: &'a BTreeMap<String, String>,
+    pub image_urls: &'a [String],
 }
 
 pub async fn insert(conn: &mut PgConnection, f: &NewFestival<'_>) -> Result<FestivalRow, sqlx::Error> {
     sqlx::query_as(concat!(
-        "insert into festivals (id, name, slug, time_zone, currency, venue, address, start_time, end_time, capacity, created_by, travel_minutes)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) returning ",
+        "insert into festivals (id, name, slug, time_zone, currency, venue, address, start_time, end_time, capacity, created_by, travel_minutes,
+           languages, descriptions, image_urls)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) returning ",
         columns!()
     ))
     .bind(f.id)
@@ -62,6 +72,9 @@ pub async fn insert(conn: &mut PgConnection, f: &NewFestival<'_>) -> Result<Fest
     .bind(f.capacity)
     .bind(f.created_by)
     .bind(f.travel_minutes)
+    .bind(f.languages)
+    .bind(Json(f.descriptions))
+    .bind(f.image_urls)
     .fetch_one(conn)
     .await
 }
@@ -116,13 +129,18 @@ pub struct Changes<'a> {
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
     pub capacity: Option<i32>,
+    pub travel_minutes: Option<i32>,
+    pub languages: Option<&'a [String]>,
+    pub descriptions: Option<&'a BTreeMap<String, String>>,
+    pub image_urls: Option<&'a [String]>,
 }
 
 pub async fn update(conn: &mut PgConnection, id: Uuid, c: &Changes<'_>) -> Result<FestivalRow, sqlx::Error> {
     sqlx::query_as(concat!(
         "update festivals set name = coalesce($2, name), venue = coalesce($3, venue), address = coalesce($4, address),
            start_time = coalesce($5, start_time), end_time = coalesce($6, end_time), capacity = coalesce($7, capacity),
-           updated_at = now()
+           travel_minutes = coalesce($8, travel_minutes), languages = coalesce($9, languages),
+           descriptions = coalesce($10, descriptions), image_urls = coalesce($11, image_urls), updated_at = now()
          where id = $1 returning ",
         columns!()
     ))
@@ -133,6 +151,10 @@ pub async fn update(conn: &mut PgConnection, id: Uuid, c: &Changes<'_>) -> Resul
     .bind(c.start_time)
     .bind(c.end_time)
     .bind(c.capacity)
+    .bind(c.travel_minutes)
+    .bind(c.languages)
+    .bind(c.descriptions.map(Json))
+    .bind(c.image_urls)
     .fetch_one(conn)
     .await
 }

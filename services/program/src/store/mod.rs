@@ -2,6 +2,9 @@
 //! owns the transaction.
 
 pub mod artists;
+pub mod favourites;
 pub mod festivals;
+pub mod members;
 pub mod performances;
+pub mod shifts;
 pub mod stages;

@@ -206,3 +206,172 @@ async fn the_creator_becomes_organizer_in_identity_through_the_event() {
         .expect("inbox");
     assert_eq!(inbox, 1, "the event was recorded in identity's inbox once");
 }
+
+#[tokio::test]
+async fn languages_descriptions_and_images_are_validated_and_kept() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, token) = env.user().await;
+    let descriptions = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let request = pb::CreateFestivalRequest {
+        languages: vec!["fr".into(), "en".into()],
+        descriptions: descriptions(&[("fr", "Trois jours de musique"), ("en", "Three days of music")]),
+        image_urls: vec!["https://cdn.example.org/poster.jpg".into()],
+        ..festival("polyglot-fest")
+    };
+    let created = c.create_festival(authed(request.clone(), &token)).await.expect("create").into_inner();
+    assert_eq!(created.languages, ["fr", "en"]);
+    assert_eq!(created.descriptions.get("en").map(String::as_str), Some("Three days of music"));
+    assert_eq!(created.image_urls, ["https://cdn.example.org/poster.jpg"]);
+
+    let cases = [
+        (
+            pb::CreateFestivalRequest {
+                slug: "bad-case-1".into(),
+                languages: vec!["French".into()],
+                ..request.clone()
+            },
+            "ERR_1000",
+        ),
+        (
+            pb::CreateFestivalRequest {
+                slug: "bad-case-2".into(),
+                descriptions: descriptions(&[("de", "Drei Tage")]),
+                ..request.clone()
+            },
+            "ERR_1000",
+        ),
+        (
+            pb::CreateFestivalRequest {
+                slug: "bad-case-3".into(),
+                image_urls: vec!["http://insecure.example/p.jpg".into()],
+                ..request.clone()
+            },
+            "ERR_1000",
+        ),
+        (
+            pb::CreateFestivalRequest {
+                slug: "bad-case-4".into(),
+                descriptions: descriptions(&[("en", &"x".repeat(10_001))]),
+                ..request.clone()
+            },
+            "ERR_1002",
+        ),
+        (
+            pb::CreateFestivalRequest {
+                slug: "bad-case-5".into(),
+                languages: vec!["en".into(), "en".into()],
+                ..request.clone()
+            },
+            "ERR_1000",
+        ),
+    ];
+    for (req, expected) in cases {
+        assert_eq!(code(c.create_festival(authed(req.clone(), &token)).await), expected, "{:?}", req.slug);
+    }
+    assert_eq!(env.festivals().await, 1);
+
+    // An update adds German and its description; a description in an unknown language is refused.
+    let update = pb::UpdateFestivalRequest {
+        festival_id: created.id.clone(),
+        languages: vec!["fr".into(), "en".into(), "de".into()],
+        descriptions: descriptions(&[("de", "Drei Tage Musik")]),
+        ..Default::default()
+    };
+    let updated = c.update_festival(authed(update, &token)).await.expect("update").into_inner();
+    assert_eq!(updated.descriptions.get("de").map(String::as_str), Some("Drei Tage Musik"));
+    let unknown = pb::UpdateFestivalRequest {
+        festival_id: created.id.clone(),
+        descriptions: descriptions(&[("it", "Tre giorni")]),
+        ..Default::default()
+    };
+    assert_eq!(code(c.update_festival(authed(unknown, &token)).await), "ERR_1000");
+    let artist = pb::CreateArtistRequest {
+        festival_id: created.id.clone(),
+        name: "Gamma".into(),
+        bios: descriptions(&[("fr", "Groupe de Lyon")]),
+        links: vec!["https://gamma.example".into()],
+        ..Default::default()
+    };
+    let gamma = c.create_artist(authed(artist.clone(), &token)).await.expect("artist").into_inner();
+    assert_eq!((gamma.bios.len(), gamma.links.len()), (1, 1));
+    let bad = pb::CreateArtistRequest { name: "Delta".into(), bios: descriptions(&[("pt", "Banda")]), ..artist };
+    assert_eq!(code(c.create_artist(authed(bad, &token)).await), "ERR_1000");
+}
+
+#[tokio::test]
+async fn cloning_last_years_edition_copies_the_structure_as_a_new_draft() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, token) = env.user().await;
+    let (_, intruder) = env.user().await;
+    let (s, p1, _) = crate::schedule::published_setup(&mut c, &token, "edition-2027").await;
+    c.create_shift(authed(
+        pb::CreateShiftRequest {
+            festival_id: s.festival.clone(),
+            place_kind: pb::PlaceKind::Stage as i32,
+            place: s.main.clone(),
+            role: pb::ShiftRole::Security as i32,
+            head_count: 4,
+            start_time: Some(ts("2027-06-19T17:00:00+02:00")),
+            end_time: Some(ts("2027-06-19T23:00:00+02:00")),
+            notes: "Pit".into(),
+        },
+        &token,
+    ))
+    .await
+    .expect("shift");
+    let request = pb::CloneFestivalRequest {
+        festival_id: s.festival.clone(),
+        name: "Edition 2028".into(),
+        slug: "edition-2028".into(),
+        start_time: Some(ts("2028-06-16T14:00:00+02:00")),
+        end_time: Some(ts("2028-06-19T04:00:00+02:00")),
+    };
+    // Another organizer cannot clone it (the festival is public, so: not a member).
+    assert_eq!(code(c.clone_festival(authed(request.clone(), &intruder)).await), "ERR_3002");
+    assert_eq!(
+        code(
+            c.clone_festival(authed(
+                pb::CloneFestivalRequest { slug: "edition-2027".into(), ..request.clone() },
+                &token
+            ))
+            .await
+        ),
+        "ERR_7005"
+    );
+    let copy = c.clone_festival(authed(request, &token)).await.expect("clone").into_inner();
+    assert_eq!(copy.status, pb::FestivalStatus::Draft as i32);
+    assert_eq!((copy.time_zone.as_str(), copy.venue.as_str()), ("Europe/Paris", "Val de Moine"));
+
+    let stages =
+        c.list_stages(authed(pb::ListStagesRequest { festival_id: copy.id.clone() }, &token)).await.expect("stages");
+    let stages = stages.into_inner().stages;
+    assert_eq!(stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["Main", "Valley"]);
+    assert!(stages.iter().all(|st| st.id != s.main && st.id != s.valley), "new ids");
+    let artists =
+        c.list_artists(authed(pb::ListArtistsRequest { festival_id: copy.id.clone() }, &token)).await.expect("artists");
+    assert_eq!(artists.into_inner().artists.len(), 2);
+    let slots = c
+        .list_performances(authed(pb::ListPerformancesRequest { festival_id: copy.id.clone() }, &token))
+        .await
+        .expect("performances")
+        .into_inner()
+        .performances;
+    assert_eq!(slots.len(), 2);
+    assert!(slots.iter().all(|p| p.status == pb::PerformanceStatus::Draft as i32 && p.id != p1));
+    // 2027-06-18 → 2028-06-16 is 364 days: the 2027-06-19 18:00 set lands on 2028-06-17.
+    assert_eq!(slots[0].start_time, Some(ts("2028-06-17T18:00:00+02:00")));
+    let main = stages.iter().find(|st| st.name == "Main").map(|st| st.id.clone()).unwrap_or_default();
+    let shift: (String, i32, String) = sqlx::query_as(
+        "select place, head_count, to_char(start_time at time zone 'Europe/Paris', 'YYYY-MM-DD HH24:MI') from shifts
+         where festival_id = $1::uuid",
+    )
+    .bind(&copy.id)
+    .fetch_one(&env.program.pool)
+    .await
+    .expect("cloned shift");
+    assert_eq!(shift, (main, 4, "2028-06-17 17:00".to_owned()));
+    let check = c.check_schedule(authed(pb::CheckScheduleRequest { festival_id: copy.id.clone() }, &token)).await;
+    assert!(check.expect("check").into_inner().conflicts.is_empty(), "the copied structure is still conflict-free");
+}

@@ -99,3 +99,77 @@ pub fn festival(slug: &str) -> pb::CreateFestivalRequest {
         ..Default::default()
     }
 }
+
+impl Env {
+    /// A new account holding `role` at `festival` (granted by an admin through identity),
+    /// once program has seen the membership event; returns (user id, fresh token).
+    pub async fn member(&self, festival: &str, role: idpb::Role) -> (String, String) {
+        let admin = self.admin().await;
+        let mut id = IdentityServiceClient::new(self.identity.channel.clone());
+        let email = format!("{}@example.org", festival_testkit::unique_name());
+        let password = "correct horse battery staple".to_owned();
+        let user_id = id
+            .register(idpb::RegisterRequest { email: email.clone(), password: password.clone(), ..Default::default() })
+            .await
+            .expect("register")
+            .into_inner()
+            .user
+            .expect("user")
+            .id;
+        id.grant_membership(authed(
+            idpb::GrantMembershipRequest { festival_id: festival.into(), user_id: user_id.clone(), role: role as i32 },
+            &admin,
+        ))
+        .await
+        .expect("grant");
+        let pool = self.program.pool.clone();
+        let (fid, uid) = (festival.to_owned(), user_id.clone());
+        let seen = festival_testkit::eventually(std::time::Duration::from_secs(15), || {
+            let (pool, fid, uid) = (pool.clone(), fid.clone(), uid.clone());
+            async move {
+                sqlx::query_scalar::<_, bool>(
+                    "select exists(select 1 from festival_members where festival_id = $1::uuid and user_id = $2::uuid)",
+                )
+                .bind(fid)
+                .bind(uid)
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(false)
+            }
+        })
+        .await;
+        assert!(seen, "program never saw the membership event");
+        let token = id.login(idpb::LoginRequest { email, password }).await.expect("login").into_inner().access_token;
+        (user_id, token)
+    }
+
+    /// The last event program published on `subject` (unprefixed).
+    pub async fn last_event<M: prost::Message + Default>(&self, subject: &str) -> M {
+        self.program.assert_outbox_drained().await;
+        let naming = self.program.naming();
+        let js = async_nats::jetstream::new(async_nats::connect(festival_testkit::nats_url()).await.expect("nats"));
+        let stream = js.get_stream(naming.stream("program")).await.expect("program stream");
+        let message = stream.get_last_raw_message_by_subject(&naming.subject(subject)).await.expect("event published");
+        M::decode(message.payload.as_ref()).expect("protobuf payload")
+    }
+}
+
+/// Parses an iCalendar body with the `icalendar` crate's parser: (uid, summary, dtstart, status) per event.
+pub fn parse_ics(body: &[u8]) -> Vec<(String, String, String, String)> {
+    use icalendar::{Calendar, CalendarComponent, Component};
+    let text = std::str::from_utf8(body).expect("utf-8");
+    let calendar: Calendar = text.parse().expect("a valid iCalendar");
+    calendar
+        .components
+        .iter()
+        .filter_map(|c| match c {
+            CalendarComponent::Event(e) => Some((
+                e.get_uid().unwrap_or_default().to_owned(),
+                e.get_summary().unwrap_or_default().to_owned(),
+                e.property_value("DTSTART").unwrap_or_default().to_owned(),
+                e.property_value("STATUS").unwrap_or_default().to_owned(),
+            )),
+            _ => None,
+        })
+        .collect()
+}

@@ -2,15 +2,15 @@ use festival_proto::program::v1 as pb;
 
 use crate::helpers::*;
 
-struct Setup {
-    festival: String,
-    main: String,
-    valley: String,
-    a: String,
-    b: String,
+pub struct Setup {
+    pub festival: String,
+    pub main: String,
+    pub valley: String,
+    pub a: String,
+    pub b: String,
 }
 
-async fn setup(c: &mut Client, token: &str, slug: &str) -> Setup {
+pub async fn setup(c: &mut Client, token: &str, slug: &str) -> Setup {
     let festival = c.create_festival(authed(festival(slug), token)).await.expect("festival").into_inner().id;
     let stage = |name: &str, changeover: i32| pb::CreateStageRequest {
         festival_id: festival.clone(),
@@ -33,7 +33,15 @@ async fn setup(c: &mut Client, token: &str, slug: &str) -> Setup {
     Setup { festival, main, valley, a, b }
 }
 
-async fn perform(c: &mut Client, token: &str, s: &Setup, artist: &str, stage: &str, start: &str, end: &str) -> String {
+pub async fn perform(
+    c: &mut Client,
+    token: &str,
+    s: &Setup,
+    artist: &str,
+    stage: &str,
+    start: &str,
+    end: &str,
+) -> String {
     c.create_performance(authed(
         pb::CreatePerformanceRequest {
             festival_id: s.festival.clone(),
@@ -196,4 +204,157 @@ async fn bad_performances_are_refused_and_other_organizers_cannot_schedule() {
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
+}
+
+async fn publish(c: &mut Client, token: &str, festival: &str) {
+    c.transition_festival(authed(
+        pb::TransitionFestivalRequest { festival_id: festival.into(), status: pb::FestivalStatus::Published as i32 },
+        token,
+    ))
+    .await
+    .expect("publish festival");
+    c.publish_schedule(authed(pb::PublishScheduleRequest { festival_id: festival.into() }, token))
+        .await
+        .expect("publish schedule");
+}
+
+pub async fn published_setup(c: &mut Client, token: &str, slug: &str) -> (Setup, String, String) {
+    let s = setup(c, token, slug).await;
+    let p1 = perform(c, token, &s, &s.a, &s.main, "2027-06-19T18:00:00+02:00", "2027-06-19T19:00:00+02:00").await;
+    let p2 = perform(c, token, &s, &s.b, &s.valley, "2027-06-19T18:30:00+02:00", "2027-06-19T19:30:00+02:00").await;
+    publish(c, token, &s.festival).await;
+    (s, p1, p2)
+}
+
+#[tokio::test]
+async fn moving_or_cancelling_a_published_set_tells_its_fans_and_never_breaks_the_schedule() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, token) = env.user().await;
+    let (fan_id, fan) = env.user().await;
+    let (s, p1, p2) = published_setup(&mut c, &token, "moving-fest").await;
+    c.add_favourite(authed(
+        pb::AddFavouriteRequest { festival_id: s.festival.clone(), performance_id: p1.clone() },
+        &fan,
+    ))
+    .await
+    .expect("star");
+
+    // Moving onto the other stage, overlapping p2 there: refused, nothing changes, no event.
+    let onto_valley = pb::UpdatePerformanceRequest {
+        festival_id: s.festival.clone(),
+        performance_id: p1.clone(),
+        stage_id: s.valley.clone(),
+        ..Default::default()
+    };
+    assert_eq!(code(c.update_performance(authed(onto_valley, &token)).await), "ERR_7004");
+    let slot: (String, String) = sqlx::query_as("select stage_id::text, status from performances where id = $1::uuid")
+        .bind(&p1)
+        .fetch_one(&env.program.pool)
+        .await
+        .expect("row");
+    assert_eq!(slot, (s.main.clone(), "PUBLISHED".to_owned()));
+
+    // A clean move: one hour later on the same stage.
+    let later = pb::UpdatePerformanceRequest {
+        festival_id: s.festival.clone(),
+        performance_id: p1.clone(),
+        start_time: Some(ts("2027-06-19T20:00:00+02:00")),
+        end_time: Some(ts("2027-06-19T21:00:00+02:00")),
+        ..Default::default()
+    };
+    let moved = c.update_performance(authed(later, &token)).await.expect("move").into_inner();
+    assert_eq!(moved.start_time, Some(ts("2027-06-19T20:00:00+02:00")));
+    let event: pb::PerformanceChanged = env.last_event("festival.program.performance.changed").await;
+    assert_eq!(event.performance_id, p1);
+    assert_eq!(event.artist_name, "Alpha");
+    assert_eq!(event.previous_start_time, Some(ts("2027-06-19T18:00:00+02:00")));
+    assert_eq!(event.start_time, Some(ts("2027-06-19T20:00:00+02:00")));
+    assert_eq!(event.status, pb::PerformanceStatus::Published as i32);
+    assert_eq!(event.fan_user_ids, vec![fan_id.clone()]);
+
+    // Cancelled: the fans hear why; a cancelled set cannot move or be starred again.
+    let cancel = pb::CancelPerformanceRequest {
+        festival_id: s.festival.clone(),
+        performance_id: p1.clone(),
+        reason: "Flight cancelled".into(),
+    };
+    let cancelled = c.cancel_performance(authed(cancel.clone(), &token)).await.expect("cancel").into_inner();
+    assert_eq!(cancelled.status, pb::PerformanceStatus::Cancelled as i32);
+    let event: pb::PerformanceChanged = env.last_event("festival.program.performance.changed").await;
+    assert_eq!((event.status, event.reason.as_str()), (pb::PerformanceStatus::Cancelled as i32, "Flight cancelled"));
+    assert_eq!(event.fan_user_ids, vec![fan_id]);
+    c.cancel_performance(authed(cancel, &token)).await.expect("cancelling twice is harmless");
+    let again = pb::UpdatePerformanceRequest {
+        festival_id: s.festival.clone(),
+        performance_id: p1.clone(),
+        start_time: Some(ts("2027-06-19T22:00:00+02:00")),
+        end_time: Some(ts("2027-06-19T23:00:00+02:00")),
+        ..Default::default()
+    };
+    assert_eq!(code(c.update_performance(authed(again, &token)).await), "ERR_7011");
+    let star = pb::AddFavouriteRequest { festival_id: s.festival.clone(), performance_id: p1.clone() };
+    assert_eq!(code(c.add_favourite(authed(star, &fan)).await), "ERR_7011");
+    let public = c
+        .list_performances(pb::ListPerformancesRequest { festival_id: s.festival.clone() })
+        .await
+        .expect("list")
+        .into_inner()
+        .performances;
+    assert_eq!(public.iter().map(|p| p.id.clone()).collect::<Vec<_>>(), vec![p2]);
+}
+
+#[tokio::test]
+async fn bad_moves_are_refused_and_other_organizers_cannot_move_or_cancel() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, token) = env.user().await;
+    let (_, intruder) = env.user().await;
+    let (s, p1, _) = published_setup(&mut c, &token, "guarded-fest").await;
+    let other = setup(&mut c, &intruder, "intruder-fest").await;
+    let mv = |stage: &str, start: &str, end: &str| pb::UpdatePerformanceRequest {
+        festival_id: s.festival.clone(),
+        performance_id: p1.clone(),
+        stage_id: stage.into(),
+        start_time: Some(ts(start)),
+        end_time: Some(ts(end)),
+    };
+    let cases = [
+        (mv("", "2027-06-19T21:00:00+02:00", "2027-06-19T20:00:00+02:00"), "ERR_1000"),
+        (mv(&other.main, "2027-06-19T20:00:00+02:00", "2027-06-19T21:00:00+02:00"), "ERR_4000"),
+        (mv("not-a-uuid", "2027-06-19T20:00:00+02:00", "2027-06-19T21:00:00+02:00"), "ERR_1004"),
+        (
+            pb::UpdatePerformanceRequest {
+                performance_id: uuid_like(),
+                ..mv("", "2027-06-19T20:00:00+02:00", "2027-06-19T21:00:00+02:00")
+            },
+            "ERR_4000",
+        ),
+    ];
+    for (req, expected) in cases {
+        assert_eq!(code(c.update_performance(authed(req.clone(), &token)).await), expected, "{req:?}");
+    }
+    // The festival is public, so an organizer of another festival is told "not a member".
+    let ok = mv("", "2027-06-19T20:00:00+02:00", "2027-06-19T21:00:00+02:00");
+    assert_eq!(code(c.update_performance(authed(ok, &intruder)).await), "ERR_3002");
+    let cancel = pb::CancelPerformanceRequest {
+        festival_id: s.festival.clone(),
+        performance_id: p1.clone(),
+        reason: String::new(),
+    };
+    assert_eq!(code(c.cancel_performance(authed(cancel.clone(), &intruder)).await), "ERR_3002");
+    let long = pb::CancelPerformanceRequest { reason: "x".repeat(501), ..cancel };
+    assert_eq!(code(c.cancel_performance(authed(long, &token)).await), "ERR_1002");
+    let row: (String, String) = sqlx::query_as(
+        "select status, to_char(start_time at time zone 'UTC', 'HH24:MI') from performances where id = $1::uuid",
+    )
+    .bind(&p1)
+    .fetch_one(&env.program.pool)
+    .await
+    .expect("row");
+    assert_eq!(row, ("PUBLISHED".to_owned(), "16:00".to_owned()), "unchanged");
+}
+
+fn uuid_like() -> String {
+    "0191c8f0-0000-7000-8000-000000000000".into()
 }

@@ -1,0 +1,131 @@
+//! Favourites: a festival-goer's starred performances, their clashes, and a personal
+//! calendar feed behind a secret URL.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use festival_platform::auth::Principal;
+use festival_platform::{ApiError, ApiResult, codes, validate};
+use festival_proto::google::api::HttpBody;
+use festival_proto::program::v1 as pb;
+use rand::RngCore;
+use uuid::Uuid;
+
+use super::ProgramApi;
+use super::schedule::{calendar_body, columns, entry, zone};
+use crate::domain::clashes::{self, Clash, Starred};
+use crate::store;
+
+/// Random bytes in a feed secret: 256 bits, unguessable.
+const FEED_SECRET_BYTES: usize = 32;
+
+impl ProgramApi {
+    pub(super) async fn add_favourite(
+        &self,
+        caller: Principal,
+        req: pb::AddFavouriteRequest,
+    ) -> ApiResult<pb::AddFavouriteResponse> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        let performance_id = validate::uuid("performance_id", &req.performance_id)?;
+        let mut tx = self.pool.begin().await?;
+        Self::readable(&mut tx, festival_id, Some(&caller)).await?;
+        let performance = store::performances::find_locked(&mut tx, festival_id, performance_id)
+            .await?
+            .filter(|p| p.status != "DRAFT")
+            .ok_or_else(|| {
+                ApiError::field(codes::NOT_FOUND, "performance_id", "no such performance at this festival")
+            })?;
+        if performance.status == "CANCELLED" {
+            return Err(ApiError::new(codes::PERFORMANCE_CANCELLED).with_message("This performance was cancelled"));
+        }
+        store::favourites::add(&mut tx, festival_id, caller.user_id, performance_id).await?;
+        tx.commit().await?;
+        Ok(pb::AddFavouriteResponse {})
+    }
+
+    pub(super) async fn remove_favourite(
+        &self,
+        caller: Principal,
+        req: pb::RemoveFavouriteRequest,
+    ) -> ApiResult<pb::RemoveFavouriteResponse> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        let performance_id = validate::uuid("performance_id", &req.performance_id)?;
+        let mut conn = self.pool.acquire().await?;
+        store::favourites::remove(&mut conn, festival_id, caller.user_id, performance_id).await?;
+        Ok(pb::RemoveFavouriteResponse {})
+    }
+
+    pub(super) async fn list_favourites(
+        &self,
+        caller: Principal,
+        req: pb::ListFavouritesRequest,
+    ) -> ApiResult<pb::ListFavouritesResponse> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        let mut conn = self.pool.acquire().await?;
+        let (festival, _) = Self::readable(&mut conn, festival_id, Some(&caller)).await?;
+        let tz = zone(&festival)?;
+        let stages = store::stages::of_festival(&mut conn, festival_id).await?;
+        let rows: Vec<_> = store::performances::starred_listing(&mut conn, festival_id, caller.user_id)
+            .await?
+            .into_iter()
+            .filter(|r| r.status == "PUBLISHED")
+            .collect();
+        let starred: Vec<Starred<Uuid>> = rows
+            .iter()
+            .map(|r| Starred {
+                id: r.id,
+                stage: r.stage_id,
+                start: r.start_time.timestamp(),
+                end: r.end_time.timestamp(),
+            })
+            .collect();
+        let clashes = clashes::detect(&starred, Uuid::nil(), i64::from(festival.travel_minutes) * 60);
+        let columns = columns(&stages);
+        Ok(pb::ListFavouritesResponse {
+            favourites: rows.iter().map(|r| entry(r, tz, &columns)).collect(),
+            clashes: clashes.iter().map(to_clash).collect(),
+        })
+    }
+
+    pub(super) async fn get_favourites_feed(
+        &self,
+        caller: Principal,
+        req: pb::GetFavouritesFeedRequest,
+    ) -> ApiResult<pb::FavouritesFeed> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        let mut tx = self.pool.begin().await?;
+        Self::readable(&mut tx, festival_id, Some(&caller)).await?;
+        let token = match store::favourites::feed_token(&mut tx, festival_id, caller.user_id).await? {
+            Some(token) if !req.rotate => token,
+            _ => {
+                let mut secret = [0u8; FEED_SECRET_BYTES];
+                rand::rngs::OsRng.fill_bytes(&mut secret);
+                let token = URL_SAFE_NO_PAD.encode(secret);
+                store::favourites::set_feed(&mut tx, festival_id, caller.user_id, &token).await?;
+                token
+            }
+        };
+        tx.commit().await?;
+        Ok(pb::FavouritesFeed { path: format!("/v1/calendars/{token}"), token })
+    }
+
+    /// Public by design: calendar apps cannot log in. The secret is the credential.
+    pub(super) async fn get_personal_calendar(&self, req: pb::GetPersonalCalendarRequest) -> ApiResult<HttpBody> {
+        let token = validate::required("token", &req.token, 100)?;
+        let token = token.strip_suffix(".ics").unwrap_or(token);
+        let mut conn = self.pool.acquire().await?;
+        let (festival_id, user_id) =
+            store::favourites::feed_owner(&mut conn, token).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        let festival =
+            store::festivals::find(&mut conn, festival_id, false).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        let rows = store::performances::starred_listing(&mut conn, festival_id, user_id).await?;
+        Ok(calendar_body(&festival, &format!("{}: my schedule", festival.name), &rows))
+    }
+}
+
+fn to_clash(c: &Clash<Uuid>) -> pb::Clash {
+    let (kind, first, second) = match *c {
+        Clash::Overlap { first, second } => (pb::ClashKind::Overlap, first, second),
+        Clash::TooClose { first, second } => (pb::ClashKind::TooClose, first, second),
+    };
+    pb::Clash { kind: kind as i32, performance_ids: vec![first.to_string(), second.to_string()] }
+}

@@ -1,0 +1,473 @@
+//! Festivals: create, read, list, update, the status workflow, delete, and cloning an
+//! edition.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use festival_platform::auth::{Principal, Role};
+use festival_platform::convert::timestamp;
+use festival_platform::error::is_unique_violation;
+use festival_platform::{ApiError, ApiResult, codes, validate};
+use festival_proto::program::v1 as pb;
+use uuid::Uuid;
+
+use std::collections::HashMap;
+
+use super::{DEFAULT_PAGE, MAX_PAGE, ProgramApi, is_public, manages, non_negative, required_time, time};
+use crate::domain::festival::{self as rules, MAX_NAME, MAX_TEXT};
+use crate::domain::status::{self, Completeness, Status as FestivalStatus, TransitionError};
+use crate::events;
+use crate::store::{
+    self, artists::ArtistRow, festivals::FestivalRow, performances::PerformanceRow, shifts::ShiftRow, stages::StageRow,
+};
+
+impl ProgramApi {
+    pub(super) async fn create_festival(
+        &self,
+        caller: Principal,
+        req: pb::CreateFestivalRequest,
+    ) -> ApiResult<pb::Festival> {
+        let name = validate::required("name", &req.name, MAX_NAME)?;
+        let slug = validate::required("slug", &req.slug, 63)?;
+        if !rules::valid_slug(slug) {
+            return Err(ApiError::field(
+                codes::VALIDATION_FAILED,
+                "slug",
+                "3 to 63 characters of a-z, 0-9 and inner hyphens",
+            ));
+        }
+        let time_zone = validate::required("time_zone", &req.time_zone, 64)?;
+        if !rules::valid_time_zone(time_zone) {
+            return Err(ApiError::field(codes::UNKNOWN_TIME_ZONE, "time_zone", "not an IANA time zone"));
+        }
+        let currency = validate::required("currency", &req.currency, 3)?;
+        if !rules::valid_currency(currency) {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "currency", "an ISO 4217 code such as EUR"));
+        }
+        let venue = validate::optional("venue", &req.venue, MAX_TEXT)?.unwrap_or("");
+        let address = validate::optional("address", &req.address, MAX_TEXT)?.unwrap_or("");
+        let (start_time, end_time) = (time("start_time", &req.start_time)?, time("end_time", &req.end_time)?);
+        if !rules::valid_dates(start_time, end_time) {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "end_time", "must be after start_time"));
+        }
+        let capacity = non_negative("capacity", req.capacity)?;
+        let travel_minutes =
+            if req.travel_minutes == 0 { 15 } else { non_negative("travel_minutes", req.travel_minutes)? };
+        let default_languages = vec!["en".to_owned()];
+        let languages = if req.languages.is_empty() { &default_languages } else { languages(&req.languages)? };
+        let descriptions = descriptions(&req.descriptions, languages)?;
+        let image_urls = image_urls(&req.image_urls)?;
+
+        let mut tx = self.pool.begin().await?;
+        let row = store::festivals::insert(
+            &mut tx,
+            &store::festivals::NewFestival {
+                id: Uuid::now_v7(),
+                name,
+                slug,
+                time_zone,
+                currency,
+                venue,
+                address,
+                start_time,
+                end_time,
+                capacity,
+                travel_minutes,
+                created_by: caller.user_id,
+                languages,
+                descriptions: &descriptions,
+                image_urls,
+            },
+        )
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e, store::festivals::SLUG_UNIQUE) {
+                ApiError::field(codes::SLUG_TAKEN, "slug", "is already used by another festival")
+            } else {
+                e.into()
+            }
+        })?;
+        events::festival_created(
+            &mut tx,
+            pb::FestivalCreated {
+                festival_id: row.id.to_string(),
+                slug: row.slug.clone(),
+                created_by: caller.user_id.to_string(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(to_festival(&row))
+    }
+
+    /// A new DRAFT edition from an existing one. Everything is copied in one transaction,
+    /// with new ids, and moved by the offset between the two start dates.
+    pub(super) async fn clone_festival(
+        &self,
+        caller: Principal,
+        req: pb::CloneFestivalRequest,
+    ) -> ApiResult<pb::Festival> {
+        let source_id = validate::uuid("festival_id", &req.festival_id)?;
+        let name = validate::required("name", &req.name, MAX_NAME)?;
+        let slug = validate::required("slug", &req.slug, 63)?;
+        if !rules::valid_slug(slug) {
+            return Err(ApiError::field(
+                codes::VALIDATION_FAILED,
+                "slug",
+                "3 to 63 characters of a-z, 0-9 and inner hyphens",
+            ));
+        }
+        let start_time = required_time("start_time", &req.start_time)?;
+        let end_time = required_time("end_time", &req.end_time)?;
+        if start_time >= end_time {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "end_time", "must be after start_time"));
+        }
+        let mut tx = self.pool.begin().await?;
+        let source = Self::managed(&mut tx, source_id, &caller).await?;
+        let shift = source.start_time.map_or(chrono::Duration::zero(), |old| start_time - old);
+        let row = store::festivals::insert(
+            &mut tx,
+            &store::festivals::NewFestival {
+                id: Uuid::now_v7(),
+                name,
+                slug,
+                time_zone: &source.time_zone,
+                currency: &source.currency,
+                venue: &source.venue,
+                address: &source.address,
+                start_time: Some(start_time),
+                end_time: Some(end_time),
+                capacity: source.capacity,
+                travel_minutes: source.travel_minutes,
+                created_by: caller.user_id,
+                languages: &source.languages,
+                descriptions: &source.descriptions.0,
+                image_urls: &source.image_urls,
+            },
+        )
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e, store::festivals::SLUG_UNIQUE) {
+                ApiError::field(codes::SLUG_TAKEN, "slug", "is already used by another festival")
+            } else {
+                e.into()
+            }
+        })?;
+
+        let mut new_ids: HashMap<Uuid, Uuid> = HashMap::new();
+        for stage in store::stages::of_festival(&mut tx, source_id).await? {
+            let copy = StageRow { id: Uuid::now_v7(), festival_id: row.id, ..stage.clone() };
+            store::stages::insert(&mut tx, &copy).await?;
+            new_ids.insert(stage.id, copy.id);
+        }
+        for artist in store::artists::of_festival(&mut tx, source_id).await? {
+            let copy = ArtistRow { id: Uuid::now_v7(), festival_id: row.id, ..artist.clone() };
+            store::artists::insert(&mut tx, &copy).await?;
+            new_ids.insert(artist.id, copy.id);
+        }
+        for p in store::performances::of_festival(&mut tx, source_id, true).await? {
+            let (Some(&artist_id), Some(&stage_id)) = (new_ids.get(&p.artist_id), new_ids.get(&p.stage_id)) else {
+                continue;
+            };
+            let copy = PerformanceRow {
+                id: Uuid::now_v7(),
+                festival_id: row.id,
+                artist_id,
+                stage_id,
+                start_time: p.start_time + shift,
+                end_time: p.end_time + shift,
+                status: "DRAFT".into(),
+            };
+            store::performances::insert(&mut tx, &copy).await?;
+        }
+        for s in store::shifts::of_festival(&mut tx, source_id).await? {
+            let place = match Uuid::try_parse(&s.place).ok().and_then(|id| new_ids.get(&id)) {
+                Some(stage) if s.place_kind == "STAGE" => stage.to_string(),
+                _ => s.place.clone(),
+            };
+            let copy = ShiftRow {
+                id: Uuid::now_v7(),
+                festival_id: row.id,
+                place,
+                start_time: s.start_time + shift,
+                end_time: s.end_time + shift,
+                assignees: Vec::new(),
+                ..s
+            };
+            store::shifts::insert(&mut tx, &copy).await?;
+        }
+        events::festival_created(
+            &mut tx,
+            pb::FestivalCreated {
+                festival_id: row.id.to_string(),
+                slug: row.slug.clone(),
+                created_by: caller.user_id.to_string(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(to_festival(&row))
+    }
+
+    pub(super) async fn get_festival(
+        &self,
+        caller: Option<Principal>,
+        req: pb::GetFestivalRequest,
+    ) -> ApiResult<pb::Festival> {
+        let key = validate::required("id_or_slug", &req.id_or_slug, 63)?;
+        let mut conn = self.pool.acquire().await?;
+        let festival = match Uuid::try_parse(key) {
+            Ok(id) => store::festivals::find(&mut conn, id, false).await?,
+            Err(_) => store::festivals::find_by_slug(&mut conn, key).await?,
+        }
+        .ok_or(ApiError::new(codes::NOT_FOUND))?;
+        if !is_public(&festival) && !caller.as_ref().is_some_and(|c| manages(c, &festival)) {
+            return Err(ApiError::new(codes::NOT_FOUND));
+        }
+        Ok(to_festival(&festival))
+    }
+
+    pub(super) async fn list_festivals(
+        &self,
+        caller: Option<Principal>,
+        req: pb::ListFestivalsRequest,
+    ) -> ApiResult<pb::ListFestivalsResponse> {
+        let page_size = validate::page_size("page_size", req.page_size, DEFAULT_PAGE, MAX_PAGE)?;
+        let after =
+            match req.page_token.as_str() {
+                "" => None,
+                token => Some(URL_SAFE_NO_PAD.decode(token).ok().and_then(|b| Uuid::from_slice(&b).ok()).ok_or_else(
+                    || ApiError::field(codes::INVALID_PAGE_TOKEN, "page_token", "is not a token this API issued"),
+                )?),
+            };
+        let (admin, user, organizer_of) = match &caller {
+            Some(c) => (
+                c.is_admin(),
+                Some(c.user_id),
+                c.memberships.iter().filter(|m| m.role == Role::Organizer).map(|m| m.fid).collect(),
+            ),
+            None => (false, None, Vec::new()),
+        };
+        let mut conn = self.pool.acquire().await?;
+        let mut rows =
+            store::festivals::list_visible(&mut conn, admin, user, &organizer_of, after, i64::from(page_size) + 1)
+                .await?;
+        let next_page_token = if rows.len() > page_size as usize {
+            rows.truncate(page_size as usize);
+            rows.last().map(|r| URL_SAFE_NO_PAD.encode(r.id.as_bytes())).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(pb::ListFestivalsResponse { festivals: rows.iter().map(to_festival).collect(), next_page_token })
+    }
+
+    pub(super) async fn update_festival(
+        &self,
+        caller: Principal,
+        req: pb::UpdateFestivalRequest,
+    ) -> ApiResult<pb::Festival> {
+        let id = validate::uuid("festival_id", &req.festival_id)?;
+        let new_languages = (!req.languages.is_empty()).then(|| languages(&req.languages)).transpose()?;
+        let new_images = (!req.image_urls.is_empty()).then(|| image_urls(&req.image_urls)).transpose()?;
+        let mut changes = store::festivals::Changes {
+            name: validate::optional("name", &req.name, MAX_NAME)?,
+            venue: validate::optional("venue", &req.venue, MAX_TEXT)?,
+            address: validate::optional("address", &req.address, MAX_TEXT)?,
+            start_time: time("start_time", &req.start_time)?,
+            end_time: time("end_time", &req.end_time)?,
+            capacity: (req.capacity != 0).then(|| non_negative("capacity", req.capacity)).transpose()?,
+            travel_minutes: (req.travel_minutes != 0)
+                .then(|| non_negative("travel_minutes", req.travel_minutes))
+                .transpose()?,
+            languages: new_languages,
+            descriptions: None,
+            image_urls: new_images,
+        };
+        let mut tx = self.pool.begin().await?;
+        let current = Self::managed(&mut tx, id, &caller).await?;
+        // Descriptions are checked against the languages the festival will have.
+        let merged;
+        if !req.descriptions.is_empty() {
+            merged = descriptions(&req.descriptions, changes.languages.unwrap_or(&current.languages))?;
+            changes.descriptions = Some(&merged);
+        }
+        if !rules::valid_dates(changes.start_time.or(current.start_time), changes.end_time.or(current.end_time)) {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "end_time", "must be after start_time"));
+        }
+        let row = store::festivals::update(&mut tx, id, &changes).await?;
+        events::festival_updated(&mut tx, pb::FestivalUpdated { festival_id: id.to_string() }).await?;
+        tx.commit().await?;
+        Ok(to_festival(&row))
+    }
+
+    pub(super) async fn transition_festival(
+        &self,
+        caller: Principal,
+        req: pb::TransitionFestivalRequest,
+    ) -> ApiResult<pb::Festival> {
+        let id = validate::uuid("festival_id", &req.festival_id)?;
+        let target = validate::known_enum::<pb::FestivalStatus>("status", req.status, false)?
+            .and_then(status_from_proto)
+            .ok_or_else(|| ApiError::field(codes::REQUIRED_FIELD, "status", "is required"))?;
+        let mut tx = self.pool.begin().await?;
+        let current = Self::managed(&mut tx, id, &caller).await?;
+        let from = FestivalStatus::parse(&current.status)
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("bad status in row")))?;
+        let completeness = Completeness {
+            has_dates: current.start_time.is_some() && current.end_time.is_some(),
+            stage_count: store::stages::count(&mut tx, id).await? as usize,
+        };
+        let to = status::transition(from, target, completeness).map_err(|e| match e {
+            TransitionError::NotAllowed { from, to } => ApiError::new(codes::INVALID_STATUS_TRANSITION)
+                .with_message(format!("A {} festival cannot become {}", from.as_str(), to.as_str()))
+                .with_metadata("from", from.as_str())
+                .with_metadata("to", to.as_str()),
+            TransitionError::Incomplete(missing) => {
+                missing.iter().fold(ApiError::new(codes::FESTIVAL_INCOMPLETE), |e, field| {
+                    e.with_violation(field, "is required before publishing")
+                })
+            }
+        })?;
+        let row = store::festivals::set_status(&mut tx, id, to.as_str()).await?;
+        events::festival_status_changed(
+            &mut tx,
+            pb::FestivalStatusChanged {
+                festival_id: id.to_string(),
+                from: status_to_proto(from) as i32,
+                to: status_to_proto(to) as i32,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(to_festival(&row))
+    }
+
+    pub(super) async fn delete_festival(
+        &self,
+        caller: Principal,
+        req: pb::DeleteFestivalRequest,
+    ) -> ApiResult<pb::DeleteFestivalResponse> {
+        let id = validate::uuid("festival_id", &req.festival_id)?;
+        let mut tx = self.pool.begin().await?;
+        let current = Self::managed(&mut tx, id, &caller).await?;
+        if !matches!(FestivalStatus::parse(&current.status), Some(FestivalStatus::Draft | FestivalStatus::Cancelled)) {
+            return Err(ApiError::new(codes::INVALID_STATUS_TRANSITION)
+                .with_message("Only draft or cancelled festivals can be deleted; cancel it first"));
+        }
+        store::festivals::soft_delete(&mut tx, id).await?;
+        events::festival_deleted(&mut tx, pb::FestivalDeleted { festival_id: id.to_string() }).await?;
+        tx.commit().await?;
+        Ok(pb::DeleteFestivalResponse {})
+    }
+}
+
+/// Distinct BCP 47 tags, at most [`rules::MAX_LANGUAGES`].
+fn languages(tags: &[String]) -> ApiResult<&[String]> {
+    if tags.len() > rules::MAX_LANGUAGES {
+        return Err(ApiError::field(codes::FIELD_TOO_LONG, "languages", "at most 20 languages"));
+    }
+    for (i, tag) in tags.iter().enumerate() {
+        if !rules::valid_language(tag) {
+            return Err(ApiError::field(
+                codes::VALIDATION_FAILED,
+                "languages",
+                "BCP 47 tags such as \"en\" or \"fr-CA\"",
+            ));
+        }
+        if tags[..i].contains(tag) {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "languages", "each language once"));
+        }
+    }
+    Ok(tags)
+}
+
+/// Texts by language: each key one of `languages`, each text at most 10,000 characters.
+fn descriptions(
+    texts: &std::collections::HashMap<String, String>,
+    languages: &[String],
+) -> ApiResult<std::collections::BTreeMap<String, String>> {
+    localized("descriptions", texts, languages, 10_000)
+}
+
+pub(super) fn localized(
+    field: &str,
+    texts: &std::collections::HashMap<String, String>,
+    languages: &[String],
+    max_chars: usize,
+) -> ApiResult<std::collections::BTreeMap<String, String>> {
+    texts
+        .iter()
+        .map(|(lang, text)| {
+            if !languages.contains(lang) {
+                return Err(ApiError::field(
+                    codes::VALIDATION_FAILED,
+                    field,
+                    format!("{lang:?} is not one of the festival's languages"),
+                ));
+            }
+            validate::optional(field, text, max_chars)?;
+            Ok((lang.clone(), text.clone()))
+        })
+        .collect()
+}
+
+/// At most [`rules::MAX_URLS`] https URLs.
+pub(super) fn https_urls<'a>(field: &str, urls: &'a [String]) -> ApiResult<&'a [String]> {
+    if urls.len() > rules::MAX_URLS {
+        return Err(ApiError::field(codes::FIELD_TOO_LONG, field, "at most 20 URLs"));
+    }
+    for url in urls {
+        validate::required(field, url, 2_000)?;
+        if !rules::valid_https_url(url) {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, field, "must be https URLs"));
+        }
+    }
+    Ok(urls)
+}
+
+fn image_urls(urls: &[String]) -> ApiResult<&[String]> {
+    https_urls("image_urls", urls)
+}
+
+fn status_from_proto(s: pb::FestivalStatus) -> Option<FestivalStatus> {
+    Some(match s {
+        pb::FestivalStatus::Unspecified => return None,
+        pb::FestivalStatus::Draft => FestivalStatus::Draft,
+        pb::FestivalStatus::Published => FestivalStatus::Published,
+        pb::FestivalStatus::Ongoing => FestivalStatus::Ongoing,
+        pb::FestivalStatus::Completed => FestivalStatus::Completed,
+        pb::FestivalStatus::Cancelled => FestivalStatus::Cancelled,
+    })
+}
+
+fn status_to_proto(s: FestivalStatus) -> pb::FestivalStatus {
+    match s {
+        FestivalStatus::Draft => pb::FestivalStatus::Draft,
+        FestivalStatus::Published => pb::FestivalStatus::Published,
+        FestivalStatus::Ongoing => pb::FestivalStatus::Ongoing,
+        FestivalStatus::Completed => pb::FestivalStatus::Completed,
+        FestivalStatus::Cancelled => pb::FestivalStatus::Cancelled,
+    }
+}
+
+pub(super) fn to_festival(f: &FestivalRow) -> pb::Festival {
+    pb::Festival {
+        id: f.id.to_string(),
+        name: f.name.clone(),
+        slug: f.slug.clone(),
+        time_zone: f.time_zone.clone(),
+        currency: f.currency.clone(),
+        venue: f.venue.clone(),
+        address: f.address.clone(),
+        start_time: f.start_time.map(timestamp),
+        end_time: f.end_time.map(timestamp),
+        capacity: f.capacity,
+        status: FestivalStatus::parse(&f.status).map_or(pb::FestivalStatus::Unspecified, status_to_proto) as i32,
+        created_by: f.created_by.to_string(),
+        create_time: Some(timestamp(f.created_at)),
+        update_time: Some(timestamp(f.updated_at)),
+        travel_minutes: f.travel_minutes,
+        languages: f.languages.clone(),
+        descriptions: f.descriptions.0.clone().into_iter().collect(),
+        image_urls: f.image_urls.clone(),
+    }
+}

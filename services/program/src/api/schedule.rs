@@ -1,0 +1,175 @@
+//! The public schedule: the timetable with grid positions, filtered by festival day,
+//! stage, genre or artist, and the whole line-up as iCalendar.
+
+use std::collections::{BTreeMap, HashMap};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use festival_platform::auth::Principal;
+use festival_platform::convert::timestamp;
+use festival_platform::{ApiError, ApiResult, codes, validate};
+use festival_proto::google::api::HttpBody;
+use festival_proto::program::v1 as pb;
+use uuid::Uuid;
+
+use super::ProgramApi;
+use super::lineup::to_stage;
+use crate::domain::{days, ics};
+use crate::store::{self, festivals::FestivalRow, performances::ListingRow, stages::StageRow};
+
+const DEFAULT_SCHEDULE_PAGE: u32 = 500;
+const MAX_SCHEDULE_PAGE: u32 = 1000;
+
+impl ProgramApi {
+    pub(super) async fn get_schedule(
+        &self,
+        caller: Option<Principal>,
+        req: pb::GetScheduleRequest,
+    ) -> ApiResult<pb::Schedule> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        let day = validate::optional("day", &req.day, 10)?
+            .map(|d| {
+                days::parse_day(d)
+                    .ok_or_else(|| ApiError::field(codes::VALIDATION_FAILED, "day", "a date as YYYY-MM-DD"))
+            })
+            .transpose()?;
+        if req.stage_ids.len() > 100 {
+            return Err(ApiError::field(codes::FIELD_TOO_LONG, "stage_ids", "at most 100 stages"));
+        }
+        let stage_ids = req.stage_ids.iter().map(|s| validate::uuid("stage_ids", s)).collect::<ApiResult<Vec<_>>>()?;
+        let genre = validate::optional("genre", &req.genre, 50)?.map(str::to_lowercase);
+        let artist_query = validate::optional("artist_query", &req.artist_query, 200)?.map(str::to_lowercase);
+        let page_size =
+            validate::page_size("page_size", req.page_size, DEFAULT_SCHEDULE_PAGE, MAX_SCHEDULE_PAGE)? as usize;
+        let after = match req.page_token.as_str() {
+            "" => None,
+            token => Some(decode_token(token).ok_or_else(|| {
+                ApiError::field(codes::INVALID_PAGE_TOKEN, "page_token", "is not a token this API issued")
+            })?),
+        };
+
+        let mut conn = self.pool.acquire().await?;
+        let (festival, _) = Self::readable(&mut conn, festival_id, caller.as_ref()).await?;
+        let tz = zone(&festival)?;
+        let stages = store::stages::of_festival(&mut conn, festival_id).await?;
+        let rows = store::performances::published_listing(&mut conn, festival_id).await?;
+        drop(conn);
+
+        let mut day_counts: BTreeMap<chrono::NaiveDate, i32> = BTreeMap::new();
+        for row in &rows {
+            *day_counts.entry(days::festival_day(row.start_time, tz)).or_default() += 1;
+        }
+        let columns = columns(&stages);
+        let mut matching = rows.iter().filter(|r| {
+            day.is_none_or(|d| days::festival_day(r.start_time, tz) == d)
+                && (stage_ids.is_empty() || stage_ids.contains(&r.stage_id))
+                && genre.as_ref().is_none_or(|g| r.genres.iter().any(|x| x == g))
+                && artist_query.as_ref().is_none_or(|q| r.artist_name.to_lowercase().contains(q.as_str()))
+                && after.is_none_or(|(t, id)| (r.start_time, r.id) > (t, id))
+        });
+        let page: Vec<&ListingRow> = matching.by_ref().take(page_size).collect();
+        let next_page_token = match (page.last(), matching.next()) {
+            (Some(last), Some(_)) => encode_token(last.start_time, last.id),
+            _ => String::new(),
+        };
+        Ok(pb::Schedule {
+            festival_id: festival_id.to_string(),
+            time_zone: festival.time_zone.clone(),
+            days: day_counts
+                .into_iter()
+                .map(|(date, performance_count)| pb::ScheduleDay { date: date.to_string(), performance_count })
+                .collect(),
+            stages: stages.iter().map(to_stage).collect(),
+            entries: page.into_iter().map(|r| entry(r, tz, &columns)).collect(),
+            next_page_token,
+        })
+    }
+
+    pub(super) async fn export_calendar(
+        &self,
+        caller: Option<Principal>,
+        req: pb::ExportCalendarRequest,
+    ) -> ApiResult<HttpBody> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        let mut conn = self.pool.acquire().await?;
+        let (festival, _) = Self::readable(&mut conn, festival_id, caller.as_ref()).await?;
+        let rows = store::performances::published_listing(&mut conn, festival_id).await?;
+        Ok(calendar_body(&festival, &festival.name, &rows))
+    }
+}
+
+/// The festival's time zone (checked on creation, so a failure here is a bug).
+pub(super) fn zone(festival: &FestivalRow) -> ApiResult<Tz> {
+    festival.time_zone.parse().map_err(|_| ApiError::internal(anyhow::anyhow!("festival has an unknown time zone")))
+}
+
+/// Grid column of each stage: its index in running order.
+pub(super) fn columns(stages: &[StageRow]) -> HashMap<Uuid, i32> {
+    stages.iter().enumerate().map(|(i, s)| (s.id, i32::try_from(i).unwrap_or(i32::MAX))).collect()
+}
+
+pub(super) fn entry(r: &ListingRow, tz: Tz, columns: &HashMap<Uuid, i32>) -> pb::ScheduleEntry {
+    let day = days::festival_day(r.start_time, tz);
+    pb::ScheduleEntry {
+        performance_id: r.id.to_string(),
+        artist_id: r.artist_id.to_string(),
+        artist_name: r.artist_name.clone(),
+        genres: r.genres.clone(),
+        stage_id: r.stage_id.to_string(),
+        stage_name: r.stage_name.clone(),
+        start_time: Some(timestamp(r.start_time)),
+        end_time: Some(timestamp(r.end_time)),
+        day: day.to_string(),
+        start_minute: days::minute_of_day(r.start_time, tz, day),
+        end_minute: days::minute_of_day(r.end_time, tz, day),
+        column: columns.get(&r.stage_id).copied().unwrap_or(-1),
+    }
+}
+
+/// An iCalendar body of `rows`; cancelled ones are marked so subscribed calendars drop them.
+pub(super) fn calendar_body(festival: &FestivalRow, title: &str, rows: &[ListingRow]) -> HttpBody {
+    let descriptions: Vec<String> = rows.iter().map(|r| r.genres.join(", ")).collect();
+    let locations: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            if festival.venue.is_empty() {
+                r.stage_name.clone()
+            } else {
+                format!("{}, {}", r.stage_name, festival.venue)
+            }
+        })
+        .collect();
+    let events: Vec<ics::Event<'_>> = rows
+        .iter()
+        .zip(descriptions.iter().zip(&locations))
+        .map(|(r, (description, location))| ics::Event {
+            uid: format!("{}@{}.festival", r.id, festival.slug),
+            start: r.start_time,
+            end: r.end_time,
+            summary: &r.artist_name,
+            location,
+            description,
+            cancelled: r.status == "CANCELLED",
+            last_modified: r.updated_at,
+        })
+        .collect();
+    HttpBody {
+        content_type: "text/calendar; charset=utf-8".into(),
+        data: ics::calendar(title, &festival.time_zone, &events, Utc::now()).into_bytes(),
+        extensions: Vec::new(),
+    }
+}
+
+fn encode_token(start: DateTime<Utc>, id: Uuid) -> String {
+    let mut bytes = start.timestamp_micros().to_be_bytes().to_vec();
+    bytes.extend_from_slice(id.as_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn decode_token(token: &str) -> Option<(DateTime<Utc>, Uuid)> {
+    let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
+    let (micros, id) = bytes.split_first_chunk::<8>()?;
+    Some((DateTime::from_timestamp_micros(i64::from_be_bytes(*micros))?, Uuid::from_slice(id).ok()?))
+}

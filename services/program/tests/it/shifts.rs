@@ -1,0 +1,239 @@
+//! Staff shifts: members of the right role only, never two overlapping shifts for one
+//! person (also under concurrent calls), head counts that hold, coverage and hours.
+
+use festival_proto::identity::v1 as idpb;
+use festival_proto::program::v1 as pb;
+
+use crate::helpers::*;
+
+fn shift(festival: &str, role: pb::ShiftRole, heads: i32, start: &str, end: &str) -> pb::CreateShiftRequest {
+    pb::CreateShiftRequest {
+        festival_id: festival.into(),
+        place_kind: pb::PlaceKind::Bar as i32,
+        place: "North bar".into(),
+        role: role as i32,
+        head_count: heads,
+        start_time: Some(ts(start)),
+        end_time: Some(ts(end)),
+        notes: String::new(),
+    }
+}
+
+async fn new_festival(c: &mut Client, token: &str, slug: &str) -> String {
+    c.create_festival(authed(festival(slug), token)).await.expect("festival").into_inner().id
+}
+
+#[tokio::test]
+async fn shifts_take_members_of_their_role_refuse_overlaps_and_fill_up_to_their_head_count() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, organizer) = env.user().await;
+    let fid = new_festival(&mut c, &organizer, "crew-fest").await;
+    let create = |req| {
+        let mut c = c.clone();
+        let token = organizer.clone();
+        async move { c.create_shift(authed(req, &token)).await.expect("shift").into_inner() }
+    };
+    let bar = create(shift(&fid, pb::ShiftRole::Staff, 2, "2031-06-19T16:00:00Z", "2031-06-19T20:00:00Z")).await;
+    let late = create(shift(&fid, pb::ShiftRole::Staff, 1, "2031-06-19T19:00:00Z", "2031-06-19T23:00:00Z")).await;
+    let next = create(shift(&fid, pb::ShiftRole::Staff, 1, "2031-06-19T20:00:00Z", "2031-06-19T22:00:00Z")).await;
+    let gate = create(shift(&fid, pb::ShiftRole::Security, 3, "2031-06-19T16:00:00Z", "2031-06-19T20:00:00Z")).await;
+
+    let (ana, _) = env.member(&fid, idpb::Role::Staff).await;
+    let (bo, bo_token) = env.member(&fid, idpb::Role::Staff).await;
+    let (cy, _) = env.member(&fid, idpb::Role::Staff).await;
+    let (_, stranger) = env.user().await;
+    let assign = |shift: &pb::Shift, user: &str| pb::AssignShiftRequest {
+        festival_id: fid.clone(),
+        shift_id: shift.id.clone(),
+        user_id: user.into(),
+    };
+
+    let filled = c.assign_shift(authed(assign(&bar, &ana), &organizer)).await.expect("assign").into_inner();
+    assert_eq!(filled.assignees, vec![ana.clone()]);
+    c.assign_shift(authed(assign(&bar, &ana), &organizer)).await.expect("assigning twice is a no-op");
+    // Ana works 16–20: 19–23 overlaps, 20–22 starts as she finishes.
+    assert_eq!(code(c.assign_shift(authed(assign(&late, &ana), &organizer)).await), "ERR_7008");
+    c.assign_shift(authed(assign(&next, &ana), &organizer)).await.expect("back to back is fine");
+    // Staff cannot take a security shift.
+    assert_eq!(code(c.assign_shift(authed(assign(&gate, &ana), &organizer)).await), "ERR_7010");
+    // A volunteer signs up for an open shift; the shift is then full.
+    let signup = pb::SignUpForShiftRequest { festival_id: fid.clone(), shift_id: bar.id.clone() };
+    let full = c.sign_up_for_shift(authed(signup.clone(), &bo_token)).await.expect("sign up").into_inner();
+    assert_eq!(full.assignees, vec![ana.clone(), bo.clone()]);
+    assert_eq!(code(c.assign_shift(authed(assign(&bar, &cy), &organizer)).await), "ERR_7009");
+    // Someone who is not crew cannot see or take shifts.
+    assert_eq!(code(c.sign_up_for_shift(authed(signup, &stranger)).await), "ERR_4000");
+    let list = pb::ListShiftsRequest { festival_id: fid.clone(), ..Default::default() };
+    assert_eq!(code(c.list_shifts(authed(list.clone(), &stranger)).await), "ERR_4000");
+
+    let open = c
+        .list_shifts(authed(pb::ListShiftsRequest { open_only: true, ..list.clone() }, &bo_token))
+        .await
+        .expect("open shifts")
+        .into_inner()
+        .shifts;
+    assert_eq!(
+        open.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+        [gate.id.clone(), late.id.clone()],
+        "by start time"
+    );
+
+    let coverage = c
+        .get_shift_coverage(authed(pb::GetShiftCoverageRequest { festival_id: fid.clone() }, &organizer))
+        .await
+        .expect("coverage")
+        .into_inner();
+    assert_eq!((coverage.shift_count, coverage.fully_staffed), (4, 2));
+    let missing: Vec<(String, i32)> = coverage
+        .understaffed
+        .iter()
+        .map(|u| (u.shift.as_ref().map(|s| s.id.clone()).unwrap_or_default(), u.missing))
+        .collect();
+    assert_eq!(missing, [(gate.id.clone(), 3), (late.id.clone(), 1)]);
+    assert_eq!(
+        code(c.get_shift_coverage(authed(pb::GetShiftCoverageRequest { festival_id: fid.clone() }, &bo_token)).await),
+        "ERR_4000",
+        "reports are for organizers; the festival is a draft, so others see nothing"
+    );
+
+    // Withdrawing frees the place.
+    let withdraw = pb::UnassignShiftRequest { festival_id: fid.clone(), shift_id: bar.id.clone(), user_id: bo.clone() };
+    let after = c.unassign_shift(authed(withdraw, &bo_token)).await.expect("withdraw").into_inner();
+    assert_eq!(after.assignees, vec![ana]);
+}
+
+#[tokio::test]
+async fn worked_hours_count_ended_shifts_and_bad_shifts_are_refused_without_writes() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, organizer) = env.user().await;
+    let fid = new_festival(&mut c, &organizer, "hours-fest").await;
+    let (ana, _) = env.member(&fid, idpb::Role::Cashier).await;
+    let past = c
+        .create_shift(authed(
+            shift(&fid, pb::ShiftRole::Cashier, 1, "2024-06-19T10:00:00Z", "2024-06-19T14:30:00Z"),
+            &organizer,
+        ))
+        .await
+        .expect("past shift")
+        .into_inner();
+    let future = c
+        .create_shift(authed(
+            shift(&fid, pb::ShiftRole::Cashier, 1, "2031-06-19T10:00:00Z", "2031-06-19T12:00:00Z"),
+            &organizer,
+        ))
+        .await
+        .expect("future shift")
+        .into_inner();
+    for s in [&past, &future] {
+        c.assign_shift(authed(
+            pb::AssignShiftRequest { festival_id: fid.clone(), shift_id: s.id.clone(), user_id: ana.clone() },
+            &organizer,
+        ))
+        .await
+        .expect("organizers may record past shifts too");
+    }
+    let hours = c
+        .get_worked_hours(authed(pb::GetWorkedHoursRequest { festival_id: fid.clone() }, &organizer))
+        .await
+        .expect("hours")
+        .into_inner()
+        .people;
+    assert_eq!(hours.len(), 1);
+    assert_eq!((hours[0].user_id.as_str(), hours[0].shift_count), (ana.as_str(), 2));
+    assert_eq!((hours[0].worked_minutes, hours[0].scheduled_minutes), (270, 120));
+
+    let base = shift(&fid, pb::ShiftRole::Staff, 2, "2031-06-19T10:00:00Z", "2031-06-19T12:00:00Z");
+    let cases = [
+        (pb::CreateShiftRequest { head_count: 0, ..base.clone() }, "ERR_1000"),
+        (pb::CreateShiftRequest { end_time: Some(ts("2031-06-19T09:00:00Z")), ..base.clone() }, "ERR_1000"),
+        (pb::CreateShiftRequest { end_time: Some(ts("2031-06-21T09:00:00Z")), ..base.clone() }, "ERR_1000"),
+        (pb::CreateShiftRequest { role: 0, ..base.clone() }, "ERR_1001"),
+        (pb::CreateShiftRequest { role: 42, ..base.clone() }, "ERR_1003"),
+        (pb::CreateShiftRequest { place: String::new(), ..base.clone() }, "ERR_1001"),
+        (
+            pb::CreateShiftRequest { place_kind: pb::PlaceKind::Stage as i32, place: "Main".into(), ..base.clone() },
+            "ERR_4000",
+        ),
+        (pb::CreateShiftRequest { notes: "x".repeat(501), ..base.clone() }, "ERR_1002"),
+    ];
+    for (req, expected) in cases {
+        assert_eq!(code(c.create_shift(authed(req.clone(), &organizer)).await), expected, "{req:?}");
+    }
+    let count: i64 =
+        sqlx::query_scalar("select count(*) from shifts").fetch_one(&env.program.pool).await.expect("count");
+    assert_eq!(count, 2, "nothing written");
+}
+
+/// Ten concurrent assignments of one person to ten mutually overlapping shifts: exactly
+/// one wins.
+/// Eight volunteers racing for a shift of three: exactly three get it.
+#[tokio::test]
+async fn concurrent_assignments_never_double_book_a_person_or_overfill_a_shift() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, organizer) = env.user().await;
+    let fid = new_festival(&mut c, &organizer, "race-fest").await;
+    let (ana, _) = env.member(&fid, idpb::Role::Staff).await;
+    let mut shifts = Vec::new();
+    for i in 0..10 {
+        let start = format!("2031-06-19T08:{:02}:00Z", i * 5);
+        let end = "2031-06-19T12:00:00Z";
+        let s = c.create_shift(authed(shift(&fid, pb::ShiftRole::Staff, 1, &start, end), &organizer)).await;
+        shifts.push(s.expect("shift").into_inner().id);
+    }
+    // Every shift covers 09:00–12:00; start all ten assignments at once.
+    let calls = shifts.iter().map(|id| {
+        let mut c = c.clone();
+        let req = pb::AssignShiftRequest { festival_id: fid.clone(), shift_id: id.clone(), user_id: ana.clone() };
+        let token = organizer.clone();
+        tokio::spawn(async move { c.assign_shift(authed(req, &token)).await })
+    });
+    let results: Vec<_> = futures::future::join_all(calls).await.into_iter().map(|r| r.expect("task")).collect();
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1);
+    for r in results.into_iter().filter(|r| r.is_err()) {
+        assert_eq!(code(r), "ERR_7008");
+    }
+    let rows: Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "select start_time, end_time from shift_assignments where user_id = $1::uuid order by start_time",
+    )
+    .bind(&ana)
+    .fetch_all(&env.program.pool)
+    .await
+    .expect("rows");
+    assert_eq!(rows.len(), won);
+    for pair in rows.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "overlapping assignments stored: {pair:?}");
+    }
+
+    let popular = c
+        .create_shift(authed(
+            shift(&fid, pb::ShiftRole::Staff, 3, "2031-06-20T10:00:00Z", "2031-06-20T12:00:00Z"),
+            &organizer,
+        ))
+        .await
+        .expect("shift")
+        .into_inner();
+    let mut volunteers = Vec::new();
+    for _ in 0..8 {
+        volunteers.push(env.member(&fid, idpb::Role::Staff).await.1);
+    }
+    let calls = volunteers.into_iter().map(|token| {
+        let mut c = c.clone();
+        let req = pb::SignUpForShiftRequest { festival_id: fid.clone(), shift_id: popular.id.clone() };
+        tokio::spawn(async move { c.sign_up_for_shift(authed(req, &token)).await })
+    });
+    let results: Vec<_> = futures::future::join_all(calls).await.into_iter().map(|r| r.expect("task")).collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
+    for r in results.into_iter().filter(|r| r.is_err()) {
+        assert_eq!(code(r), "ERR_7009");
+    }
+    let taken: i64 = sqlx::query_scalar("select count(*) from shift_assignments where shift_id = $1::uuid")
+        .bind(&popular.id)
+        .fetch_one(&env.program.pool)
+        .await
+        .expect("count");
+    assert_eq!(taken, 3);
+}
