@@ -1,6 +1,7 @@
 """Seeds demo data through the public REST API (idempotent): a platform admin, the
-published demo festival with its stages, its organizer and a staff member, and a fan.
-Artists, performances and ticket categories join here when their services exist.
+published demo festival (English and French) with its stages and line-up, its organizer
+and a staff member signed up for a bar shift, and a fan with two clashing favourites.
+Ticket categories join here when ticketing exists.
 
 usage: seed.py GATEWAY_URL IDENTITY_BINARY
 """
@@ -9,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -63,6 +65,8 @@ def main():
         "name": "Demo Festival", "slug": DEMO_SLUG, "timeZone": "Europe/Paris", "currency": "EUR",
         "venue": "Les Prés du Lac", "address": "1 chemin du Lac, Annecy",
         "startTime": "2027-07-09T12:00:00+02:00", "endTime": "2027-07-12T04:00:00+02:00", "capacity": 45000,
+        "languages": ["en", "fr"],
+        "descriptions": {"en": "Three days of music by the lake.", "fr": "Trois jours de musique au bord du lac."},
     }
     status, body = call(base, "POST", "/v1/festivals", festival, organizer)
     if status != 200 and body.get("code") != "ERR_7005":
@@ -100,9 +104,52 @@ def main():
             status, body = call(base, "POST", f"/v1/festivals/{festival_id}/members", {"userId": user_id, "role": role}, admin)
             if status != 200:
                 sys.exit(f"granting {role} to {email}: {status} {body}")
+    seed_shifts(base, festival_id, organizer, users["staff@festival.local"])
+    seed_favourites(base, festival_id, users["fan@festival.local"]["accessToken"])
     print(f"demo festival {DEMO_SLUG} ({festival_id}), published, {len(STAGES)} stages, {len(LINEUP)} performances; logins (password {PASSWORD}):")
     for email, _, role in ACCOUNTS:
         print(f"  {email:28} {role or ('ADMIN' if email.startswith('admin') else 'USER')}")
+
+
+def seed_shifts(base, festival_id, organizer, staff):
+    """Two bar shifts; the staff member signs up for the first once program has seen the
+    membership identity just granted (it follows identity's events)."""
+    status, body = call(base, "GET", f"/v1/festivals/{festival_id}/shifts", token=organizer)
+    if status != 200:
+        sys.exit(f"listing shifts: {status} {body}")
+    shifts = body.get("shifts", [])
+    if not shifts:
+        for start, end in [("2027-07-09T17:00:00+02:00", "2027-07-09T21:00:00+02:00"),
+                           ("2027-07-09T21:00:00+02:00", "2027-07-10T01:00:00+02:00")]:
+            shift = {"placeKind": "PLACE_KIND_BAR", "place": "Lakeside bar", "role": "SHIFT_ROLE_STAFF",
+                     "headCount": 3, "startTime": start, "endTime": end}
+            status, body = call(base, "POST", f"/v1/festivals/{festival_id}/shifts", shift, organizer)
+            if status != 200:
+                sys.exit(f"creating a shift: {status} {body}")
+            shifts.append(body)
+    # A fresh token carries the STAFF membership granted above.
+    status, login = call(base, "POST", "/v1/auth/login", {"email": "staff@festival.local", "password": PASSWORD})
+    if status != 200:
+        sys.exit(f"staff login: {status} {login}")
+    path = f"/v1/festivals/{festival_id}/shifts/{shifts[0]['id']}:signup"
+    for _ in range(50):
+        status, body = call(base, "POST", path, {}, login["accessToken"])
+        if status == 200:
+            return
+        time.sleep(0.2)
+    sys.exit(f"staff signing up for a shift: {status} {body}")
+
+
+def seed_favourites(base, festival_id, fan):
+    status, body = call(base, "GET", f"/v1/festivals/{festival_id}/schedule?day=2027-07-09", token=fan)
+    if status != 200:
+        sys.exit(f"reading the schedule: {status} {body}")
+    wanted = {"The Lake Sirens", "Basalt"}  # 19:00–20:15 Main and 20:00–21:00 Valley: a clash
+    for entry in body["entries"]:
+        if entry["artistName"] in wanted:
+            status, body = call(base, "PUT", f"/v1/festivals/{festival_id}/favourites/{entry['performanceId']}", None, fan)
+            if status != 200:
+                sys.exit(f"starring {entry['artistName']}: {status} {body}")
 
 
 if __name__ == "__main__":

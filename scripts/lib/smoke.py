@@ -43,6 +43,19 @@ def fail(msg):
     sys.exit(1)
 
 
+def raw(path):
+    with urllib.request.urlopen(GATEWAY + path, timeout=15) as r:
+        return r.status, r.headers.get("Content-Type", ""), r.read()
+
+
+def events_of(ics_bytes):
+    """Parses iCalendar with the `icalendar` package: (summary, start, status) per VEVENT."""
+    from icalendar import Calendar
+
+    calendar = Calendar.from_ical(ics_bytes)
+    return [(str(e.get("SUMMARY")), e.decoded("DTSTART"), str(e.get("STATUS"))) for e in calendar.walk("VEVENT")]
+
+
 def call(method, path, body=None, headers=None):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(GATEWAY + path, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
@@ -95,14 +108,35 @@ def main():
         status, stages = call("GET", f"/v1/festivals/{festival['id']}/stages")
         if status != 200 or len(stages.get("stages", [])) < 1:
             fail(f"demo festival stages: {status} {stages}")
-        status, schedule = call("GET", f"/v1/festivals/{festival['id']}/performances")
-        if status != 200 or len(schedule.get("performances", [])) < 1:
+        status, schedule = call("GET", f"/v1/festivals/{festival['id']}/schedule?day=2027-07-09")
+        if status != 200 or len(schedule.get("entries", [])) < 1:
             fail(f"demo festival public schedule: {status} {schedule}")
+        late = [e for e in schedule["entries"] if e["artistName"] == "Nuit Blanche"]
+        if not late or late[0]["day"] != "2027-07-09" or late[0]["endMinute"] <= 1440:
+            fail(f"the after-midnight set should belong to Friday's grid, past minute 1440: {late}")
+        status, content_type, body = raw(f"/v1/festivals/{festival['id']}/schedule.ics")
+        line_up = events_of(body)
+        if status != 200 or not content_type.startswith("text/calendar") or len(line_up) != len(schedule["entries"]):
+            fail(f"line-up calendar: {status} {content_type} {line_up}")
+        status, fan = call("POST", "/v1/auth/login", {"email": "fan@festival.local", "password": "festival-demo-password"})
+        fan_auth = {"Authorization": f"Bearer {fan['accessToken']}"}
+        status, favourites = call("GET", f"/v1/festivals/{festival['id']}/favourites", headers=fan_auth)
+        if status != 200 or len(favourites.get("clashes", [])) != 1:
+            fail(f"the demo fan's favourites should show one clash: {status} {favourites}")
+        status, feed = call("POST", f"/v1/festivals/{festival['id']}/favourites:feed", {}, fan_auth)
+        status, content_type, body = raw(feed["path"])
+        mine = events_of(body)
+        if status != 200 or sorted(e[0] for e in mine) != ["Basalt", "The Lake Sirens"]:
+            fail(f"personal calendar feed: {status} {mine}")
+        status, shifts = call("GET", f"/v1/festivals/{festival['id']}/shifts", headers={"Authorization": f"Bearer {admin['accessToken']}"})
+        if status != 200 or not any(s["assignees"] for s in shifts.get("shifts", [])):
+            fail(f"the demo staff member should be on a shift: {status} {shifts}")
         status, roster = call("GET", f"/v1/festivals/{festival['id']}/members", headers={"Authorization": f"Bearer {admin['accessToken']}"})
         if status != 200 or len(roster.get("memberships", [])) < 2:
             fail(f"seeded demo festival roster: {status} {roster}")
         print(f"smoke: /readyz all SERVING; {festival['name']} published with {len(stages['stages'])} stages, "
-              f"{len(schedule['performances'])} public performances and {len(roster['memberships'])} staff, over REST")
+              f"{len(schedule['entries'])} sets on Friday, {len(roster['memberships'])} staff, "
+              f"a {len(line_up)}-event line-up calendar and a personal feed read back by icalendar, over REST")
     finally:
         up.send_signal(signal.SIGINT)
         try:

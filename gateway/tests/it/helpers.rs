@@ -45,6 +45,19 @@ impl TranscodingTestService for TestUpstream {
         Err(ApiError::new(code).with_violation("code", "as requested").into())
     }
 
+    async fn download(
+        &self,
+        request: Request<pb::DownloadRequest>,
+    ) -> Result<Response<festival_proto::google::api::HttpBody>, Status> {
+        let req = request.into_inner();
+        let data = format!("BEGIN:VCALENDAR\r\nX-NAME:{}\r\nEND:VCALENDAR\r\n", req.name).into_bytes();
+        Ok(Response::new(festival_proto::google::api::HttpBody {
+            content_type: req.content_type,
+            data,
+            extensions: Vec::new(),
+        }))
+    }
+
     type TicksStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::Tick, Status>> + Send>>;
 
     async fn ticks(&self, request: Request<pb::TicksRequest>) -> Result<Response<Self::TicksStream>, Status> {

@@ -167,3 +167,17 @@ async fn the_rate_limit_answers_429_after_the_budget_and_recovers() {
     tokio::time::sleep(std::time::Duration::from_secs(retry_after)).await;
     assert_eq!(post_json(&env, "/v1/test/echo", &json!({}), &[]).await.status, 200, "recovers in the next window");
 }
+
+#[tokio::test]
+async fn an_http_body_response_is_sent_raw_with_its_own_content_type() {
+    let env = spawn().await;
+    let r = get(&env, "/v1/test/files/line-up.ics?contentType=text%2Fcalendar%3B%20charset%3Dutf-8").await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("content-type"), Some("text/calendar; charset=utf-8"));
+    assert_eq!(r.body, b"BEGIN:VCALENDAR\r\nX-NAME:line-up.ics\r\nEND:VCALENDAR\r\n");
+    let untyped = get(&env, "/v1/test/files/blob").await;
+    assert_eq!(untyped.header("content-type"), Some("application/octet-stream"), "a missing type is not guessed");
+    let spec = get(&env, "/openapi.json").await.json();
+    let content = &spec["paths"]["/v1/test/files/{name}"]["get"]["responses"]["200"]["content"];
+    assert!(content.get("*/*").is_some(), "documented as a raw body: {content}");
+}
