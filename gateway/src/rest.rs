@@ -86,14 +86,15 @@ pub async fn handle(state: Shared, request: Request) -> Response {
             if let Some(raw) = transcode::http_body(&message) {
                 return raw;
             }
-            let json = match transcode::response_json(&route, &message) {
+            let json = match transcode::response_bytes(&route, &message) {
                 Ok(json) => json,
                 Err(e) => {
                     tracing::error!(error = %e, "could not encode a response as JSON");
                     return HttpError::new(codes::INTERNAL, &request_id).into_response();
                 }
             };
-            let mut response = axum::Json(json).into_response();
+            let mut response =
+                ([(http::header::CONTENT_TYPE, "application/json")], axum::body::Body::from(json)).into_response();
             for cookie in session::set_cookies(route.method.full_name(), &message, &state.config.cookies) {
                 if let Ok(v) = http::HeaderValue::from_str(&cookie) {
                     response.headers_mut().append(http::header::SET_COOKIE, v);

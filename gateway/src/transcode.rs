@@ -244,6 +244,18 @@ pub fn response_json(route: &Route, message: &DynamicMessage) -> Result<Value, s
     })
 }
 
+/// The same JSON as [`response_json`], written straight to bytes: large responses (a
+/// festival's whole timetable) skip the intermediate `serde_json::Value`.
+pub fn response_bytes(route: &Route, message: &DynamicMessage) -> Result<Vec<u8>, serde_json::Error> {
+    if route.response_body.is_some() {
+        return serde_json::to_vec(&response_json(route, message)?);
+    }
+    let mut out = Vec::with_capacity(prost::Message::encoded_len(message) * 2);
+    let options = SerializeOptions::new().skip_default_fields(false);
+    message.serialize_with_options(&mut serde_json::Serializer::new(&mut out), &options)?;
+    Ok(out)
+}
+
 pub fn message_json(message: &DynamicMessage) -> Result<Value, serde_json::Error> {
     let options = SerializeOptions::new().skip_default_fields(false);
     message.serialize_with_options(serde_json::value::Serializer, &options)

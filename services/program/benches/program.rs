@@ -1,5 +1,6 @@
-//! `scripts/bench program`: the public schedule of a festival with 20 stages and 600
-//! performances read through the gateway's REST (p50, p99, requests/s at concurrency 8),
+//! `scripts/bench program`: the public timetable of a festival with 20 stages and 600
+//! performances read through the gateway's REST (whole, one day, artist search, and as
+//! iCalendar; p50, p99, requests/s at concurrency 8),
 //! and conflict detection time for 5,000 and 50,000 performances (the sweep is
 //! O(n log n + k); the table shows how it scales).
 
@@ -17,7 +18,7 @@ use festival_testkit::http1::Conn;
 use rand::Rng;
 
 const CONCURRENCY: usize = 8;
-const DURATION: Duration = Duration::from_secs(8);
+const DURATION: Duration = Duration::from_secs(6);
 
 fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
@@ -79,7 +80,7 @@ fn main() -> anyhow::Result<()> {
         let token = id.login(idpb::LoginRequest { email, password }).await?.into_inner().access_token;
 
         let mut c = ProgramServiceClient::new(program.channel.clone());
-        let base = 1_813_500_000; // 2027-06-18T12:00:00Z, roughly
+        let base = 1_813_500_000; // 2027-06-20T14:00:00Z
         let festival = c
             .create_festival(authed(
                 pb::CreateFestivalRequest {
@@ -147,54 +148,64 @@ fn main() -> anyhow::Result<()> {
         .await?;
 
         let gw = gateway.addr;
-        let request =
-            format!("GET /v1/festivals/{}/performances HTTP/1.1\r\nHost: {gw}\r\n\r\n", festival.id).into_bytes();
-        let started = Instant::now();
-        // Spawn every worker before waiting on any (a lazy iterator would run them one by one).
-        let workers: Vec<_> = (0..CONCURRENCY)
-            .map(|_| {
-                let request = request.clone();
-                tokio::spawn(async move {
-                    let mut conn = Conn::open(gw).await;
-                    let mut latencies = Vec::new();
-                    while started.elapsed() < DURATION {
-                        let t = Instant::now();
-                        assert_eq!(conn.roundtrip(&request).await, 200);
-                        latencies.push(t.elapsed());
-                    }
-                    latencies
-                })
-            })
-            .collect();
-        let mut all: Vec<Duration> = Vec::new();
-        for w in futures_join(workers.into_iter()).await {
-            all.extend(w);
-        }
-        let elapsed = started.elapsed();
-        all.sort();
-        let p = |q: f64| all[((all.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e3;
-
         println!(
             "\n### program benchmark ({} cores shared by load generator, gateway, program, identity and PostgreSQL)\n",
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
-        println!("| measurement | value |");
+        println!("| measurement (REST through the gateway, concurrency {CONCURRENCY}) | p50 | p99 | requests/s |");
+        println!("|---|---|---|---|");
+        let id = &festival.id;
+        for (label, path) in [
+            ("public timetable, all 600 performances", format!("/v1/festivals/{id}/schedule?pageSize=1000")),
+            ("public timetable, one festival day", format!("/v1/festivals/{id}/schedule?day=2027-06-21")),
+            ("public timetable, artist search", format!("/v1/festivals/{id}/schedule?artistQuery=act%2012-")),
+            ("line-up as iCalendar (600 events)", format!("/v1/festivals/{id}/schedule.ics")),
+            ("raw performance list (600)", format!("/v1/festivals/{id}/performances")),
+        ] {
+            let (p50, p99, rps) = load(gw, &path).await;
+            println!("| {label} | {p50:.2} ms | {p99:.2} ms | {rps:.0} |");
+        }
+        println!("\n| conflict detection | time |");
         println!("|---|---|");
-        println!(
-            "| public schedule via REST (20 stages, 600 performances), concurrency {CONCURRENCY}: p50 | {:.2} ms |",
-            p(0.5)
-        );
-        println!("| same, p99 | {:.2} ms |", p(0.99));
-        println!("| same, requests/s | {:.0} |", all.len() as f64 / elapsed.as_secs_f64());
         for n in [5_000, 50_000] {
             let (ms, found) = detection_ms(n);
-            println!("| conflict detection, {n} performances (median of 15) | {ms:.2} ms ({found} conflicts) |");
+            println!("| {n} performances (median of 15) | {ms:.2} ms ({found} conflicts) |");
         }
         gateway.shutdown.cancel();
         program.stop().await;
         identity.stop().await;
         anyhow::Ok(())
     })
+}
+
+/// Closed-loop load on one path for [`DURATION`]: (p50 ms, p99 ms, requests/s).
+async fn load(gw: std::net::SocketAddr, path: &str) -> (f64, f64, f64) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {gw}\r\n\r\n").into_bytes();
+    let started = Instant::now();
+    // Spawn every worker before waiting on any (a lazy iterator would run them one by one).
+    let workers: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let request = request.clone();
+            tokio::spawn(async move {
+                let mut conn = Conn::open(gw).await;
+                let mut latencies = Vec::new();
+                while started.elapsed() < DURATION {
+                    let t = Instant::now();
+                    assert_eq!(conn.roundtrip(&request).await, 200);
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all: Vec<Duration> = Vec::new();
+    for w in futures_join(workers.into_iter()).await {
+        all.extend(w);
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    let p = |q: f64| all[((all.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e3;
+    (p(0.5), p(0.99), all.len() as f64 / elapsed.as_secs_f64())
 }
 
 async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {

@@ -27,11 +27,12 @@ const MAX_PAGE: u32 = 200;
 pub struct ProgramApi {
     pool: PgPool,
     verifier: Verifier,
+    schedule_cache: schedule::ScheduleCache,
 }
 
 impl ProgramApi {
     pub fn new(pool: PgPool, verifier: Verifier) -> Self {
-        Self { pool, verifier }
+        Self { pool, verifier, schedule_cache: schedule::ScheduleCache::default() }
     }
 
     /// The caller when a token is presented; `None` for anonymous calls. A bad token is an error.

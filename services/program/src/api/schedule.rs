@@ -2,6 +2,7 @@
 //! stage, genre or artist, and the whole line-up as iCalendar.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -21,6 +22,37 @@ use crate::store::{self, festivals::FestivalRow, performances::ListingRow, stage
 
 const DEFAULT_SCHEDULE_PAGE: u32 = 500;
 const MAX_SCHEDULE_PAGE: u32 = 1000;
+/// Festivals whose published timetable is kept in memory; past this, the cache starts over.
+const CACHED_FESTIVALS: usize = 256;
+
+/// A festival's published timetable as of one `schedule_version`.
+pub(super) struct Snapshot {
+    version: i64,
+    stages: Vec<StageRow>,
+    rows: Vec<ListingRow>,
+}
+
+/// Published timetables by festival. An entry is used only while the festival row still
+/// carries its version, so a change is visible on the next read, on every replica.
+#[derive(Default)]
+pub struct ScheduleCache {
+    entries: Mutex<HashMap<Uuid, Arc<Snapshot>>>,
+}
+
+impl ScheduleCache {
+    fn get(&self, festival: &FestivalRow) -> Option<Arc<Snapshot>> {
+        let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.get(&festival.id).filter(|s| s.version == festival.schedule_version).cloned()
+    }
+
+    fn put(&self, festival: Uuid, snapshot: Arc<Snapshot>) {
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= CACHED_FESTIVALS && !entries.contains_key(&festival) {
+            entries.clear();
+        }
+        entries.insert(festival, snapshot);
+    }
+}
 
 impl ProgramApi {
     pub(super) async fn get_schedule(
@@ -53,15 +85,15 @@ impl ProgramApi {
         let mut conn = self.pool.acquire().await?;
         let (festival, _) = Self::readable(&mut conn, festival_id, caller.as_ref()).await?;
         let tz = zone(&festival)?;
-        let stages = store::stages::of_festival(&mut conn, festival_id).await?;
-        let rows = store::performances::published_listing(&mut conn, festival_id).await?;
+        let snapshot = self.published(&mut conn, &festival).await?;
         drop(conn);
+        let (stages, rows) = (&snapshot.stages, &snapshot.rows);
 
         let mut day_counts: BTreeMap<chrono::NaiveDate, i32> = BTreeMap::new();
-        for row in &rows {
+        for row in rows {
             *day_counts.entry(days::festival_day(row.start_time, tz)).or_default() += 1;
         }
-        let columns = columns(&stages);
+        let columns = columns(stages);
         let mut matching = rows.iter().filter(|r| {
             day.is_none_or(|d| days::festival_day(r.start_time, tz) == d)
                 && (stage_ids.is_empty() || stage_ids.contains(&r.stage_id))
@@ -95,8 +127,23 @@ impl ProgramApi {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         let mut conn = self.pool.acquire().await?;
         let (festival, _) = Self::readable(&mut conn, festival_id, caller.as_ref()).await?;
-        let rows = store::performances::published_listing(&mut conn, festival_id).await?;
-        Ok(calendar_body(&festival, &festival.name, &rows))
+        let snapshot = self.published(&mut conn, &festival).await?;
+        Ok(calendar_body(&festival, &festival.name, &snapshot.rows))
+    }
+
+    /// The festival's published timetable, from the cache while its version holds. The
+    /// rows are read after the festival row, so they are never older than its version.
+    async fn published(&self, conn: &mut sqlx::PgConnection, festival: &FestivalRow) -> ApiResult<Arc<Snapshot>> {
+        if let Some(hit) = self.schedule_cache.get(festival) {
+            return Ok(hit);
+        }
+        let snapshot = Arc::new(Snapshot {
+            version: festival.schedule_version,
+            stages: store::stages::of_festival(conn, festival.id).await?,
+            rows: store::performances::published_listing(conn, festival.id).await?,
+        });
+        self.schedule_cache.put(festival.id, snapshot.clone());
+        Ok(snapshot)
     }
 }
 

@@ -27,11 +27,13 @@ pub struct FestivalRow {
     pub languages: Vec<String>,
     pub descriptions: Json<BTreeMap<String, String>>,
     pub image_urls: Vec<String>,
+    /// Bumped by every change to the festival's stages, artists and performances.
+    pub schedule_version: i64,
 }
 
 macro_rules! columns {
     () => {
-        "id, name, slug, time_zone, currency, venue, address, start_time, end_time, capacity, status, created_by, created_at, updated_at, travel_minutes, languages, descriptions, image_urls"
+        "id, name, slug, time_zone, currency, venue, address, start_time, end_time, capacity, status, created_by, created_at, updated_at, travel_minutes, languages, descriptions, image_urls, schedule_version"
     };
 }
 

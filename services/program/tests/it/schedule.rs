@@ -240,6 +240,22 @@ async fn moving_or_cancelling_a_published_set_tells_its_fans_and_never_breaks_th
     .await
     .expect("star");
 
+    // The public timetable is cached per festival; every change below must show at once.
+    let timetable = |c: &mut Client| {
+        let mut c = c.clone();
+        let festival_id = s.festival.clone();
+        async move {
+            let entries = c
+                .get_schedule(pb::GetScheduleRequest { festival_id, ..Default::default() })
+                .await
+                .expect("schedule")
+                .into_inner()
+                .entries;
+            entries.into_iter().map(|e| (e.performance_id, e.start_time)).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(timetable(&mut c).await.len(), 2);
+
     // Moving onto the other stage, overlapping p2 there: refused, nothing changes, no event.
     let onto_valley = pb::UpdatePerformanceRequest {
         festival_id: s.festival.clone(),
@@ -272,6 +288,7 @@ async fn moving_or_cancelling_a_published_set_tells_its_fans_and_never_breaks_th
     assert_eq!(event.start_time, Some(ts("2027-06-19T20:00:00+02:00")));
     assert_eq!(event.status, pb::PerformanceStatus::Published as i32);
     assert_eq!(event.fan_user_ids, vec![fan_id.clone()]);
+    assert!(timetable(&mut c).await.contains(&(p1.clone(), Some(ts("2027-06-19T20:00:00+02:00")))));
 
     // Cancelled: the fans hear why; a cancelled set cannot move or be starred again.
     let cancel = pb::CancelPerformanceRequest {
@@ -285,6 +302,7 @@ async fn moving_or_cancelling_a_published_set_tells_its_fans_and_never_breaks_th
     assert_eq!((event.status, event.reason.as_str()), (pb::PerformanceStatus::Cancelled as i32, "Flight cancelled"));
     assert_eq!(event.fan_user_ids, vec![fan_id]);
     c.cancel_performance(authed(cancel, &token)).await.expect("cancelling twice is harmless");
+    assert_eq!(timetable(&mut c).await.into_iter().map(|(id, _)| id).collect::<Vec<_>>(), vec![p2.clone()]);
     let again = pb::UpdatePerformanceRequest {
         festival_id: s.festival.clone(),
         performance_id: p1.clone(),
