@@ -12,7 +12,9 @@
 usage: deploy_checks.py   (from the repository root)
 """
 
+import glob
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -118,6 +120,23 @@ def check_compose():
             fail(f"compose.yaml: no {infra}")
 
 
+def check_api_doc():
+    """Every REST route of every service's proto appears in docs/API.md."""
+    doc = open("docs/API.md").read()
+    rule = re.compile(r'rpc (\w+)\([^)]*\) returns \([^)]*\) \{\s*option \(google\.api\.http\) = \{(\w+): "([^"]+)"')
+    missing, count = [], 0
+    for proto in sorted(glob.glob("proto/festival/*/v1/*.proto")):
+        if "/testing/" in proto:
+            continue
+        for rpc, method, path in rule.findall(open(proto).read()):
+            count += 1
+            if f"| {method.upper()} `{path}` | {rpc} |" not in doc:
+                missing.append(f"{method.upper()} {path} ({rpc})")
+    if missing:
+        fail("docs/API.md does not list: " + ", ".join(missing))
+    return count
+
+
 def main():
     lint()
     default = render(None)
@@ -125,8 +144,10 @@ def main():
     production = render(f"{CHART}/values-production.yaml")
     check_chart(production, "production values")
     check_compose()
+    routes = check_api_doc()
     print(f"deploy checks: helm lint --strict clean; {len(default)} + {len(production)} manifests valid (kubernetes-validate --strict); "
-          f"services {services()} each with grpc probes and a migration job; compose.yaml healthy-dependency graph OK")
+          f"services {services()} each with grpc probes and a migration job; compose.yaml healthy-dependency graph OK; "
+          f"all {routes} REST routes listed in docs/API.md")
 
 
 if __name__ == "__main__":
