@@ -6,3 +6,4 @@ mod festivals;
 mod helpers;
 mod schedule;
 mod shifts;
+mod tenancy;
