@@ -70,3 +70,29 @@ impl festival_platform::events::consumer::Handler for FollowMemberships {
         })
     }
 }
+
+/// Identity's account deletion.
+pub const USER_DELETED: &str = "festival.identity.user.deleted";
+
+/// Forgets a deleted account's personal traces here: favourites, calendar feed secrets,
+/// memberships and shifts still to come. Past shift assignments stay (worked-hours records
+/// hold only the pseudonymous user id).
+pub struct ForgetDeletedUser;
+
+impl festival_platform::events::consumer::Handler for ForgetDeletedUser {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a festival_platform::events::consumer::IncomingEvent,
+    ) -> futures::future::BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let deleted: festival_proto::identity::v1::UserDeleted = event.decode()?;
+            let Ok(user_id) = uuid::Uuid::parse_str(&deleted.user_id) else {
+                tracing::warn!(event_id = %event.id, "user.deleted with a malformed id; skipped");
+                return Ok(());
+            };
+            crate::store::members::forget_user(tx, user_id).await?;
+            Ok(())
+        })
+    }
+}

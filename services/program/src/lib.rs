@@ -59,19 +59,28 @@ impl Service for Program {
 
     fn workers(_config: &Config, ctx: &Context) -> Vec<futures::future::BoxFuture<'static, ()>> {
         use festival_platform::events::consumer::{self, ConsumerConfig};
-        let config = ConsumerConfig {
-            name: "program-memberships".into(),
+        let follow = |name: &str, subject: &str| ConsumerConfig {
+            name: name.into(),
             stream: ctx.naming.stream("identity"),
-            filter_subject: ctx.naming.subject(events::MEMBERSHIPS),
+            filter_subject: ctx.naming.subject(subject),
             ack_wait: std::time::Duration::from_secs(30),
         };
-        let run = consumer::run(
-            ctx.pool.clone(),
-            ctx.jetstream.clone(),
-            config,
-            events::FollowMemberships,
-            ctx.shutdown.clone(),
-        );
-        vec![Box::pin(run)]
+        let (pool, js, shutdown) = (ctx.pool.clone(), ctx.jetstream.clone(), ctx.shutdown.clone());
+        vec![
+            Box::pin(consumer::run(
+                pool.clone(),
+                js.clone(),
+                follow("program-memberships", events::MEMBERSHIPS),
+                events::FollowMemberships,
+                shutdown.clone(),
+            )),
+            Box::pin(consumer::run(
+                pool,
+                js,
+                follow("program-user-deleted", events::USER_DELETED),
+                events::ForgetDeletedUser,
+                shutdown,
+            )),
+        ]
     }
 }

@@ -1,4 +1,5 @@
-//! Festival members as identity reports them; program's read-only copy.
+//! Festival members as identity reports them (program's read-only copy), and forgetting
+//! a deleted account.
 
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -32,4 +33,17 @@ pub async fn holds(conn: &mut PgConnection, festival_id: Uuid, user_id: Uuid, ro
     .bind(role)
     .fetch_one(conn)
     .await
+}
+
+/// Removes a deleted account's favourites, feed secrets, memberships and future shifts.
+pub async fn forget_user(conn: &mut PgConnection, user_id: Uuid) -> Result<(), sqlx::Error> {
+    for sql in [
+        "delete from favourites where user_id = $1",
+        "delete from calendar_feeds where user_id = $1",
+        "delete from festival_members where user_id = $1",
+        "delete from shift_assignments where user_id = $1 and end_time > now()",
+    ] {
+        sqlx::query(sql).bind(user_id).execute(&mut *conn).await?;
+    }
+    Ok(())
 }

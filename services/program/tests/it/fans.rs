@@ -261,3 +261,72 @@ async fn favourites_list_their_clashes_and_feed_a_personal_calendar_behind_a_sec
         .expect("count");
     assert_eq!(rows, 5);
 }
+
+#[tokio::test]
+async fn a_deleted_account_loses_its_favourites_feed_and_future_shifts_here_too() {
+    use festival_proto::identity::v1 as idpb;
+    use festival_proto::identity::v1::identity_service_client::IdentityServiceClient;
+
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, token) = env.user().await;
+    let (s, ids) = line_up(&mut c, &token, "forget-fest").await;
+    let (user_id, member) = env.member(&s.festival, idpb::Role::Staff).await;
+    c.add_favourite(authed(
+        pb::AddFavouriteRequest { festival_id: s.festival.clone(), performance_id: ids[0].clone() },
+        &member,
+    ))
+    .await
+    .expect("star");
+    let feed = c
+        .get_favourites_feed(authed(
+            pb::GetFavouritesFeedRequest { festival_id: s.festival.clone(), rotate: false },
+            &member,
+        ))
+        .await
+        .expect("feed")
+        .into_inner();
+    let shift = pb::CreateShiftRequest {
+        festival_id: s.festival.clone(),
+        place_kind: pb::PlaceKind::Bar as i32,
+        place: "Bar".into(),
+        role: pb::ShiftRole::Staff as i32,
+        head_count: 1,
+        start_time: Some(ts("2031-06-19T10:00:00Z")),
+        end_time: Some(ts("2031-06-19T12:00:00Z")),
+        notes: String::new(),
+    };
+    let shift = c.create_shift(authed(shift, &token)).await.expect("shift").into_inner();
+    c.sign_up_for_shift(authed(
+        pb::SignUpForShiftRequest { festival_id: s.festival.clone(), shift_id: shift.id },
+        &member,
+    ))
+    .await
+    .expect("sign up");
+
+    IdentityServiceClient::new(env.identity.channel.clone())
+        .delete_me(authed(idpb::DeleteMeRequest {}, &member))
+        .await
+        .expect("delete account");
+    let pool = env.program.pool.clone();
+    let uid = user_id.clone();
+    let forgotten = festival_testkit::eventually(std::time::Duration::from_secs(15), || {
+        let (pool, uid) = (pool.clone(), uid.clone());
+        async move {
+            let left: i64 = sqlx::query_scalar(
+                "select (select count(*) from favourites where user_id = $1::uuid)
+                      + (select count(*) from calendar_feeds where user_id = $1::uuid)
+                      + (select count(*) from festival_members where user_id = $1::uuid)
+                      + (select count(*) from shift_assignments where user_id = $1::uuid)",
+            )
+            .bind(uid)
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(-1);
+            left == 0
+        }
+    })
+    .await;
+    assert!(forgotten, "program forgot the deleted account");
+    assert_eq!(code(c.get_personal_calendar(pb::GetPersonalCalendarRequest { token: feed.token }).await), "ERR_4000");
+}
