@@ -83,6 +83,7 @@ impl ProgramApi {
             .iter()
             .filter(|s| role.is_none_or(|r| s.role == r))
             .filter(|s| !req.open_only || shifts::missing(s.head_count, s.assignees.len()) > 0)
+            .filter(|s| !req.mine || s.assignees.contains(&caller.user_id))
             .map(to_shift)
             .collect();
         Ok(pb::ListShiftsResponse { shifts })

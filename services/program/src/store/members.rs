@@ -24,9 +24,11 @@ pub async fn revoke(conn: &mut PgConnection, festival_id: Uuid, user_id: Uuid, r
     Ok(())
 }
 
+/// Whether the user holds `role` at the festival; a festival's ORGANIZER holds every role.
 pub async fn holds(conn: &mut PgConnection, festival_id: Uuid, user_id: Uuid, role: &str) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
-        "select exists(select 1 from festival_members where festival_id = $1 and user_id = $2 and role = $3)",
+        "select exists(select 1 from festival_members
+                        where festival_id = $1 and user_id = $2 and (role = $3 or role = 'ORGANIZER'))",
     )
     .bind(festival_id)
     .bind(user_id)

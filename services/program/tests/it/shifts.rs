@@ -97,6 +97,14 @@ async fn shifts_take_members_of_their_role_refuse_overlaps_and_fill_up_to_their_
         "reports are for organizers; the festival is a draft, so others see nothing"
     );
 
+    let bos = c
+        .list_shifts(authed(pb::ListShiftsRequest { mine: true, ..list.clone() }, &bo_token))
+        .await
+        .expect("my shifts")
+        .into_inner()
+        .shifts;
+    assert_eq!(bos.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), [bar.id.clone()]);
+
     // Withdrawing frees the place.
     let withdraw = pb::UnassignShiftRequest { festival_id: fid.clone(), shift_id: bar.id.clone(), user_id: bo.clone() };
     let after = c.unassign_shift(authed(withdraw, &bo_token)).await.expect("withdraw").into_inner();
