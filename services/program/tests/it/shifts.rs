@@ -103,7 +103,7 @@ async fn shifts_take_members_of_their_role_refuse_overlaps_and_fill_up_to_their_
         .expect("my shifts")
         .into_inner()
         .shifts;
-    assert_eq!(bos.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), [bar.id.clone()]);
+    assert_eq!(bos.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), vec![bar.id.clone()]);
 
     // Withdrawing frees the place.
     let withdraw = pb::UnassignShiftRequest { festival_id: fid.clone(), shift_id: bar.id.clone(), user_id: bo.clone() };
