@@ -16,6 +16,9 @@ use crate::domain::festival::{self as rules, MAX_NAME, MAX_TEXT};
 use crate::events;
 use crate::store::{self, artists::ArtistRow, festivals::FestivalRow, performances::PerformanceRow, stages::StageRow};
 
+/// Fan ids per `performance.changed` event (about 37 bytes each as text).
+const FANS_PER_EVENT: usize = 5_000;
+
 impl ProgramApi {
     pub(super) async fn create_stage(&self, caller: Principal, req: pb::CreateStageRequest) -> ApiResult<pb::Stage> {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
@@ -227,7 +230,9 @@ impl ProgramApi {
         Ok(to_performance(&after))
     }
 
-    /// `performance.changed` for a published performance, with the fans to tell.
+    /// `performance.changed` for a published performance, with the fans to tell: one event
+    /// per [`FANS_PER_EVENT`] fans, so a headliner starred by 50,000 people stays well
+    /// under the NATS message size limit.
     pub(super) async fn performance_changed(
         &self,
         conn: &mut PgConnection,
@@ -242,13 +247,14 @@ impl ProgramApi {
             .map(|a| a.name)
             .unwrap_or_default();
         let fans = store::favourites::fans(conn, after.id).await?;
-        events::performance_changed(
-            conn,
-            pb::PerformanceChanged {
+        let batches: Vec<&[Uuid]> = if fans.is_empty() { vec![&[]] } else { fans.chunks(FANS_PER_EVENT).collect() };
+        let batch_count = i32::try_from(batches.len()).unwrap_or(i32::MAX);
+        for (i, batch) in batches.into_iter().enumerate() {
+            let event = pb::PerformanceChanged {
                 festival_id: after.festival_id.to_string(),
                 performance_id: after.id.to_string(),
                 artist_id: after.artist_id.to_string(),
-                artist_name,
+                artist_name: artist_name.clone(),
                 status: performance_status(&after.status) as i32,
                 previous_stage_id: before.stage_id.to_string(),
                 previous_start_time: Some(timestamp(before.start_time)),
@@ -257,10 +263,12 @@ impl ProgramApi {
                 start_time: Some(timestamp(after.start_time)),
                 end_time: Some(timestamp(after.end_time)),
                 reason: reason.to_owned(),
-                fan_user_ids: fans.iter().map(Uuid::to_string).collect(),
-            },
-        )
-        .await?;
+                fan_user_ids: batch.iter().map(Uuid::to_string).collect(),
+                fan_batch: i32::try_from(i).unwrap_or(i32::MAX),
+                fan_batches: batch_count,
+            };
+            events::performance_changed(conn, event).await?;
+        }
         Ok(())
     }
 

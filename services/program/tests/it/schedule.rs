@@ -376,3 +376,30 @@ async fn bad_moves_are_refused_and_other_organizers_cannot_move_or_cancel() {
 fn uuid_like() -> String {
     "0191c8f0-0000-7000-8000-000000000000".into()
 }
+
+#[tokio::test]
+async fn a_headliner_with_many_fans_is_announced_in_batches_of_fans() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, token) = env.user().await;
+    let (s, p1, _) = published_setup(&mut c, &token, "headliner-fest").await;
+    sqlx::query(
+        "insert into favourites (user_id, performance_id, festival_id)
+         select gen_random_uuid(), $1::uuid, $2::uuid from generate_series(1, 12000)",
+    )
+    .bind(&p1)
+    .bind(&s.festival)
+    .execute(&env.program.pool)
+    .await
+    .expect("12,000 fans");
+    let cancel = pb::CancelPerformanceRequest {
+        festival_id: s.festival.clone(),
+        performance_id: p1.clone(),
+        reason: "Storm".into(),
+    };
+    c.cancel_performance(authed(cancel, &token)).await.expect("cancel");
+    let last: pb::PerformanceChanged = env.last_event("festival.program.performance.changed").await;
+    assert_eq!((last.fan_batch, last.fan_batches), (2, 3));
+    assert_eq!(last.fan_user_ids.len(), 2_000, "5,000 + 5,000 + 2,000");
+    assert_eq!((last.performance_id.as_str(), last.reason.as_str()), (p1.as_str(), "Storm"));
+}
