@@ -64,6 +64,7 @@ catalogue! {
     ALREADY_EXISTS = ("ERR_4001", AlreadyExists, 409, "Already exists");
     VERSION_CONFLICT = ("ERR_4002", Aborted, 409, "The resource was changed by someone else");
     GONE = ("ERR_4003", FailedPrecondition, 410, "The resource was deleted");
+    IN_USE = ("ERR_4004", FailedPrecondition, 409, "Still in use");
 
     // 5xxx payments
     PAYMENT_FAILED = ("ERR_5001", FailedPrecondition, 402, "Payment failed");

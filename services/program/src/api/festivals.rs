@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use std::collections::HashMap;
 
+use super::lineup::{conflict_refusal, new_conflicts};
 use super::{DEFAULT_PAGE, MAX_PAGE, ProgramApi, is_public, manages, non_negative, required_time, time};
 use crate::domain::festival::{self as rules, MAX_NAME, MAX_TEXT};
 use crate::domain::status::{self, Completeness, Status as FestivalStatus, TransitionError};
@@ -284,16 +285,22 @@ impl ProgramApi {
         };
         let mut tx = self.pool.begin().await?;
         let current = Self::managed(&mut tx, id, &caller).await?;
-        // Descriptions are checked against the languages the festival will have.
-        let merged;
+        // Descriptions (replaced as a whole) are checked against the languages the festival will have.
+        let texts;
         if !req.descriptions.is_empty() {
-            merged = descriptions(&req.descriptions, changes.languages.unwrap_or(&current.languages))?;
-            changes.descriptions = Some(&merged);
+            texts = descriptions(&req.descriptions, changes.languages.unwrap_or(&current.languages))?;
+            changes.descriptions = Some(&texts);
         }
         if !rules::valid_dates(changes.start_time.or(current.start_time), changes.end_time.or(current.end_time)) {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "end_time", "must be after start_time"));
         }
+        // New dates or travel time may not put the published schedule in conflict.
+        let before = Self::conflicts(&mut tx, &current, false).await?;
         let row = store::festivals::update(&mut tx, id, &changes).await?;
+        let broken = new_conflicts(&before, Self::conflicts(&mut tx, &row, false).await?);
+        if !broken.is_empty() {
+            return Err(conflict_refusal(&broken, "This change would put the published schedule in conflict"));
+        }
         events::festival_updated(&mut tx, pb::FestivalUpdated { festival_id: id.to_string() }).await?;
         tx.commit().await?;
         Ok(to_festival(&row))

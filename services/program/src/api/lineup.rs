@@ -60,17 +60,132 @@ impl ProgramApi {
         Ok(pb::ListStagesResponse { stages: rows.iter().map(to_stage).collect() })
     }
 
+    pub(super) async fn update_stage(&self, caller: Principal, req: pb::UpdateStageRequest) -> ApiResult<pb::Stage> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        let stage_id = validate::uuid("stage_id", &req.stage_id)?;
+        let name = validate::optional("name", &req.name, MAX_NAME)?;
+        let capacity = non_negative("capacity", req.capacity)?;
+        let position = non_negative("position", req.position)?;
+        let changeover_minutes = non_negative("changeover_minutes", req.changeover_minutes)?;
+        if changeover_minutes > 24 * 60 {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "changeover_minutes", "must be at most a day"));
+        }
+        let mut tx = self.pool.begin().await?;
+        let festival = Self::managed(&mut tx, festival_id, &caller).await?;
+        let current = store::stages::of_festival(&mut tx, festival_id)
+            .await?
+            .into_iter()
+            .find(|s| s.id == stage_id)
+            .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "stage_id", "no such stage at this festival"))?;
+        let changed = StageRow {
+            name: name.map_or(current.name.clone(), str::to_owned),
+            capacity: if capacity == 0 { current.capacity } else { capacity },
+            position: if position == 0 { current.position } else { position },
+            changeover_minutes: if changeover_minutes == 0 { current.changeover_minutes } else { changeover_minutes },
+            ..current
+        };
+        let before = Self::conflicts(&mut tx, &festival, false).await?;
+        let row = store::stages::update(&mut tx, &changed).await.map_err(|e| {
+            if is_unique_violation(&e, store::stages::NAME_UNIQUE) {
+                ApiError::field(codes::ALREADY_EXISTS, "name", "this festival already has a stage with that name")
+            } else {
+                e.into()
+            }
+        })?;
+        let broken = new_conflicts(&before, Self::conflicts(&mut tx, &festival, false).await?);
+        if !broken.is_empty() {
+            return Err(conflict_refusal(&broken, "This changeover would put the published schedule in conflict"));
+        }
+        tx.commit().await?;
+        Ok(to_stage(&row))
+    }
+
+    pub(super) async fn delete_stage(
+        &self,
+        caller: Principal,
+        req: pb::DeleteStageRequest,
+    ) -> ApiResult<pb::DeleteStageResponse> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        let stage_id = validate::uuid("stage_id", &req.stage_id)?;
+        let mut tx = self.pool.begin().await?;
+        Self::managed(&mut tx, festival_id, &caller).await?;
+        Self::require_stage(&mut tx, festival_id, stage_id).await?;
+        let uses = store::stages::uses(&mut tx, stage_id).await?;
+        if uses > 0 {
+            return Err(ApiError::new(codes::IN_USE).with_message(format!(
+                "{uses} performance(s) or shift(s) are on this stage; cancel or move them first"
+            )));
+        }
+        store::stages::delete(&mut tx, stage_id).await?;
+        tx.commit().await?;
+        Ok(pb::DeleteStageResponse {})
+    }
+
+    pub(super) async fn update_artist(&self, caller: Principal, req: pb::UpdateArtistRequest) -> ApiResult<pb::Artist> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        let artist_id = validate::uuid("artist_id", &req.artist_id)?;
+        let name = validate::optional("name", &req.name, MAX_NAME)?;
+        let new_genres = (!req.genres.is_empty()).then(|| genres(&req.genres)).transpose()?;
+        let bio = validate::optional("bio", &req.bio, 5_000)?;
+        let image_url = validate::optional("image_url", &req.image_url, 2_000)?;
+        if image_url.is_some_and(|url| !rules::valid_https_url(url)) {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "image_url", "must be an https URL"));
+        }
+        let contact = validate::optional("contact", &req.contact, MAX_TEXT)?;
+        let links = super::festivals::https_urls("links", &req.links)?;
+        let mut tx = self.pool.begin().await?;
+        let festival = Self::managed(&mut tx, festival_id, &caller).await?;
+        let bios = super::festivals::localized("bios", &req.bios, &festival.languages, 5_000)?;
+        let current = store::artists::find(&mut tx, festival_id, artist_id)
+            .await?
+            .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "artist_id", "no such artist at this festival"))?;
+        let changed = ArtistRow {
+            name: name.map_or(current.name.clone(), str::to_owned),
+            genres: new_genres.unwrap_or(current.genres.clone()),
+            bio: bio.map_or(current.bio.clone(), str::to_owned),
+            image_url: image_url.map_or(current.image_url.clone(), str::to_owned),
+            contact: contact.map_or(current.contact.clone(), str::to_owned),
+            bios: if bios.is_empty() { current.bios.clone() } else { Json(bios) },
+            links: if links.is_empty() { current.links.clone() } else { links.to_vec() },
+            ..current
+        };
+        let row = store::artists::update(&mut tx, &changed).await.map_err(|e| {
+            if is_unique_violation(&e, store::artists::NAME_UNIQUE) {
+                ApiError::field(codes::ALREADY_EXISTS, "name", "this festival already has an artist with that name")
+            } else {
+                e.into()
+            }
+        })?;
+        tx.commit().await?;
+        Ok(to_artist(&row, true))
+    }
+
+    pub(super) async fn delete_artist(
+        &self,
+        caller: Principal,
+        req: pb::DeleteArtistRequest,
+    ) -> ApiResult<pb::DeleteArtistResponse> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        let artist_id = validate::uuid("artist_id", &req.artist_id)?;
+        let mut tx = self.pool.begin().await?;
+        Self::managed(&mut tx, festival_id, &caller).await?;
+        if store::artists::find(&mut tx, festival_id, artist_id).await?.is_none() {
+            return Err(ApiError::field(codes::NOT_FOUND, "artist_id", "no such artist at this festival"));
+        }
+        let uses = store::artists::uses(&mut tx, artist_id).await?;
+        if uses > 0 {
+            return Err(ApiError::new(codes::IN_USE)
+                .with_message(format!("{uses} performance(s) of this artist are scheduled; cancel them first")));
+        }
+        store::artists::delete(&mut tx, artist_id).await?;
+        tx.commit().await?;
+        Ok(pb::DeleteArtistResponse {})
+    }
+
     pub(super) async fn create_artist(&self, caller: Principal, req: pb::CreateArtistRequest) -> ApiResult<pb::Artist> {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         let name = validate::required("name", &req.name, MAX_NAME)?;
-        if req.genres.len() > 20 {
-            return Err(ApiError::field(codes::FIELD_TOO_LONG, "genres", "at most 20 genres"));
-        }
-        let genres = req
-            .genres
-            .iter()
-            .map(|g| validate::required("genres", g, 50).map(str::to_lowercase))
-            .collect::<ApiResult<Vec<_>>>()?;
+        let genres = genres(&req.genres)?;
         let bio = validate::optional("bio", &req.bio, 5_000)?.unwrap_or("");
         let image_url = validate::optional("image_url", &req.image_url, 2_000)?.unwrap_or("");
         if !image_url.is_empty() && !rules::valid_https_url(image_url) {
@@ -350,8 +465,21 @@ fn to_artist(a: &ArtistRow, manager: bool) -> pb::Artist {
     }
 }
 
+/// Up to 20 genres of up to 50 characters, lower-cased.
+fn genres(list: &[String]) -> ApiResult<Vec<String>> {
+    if list.len() > 20 {
+        return Err(ApiError::field(codes::FIELD_TOO_LONG, "genres", "at most 20 genres"));
+    }
+    list.iter().map(|g| validate::required("genres", g, 50).map(str::to_lowercase)).collect()
+}
+
+/// Conflicts in `after` that were not in `before`: what a change broke.
+pub(super) fn new_conflicts(before: &[Conflict<Uuid>], after: Vec<Conflict<Uuid>>) -> Vec<Conflict<Uuid>> {
+    after.into_iter().filter(|c| !before.contains(c)).collect()
+}
+
 /// ERR_7004 listing each conflict as a violation.
-fn conflict_refusal(found: &[Conflict<Uuid>], message: &str) -> ApiError {
+pub(super) fn conflict_refusal(found: &[Conflict<Uuid>], message: &str) -> ApiError {
     found.iter().map(to_conflict).fold(ApiError::new(codes::SCHEDULE_CONFLICT).with_message(message), |e, c| {
         e.with_violation(
             "performances",

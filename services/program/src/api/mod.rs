@@ -136,8 +136,12 @@ bind_rpcs! {
     auth clone_festival(CloneFestivalRequest) -> Festival;
     auth create_stage(CreateStageRequest) -> Stage;
     optional list_stages(ListStagesRequest) -> ListStagesResponse;
+    auth update_stage(UpdateStageRequest) -> Stage;
+    auth delete_stage(DeleteStageRequest) -> DeleteStageResponse;
     auth create_artist(CreateArtistRequest) -> Artist;
     optional list_artists(ListArtistsRequest) -> ListArtistsResponse;
+    auth update_artist(UpdateArtistRequest) -> Artist;
+    auth delete_artist(DeleteArtistRequest) -> DeleteArtistResponse;
     auth create_performance(CreatePerformanceRequest) -> Performance;
     optional list_performances(ListPerformancesRequest) -> ListPerformancesResponse;
     auth update_performance(UpdatePerformanceRequest) -> Performance;
@@ -155,6 +159,7 @@ bind_rpcs! {
     auth list_shifts(ListShiftsRequest) -> ListShiftsResponse;
     auth assign_shift(AssignShiftRequest) -> Shift;
     auth unassign_shift(UnassignShiftRequest) -> Shift;
+    auth delete_shift(DeleteShiftRequest) -> DeleteShiftResponse;
     auth sign_up_for_shift(SignUpForShiftRequest) -> Shift;
     auth get_shift_coverage(GetShiftCoverageRequest) -> ShiftCoverage;
     auth get_worked_hours(GetWorkedHoursRequest) -> WorkedHours;

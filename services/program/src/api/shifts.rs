@@ -149,6 +149,29 @@ impl ProgramApi {
         Ok(to_shift(&shift))
     }
 
+    pub(super) async fn delete_shift(
+        &self,
+        caller: Principal,
+        req: pb::DeleteShiftRequest,
+    ) -> ApiResult<pb::DeleteShiftResponse> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        let shift_id = validate::uuid("shift_id", &req.shift_id)?;
+        let mut tx = self.pool.begin().await?;
+        Self::managed(&mut tx, festival_id, &caller).await?;
+        if !store::shifts::lock(&mut tx, festival_id, shift_id).await? {
+            return Err(ApiError::field(codes::NOT_FOUND, "shift_id", "no such shift at this festival"));
+        }
+        let shift =
+            store::shifts::find(&mut tx, festival_id, shift_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        if shift.start_time <= Utc::now() && !shift.assignees.is_empty() {
+            return Err(ApiError::new(codes::SHIFT_STARTED)
+                .with_message("This shift has started; it stays as the record of who worked it"));
+        }
+        store::shifts::delete(&mut tx, shift_id).await?;
+        tx.commit().await?;
+        Ok(pb::DeleteShiftResponse {})
+    }
+
     pub(super) async fn get_shift_coverage(
         &self,
         caller: Principal,

@@ -58,3 +58,50 @@ pub async fn exists(conn: &mut PgConnection, festival_id: Uuid, id: Uuid) -> Res
         .fetch_one(conn)
         .await
 }
+
+pub async fn find(conn: &mut PgConnection, festival_id: Uuid, id: Uuid) -> Result<Option<ArtistRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", columns!(), " from artists where festival_id = $1 and id = $2 for update"))
+        .bind(festival_id)
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn update(conn: &mut PgConnection, a: &ArtistRow) -> Result<ArtistRow, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "update artists set name = $2, genres = $3, bio = $4, image_url = $5, contact = $6, bios = $7, links = $8,
+           updated_at = now()
+         where id = $1 returning ",
+        columns!()
+    ))
+    .bind(a.id)
+    .bind(&a.name)
+    .bind(&a.genres)
+    .bind(&a.bio)
+    .bind(&a.image_url)
+    .bind(&a.contact)
+    .bind(&a.bios)
+    .bind(&a.links)
+    .fetch_one(conn)
+    .await
+}
+
+/// Scheduled (not cancelled) performances of an artist.
+pub async fn uses(conn: &mut PgConnection, id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select count(*) from performances where artist_id = $1 and status <> 'CANCELLED'")
+        .bind(id)
+        .fetch_one(conn)
+        .await
+}
+
+/// Deletes an artist with its cancelled performances (and their stars).
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    for sql in [
+        "delete from favourites where performance_id in (select id from performances where artist_id = $1)",
+        "delete from performances where artist_id = $1 and status = 'CANCELLED'",
+        "delete from artists where id = $1",
+    ] {
+        sqlx::query(sql).bind(id).execute(&mut *conn).await?;
+    }
+    Ok(())
+}

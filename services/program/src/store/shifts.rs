@@ -133,3 +133,11 @@ pub async fn assignments(
         .fetch_all(conn)
         .await
 }
+
+/// Deletes a shift and its assignments.
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    for sql in ["delete from shift_assignments where shift_id = $1", "delete from shifts where id = $1"] {
+        sqlx::query(sql).bind(id).execute(&mut *conn).await?;
+    }
+    Ok(())
+}

@@ -41,3 +41,40 @@ pub async fn of_festival(conn: &mut PgConnection, festival_id: Uuid) -> Result<V
 pub async fn count(conn: &mut PgConnection, festival_id: Uuid) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("select count(*) from stages where festival_id = $1").bind(festival_id).fetch_one(conn).await
 }
+
+pub async fn update(conn: &mut PgConnection, s: &StageRow) -> Result<StageRow, sqlx::Error> {
+    sqlx::query_as(
+        "update stages set name = $2, capacity = $3, position = $4, changeover_minutes = $5, updated_at = now()
+         where id = $1 returning id, festival_id, name, capacity, position, changeover_minutes",
+    )
+    .bind(s.id)
+    .bind(&s.name)
+    .bind(s.capacity)
+    .bind(s.position)
+    .bind(s.changeover_minutes)
+    .fetch_one(conn)
+    .await
+}
+
+/// Scheduled (not cancelled) performances and shifts on a stage.
+pub async fn uses(conn: &mut PgConnection, id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "select (select count(*) from performances where stage_id = $1 and status <> 'CANCELLED')
+              + (select count(*) from shifts where place_kind = 'STAGE' and place = $1::text)",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await
+}
+
+/// Deletes a stage with its cancelled performances (and their stars).
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    for sql in [
+        "delete from favourites where performance_id in (select id from performances where stage_id = $1)",
+        "delete from performances where stage_id = $1 and status = 'CANCELLED'",
+        "delete from stages where id = $1",
+    ] {
+        sqlx::query(sql).bind(id).execute(&mut *conn).await?;
+    }
+    Ok(())
+}

@@ -403,3 +403,83 @@ async fn a_headliner_with_many_fans_is_announced_in_batches_of_fans() {
     assert_eq!(last.fan_user_ids.len(), 2_000, "5,000 + 5,000 + 2,000");
     assert_eq!((last.performance_id.as_str(), last.reason.as_str()), (p1.as_str(), "Storm"));
 }
+
+#[tokio::test]
+async fn stages_and_artists_can_be_edited_and_removed_without_breaking_the_published_schedule() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, token) = env.user().await;
+    let s = setup(&mut c, &token, "editing-fest").await;
+    let p1 = perform(&mut c, &token, &s, &s.a, &s.main, "2027-06-19T18:00:00+02:00", "2027-06-19T19:00:00+02:00").await;
+    let p3 = perform(&mut c, &token, &s, &s.b, &s.main, "2027-06-19T19:25:00+02:00", "2027-06-19T20:00:00+02:00").await;
+    publish(&mut c, &token, &s.festival).await;
+    let stage = |changeover: i32, name: &str| pb::UpdateStageRequest {
+        festival_id: s.festival.clone(),
+        stage_id: s.main.clone(),
+        name: name.into(),
+        changeover_minutes: changeover,
+        ..Default::default()
+    };
+    // Main's changeover is 20 minutes and the gap 25: 30 would break the published schedule.
+    assert_eq!(code(c.update_stage(authed(stage(30, ""), &token)).await), "ERR_7004");
+    let renamed = c.update_stage(authed(stage(25, "Main Stage"), &token)).await.expect("rename").into_inner();
+    assert_eq!((renamed.name.as_str(), renamed.changeover_minutes, renamed.capacity), ("Main Stage", 25, 1000));
+    assert_eq!(code(c.update_stage(authed(stage(0, "Valley"), &token)).await), "ERR_4001", "names are unique");
+    // Shortening the festival past a published set is refused the same way.
+    let shorter = pb::UpdateFestivalRequest {
+        festival_id: s.festival.clone(),
+        end_time: Some(ts("2027-06-19T19:30:00+02:00")),
+        ..Default::default()
+    };
+    assert_eq!(code(c.update_festival(authed(shorter, &token)).await), "ERR_7004");
+
+    let artist = |name: &str| pb::UpdateArtistRequest {
+        festival_id: s.festival.clone(),
+        artist_id: s.a.clone(),
+        name: name.into(),
+        genres: vec!["Doom".into()],
+        ..Default::default()
+    };
+    let alpha = c.update_artist(authed(artist("Alpha Prime"), &token)).await.expect("update").into_inner();
+    assert_eq!((alpha.name.as_str(), alpha.genres.clone()), ("Alpha Prime", vec!["doom".to_owned()]));
+    assert!(alpha.contact.starts_with("booking@"), "unset fields are kept");
+    assert_eq!(code(c.update_artist(authed(artist("Beta"), &token)).await), "ERR_4001");
+
+    // In use: refused. Once its sets are cancelled, the artist goes (with them).
+    let delete_artist = pb::DeleteArtistRequest { festival_id: s.festival.clone(), artist_id: s.a.clone() };
+    assert_eq!(code(c.delete_artist(authed(delete_artist.clone(), &token)).await), "ERR_4004");
+    let delete_main = pb::DeleteStageRequest { festival_id: s.festival.clone(), stage_id: s.main.clone() };
+    assert_eq!(code(c.delete_stage(authed(delete_main, &token)).await), "ERR_4004");
+    c.cancel_performance(authed(
+        pb::CancelPerformanceRequest {
+            festival_id: s.festival.clone(),
+            performance_id: p1.clone(),
+            reason: String::new(),
+        },
+        &token,
+    ))
+    .await
+    .expect("cancel");
+    c.delete_artist(authed(delete_artist, &token)).await.expect("delete artist");
+    let left: Vec<String> = sqlx::query_scalar("select id::text from performances order by start_time")
+        .fetch_all(&env.program.pool)
+        .await
+        .expect("rows");
+    assert_eq!(left, vec![p3]);
+    let spare = c
+        .create_stage(authed(
+            pb::CreateStageRequest { festival_id: s.festival.clone(), name: "Spare".into(), ..Default::default() },
+            &token,
+        ))
+        .await
+        .expect("stage")
+        .into_inner();
+    c.delete_stage(authed(
+        pb::DeleteStageRequest { festival_id: s.festival.clone(), stage_id: spare.id.clone() },
+        &token,
+    ))
+    .await
+    .expect("an unused stage goes");
+    let stages = c.list_stages(pb::ListStagesRequest { festival_id: s.festival.clone() }).await.expect("stages");
+    assert_eq!(stages.into_inner().stages.len(), 2);
+}

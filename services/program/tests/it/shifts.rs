@@ -142,6 +142,24 @@ async fn worked_hours_count_ended_shifts_and_bad_shifts_are_refused_without_writ
         .await
         .expect("organizers may record past shifts too");
     }
+    // A started shift keeps its record; a future one can go, assignments and all.
+    let delete = |id: &str| pb::DeleteShiftRequest { festival_id: fid.clone(), shift_id: id.into() };
+    assert_eq!(code(c.delete_shift(authed(delete(&past.id), &organizer)).await), "ERR_7012");
+    let spare = c
+        .create_shift(authed(
+            shift(&fid, pb::ShiftRole::Cashier, 1, "2031-06-20T10:00:00Z", "2031-06-20T12:00:00Z"),
+            &organizer,
+        ))
+        .await
+        .expect("spare shift")
+        .into_inner();
+    c.assign_shift(authed(
+        pb::AssignShiftRequest { festival_id: fid.clone(), shift_id: spare.id.clone(), user_id: ana.clone() },
+        &organizer,
+    ))
+    .await
+    .expect("assign spare");
+    c.delete_shift(authed(delete(&spare.id), &organizer)).await.expect("delete a future shift");
     let hours = c
         .get_worked_hours(authed(pb::GetWorkedHoursRequest { festival_id: fid.clone() }, &organizer))
         .await
