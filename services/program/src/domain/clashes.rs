@@ -58,4 +58,35 @@ mod tests {
             vec![Clash::Overlap { first: 3, second: 4 }, Clash::TooClose { first: 2, second: 3 }]
         );
     }
+
+    fn brute_force(list: &[Starred<u32>], travel: i64) -> Vec<Clash<u32>> {
+        let mut out = Vec::new();
+        for (i, a) in list.iter().enumerate() {
+            for b in &list[i + 1..] {
+                let (first, second) = (a.id.min(b.id), a.id.max(b.id));
+                if a.start < b.end && b.start < a.end {
+                    out.push(Clash::Overlap { first, second });
+                } else if a.stage != b.stage && (b.start - a.end).max(a.start - b.end) < travel {
+                    out.push(Clash::TooClose { first, second });
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_sweep_agrees_with_the_pairwise_check(
+            raw in proptest::collection::vec((0u32..4, 0i64..600, 5i64..120), 0..40),
+            travel in 0i64..40,
+        ) {
+            let list: Vec<Starred<u32>> = raw
+                .iter()
+                .enumerate()
+                .map(|(i, &(stage, start, len))| starred(i as u32 + 1, stage, start, start + len))
+                .collect();
+            proptest::prop_assert_eq!(detect(&list, 0, travel * 60), brute_force(&list, travel * 60));
+        }
+    }
 }
