@@ -61,11 +61,7 @@ impl festival_platform::events::consumer::Handler for FollowMemberships {
                 tracing::warn!(event_id = %event.id, "membership event with malformed ids; skipped");
                 return Ok(());
             };
-            if granted {
-                crate::store::members::grant(tx, festival_id, user_id, role).await?;
-            } else {
-                crate::store::members::revoke(tx, festival_id, user_id, role).await?;
-            }
+            crate::store::members::apply(tx, festival_id, user_id, role, granted, event.id).await?;
             Ok(())
         })
     }

@@ -4,23 +4,28 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-pub async fn grant(conn: &mut PgConnection, festival_id: Uuid, user_id: Uuid, role: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("insert into festival_members (festival_id, user_id, role) values ($1, $2, $3) on conflict do nothing")
-        .bind(festival_id)
-        .bind(user_id)
-        .bind(role)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-pub async fn revoke(conn: &mut PgConnection, festival_id: Uuid, user_id: Uuid, role: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("delete from festival_members where festival_id = $1 and user_id = $2 and role = $3")
-        .bind(festival_id)
-        .bind(user_id)
-        .bind(role)
-        .execute(conn)
-        .await?;
+/// Records a grant or a revocation carried by `event_id`, unless a later event already
+/// set this membership (event ids are UUIDv7, ordered by time).
+pub async fn apply(
+    conn: &mut PgConnection,
+    festival_id: Uuid,
+    user_id: Uuid,
+    role: &str,
+    active: bool,
+    event_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into festival_members (festival_id, user_id, role, active, event_id) values ($1, $2, $3, $4, $5)
+         on conflict (festival_id, user_id, role) do update set active = excluded.active, event_id = excluded.event_id
+          where festival_members.event_id is null or festival_members.event_id < excluded.event_id",
+    )
+    .bind(festival_id)
+    .bind(user_id)
+    .bind(role)
+    .bind(active)
+    .bind(event_id)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -28,7 +33,7 @@ pub async fn revoke(conn: &mut PgConnection, festival_id: Uuid, user_id: Uuid, r
 pub async fn holds(conn: &mut PgConnection, festival_id: Uuid, user_id: Uuid, role: &str) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
         "select exists(select 1 from festival_members
-                        where festival_id = $1 and user_id = $2 and (role = $3 or role = 'ORGANIZER'))",
+                        where festival_id = $1 and user_id = $2 and active and (role = $3 or role = 'ORGANIZER'))",
     )
     .bind(festival_id)
     .bind(user_id)

@@ -263,3 +263,64 @@ async fn concurrent_assignments_never_double_book_a_person_or_overfill_a_shift()
         .expect("count");
     assert_eq!(taken, 3);
 }
+
+/// Identity's membership events can be redelivered out of order; the newest one wins.
+#[tokio::test]
+async fn membership_events_applied_out_of_order_keep_the_newest_state() {
+    use festival_platform::events::consumer::{Handler, IncomingEvent};
+    use festival_program::events::FollowMemberships;
+    use prost::Message;
+
+    let env = spawn().await;
+    let (festival, user) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let event = |verb: &str, role: idpb::Role| {
+        let payload = if verb == "granted" {
+            idpb::MembershipGranted {
+                festival_id: festival.to_string(),
+                user_id: user.to_string(),
+                role: role as i32,
+                granted_by: String::new(),
+            }
+            .encode_to_vec()
+        } else {
+            idpb::MembershipRevoked {
+                festival_id: festival.to_string(),
+                user_id: user.to_string(),
+                role: role as i32,
+                revoked_by: String::new(),
+            }
+            .encode_to_vec()
+        };
+        IncomingEvent {
+            id: uuid::Uuid::now_v7(),
+            subject: format!("festival.identity.membership.{verb}"),
+            event_type: String::new(),
+            payload,
+        }
+    };
+    let granted = event("granted", idpb::Role::Staff);
+    let revoked = event("revoked", idpb::Role::Staff); // later than the grant
+    let apply = |e: IncomingEvent| {
+        let pool = env.program.pool.clone();
+        async move {
+            let mut tx = pool.begin().await.expect("tx");
+            FollowMemberships.handle(&mut tx, &e).await.expect("apply");
+            tx.commit().await.expect("commit");
+        }
+    };
+    let holds = || async {
+        sqlx::query_scalar::<_, bool>(
+            "select exists(select 1 from festival_members where festival_id = $1 and user_id = $2 and active)",
+        )
+        .bind(festival)
+        .bind(user)
+        .fetch_one(&env.program.pool)
+        .await
+        .expect("query")
+    };
+    apply(revoked).await;
+    apply(granted).await; // the older grant arrives last: ignored
+    assert!(!holds().await, "the revocation is newer than the grant");
+    apply(event("granted", idpb::Role::Staff)).await;
+    assert!(holds().await, "a newer grant applies");
+}
