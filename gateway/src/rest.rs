@@ -41,6 +41,7 @@ pub async fn handle(state: Shared, request: Request) -> Response {
             .into_response();
     }
 
+    let if_none_match = request.headers().get(http::header::IF_NONE_MATCH).cloned();
     let (mut parts, body) = request.into_parts();
     let authorization = session::authorization(&parts.headers, &state.config.cookies);
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
@@ -82,8 +83,18 @@ pub async fn handle(state: Shared, request: Request) -> Response {
     grpc_request.set_timeout(Duration::from_millis(state.config.limits.request_timeout_ms));
     match state.upstreams.unary(&route, grpc_request).await {
         Ok(response) => {
+            let cache = cache_headers(response.metadata());
+            if let (Some(etag), Some(wanted)) = (cache.get(http::header::ETAG), &if_none_match)
+                && etag_matches(wanted, etag)
+            {
+                // The client's copy is current: no body, the headers that describe it.
+                let mut not_modified = http::StatusCode::NOT_MODIFIED.into_response();
+                not_modified.headers_mut().extend(cache);
+                return not_modified;
+            }
             let message = response.into_inner();
-            if let Some(raw) = transcode::http_body(&message) {
+            if let Some(mut raw) = transcode::http_body(&message) {
+                raw.headers_mut().extend(cache);
                 return raw;
             }
             let json = match transcode::response_bytes(&route, &message) {
@@ -95,6 +106,7 @@ pub async fn handle(state: Shared, request: Request) -> Response {
             };
             let mut response =
                 ([(http::header::CONTENT_TYPE, "application/json")], axum::body::Body::from(json)).into_response();
+            response.headers_mut().extend(cache);
             for cookie in session::set_cookies(route.method.full_name(), &message, &state.config.cookies) {
                 if let Ok(v) = http::HeaderValue::from_str(&cookie) {
                     response.headers_mut().append(http::header::SET_COOKIE, v);
@@ -104,6 +116,30 @@ pub async fn handle(state: Shared, request: Request) -> Response {
         }
         Err(status) => HttpError::from_status(&status, &request_id).into_response(),
     }
+}
+
+/// Response metadata a service may set for HTTP caches and downloads; nothing else of
+/// its metadata reaches the client.
+const CACHE_HEADERS: [http::HeaderName; 4] =
+    [http::header::ETAG, http::header::CACHE_CONTROL, http::header::LAST_MODIFIED, http::header::CONTENT_DISPOSITION];
+
+fn cache_headers(metadata: &tonic::metadata::MetadataMap) -> http::HeaderMap {
+    let mut out = http::HeaderMap::new();
+    for name in CACHE_HEADERS {
+        if let Some(value) = metadata.get(name.as_str()).and_then(|v| http::HeaderValue::from_bytes(v.as_bytes()).ok())
+        {
+            out.insert(name, value);
+        }
+    }
+    out
+}
+
+/// `If-None-Match` against an ETag: `*`, or any listed tag equal to it, ignoring the
+/// weak prefix (RFC 9110 weak comparison).
+fn etag_matches(if_none_match: &http::HeaderValue, etag: &http::HeaderValue) -> bool {
+    let (Ok(wanted), Ok(etag)) = (if_none_match.to_str(), etag.to_str()) else { return false };
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    wanted.trim() == "*" || wanted.split(',').any(|t| bare(t) == bare(etag))
 }
 
 /// Metadata for the upstream: the caller's token, request id and trace context.

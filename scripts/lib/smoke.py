@@ -48,6 +48,18 @@ def raw(path):
         return r.status, r.headers.get("Content-Type", ""), r.read()
 
 
+def revalidate(path):
+    """GETs `path`, then again with its ETag: (first status, ETag, second status)."""
+    with urllib.request.urlopen(GATEWAY + path, timeout=15) as r:
+        first, etag = r.status, r.headers.get("ETag")
+    req = urllib.request.Request(GATEWAY + path, headers={"If-None-Match": etag or ""})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return first, etag, r.status
+    except urllib.error.HTTPError as e:
+        return first, etag, e.code
+
+
 def events_of(ics_bytes):
     """Parses iCalendar with the `icalendar` package: (summary, start, status) per VEVENT."""
     from icalendar import Calendar
@@ -118,6 +130,9 @@ def main():
         line_up = events_of(body)
         if status != 200 or not content_type.startswith("text/calendar") or len(line_up) != len(schedule["entries"]):
             fail(f"line-up calendar: {status} {content_type} {line_up}")
+        first, etag, again = revalidate(f"/v1/festivals/{festival['id']}/schedule?day=2027-07-09")
+        if (first, again) != (200, 304) or not etag:
+            fail(f"timetable revalidation: {first} then {again} (ETag {etag})")
         status, fan = call("POST", "/v1/auth/login", {"email": "fan@festival.local", "password": "festival-demo-password"})
         fan_auth = {"Authorization": f"Bearer {fan['accessToken']}"}
         status, favourites = call("GET", f"/v1/festivals/{festival['id']}/favourites", headers=fan_auth)
@@ -136,7 +151,8 @@ def main():
             fail(f"seeded demo festival roster: {status} {roster}")
         print(f"smoke: /readyz all SERVING; {festival['name']} published with {len(stages['stages'])} stages, "
               f"{len(schedule['entries'])} sets on Friday, {len(roster['memberships'])} staff, "
-              f"a {len(line_up)}-event line-up calendar and a personal feed read back by icalendar, over REST")
+              f"a {len(line_up)}-event line-up calendar and a personal feed read back by icalendar, "
+              f"the timetable revalidated with its ETag (304), over REST")
     finally:
         up.send_signal(signal.SIGINT)
         try:

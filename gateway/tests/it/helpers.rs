@@ -51,11 +51,16 @@ impl TranscodingTestService for TestUpstream {
     ) -> Result<Response<festival_proto::google::api::HttpBody>, Status> {
         let req = request.into_inner();
         let data = format!("BEGIN:VCALENDAR\r\nX-NAME:{}\r\nEND:VCALENDAR\r\n", req.name).into_bytes();
-        Ok(Response::new(festival_proto::google::api::HttpBody {
+        let mut response = Response::new(festival_proto::google::api::HttpBody {
             content_type: req.content_type,
             data,
             extensions: Vec::new(),
-        }))
+        });
+        let metadata = response.metadata_mut();
+        metadata.insert("etag", format!("W/\"v1-{}\"", req.name).parse().expect("etag"));
+        metadata.insert("cache-control", "public, max-age=30".parse().expect("cache-control"));
+        metadata.insert("x-internal-detail", "never shown".parse().expect("header"));
+        Ok(response)
     }
 
     type TicksStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::Tick, Status>> + Send>>;

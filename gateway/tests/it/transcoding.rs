@@ -177,6 +177,18 @@ async fn an_http_body_response_is_sent_raw_with_its_own_content_type() {
     assert_eq!(r.body, b"BEGIN:VCALENDAR\r\nX-NAME:line-up.ics\r\nEND:VCALENDAR\r\n");
     let untyped = get(&env, "/v1/test/files/blob").await;
     assert_eq!(untyped.header("content-type"), Some("application/octet-stream"), "a missing type is not guessed");
+    // Cache headers the service set come through; other metadata does not.
+    assert_eq!(r.header("etag"), Some("W/\"v1-line-up.ics\""));
+    assert_eq!(r.header("cache-control"), Some("public, max-age=30"));
+    assert_eq!(r.header("x-internal-detail"), None);
+    // A client holding the current copy gets 304 and no body.
+    let path = "/v1/test/files/line-up.ics";
+    let same = http(env.gateway.addr, "GET", path, &[("If-None-Match", "\"v0-old\", \"v1-line-up.ics\"")], "").await;
+    assert_eq!((same.status, same.body.len()), (304, 0));
+    assert_eq!(same.header("etag"), Some("W/\"v1-line-up.ics\""));
+    let stale = http(env.gateway.addr, "GET", path, &[("If-None-Match", "\"v0-old\"")], "").await;
+    assert_eq!(stale.status, 200);
+
     let spec = get(&env, "/openapi.json").await.json();
     let content = &spec["paths"]["/v1/test/files/{name}"]["get"]["responses"]["200"]["content"];
     assert!(content.get("*/*").is_some(), "documented as a raw body: {content}");

@@ -1,6 +1,8 @@
 //! Favourites: a festival-goer's starred performances, their clashes, and a personal
 //! calendar feed behind a secret URL.
 
+use std::hash::{Hash, Hasher};
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use festival_platform::auth::Principal;
@@ -11,7 +13,7 @@ use rand::RngCore;
 use uuid::Uuid;
 
 use super::ProgramApi;
-use super::schedule::{calendar_body, columns, entry, zone};
+use super::schedule::{cacheable, calendar_body, columns, entry, zone};
 use crate::domain::clashes::{self, Clash, Starred};
 use crate::store;
 
@@ -109,7 +111,10 @@ impl ProgramApi {
     }
 
     /// Public by design: calendar apps cannot log in. The secret is the credential.
-    pub(super) async fn get_personal_calendar(&self, req: pb::GetPersonalCalendarRequest) -> ApiResult<HttpBody> {
+    pub(super) async fn get_personal_calendar(
+        &self,
+        req: pb::GetPersonalCalendarRequest,
+    ) -> ApiResult<tonic::Response<HttpBody>> {
         let token = validate::required("token", &req.token, 100)?;
         let token = token.strip_suffix(".ics").unwrap_or(token);
         let mut conn = self.pool.acquire().await?;
@@ -118,7 +123,12 @@ impl ProgramApi {
         let festival =
             store::festivals::find(&mut conn, festival_id, false).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         let rows = store::performances::starred_listing(&mut conn, festival_id, user_id).await?;
-        Ok(calendar_body(&festival, &format!("{}: my schedule", festival.name), &rows))
+        // Tagged by what the feed shows, so calendar apps polling it mostly get 304.
+        let mut hasher = std::hash::DefaultHasher::new();
+        (festival.updated_at, rows.iter().map(|r| (r.id, r.updated_at)).collect::<Vec<_>>()).hash(&mut hasher);
+        let tag = format!("{:016x}", hasher.finish());
+        let body = calendar_body(&festival, &format!("{}: my schedule", festival.name), &rows);
+        Ok(cacheable(body, &tag, false, Some(&format!("{}-favourites.ics", festival.slug))))
     }
 }
 

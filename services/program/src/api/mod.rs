@@ -98,7 +98,8 @@ fn non_negative(field: &str, value: i32) -> ApiResult<i32> {
 type RpcResult<T> = Result<Response<T>, Status>;
 
 /// The tonic binding: each RPC authenticates as declared (`auth`: a valid token is
-/// required; `optional`: anonymous callers are served too; `public`: no token is read)
+/// required; `optional`: anonymous callers are served too; `public`: no token is read;
+/// `_response`: the method returns the whole `tonic::Response`, with cache metadata)
 /// and calls the inherent method of the same name.
 macro_rules! bind_rpcs {
     ($($kind:ident $name:ident($req:ident) -> $resp:ident;)*) => {
@@ -124,6 +125,14 @@ macro_rules! bind_rpcs {
     (@call public $self:ident $request:ident $name:ident) => {{
         Ok(Response::new($self.$name($request.into_inner()).await?))
     }};
+    // The method builds the response itself (to set cache metadata).
+    (@call optional_response $self:ident $request:ident $name:ident) => {{
+        let caller = $self.optional_caller(&$request).await?;
+        Ok($self.$name(caller, $request.into_inner()).await?)
+    }};
+    (@call public_response $self:ident $request:ident $name:ident) => {{
+        Ok($self.$name($request.into_inner()).await?)
+    }};
 }
 
 bind_rpcs! {
@@ -148,13 +157,13 @@ bind_rpcs! {
     auth cancel_performance(CancelPerformanceRequest) -> Performance;
     auth check_schedule(CheckScheduleRequest) -> CheckScheduleResponse;
     auth publish_schedule(PublishScheduleRequest) -> PublishScheduleResponse;
-    optional get_schedule(GetScheduleRequest) -> Schedule;
-    optional export_calendar(ExportCalendarRequest) -> HttpBody;
+    optional_response get_schedule(GetScheduleRequest) -> Schedule;
+    optional_response export_calendar(ExportCalendarRequest) -> HttpBody;
     auth add_favourite(AddFavouriteRequest) -> AddFavouriteResponse;
     auth remove_favourite(RemoveFavouriteRequest) -> RemoveFavouriteResponse;
     auth list_favourites(ListFavouritesRequest) -> ListFavouritesResponse;
     auth get_favourites_feed(GetFavouritesFeedRequest) -> FavouritesFeed;
-    public get_personal_calendar(GetPersonalCalendarRequest) -> HttpBody;
+    public_response get_personal_calendar(GetPersonalCalendarRequest) -> HttpBody;
     auth create_shift(CreateShiftRequest) -> Shift;
     auth list_shifts(ListShiftsRequest) -> ListShiftsResponse;
     auth assign_shift(AssignShiftRequest) -> Shift;

@@ -13,10 +13,11 @@ use festival_platform::convert::timestamp;
 use festival_platform::{ApiError, ApiResult, codes, validate};
 use festival_proto::google::api::HttpBody;
 use festival_proto::program::v1 as pb;
+use tonic::Response;
 use uuid::Uuid;
 
-use super::ProgramApi;
 use super::lineup::to_stage;
+use super::{ProgramApi, is_public};
 use crate::domain::{days, ics};
 use crate::store::{self, festivals::FestivalRow, performances::ListingRow, stages::StageRow};
 
@@ -59,7 +60,7 @@ impl ProgramApi {
         &self,
         caller: Option<Principal>,
         req: pb::GetScheduleRequest,
-    ) -> ApiResult<pb::Schedule> {
+    ) -> ApiResult<Response<pb::Schedule>> {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         let day = validate::optional("day", &req.day, 10)?
             .map(|d| {
@@ -106,7 +107,7 @@ impl ProgramApi {
             (Some(last), Some(_)) => encode_token(last.start_time, last.id),
             _ => String::new(),
         };
-        Ok(pb::Schedule {
+        let schedule = pb::Schedule {
             festival_id: festival_id.to_string(),
             time_zone: festival.time_zone.clone(),
             days: day_counts
@@ -116,19 +117,22 @@ impl ProgramApi {
             stages: stages.iter().map(to_stage).collect(),
             entries: page.into_iter().map(|r| entry(r, tz, &columns)).collect(),
             next_page_token,
-        })
+        };
+        Ok(cacheable(schedule, &timetable_tag(&festival), is_public(&festival), None))
     }
 
     pub(super) async fn export_calendar(
         &self,
         caller: Option<Principal>,
         req: pb::ExportCalendarRequest,
-    ) -> ApiResult<HttpBody> {
+    ) -> ApiResult<Response<HttpBody>> {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         let mut conn = self.pool.acquire().await?;
         let (festival, _) = Self::readable(&mut conn, festival_id, caller.as_ref()).await?;
         let snapshot = self.published(&mut conn, &festival).await?;
-        Ok(calendar_body(&festival, &festival.name, &snapshot.rows))
+        let body = calendar_body(&festival, &festival.name, &snapshot.rows);
+        let file = format!("{}.ics", festival.slug);
+        Ok(cacheable(body, &timetable_tag(&festival), is_public(&festival), Some(&file)))
     }
 
     /// The festival's published timetable, from the cache while its version holds. The
@@ -145,6 +149,31 @@ impl ProgramApi {
         self.schedule_cache.put(festival.id, snapshot.clone());
         Ok(snapshot)
     }
+}
+
+/// Version of everything a timetable shows: the line-up (`schedule_version`) and the
+/// festival itself (name, venue, status).
+fn timetable_tag(festival: &FestivalRow) -> String {
+    format!("{}-{}", festival.schedule_version, festival.updated_at.timestamp_micros())
+}
+
+/// A response with HTTP cache metadata the gateway passes on: a weak ETag (so clients
+/// revalidate with `If-None-Match` and get 304), public caching for 30 s for public
+/// festivals, and a file name for downloads.
+pub(super) fn cacheable<T>(body: T, tag: &str, public: bool, file: Option<&str>) -> Response<T> {
+    let mut response = Response::new(body);
+    let metadata = response.metadata_mut();
+    let cache_control = if public { "public, max-age=30" } else { "private, no-cache" };
+    for (name, value) in [
+        ("etag", Some(format!("W/\"{tag}\""))),
+        ("cache-control", Some(cache_control.to_owned())),
+        ("content-disposition", file.map(|f| format!("inline; filename=\"{f}\""))),
+    ] {
+        if let Some(value) = value.and_then(|v| v.parse().ok()) {
+            metadata.insert(name, value);
+        }
+    }
+    response
 }
 
 /// The festival's time zone (checked on creation, so a failure here is a bug).

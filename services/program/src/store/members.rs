@@ -43,6 +43,8 @@ pub async fn holds(conn: &mut PgConnection, festival_id: Uuid, user_id: Uuid, ro
 }
 
 /// Removes a deleted account's favourites, feed secrets, memberships and future shifts.
+/// A revocation that arrives afterwards leaves an inactive row (ids only) so that a late
+/// older grant cannot come back.
 pub async fn forget_user(conn: &mut PgConnection, user_id: Uuid) -> Result<(), sqlx::Error> {
     for sql in [
         "delete from favourites where user_id = $1",

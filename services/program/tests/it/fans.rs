@@ -316,7 +316,7 @@ async fn a_deleted_account_loses_its_favourites_feed_and_future_shifts_here_too(
             let left: i64 = sqlx::query_scalar(
                 "select (select count(*) from favourites where user_id = $1::uuid)
                       + (select count(*) from calendar_feeds where user_id = $1::uuid)
-                      + (select count(*) from festival_members where user_id = $1::uuid)
+                      + (select count(*) from festival_members where user_id = $1::uuid and active)
                       + (select count(*) from shift_assignments where user_id = $1::uuid)",
             )
             .bind(uid)
@@ -329,4 +329,62 @@ async fn a_deleted_account_loses_its_favourites_feed_and_future_shifts_here_too(
     .await;
     assert!(forgotten, "program forgot the deleted account");
     assert_eq!(code(c.get_personal_calendar(pb::GetPersonalCalendarRequest { token: feed.token }).await), "ERR_4000");
+}
+
+#[tokio::test]
+async fn timetables_and_calendars_carry_validators_that_change_with_the_line_up() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, token) = env.user().await;
+    let (_, fan) = env.user().await;
+    let (s, ids) = line_up(&mut c, &token, "etag-fest").await;
+    let header = |m: &tonic::metadata::MetadataMap, name: &str| {
+        m.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+    };
+    let timetable = |c: &mut Client| {
+        let mut c = c.clone();
+        let request = schedule(&s);
+        async move { c.get_schedule(request).await.expect("schedule").metadata().clone() }
+    };
+    let first = timetable(&mut c).await;
+    assert_eq!(header(&first, "cache-control"), "public, max-age=30");
+    assert!(header(&first, "etag").starts_with("W/\""));
+    assert_eq!(header(&timetable(&mut c).await, "etag"), header(&first, "etag"), "unchanged, same validator");
+    perform(&mut c, &token, &s, &s.b, &s.main, "2027-06-20T21:00:00+02:00", "2027-06-20T22:00:00+02:00").await;
+    assert_ne!(header(&timetable(&mut c).await, "etag"), header(&first, "etag"), "any line-up change shows");
+
+    let export = c.export_calendar(pb::ExportCalendarRequest { festival_id: s.festival.clone() }).await.expect("ics");
+    assert_eq!(header(export.metadata(), "content-disposition"), "inline; filename=\"etag-fest.ics\"");
+
+    c.add_favourite(authed(
+        pb::AddFavouriteRequest { festival_id: s.festival.clone(), performance_id: ids[0].clone() },
+        &fan,
+    ))
+    .await
+    .expect("star");
+    let feed = c
+        .get_favourites_feed(authed(
+            pb::GetFavouritesFeedRequest { festival_id: s.festival.clone(), rotate: false },
+            &fan,
+        ))
+        .await
+        .expect("feed")
+        .into_inner();
+    let personal = |c: &mut Client| {
+        let mut c = c.clone();
+        let token = feed.token.clone();
+        async move {
+            c.get_personal_calendar(pb::GetPersonalCalendarRequest { token }).await.expect("feed").metadata().clone()
+        }
+    };
+    let before = personal(&mut c).await;
+    assert_eq!(header(&before, "cache-control"), "private, no-cache");
+    assert_eq!(header(&personal(&mut c).await, "etag"), header(&before, "etag"));
+    c.add_favourite(authed(
+        pb::AddFavouriteRequest { festival_id: s.festival.clone(), performance_id: ids[3].clone() },
+        &fan,
+    ))
+    .await
+    .expect("star another");
+    assert_ne!(header(&personal(&mut c).await, "etag"), header(&before, "etag"));
 }
