@@ -5,7 +5,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use festival_platform::auth::{Principal, Role};
 use festival_platform::convert::timestamp;
-use festival_platform::error::is_unique_violation;
 use festival_platform::{ApiError, ApiResult, codes, validate};
 use festival_proto::program::v1 as pb;
 use uuid::Uuid;
@@ -13,7 +12,7 @@ use uuid::Uuid;
 use std::collections::HashMap;
 
 use super::lineup::{conflict_refusal, new_conflicts};
-use super::{DEFAULT_PAGE, MAX_PAGE, ProgramApi, is_public, manages, non_negative, required_time, time};
+use super::{DEFAULT_PAGE, MAX_PAGE, ProgramApi, is_public, manages, non_negative, on_clash, required_time, time};
 use crate::domain::festival::{self as rules, MAX_NAME, MAX_TEXT};
 use crate::domain::status::{self, Completeness, Status as FestivalStatus, TransitionError};
 use crate::events;
@@ -28,14 +27,7 @@ impl ProgramApi {
         req: pb::CreateFestivalRequest,
     ) -> ApiResult<pb::Festival> {
         let name = validate::required("name", &req.name, MAX_NAME)?;
-        let slug = validate::required("slug", &req.slug, 63)?;
-        if !rules::valid_slug(slug) {
-            return Err(ApiError::field(
-                codes::VALIDATION_FAILED,
-                "slug",
-                "3 to 63 characters of a-z, 0-9 and inner hyphens",
-            ));
-        }
+        let slug = slug(&req.slug)?;
         let time_zone = validate::required("time_zone", &req.time_zone, 64)?;
         if !rules::valid_time_zone(time_zone) {
             return Err(ApiError::field(codes::UNKNOWN_TIME_ZONE, "time_zone", "not an IANA time zone"));
@@ -80,13 +72,12 @@ impl ProgramApi {
             },
         )
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e, store::festivals::SLUG_UNIQUE) {
-                ApiError::field(codes::SLUG_TAKEN, "slug", "is already used by another festival")
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(on_clash(
+            store::festivals::SLUG_UNIQUE,
+            codes::SLUG_TAKEN,
+            "slug",
+            "is already used by another festival",
+        ))?;
         events::festival_created(
             &mut tx,
             pb::FestivalCreated {
@@ -109,14 +100,7 @@ impl ProgramApi {
     ) -> ApiResult<pb::Festival> {
         let source_id = validate::uuid("festival_id", &req.festival_id)?;
         let name = validate::required("name", &req.name, MAX_NAME)?;
-        let slug = validate::required("slug", &req.slug, 63)?;
-        if !rules::valid_slug(slug) {
-            return Err(ApiError::field(
-                codes::VALIDATION_FAILED,
-                "slug",
-                "3 to 63 characters of a-z, 0-9 and inner hyphens",
-            ));
-        }
+        let slug = slug(&req.slug)?;
         let start_time = required_time("start_time", &req.start_time)?;
         let end_time = required_time("end_time", &req.end_time)?;
         if start_time >= end_time {
@@ -146,13 +130,12 @@ impl ProgramApi {
             },
         )
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e, store::festivals::SLUG_UNIQUE) {
-                ApiError::field(codes::SLUG_TAKEN, "slug", "is already used by another festival")
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(on_clash(
+            store::festivals::SLUG_UNIQUE,
+            codes::SLUG_TAKEN,
+            "slug",
+            "is already used by another festival",
+        ))?;
 
         let mut new_ids: HashMap<Uuid, Uuid> = HashMap::new();
         for stage in store::stages::of_festival(&mut tx, source_id).await? {
@@ -365,6 +348,19 @@ impl ProgramApi {
         tx.commit().await?;
         Ok(pb::DeleteFestivalResponse {})
     }
+}
+
+/// 3 to 63 characters of a-z, 0-9 and inner hyphens.
+fn slug(value: &str) -> ApiResult<&str> {
+    let slug = validate::required("slug", value, 63)?;
+    if !rules::valid_slug(slug) {
+        return Err(ApiError::field(
+            codes::VALIDATION_FAILED,
+            "slug",
+            "3 to 63 characters of a-z, 0-9 and inner hyphens",
+        ));
+    }
+    Ok(slug)
 }
 
 /// Distinct BCP 47 tags, at most [`rules::MAX_LANGUAGES`].

@@ -3,14 +3,13 @@
 
 use festival_platform::auth::Principal;
 use festival_platform::convert::timestamp;
-use festival_platform::error::is_unique_violation;
 use festival_platform::{ApiError, ApiResult, codes, validate};
 use festival_proto::program::v1 as pb;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{ProgramApi, is_public, manages, non_negative, required_time, time};
+use super::{ProgramApi, is_public, manages, non_negative, on_clash, required_time, time};
 use crate::domain::conflicts::{self, Conflict, Rules, Slot};
 use crate::domain::festival::{self as rules, MAX_NAME, MAX_TEXT};
 use crate::events;
@@ -33,13 +32,12 @@ impl ProgramApi {
         Self::managed(&mut tx, festival_id, &caller).await?;
         let stage =
             StageRow { id: Uuid::now_v7(), festival_id, name: name.to_owned(), capacity, position, changeover_minutes };
-        let row = store::stages::insert(&mut tx, &stage).await.map_err(|e| {
-            if is_unique_violation(&e, store::stages::NAME_UNIQUE) {
-                ApiError::field(codes::ALREADY_EXISTS, "name", "this festival already has a stage with that name")
-            } else {
-                e.into()
-            }
-        })?;
+        let row = store::stages::insert(&mut tx, &stage).await.map_err(on_clash(
+            store::stages::NAME_UNIQUE,
+            codes::ALREADY_EXISTS,
+            "name",
+            "this festival already has a stage with that name",
+        ))?;
         tx.commit().await?;
         Ok(to_stage(&row))
     }
@@ -85,13 +83,12 @@ impl ProgramApi {
             ..current
         };
         let before = Self::conflicts(&mut tx, &festival, false).await?;
-        let row = store::stages::update(&mut tx, &changed).await.map_err(|e| {
-            if is_unique_violation(&e, store::stages::NAME_UNIQUE) {
-                ApiError::field(codes::ALREADY_EXISTS, "name", "this festival already has a stage with that name")
-            } else {
-                e.into()
-            }
-        })?;
+        let row = store::stages::update(&mut tx, &changed).await.map_err(on_clash(
+            store::stages::NAME_UNIQUE,
+            codes::ALREADY_EXISTS,
+            "name",
+            "this festival already has a stage with that name",
+        ))?;
         let broken = new_conflicts(&before, Self::conflicts(&mut tx, &festival, false).await?);
         if !broken.is_empty() {
             return Err(conflict_refusal(&broken, "This changeover would put the published schedule in conflict"));
@@ -149,13 +146,12 @@ impl ProgramApi {
             links: if links.is_empty() { current.links.clone() } else { links.to_vec() },
             ..current
         };
-        let row = store::artists::update(&mut tx, &changed).await.map_err(|e| {
-            if is_unique_violation(&e, store::artists::NAME_UNIQUE) {
-                ApiError::field(codes::ALREADY_EXISTS, "name", "this festival already has an artist with that name")
-            } else {
-                e.into()
-            }
-        })?;
+        let row = store::artists::update(&mut tx, &changed).await.map_err(on_clash(
+            store::artists::NAME_UNIQUE,
+            codes::ALREADY_EXISTS,
+            "name",
+            "this festival already has an artist with that name",
+        ))?;
         tx.commit().await?;
         Ok(to_artist(&row, true))
     }
@@ -207,13 +203,12 @@ impl ProgramApi {
             bios: Json(bios),
             links: links.to_vec(),
         };
-        let row = store::artists::insert(&mut tx, &artist).await.map_err(|e| {
-            if is_unique_violation(&e, store::artists::NAME_UNIQUE) {
-                ApiError::field(codes::ALREADY_EXISTS, "name", "this festival already has an artist with that name")
-            } else {
-                e.into()
-            }
-        })?;
+        let row = store::artists::insert(&mut tx, &artist).await.map_err(on_clash(
+            store::artists::NAME_UNIQUE,
+            codes::ALREADY_EXISTS,
+            "name",
+            "this festival already has an artist with that name",
+        ))?;
         tx.commit().await?;
         Ok(to_artist(&row, true))
     }

@@ -11,7 +11,9 @@ mod schedule;
 mod shifts;
 
 use festival_platform::auth::{Principal, Role, Verifier};
+use festival_platform::codes::ErrorCode;
 use festival_platform::convert::from_timestamp;
+use festival_platform::error::is_unique_violation;
 use festival_platform::{ApiError, ApiResult, codes};
 use festival_proto::program::v1 as pb;
 use sqlx::{PgConnection, PgPool};
@@ -89,6 +91,17 @@ fn time(field: &str, value: &Option<prost_types::Timestamp>) -> ApiResult<Option
 
 fn required_time(field: &str, value: &Option<prost_types::Timestamp>) -> ApiResult<chrono::DateTime<chrono::Utc>> {
     time(field, value)?.ok_or_else(|| ApiError::field(codes::REQUIRED_FIELD, field, "is required"))
+}
+
+/// Maps a violation of the unique constraint `constraint` to `code` on `field`; other
+/// database errors stay internal.
+fn on_clash(
+    constraint: &'static str,
+    code: ErrorCode,
+    field: &'static str,
+    description: &'static str,
+) -> impl FnOnce(sqlx::Error) -> ApiError {
+    move |e| if is_unique_violation(&e, constraint) { ApiError::field(code, field, description) } else { e.into() }
 }
 
 fn non_negative(field: &str, value: i32) -> ApiResult<i32> {
