@@ -12,7 +12,7 @@ use uuid::Uuid;
 use std::collections::HashMap;
 
 use super::lineup::{conflict_refusal, new_conflicts};
-use super::{DEFAULT_PAGE, MAX_PAGE, ProgramApi, is_public, manages, non_negative, on_clash, required_time, time};
+use super::{DEFAULT_PAGE, MAX_PAGE, ProgramApi, non_negative, on_clash, required_time, time, visible};
 use crate::domain::festival::{self as rules, MAX_NAME, MAX_TEXT};
 use crate::domain::status::{self, Completeness, Status as FestivalStatus, TransitionError};
 use crate::events;
@@ -204,7 +204,7 @@ impl ProgramApi {
             Err(_) => store::festivals::find_by_slug(&mut conn, key).await?,
         }
         .ok_or(ApiError::new(codes::NOT_FOUND))?;
-        if !is_public(&festival) && !caller.as_ref().is_some_and(|c| manages(c, &festival)) {
+        if !visible(&festival, caller.as_ref()) {
             return Err(ApiError::new(codes::NOT_FOUND));
         }
         Ok(to_festival(&festival))

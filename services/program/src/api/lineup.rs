@@ -9,7 +9,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{ProgramApi, is_public, manages, non_negative, on_clash, required_time, time};
+use super::{ProgramApi, non_negative, on_clash, required_time, time};
 use crate::domain::conflicts::{self, Conflict, Rules, Slot};
 use crate::domain::festival::{self as rules, MAX_NAME, MAX_TEXT};
 use crate::events;
@@ -49,11 +49,7 @@ impl ProgramApi {
     ) -> ApiResult<pb::ListStagesResponse> {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         let mut conn = self.pool.acquire().await?;
-        let festival =
-            store::festivals::find(&mut conn, festival_id, false).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
-        if !is_public(&festival) && !caller.as_ref().is_some_and(|c| manages(c, &festival)) {
-            return Err(ApiError::new(codes::NOT_FOUND));
-        }
+        Self::readable(&mut conn, festival_id, caller.as_ref()).await?;
         let rows = store::stages::of_festival(&mut conn, festival_id).await?;
         Ok(pb::ListStagesResponse { stages: rows.iter().map(to_stage).collect() })
     }

@@ -62,10 +62,10 @@ impl ProgramApi {
     /// the caller manages it.
     async fn readable(conn: &mut PgConnection, id: Uuid, caller: Option<&Principal>) -> ApiResult<(FestivalRow, bool)> {
         let festival = store::festivals::find(conn, id, false).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
-        let manager = caller.is_some_and(|c| manages(c, &festival));
-        if !is_public(&festival) && !manager {
+        if !visible(&festival, caller) {
             return Err(ApiError::new(codes::NOT_FOUND));
         }
+        let manager = caller.is_some_and(|c| manages(c, &festival));
         Ok((festival, manager))
     }
 }
@@ -74,6 +74,11 @@ impl ProgramApi {
 /// identity has granted the ORGANIZER membership that the creation event asks for.
 fn manages(caller: &Principal, festival: &FestivalRow) -> bool {
     caller.has(festival.id, Role::Organizer) || caller.user_id == festival.created_by
+}
+
+/// Public festivals are visible to all; drafts only to those who manage them.
+fn visible(festival: &FestivalRow, caller: Option<&Principal>) -> bool {
+    is_public(festival) || caller.is_some_and(|c| manages(c, festival))
 }
 
 fn is_public(festival: &FestivalRow) -> bool {

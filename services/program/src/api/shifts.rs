@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{ProgramApi, is_public, manages, required_time};
 use crate::domain::festival::{MAX_NAME, MAX_TEXT};
 use crate::domain::shifts::{self, Worked};
-use crate::store::{self, shifts::ShiftRow};
+use crate::store::{self, festivals::FestivalRow, shifts::ShiftRow};
 
 impl ProgramApi {
     pub(super) async fn create_shift(&self, caller: Principal, req: pb::CreateShiftRequest) -> ApiResult<pb::Shift> {
@@ -125,19 +125,17 @@ impl ProgramApi {
         let shift_id = validate::uuid("shift_id", &req.shift_id)?;
         let user_id = validate::uuid("user_id", &req.user_id)?;
         let mut tx = self.pool.begin().await?;
-        if user_id == caller.user_id {
-            Self::crew(&mut tx, festival_id, &caller).await?;
+        let festival = if user_id == caller.user_id {
+            Self::crew(&mut tx, festival_id, &caller).await?
         } else {
-            Self::managed(&mut tx, festival_id, &caller).await?;
-        }
+            Self::managed(&mut tx, festival_id, &caller).await?
+        };
         if !store::shifts::lock(&mut tx, festival_id, shift_id).await? {
             return Err(ApiError::field(codes::NOT_FOUND, "shift_id", "no such shift at this festival"));
         }
         let shift =
             store::shifts::find(&mut tx, festival_id, shift_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
-        let organizer =
-            store::festivals::find(&mut tx, festival_id, false).await?.is_some_and(|f| manages(&caller, &f));
-        if !organizer && shift.start_time <= Utc::now() {
+        if !manages(&caller, &festival) && shift.start_time <= Utc::now() {
             return Err(
                 ApiError::new(codes::SHIFT_STARTED).with_message("Ask an organizer to change a shift under way")
             );
@@ -223,13 +221,13 @@ impl ProgramApi {
 
     /// The festival's crew may see its shifts: organizers, and members holding a shift
     /// role. Others get ERR_3002 (or "not found" for a draft).
-    pub(super) async fn crew(conn: &mut PgConnection, festival_id: Uuid, caller: &Principal) -> ApiResult<()> {
+    pub(super) async fn crew(conn: &mut PgConnection, festival_id: Uuid, caller: &Principal) -> ApiResult<FestivalRow> {
         let festival =
             store::festivals::find(conn, festival_id, false).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         if manages(caller, &festival)
             || [Role::Staff, Role::Cashier, Role::Security].iter().any(|r| caller.has(festival_id, *r))
         {
-            return Ok(());
+            return Ok(festival);
         }
         if is_public(&festival) {
             Err(ApiError::new(codes::NOT_A_MEMBER))
