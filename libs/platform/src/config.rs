@@ -106,6 +106,28 @@ pub struct NatsConfig {
     pub subject_prefix: String,
     /// JetStream stream replicas (R3 for money streams in production clusters).
     pub stream_replicas: usize,
+    /// How consumers retry a failing event and when they give up on it.
+    pub delivery: DeliveryConfig,
+}
+
+/// Retry and dead-letter policy of event consumers.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct DeliveryConfig {
+    /// Deliveries of one event before it is moved to the dead-letter subject
+    /// (`festival.deadletter.<consumer>`) and the consumer goes on with the next.
+    pub max_deliveries: u64,
+    /// Delay before the first redelivery of a failed event, doubling each time, in ms.
+    pub retry_backoff_ms: u64,
+    /// Longest delay between two deliveries, in ms.
+    pub max_backoff_ms: u64,
+    /// How long JetStream waits for an acknowledgement before redelivering, in seconds.
+    pub ack_wait_secs: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self { max_deliveries: 5, retry_backoff_ms: 500, max_backoff_ms: 30_000, ack_wait_secs: 30 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -163,7 +185,12 @@ impl CommonConfig {
                 migrate_on_start: true,
                 acquire_timeout_ms: 5_000,
             },
-            nats: NatsConfig { url: "nats://127.0.0.1:4222".into(), subject_prefix: String::new(), stream_replicas: 1 },
+            nats: NatsConfig {
+                url: "nats://127.0.0.1:4222".into(),
+                subject_prefix: String::new(),
+                stream_replicas: 1,
+                delivery: DeliveryConfig::default(),
+            },
             redis: RedisConfig { url: "redis://127.0.0.1:6379".into(), key_prefix: String::new() },
             auth: AuthConfig {
                 issuer: "festival-identity".into(),

@@ -152,6 +152,23 @@ pub fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
     }
 }
 
+/// Maps database errors where they happen: a unique violation of one named constraint
+/// becomes a catalogued error, anything else stays internal.
+///
+/// ```ignore
+/// store::users::insert(&mut tx, &user).await
+///     .on_unique(store::users::EMAIL_UNIQUE, ApiError::field(codes::EMAIL_TAKEN, "email", "is already registered"))?;
+/// ```
+pub trait ResultExt<T> {
+    fn on_unique(self, constraint: &str, error: impl Into<ApiError>) -> Result<T, ApiError>;
+}
+
+impl<T> ResultExt<T> for Result<T, sqlx::Error> {
+    fn on_unique(self, constraint: &str, error: impl Into<ApiError>) -> Result<T, ApiError> {
+        self.map_err(|e| if is_unique_violation(&e, constraint) { error.into() } else { e.into() })
+    }
+}
+
 /// Reads the `ERR_…` reason back out of a status (clients, gateway, tests).
 pub fn reason(status: &tonic::Status) -> Option<String> {
     status.get_details_error_info().map(|info| info.reason)

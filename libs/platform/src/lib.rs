@@ -2,7 +2,10 @@
 //!
 //! - [`config`]: typed layered configuration, production secret checks.
 //! - [`codes`] and [`error`]: the `ERR_XXXX` catalogue and the error RPCs return.
-//! - [`validate`]: edge validation helpers.
+//! - [`validate`]: edge validation helpers (text, ids, enums, bounded timestamps, ranges).
+//! - [`rpc`]: one way to bind RPCs ([`bind_rpcs!`]), HTTP cache metadata.
+//! - [`page_token`]: opaque, tamper-evident page tokens.
+//! - [`idempotency`]: idempotency keys for money and inventory commands.
 //! - [`telemetry`] and [`metrics`]: JSON logs with redaction, OTLP traces, W3C
 //!   propagation, Prometheus.
 //! - [`db`]: per-service PostgreSQL database, embedded migrations.
@@ -19,10 +22,13 @@ pub mod convert;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod idempotency;
 pub mod metrics;
+pub mod page_token;
 pub mod redis;
+pub mod rpc;
 pub mod server;
 pub mod telemetry;
 pub mod validate;
 
-pub use error::{ApiError, ApiResult};
+pub use error::{ApiError, ApiResult, ResultExt};

@@ -20,6 +20,7 @@ use tonic_health::server::HealthReporter;
 use tower_http::classify::{GrpcErrorsAsFailures, SharedClassifier};
 
 use crate::config::{CommonConfig, ServiceConfig};
+use crate::events::consumer::{self, Subscription};
 use crate::events::{self, Naming, relay::OutboxRelay};
 
 /// What every service provides to the bootstrap.
@@ -37,8 +38,13 @@ pub trait Service: Send + Sync + 'static {
     /// Builds the gRPC routes; runs after migrations, before the listener accepts calls.
     fn routes(config: Self::Config, ctx: Context) -> impl Future<Output = anyhow::Result<Routes>> + Send;
 
-    /// Background work of the worker role besides the outbox relay (event consumers).
-    /// Each future runs until `ctx.shutdown` fires.
+    /// The events this service follows ([`consumer::follow`]), run by the worker role.
+    fn consumers(_config: &Self::Config) -> Vec<Subscription> {
+        Vec::new()
+    }
+
+    /// Other background work of the worker role besides the outbox relay and the
+    /// consumers. Each future runs until `ctx.shutdown` fires.
     fn workers(_config: &Self::Config, _ctx: &Context) -> Vec<futures::future::BoxFuture<'static, ()>> {
         Vec::new()
     }
@@ -54,6 +60,19 @@ pub struct Context {
     pub naming: Naming,
     /// Fires when the process is shutting down; background tasks stop on it.
     pub shutdown: CancellationToken,
+}
+
+impl Context {
+    /// Where this service's consumers run.
+    pub fn consumer_runtime(&self) -> consumer::Runtime {
+        consumer::Runtime {
+            pool: self.pool.clone(),
+            js: self.jetstream.clone(),
+            naming: self.naming.clone(),
+            delivery: self.common.nats.delivery,
+            stream_replicas: self.common.nats.stream_replicas,
+        }
+    }
 }
 
 /// Which parts of the process run: the gRPC API, the background worker (outbox relay,
@@ -128,6 +147,9 @@ pub async fn start<S: Service>(config: S::Config, roles: Roles) -> anyhow::Resul
         let relay =
             OutboxRelay::new(pool.clone(), jetstream.clone(), naming.clone(), S::NAME, common.nats.stream_replicas);
         background.push(tokio::spawn(relay.run(shutdown.clone())));
+        for subscription in S::consumers(&config) {
+            background.push(tokio::spawn(consumer::run(ctx.consumer_runtime(), subscription, shutdown.clone())));
+        }
         for worker in S::workers(&config, &ctx) {
             background.push(tokio::spawn(worker));
         }

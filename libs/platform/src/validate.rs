@@ -1,9 +1,11 @@
 //! Edge validation helpers: every RPC checks its input with these before touching any
 //! state, so bad input gets a catalogued code naming the field and writes nothing.
 
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use uuid::Uuid;
 
 use crate::codes;
+use crate::convert::from_timestamp;
 use crate::error::{ApiError, ApiResult};
 
 /// A required, non-blank string no longer than `max` characters; returns it trimmed.
@@ -61,9 +63,103 @@ pub fn page_size(field: &str, value: i32, default: u32, max: u32) -> ApiResult<u
     }
 }
 
+/// Earliest instant any RPC accepts (2000-01-01T00:00:00Z).
+pub fn earliest_instant() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Latest instant any RPC accepts (2100-01-01T00:00:00Z). With every stored instant in
+/// this century, offsets between two of them and the instants they produce stay far
+/// inside chrono's range, so date arithmetic on validated input cannot overflow.
+pub fn latest_instant() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).single().unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// An optional timestamp: a valid instant within [`earliest_instant`]..[`latest_instant`].
+pub fn timestamp(field: &str, value: &Option<prost_types::Timestamp>) -> ApiResult<Option<DateTime<Utc>>> {
+    let Some(t) = value else { return Ok(None) };
+    let instant = from_timestamp(t)
+        .ok_or_else(|| ApiError::field(codes::VALIDATION_FAILED, field, "is not a valid timestamp"))?;
+    if instant < earliest_instant() || instant >= latest_instant() {
+        return Err(ApiError::field(codes::VALIDATION_FAILED, field, "must be between 2000 and 2100"));
+    }
+    Ok(Some(instant))
+}
+
+/// A required timestamp (see [`timestamp`]).
+pub fn required_timestamp(field: &str, value: &Option<prost_types::Timestamp>) -> ApiResult<DateTime<Utc>> {
+    timestamp(field, value)?.ok_or_else(|| ApiError::field(codes::REQUIRED_FIELD, field, "is required"))
+}
+
+/// A time range: `end` strictly after `start` (the violation names `end_field`).
+pub fn range(end_field: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> ApiResult<(DateTime<Utc>, DateTime<Utc>)> {
+    if end <= start {
+        return Err(ApiError::field(codes::VALIDATION_FAILED, end_field, "must be after the start"));
+    }
+    Ok((start, end))
+}
+
+/// `t + offset`, refused (not a panic) when it leaves the accepted range.
+pub fn shifted(field: &str, t: DateTime<Utc>, offset: TimeDelta) -> ApiResult<DateTime<Utc>> {
+    t.checked_add_signed(offset)
+        .filter(|moved| *moved >= earliest_instant() && *moved < latest_instant())
+        .ok_or_else(|| ApiError::field(codes::VALIDATION_FAILED, field, "moves a date outside 2000–2100"))
+}
+
+/// Rejects control characters (NUL, escapes…) in free text; newlines and tabs pass when
+/// `multiline`.
+pub fn plain_text<'a>(field: &str, value: &'a str, multiline: bool) -> ApiResult<&'a str> {
+    let allowed = |c: char| multiline && matches!(c, '\n' | '\r' | '\t');
+    if value.chars().any(|c| c.is_control() && !allowed(c)) {
+        return Err(ApiError::field(codes::VALIDATION_FAILED, field, "must not contain control characters"));
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ts(seconds: i64, nanos: i32) -> Option<prost_types::Timestamp> {
+        Some(prost_types::Timestamp { seconds, nanos })
+    }
+
+    #[test]
+    fn timestamps_outside_the_century_or_malformed_are_refused_not_panics() {
+        let now = Utc::now();
+        assert_eq!(timestamp("t", &ts(now.timestamp(), 0)).expect("now").map(|t| t.timestamp()), Some(now.timestamp()));
+        assert_eq!(timestamp("t", &None).expect("absent"), None);
+        for bad in [ts(i64::MAX, 0), ts(i64::MIN, 0), ts(0, 0), ts(now.timestamp(), -1), ts(4_102_444_800, 0)] {
+            let err = timestamp("t", &bad).unwrap_err();
+            assert_eq!((err.code, err.violations()[0].field.as_str()), (codes::VALIDATION_FAILED, "t"), "{bad:?}");
+        }
+        assert_eq!(required_timestamp("t", &None).unwrap_err().code, codes::REQUIRED_FIELD);
+    }
+
+    #[test]
+    fn ranges_must_move_forward() {
+        let now = Utc::now();
+        assert!(range("end", now, now + TimeDelta::minutes(1)).is_ok());
+        assert_eq!(range("end", now, now).unwrap_err().violations()[0].field, "end");
+    }
+
+    #[test]
+    fn shifting_is_checked_at_the_extremes() {
+        let start = earliest_instant();
+        let end = latest_instant() - TimeDelta::seconds(1);
+        // The largest offset two accepted instants can have moves one into the other.
+        assert_eq!(shifted("t", start, end - start).expect("in range"), end);
+        assert_eq!(shifted("t", end, end - start).unwrap_err().code, codes::VALIDATION_FAILED);
+        assert_eq!(shifted("t", DateTime::<Utc>::MAX_UTC, TimeDelta::MAX).unwrap_err().code, codes::VALIDATION_FAILED);
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_text() {
+        assert_eq!(plain_text("name", "Main Stage", false).expect("plain"), "Main Stage");
+        assert!(plain_text("bio", "line\nbreak", true).is_ok());
+        assert_eq!(plain_text("name", "a\u{0}b", false).unwrap_err().code, codes::VALIDATION_FAILED);
+        assert_eq!(plain_text("name", "line\nbreak", false).unwrap_err().code, codes::VALIDATION_FAILED);
+    }
     use festival_proto::identity::v1::Role;
 
     #[test]

@@ -43,3 +43,66 @@ pub mod festival {
 }
 
 pub use festival::{common, identity, program, testing};
+
+/// A domain event: a protobuf message that knows the subject it is published on.
+///
+/// Subjects are `festival.<service>.<entity>.<verb>` (without any deployment prefix) and
+/// are written once, here, next to the generated types: the outbox publishes on
+/// [`Event::SUBJECT`], consumers subscribe to it and dispatch on the type's full name.
+pub trait Event: prost::Message + prost::Name + Default + Send + Sync + 'static {
+    /// `festival.identity.user.deleted`.
+    const SUBJECT: &'static str;
+
+    /// The publishing service (the subject's second segment), whose stream carries it.
+    fn service() -> &'static str {
+        Self::SUBJECT.split('.').nth(1).unwrap_or_default()
+    }
+}
+
+/// Every event and its subject.
+macro_rules! events {
+    ($($ty:ty => $subject:literal;)*) => {
+        $(impl Event for $ty { const SUBJECT: &'static str = $subject; })*
+        /// `(protobuf full name, subject)` of every event, for checks over the whole set.
+        pub fn all_events() -> Vec<(String, &'static str)> {
+            vec![$((<$ty as prost::Name>::full_name(), $subject)),*]
+        }
+    };
+}
+
+events! {
+    identity::v1::UserRegistered => "festival.identity.user.registered";
+    identity::v1::UserUpdated => "festival.identity.user.updated";
+    identity::v1::UserDeleted => "festival.identity.user.deleted";
+    identity::v1::MembershipGranted => "festival.identity.membership.granted";
+    identity::v1::MembershipRevoked => "festival.identity.membership.revoked";
+    identity::v1::SessionRevoked => "festival.identity.session.revoked";
+    program::v1::FestivalCreated => "festival.program.festival.created";
+    program::v1::FestivalUpdated => "festival.program.festival.updated";
+    program::v1::FestivalStatusChanged => "festival.program.festival.status_changed";
+    program::v1::FestivalDeleted => "festival.program.festival.deleted";
+    program::v1::PerformanceChanged => "festival.program.performance.changed";
+    testing::v1::ThingHappened => "festival.testing.thing.happened";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_subject_is_well_formed_and_used_once() {
+        let all = all_events();
+        assert!(all.len() >= 12);
+        let mut seen = std::collections::HashSet::new();
+        for (name, subject) in &all {
+            let parts: Vec<&str> = subject.split('.').collect();
+            assert_eq!(parts.len(), 4, "{subject}: festival.<service>.<entity>.<verb>");
+            assert_eq!(parts[0], "festival", "{subject}");
+            assert!(name.starts_with(&format!("festival.{}.v1.", parts[1])), "{name} is published on {subject}");
+            assert!(parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+            assert!(seen.insert(*subject), "{subject} is used twice");
+        }
+        assert_eq!(identity::v1::UserDeleted::service(), "identity");
+        assert_eq!(program::v1::FestivalCreated::service(), "program");
+    }
+}

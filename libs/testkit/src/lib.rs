@@ -9,6 +9,7 @@
 
 pub mod http1;
 mod nats;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,10 +17,48 @@ use std::time::{Duration, Instant};
 use festival_platform::config::{CommonConfig, Environment, Secret, ServiceConfig};
 use festival_platform::events::Naming;
 use festival_platform::server::{self, Roles, RunningService, Service};
+use festival_proto::Event;
 use sqlx::PgPool;
 use tonic::transport::Channel;
 
 pub use nats::NatsServer;
+pub use tokens::TestIssuer;
+
+/// A request carrying `authorization: Bearer <token>`.
+pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    request
+}
+
+/// The `ERR_…` code of a call that must have failed.
+pub fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> String {
+    let status = result.expect_err("the call must fail");
+    festival_platform::error::reason(&status).unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"))
+}
+
+/// A JetStream context on the test NATS server.
+pub async fn jetstream() -> async_nats::jetstream::Context {
+    async_nats::jetstream::new(async_nats::connect(nats_url()).await.expect("nats"))
+}
+
+/// Publishes `event` as its service's outbox relay would (event id, type and `Nats-Msg-Id`
+/// headers), under `naming`: for tests of a consumer without running the publisher.
+pub async fn publish_event<E: Event>(naming: &Naming, event: &E) -> uuid::Uuid {
+    let js = jetstream().await;
+    festival_platform::events::ensure_stream(&js, naming, E::service(), 1).await.expect("stream");
+    let id = uuid::Uuid::now_v7();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id.to_string().as_str());
+    headers.insert(festival_platform::events::EVENT_ID_HEADER, id.to_string().as_str());
+    headers.insert(festival_platform::events::EVENT_TYPE_HEADER, E::full_name().as_str());
+    js.publish_with_headers(naming.subject(E::SUBJECT), headers, event.encode_to_vec().into())
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    id
+}
 
 pub fn database_base_url() -> String {
     std::env::var("FESTIVAL_TEST_DATABASE_URL")
@@ -127,8 +166,24 @@ impl<S: Service> TestApp<S> {
         }
     }
 
-    /// Drains and stops the service.
+    /// The last event of type `E` this service published (after the outbox drained).
+    pub async fn last_event<E: Event>(&self) -> E {
+        let message = self.last_message::<E>().await;
+        E::decode(message.payload.as_ref()).expect("protobuf payload")
+    }
+
+    /// The last raw message (headers and payload) of type `E` this service published.
+    pub async fn last_message<E: Event>(&self) -> async_nats::jetstream::message::StreamMessage {
+        self.assert_outbox_drained().await;
+        let naming = self.naming();
+        let stream = jetstream().await.get_stream(naming.stream(E::service())).await.expect("the publisher's stream");
+        stream.get_last_raw_message_by_subject(&naming.subject(E::SUBJECT)).await.expect("event published")
+    }
+
+    /// Checks that every event was published, then drains and stops the service. A test
+    /// that ends with events stuck in the outbox fails here.
     pub async fn stop(mut self) {
+        self.assert_outbox_drained().await;
         if let Some(running) = self.running.take() {
             running.shutdown();
             running.wait().await.expect("service stops cleanly");

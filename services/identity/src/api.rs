@@ -105,9 +105,9 @@ impl IdentityApi {
     async fn revoke_session(conn: &mut PgConnection, user_id: Uuid, session_id: Uuid, reason: &str) -> ApiResult<bool> {
         let revoked = store::sessions::revoke(conn, session_id, reason).await?;
         if revoked {
-            events::session_revoked(
+            events::publish(
                 conn,
-                pb::SessionRevoked {
+                &pb::SessionRevoked {
                     user_id: user_id.to_string(),
                     session_id: session_id.to_string(),
                     reason: reason.into(),
@@ -150,9 +150,9 @@ impl IdentityApi {
                 e.into()
             }
         })?;
-        events::user_registered(
+        events::publish(
             &mut tx,
-            pb::UserRegistered { user_id: user.id.to_string(), language: language.to_proto() as i32 },
+            &pb::UserRegistered { user_id: user.id.to_string(), language: language.to_proto() as i32 },
         )
         .await?;
         tx.commit().await?;
@@ -227,9 +227,9 @@ impl IdentityApi {
         let mut tx = self.pool.begin().await?;
         let ended = store::sessions::revoke_all(&mut tx, caller.user_id, "logout_all").await?;
         for session_id in &ended {
-            events::session_revoked(
+            events::publish(
                 &mut tx,
-                pb::SessionRevoked {
+                &pb::SessionRevoked {
                     user_id: caller.user_id.to_string(),
                     session_id: session_id.to_string(),
                     reason: "logout_all".into(),
@@ -273,9 +273,9 @@ impl IdentityApi {
         .await?
         .ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
         let user_language = Language::from_code(&user.language).unwrap_or(Language::DEFAULT);
-        events::user_updated(
+        events::publish(
             &mut tx,
-            pb::UserUpdated { user_id: user.id.to_string(), language: user_language.to_proto() as i32 },
+            &pb::UserUpdated { user_id: user.id.to_string(), language: user_language.to_proto() as i32 },
         )
         .await?;
         let memberships = store::memberships::of_user(&mut tx, user.id).await?;
@@ -290,9 +290,9 @@ impl IdentityApi {
         }
         let user_id = caller.user_id.to_string();
         for session_id in store::sessions::revoke_all(&mut tx, caller.user_id, "account_deleted").await? {
-            events::session_revoked(
+            events::publish(
                 &mut tx,
-                pb::SessionRevoked {
+                &pb::SessionRevoked {
                     user_id: user_id.clone(),
                     session_id: session_id.to_string(),
                     reason: "account_deleted".into(),
@@ -301,9 +301,9 @@ impl IdentityApi {
             .await?;
         }
         for m in store::memberships::revoke_all_of_user(&mut tx, caller.user_id).await? {
-            events::membership_revoked(
+            events::publish(
                 &mut tx,
-                pb::MembershipRevoked {
+                &pb::MembershipRevoked {
                     festival_id: m.festival_id.to_string(),
                     user_id: user_id.clone(),
                     role: role_to_proto(&m.role) as i32,
@@ -312,7 +312,7 @@ impl IdentityApi {
             )
             .await?;
         }
-        events::user_deleted(&mut tx, pb::UserDeleted { user_id }).await?;
+        events::publish(&mut tx, &pb::UserDeleted { user_id }).await?;
         tx.commit().await?;
         tracing::info!(user_id = %caller.user_id, "account deleted");
         Ok(pb::DeleteMeResponse {})
@@ -352,9 +352,9 @@ impl IdentityApi {
         let (row, new) =
             store::memberships::grant(&mut tx, festival_id, user_id, role.as_str(), caller.user_id).await?;
         if new {
-            events::membership_granted(
+            events::publish(
                 &mut tx,
-                pb::MembershipGranted {
+                &pb::MembershipGranted {
                     festival_id: festival_id.to_string(),
                     user_id: user_id.to_string(),
                     role: pb::Role::from(role) as i32,
@@ -378,9 +378,9 @@ impl IdentityApi {
         if !store::memberships::revoke(&mut tx, festival_id, user_id, role.as_str()).await? {
             return Err(ApiError::new(codes::NOT_FOUND).with_message("No such membership"));
         }
-        events::membership_revoked(
+        events::publish(
             &mut tx,
-            pb::MembershipRevoked {
+            &pb::MembershipRevoked {
                 festival_id: festival_id.to_string(),
                 user_id: user_id.to_string(),
                 role: pb::Role::from(role) as i32,

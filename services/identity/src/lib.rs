@@ -61,21 +61,7 @@ impl Service for Identity {
         Ok(Routes::new(service))
     }
 
-    fn workers(_config: &Config, ctx: &Context) -> Vec<futures::future::BoxFuture<'static, ()>> {
-        use festival_platform::events::consumer::{self, ConsumerConfig};
-        let config = ConsumerConfig {
-            name: "identity-festival-created".into(),
-            stream: ctx.naming.stream("program"),
-            filter_subject: ctx.naming.subject(events::FESTIVAL_CREATED),
-            ack_wait: std::time::Duration::from_secs(30),
-        };
-        let run = consumer::run(
-            ctx.pool.clone(),
-            ctx.jetstream.clone(),
-            config,
-            events::GrantCreatorOrganizer,
-            ctx.shutdown.clone(),
-        );
-        vec![Box::pin(run)]
+    fn consumers(_config: &Config) -> Vec<festival_platform::events::consumer::Subscription> {
+        events::consumers()
     }
 }

@@ -57,30 +57,7 @@ impl Service for Program {
         Ok(Routes::new(ProgramServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max)))
     }
 
-    fn workers(_config: &Config, ctx: &Context) -> Vec<futures::future::BoxFuture<'static, ()>> {
-        use festival_platform::events::consumer::{self, ConsumerConfig};
-        let follow = |name: &str, subject: &str| ConsumerConfig {
-            name: name.into(),
-            stream: ctx.naming.stream("identity"),
-            filter_subject: ctx.naming.subject(subject),
-            ack_wait: std::time::Duration::from_secs(30),
-        };
-        let (pool, js, shutdown) = (ctx.pool.clone(), ctx.jetstream.clone(), ctx.shutdown.clone());
-        vec![
-            Box::pin(consumer::run(
-                pool.clone(),
-                js.clone(),
-                follow("program-memberships", events::MEMBERSHIPS),
-                events::FollowMemberships,
-                shutdown.clone(),
-            )),
-            Box::pin(consumer::run(
-                pool,
-                js,
-                follow("program-user-deleted", events::USER_DELETED),
-                events::ForgetDeletedUser,
-                shutdown,
-            )),
-        ]
+    fn consumers(_config: &Config) -> Vec<festival_platform::events::consumer::Subscription> {
+        events::consumers()
     }
 }

@@ -1,10 +1,12 @@
 //! Domain events over NATS JetStream with a transactional outbox and an inbox.
 //!
-//! - [`outbox::enqueue`] writes an event in the caller's transaction.
+//! - An event type knows its subject ([`festival_proto::Event`], declared next to the
+//!   generated code); [`outbox::publish`] writes one in the caller's transaction.
 //! - [`relay::OutboxRelay`] publishes pending rows (`FOR UPDATE SKIP LOCKED`) with
 //!   `Nats-Msg-Id` = event id, so JetStream drops duplicates, backing off while NATS is down.
-//! - [`consumer::run`] applies each delivered event once: its id goes into the inbox in
-//!   the same transaction as the effect.
+//! - [`consumer::follow`] subscribes a typed handler; each delivered event is applied once
+//!   (its id goes into the inbox in the same transaction as the effect), and one that
+//!   cannot be applied is dead-lettered instead of blocking the ones behind it.
 //!
 //! Subjects are `festival.<service>.<entity>.<verb>`; every service owns one stream,
 //! `FESTIVAL_<SERVICE>` over `festival.<service>.>`. A deployment prefix (tests use one

@@ -1,6 +1,5 @@
 use std::collections::HashSet;
 
-use festival_identity::events as subjects;
 use festival_proto::identity::v1 as pb;
 
 use crate::helpers::*;
@@ -33,7 +32,7 @@ async fn a_fan_registers_signs_in_and_sees_their_profile() {
         (user.id.as_str(), "Ana", pb::Language::Pt as i32)
     );
 
-    let registered: pb::UserRegistered = last_event(&app, subjects::USER_REGISTERED).await;
+    let registered = app.last_event::<pb::UserRegistered>().await;
     assert_eq!(registered.user_id, user.id);
 }
 
@@ -102,7 +101,7 @@ async fn replaying_a_spent_refresh_token_revokes_the_whole_family() {
     assert_eq!(code(c.refresh(pb::RefreshRequest { refresh_token: second.refresh_token.clone() }).await), "ERR_2003");
     assert_eq!(code(c.get_me(authed(pb::GetMeRequest {}, &second.access_token)).await), "ERR_2005");
 
-    let revoked: pb::SessionRevoked = last_event(&app, subjects::SESSION_REVOKED).await;
+    let revoked = app.last_event::<pb::SessionRevoked>().await;
     assert_eq!((revoked.user_id.as_str(), revoked.reason.as_str()), (user.id.as_str(), "refresh_token_reuse"));
 }
 
@@ -184,7 +183,7 @@ async fn profiles_update_and_deleted_accounts_free_their_email() {
     c.delete_me(authed(pb::DeleteMeRequest {}, &tokens.access_token)).await.expect("delete");
     assert_eq!(code(c.login(pb::LoginRequest { email: email.clone(), password: PASSWORD.into() }).await), "ERR_2001");
     assert_eq!(code(c.get_me(authed(pb::GetMeRequest {}, &tokens.access_token)).await), "ERR_2005");
-    let deleted: pb::UserDeleted = last_event(&app, subjects::USER_DELETED).await;
+    let deleted = app.last_event::<pb::UserDeleted>().await;
     assert_eq!(deleted.user_id, user.id);
 
     let again = register(&mut c, &email).await;
@@ -206,7 +205,7 @@ async fn the_callers_trace_continues_into_the_published_event() {
     request.metadata_mut().insert("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01").parse().expect("header"));
     c.register(request).await.expect("register");
 
-    let message = last_message(&app, subjects::USER_REGISTERED).await;
+    let message = app.last_message::<pb::UserRegistered>().await;
     let traceparent =
         message.headers.get("traceparent").map(|v| v.to_string()).expect("traceparent header on the event");
     assert!(traceparent.starts_with(&format!("00-{trace_id}-")), "{traceparent}");

@@ -1,8 +1,7 @@
 use festival_identity::Identity;
-use festival_platform::error::reason;
 use festival_proto::identity::v1 as pb;
 use festival_proto::identity::v1::identity_service_client::IdentityServiceClient;
-use festival_testkit::TestApp;
+pub use festival_testkit::{TestApp, authed, code};
 use tonic::transport::Channel;
 
 pub type App = TestApp<Identity>;
@@ -44,19 +43,6 @@ pub async fn signed_in(client: &mut Client) -> (pb::User, pb::TokenPair) {
     (user, tokens)
 }
 
-/// A request carrying `authorization: Bearer <token>`.
-pub fn authed<T>(message: T, access_token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {access_token}").parse().expect("header"));
-    request
-}
-
-/// The `ERR_…` code of a failed call.
-pub fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> String {
-    let status = result.expect_err("the call must fail");
-    reason(&status).unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"))
-}
-
 /// Registers an account, makes it ADMIN and signs it in.
 pub async fn signed_in_admin(app: &App, client: &mut Client) -> pb::TokenPair {
     let email = new_email();
@@ -80,19 +66,4 @@ pub async fn count(app: &App, table: &str) -> i64 {
         other => panic!("no count for {other}"),
     };
     sqlx::query_scalar(sql).fetch_one(&app.pool).await.expect("count")
-}
-
-/// The last event published on `subject` (unprefixed) in the app's stream.
-pub async fn last_event<M: prost::Message + Default>(app: &App, subject: &str) -> M {
-    let message = last_message(app, subject).await;
-    M::decode(message.payload.as_ref()).expect("protobuf payload")
-}
-
-/// The last raw message (headers and payload) published on `subject` (unprefixed).
-pub async fn last_message(app: &App, subject: &str) -> async_nats::jetstream::message::StreamMessage {
-    app.assert_outbox_drained().await;
-    let naming = app.naming();
-    let js = async_nats::jetstream::new(async_nats::connect(festival_testkit::nats_url()).await.expect("nats"));
-    let stream = js.get_stream(naming.stream("identity")).await.expect("identity stream");
-    stream.get_last_raw_message_by_subject(&naming.subject(subject)).await.expect("event published")
 }

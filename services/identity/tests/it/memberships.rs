@@ -1,4 +1,3 @@
-use festival_identity::events as subjects;
 use festival_proto::identity::v1 as pb;
 use uuid::Uuid;
 
@@ -73,7 +72,7 @@ async fn only_an_admin_or_that_festivals_organizer_may_grant_roles() {
         (festival_a.to_string(), pb::Role::Staff as i32)
     );
 
-    let granted: pb::MembershipGranted = last_event(&app, subjects::MEMBERSHIP_GRANTED).await;
+    let granted = app.last_event::<pb::MembershipGranted>().await;
     assert_eq!((granted.user_id.as_str(), granted.role), (staff.id.as_str(), pb::Role::Staff as i32));
 }
 
@@ -130,7 +129,7 @@ async fn organizers_list_and_revoke_their_roster() {
     c.revoke_membership(authed(revoke.clone(), &admin.access_token)).await.expect("revoke");
     assert_eq!(code(c.revoke_membership(authed(revoke, &admin.access_token)).await), "ERR_4000");
     assert_eq!(count(&app, "memberships").await, 4);
-    let revoked: pb::MembershipRevoked = last_event(&app, subjects::MEMBERSHIP_REVOKED).await;
+    let revoked = app.last_event::<pb::MembershipRevoked>().await;
     assert_eq!(revoked.user_id, members[0]);
 }
 

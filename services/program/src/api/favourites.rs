@@ -13,9 +13,10 @@ use rand::RngCore;
 use uuid::Uuid;
 
 use super::ProgramApi;
-use super::schedule::{cacheable, calendar_body, columns, entry, zone};
+use super::schedule::{calendar_body, columns, entry, zone};
 use crate::domain::clashes::{self, Clash, Starred};
 use crate::store;
+use festival_platform::rpc::cacheable;
 
 /// Random bytes in a feed secret: 256 bits, unguessable.
 const FEED_SECRET_BYTES: usize = 32;

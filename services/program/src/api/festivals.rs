@@ -1,18 +1,19 @@
 //! Festivals: create, read, list, update, the status workflow, delete, and cloning an
 //! edition.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use festival_platform::auth::{Principal, Role};
 use festival_platform::convert::timestamp;
-use festival_platform::{ApiError, ApiResult, codes, validate};
+use festival_platform::{ApiError, ApiResult, ResultExt, codes, page_token, validate};
 use festival_proto::program::v1 as pb;
 use uuid::Uuid;
 
 use std::collections::HashMap;
 
+/// Page-token scope of ListFestivals.
+const LIST_SCOPE: &str = "program.ListFestivals";
+
 use super::lineup::{conflict_refusal, new_conflicts};
-use super::{DEFAULT_PAGE, MAX_PAGE, ProgramApi, non_negative, on_clash, required_time, time, visible};
+use super::{DEFAULT_PAGE, MAX_PAGE, ProgramApi, non_negative, visible};
 use crate::domain::festival::{self as rules, MAX_NAME, MAX_TEXT};
 use crate::domain::status::{self, Completeness, Status as FestivalStatus, TransitionError};
 use crate::events;
@@ -38,7 +39,8 @@ impl ProgramApi {
         }
         let venue = validate::optional("venue", &req.venue, MAX_TEXT)?.unwrap_or("");
         let address = validate::optional("address", &req.address, MAX_TEXT)?.unwrap_or("");
-        let (start_time, end_time) = (time("start_time", &req.start_time)?, time("end_time", &req.end_time)?);
+        let (start_time, end_time) =
+            (validate::timestamp("start_time", &req.start_time)?, validate::timestamp("end_time", &req.end_time)?);
         if !rules::valid_dates(start_time, end_time) {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "end_time", "must be after start_time"));
         }
@@ -72,15 +74,13 @@ impl ProgramApi {
             },
         )
         .await
-        .map_err(on_clash(
+        .on_unique(
             store::festivals::SLUG_UNIQUE,
-            codes::SLUG_TAKEN,
-            "slug",
-            "is already used by another festival",
-        ))?;
-        events::festival_created(
+            ApiError::field(codes::SLUG_TAKEN, "slug", "is already used by another festival"),
+        )?;
+        events::publish(
             &mut tx,
-            pb::FestivalCreated {
+            &pb::FestivalCreated {
                 festival_id: row.id.to_string(),
                 slug: row.slug.clone(),
                 created_by: caller.user_id.to_string(),
@@ -101,8 +101,8 @@ impl ProgramApi {
         let source_id = validate::uuid("festival_id", &req.festival_id)?;
         let name = validate::required("name", &req.name, MAX_NAME)?;
         let slug = slug(&req.slug)?;
-        let start_time = required_time("start_time", &req.start_time)?;
-        let end_time = required_time("end_time", &req.end_time)?;
+        let start_time = validate::required_timestamp("start_time", &req.start_time)?;
+        let end_time = validate::required_timestamp("end_time", &req.end_time)?;
         if start_time >= end_time {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "end_time", "must be after start_time"));
         }
@@ -130,12 +130,10 @@ impl ProgramApi {
             },
         )
         .await
-        .map_err(on_clash(
+        .on_unique(
             store::festivals::SLUG_UNIQUE,
-            codes::SLUG_TAKEN,
-            "slug",
-            "is already used by another festival",
-        ))?;
+            ApiError::field(codes::SLUG_TAKEN, "slug", "is already used by another festival"),
+        )?;
 
         let mut new_ids: HashMap<Uuid, Uuid> = HashMap::new();
         for stage in store::stages::of_festival(&mut tx, source_id).await? {
@@ -179,9 +177,9 @@ impl ProgramApi {
             };
             store::shifts::insert(&mut tx, &copy).await?;
         }
-        events::festival_created(
+        events::publish(
             &mut tx,
-            pb::FestivalCreated {
+            &pb::FestivalCreated {
                 festival_id: row.id.to_string(),
                 slug: row.slug.clone(),
                 created_by: caller.user_id.to_string(),
@@ -216,13 +214,7 @@ impl ProgramApi {
         req: pb::ListFestivalsRequest,
     ) -> ApiResult<pb::ListFestivalsResponse> {
         let page_size = validate::page_size("page_size", req.page_size, DEFAULT_PAGE, MAX_PAGE)?;
-        let after =
-            match req.page_token.as_str() {
-                "" => None,
-                token => Some(URL_SAFE_NO_PAD.decode(token).ok().and_then(|b| Uuid::from_slice(&b).ok()).ok_or_else(
-                    || ApiError::field(codes::INVALID_PAGE_TOKEN, "page_token", "is not a token this API issued"),
-                )?),
-            };
+        let after: Option<Uuid> = page_token::decode(LIST_SCOPE, &req.page_token)?;
         let (admin, user, organizer_of) = match &caller {
             Some(c) => (
                 c.is_admin(),
@@ -235,12 +227,7 @@ impl ProgramApi {
         let mut rows =
             store::festivals::list_visible(&mut conn, admin, user, &organizer_of, after, i64::from(page_size) + 1)
                 .await?;
-        let next_page_token = if rows.len() > page_size as usize {
-            rows.truncate(page_size as usize);
-            rows.last().map(|r| URL_SAFE_NO_PAD.encode(r.id.as_bytes())).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = page_token::next_page(&mut rows, page_size as usize, LIST_SCOPE, |r| r.id);
         Ok(pb::ListFestivalsResponse { festivals: rows.iter().map(to_festival).collect(), next_page_token })
     }
 
@@ -256,8 +243,8 @@ impl ProgramApi {
             name: validate::optional("name", &req.name, MAX_NAME)?,
             venue: validate::optional("venue", &req.venue, MAX_TEXT)?,
             address: validate::optional("address", &req.address, MAX_TEXT)?,
-            start_time: time("start_time", &req.start_time)?,
-            end_time: time("end_time", &req.end_time)?,
+            start_time: validate::timestamp("start_time", &req.start_time)?,
+            end_time: validate::timestamp("end_time", &req.end_time)?,
             capacity: (req.capacity != 0).then(|| non_negative("capacity", req.capacity)).transpose()?,
             travel_minutes: (req.travel_minutes != 0)
                 .then(|| non_negative("travel_minutes", req.travel_minutes))
@@ -284,7 +271,7 @@ impl ProgramApi {
         if !broken.is_empty() {
             return Err(conflict_refusal(&broken, "This change would put the published schedule in conflict"));
         }
-        events::festival_updated(&mut tx, pb::FestivalUpdated { festival_id: id.to_string() }).await?;
+        events::publish(&mut tx, &pb::FestivalUpdated { festival_id: id.to_string() }).await?;
         tx.commit().await?;
         Ok(to_festival(&row))
     }
@@ -318,9 +305,9 @@ impl ProgramApi {
             }
         })?;
         let row = store::festivals::set_status(&mut tx, id, to.as_str()).await?;
-        events::festival_status_changed(
+        events::publish(
             &mut tx,
-            pb::FestivalStatusChanged {
+            &pb::FestivalStatusChanged {
                 festival_id: id.to_string(),
                 from: status_to_proto(from) as i32,
                 to: status_to_proto(to) as i32,
@@ -344,7 +331,7 @@ impl ProgramApi {
                 .with_message("Only draft or cancelled festivals can be deleted; cancel it first"));
         }
         store::festivals::soft_delete(&mut tx, id).await?;
-        events::festival_deleted(&mut tx, pb::FestivalDeleted { festival_id: id.to_string() }).await?;
+        events::publish(&mut tx, &pb::FestivalDeleted { festival_id: id.to_string() }).await?;
         tx.commit().await?;
         Ok(pb::DeleteFestivalResponse {})
     }

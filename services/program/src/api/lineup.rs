@@ -3,13 +3,13 @@
 
 use festival_platform::auth::Principal;
 use festival_platform::convert::timestamp;
-use festival_platform::{ApiError, ApiResult, codes, validate};
+use festival_platform::{ApiError, ApiResult, ResultExt, codes, validate};
 use festival_proto::program::v1 as pb;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{ProgramApi, non_negative, on_clash, required_time, time};
+use super::{ProgramApi, non_negative};
 use crate::domain::conflicts::{self, Conflict, Rules, Slot};
 use crate::domain::festival::{self as rules, MAX_NAME, MAX_TEXT};
 use crate::events;
@@ -32,12 +32,10 @@ impl ProgramApi {
         Self::managed(&mut tx, festival_id, &caller).await?;
         let stage =
             StageRow { id: Uuid::now_v7(), festival_id, name: name.to_owned(), capacity, position, changeover_minutes };
-        let row = store::stages::insert(&mut tx, &stage).await.map_err(on_clash(
+        let row = store::stages::insert(&mut tx, &stage).await.on_unique(
             store::stages::NAME_UNIQUE,
-            codes::ALREADY_EXISTS,
-            "name",
-            "this festival already has a stage with that name",
-        ))?;
+            ApiError::field(codes::ALREADY_EXISTS, "name", "this festival already has a stage with that name"),
+        )?;
         tx.commit().await?;
         Ok(to_stage(&row))
     }
@@ -79,12 +77,10 @@ impl ProgramApi {
             ..current
         };
         let before = Self::conflicts(&mut tx, &festival, false).await?;
-        let row = store::stages::update(&mut tx, &changed).await.map_err(on_clash(
+        let row = store::stages::update(&mut tx, &changed).await.on_unique(
             store::stages::NAME_UNIQUE,
-            codes::ALREADY_EXISTS,
-            "name",
-            "this festival already has a stage with that name",
-        ))?;
+            ApiError::field(codes::ALREADY_EXISTS, "name", "this festival already has a stage with that name"),
+        )?;
         let broken = new_conflicts(&before, Self::conflicts(&mut tx, &festival, false).await?);
         if !broken.is_empty() {
             return Err(conflict_refusal(&broken, "This changeover would put the published schedule in conflict"));
@@ -142,12 +138,10 @@ impl ProgramApi {
             links: if links.is_empty() { current.links.clone() } else { links.to_vec() },
             ..current
         };
-        let row = store::artists::update(&mut tx, &changed).await.map_err(on_clash(
+        let row = store::artists::update(&mut tx, &changed).await.on_unique(
             store::artists::NAME_UNIQUE,
-            codes::ALREADY_EXISTS,
-            "name",
-            "this festival already has an artist with that name",
-        ))?;
+            ApiError::field(codes::ALREADY_EXISTS, "name", "this festival already has an artist with that name"),
+        )?;
         tx.commit().await?;
         Ok(to_artist(&row, true))
     }
@@ -199,12 +193,10 @@ impl ProgramApi {
             bios: Json(bios),
             links: links.to_vec(),
         };
-        let row = store::artists::insert(&mut tx, &artist).await.map_err(on_clash(
+        let row = store::artists::insert(&mut tx, &artist).await.on_unique(
             store::artists::NAME_UNIQUE,
-            codes::ALREADY_EXISTS,
-            "name",
-            "this festival already has an artist with that name",
-        ))?;
+            ApiError::field(codes::ALREADY_EXISTS, "name", "this festival already has an artist with that name"),
+        )?;
         tx.commit().await?;
         Ok(to_artist(&row, true))
     }
@@ -229,8 +221,8 @@ impl ProgramApi {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         let artist_id = validate::uuid("artist_id", &req.artist_id)?;
         let stage_id = validate::uuid("stage_id", &req.stage_id)?;
-        let start_time = required_time("start_time", &req.start_time)?;
-        let end_time = required_time("end_time", &req.end_time)?;
+        let start_time = validate::required_timestamp("start_time", &req.start_time)?;
+        let end_time = validate::required_timestamp("end_time", &req.end_time)?;
         if start_time >= end_time {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "end_time", "must be after start_time"));
         }
@@ -282,7 +274,8 @@ impl ProgramApi {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         let id = validate::uuid("performance_id", &req.performance_id)?;
         let stage_id = (!req.stage_id.is_empty()).then(|| validate::uuid("stage_id", &req.stage_id)).transpose()?;
-        let (start_time, end_time) = (time("start_time", &req.start_time)?, time("end_time", &req.end_time)?);
+        let (start_time, end_time) =
+            (validate::timestamp("start_time", &req.start_time)?, validate::timestamp("end_time", &req.end_time)?);
         let mut tx = self.pool.begin().await?;
         let festival = Self::managed(&mut tx, festival_id, &caller).await?;
         let before = store::performances::find_locked(&mut tx, festival_id, id).await?.ok_or_else(|| {
@@ -373,7 +366,7 @@ impl ProgramApi {
                 fan_batch: i32::try_from(i).unwrap_or(i32::MAX),
                 fan_batches: batch_count,
             };
-            events::performance_changed(conn, event).await?;
+            events::publish(conn, &event).await?;
         }
         Ok(())
     }

@@ -4,13 +4,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use festival_platform::auth::Principal;
 use festival_platform::convert::timestamp;
-use festival_platform::{ApiError, ApiResult, codes, validate};
+use festival_platform::rpc::cacheable;
+use festival_platform::{ApiError, ApiResult, codes, page_token, validate};
 use festival_proto::google::api::HttpBody;
 use festival_proto::program::v1 as pb;
 use tonic::Response;
@@ -76,12 +75,8 @@ impl ProgramApi {
         let artist_query = validate::optional("artist_query", &req.artist_query, 200)?.map(str::to_lowercase);
         let page_size =
             validate::page_size("page_size", req.page_size, DEFAULT_SCHEDULE_PAGE, MAX_SCHEDULE_PAGE)? as usize;
-        let after = match req.page_token.as_str() {
-            "" => None,
-            token => Some(decode_token(token).ok_or_else(|| {
-                ApiError::field(codes::INVALID_PAGE_TOKEN, "page_token", "is not a token this API issued")
-            })?),
-        };
+        let scope = format!("program.GetSchedule:{festival_id}");
+        let after: Option<(DateTime<Utc>, Uuid)> = page_token::decode(&scope, &req.page_token)?;
 
         let mut conn = self.pool.acquire().await?;
         let (festival, _) = Self::readable(&mut conn, festival_id, caller.as_ref()).await?;
@@ -104,7 +99,7 @@ impl ProgramApi {
         });
         let page: Vec<&ListingRow> = matching.by_ref().take(page_size).collect();
         let next_page_token = match (page.last(), matching.next()) {
-            (Some(last), Some(_)) => encode_token(last.start_time, last.id),
+            (Some(last), Some(_)) => page_token::encode(&scope, &(last.start_time, last.id)),
             _ => String::new(),
         };
         let schedule = pb::Schedule {
@@ -155,25 +150,6 @@ impl ProgramApi {
 /// festival itself (name, venue, status).
 fn timetable_tag(festival: &FestivalRow) -> String {
     format!("{}-{}", festival.schedule_version, festival.updated_at.timestamp_micros())
-}
-
-/// A response with HTTP cache metadata the gateway passes on: a weak ETag (so clients
-/// revalidate with `If-None-Match` and get 304), public caching for 30 s for public
-/// festivals, and a file name for downloads.
-pub(super) fn cacheable<T>(body: T, tag: &str, public: bool, file: Option<&str>) -> Response<T> {
-    let mut response = Response::new(body);
-    let metadata = response.metadata_mut();
-    let cache_control = if public { "public, max-age=30" } else { "private, no-cache" };
-    for (name, value) in [
-        ("etag", Some(format!("W/\"{tag}\""))),
-        ("cache-control", Some(cache_control.to_owned())),
-        ("content-disposition", file.map(|f| format!("inline; filename=\"{f}\""))),
-    ] {
-        if let Some(value) = value.and_then(|v| v.parse().ok()) {
-            metadata.insert(name, value);
-        }
-    }
-    response
 }
 
 /// The festival's time zone (checked on creation, so a failure here is a bug).
@@ -236,16 +212,4 @@ pub(super) fn calendar_body(festival: &FestivalRow, title: &str, rows: &[Listing
         data: ics::calendar(title, &festival.time_zone, &events, Utc::now()).into_bytes(),
         extensions: Vec::new(),
     }
-}
-
-fn encode_token(start: DateTime<Utc>, id: Uuid) -> String {
-    let mut bytes = start.timestamp_micros().to_be_bytes().to_vec();
-    bytes.extend_from_slice(id.as_bytes());
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn decode_token(token: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
-    let (micros, id) = bytes.split_first_chunk::<8>()?;
-    Some((DateTime::from_timestamp_micros(i64::from_be_bytes(*micros))?, Uuid::from_slice(id).ok()?))
 }

@@ -12,7 +12,7 @@ use festival_proto::program::v1 as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{ProgramApi, is_public, manages, required_time};
+use super::{ProgramApi, is_public, manages};
 use crate::domain::festival::{MAX_NAME, MAX_TEXT};
 use crate::domain::shifts::{self, Worked};
 use crate::store::{self, festivals::FestivalRow, shifts::ShiftRow};
@@ -30,8 +30,8 @@ impl ProgramApi {
         if !(1..=1000).contains(&req.head_count) {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "head_count", "from 1 to 1000"));
         }
-        let start_time = required_time("start_time", &req.start_time)?;
-        let end_time = required_time("end_time", &req.end_time)?;
+        let start_time = validate::required_timestamp("start_time", &req.start_time)?;
+        let end_time = validate::required_timestamp("end_time", &req.end_time)?;
         if start_time >= end_time {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "end_time", "must be after start_time"));
         }

@@ -267,45 +267,43 @@ async fn concurrent_assignments_never_double_book_a_person_or_overfill_a_shift()
 /// Identity's membership events can be redelivered out of order; the newest one wins.
 #[tokio::test]
 async fn membership_events_applied_out_of_order_keep_the_newest_state() {
-    use festival_platform::events::consumer::{Handler, IncomingEvent};
-    use festival_program::events::FollowMemberships;
-    use prost::Message;
+    use festival_platform::events::consumer::{self, IncomingEvent};
+    use festival_proto::Event;
+    use prost::{Message, Name};
 
     let env = spawn().await;
     let (festival, user) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
     let event = |verb: &str, role: idpb::Role| {
-        let payload = if verb == "granted" {
-            idpb::MembershipGranted {
+        let (payload, event_type, subject) = if verb == "granted" {
+            let e = idpb::MembershipGranted {
                 festival_id: festival.to_string(),
                 user_id: user.to_string(),
                 role: role as i32,
                 granted_by: String::new(),
-            }
-            .encode_to_vec()
+            };
+            (e.encode_to_vec(), idpb::MembershipGranted::full_name(), idpb::MembershipGranted::SUBJECT)
         } else {
-            idpb::MembershipRevoked {
+            let e = idpb::MembershipRevoked {
                 festival_id: festival.to_string(),
                 user_id: user.to_string(),
                 role: role as i32,
                 revoked_by: String::new(),
-            }
-            .encode_to_vec()
+            };
+            (e.encode_to_vec(), idpb::MembershipRevoked::full_name(), idpb::MembershipRevoked::SUBJECT)
         };
-        IncomingEvent {
-            id: uuid::Uuid::now_v7(),
-            subject: format!("festival.identity.membership.{verb}"),
-            event_type: String::new(),
-            payload,
-        }
+        IncomingEvent { id: uuid::Uuid::now_v7(), subject: subject.into(), event_type, payload, delivered: 1 }
     };
+    // Through program's own subscriptions (inbox included), as the consumer applies them.
+    let subscriptions = festival_program::events::consumers();
     let granted = event("granted", idpb::Role::Staff);
     let revoked = event("revoked", idpb::Role::Staff); // later than the grant
     let apply = |e: IncomingEvent| {
         let pool = env.program.pool.clone();
+        let subscription =
+            subscriptions.iter().find(|s| s.event_type == e.event_type).expect("program follows it").clone();
         async move {
-            let mut tx = pool.begin().await.expect("tx");
-            FollowMemberships.handle(&mut tx, &e).await.expect("apply");
-            tx.commit().await.expect("commit");
+            let applied = consumer::apply(&pool, &subscription, &e).await.expect("apply");
+            assert_eq!(applied, consumer::Applied::Handled);
         }
     };
     let holds = || async {

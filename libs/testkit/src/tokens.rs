@@ -1,0 +1,165 @@
+//! A test token issuer: a fixed Ed25519 key whose public half is served over gRPC as
+//! identity's `GetJwks`, so a service under test verifies tokens exactly as in production
+//! (its real `IdentityKeySource`, pointed at [`TestIssuer::url`]) while the test mints
+//! tokens for any role and membership, without running identity or touching its tables.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use festival_platform::auth::{ACCESS_TOKEN_USE, AccessClaims, MembershipClaim, Role};
+use festival_platform::config::AuthConfig;
+use festival_proto::identity::v1 as pb;
+use futures::future::BoxFuture;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use uuid::Uuid;
+
+/// Seed of the issuer's key: fixed, so failures reproduce; worthless outside tests.
+const SEED: [u8; 32] = *b"festival-test-issuer-fixed-seed!";
+/// The key id the issuer's tokens and JWKS carry.
+pub const TEST_KID: &str = "festival-test-issuer";
+
+/// Mints access tokens with a fixed key and serves that key as a JWKS.
+#[derive(Clone)]
+pub struct TestIssuer {
+    addr: SocketAddr,
+    key: EncodingKey,
+    issuer: String,
+    audience: String,
+    kid: Arc<str>,
+}
+
+/// Who a token speaks for.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub user_id: Uuid,
+    pub role: Role,
+    pub memberships: Vec<(Uuid, Role)>,
+}
+
+impl TestIssuer {
+    /// Starts the JWKS endpoint on a free port. Tokens use the platform's default issuer
+    /// and audience (what services under test expect).
+    pub async fn start() -> Self {
+        let signing = ed25519_dalek::SigningKey::from_bytes(&SEED);
+        let public = URL_SAFE_NO_PAD.encode(signing.verifying_key().to_bytes());
+        let der = signing.to_pkcs8_der().expect("pkcs8");
+        let jwks = pb::Jwks {
+            keys: vec![pb::Jwk {
+                kty: "OKP".into(),
+                crv: "Ed25519".into(),
+                x: public,
+                kid: TEST_KID.into(),
+                alg: "EdDSA".into(),
+                r#use: "sig".into(),
+            }],
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let server = tonic::transport::Server::builder().add_service(JwksService(Arc::new(jwks)));
+        tokio::spawn(server.serve_with_incoming(incoming));
+        let defaults = festival_platform::config::CommonConfig::local_defaults("test", 50999).auth;
+        Self::with(addr, EncodingKey::from_ed_der(der.as_bytes()), &defaults)
+    }
+
+    fn with(addr: SocketAddr, key: EncodingKey, auth: &AuthConfig) -> Self {
+        Self { addr, key, issuer: auth.issuer.clone(), audience: auth.audience.clone(), kid: TEST_KID.into() }
+    }
+
+    /// The URL to put in a service's `auth.identity_url`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A token valid for 15 minutes.
+    pub fn token(&self, grant: &Grant) -> String {
+        self.token_valid_for(grant, chrono::TimeDelta::minutes(15))
+    }
+
+    /// A token that expires `ttl` from now (negative: already expired).
+    pub fn token_valid_for(&self, grant: &Grant, ttl: chrono::TimeDelta) -> String {
+        let now = chrono::Utc::now();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: grant.user_id,
+            exp: (now + ttl).timestamp(),
+            nbf: now.timestamp().min((now + ttl).timestamp()),
+            iat: now.timestamp(),
+            jti: Uuid::now_v7(),
+            sid: Uuid::now_v7(),
+            token_use: ACCESS_TOKEN_USE.into(),
+            role: grant.role,
+            mem: grant.memberships.iter().map(|&(fid, role)| MembershipClaim { fid, role }).collect(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.to_string());
+        header.typ = Some("at+jwt".into());
+        jsonwebtoken::encode(&header, &claims, &self.key).expect("sign")
+    }
+
+    /// A plain account's token (role USER, no memberships); returns (user id, token).
+    pub fn user(&self) -> (Uuid, String) {
+        let user_id = Uuid::now_v7();
+        (user_id, self.token(&Grant { user_id, role: Role::User, memberships: Vec::new() }))
+    }
+
+    /// A platform ADMIN's token.
+    pub fn admin(&self) -> String {
+        self.token(&Grant { user_id: Uuid::now_v7(), role: Role::Admin, memberships: Vec::new() })
+    }
+
+    /// A token for `user_id` holding `role` at `festival_id`.
+    pub fn member(&self, user_id: Uuid, festival_id: Uuid, role: Role) -> String {
+        self.token(&Grant { user_id, role: Role::User, memberships: vec![(festival_id, role)] })
+    }
+}
+
+/// Serves `festival.identity.v1.IdentityService/GetJwks` and nothing else.
+#[derive(Clone)]
+struct JwksService(Arc<pb::Jwks>);
+
+impl tonic::server::NamedService for JwksService {
+    const NAME: &'static str = "festival.identity.v1.IdentityService";
+}
+
+struct GetJwks(Arc<pb::Jwks>);
+
+impl tonic::server::UnaryService<pb::GetJwksRequest> for GetJwks {
+    type Response = pb::Jwks;
+    type Future = BoxFuture<'static, Result<tonic::Response<pb::Jwks>, tonic::Status>>;
+    fn call(&mut self, _request: tonic::Request<pb::GetJwksRequest>) -> Self::Future {
+        let jwks = (*self.0).clone();
+        Box::pin(async move { Ok(tonic::Response::new(jwks)) })
+    }
+}
+
+impl<B> tower::Service<http::Request<B>> for JwksService
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let jwks = self.0.clone();
+        Box::pin(async move {
+            if request.uri().path() != "/festival.identity.v1.IdentityService/GetJwks" {
+                return Ok(tonic::Status::unimplemented("the test issuer serves only GetJwks").into_http());
+            }
+            let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
+            Ok(grpc.unary(GetJwks(jwks), request).await)
+        })
+    }
+}
