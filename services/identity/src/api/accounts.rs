@@ -1,0 +1,145 @@
+//! Accounts: registration, the caller's own profile, account deletion.
+
+use festival_platform::auth::Principal;
+use festival_platform::{ApiError, ApiResult, ResultExt, codes, validate};
+use festival_proto::identity::v1 as pb;
+use uuid::Uuid;
+
+use super::convert::{role_to_proto, to_user};
+use super::{IdentityApi, parse_email};
+use crate::domain::email::Email;
+use crate::domain::password::{self, PasswordRule};
+use crate::domain::profile::{self, Language};
+use crate::events;
+use crate::store;
+
+impl IdentityApi {
+    pub(super) async fn register(&self, req: pb::RegisterRequest) -> ApiResult<pb::RegisterResponse> {
+        let email = parse_email(&req.email)?;
+        check_password(&req.password, Some(&email))?;
+        let display_name = match validate::optional("display_name", &req.display_name, profile::MAX_DISPLAY_NAME)? {
+            Some(name) => profile::display_name(name)
+                .map_err(|d| ApiError::field(codes::INVALID_DISPLAY_NAME, "display_name", d))?,
+            None => email.local_part().to_owned(),
+        };
+        let language = language_of(req.language)?.unwrap_or(Language::DEFAULT);
+
+        let password_hash = self.hasher.hash(req.password).await.map_err(ApiError::internal)?;
+        let mut tx = self.pool.begin().await?;
+        let user = store::users::insert(
+            &mut tx,
+            &store::users::NewUser {
+                id: Uuid::now_v7(),
+                email: email.as_str(),
+                password_hash: &password_hash,
+                display_name: &display_name,
+                language: language.code(),
+            },
+        )
+        .await
+        .on_unique(store::users::EMAIL_UNIQUE, ApiError::field(codes::EMAIL_TAKEN, "email", "is already registered"))?;
+        events::publish(
+            &mut tx,
+            &pb::UserRegistered { user_id: user.id.to_string(), language: language.to_proto() as i32 },
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(user_id = %user.id, "account registered");
+        Ok(pb::RegisterResponse { user: Some(to_user(&user, &[])) })
+    }
+
+    pub(super) async fn get_me(&self, caller: Principal, _req: pb::GetMeRequest) -> ApiResult<pb::User> {
+        let mut conn = self.pool.acquire().await?;
+        let user =
+            store::users::find(&mut conn, caller.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
+        let memberships = store::memberships::of_user(&mut conn, user.id).await?;
+        Ok(to_user(&user, &memberships))
+    }
+
+    pub(super) async fn update_me(&self, caller: Principal, req: pb::UpdateMeRequest) -> ApiResult<pb::User> {
+        let display_name = match validate::optional("display_name", &req.display_name, profile::MAX_DISPLAY_NAME)? {
+            Some(name) => Some(
+                profile::display_name(name)
+                    .map_err(|d| ApiError::field(codes::INVALID_DISPLAY_NAME, "display_name", d))?,
+            ),
+            None => None,
+        };
+        let language = language_of(req.language)?;
+        if display_name.is_none() && language.is_none() {
+            return Err(ApiError::new(codes::REQUIRED_FIELD)
+                .with_message("Nothing to update")
+                .with_violation("display_name", "set display_name or language"));
+        }
+        let mut tx = self.pool.begin().await?;
+        let user = store::users::update_profile(
+            &mut tx,
+            caller.user_id,
+            display_name.as_deref(),
+            language.map(Language::code),
+        )
+        .await?
+        .ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
+        let user_language = Language::from_code(&user.language).unwrap_or(Language::DEFAULT);
+        events::publish(
+            &mut tx,
+            &pb::UserUpdated { user_id: user.id.to_string(), language: user_language.to_proto() as i32 },
+        )
+        .await?;
+        let memberships = store::memberships::of_user(&mut tx, user.id).await?;
+        tx.commit().await?;
+        Ok(to_user(&user, &memberships))
+    }
+
+    pub(super) async fn delete_me(
+        &self,
+        caller: Principal,
+        _req: pb::DeleteMeRequest,
+    ) -> ApiResult<pb::DeleteMeResponse> {
+        let mut tx = self.pool.begin().await?;
+        if !store::users::soft_delete(&mut tx, caller.user_id).await? {
+            return Err(ApiError::new(codes::ACCOUNT_DISABLED));
+        }
+        let user_id = caller.user_id.to_string();
+        for session_id in store::sessions::revoke_all(&mut tx, caller.user_id, "account_deleted").await? {
+            events::publish(
+                &mut tx,
+                &pb::SessionRevoked {
+                    user_id: user_id.clone(),
+                    session_id: session_id.to_string(),
+                    reason: "account_deleted".into(),
+                },
+            )
+            .await?;
+        }
+        for m in store::memberships::revoke_all_of_user(&mut tx, caller.user_id).await? {
+            events::publish(
+                &mut tx,
+                &pb::MembershipRevoked {
+                    festival_id: m.festival_id.to_string(),
+                    user_id: user_id.clone(),
+                    role: role_to_proto(&m.role) as i32,
+                    revoked_by: user_id.clone(),
+                },
+            )
+            .await?;
+        }
+        events::publish(&mut tx, &pb::UserDeleted { user_id }).await?;
+        tx.commit().await?;
+        tracing::info!(user_id = %caller.user_id, "account deleted");
+        Ok(pb::DeleteMeResponse {})
+    }
+}
+
+fn check_password(raw: &str, email: Option<&Email>) -> ApiResult<()> {
+    if raw.is_empty() {
+        return Err(ApiError::field(codes::REQUIRED_FIELD, "password", "is required"));
+    }
+    password::check(raw, email).map_err(|rule| {
+        let code = if rule == PasswordRule::MaxLength { codes::FIELD_TOO_LONG } else { codes::WEAK_PASSWORD };
+        ApiError::field(code, "password", rule.describe()).with_metadata("rule", rule.name())
+    })
+}
+
+fn language_of(value: i32) -> ApiResult<Option<Language>> {
+    Ok(validate::known_enum::<pb::Language>("language", value, true)?.and_then(Language::from_proto))
+}

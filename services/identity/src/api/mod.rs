@@ -1,0 +1,156 @@
+//! The gRPC surface: decode and validate, authorize, call the domain and the store,
+//! encode. Every write and its event commit together.
+//!
+//! One module per area ([`accounts`], [`sessions`], [`memberships`], [`keys`]); this one
+//! holds what they share and the tonic binding, [`convert`] the proto mapping.
+
+mod accounts;
+mod convert;
+mod keys;
+mod memberships;
+mod sessions;
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use festival_platform::auth::{ACCESS_TOKEN_USE, AccessClaims, Principal, Role, Verifier};
+use festival_platform::convert::timestamp;
+use festival_platform::rpc::Authenticate;
+use festival_platform::{ApiError, ApiResult, codes};
+use festival_proto::identity::v1 as pb;
+use sqlx::{PgConnection, PgPool};
+use tonic::Request;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::credentials::Hasher;
+use crate::domain::email::{Email, EmailError};
+use crate::domain::session;
+use crate::events;
+use crate::keyring::Keyring;
+use crate::store::{self, users::UserRow};
+use convert::{membership_claims, to_user};
+
+pub struct IdentityApi {
+    pool: PgPool,
+    hasher: Hasher,
+    keyring: Arc<Keyring>,
+    verifier: Verifier,
+    config: Arc<Config>,
+}
+
+impl IdentityApi {
+    pub fn new(pool: PgPool, hasher: Hasher, keyring: Arc<Keyring>, verifier: Verifier, config: Arc<Config>) -> Self {
+        Self { pool, hasher, keyring, verifier, config }
+    }
+
+    /// Starts a session (or continues one) with a new refresh token and an access token.
+    pub(super) async fn issue_tokens(
+        &self,
+        conn: &mut PgConnection,
+        user: &UserRow,
+        session_id: Uuid,
+    ) -> ApiResult<pb::TokenPair> {
+        let now = Utc::now();
+        let refresh_token = session::new_refresh_token();
+        let refresh_exp = now + Duration::seconds(self.config.tokens.refresh_ttl_secs);
+        store::sessions::add_refresh_token(conn, session_id, &session::hash_refresh_token(&refresh_token), refresh_exp)
+            .await?;
+        let memberships = store::memberships::of_user(conn, user.id).await?;
+        let access_exp = now + Duration::seconds(self.config.tokens.access_ttl_secs);
+        let claims = AccessClaims {
+            iss: self.config.common.auth.issuer.clone(),
+            aud: self.config.common.auth.audience.clone(),
+            sub: user.id,
+            exp: access_exp.timestamp(),
+            nbf: now.timestamp(),
+            iat: now.timestamp(),
+            jti: Uuid::now_v7(),
+            sid: session_id,
+            token_use: ACCESS_TOKEN_USE.into(),
+            role: Role::parse(&user.role).unwrap_or(Role::User),
+            mem: membership_claims(&memberships),
+        };
+        let signer = self.keyring.signer().await.map_err(ApiError::internal)?;
+        let access_token = signer.sign(&claims).map_err(ApiError::internal)?;
+        Ok(pb::TokenPair {
+            access_token,
+            access_token_expire_time: Some(timestamp(access_exp)),
+            refresh_token,
+            refresh_token_expire_time: Some(timestamp(refresh_exp)),
+            token_type: "Bearer".into(),
+            user: Some(to_user(user, &memberships)),
+        })
+    }
+
+    pub(super) async fn revoke_session(
+        conn: &mut PgConnection,
+        user_id: Uuid,
+        session_id: Uuid,
+        reason: &str,
+    ) -> ApiResult<bool> {
+        let revoked = store::sessions::revoke(conn, session_id, reason).await?;
+        if revoked {
+            events::publish(
+                conn,
+                &pb::SessionRevoked {
+                    user_id: user_id.to_string(),
+                    session_id: session_id.to_string(),
+                    reason: reason.into(),
+                },
+            )
+            .await?;
+        }
+        Ok(revoked)
+    }
+}
+
+impl Authenticate for IdentityApi {
+    /// The caller, from a verified access token whose session is still live, with roles
+    /// read fresh from the database (identity is the authority on them).
+    async fn caller<T: Send + Sync>(&self, request: &Request<T>) -> ApiResult<Principal> {
+        let principal = self.verifier.authenticate(request).await?;
+        let mut conn = self.pool.acquire().await?;
+        if !store::sessions::is_live(&mut conn, principal.session_id).await? {
+            return Err(ApiError::new(codes::SESSION_REVOKED));
+        }
+        let user =
+            store::users::find(&mut conn, principal.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
+        let memberships = store::memberships::of_user(&mut conn, user.id).await?;
+        Ok(Principal {
+            user_id: user.id,
+            session_id: principal.session_id,
+            role: Role::parse(&user.role).unwrap_or(Role::User),
+            memberships: membership_claims(&memberships),
+        })
+    }
+}
+
+fn parse_email(raw: &str) -> ApiResult<Email> {
+    Email::parse(raw).map_err(|e| {
+        let code = match e {
+            EmailError::Empty => codes::REQUIRED_FIELD,
+            EmailError::TooLong => codes::FIELD_TOO_LONG,
+            EmailError::Malformed => codes::INVALID_EMAIL,
+        };
+        ApiError::field(code, "email", e.describe())
+    })
+}
+
+festival_platform::bind_rpcs! {
+    IdentityApi => pb::identity_service_server::IdentityService {
+        public register(pb::RegisterRequest) -> pb::RegisterResponse;
+        public login(pb::LoginRequest) -> pb::TokenPair;
+        public refresh(pb::RefreshRequest) -> pb::TokenPair;
+        public logout(pb::LogoutRequest) -> pb::LogoutResponse;
+        auth logout_all(pb::LogoutAllRequest) -> pb::LogoutAllResponse;
+        auth get_me(pb::GetMeRequest) -> pb::User;
+        auth update_me(pb::UpdateMeRequest) -> pb::User;
+        auth delete_me(pb::DeleteMeRequest) -> pb::DeleteMeResponse;
+        public get_jwks(pb::GetJwksRequest) -> pb::Jwks;
+        auth rotate_signing_key(pb::RotateSigningKeyRequest) -> pb::RotateSigningKeyResponse;
+        auth grant_membership(pb::GrantMembershipRequest) -> pb::Membership;
+        auth revoke_membership(pb::RevokeMembershipRequest) -> pb::RevokeMembershipResponse;
+        auth list_memberships(pb::ListMembershipsRequest) -> pb::ListMembershipsResponse;
+    }
+}

@@ -1,0 +1,110 @@
+//! Sessions: sign-in, refresh-token rotation with reuse detection, sign-out.
+
+use chrono::Utc;
+use festival_platform::auth::Principal;
+use festival_platform::{ApiError, ApiResult, codes, validate};
+use festival_proto::identity::v1 as pb;
+use uuid::Uuid;
+
+use super::{IdentityApi, parse_email};
+use crate::domain::password;
+use crate::domain::session::{self, RefreshDecision, RefreshState};
+use crate::events;
+use crate::store;
+
+const MAX_TOKEN_LEN: usize = 512;
+
+impl IdentityApi {
+    pub(super) async fn login(&self, req: pb::LoginRequest) -> ApiResult<pb::TokenPair> {
+        let email = parse_email(&req.email)?;
+        validate::required("password", &req.password, password::MAX_CHARS)?;
+        let mut conn = self.pool.acquire().await?;
+        let user = store::users::find_by_email(&mut conn, email.as_str()).await?;
+        drop(conn);
+        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = self.hasher.verify(req.password, stored).await.map_err(ApiError::internal)?;
+        let user = match (ok, user) {
+            (true, Some(user)) => user,
+            _ => return Err(ApiError::new(codes::INVALID_CREDENTIALS)),
+        };
+        let mut tx = self.pool.begin().await?;
+        let session_id = Uuid::now_v7();
+        store::sessions::create(&mut tx, session_id, user.id).await?;
+        let pair = self.issue_tokens(&mut tx, &user, session_id).await?;
+        tx.commit().await?;
+        tracing::info!(user_id = %user.id, %session_id, "signed in");
+        Ok(pair)
+    }
+
+    pub(super) async fn refresh(&self, req: pb::RefreshRequest) -> ApiResult<pb::TokenPair> {
+        let token = refresh_token_of(&req.refresh_token)?;
+        let hash = session::hash_refresh_token(token);
+        let mut tx = self.pool.begin().await?;
+        let found =
+            store::sessions::lock_token(&mut tx, &hash).await?.ok_or(ApiError::new(codes::INVALID_REFRESH_TOKEN))?;
+        let state = RefreshState {
+            expires_at: found.expires_at,
+            used: found.used_at.is_some(),
+            session_revoked: found.session_revoked_at.is_some(),
+        };
+        match session::decide(state, Utc::now()) {
+            RefreshDecision::Refuse => Err(ApiError::new(codes::INVALID_REFRESH_TOKEN)),
+            RefreshDecision::ReuseDetected => {
+                // The token leaked or was replayed: end the whole family, then refuse.
+                Self::revoke_session(&mut tx, found.user_id, found.session_id, "refresh_token_reuse").await?;
+                tx.commit().await?;
+                tracing::warn!(user_id = %found.user_id, session_id = %found.session_id, "refresh token reuse: session revoked");
+                Err(ApiError::new(codes::REFRESH_TOKEN_REUSED))
+            }
+            RefreshDecision::Rotate => {
+                let user =
+                    store::users::find(&mut tx, found.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
+                store::sessions::mark_used(&mut tx, &hash).await?;
+                let pair = self.issue_tokens(&mut tx, &user, found.session_id).await?;
+                tx.commit().await?;
+                Ok(pair)
+            }
+        }
+    }
+
+    pub(super) async fn logout(&self, req: pb::LogoutRequest) -> ApiResult<pb::LogoutResponse> {
+        let token = refresh_token_of(&req.refresh_token)?;
+        let mut tx = self.pool.begin().await?;
+        // Unknown or already-ended sessions: nothing to do, same answer (idempotent).
+        if let Some(found) = store::sessions::lock_token(&mut tx, &session::hash_refresh_token(token)).await? {
+            Self::revoke_session(&mut tx, found.user_id, found.session_id, "logout").await?;
+        }
+        tx.commit().await?;
+        Ok(pb::LogoutResponse {})
+    }
+
+    pub(super) async fn logout_all(
+        &self,
+        caller: Principal,
+        _req: pb::LogoutAllRequest,
+    ) -> ApiResult<pb::LogoutAllResponse> {
+        let mut tx = self.pool.begin().await?;
+        let ended = store::sessions::revoke_all(&mut tx, caller.user_id, "logout_all").await?;
+        for session_id in &ended {
+            events::publish(
+                &mut tx,
+                &pb::SessionRevoked {
+                    user_id: caller.user_id.to_string(),
+                    session_id: session_id.to_string(),
+                    reason: "logout_all".into(),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(pb::LogoutAllResponse { sessions_revoked: ended.len() as i32 })
+    }
+}
+
+fn refresh_token_of(raw: &str) -> ApiResult<&str> {
+    let token = validate::required("refresh_token", raw, MAX_TOKEN_LEN)?;
+    if !token.starts_with(session::REFRESH_PREFIX) {
+        return Err(ApiError::new(codes::INVALID_REFRESH_TOKEN));
+    }
+    Ok(token)
+}
