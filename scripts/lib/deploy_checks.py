@@ -7,17 +7,23 @@
   a migration Job running its `migrate` subcommand, a Service, an HPA, a PDB and a
   NetworkPolicy; the gateway has its Deployment and Ingress;
 - compose.yaml: every container has a health check, every service and the gateway are
-  present and wait for healthy dependencies, services get their database and NATS.
+  present and wait for healthy dependencies, services get their database and NATS;
+- every crate in services/ is wired in by name everywhere a service is listed by hand:
+  the root Cargo.toml's workspace members, the chart's `services:` in values.yaml, the
+  gateway's default upstreams (gateway/src/config.rs) and a section of docs/API.md
+  (plain file reads, run before the slow Helm checks).
 
 usage: deploy_checks.py   (from the repository root)
 """
 
+import fnmatch
 import glob
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import tomllib
 
 import helm_python
 import yaml
@@ -32,6 +38,41 @@ def fail(msg):
 
 def services():
     return sorted(d for d in os.listdir("services") if os.path.isfile(os.path.join("services", d, "Cargo.toml")))
+
+
+def gateway_upstreams():
+    """The upstream names of the gateway's default configuration (gateway/src/config.rs)."""
+    source = open("gateway/src/config.rs").read()
+    block = re.search(r"upstreams:\s*BTreeMap::from\(\[(.*?)\]\)", source, re.S)
+    if not block:
+        fail("gateway/src/config.rs: no default upstreams (`upstreams: BTreeMap::from([...])`) to check services against")
+    return set(re.findall(r'\(\s*"([\w-]+)"\.to_owned\(\)', block.group(1)))
+
+
+def check_wiring():
+    """Every crate in services/ is named where a service is listed by hand (compose.yaml is
+    covered by check_compose). Reports every gap of every service at once."""
+    with open("Cargo.toml", "rb") as f:
+        members = tomllib.load(f).get("workspace", {}).get("members", [])
+    with open(f"{CHART}/values.yaml") as f:
+        chart = (yaml.safe_load(f) or {}).get("services") or {}
+    upstreams = gateway_upstreams()
+    api_doc = open("docs/API.md").read()
+    gaps = []
+    for svc in services():
+        missing = []
+        if not any(fnmatch.fnmatchcase(f"services/{svc}", m.rstrip("/")) for m in members):
+            missing.append("Cargo.toml [workspace] members")
+        if svc not in chart:
+            missing.append(f"{CHART}/values.yaml `services:`")
+        if svc not in upstreams:
+            missing.append("the gateway's default upstreams in gateway/src/config.rs")
+        if not re.search(rf"^## .*`festival\.{re.escape(svc)}\.v1\.\w+`", api_doc, re.M):
+            missing.append(f"docs/API.md (a section headed `## <Name> (festival.{svc}.v1.<Name>Service)`)")
+        if missing:
+            gaps.append(f"services/{svc} is missing from: " + "; ".join(missing))
+    if gaps:
+        fail("a service is not wired in (see docs/NEW_SERVICE.md):\n  " + "\n  ".join(gaps))
 
 
 def lint():
@@ -138,15 +179,17 @@ def check_api_doc():
 
 
 def main():
+    check_wiring()
+    check_compose()
     lint()
     default = render(None)
     check_chart(default, "default values")
     production = render(f"{CHART}/values-production.yaml")
     check_chart(production, "production values")
-    check_compose()
     routes = check_api_doc()
-    print(f"deploy checks: helm lint --strict clean; {len(default)} + {len(production)} manifests valid (kubernetes-validate --strict); "
-          f"services {services()} each with grpc probes and a migration job; compose.yaml healthy-dependency graph OK; "
+    print(f"deploy checks: services {services()} wired into Cargo.toml, values.yaml, compose.yaml, the gateway's upstreams "
+          f"and docs/API.md; helm lint --strict clean; {len(default)} + {len(production)} manifests valid (kubernetes-validate --strict); "
+          f"each with grpc probes and a migration job; compose.yaml healthy-dependency graph OK; "
           f"all {routes} REST routes listed in docs/API.md")
 
 

@@ -161,3 +161,38 @@ async fn bad_membership_requests_are_refused_and_write_nothing() {
     assert_eq!(code(c.list_memberships(authed(bad_page, token)).await), "ERR_1005");
     assert_eq!(count(&app, "memberships").await, 0);
 }
+
+#[tokio::test]
+async fn a_festival_creator_becomes_its_organizer_through_program_s_event() {
+    let app = spawn().await;
+    let mut c = client(&app);
+    let (user, _) = signed_in(&mut c).await;
+    let festival_id = uuid::Uuid::now_v7().to_string();
+    // What program publishes when the festival is created.
+    let created = festival_proto::program::v1::FestivalCreated {
+        festival_id: festival_id.clone(),
+        slug: "event-driven".into(),
+        created_by: user.id.clone(),
+    };
+    festival_testkit::publish_event(&app.naming(), &created).await;
+    let granted = festival_testkit::eventually(std::time::Duration::from_secs(20), || async {
+        let n: i64 = sqlx::query_scalar(
+            "select count(*) from memberships where festival_id = $1::uuid and user_id = $2::uuid and role = 'ORGANIZER'",
+        )
+        .bind(&festival_id)
+        .bind(&user.id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+        n == 1
+    })
+    .await;
+    assert!(granted, "identity consumed festival.created and granted ORGANIZER");
+    let inbox: i64 = sqlx::query_scalar("select count(*) from inbox where consumer = 'identity-festival-created'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("inbox");
+    assert_eq!(inbox, 1, "the event was recorded in identity's inbox once");
+    let announced = app.last_event::<pb::MembershipGranted>().await;
+    assert_eq!((announced.festival_id, announced.user_id), (festival_id, user.id));
+}

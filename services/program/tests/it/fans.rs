@@ -265,7 +265,6 @@ async fn favourites_list_their_clashes_and_feed_a_personal_calendar_behind_a_sec
 #[tokio::test]
 async fn a_deleted_account_loses_its_favourites_feed_and_future_shifts_here_too() {
     use festival_proto::identity::v1 as idpb;
-    use festival_proto::identity::v1::identity_service_client::IdentityServiceClient;
 
     let env = spawn().await;
     let mut c = env.client();
@@ -304,10 +303,8 @@ async fn a_deleted_account_loses_its_favourites_feed_and_future_shifts_here_too(
     .await
     .expect("sign up");
 
-    IdentityServiceClient::new(env.identity.channel.clone())
-        .delete_me(authed(idpb::DeleteMeRequest {}, &member))
-        .await
-        .expect("delete account");
+    // What identity publishes when the account is deleted.
+    festival_testkit::publish_event(&env.program.naming(), &idpb::UserDeleted { user_id: user_id.clone() }).await;
     let pool = env.program.pool.clone();
     let uid = user_id.clone();
     let forgotten = festival_testkit::eventually(std::time::Duration::from_secs(15), || {

@@ -182,32 +182,6 @@ async fn bad_festivals_get_catalogued_codes_and_nothing_is_written() {
 }
 
 #[tokio::test]
-async fn the_creator_becomes_organizer_in_identity_through_the_event() {
-    let env = spawn().await;
-    let mut c = env.client();
-    let (user_id, token) = env.user().await;
-    let f = c.create_festival(authed(festival("event-driven"), &token)).await.expect("create").into_inner();
-    let granted = festival_testkit::eventually(std::time::Duration::from_secs(20), || async {
-        let n: i64 = sqlx::query_scalar(
-            "select count(*) from memberships where festival_id = $1::uuid and user_id = $2::uuid and role = 'ORGANIZER'",
-        )
-        .bind(&f.id)
-        .bind(&user_id)
-        .fetch_one(&env.identity.pool)
-        .await
-        .expect("count");
-        n == 1
-    })
-    .await;
-    assert!(granted, "identity consumed festival.created and granted ORGANIZER");
-    let inbox: i64 = sqlx::query_scalar("select count(*) from inbox where consumer = 'identity-festival-created'")
-        .fetch_one(&env.identity.pool)
-        .await
-        .expect("inbox");
-    assert_eq!(inbox, 1, "the event was recorded in identity's inbox once");
-}
-
-#[tokio::test]
 async fn languages_descriptions_and_images_are_validated_and_kept() {
     let env = spawn().await;
     let mut c = env.client();

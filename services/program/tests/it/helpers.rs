@@ -1,31 +1,25 @@
-use festival_identity::Identity;
-use festival_platform::error::reason;
+use festival_platform::auth::Role;
 use festival_program::Program;
 use festival_proto::identity::v1 as idpb;
-use festival_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use festival_proto::program::v1 as pb;
 use festival_proto::program::v1::program_service_client::ProgramServiceClient;
-use festival_testkit::TestApp;
+pub use festival_testkit::{TestApp, TestIssuer, authed, code};
 use tonic::transport::Channel;
 
+/// Program under test, with tokens from the test kit's issuer (no identity service):
+/// memberships reach program as identity's events would, published by the test.
 pub struct Env {
-    pub identity: TestApp<Identity>,
+    pub issuer: TestIssuer,
     pub program: TestApp<Program>,
 }
 
 pub type Client = ProgramServiceClient<Channel>;
 
 pub async fn spawn() -> Env {
-    let identity = TestApp::<Identity>::spawn().await;
-    let identity_url = format!("http://{}", identity.addr);
-    let prefix = identity.config.common.nats.subject_prefix.clone();
-    let program = TestApp::<Program>::spawn_with(|c| {
-        c.common.auth.identity_url = identity_url;
-        // One deployment: identity consumes program's events.
-        c.common.nats.subject_prefix = prefix;
-    })
-    .await;
-    Env { identity, program }
+    let issuer = TestIssuer::start().await;
+    let identity_url = issuer.url();
+    let program = TestApp::<Program>::spawn_with(|c| c.common.auth.identity_url = identity_url).await;
+    Env { issuer, program }
 }
 
 impl Env {
@@ -33,53 +27,20 @@ impl Env {
         ProgramServiceClient::new(self.program.channel.clone())
     }
 
-    /// Registers and signs in a new account; returns (user id, access token).
+    /// A new account's (user id, access token).
     pub async fn user(&self) -> (String, String) {
-        let mut id = IdentityServiceClient::new(self.identity.channel.clone());
-        let email = format!("{}@example.org", festival_testkit::unique_name());
-        let password = "correct horse battery staple".to_owned();
-        id.register(idpb::RegisterRequest { email: email.clone(), password: password.clone(), ..Default::default() })
-            .await
-            .expect("register");
-        let tokens = id.login(idpb::LoginRequest { email, password }).await.expect("login").into_inner();
-        (tokens.user.expect("user").id, tokens.access_token)
+        let (id, token) = self.issuer.user();
+        (id.to_string(), token)
     }
 
     /// An ADMIN's access token.
     pub async fn admin(&self) -> String {
-        let (user_id, _) = self.user().await;
-        sqlx::query("update users set role = 'ADMIN' where id = $1::uuid")
-            .bind(&user_id)
-            .execute(&self.identity.pool)
-            .await
-            .expect("promote");
-        let email: String = sqlx::query_scalar("select email from users where id = $1::uuid")
-            .bind(&user_id)
-            .fetch_one(&self.identity.pool)
-            .await
-            .expect("email");
-        let mut id = IdentityServiceClient::new(self.identity.channel.clone());
-        id.login(idpb::LoginRequest { email, password: "correct horse battery staple".into() })
-            .await
-            .expect("login")
-            .into_inner()
-            .access_token
+        self.issuer.admin()
     }
 
     pub async fn festivals(&self) -> i64 {
         sqlx::query_scalar("select count(*) from festivals").fetch_one(&self.program.pool).await.expect("count")
     }
-}
-
-pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
-    request
-}
-
-pub fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> String {
-    let status = result.expect_err("the call must fail");
-    reason(&status).unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"))
 }
 
 pub fn ts(rfc3339: &str) -> prost_types::Timestamp {
@@ -101,37 +62,27 @@ pub fn festival(slug: &str) -> pb::CreateFestivalRequest {
 }
 
 impl Env {
-    /// A new account holding `role` at `festival` (granted by an admin through identity),
-    /// once program has seen the membership event; returns (user id, fresh token).
+    /// A new account holding `role` at `festival`: identity's grant event is published
+    /// (as identity would) and program has applied it; returns (user id, fresh token).
     pub async fn member(&self, festival: &str, role: idpb::Role) -> (String, String) {
-        let admin = self.admin().await;
-        let mut id = IdentityServiceClient::new(self.identity.channel.clone());
-        let email = format!("{}@example.org", festival_testkit::unique_name());
-        let password = "correct horse battery staple".to_owned();
-        let user_id = id
-            .register(idpb::RegisterRequest { email: email.clone(), password: password.clone(), ..Default::default() })
-            .await
-            .expect("register")
-            .into_inner()
-            .user
-            .expect("user")
-            .id;
-        id.grant_membership(authed(
-            idpb::GrantMembershipRequest { festival_id: festival.into(), user_id: user_id.clone(), role: role as i32 },
-            &admin,
-        ))
-        .await
-        .expect("grant");
+        let user_id = uuid::Uuid::now_v7();
+        let festival_id = uuid::Uuid::parse_str(festival).expect("festival id");
+        let granted = idpb::MembershipGranted {
+            festival_id: festival.into(),
+            user_id: user_id.to_string(),
+            role: role as i32,
+            granted_by: uuid::Uuid::now_v7().to_string(),
+        };
+        festival_testkit::publish_event(&self.program.naming(), &granted).await;
         let pool = self.program.pool.clone();
-        let (fid, uid) = (festival.to_owned(), user_id.clone());
         let seen = festival_testkit::eventually(std::time::Duration::from_secs(15), || {
-            let (pool, fid, uid) = (pool.clone(), fid.clone(), uid.clone());
+            let pool = pool.clone();
             async move {
                 sqlx::query_scalar::<_, bool>(
-                    "select exists(select 1 from festival_members where festival_id = $1::uuid and user_id = $2::uuid)",
+                    "select exists(select 1 from festival_members where festival_id = $1 and user_id = $2 and active)",
                 )
-                .bind(fid)
-                .bind(uid)
+                .bind(festival_id)
+                .bind(user_id)
                 .fetch_one(&pool)
                 .await
                 .unwrap_or(false)
@@ -139,18 +90,13 @@ impl Env {
         })
         .await;
         assert!(seen, "program never saw the membership event");
-        let token = id.login(idpb::LoginRequest { email, password }).await.expect("login").into_inner().access_token;
-        (user_id, token)
+        let role = Role::try_from(role).expect("a festival role");
+        (user_id.to_string(), self.issuer.member(user_id, festival_id, role))
     }
 
-    /// The last event program published on `subject` (unprefixed).
-    pub async fn last_event<M: prost::Message + Default>(&self, subject: &str) -> M {
-        self.program.assert_outbox_drained().await;
-        let naming = self.program.naming();
-        let js = async_nats::jetstream::new(async_nats::connect(festival_testkit::nats_url()).await.expect("nats"));
-        let stream = js.get_stream(naming.stream("program")).await.expect("program stream");
-        let message = stream.get_last_raw_message_by_subject(&naming.subject(subject)).await.expect("event published");
-        M::decode(message.payload.as_ref()).expect("protobuf payload")
+    /// The last event of type `E` program published.
+    pub async fn last_event<E: festival_proto::Event>(&self) -> E {
+        self.program.last_event::<E>().await
     }
 }
 

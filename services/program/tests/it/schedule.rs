@@ -281,7 +281,7 @@ async fn moving_or_cancelling_a_published_set_tells_its_fans_and_never_breaks_th
     };
     let moved = c.update_performance(authed(later, &token)).await.expect("move").into_inner();
     assert_eq!(moved.start_time, Some(ts("2027-06-19T20:00:00+02:00")));
-    let event: pb::PerformanceChanged = env.last_event("festival.program.performance.changed").await;
+    let event = env.last_event::<pb::PerformanceChanged>().await;
     assert_eq!(event.performance_id, p1);
     assert_eq!(event.artist_name, "Alpha");
     assert_eq!(event.previous_start_time, Some(ts("2027-06-19T18:00:00+02:00")));
@@ -298,7 +298,7 @@ async fn moving_or_cancelling_a_published_set_tells_its_fans_and_never_breaks_th
     };
     let cancelled = c.cancel_performance(authed(cancel.clone(), &token)).await.expect("cancel").into_inner();
     assert_eq!(cancelled.status, pb::PerformanceStatus::Cancelled as i32);
-    let event: pb::PerformanceChanged = env.last_event("festival.program.performance.changed").await;
+    let event = env.last_event::<pb::PerformanceChanged>().await;
     assert_eq!((event.status, event.reason.as_str()), (pb::PerformanceStatus::Cancelled as i32, "Flight cancelled"));
     assert_eq!(event.fan_user_ids, vec![fan_id]);
     c.cancel_performance(authed(cancel, &token)).await.expect("cancelling twice is harmless");
@@ -398,7 +398,7 @@ async fn a_headliner_with_many_fans_is_announced_in_batches_of_fans() {
         reason: "Storm".into(),
     };
     c.cancel_performance(authed(cancel, &token)).await.expect("cancel");
-    let last: pb::PerformanceChanged = env.last_event("festival.program.performance.changed").await;
+    let last = env.last_event::<pb::PerformanceChanged>().await;
     assert_eq!((last.fan_batch, last.fan_batches), (2, 3));
     assert_eq!(last.fan_user_ids.len(), 2_000, "5,000 + 5,000 + 2,000");
     assert_eq!((last.performance_id.as_str(), last.reason.as_str()), (p1.as_str(), "Storm"));
