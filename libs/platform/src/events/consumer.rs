@@ -16,7 +16,6 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use festival_proto::Event;
 use futures::StreamExt;
@@ -310,7 +309,7 @@ async fn dead_letter(
     delivered: u64,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let mut headers = message.headers.clone().unwrap_or_else(HeaderMap::new);
+    let mut headers = message.headers.clone().unwrap_or_default();
     let event_id = headers.get(EVENT_ID_HEADER).map(|v| v.as_str().to_owned());
     // Deduplicated per consumer and event; a header-less message dedupes on its stream position.
     let msg_id = match (&event_id, message.info()) {
