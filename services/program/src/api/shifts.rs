@@ -274,6 +274,10 @@ impl ProgramApi {
         if shifts::missing(shift.head_count, shift.assignees.len()) == 0 {
             return Err(ApiError::new(codes::SHIFT_FULL));
         }
+        // Test-only: widen the window between the checks and the write, so the race
+        // tests' negative control (no locks) reliably interleaves.
+        #[cfg(feature = "race-hooks")]
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         store::shifts::assign(conn, &shift, user_id, by).await?;
         store::shifts::find(conn, festival_id, shift_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))
     }

@@ -119,3 +119,8 @@ pub fn parse_ics(body: &[u8]) -> Vec<(String, String, String, String)> {
         })
         .collect()
 }
+
+/// The UTC date `days` from today (`YYYY-MM-DD`), for dates that must stay in the future.
+pub fn in_days(days: i64) -> String {
+    (chrono::Utc::now() + chrono::TimeDelta::days(days)).format("%Y-%m-%d").to_string()
+}
