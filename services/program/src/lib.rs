@@ -2,38 +2,25 @@
 //! line-up and its conflicts, the public schedule and calendars, favourites, and staff
 //! shifts. Publishes `festival.program.*` events; follows identity's memberships.
 //!
-//! Layout: [`api`] (gRPC), [`domain`] (rules), [`store`] (SQL), [`events`] (outbox).
+//! Layout: [`api`] (gRPC), [`config`], [`domain`] (rules), [`store`] (SQL), [`events`]
+//! (what it publishes and follows).
 
 pub mod api;
+pub mod config;
 pub mod domain;
 pub mod events;
 pub mod store;
 
 use festival_platform::auth::{IdentityKeySource, Verifier};
-use festival_platform::config::{CommonConfig, ServiceConfig};
+use festival_platform::config::CommonConfig;
 use festival_platform::server::{Context, Service};
 use festival_proto::program::v1::program_service_server::ProgramServiceServer;
-use serde::{Deserialize, Serialize};
 use sqlx::migrate::Migrator;
 use tonic::service::Routes;
 
+pub use config::Config;
+
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
-
-/// Program's configuration: the common part only, for now.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Config {
-    #[serde(flatten)]
-    pub common: CommonConfig,
-}
-
-impl ServiceConfig for Config {
-    fn common(&self) -> &CommonConfig {
-        &self.common
-    }
-    fn common_mut(&mut self) -> &mut CommonConfig {
-        &mut self.common
-    }
-}
 
 pub struct Program;
 

@@ -74,6 +74,7 @@ impl IdentityApi {
         req: pb::ListMembershipsRequest,
     ) -> ApiResult<pb::ListMembershipsResponse> {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        festival_platform::rpc::record_festival(festival_id);
         let page_size = validate::page_size("page_size", req.page_size, DEFAULT_PAGE, MAX_PAGE)?;
         let scope = format!("identity.ListMemberships:{festival_id}");
         let after: Option<(Uuid, String)> = page_token::decode(&scope, &req.page_token)?;
@@ -88,6 +89,7 @@ impl IdentityApi {
 
 fn membership_target(festival_id: &str, user_id: &str, role: i32) -> ApiResult<(Uuid, Uuid, Role)> {
     let festival_id = validate::uuid("festival_id", festival_id)?;
+    festival_platform::rpc::record_festival(festival_id);
     let user_id = validate::uuid("user_id", user_id)?;
     let role = validate::known_enum::<pb::Role>("role", role, false)?
         .and_then(|r| Role::try_from(r).ok())

@@ -13,8 +13,9 @@ use rand::RngCore;
 use uuid::Uuid;
 
 use super::ProgramApi;
-use super::schedule::{calendar_body, columns, entry, zone};
-use crate::domain::clashes::{self, Clash, Starred};
+use super::convert::{calendar_body, columns, entry, to_clash};
+use super::zone;
+use crate::domain::clashes::{self, Starred};
 use crate::store;
 use festival_platform::rpc::cacheable;
 
@@ -131,12 +132,4 @@ impl ProgramApi {
         let body = calendar_body(&festival, &format!("{}: my schedule", festival.name), &rows);
         Ok(cacheable(body, &tag, false, Some(&format!("{}-favourites.ics", festival.slug))))
     }
-}
-
-fn to_clash(c: &Clash<Uuid>) -> pb::Clash {
-    let (kind, first, second) = match *c {
-        Clash::Overlap { first, second } => (pb::ClashKind::Overlap, first, second),
-        Clash::TooClose { first, second } => (pb::ClashKind::TooClose, first, second),
-    };
-    pb::Clash { kind: kind as i32, performance_ids: vec![first.to_string(), second.to_string()] }
 }

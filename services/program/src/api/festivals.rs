@@ -2,7 +2,6 @@
 //! edition.
 
 use festival_platform::auth::{Principal, Role};
-use festival_platform::convert::timestamp;
 use festival_platform::{ApiError, ApiResult, ResultExt, codes, page_token, validate};
 use festival_proto::program::v1 as pb;
 use uuid::Uuid;
@@ -12,14 +11,13 @@ use std::collections::HashMap;
 /// Page-token scope of ListFestivals.
 const LIST_SCOPE: &str = "program.ListFestivals";
 
-use super::lineup::{conflict_refusal, new_conflicts};
-use super::{DEFAULT_PAGE, MAX_PAGE, ProgramApi, non_negative, visible};
+use super::convert::{status_from_proto, status_to_proto, to_festival};
+use super::{DEFAULT_PAGE, MAX_PAGE, ProgramApi, conflict_refusal, https_urls, localized, non_negative, visible};
+use crate::domain::conflicts::new_conflicts;
 use crate::domain::festival::{self as rules, MAX_NAME, MAX_TEXT};
 use crate::domain::status::{self, Completeness, Status as FestivalStatus, TransitionError};
 use crate::events;
-use crate::store::{
-    self, artists::ArtistRow, festivals::FestivalRow, performances::PerformanceRow, shifts::ShiftRow, stages::StageRow,
-};
+use crate::store::{self, artists::ArtistRow, performances::PerformanceRow, shifts::ShiftRow, stages::StageRow};
 
 impl ProgramApi {
     pub(super) async fn create_festival(
@@ -378,86 +376,6 @@ fn descriptions(
     localized("descriptions", texts, languages, 10_000)
 }
 
-pub(super) fn localized(
-    field: &str,
-    texts: &std::collections::HashMap<String, String>,
-    languages: &[String],
-    max_chars: usize,
-) -> ApiResult<std::collections::BTreeMap<String, String>> {
-    texts
-        .iter()
-        .map(|(lang, text)| {
-            if !languages.contains(lang) {
-                return Err(ApiError::field(
-                    codes::VALIDATION_FAILED,
-                    field,
-                    format!("{lang:?} is not one of the festival's languages"),
-                ));
-            }
-            validate::optional(field, text, max_chars)?;
-            Ok((lang.clone(), text.clone()))
-        })
-        .collect()
-}
-
-/// At most [`rules::MAX_URLS`] https URLs.
-pub(super) fn https_urls<'a>(field: &str, urls: &'a [String]) -> ApiResult<&'a [String]> {
-    if urls.len() > rules::MAX_URLS {
-        return Err(ApiError::field(codes::FIELD_TOO_LONG, field, "at most 20 URLs"));
-    }
-    for url in urls {
-        validate::required(field, url, 2_000)?;
-        if !rules::valid_https_url(url) {
-            return Err(ApiError::field(codes::VALIDATION_FAILED, field, "must be https URLs"));
-        }
-    }
-    Ok(urls)
-}
-
 fn image_urls(urls: &[String]) -> ApiResult<&[String]> {
     https_urls("image_urls", urls)
-}
-
-fn status_from_proto(s: pb::FestivalStatus) -> Option<FestivalStatus> {
-    Some(match s {
-        pb::FestivalStatus::Unspecified => return None,
-        pb::FestivalStatus::Draft => FestivalStatus::Draft,
-        pb::FestivalStatus::Published => FestivalStatus::Published,
-        pb::FestivalStatus::Ongoing => FestivalStatus::Ongoing,
-        pb::FestivalStatus::Completed => FestivalStatus::Completed,
-        pb::FestivalStatus::Cancelled => FestivalStatus::Cancelled,
-    })
-}
-
-fn status_to_proto(s: FestivalStatus) -> pb::FestivalStatus {
-    match s {
-        FestivalStatus::Draft => pb::FestivalStatus::Draft,
-        FestivalStatus::Published => pb::FestivalStatus::Published,
-        FestivalStatus::Ongoing => pb::FestivalStatus::Ongoing,
-        FestivalStatus::Completed => pb::FestivalStatus::Completed,
-        FestivalStatus::Cancelled => pb::FestivalStatus::Cancelled,
-    }
-}
-
-pub(super) fn to_festival(f: &FestivalRow) -> pb::Festival {
-    pb::Festival {
-        id: f.id.to_string(),
-        name: f.name.clone(),
-        slug: f.slug.clone(),
-        time_zone: f.time_zone.clone(),
-        currency: f.currency.clone(),
-        venue: f.venue.clone(),
-        address: f.address.clone(),
-        start_time: f.start_time.map(timestamp),
-        end_time: f.end_time.map(timestamp),
-        capacity: f.capacity,
-        status: FestivalStatus::parse(&f.status).map_or(pb::FestivalStatus::Unspecified, status_to_proto) as i32,
-        created_by: f.created_by.to_string(),
-        create_time: Some(timestamp(f.created_at)),
-        update_time: Some(timestamp(f.updated_at)),
-        travel_minutes: f.travel_minutes,
-        languages: f.languages.clone(),
-        descriptions: f.descriptions.0.clone().into_iter().collect(),
-        image_urls: f.image_urls.clone(),
-    }
 }

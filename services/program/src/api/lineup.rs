@@ -9,8 +9,9 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{ProgramApi, non_negative};
-use crate::domain::conflicts::{self, Conflict, Rules, Slot};
+use super::convert::{performance_status, to_artist, to_conflict, to_performance, to_stage};
+use super::{ProgramApi, conflict_refusal, https_urls, localized, non_negative};
+use crate::domain::conflicts::{self, Conflict, Rules, Slot, involves, new_conflicts};
 use crate::domain::festival::{self as rules, MAX_NAME, MAX_TEXT};
 use crate::events;
 use crate::store::{self, artists::ArtistRow, festivals::FestivalRow, performances::PerformanceRow, stages::StageRow};
@@ -25,7 +26,7 @@ impl ProgramApi {
         let capacity = non_negative("capacity", req.capacity)?;
         let position = non_negative("position", req.position)?;
         let changeover_minutes = non_negative("changeover_minutes", req.changeover_minutes)?;
-        if changeover_minutes > 24 * 60 {
+        if changeover_minutes > rules::MAX_CHANGEOVER_MINUTES {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "changeover_minutes", "must be at most a day"));
         }
         let mut tx = self.pool.begin().await?;
@@ -59,7 +60,7 @@ impl ProgramApi {
         let capacity = non_negative("capacity", req.capacity)?;
         let position = non_negative("position", req.position)?;
         let changeover_minutes = non_negative("changeover_minutes", req.changeover_minutes)?;
-        if changeover_minutes > 24 * 60 {
+        if changeover_minutes > rules::MAX_CHANGEOVER_MINUTES {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "changeover_minutes", "must be at most a day"));
         }
         let mut tx = self.pool.begin().await?;
@@ -121,10 +122,10 @@ impl ProgramApi {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "image_url", "must be an https URL"));
         }
         let contact = validate::optional("contact", &req.contact, MAX_TEXT)?;
-        let links = super::festivals::https_urls("links", &req.links)?;
+        let links = https_urls("links", &req.links)?;
         let mut tx = self.pool.begin().await?;
         let festival = Self::managed(&mut tx, festival_id, &caller).await?;
-        let bios = super::festivals::localized("bios", &req.bios, &festival.languages, 5_000)?;
+        let bios = localized("bios", &req.bios, &festival.languages, 5_000)?;
         let current = store::artists::find(&mut tx, festival_id, artist_id)
             .await?
             .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "artist_id", "no such artist at this festival"))?;
@@ -178,10 +179,10 @@ impl ProgramApi {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "image_url", "must be an https URL"));
         }
         let contact = validate::optional("contact", &req.contact, MAX_TEXT)?.unwrap_or("");
-        let links = super::festivals::https_urls("links", &req.links)?;
+        let links = https_urls("links", &req.links)?;
         let mut tx = self.pool.begin().await?;
         let festival = Self::managed(&mut tx, festival_id, &caller).await?;
-        let bios = super::festivals::localized("bios", &req.bios, &festival.languages, 5_000)?;
+        let bios = localized("bios", &req.bios, &festival.languages, 5_000)?;
         let artist = ArtistRow {
             id: Uuid::now_v7(),
             festival_id,
@@ -435,95 +436,10 @@ impl ProgramApi {
     }
 }
 
-fn to_artist(a: &ArtistRow, manager: bool) -> pb::Artist {
-    pb::Artist {
-        id: a.id.to_string(),
-        festival_id: a.festival_id.to_string(),
-        name: a.name.clone(),
-        genres: a.genres.clone(),
-        bio: a.bio.clone(),
-        image_url: a.image_url.clone(),
-        contact: if manager { a.contact.clone() } else { String::new() },
-        bios: a.bios.0.clone().into_iter().collect(),
-        links: a.links.clone(),
-    }
-}
-
 /// Up to 20 genres of up to 50 characters, lower-cased.
 fn genres(list: &[String]) -> ApiResult<Vec<String>> {
-    if list.len() > 20 {
-        return Err(ApiError::field(codes::FIELD_TOO_LONG, "genres", "at most 20 genres"));
+    if list.len() > rules::MAX_GENRES {
+        return Err(ApiError::field(codes::FIELD_TOO_LONG, "genres", format!("at most {} genres", rules::MAX_GENRES)));
     }
-    list.iter().map(|g| validate::required("genres", g, 50).map(str::to_lowercase)).collect()
-}
-
-/// Conflicts in `after` that were not in `before`: what a change broke.
-pub(super) fn new_conflicts(before: &[Conflict<Uuid>], after: Vec<Conflict<Uuid>>) -> Vec<Conflict<Uuid>> {
-    after.into_iter().filter(|c| !before.contains(c)).collect()
-}
-
-/// ERR_7004 listing each conflict as a violation.
-pub(super) fn conflict_refusal(found: &[Conflict<Uuid>], message: &str) -> ApiError {
-    found.iter().map(to_conflict).fold(ApiError::new(codes::SCHEDULE_CONFLICT).with_message(message), |e, c| {
-        e.with_violation(
-            "performances",
-            format!(
-                "{}: {}",
-                pb::ConflictKind::try_from(c.kind).map_or("CONFLICT", |k| k.as_str_name()),
-                c.performance_ids.join(", ")
-            ),
-        )
-    })
-}
-
-fn involves(c: &Conflict<Uuid>, id: Uuid) -> bool {
-    match *c {
-        Conflict::StageOverlap { first, second }
-        | Conflict::ArtistDoubleBooked { first, second }
-        | Conflict::ArtistTravel { first, second } => first == id || second == id,
-        Conflict::OutsideFestival { slot } => slot == id,
-    }
-}
-
-pub(super) fn performance_status(status: &str) -> pb::PerformanceStatus {
-    match status {
-        "DRAFT" => pb::PerformanceStatus::Draft,
-        "PUBLISHED" => pb::PerformanceStatus::Published,
-        "CANCELLED" => pb::PerformanceStatus::Cancelled,
-        _ => pb::PerformanceStatus::Unspecified,
-    }
-}
-
-fn to_performance(p: &PerformanceRow) -> pb::Performance {
-    let status = performance_status(&p.status);
-    pb::Performance {
-        id: p.id.to_string(),
-        festival_id: p.festival_id.to_string(),
-        artist_id: p.artist_id.to_string(),
-        stage_id: p.stage_id.to_string(),
-        start_time: Some(timestamp(p.start_time)),
-        end_time: Some(timestamp(p.end_time)),
-        status: status as i32,
-    }
-}
-
-fn to_conflict(c: &Conflict<Uuid>) -> pb::Conflict {
-    let (kind, ids) = match *c {
-        Conflict::StageOverlap { first, second } => (pb::ConflictKind::StageOverlap, vec![first, second]),
-        Conflict::ArtistDoubleBooked { first, second } => (pb::ConflictKind::ArtistDoubleBooked, vec![first, second]),
-        Conflict::ArtistTravel { first, second } => (pb::ConflictKind::ArtistTravel, vec![first, second]),
-        Conflict::OutsideFestival { slot } => (pb::ConflictKind::OutsideFestival, vec![slot]),
-    };
-    pb::Conflict { kind: kind as i32, performance_ids: ids.iter().map(Uuid::to_string).collect() }
-}
-
-pub(super) fn to_stage(s: &StageRow) -> pb::Stage {
-    pb::Stage {
-        id: s.id.to_string(),
-        festival_id: s.festival_id.to_string(),
-        name: s.name.clone(),
-        capacity: s.capacity,
-        position: s.position,
-        changeover_minutes: s.changeover_minutes,
-    }
+    list.iter().map(|g| validate::required("genres", g, rules::MAX_GENRE_CHARS).map(rules::normalise_genre)).collect()
 }

@@ -4,22 +4,27 @@
 //!
 //! One module per area; this one holds what they share and the tonic binding.
 
+mod convert;
 mod favourites;
 mod festivals;
 mod lineup;
 mod schedule;
 mod shifts;
 
+use chrono_tz::Tz;
 use festival_platform::auth::{Principal, Role, Verifier};
-use festival_platform::rpc::Authenticate;
-use festival_platform::{ApiError, ApiResult, codes};
+use festival_platform::rpc::{Authenticate, record_festival};
+use festival_platform::{ApiError, ApiResult, codes, validate};
 use festival_proto::program::v1 as pb;
 use sqlx::{PgConnection, PgPool};
 use tonic::Request;
 use uuid::Uuid;
 
+use crate::domain::conflicts::Conflict;
+use crate::domain::festival as rules;
 use crate::domain::status::Status as FestivalStatus;
 use crate::store::{self, festivals::FestivalRow};
+use convert::to_conflict;
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
@@ -38,6 +43,7 @@ impl ProgramApi {
     /// A live festival the caller manages, locked. Drafts the caller cannot see are
     /// "not found" rather than "forbidden", so their existence does not leak.
     async fn managed(conn: &mut PgConnection, id: Uuid, caller: &Principal) -> ApiResult<FestivalRow> {
+        record_festival(id);
         let festival = store::festivals::find(conn, id, true).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         if manages(caller, &festival) {
             return Ok(festival);
@@ -51,6 +57,7 @@ impl ProgramApi {
     /// A festival the caller may read (public, or managed by the caller), and whether
     /// the caller manages it.
     async fn readable(conn: &mut PgConnection, id: Uuid, caller: Option<&Principal>) -> ApiResult<(FestivalRow, bool)> {
+        record_festival(id);
         let festival = store::festivals::find(conn, id, false).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         if !visible(&festival, caller) {
             return Err(ApiError::new(codes::NOT_FOUND));
@@ -80,6 +87,61 @@ fn visible(festival: &FestivalRow, caller: Option<&Principal>) -> bool {
 
 fn is_public(festival: &FestivalRow) -> bool {
     FestivalStatus::parse(&festival.status).is_some_and(FestivalStatus::is_public)
+}
+
+pub(super) fn localized(
+    field: &str,
+    texts: &std::collections::HashMap<String, String>,
+    languages: &[String],
+    max_chars: usize,
+) -> ApiResult<std::collections::BTreeMap<String, String>> {
+    texts
+        .iter()
+        .map(|(lang, text)| {
+            if !languages.contains(lang) {
+                return Err(ApiError::field(
+                    codes::VALIDATION_FAILED,
+                    field,
+                    format!("{lang:?} is not one of the festival's languages"),
+                ));
+            }
+            validate::optional(field, text, max_chars)?;
+            Ok((lang.clone(), text.clone()))
+        })
+        .collect()
+}
+
+/// At most [`rules::MAX_URLS`] https URLs.
+pub(super) fn https_urls<'a>(field: &str, urls: &'a [String]) -> ApiResult<&'a [String]> {
+    if urls.len() > rules::MAX_URLS {
+        return Err(ApiError::field(codes::FIELD_TOO_LONG, field, "at most 20 URLs"));
+    }
+    for url in urls {
+        validate::required(field, url, 2_000)?;
+        if !rules::valid_https_url(url) {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, field, "must be https URLs"));
+        }
+    }
+    Ok(urls)
+}
+
+/// ERR_7004 listing each conflict as a violation.
+pub(super) fn conflict_refusal(found: &[Conflict<Uuid>], message: &str) -> ApiError {
+    found.iter().map(to_conflict).fold(ApiError::new(codes::SCHEDULE_CONFLICT).with_message(message), |e, c| {
+        e.with_violation(
+            "performances",
+            format!(
+                "{}: {}",
+                pb::ConflictKind::try_from(c.kind).map_or("CONFLICT", |k| k.as_str_name()),
+                c.performance_ids.join(", ")
+            ),
+        )
+    })
+}
+
+/// The festival's time zone (checked on creation, so a failure here is a bug).
+pub(super) fn zone(festival: &FestivalRow) -> ApiResult<Tz> {
+    festival.time_zone.parse().map_err(|_| ApiError::internal(anyhow::anyhow!("festival has an unknown time zone")))
 }
 
 fn non_negative(field: &str, value: i32) -> ApiResult<i32> {

@@ -5,9 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use festival_platform::auth::Principal;
-use festival_platform::convert::timestamp;
 use festival_platform::rpc::cacheable;
 use festival_platform::{ApiError, ApiResult, codes, page_token, validate};
 use festival_proto::google::api::HttpBody;
@@ -15,9 +13,10 @@ use festival_proto::program::v1 as pb;
 use tonic::Response;
 use uuid::Uuid;
 
-use super::lineup::to_stage;
-use super::{ProgramApi, is_public};
-use crate::domain::{days, ics};
+use super::convert::{calendar_body, columns, entry, to_stage};
+use super::{ProgramApi, is_public, zone};
+use crate::domain::days;
+use crate::domain::festival as rules;
 use crate::store::{self, festivals::FestivalRow, performances::ListingRow, stages::StageRow};
 
 const DEFAULT_SCHEDULE_PAGE: u32 = 500;
@@ -71,7 +70,7 @@ impl ProgramApi {
             return Err(ApiError::field(codes::FIELD_TOO_LONG, "stage_ids", "at most 100 stages"));
         }
         let stage_ids = req.stage_ids.iter().map(|s| validate::uuid("stage_ids", s)).collect::<ApiResult<Vec<_>>>()?;
-        let genre = validate::optional("genre", &req.genre, 50)?.map(str::to_lowercase);
+        let genre = validate::optional("genre", &req.genre, rules::MAX_GENRE_CHARS)?.map(rules::normalise_genre);
         let artist_query = validate::optional("artist_query", &req.artist_query, 200)?.map(str::to_lowercase);
         let page_size =
             validate::page_size("page_size", req.page_size, DEFAULT_SCHEDULE_PAGE, MAX_SCHEDULE_PAGE)? as usize;
@@ -150,66 +149,4 @@ impl ProgramApi {
 /// festival itself (name, venue, status).
 fn timetable_tag(festival: &FestivalRow) -> String {
     format!("{}-{}", festival.schedule_version, festival.updated_at.timestamp_micros())
-}
-
-/// The festival's time zone (checked on creation, so a failure here is a bug).
-pub(super) fn zone(festival: &FestivalRow) -> ApiResult<Tz> {
-    festival.time_zone.parse().map_err(|_| ApiError::internal(anyhow::anyhow!("festival has an unknown time zone")))
-}
-
-/// Grid column of each stage: its index in running order.
-pub(super) fn columns(stages: &[StageRow]) -> HashMap<Uuid, i32> {
-    stages.iter().enumerate().map(|(i, s)| (s.id, i32::try_from(i).unwrap_or(i32::MAX))).collect()
-}
-
-pub(super) fn entry(r: &ListingRow, tz: Tz, columns: &HashMap<Uuid, i32>) -> pb::ScheduleEntry {
-    let day = days::festival_day(r.start_time, tz);
-    pb::ScheduleEntry {
-        performance_id: r.id.to_string(),
-        artist_id: r.artist_id.to_string(),
-        artist_name: r.artist_name.clone(),
-        genres: r.genres.clone(),
-        stage_id: r.stage_id.to_string(),
-        stage_name: r.stage_name.clone(),
-        start_time: Some(timestamp(r.start_time)),
-        end_time: Some(timestamp(r.end_time)),
-        day: day.to_string(),
-        start_minute: days::minute_of_day(r.start_time, tz, day),
-        end_minute: days::minute_of_day(r.end_time, tz, day),
-        column: columns.get(&r.stage_id).copied().unwrap_or(-1),
-    }
-}
-
-/// An iCalendar body of `rows`; cancelled ones are marked so subscribed calendars drop them.
-pub(super) fn calendar_body(festival: &FestivalRow, title: &str, rows: &[ListingRow]) -> HttpBody {
-    let descriptions: Vec<String> = rows.iter().map(|r| r.genres.join(", ")).collect();
-    let locations: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            if festival.venue.is_empty() {
-                r.stage_name.clone()
-            } else {
-                format!("{}, {}", r.stage_name, festival.venue)
-            }
-        })
-        .collect();
-    let events: Vec<ics::Event<'_>> = rows
-        .iter()
-        .zip(descriptions.iter().zip(&locations))
-        .map(|(r, (description, location))| ics::Event {
-            uid: format!("{}@{}.festival", r.id, festival.slug),
-            start: r.start_time,
-            end: r.end_time,
-            summary: &r.artist_name,
-            location,
-            description,
-            cancelled: r.status == "CANCELLED",
-            last_modified: r.updated_at,
-        })
-        .collect();
-    HttpBody {
-        content_type: "text/calendar; charset=utf-8".into(),
-        data: ics::calendar(title, &festival.time_zone, &events, Utc::now()).into_bytes(),
-        extensions: Vec::new(),
-    }
 }

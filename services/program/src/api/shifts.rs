@@ -6,12 +6,12 @@
 
 use chrono::Utc;
 use festival_platform::auth::{Principal, Role};
-use festival_platform::convert::timestamp;
 use festival_platform::{ApiError, ApiResult, codes, validate};
 use festival_proto::program::v1 as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::convert::{place_kind_name, role_name, to_shift};
 use super::{ProgramApi, is_public, manages};
 use crate::domain::festival::{MAX_NAME, MAX_TEXT};
 use crate::domain::shifts::{self, Worked};
@@ -222,6 +222,7 @@ impl ProgramApi {
     /// The festival's crew may see its shifts: organizers, and members holding a shift
     /// role. Others get ERR_3002 (or "not found" for a draft).
     pub(super) async fn crew(conn: &mut PgConnection, festival_id: Uuid, caller: &Principal) -> ApiResult<FestivalRow> {
+        festival_platform::rpc::record_festival(festival_id);
         let festival =
             store::festivals::find(conn, festival_id, false).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         if manages(caller, &festival)
@@ -281,51 +282,4 @@ impl ProgramApi {
         store::shifts::assign(conn, &shift, user_id, by).await?;
         store::shifts::find(conn, festival_id, shift_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))
     }
-}
-
-fn to_shift(s: &ShiftRow) -> pb::Shift {
-    pb::Shift {
-        id: s.id.to_string(),
-        festival_id: s.festival_id.to_string(),
-        place_kind: match s.place_kind.as_str() {
-            "STAGE" => pb::PlaceKind::Stage,
-            "ZONE" => pb::PlaceKind::Zone,
-            "BAR" => pb::PlaceKind::Bar,
-            "GATE" => pb::PlaceKind::Gate,
-            "OTHER" => pb::PlaceKind::Other,
-            _ => pb::PlaceKind::Unspecified,
-        } as i32,
-        place: s.place.clone(),
-        role: match s.role.as_str() {
-            "STAFF" => pb::ShiftRole::Staff,
-            "CASHIER" => pb::ShiftRole::Cashier,
-            "SECURITY" => pb::ShiftRole::Security,
-            _ => pb::ShiftRole::Unspecified,
-        } as i32,
-        head_count: s.head_count,
-        start_time: Some(timestamp(s.start_time)),
-        end_time: Some(timestamp(s.end_time)),
-        assignees: s.assignees.iter().map(Uuid::to_string).collect(),
-        notes: s.notes.clone(),
-    }
-}
-
-fn place_kind_name(kind: pb::PlaceKind) -> Option<&'static str> {
-    Some(match kind {
-        pb::PlaceKind::Unspecified => return None,
-        pb::PlaceKind::Stage => "STAGE",
-        pb::PlaceKind::Zone => "ZONE",
-        pb::PlaceKind::Bar => "BAR",
-        pb::PlaceKind::Gate => "GATE",
-        pb::PlaceKind::Other => "OTHER",
-    })
-}
-
-fn role_name(role: pb::ShiftRole) -> Option<&'static str> {
-    Some(match role {
-        pb::ShiftRole::Unspecified => return None,
-        pb::ShiftRole::Staff => "STAFF",
-        pb::ShiftRole::Cashier => "CASHIER",
-        pb::ShiftRole::Security => "SECURITY",
-    })
 }

@@ -119,10 +119,37 @@ fn sweep<Id: Copy + Ord>(
     }
 }
 
+/// Conflicts in `after` that were not in `before`: what a change broke (conflicts that
+/// were already there do not block it).
+pub fn new_conflicts<Id: PartialEq>(before: &[Conflict<Id>], after: Vec<Conflict<Id>>) -> Vec<Conflict<Id>> {
+    after.into_iter().filter(|c| !before.contains(c)).collect()
+}
+
+/// Whether slot `id` is part of conflict `c`.
+pub fn involves<Id: PartialEq + Copy>(c: &Conflict<Id>, id: Id) -> bool {
+    match *c {
+        Conflict::StageOverlap { first, second }
+        | Conflict::ArtistDoubleBooked { first, second }
+        | Conflict::ArtistTravel { first, second } => first == id || second == id,
+        Conflict::OutsideFestival { slot } => slot == id,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn only_conflicts_a_change_adds_are_new_and_each_names_its_slots() {
+        let old = Conflict::StageOverlap { first: 1u32, second: 2 };
+        let added = Conflict::ArtistTravel { first: 2u32, second: 3 };
+        let outside = Conflict::OutsideFestival { slot: 4u32 };
+        assert_eq!(new_conflicts(&[old], vec![old, added, outside]), vec![added, outside]);
+        assert!(new_conflicts(&[old, added], vec![added]).is_empty());
+        assert!(involves(&added, 3) && involves(&added, 2) && !involves(&added, 1));
+        assert!(involves(&outside, 4) && !involves(&outside, 2));
+    }
 
     fn slot(id: u32, stage: u32, artist: u32, start: i64, end: i64) -> Slot<u32> {
         Slot { id, stage, artist, start, end }

@@ -5,6 +5,17 @@ use chrono::{DateTime, Utc};
 pub const MAX_NAME: usize = 200;
 pub const MAX_TEXT: usize = 500;
 
+/// Longest changeover a stage may ask for between two sets: a day.
+pub const MAX_CHANGEOVER_MINUTES: i32 = 24 * 60;
+/// Genres per artist, and characters per genre.
+pub const MAX_GENRES: usize = 20;
+pub const MAX_GENRE_CHARS: usize = 50;
+
+/// Genres match case-insensitively: kept and searched lower-cased and trimmed.
+pub fn normalise_genre(genre: &str) -> String {
+    genre.trim().to_lowercase()
+}
+
 /// 3 to 63 characters of a-z, 0-9 and inner hyphens.
 pub fn valid_slug(slug: &str) -> bool {
     (3..=63).contains(&slug.len())
@@ -72,6 +83,12 @@ mod tests {
         assert!(valid_time_zone("America/Argentina/Buenos_Aires"));
         assert!(!valid_time_zone("Mars/Olympus_Mons"));
         assert!(!valid_time_zone(""));
+    }
+
+    #[test]
+    fn genres_are_compared_lower_cased_and_trimmed() {
+        assert_eq!(normalise_genre("  Post-Rock "), "post-rock");
+        assert_eq!(normalise_genre("ÉLECTRO"), "électro");
     }
 
     #[test]
