@@ -1,6 +1,7 @@
 //! The platform kit every festival service is built on. One crate, small modules:
 //!
 //! - [`config`]: typed layered configuration, production secret checks.
+//! - [`clock`]: time that tests control.
 //! - [`codes`] and [`error`]: the `ERR_XXXX` catalogue and the error RPCs return.
 //! - [`validate`]: edge validation helpers (text, ids, enums, bounded timestamps, ranges).
 //! - [`rpc`]: one way to bind RPCs ([`bind_rpcs!`]), HTTP cache metadata.
@@ -16,6 +17,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod codes;
 pub mod config;
 pub mod convert;

@@ -186,3 +186,48 @@ async fn garbage_is_refused_without_panicking() {
         assert_eq!(refused(&v, token).await, codes::INVALID_TOKEN.code, "{token:.20}");
     }
 }
+
+/// Keys that can change (a rotation at identity), counting fetches.
+#[derive(Clone, Default)]
+struct RotatingKeys {
+    keys: std::sync::Arc<std::sync::Mutex<Vec<PublicKey>>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl KeySource for RotatingKeys {
+    fn fetch(&self) -> BoxFuture<'static, anyhow::Result<Vec<PublicKey>>> {
+        self.fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let keys = self.keys.lock().expect("keys").clone();
+        Box::pin(async move { Ok(keys) })
+    }
+}
+
+#[tokio::test]
+async fn unknown_kids_refetch_the_keys_at_most_once_per_interval() {
+    use festival_platform::clock::Clock;
+    use std::sync::atomic::Ordering;
+
+    let (old, new) = (Key::new("k-old"), Key::new("k-new"));
+    let source = RotatingKeys::default();
+    source.keys.lock().expect("keys").push(old.public());
+    let clock = Clock::manual();
+    let v = Verifier::with_clock(&CommonConfig::local_defaults("test", 50999).auth, source.clone(), clock.clone());
+    v.verify(&old.sign(&claims(900, 0, ACCESS_TOKEN_USE))).await.expect("first use fetches the keys");
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
+
+    // Identity rotates: a token under the new kid arrives before the interval has passed.
+    source.keys.lock().expect("keys").insert(0, new.public());
+    let fresh = new.sign(&claims(900, 0, ACCESS_TOKEN_USE));
+    assert_eq!(refused(&v, &fresh).await, codes::INVALID_TOKEN.code, "no refetch within the interval");
+    for _ in 0..50 {
+        assert_eq!(refused(&v, &Key::new("made-up").sign(&claims(900, 0, ACCESS_TOKEN_USE))).await, "ERR_2002");
+    }
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 1, "a flood of unknown kids costs no fetch");
+
+    clock.advance(Verifier::MIN_REFRESH_INTERVAL);
+    v.verify(&fresh).await.expect("after the interval one refetch finds the new key");
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
+    v.verify(&fresh).await.expect("and it stays known");
+    v.verify(&old.sign(&claims(900, 0, ACCESS_TOKEN_USE))).await.expect("the old key is still published");
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 2, "known kids never refetch");
+}

@@ -13,6 +13,7 @@ use tokio::sync::{Mutex, RwLock};
 
 use super::claims::{ACCESS_TOKEN_USE, AccessClaims};
 use super::principal::Principal;
+use crate::clock::Clock;
 use crate::codes;
 use crate::config::AuthConfig;
 use crate::error::{ApiError, ApiResult};
@@ -68,6 +69,7 @@ struct Inner {
     keys: RwLock<HashMap<String, DecodingKey>>,
     last_fetch: Mutex<Option<Instant>>,
     validation: Validation,
+    clock: Clock,
 }
 
 /// Verifies access tokens. Cheap to clone.
@@ -80,6 +82,11 @@ impl Verifier {
     pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(2);
 
     pub fn new(config: &AuthConfig, source: impl KeySource) -> Self {
+        Self::with_clock(config, source, Clock::system())
+    }
+
+    /// A verifier whose refetch interval runs on `clock` (tests use a manual one).
+    pub fn with_clock(config: &AuthConfig, source: impl KeySource, clock: Clock) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[&config.issuer]);
         validation.set_audience(&[&config.audience]);
@@ -92,6 +99,7 @@ impl Verifier {
                 keys: RwLock::new(HashMap::new()),
                 last_fetch: Mutex::new(None),
                 validation,
+                clock,
             }),
         }
     }
@@ -130,10 +138,11 @@ impl Verifier {
     /// Refetches the key set (`force` skips the rate limit, e.g. right after a rotation).
     pub async fn refresh(&self, force: bool) {
         let mut last = self.inner.last_fetch.lock().await;
-        if !force && last.is_some_and(|t| t.elapsed() < Self::MIN_REFRESH_INTERVAL) {
+        let now = self.inner.clock.instant();
+        if !force && last.is_some_and(|t| now.saturating_duration_since(t) < Self::MIN_REFRESH_INTERVAL) {
             return;
         }
-        *last = Some(Instant::now());
+        *last = Some(now);
         match self.inner.source.fetch().await {
             Ok(keys) => {
                 let mut map = HashMap::new();

@@ -1,4 +1,5 @@
-use festival_platform::auth::{IdentityKeySource, Role, Verifier};
+use festival_platform::auth::{IdentityKeySource, KeySource, PublicKey, Role, Verifier};
+use festival_platform::clock::Clock;
 use festival_proto::identity::v1 as pb;
 
 use crate::helpers::*;
@@ -33,13 +34,39 @@ async fn other_services_verify_access_tokens_with_the_published_keys() {
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
 }
 
+/// Another service's key source: identity's GetJwks, counting fetches.
+#[derive(Clone)]
+struct Counted {
+    source: IdentityKeySource,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl KeySource for Counted {
+    fn fetch(&self) -> futures::future::BoxFuture<'static, anyhow::Result<Vec<PublicKey>>> {
+        self.fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.source.fetch()
+    }
+}
+
 #[tokio::test]
 async fn after_a_rotation_old_tokens_keep_verifying_and_new_ones_use_the_new_key() {
+    use std::sync::atomic::Ordering;
+
     let app = spawn().await;
     let mut c = client(&app);
     let admin = signed_in_admin(&app, &mut c).await;
     let (_, fan) = signed_in(&mut c).await;
     let old_kid = kid_of(&fan.access_token);
+
+    // Another service, running before the rotation, has already fetched the old key set.
+    let clock = Clock::manual();
+    let source = Counted {
+        source: IdentityKeySource::new(&format!("http://{}", app.addr)).expect("source"),
+        fetches: Default::default(),
+    };
+    let verifier = Verifier::with_clock(&app.config.common.auth, source.clone(), clock.clone());
+    verifier.verify(&fan.access_token).await.expect("old token verifies elsewhere");
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
 
     assert_eq!(code(c.rotate_signing_key(authed(pb::RotateSigningKeyRequest {}, &fan.access_token)).await), "ERR_3001");
     let rotated = c
@@ -53,21 +80,21 @@ async fn after_a_rotation_old_tokens_keep_verifying_and_new_ones_use_the_new_key
     let kids: Vec<&str> = jwks.keys.iter().map(|k| k.kid.as_str()).collect();
     assert_eq!(kids, vec![rotated.kid.as_str(), old_kid.as_str()], "new key first, old key still published");
 
-    // The token signed before the rotation still works, everywhere.
+    // The token signed before the rotation still works, everywhere, without a refetch.
     c.get_me(authed(pb::GetMeRequest {}, &fan.access_token)).await.expect("old token still valid");
-    let verifier = Verifier::new(
-        &app.config.common.auth,
-        IdentityKeySource::new(&format!("http://{}", app.addr)).expect("source"),
-    );
     verifier.verify(&fan.access_token).await.expect("old token verifies elsewhere");
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
 
     let renewed =
         c.refresh(pb::RefreshRequest { refresh_token: fan.refresh_token.clone() }).await.expect("refresh").into_inner();
     assert_eq!(kid_of(&renewed.access_token), rotated.kid);
-    verifier
-        .verify(&renewed.access_token)
-        .await
-        .expect("new token verifies elsewhere (unknown kid triggers a refetch)");
+    // Within the refetch interval the unknown kid is refused without asking identity...
+    assert_eq!(verifier.verify(&renewed.access_token).await.expect_err("too soon").code.code, "ERR_2002");
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
+    // ...and once it has passed, one refetch brings the new key.
+    clock.advance(Verifier::MIN_REFRESH_INTERVAL);
+    verifier.verify(&renewed.access_token).await.expect("new token verifies elsewhere after one refetch");
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
@@ -83,4 +110,15 @@ async fn private_keys_are_stored_sealed() {
     // A PKCS#8 Ed25519 key starts with this DER prefix; the sealed blob must not.
     let pkcs8_prefix = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70];
     assert!(!sealed.windows(pkcs8_prefix.len()).any(|w| w == pkcs8_prefix));
+    // Nor the key itself: open it with the service's sealing key and look for its bytes.
+    let kid: String = sqlx::query_scalar("select kid from signing_keys").fetch_one(&app.pool).await.expect("kid");
+    let sealer = festival_identity::signing::Sealer::from_config(&app.config.keys.sealing_key).expect("sealer");
+    let pkcs8 = sealer.open(&sealed, &kid).expect("opens with the right key and kid");
+    use ed25519_dalek::pkcs8::DecodePrivateKey;
+    let key = ed25519_dalek::SigningKey::from_pkcs8_der(&pkcs8).expect("the sealed blob holds a PKCS#8 Ed25519 key");
+    assert_eq!(key.verifying_key().to_bytes().as_slice(), public.as_slice(), "the private half of the published key");
+    let secret = key.to_bytes();
+    assert!(!sealed.windows(32).any(|w| w == secret), "the 32 secret bytes are not stored in the clear");
+    assert!(!sealed.windows(pkcs8.len()).any(|w| w == pkcs8.as_slice()), "nor the PKCS#8 document");
+    assert_eq!(sealed.len(), 12 + pkcs8.len() + 16, "nonce, ciphertext and tag");
 }
