@@ -213,6 +213,31 @@ pub fn init_tracing() {
     });
 }
 
+/// Race tests: start `calls` together — each is spawned on the (multi-thread) runtime and
+/// a barrier releases them at once — and return their results in order.
+pub async fn all_at_once<T, F>(calls: Vec<F>) -> Vec<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(calls.len()));
+    let tasks: Vec<_> = calls
+        .into_iter()
+        .map(|call| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                call.await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("task"));
+    }
+    results
+}
+
 /// Waits until `check` is true, polling every 50 ms, for at most `timeout`.
 pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
 where

@@ -57,6 +57,10 @@ impl IdentityApi {
                 Err(ApiError::new(codes::REFRESH_TOKEN_REUSED))
             }
             RefreshDecision::Rotate => {
+                // Test-only: widen the window between the check and the write, so the
+                // race test's negative control (no lock) reliably interleaves.
+                #[cfg(feature = "race-hooks")]
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 let user =
                     store::users::find(&mut tx, found.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
                 store::sessions::mark_used(&mut tx, &hash).await?;

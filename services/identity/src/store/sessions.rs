@@ -33,15 +33,19 @@ pub struct PresentedToken {
 
 /// The token and its session, locked: concurrent refreshes of one token serialise here.
 pub async fn lock_token(conn: &mut PgConnection, token_hash: &[u8]) -> Result<Option<PresentedToken>, sqlx::Error> {
-    sqlx::query_as(
+    // The test-only `race-hooks` build reads without the lock: the refresh race test's
+    // negative control must then see one token rotated twice.
+    let sql = if cfg!(feature = "race-hooks") {
+        "select t.session_id, s.user_id, t.expires_at, t.used_at, s.revoked_at as session_revoked_at
+         from refresh_tokens t join sessions s on s.id = t.session_id
+         where t.token_hash = $1"
+    } else {
         "select t.session_id, s.user_id, t.expires_at, t.used_at, s.revoked_at as session_revoked_at
          from refresh_tokens t join sessions s on s.id = t.session_id
          where t.token_hash = $1
-         for update of t, s",
-    )
-    .bind(token_hash)
-    .fetch_optional(conn)
-    .await
+         for update of t, s"
+    };
+    sqlx::query_as(sql).bind(token_hash).fetch_optional(conn).await
 }
 
 pub async fn mark_used(conn: &mut PgConnection, token_hash: &[u8]) -> Result<(), sqlx::Error> {

@@ -105,26 +105,42 @@ async fn replaying_a_spent_refresh_token_revokes_the_whole_family() {
     assert_eq!((revoked.user_id.as_str(), revoked.reason.as_str()), (user.id.as_str(), "refresh_token_reuse"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_refreshes_of_one_token_let_exactly_one_through() {
+    const ROUNDS: i64 = 5;
     let app = spawn().await;
     let mut c = client(&app);
-    let (_, tokens) = signed_in(&mut c).await;
-    let attempts = (0..8).map(|_| {
-        let mut c = c.clone();
-        let token = tokens.refresh_token.clone();
-        tokio::spawn(async move { c.refresh(pb::RefreshRequest { refresh_token: token }).await })
-    });
-    let results: Vec<_> = futures::future::join_all(attempts).await.into_iter().map(|r| r.expect("task")).collect();
-    let winners = results.iter().filter(|r| r.is_ok()).count();
-    assert_eq!(winners, 1, "one rotation wins; the rest are reuse");
-    let codes: HashSet<String> = results.into_iter().filter(|r| r.is_err()).map(code).collect();
-    assert!(codes.is_subset(&HashSet::from(["ERR_2004".to_owned(), "ERR_2003".to_owned()])), "{codes:?}");
-    let live_tokens: i64 = sqlx::query_scalar("select count(*) from refresh_tokens where used_at is null")
-        .fetch_one(&app.pool)
-        .await
-        .expect("count");
-    assert_eq!(live_tokens, 1, "one new token was issued, no more");
+    let mut raced_rounds = 0;
+    for round in 1..=ROUNDS {
+        let (_, tokens) = signed_in(&mut c).await;
+        let attempts = (0..8)
+            .map(|_| {
+                let mut c = c.clone();
+                let token = tokens.refresh_token.clone();
+                async move { c.refresh(pb::RefreshRequest { refresh_token: token }).await }
+            })
+            .collect();
+        let results = festival_testkit::all_at_once(attempts).await;
+        assert_eq!(results.len(), 8);
+        let winners = results.iter().filter(|r| r.is_ok()).count();
+        let live_tokens: i64 = sqlx::query_scalar("select count(*) from refresh_tokens where used_at is null")
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
+        if winners > 1 {
+            raced_rounds += 1;
+            continue;
+        }
+        assert_eq!(winners, 1, "round {round}: one rotation wins; the rest are reuse");
+        let codes: HashSet<String> = results.into_iter().filter(|r| r.is_err()).map(code).collect();
+        assert!(codes.is_subset(&HashSet::from(["ERR_2004".to_owned(), "ERR_2003".to_owned()])), "{codes:?}");
+        assert_eq!(live_tokens, round, "one new token per round was issued, no more");
+    }
+    if cfg!(feature = "race-hooks") {
+        assert!(raced_rounds > 0, "negative control: without the lock a token must rotate twice");
+    } else {
+        assert_eq!(raced_rounds, 0, "a refresh token was rotated more than once");
+    }
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@ use festival_program::Program;
 use festival_proto::identity::v1 as idpb;
 use festival_proto::program::v1 as pb;
 use festival_proto::program::v1::program_service_client::ProgramServiceClient;
-pub use festival_testkit::{TestApp, TestIssuer, authed, code};
+pub use festival_testkit::{TestApp, TestIssuer, all_at_once, authed, code};
 use tonic::transport::Channel;
 
 /// Program under test, with tokens from the test kit's issuer (no identity service):

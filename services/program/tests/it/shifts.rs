@@ -196,30 +196,6 @@ async fn worked_hours_count_ended_shifts_and_bad_shifts_are_refused_without_writ
 /// `race-hooks` build with the locks removed, one must be observed).
 const RACE_ROUNDS: usize = 5;
 
-/// Starts `calls` together (a barrier releases them at once) and returns their results.
-async fn all_at_once<T, F>(calls: Vec<F>) -> Vec<T>
-where
-    T: Send + 'static,
-    F: std::future::Future<Output = T> + Send + 'static,
-{
-    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(calls.len()));
-    let tasks: Vec<_> = calls
-        .into_iter()
-        .map(|call| {
-            let barrier = barrier.clone();
-            tokio::spawn(async move {
-                barrier.wait().await;
-                call.await
-            })
-        })
-        .collect();
-    let mut results = Vec::new();
-    for task in tasks {
-        results.push(task.await.expect("task"));
-    }
-    results
-}
-
 /// One volunteer signing up at once for six mutually overlapping shifts: exactly one wins.
 /// (Sign-ups take no festival lock, so only the per-person guard stands in the way.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
