@@ -322,6 +322,7 @@ async fn cloning_last_years_edition_copies_the_structure_as_a_new_draft() {
         c.list_stages(authed(pb::ListStagesRequest { festival_id: copy.id.clone() }, &token)).await.expect("stages");
     let stages = stages.into_inner().stages;
     assert_eq!(stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["Main", "Valley"]);
+    assert_eq!(stages.len(), 2);
     assert!(stages.iter().all(|st| st.id != s.main && st.id != s.valley), "new ids");
     let artists =
         c.list_artists(authed(pb::ListArtistsRequest { festival_id: copy.id.clone() }, &token)).await.expect("artists");

@@ -100,6 +100,7 @@ async fn every_kind_of_conflict_is_listed_at_once_and_blocks_publication() {
         .expect("list")
         .into_inner()
         .performances;
+    assert_eq!(drafts.len(), 5, "every set is still there");
     assert!(drafts.iter().all(|p| p.status == pb::PerformanceStatus::Draft as i32), "nothing was published");
 }
 
@@ -142,6 +143,7 @@ async fn a_clean_schedule_publishes_and_the_public_sees_only_published_slots_and
         .expect("artists")
         .into_inner()
         .artists;
+    assert_eq!(artists.len(), 2, "the public sees the line-up");
     assert!(artists.iter().all(|a| a.contact.is_empty()), "contacts are for organizers");
     let own = c
         .list_artists(authed(pb::ListArtistsRequest { festival_id: s.festival.clone() }, &token))
@@ -149,6 +151,7 @@ async fn a_clean_schedule_publishes_and_the_public_sees_only_published_slots_and
         .expect("artists")
         .into_inner()
         .artists;
+    assert_eq!(own.len(), 2);
     assert!(own.iter().all(|a| a.contact.starts_with("booking@")));
 }
 

@@ -280,6 +280,7 @@ async fn an_organizer_of_festival_a_can_neither_read_nor_change_anything_of_fest
         .expect("artists")
         .into_inner()
         .artists;
+    assert!(!artists.is_empty(), "B's artists are listed publicly");
     assert!(artists.iter().all(|a| a.contact.is_empty()), "booking contacts are B's organizers' only");
     assert_eq!(
         code(c.get_festival(authed(pb::GetFestivalRequest { id_or_slug: draft.festival.clone() }, &alice)).await),
@@ -301,6 +302,7 @@ async fn an_organizer_of_festival_a_can_neither_read_nor_change_anything_of_fest
         .expect("list")
         .into_inner()
         .festivals;
+    assert!(!listed.is_empty(), "public festivals are listed");
     assert!(listed.iter().all(|f| f.id != draft.festival), "B's draft is not listed to A's organizer");
 
     // The same token still works on A, so the refusals above are about tenancy.
