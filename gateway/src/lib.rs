@@ -28,6 +28,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use festival_platform::clock::Clock;
 use prost_reflect::DescriptorPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -46,13 +47,13 @@ pub struct State {
 pub type Shared = Arc<State>;
 
 impl State {
-    pub fn new(config: Config) -> anyhow::Result<Self> {
+    pub fn new(config: Config, clock: Clock) -> anyhow::Result<Self> {
         let pool = DescriptorPool::decode(festival_proto::FILE_DESCRIPTOR_SET)?;
         let upstreams = upstream::Upstreams::connect(&config.upstreams)?;
         let routes = routes::RouteTable::build(&pool, |service| upstreams.serves(service))?;
         let openapi = openapi::document(&routes, &config);
         let redis = festival_platform::redis::Redis::connect(&config.redis)?;
-        let limiter = ratelimit::RateLimiter::new(redis, config.rate_limit.clone());
+        let limiter = ratelimit::RateLimiter::new(redis, config.rate_limit.clone(), clock);
         Ok(Self { config, routes, upstreams, limiter, openapi })
     }
 }
@@ -166,8 +167,13 @@ pub struct Running {
 
 /// Binds (port 0 in tests) and serves until `shutdown` fires.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    start_with_clock(config, Clock::system()).await
+}
+
+/// [`start`] with rate-limit windows on `clock` (tests pass a manual one).
+pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Running> {
     let listen = config.listen;
-    let state = Arc::new(State::new(config)?);
+    let state = Arc::new(State::new(config, clock)?);
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;

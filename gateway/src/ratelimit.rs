@@ -3,6 +3,7 @@
 //! refusing every ticket buyer because a cache is down would be worse.
 
 use deadpool_redis::redis;
+use festival_platform::clock::Clock;
 use festival_platform::redis::Redis;
 use sha2::{Digest, Sha256};
 
@@ -20,11 +21,13 @@ pub enum Decision {
 pub struct RateLimiter {
     redis: Redis,
     config: RateLimitConfig,
+    clock: Clock,
 }
 
 impl RateLimiter {
-    pub fn new(redis: Redis, config: RateLimitConfig) -> Self {
-        Self { redis, config }
+    /// Windows follow `clock` (the system clock, or a test's manual one).
+    pub fn new(redis: Redis, config: RateLimitConfig, clock: Clock) -> Self {
+        Self { redis, config, clock }
     }
 
     /// Counts one request of `client` on `route` and decides.
@@ -34,7 +37,7 @@ impl RateLimiter {
         }
         let budget = self.config.routes.get(route).copied().unwrap_or(self.config.default_budget);
         let window = self.config.window_secs.max(1);
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = u64::try_from(self.clock.now().timestamp()).unwrap_or(0);
         let slot = now / window;
         let key = self.redis.keys().key(&["gateway", "rl", client, &route_hash(route), &slot.to_string()]);
         let counted: Result<(u64,), _> = async {

@@ -76,6 +76,9 @@ mod tests {
     }
 
     proptest::proptest! {
+        // Explicit, so a change of proptest's default (or PROPTEST_CASES) cannot silently thin it.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
         #[test]
         fn the_sweep_agrees_with_the_pairwise_check(
             raw in proptest::collection::vec((0u32..4, 0i64..600, 5i64..120), 0..40),

@@ -217,6 +217,9 @@ mod tests {
     }
 
     proptest! {
+        // Explicit, so a change of proptest's default (or PROPTEST_CASES) cannot silently thin it.
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
         #[test]
         fn the_sweep_agrees_with_the_pairwise_check(
             raw in prop::collection::vec((0u32..4, 0u32..5, 0i64..2_000, 1i64..300), 0..40),

@@ -335,7 +335,8 @@ async fn cloning_last_years_edition_copies_the_structure_as_a_new_draft() {
         .performances;
     assert_eq!(slots.len(), 2);
     assert!(slots.iter().all(|p| p.status == pb::PerformanceStatus::Draft as i32 && p.id != p1));
-    // 2027-06-18 → 2028-06-16 is 364 days: the 2027-06-19 18:00 set lands on 2028-06-17.
+    // 2027-06-18 → 2028-06-16 (in the years the test runs in): the 2027-06-19 18:00 set
+    // lands two days earlier in the year, on 2028-06-17.
     assert_eq!(slots[0].start_time, Some(ts("2028-06-17T18:00:00+02:00")));
     let main = stages.iter().find(|st| st.name == "Main").map(|st| st.id.clone()).unwrap_or_default();
     let shift: (String, i32, String) = sqlx::query_as(
@@ -346,7 +347,7 @@ async fn cloning_last_years_edition_copies_the_structure_as_a_new_draft() {
     .fetch_one(&env.program.pool)
     .await
     .expect("cloned shift");
-    assert_eq!(shift, (main, 4, "2028-06-17 17:00".to_owned()));
+    assert_eq!(shift, (main, 4, format!("{} 17:00", day("2028-06-17"))));
     let check = c.check_schedule(authed(pb::CheckScheduleRequest { festival_id: copy.id.clone() }, &token)).await;
     assert!(check.expect("check").into_inner().conflicts.is_empty(), "the copied structure is still conflict-free");
 }

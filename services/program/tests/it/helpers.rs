@@ -43,8 +43,32 @@ impl Env {
     }
 }
 
+/// The tests are written for a festival in June 2027. So that they never expire, every
+/// date they name moves by the same whole number of years: to the next June still ahead
+/// (0 until June 2027). Order, weekdays aside, and local times stay as written.
+pub fn years_ahead() -> i32 {
+    use chrono::Datelike;
+    if let Ok(forced) = std::env::var("FESTIVAL_TEST_YEARS_AHEAD") {
+        return forced.parse().expect("FESTIVAL_TEST_YEARS_AHEAD is a whole number");
+    }
+    let today = chrono::Utc::now().date_naive();
+    let next_june = if today.month() < 6 { today.year() } else { today.year() + 1 };
+    next_june - 2027
+}
+
+/// An instant as written in a test (see [`years_ahead`]).
 pub fn ts(rfc3339: &str) -> prost_types::Timestamp {
-    festival_platform::convert::timestamp(chrono::DateTime::parse_from_rfc3339(rfc3339).expect("time").into())
+    use chrono::Datelike;
+    let written = chrono::DateTime::parse_from_rfc3339(rfc3339).expect("time");
+    let moved = written.with_year(written.year() + years_ahead()).expect("a June date exists every year");
+    festival_platform::convert::timestamp(moved.into())
+}
+
+/// A date (`YYYY-MM-DD`) as written in a test (see [`years_ahead`]).
+pub fn day(written: &str) -> String {
+    use chrono::Datelike;
+    let date = chrono::NaiveDate::parse_from_str(written, "%Y-%m-%d").expect("date");
+    date.with_year(date.year() + years_ahead()).expect("a June date exists every year").to_string()
 }
 
 pub fn festival(slug: &str) -> pb::CreateFestivalRequest {

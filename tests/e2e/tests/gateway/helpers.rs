@@ -98,6 +98,8 @@ pub struct Env {
     pub identity: TestApp<Identity>,
     pub upstream: TestUpstream,
     pub gateway: Running,
+    /// The gateway's clock (manual: rate-limit windows move only when a test advances it).
+    pub clock: festival_platform::clock::Clock,
 }
 
 impl Env {
@@ -134,8 +136,9 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Env {
     config.redis.key_prefix = format!("{}:", identity.name);
     config.telemetry.log_level = "warn".into();
     adjust(&mut config);
-    let gateway = festival_gateway::start(config).await.expect("gateway starts");
-    Env { identity, upstream, gateway }
+    let clock = festival_platform::clock::Clock::manual();
+    let gateway = festival_gateway::start_with_clock(config, clock.clone()).await.expect("gateway starts");
+    Env { identity, upstream, gateway, clock }
 }
 
 /// A parsed HTTP/1.1 response.
