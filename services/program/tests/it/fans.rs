@@ -307,6 +307,31 @@ async fn a_deleted_account_loses_its_favourites_feed_and_future_shifts_here_too(
     .await
     .expect("sign up");
 
+    // A shift the member already worked: the record of it must outlive the account.
+    let worked = c
+        .create_shift(authed(
+            pb::CreateShiftRequest {
+                festival_id: s.festival.clone(),
+                place_kind: pb::PlaceKind::Bar as i32,
+                place: "Bar".into(),
+                role: pb::ShiftRole::Staff as i32,
+                head_count: 1,
+                start_time: Some(ts("2024-06-19T10:00:00Z")),
+                end_time: Some(ts("2024-06-19T13:00:00Z")),
+                notes: String::new(),
+            },
+            &token,
+        ))
+        .await
+        .expect("past shift")
+        .into_inner();
+    c.assign_shift(authed(
+        pb::AssignShiftRequest { festival_id: s.festival.clone(), shift_id: worked.id, user_id: user_id.clone() },
+        &token,
+    ))
+    .await
+    .expect("organizers record who worked a past shift");
+
     // What identity publishes when the account is deleted.
     festival_testkit::publish_event(&env.program.naming(), &idpb::UserDeleted { user_id: user_id.clone() }).await;
     let pool = env.program.pool.clone();
@@ -318,7 +343,8 @@ async fn a_deleted_account_loses_its_favourites_feed_and_future_shifts_here_too(
                 "select (select count(*) from favourites where user_id = $1::uuid)
                       + (select count(*) from calendar_feeds where user_id = $1::uuid)
                       + (select count(*) from festival_members where user_id = $1::uuid and active)
-                      + (select count(*) from shift_assignments where user_id = $1::uuid)",
+                      + (select count(*) from shift_assignments a join shifts s on s.id = a.shift_id
+                         where a.user_id = $1::uuid and s.start_time > now())",
             )
             .bind(uid)
             .fetch_one(&pool)
@@ -330,6 +356,18 @@ async fn a_deleted_account_loses_its_favourites_feed_and_future_shifts_here_too(
     .await;
     assert!(forgotten, "program forgot the deleted account");
     assert_eq!(code(c.get_personal_calendar(pb::GetPersonalCalendarRequest { token: feed.token }).await), "ERR_4000");
+    let hours = c
+        .get_worked_hours(authed(pb::GetWorkedHoursRequest { festival_id: s.festival.clone() }, &token))
+        .await
+        .expect("hours")
+        .into_inner()
+        .people;
+    assert_eq!(hours.len(), 1, "the past shift is still on record: {hours:?}");
+    assert_eq!(
+        (hours[0].user_id.as_str(), hours[0].shift_count, hours[0].worked_minutes, hours[0].scheduled_minutes),
+        (user_id.as_str(), 1, 180, 0),
+        "under the pseudonymous id, worked and nothing scheduled"
+    );
 }
 
 #[tokio::test]

@@ -486,3 +486,33 @@ async fn stages_and_artists_can_be_edited_and_removed_without_breaking_the_publi
     let stages = c.list_stages(pb::ListStagesRequest { festival_id: s.festival.clone() }).await.expect("stages");
     assert_eq!(stages.into_inner().stages.len(), 2);
 }
+
+#[tokio::test]
+async fn a_longer_travel_time_that_would_break_the_published_schedule_is_refused() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, token) = env.user().await;
+    let s = setup(&mut c, &token, "travel-fest").await;
+    // Alpha plays Main, then Valley 20 minutes later: fine with the default 15-minute walk.
+    perform(&mut c, &token, &s, &s.a, &s.main, "2027-06-19T18:00:00+02:00", "2027-06-19T19:00:00+02:00").await;
+    perform(&mut c, &token, &s, &s.a, &s.valley, "2027-06-19T19:20:00+02:00", "2027-06-19T20:00:00+02:00").await;
+    publish(&mut c, &token, &s.festival).await;
+    let travel = |minutes: i32| pb::UpdateFestivalRequest {
+        festival_id: s.festival.clone(),
+        travel_minutes: minutes,
+        ..Default::default()
+    };
+    let refused = c.update_festival(authed(travel(30), &token)).await.expect_err("30 minutes breaks Alpha's walk");
+    assert_eq!(festival_platform::error::reason(&refused).as_deref(), Some("ERR_7004"));
+    let violations = festival_platform::error::violations(&refused);
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(violations[0].description.starts_with("CONFLICT_KIND_ARTIST_TRAVEL"), "{violations:?}");
+    let kept = c
+        .get_festival(authed(pb::GetFestivalRequest { id_or_slug: s.festival.clone() }, &token))
+        .await
+        .expect("festival")
+        .into_inner();
+    assert_eq!(kept.travel_minutes, 15, "the refused change wrote nothing");
+    let fine = c.update_festival(authed(travel(20), &token)).await.expect("20 minutes still fits").into_inner();
+    assert_eq!(fine.travel_minutes, 20);
+}
