@@ -9,6 +9,7 @@
 
 pub mod http1;
 mod nats;
+mod proxy;
 pub mod tokens;
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use sqlx::PgPool;
 use tonic::transport::Channel;
 
 pub use nats::NatsServer;
+pub use proxy::TcpProxy;
 pub use tokens::TestIssuer;
 
 /// A request carrying `authorization: Bearer <token>`.
