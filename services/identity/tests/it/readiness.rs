@@ -123,7 +123,7 @@ async fn a_call_in_flight_when_the_service_is_told_to_stop_still_gets_its_answer
     let app = TestApp::<Identity>::spawn_with(|c| c.common.grpc.drain_grace_ms = 1_000).await;
     let mut c = crate::helpers::client(&app);
     let (_, tokens) = crate::helpers::signed_in(&mut c).await;
-    let mut health = HealthClient::new(app.channel.clone());
+    let health = HealthClient::new(app.channel.clone());
 
     // Hold the refresh token's row, so the Refresh call waits inside the server.
     let mut blocker = app.pool.begin().await.expect("tx");
