@@ -75,6 +75,7 @@ pub fn request_message(
     }
     let options = DeserializeOptions::new().deny_unknown_fields(true);
     let root = Value::Object(root);
+    refuse_nulls(&input, &root, "")?;
     DynamicMessage::deserialize_with_options(input.clone(), root.clone(), &options).map_err(|e| {
         let text = e.to_string();
         let field = locate_error(&input, &root, "").unwrap_or_else(|| named_field(&text).unwrap_or("body").to_owned());
@@ -91,6 +92,56 @@ fn parse_body_object(body: &[u8]) -> Result<Map<String, Value>, BadRequest> {
         Ok(_) => Err(BadRequest::new("body", "must be a JSON object")),
         Err(e) => Err(BadRequest::new("body", format!("malformed JSON: {e}"))),
     }
+}
+
+/// Where null may stand: the well-known types whose JSON form includes it.
+fn takes_null(kind: &Kind) -> bool {
+    match kind {
+        Kind::Message(m) => {
+            let name = m.full_name();
+            name == "google.protobuf.Value" || (name.starts_with("google.protobuf.") && name.ends_with("Value"))
+        }
+        Kind::Enum(e) => e.full_name() == "google.protobuf.NullValue",
+        _ => false,
+    }
+}
+
+/// Refuses `null` for fields whose schema does not allow it. The proto3 JSON mapping would
+/// read it as the default value, so `{"displayName": null}` would silently mean "" — a REST
+/// client that sends null means something else, and the OpenAPI document says string.
+fn refuse_nulls(message: &MessageDescriptor, value: &Value, prefix: &str) -> Result<(), BadRequest> {
+    let Value::Object(map) = value else { return Ok(()) };
+    for (key, v) in map {
+        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let Some(field) = message.get_field_by_name(key).or_else(|| message.get_field_by_json_name(key)) else {
+            continue; // unknown fields are refused by the deserializer, with their name
+        };
+        // A map's values have the kind of its entry's value field.
+        let item_kind = match field.kind() {
+            Kind::Message(entry) if field.is_map() => entry.map_entry_value_field().kind(),
+            kind => kind,
+        };
+        if v.is_null() && !takes_null(&field.kind()) {
+            return Err(BadRequest::new(&path, "must not be null"));
+        }
+        let items: Vec<&Value> = match v {
+            Value::Array(items) if field.is_list() => items.iter().collect(),
+            Value::Object(entries) if field.is_map() => entries.values().collect(),
+            Value::Null => Vec::new(),
+            other => vec![other],
+        };
+        for item in items {
+            if item.is_null() && !takes_null(&item_kind) {
+                return Err(BadRequest::new(&path, "must not contain null"));
+            }
+            if let Kind::Message(m) = &item_kind
+                && !m.full_name().starts_with("google.protobuf.")
+            {
+                refuse_nulls(m, item, &path)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The path of the first value that does not fit its field (serde's errors rarely say).

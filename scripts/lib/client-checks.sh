@@ -3,8 +3,9 @@
 # free ports against a fresh database, then
 #   1. Python grpcio (health, reflection v1alpha, Register/Login/GetMe) → identity directly,
 #   2. Connect's gRPC-web transport, run by Node (code from protoc-gen-es) → the gateway,
-#   3. schemathesis against the gateway's /openapi.json (identity and program behind it):
-#      no 5xx, responses match the schema.
+#   3. schemathesis against the gateway's /openapi.json (identity and program behind it),
+#      as a fan and as an organiser: no 5xx, responses match the schema, input the schema
+#      forbids is refused, operations that declare authentication refuse calls without it.
 # Called by scripts/test.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -57,25 +58,52 @@ show_logs() { echo "--- identity log ---" >&2; tail -30 "$ID_LOG" >&2; echo "---
 "$VENV/bin/python" scripts/lib/grpc_client_check.py "127.0.0.1:$ID_PORT" || { show_logs; exit 1; }
 (cd "$WEB" && node client.mjs "http://127.0.0.1:$GW_PORT") || { show_logs; exit 1; }
 
-log "schemathesis against http://127.0.0.1:$GW_PORT/openapi.json"
-# A signed-in fan, so the operations behind authentication are explored too. DeleteMe and
-# LogoutAll would end that session half-way; the integration tests cover them.
-TOKEN=$("$VENV/bin/python" - "http://127.0.0.1:$GW_PORT" <<'PY'
-import json, sys, urllib.request, uuid
+log "schemathesis against http://127.0.0.1:$GW_PORT/openapi.json (a fan, then an organiser)"
+# Two callers, so the operations behind authentication are explored with both a fan's and
+# an organiser's rights: a signed-in fan, and an organiser whose token carries the
+# ORGANIZER membership of a festival they created (identity grants it from program's
+# festival.created event). DeleteMe and LogoutAll would end the session half-way; the
+# integration tests cover them.
+TOKENS=$("$VENV/bin/python" - "http://127.0.0.1:$GW_PORT" <<'PY'
+import json, sys, time, urllib.request, uuid
 base = sys.argv[1]
-creds = {"email": f"st-{uuid.uuid4().hex[:10]}@example.org", "password": "correct horse battery staple"}
-def post(path, body):
-    req = urllib.request.Request(base + path, json.dumps(body).encode(), {"Content-Type": "application/json"})
+def post(path, body, token=None):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(base + path, json.dumps(body).encode(), headers)
     return json.load(urllib.request.urlopen(req))
-post("/v1/auth/register", creds)
-print(post("/v1/auth/login", creds)["accessToken"])
+def account():
+    creds = {"email": f"st-{uuid.uuid4().hex[:10]}@example.org", "password": "correct horse battery staple"}
+    post("/v1/auth/register", creds)
+    return creds, post("/v1/auth/login", creds)
+_, fan = account()
+creds, organiser = account()
+year = time.gmtime().tm_year + 1
+post("/v1/festivals", {"name": "Schemathesis Fest", "slug": f"st-{uuid.uuid4().hex[:8]}", "timeZone": "Europe/Paris",
+                       "currency": "EUR", "startTime": f"{year}-07-09T12:00:00+02:00",
+                       "endTime": f"{year}-07-12T04:00:00+02:00", "capacity": 1000}, organiser["accessToken"])
+for _ in range(100):
+    organiser = post("/v1/auth/login", creds)
+    if any(m.get("role") == "ROLE_ORGANIZER" for m in organiser["user"].get("memberships", [])):
+        break
+    time.sleep(0.2)
+else:
+    sys.exit("identity never granted ORGANIZER for the new festival")
+print(fan["accessToken"], organiser["accessToken"])
 PY
 )
-"$VENV/bin/schemathesis" run "http://127.0.0.1:$GW_PORT/openapi.json" \
-  --header "Authorization: Bearer $TOKEN" \
-  --exclude-operation-id IdentityService_DeleteMe --exclude-operation-id IdentityService_LogoutAll \
-  --checks not_a_server_error,response_schema_conformance \
-  --max-examples 25 --no-color || { show_logs; exit 1; }
+read -r FAN_TOKEN ORGANISER_TOKEN <<<"$TOKENS"
+# not_a_server_error: no 5xx; response_schema_conformance: answers match the document;
+# negative_data_rejection: input the schema forbids is refused (4xx), never accepted;
+# ignored_auth: an operation that declares authentication refuses a call without it.
+for token in "$FAN_TOKEN" "$ORGANISER_TOKEN"; do
+  "$VENV/bin/schemathesis" run "http://127.0.0.1:$GW_PORT/openapi.json" \
+    --header "Authorization: Bearer $token" \
+    --exclude-operation-id IdentityService_DeleteMe --exclude-operation-id IdentityService_LogoutAll \
+    --checks not_a_server_error,response_schema_conformance,negative_data_rejection,ignored_auth \
+    --max-examples 25 --no-color || { show_logs; exit 1; }
+done
 
 kill -TERM $ID_PID $PROGRAM_PID $GW_PID
 wait $PROGRAM_PID || { echo "program did not exit cleanly on SIGTERM" >&2; exit 1; }

@@ -87,6 +87,10 @@ async fn bad_input_gets_err_1000_naming_the_field_never_a_500() {
         ("POST", "/v1/test/echo", r#"{"kind": "KIND_SONG"}"#, "kind"),
         ("POST", "/v1/test/echo", r#"{"at": "yesterday"}"#, "at"),
         ("POST", "/v1/test/echo", r#"{"book": {"pages": "many"}}"#, "pages"),
+        // null is not "the default" for a field the schema types (wrappers and Value take it).
+        ("POST", "/v1/test/echo", r#"{"bookId": null}"#, "bookId"),
+        ("POST", "/v1/test/echo", r#"{"book": {"title": null}}"#, "book.title"),
+        ("POST", "/v1/test/echo", r#"{"tags": ["a", null]}"#, "tags"),
         ("GET", "/v1/test/shelves/s1/books/b1?unknown=1", "", "unknown"),
         ("GET", "/v1/test/shelves/s1/books/b1?flag=maybe", "", "flag"),
         ("GET", "/v1/test/shelves/s1/books/b1?numbers=x", "", "numbers"),
