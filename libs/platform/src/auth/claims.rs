@@ -44,6 +44,19 @@ impl Role {
     }
 }
 
+/// A stored role name that is none of the roles (a bug or a bad migration).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a role")]
+pub struct UnknownRole(pub String);
+
+/// How rows decode a role column: an unknown name fails at the store boundary.
+impl TryFrom<String> for Role {
+    type Error = UnknownRole;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Role::parse(&s).ok_or(UnknownRole(s))
+    }
+}
+
 impl From<Role> for pb::Role {
     fn from(r: Role) -> Self {
         match r {

@@ -5,7 +5,7 @@ use festival_platform::{ApiError, ApiResult, ResultExt, codes, validate};
 use festival_proto::identity::v1 as pb;
 use uuid::Uuid;
 
-use super::convert::{role_to_proto, to_user};
+use super::convert::to_user;
 use super::{IdentityApi, parse_email};
 use crate::domain::email::Email;
 use crate::domain::password::{self, PasswordRule};
@@ -117,7 +117,7 @@ impl IdentityApi {
                 &pb::MembershipRevoked {
                     festival_id: m.festival_id.to_string(),
                     user_id: user_id.clone(),
-                    role: role_to_proto(&m.role) as i32,
+                    role: pb::Role::from(m.role) as i32,
                     revoked_by: user_id.clone(),
                 },
             )

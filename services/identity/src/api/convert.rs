@@ -1,25 +1,21 @@
 //! Mapping between rows and protos.
 
-use festival_platform::auth::{MembershipClaim, Role};
+use festival_platform::auth::MembershipClaim;
 use festival_platform::convert::timestamp;
 use festival_proto::identity::v1 as pb;
 
 use crate::domain::profile::Language;
 use crate::store::{memberships::MembershipRow, users::UserRow};
 
-pub(super) fn role_to_proto(role: &str) -> pb::Role {
-    Role::parse(role).map(pb::Role::from).unwrap_or(pb::Role::Unspecified)
-}
-
 pub(super) fn membership_claims(rows: &[MembershipRow]) -> Vec<MembershipClaim> {
-    rows.iter().filter_map(|m| Role::parse(&m.role).map(|role| MembershipClaim { fid: m.festival_id, role })).collect()
+    rows.iter().map(|m| MembershipClaim { fid: m.festival_id, role: m.role }).collect()
 }
 
 pub(super) fn to_membership(m: &MembershipRow) -> pb::Membership {
     pb::Membership {
         festival_id: m.festival_id.to_string(),
         user_id: m.user_id.to_string(),
-        role: role_to_proto(&m.role) as i32,
+        role: pb::Role::from(m.role) as i32,
         granted_by: m.granted_by.to_string(),
         create_time: Some(timestamp(m.created_at)),
     }
@@ -31,7 +27,7 @@ pub(super) fn to_user(u: &UserRow, memberships: &[MembershipRow]) -> pb::User {
         email: u.email.clone(),
         display_name: u.display_name.clone(),
         language: Language::from_code(&u.language).unwrap_or(Language::DEFAULT).to_proto() as i32,
-        role: role_to_proto(&u.role) as i32,
+        role: pb::Role::from(u.role) as i32,
         memberships: memberships.iter().map(to_membership).collect(),
         create_time: Some(timestamp(u.created_at)),
         update_time: Some(timestamp(u.updated_at)),

@@ -82,7 +82,7 @@ impl IdentityApi {
         let mut conn = self.pool.acquire().await?;
         let mut rows = store::memberships::of_festival(&mut conn, festival_id, after, i64::from(page_size) + 1).await?;
         let next_page_token =
-            page_token::next_page(&mut rows, page_size as usize, &scope, |r| (r.user_id, r.role.clone()));
+            page_token::next_page(&mut rows, page_size as usize, &scope, |r| (r.user_id, r.role.as_str()));
         Ok(pb::ListMembershipsResponse { memberships: rows.iter().map(to_membership).collect(), next_page_token })
     }
 }

@@ -13,7 +13,7 @@ mod sessions;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use festival_platform::auth::{ACCESS_TOKEN_USE, AccessClaims, Principal, Role, Verifier};
+use festival_platform::auth::{ACCESS_TOKEN_USE, AccessClaims, Principal, Verifier};
 use festival_platform::convert::timestamp;
 use festival_platform::rpc::Authenticate;
 use festival_platform::{ApiError, ApiResult, codes};
@@ -68,7 +68,7 @@ impl IdentityApi {
             jti: Uuid::now_v7(),
             sid: session_id,
             token_use: ACCESS_TOKEN_USE.into(),
-            role: Role::parse(&user.role).unwrap_or(Role::User),
+            role: user.role,
             mem: membership_claims(&memberships),
         };
         let signer = self.keyring.signer().await.map_err(ApiError::internal)?;
@@ -120,7 +120,7 @@ impl Authenticate for IdentityApi {
         Ok(Principal {
             user_id: user.id,
             session_id: principal.session_id,
-            role: Role::parse(&user.role).unwrap_or(Role::User),
+            role: user.role,
             memberships: membership_claims(&memberships),
         })
     }

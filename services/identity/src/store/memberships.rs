@@ -1,4 +1,5 @@
 use chrono::{DateTime, Utc};
+use festival_platform::auth::Role;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -6,7 +7,8 @@ use uuid::Uuid;
 pub struct MembershipRow {
     pub festival_id: Uuid,
     pub user_id: Uuid,
-    pub role: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
     pub granted_by: Uuid,
     pub created_at: DateTime<Utc>,
 }

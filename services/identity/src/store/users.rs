@@ -1,4 +1,5 @@
 use chrono::{DateTime, Utc};
+use festival_platform::auth::Role;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -12,7 +13,8 @@ pub struct UserRow {
     pub password_hash: String,
     pub display_name: String,
     pub language: String,
-    pub role: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

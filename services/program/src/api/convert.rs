@@ -11,6 +11,8 @@ use uuid::Uuid;
 
 use crate::domain::clashes::Clash;
 use crate::domain::conflicts::Conflict;
+use crate::domain::lineup::PerformanceStatus;
+use crate::domain::shifts::{PlaceKind, ShiftRole};
 use crate::domain::status::Status as FestivalStatus;
 use crate::domain::{days, ics};
 use crate::store::artists::ArtistRow;
@@ -33,17 +35,16 @@ pub(super) fn to_artist(a: &ArtistRow, manager: bool) -> pb::Artist {
     }
 }
 
-pub(super) fn performance_status(status: &str) -> pb::PerformanceStatus {
+pub(super) fn performance_status(status: PerformanceStatus) -> pb::PerformanceStatus {
     match status {
-        "DRAFT" => pb::PerformanceStatus::Draft,
-        "PUBLISHED" => pb::PerformanceStatus::Published,
-        "CANCELLED" => pb::PerformanceStatus::Cancelled,
-        _ => pb::PerformanceStatus::Unspecified,
+        PerformanceStatus::Draft => pb::PerformanceStatus::Draft,
+        PerformanceStatus::Published => pb::PerformanceStatus::Published,
+        PerformanceStatus::Cancelled => pb::PerformanceStatus::Cancelled,
     }
 }
 
 pub(super) fn to_performance(p: &PerformanceRow) -> pb::Performance {
-    let status = performance_status(&p.status);
+    let status = performance_status(p.status);
     pb::Performance {
         id: p.id.to_string(),
         festival_id: p.festival_id.to_string(),
@@ -109,7 +110,7 @@ pub(super) fn to_festival(f: &FestivalRow) -> pb::Festival {
         start_time: f.start_time.map(timestamp),
         end_time: f.end_time.map(timestamp),
         capacity: f.capacity,
-        status: FestivalStatus::parse(&f.status).map_or(pb::FestivalStatus::Unspecified, status_to_proto) as i32,
+        status: status_to_proto(f.status) as i32,
         created_by: f.created_by.to_string(),
         create_time: Some(timestamp(f.created_at)),
         update_time: Some(timestamp(f.updated_at)),
@@ -166,7 +167,7 @@ pub(super) fn calendar_body(festival: &FestivalRow, title: &str, rows: &[Listing
             summary: &r.artist_name,
             location,
             description,
-            cancelled: r.status == "CANCELLED",
+            cancelled: r.status == PerformanceStatus::Cancelled,
             last_modified: r.updated_at,
         })
         .collect();
@@ -181,20 +182,18 @@ pub(super) fn to_shift(s: &ShiftRow) -> pb::Shift {
     pb::Shift {
         id: s.id.to_string(),
         festival_id: s.festival_id.to_string(),
-        place_kind: match s.place_kind.as_str() {
-            "STAGE" => pb::PlaceKind::Stage,
-            "ZONE" => pb::PlaceKind::Zone,
-            "BAR" => pb::PlaceKind::Bar,
-            "GATE" => pb::PlaceKind::Gate,
-            "OTHER" => pb::PlaceKind::Other,
-            _ => pb::PlaceKind::Unspecified,
+        place_kind: match s.place_kind {
+            PlaceKind::Stage => pb::PlaceKind::Stage,
+            PlaceKind::Zone => pb::PlaceKind::Zone,
+            PlaceKind::Bar => pb::PlaceKind::Bar,
+            PlaceKind::Gate => pb::PlaceKind::Gate,
+            PlaceKind::Other => pb::PlaceKind::Other,
         } as i32,
         place: s.place.clone(),
-        role: match s.role.as_str() {
-            "STAFF" => pb::ShiftRole::Staff,
-            "CASHIER" => pb::ShiftRole::Cashier,
-            "SECURITY" => pb::ShiftRole::Security,
-            _ => pb::ShiftRole::Unspecified,
+        role: match s.role {
+            ShiftRole::Staff => pb::ShiftRole::Staff,
+            ShiftRole::Cashier => pb::ShiftRole::Cashier,
+            ShiftRole::Security => pb::ShiftRole::Security,
         } as i32,
         head_count: s.head_count,
         start_time: Some(timestamp(s.start_time)),
@@ -204,23 +203,23 @@ pub(super) fn to_shift(s: &ShiftRow) -> pb::Shift {
     }
 }
 
-pub(super) fn place_kind_name(kind: pb::PlaceKind) -> Option<&'static str> {
+pub(super) fn place_kind_from_proto(kind: pb::PlaceKind) -> Option<PlaceKind> {
     Some(match kind {
         pb::PlaceKind::Unspecified => return None,
-        pb::PlaceKind::Stage => "STAGE",
-        pb::PlaceKind::Zone => "ZONE",
-        pb::PlaceKind::Bar => "BAR",
-        pb::PlaceKind::Gate => "GATE",
-        pb::PlaceKind::Other => "OTHER",
+        pb::PlaceKind::Stage => PlaceKind::Stage,
+        pb::PlaceKind::Zone => PlaceKind::Zone,
+        pb::PlaceKind::Bar => PlaceKind::Bar,
+        pb::PlaceKind::Gate => PlaceKind::Gate,
+        pb::PlaceKind::Other => PlaceKind::Other,
     })
 }
 
-pub(super) fn role_name(role: pb::ShiftRole) -> Option<&'static str> {
+pub(super) fn shift_role_from_proto(role: pb::ShiftRole) -> Option<ShiftRole> {
     Some(match role {
         pb::ShiftRole::Unspecified => return None,
-        pb::ShiftRole::Staff => "STAFF",
-        pb::ShiftRole::Cashier => "CASHIER",
-        pb::ShiftRole::Security => "SECURITY",
+        pb::ShiftRole::Staff => ShiftRole::Staff,
+        pb::ShiftRole::Cashier => ShiftRole::Cashier,
+        pb::ShiftRole::Security => ShiftRole::Security,
     })
 }
 

@@ -16,6 +16,7 @@ use super::ProgramApi;
 use super::convert::{calendar_body, columns, entry, to_clash};
 use super::zone;
 use crate::domain::clashes::{self, Starred};
+use crate::domain::lineup::PerformanceStatus;
 use crate::store;
 use festival_platform::rpc::cacheable;
 
@@ -34,11 +35,11 @@ impl ProgramApi {
         Self::readable(&mut tx, festival_id, Some(&caller)).await?;
         let performance = store::performances::find_locked(&mut tx, festival_id, performance_id)
             .await?
-            .filter(|p| p.status != "DRAFT")
+            .filter(|p| p.status != PerformanceStatus::Draft)
             .ok_or_else(|| {
                 ApiError::field(codes::NOT_FOUND, "performance_id", "no such performance at this festival")
             })?;
-        if performance.status == "CANCELLED" {
+        if performance.status == PerformanceStatus::Cancelled {
             return Err(ApiError::new(codes::PERFORMANCE_CANCELLED).with_message("This performance was cancelled"));
         }
         store::favourites::add(&mut tx, festival_id, caller.user_id, performance_id).await?;
@@ -71,7 +72,7 @@ impl ProgramApi {
         let rows: Vec<_> = store::performances::starred_listing(&mut conn, festival_id, caller.user_id)
             .await?
             .into_iter()
-            .filter(|r| r.status == "PUBLISHED")
+            .filter(|r| r.status == PerformanceStatus::Published)
             .collect();
         let starred: Vec<Starred<Uuid>> = rows
             .iter()

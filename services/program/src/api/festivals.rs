@@ -15,6 +15,8 @@ use super::convert::{status_from_proto, status_to_proto, to_festival};
 use super::{DEFAULT_PAGE, MAX_PAGE, ProgramApi, conflict_refusal, https_urls, localized, non_negative, visible};
 use crate::domain::conflicts::new_conflicts;
 use crate::domain::festival::{self as rules, MAX_NAME, MAX_TEXT};
+use crate::domain::lineup::PerformanceStatus;
+use crate::domain::shifts::PlaceKind;
 use crate::domain::status::{self, Completeness, Status as FestivalStatus, TransitionError};
 use crate::events;
 use crate::store::{self, artists::ArtistRow, performances::PerformanceRow, shifts::ShiftRow, stages::StageRow};
@@ -155,13 +157,13 @@ impl ProgramApi {
                 stage_id,
                 start_time: p.start_time + shift,
                 end_time: p.end_time + shift,
-                status: "DRAFT".into(),
+                status: PerformanceStatus::Draft,
             };
             store::performances::insert(&mut tx, &copy).await?;
         }
         for s in store::shifts::of_festival(&mut tx, source_id).await? {
             let place = match Uuid::try_parse(&s.place).ok().and_then(|id| new_ids.get(&id)) {
-                Some(stage) if s.place_kind == "STAGE" => stage.to_string(),
+                Some(stage) if s.place_kind == PlaceKind::Stage => stage.to_string(),
                 _ => s.place.clone(),
             };
             let copy = ShiftRow {
@@ -285,8 +287,7 @@ impl ProgramApi {
             .ok_or_else(|| ApiError::field(codes::REQUIRED_FIELD, "status", "is required"))?;
         let mut tx = self.pool.begin().await?;
         let current = Self::managed(&mut tx, id, &caller).await?;
-        let from = FestivalStatus::parse(&current.status)
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("bad status in row")))?;
+        let from = current.status;
         let completeness = Completeness {
             has_dates: current.start_time.is_some() && current.end_time.is_some(),
             stage_count: store::stages::count(&mut tx, id).await? as usize,
@@ -302,7 +303,7 @@ impl ProgramApi {
                 })
             }
         })?;
-        let row = store::festivals::set_status(&mut tx, id, to.as_str()).await?;
+        let row = store::festivals::set_status(&mut tx, id, to).await?;
         events::publish(
             &mut tx,
             &pb::FestivalStatusChanged {
@@ -324,7 +325,7 @@ impl ProgramApi {
         let id = validate::uuid("festival_id", &req.festival_id)?;
         let mut tx = self.pool.begin().await?;
         let current = Self::managed(&mut tx, id, &caller).await?;
-        if !matches!(FestivalStatus::parse(&current.status), Some(FestivalStatus::Draft | FestivalStatus::Cancelled)) {
+        if !matches!(current.status, FestivalStatus::Draft | FestivalStatus::Cancelled) {
             return Err(ApiError::new(codes::INVALID_STATUS_TRANSITION)
                 .with_message("Only draft or cancelled festivals can be deleted; cancel it first"));
         }

@@ -13,6 +13,7 @@ use super::convert::{performance_status, to_artist, to_conflict, to_performance,
 use super::{ProgramApi, conflict_refusal, https_urls, localized, non_negative};
 use crate::domain::conflicts::{self, Conflict, Rules, Slot, involves, new_conflicts};
 use crate::domain::festival::{self as rules, MAX_NAME, MAX_TEXT};
+use crate::domain::lineup::PerformanceStatus;
 use crate::events;
 use crate::store::{self, artists::ArtistRow, festivals::FestivalRow, performances::PerformanceRow, stages::StageRow};
 
@@ -240,7 +241,7 @@ impl ProgramApi {
             stage_id,
             start_time,
             end_time,
-            status: String::new(),
+            status: PerformanceStatus::Draft,
         };
         let row = store::performances::insert(&mut tx, &row).await?;
         tx.commit().await?;
@@ -282,7 +283,7 @@ impl ProgramApi {
         let before = store::performances::find_locked(&mut tx, festival_id, id).await?.ok_or_else(|| {
             ApiError::field(codes::NOT_FOUND, "performance_id", "no such performance at this festival")
         })?;
-        if before.status == "CANCELLED" {
+        if before.status == PerformanceStatus::Cancelled {
             return Err(ApiError::new(codes::PERFORMANCE_CANCELLED).with_message("A cancelled performance cannot move"));
         }
         let stage_id = stage_id.unwrap_or(before.stage_id);
@@ -292,7 +293,7 @@ impl ProgramApi {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "end_time", "must be after start_time"));
         }
         let after = store::performances::reschedule(&mut tx, id, stage_id, start, end).await?;
-        if after.status == "PUBLISHED" {
+        if after.status == PerformanceStatus::Published {
             // The public schedule stays conflict-free: a published set may not move into a clash.
             let published: Vec<_> =
                 Self::conflicts(&mut tx, &festival, false).await?.into_iter().filter(|c| involves(c, id)).collect();
@@ -318,12 +319,12 @@ impl ProgramApi {
         let before = store::performances::find_locked(&mut tx, festival_id, id).await?.ok_or_else(|| {
             ApiError::field(codes::NOT_FOUND, "performance_id", "no such performance at this festival")
         })?;
-        if before.status == "CANCELLED" {
+        if before.status == PerformanceStatus::Cancelled {
             tx.commit().await?;
             return Ok(to_performance(&before));
         }
         let after = store::performances::cancel(&mut tx, id, reason).await?;
-        if before.status == "PUBLISHED" {
+        if before.status == PerformanceStatus::Published {
             self.performance_changed(&mut tx, &before, &after, reason).await?;
         }
         tx.commit().await?;
@@ -355,7 +356,7 @@ impl ProgramApi {
                 performance_id: after.id.to_string(),
                 artist_id: after.artist_id.to_string(),
                 artist_name: artist_name.clone(),
-                status: performance_status(&after.status) as i32,
+                status: performance_status(after.status) as i32,
                 previous_stage_id: before.stage_id.to_string(),
                 previous_start_time: Some(timestamp(before.start_time)),
                 previous_end_time: Some(timestamp(before.end_time)),

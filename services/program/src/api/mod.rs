@@ -22,7 +22,6 @@ use uuid::Uuid;
 
 use crate::domain::conflicts::Conflict;
 use crate::domain::festival as rules;
-use crate::domain::status::Status as FestivalStatus;
 use crate::store::{self, festivals::FestivalRow};
 use convert::to_conflict;
 
@@ -86,7 +85,7 @@ fn visible(festival: &FestivalRow, caller: Option<&Principal>) -> bool {
 }
 
 fn is_public(festival: &FestivalRow) -> bool {
-    FestivalStatus::parse(&festival.status).is_some_and(FestivalStatus::is_public)
+    festival.status.is_public()
 }
 
 pub(super) fn localized(

@@ -11,21 +11,21 @@ use festival_proto::program::v1 as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::convert::{place_kind_name, role_name, to_shift};
+use super::convert::{place_kind_from_proto, shift_role_from_proto, to_shift};
 use super::{ProgramApi, is_public, manages};
 use crate::domain::festival::{MAX_NAME, MAX_TEXT};
-use crate::domain::shifts::{self, Worked};
+use crate::domain::shifts::{self, PlaceKind, Worked};
 use crate::store::{self, festivals::FestivalRow, shifts::ShiftRow};
 
 impl ProgramApi {
     pub(super) async fn create_shift(&self, caller: Principal, req: pb::CreateShiftRequest) -> ApiResult<pb::Shift> {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         let place_kind = validate::known_enum::<pb::PlaceKind>("place_kind", req.place_kind, false)?
-            .and_then(place_kind_name)
+            .and_then(place_kind_from_proto)
             .ok_or_else(|| ApiError::field(codes::REQUIRED_FIELD, "place_kind", "is required"))?;
         let place = validate::required("place", &req.place, MAX_NAME)?;
         let role = validate::known_enum::<pb::ShiftRole>("role", req.role, false)?
-            .and_then(role_name)
+            .and_then(shift_role_from_proto)
             .ok_or_else(|| ApiError::field(codes::REQUIRED_FIELD, "role", "is required"))?;
         if !(1..=1000).contains(&req.head_count) {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "head_count", "from 1 to 1000"));
@@ -41,7 +41,7 @@ impl ProgramApi {
         let notes = validate::optional("notes", &req.notes, MAX_TEXT)?.unwrap_or("");
         let mut tx = self.pool.begin().await?;
         Self::managed(&mut tx, festival_id, &caller).await?;
-        if place_kind == "STAGE" {
+        if place_kind == PlaceKind::Stage {
             let stage = Uuid::try_parse(place).ok();
             let stages = store::stages::of_festival(&mut tx, festival_id).await?;
             if !stage.is_some_and(|id| stages.iter().any(|s| s.id == id)) {
@@ -55,9 +55,9 @@ impl ProgramApi {
         let row = ShiftRow {
             id: Uuid::now_v7(),
             festival_id,
-            place_kind: place_kind.to_owned(),
+            place_kind,
             place: place.to_owned(),
-            role: role.to_owned(),
+            role,
             head_count: req.head_count,
             start_time,
             end_time,
@@ -75,7 +75,7 @@ impl ProgramApi {
         req: pb::ListShiftsRequest,
     ) -> ApiResult<pb::ListShiftsResponse> {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
-        let role = validate::known_enum::<pb::ShiftRole>("role", req.role, true)?.and_then(role_name);
+        let role = validate::known_enum::<pb::ShiftRole>("role", req.role, true)?.and_then(shift_role_from_proto);
         let mut conn = self.pool.acquire().await?;
         Self::crew(&mut conn, festival_id, &caller).await?;
         let rows = store::shifts::of_festival(&mut conn, festival_id).await?;
@@ -259,10 +259,10 @@ impl ProgramApi {
         if shift.assignees.contains(&user_id) {
             return Ok(shift);
         }
-        if !store::members::holds(conn, festival_id, user_id, &shift.role).await? {
+        if !store::members::holds(conn, festival_id, user_id, shift.role.as_str()).await? {
             return Err(ApiError::new(codes::SHIFT_ROLE_MISMATCH)
                 .with_message(format!("Only {} members of this festival can work this shift", shift.role))
-                .with_metadata("role", shift.role.clone()));
+                .with_metadata("role", shift.role.as_str()));
         }
         if volunteer && shift.start_time <= Utc::now() {
             return Err(ApiError::new(codes::SHIFT_STARTED));

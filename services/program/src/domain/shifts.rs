@@ -6,6 +6,16 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+text_enum! {
+    /// Where a shift is worked.
+    PlaceKind { Stage = "STAGE", Zone = "ZONE", Bar = "BAR", Gate = "GATE", Other = "OTHER" }
+}
+
+text_enum! {
+    /// The festival role a shift needs (a membership role's name).
+    ShiftRole { Staff = "STAFF", Cashier = "CASHIER", Security = "SECURITY" }
+}
+
 /// Two half-open [start, end) intervals share time. Back-to-back shifts do not overlap.
 pub fn overlaps(a: (DateTime<Utc>, DateTime<Utc>), b: (DateTime<Utc>, DateTime<Utc>)) -> bool {
     a.0 < b.1 && b.0 < a.1

@@ -34,6 +34,13 @@ impl Status {
     }
 }
 
+impl TryFrom<String> for Status {
+    type Error = super::UnknownValue;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Status::parse(&s).ok_or(super::UnknownValue { kind: "Status", value: s })
+    }
+}
+
 /// Why a transition is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransitionError {

@@ -5,6 +5,8 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use crate::domain::status::Status;
+
 pub const SLUG_UNIQUE: &str = "festivals_slug_key";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -19,7 +21,8 @@ pub struct FestivalRow {
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
     pub capacity: i32,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: Status,
     pub created_by: Uuid,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -161,10 +164,10 @@ pub async fn update(conn: &mut PgConnection, id: Uuid, c: &Changes<'_>) -> Resul
     .await
 }
 
-pub async fn set_status(conn: &mut PgConnection, id: Uuid, status: &str) -> Result<FestivalRow, sqlx::Error> {
+pub async fn set_status(conn: &mut PgConnection, id: Uuid, status: Status) -> Result<FestivalRow, sqlx::Error> {
     sqlx::query_as(concat!("update festivals set status = $2, updated_at = now() where id = $1 returning ", columns!()))
         .bind(id)
-        .bind(status)
+        .bind(status.as_str())
         .fetch_one(conn)
         .await
 }

@@ -2,6 +2,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::lineup::PerformanceStatus;
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PerformanceRow {
     pub id: Uuid,
@@ -10,7 +12,8 @@ pub struct PerformanceRow {
     pub stage_id: Uuid,
     pub start_time: DateTime<Utc>,
     pub end_time: DateTime<Utc>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: PerformanceStatus,
 }
 
 macro_rules! columns {
@@ -30,7 +33,8 @@ pub struct ListingRow {
     pub stage_name: String,
     pub start_time: DateTime<Utc>,
     pub end_time: DateTime<Utc>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: PerformanceStatus,
     pub cancel_reason: String,
     pub updated_at: DateTime<Utc>,
 }
@@ -51,7 +55,7 @@ macro_rules! listing {
 pub async fn insert(conn: &mut PgConnection, p: &PerformanceRow) -> Result<PerformanceRow, sqlx::Error> {
     sqlx::query_as(concat!(
         "insert into performances (id, festival_id, artist_id, stage_id, start_time, end_time, status)
-         values ($1, $2, $3, $4, $5, $6, coalesce(nullif($7, ''), 'DRAFT')) returning ",
+         values ($1, $2, $3, $4, $5, $6, $7) returning ",
         columns!()
     ))
     .bind(p.id)
@@ -60,7 +64,7 @@ pub async fn insert(conn: &mut PgConnection, p: &PerformanceRow) -> Result<Perfo
     .bind(p.stage_id)
     .bind(p.start_time)
     .bind(p.end_time)
-    .bind(&p.status)
+    .bind(p.status.as_str())
     .fetch_one(conn)
     .await
 }

@@ -2,13 +2,17 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::shifts::{PlaceKind, ShiftRole};
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ShiftRow {
     pub id: Uuid,
     pub festival_id: Uuid,
-    pub place_kind: String,
+    #[sqlx(try_from = "String")]
+    pub place_kind: PlaceKind,
     pub place: String,
-    pub role: String,
+    #[sqlx(try_from = "String")]
+    pub role: ShiftRole,
     pub head_count: i32,
     pub start_time: DateTime<Utc>,
     pub end_time: DateTime<Utc>,
@@ -39,9 +43,9 @@ pub async fn insert(conn: &mut PgConnection, s: &ShiftRow) -> Result<(), sqlx::E
     )
     .bind(s.id)
     .bind(s.festival_id)
-    .bind(&s.place_kind)
+    .bind(s.place_kind.as_str())
     .bind(&s.place)
-    .bind(&s.role)
+    .bind(s.role.as_str())
     .bind(s.head_count)
     .bind(s.start_time)
     .bind(s.end_time)
