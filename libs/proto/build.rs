@@ -19,6 +19,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc);
     config.enable_type_names();
+    // Ordered maps: a message encodes to the same bytes every time, so idempotency keys
+    // can compare requests by their hash (a HashMap's order changes from run to run).
+    config.btree_map(["."]);
     tonic_prost_build::configure().file_descriptor_set_path(out.join("festival_descriptor.bin")).compile_with_config(
         config,
         &files,

@@ -8,12 +8,17 @@
 //! Two concurrent requests with one key serialise on the key's primary key: the second
 //! waits for the first transaction and then replays it (or, if it rolled back, goes ahead).
 //!
-//! The scope names the command and the caller (`ticketing.CreateOrder:<user id>`), so one
-//! caller's key never collides with, or reveals, another's.
+//! A key belongs to one command of one caller (`ticketing.CreateOrder` for user X): one
+//! caller's key never collides with, or replays to, another's. The claim relies on
+//! PostgreSQL's default READ COMMITTED isolation (under REPEATABLE READ the waiting
+//! request would fail with a serialization error instead of replaying). A transaction
+//! that claims a key and commits without [`Fresh::complete`] is refused by the database
+//! (a deferred check), so a forgotten `complete` cannot leave a key that answers nothing.
 
 use prost::Message;
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::codes;
 use crate::error::{ApiError, ApiResult};
@@ -60,13 +65,17 @@ fn hash(request: &impl Message) -> Vec<u8> {
     Sha256::digest(request.encode_to_vec()).to_vec()
 }
 
-/// Claims `key` for `request` in `scope`, inside the caller's transaction.
+/// Claims `key` for `request` to `command` (`ticketing.CreateOrder`) by `caller`, inside
+/// the command's transaction.
 pub async fn claim<R: Message + Default>(
     conn: &mut PgConnection,
-    scope: &str,
+    command: &str,
+    caller: Uuid,
     key: &str,
     request: &impl Message,
 ) -> ApiResult<Claim<R>> {
+    let scope = format!("{command}:{caller}");
+    let scope = scope.as_str();
     let request_hash = hash(request);
     let inserted = sqlx::query(
         "insert into idempotency_keys (scope, key, request_hash) values ($1, $2, $3) on conflict do nothing",

@@ -1,11 +1,14 @@
-//! Page tokens: opaque to clients, tamper-evident, bound to the list that issued them.
+//! Page tokens: opaque to clients, bound to the list that issued them, and refused when
+//! edited, truncated or reused on another list (an integrity check, not a signature).
 //!
 //! A token is base64url of `cursor JSON ‖ tag`, where the tag is the first 12 bytes of
 //! SHA-256 over a domain separator, the list's scope (e.g. `program.schedule:<festival>`)
 //! and the cursor. An edited, truncated or foreign token (another list's, another
 //! festival's) fails the tag and is refused with `ERR_1005` on `page_token`. The tag is
-//! not keyed: a token is a position in a list the caller may read anyway, never a grant,
-//! so what it must prevent is silent misuse, not forgery of something secret.
+//! not keyed, so anyone who reads this code can mint a valid token for any scope: that is
+//! acceptable because a token is only a position in a list the caller may read anyway,
+//! bound as a query parameter, never a grant. What it prevents is silent misuse (a
+//! mangled or foreign token paging from a wrong place), not forgery.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

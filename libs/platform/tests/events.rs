@@ -107,6 +107,10 @@ async fn record(tx: &mut PgConnection, e: pb::ThingHappened, meta: &Meta) -> any
         .execute(&mut *tx)
         .await?;
     anyhow::ensure!(e.user_id != "poison", "poison pill");
+    if e.user_id == "malformed" {
+        return Err(consumer::permanent("a value this build cannot apply"));
+    }
+    assert_ne!(e.user_id, "panic", "a handler bug that panics");
     anyhow::ensure!(!(e.user_id.starts_with("flaky") && meta.delivered == 1), "simulated failure after writing");
     Ok(())
 }
@@ -311,13 +315,45 @@ async fn forged_messages_without_an_id_or_of_another_type_are_dead_lettered() {
     let bus = Bus::new().await;
     let payload = prost::Message::encode_to_vec(&pb::ThingHappened { user_id: "forged".into() });
     bus.publish(None, &pb::ThingHappened::full_name(), payload.clone()).await;
-    bus.publish(Some(Uuid::now_v7()), "festival.identity.v1.UserDeleted", payload).await;
+    bus.publish(Some(Uuid::now_v7()), "festival.identity.v1.UserDeleted", payload.clone()).await;
+    // NATS's own headers are not copied to the dead letter: this one would make the
+    // dead-letter stream refuse the copy, and the message would come back forever.
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(EVENT_TYPE_HEADER, pb::ThingHappened::full_name().as_str());
+    headers.insert("Nats-Expected-Stream", bus.naming.stream(SERVICE).as_str());
+    bus.js
+        .publish_with_headers(bus.naming.subject(SUBJECT), headers, payload.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
     let good = bus.good("real").await;
-    bus.consume_until_settled(&pool, 3).await;
+    bus.consume_until_settled(&pool, 4).await;
 
     assert_eq!(effects(&pool).await, vec![(good, "real".to_owned(), 1)]);
     let reasons: Vec<String> = bus.dead_letters().await.into_iter().map(|d| d.0).collect();
-    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
     assert!(reasons[0].contains(EVENT_ID_HEADER), "{}", reasons[0]);
     assert!(reasons[1].contains("festival.identity.v1.UserDeleted"), "{}", reasons[1]);
+    assert!(reasons[2].contains(EVENT_ID_HEADER), "{}", reasons[2]);
+}
+
+#[tokio::test]
+async fn a_handler_s_permanent_verdict_dead_letters_at_once_and_a_panic_is_a_failed_attempt() {
+    let pool = database().await;
+    let bus = Bus::new().await;
+    bus.good("malformed").await;
+    bus.good("panic").await;
+    let good = bus.good("fine").await;
+    bus.consume_until_settled(&pool, 3).await;
+
+    assert_eq!(effects(&pool).await, vec![(good, "fine".to_owned(), 1)], "nothing of the other two was kept");
+    let dead = bus.dead_letters().await;
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(dead[0].0.contains("a value this build cannot apply"), "{}", dead[0].0);
+    assert_eq!(dead[0].2, "1", "a permanent verdict is not retried");
+    assert!(dead[1].0.contains("the handler panicked"), "{}", dead[1].0);
+    assert_eq!(dead[1].2, "3", "a panic is retried like any failure, then given up");
+    let inbox: i64 = sqlx::query_scalar("select count(*) from inbox").fetch_one(&pool).await.expect("inbox");
+    assert_eq!(inbox, 1, "only the applied event is marked handled");
 }

@@ -79,7 +79,7 @@ async fn keyset_pages_with_tokens_cover_every_row_once() {
 /// response, commit. Returns the response and whether this call did the work.
 async fn order(pool: &PgPool, key: &str, request: &ThingHappened) -> Result<(ThingHappened, bool), ApiError> {
     let mut tx = pool.begin().await?;
-    match idempotency::claim::<ThingHappened>(&mut tx, "test.Order:user-1", key, request).await? {
+    match idempotency::claim::<ThingHappened>(&mut tx, "test.Order", user(1), key, request).await? {
         Claim::Replay(response) => Ok((response, false)),
         Claim::Fresh(fresh) => {
             let id = insert(&mut tx, &format!("{key}/{}", request.user_id)).await?;
@@ -89,6 +89,10 @@ async fn order(pool: &PgPool, key: &str, request: &ThingHappened) -> Result<(Thi
             Ok((response, true))
         }
     }
+}
+
+fn user(n: u128) -> uuid::Uuid {
+    uuid::Uuid::from_u128(n)
 }
 
 async fn count(pool: &PgPool) -> i64 {
@@ -111,10 +115,11 @@ async fn a_retry_gets_the_first_response_and_other_content_is_refused() {
     assert_eq!(refused.violations()[0].field, "idempotency_key");
     assert_eq!(count(&pool).await, 1, "a refused request writes nothing");
 
-    // Another scope (another caller) with the same key is its own command.
+    // Another caller with the same key has a command of their own (and never gets this
+    // caller's response).
     let mut tx = pool.begin().await.expect("tx");
     let claim =
-        idempotency::claim::<ThingHappened>(&mut tx, "test.Order:user-2", "key-1", &other).await.expect("claim");
+        idempotency::claim::<ThingHappened>(&mut tx, "test.Order", user(2), "key-1", &other).await.expect("claim");
     assert!(matches!(claim, Claim::Fresh(_)));
 }
 
@@ -125,7 +130,7 @@ async fn a_rolled_back_command_leaves_its_key_free() {
     {
         let mut tx = pool.begin().await.expect("tx");
         let claim =
-            idempotency::claim::<ThingHappened>(&mut tx, "test.Order:user-1", "k", &request).await.expect("claim");
+            idempotency::claim::<ThingHappened>(&mut tx, "test.Order", user(1), "k", &request).await.expect("claim");
         assert!(matches!(claim, Claim::Fresh(_)));
         tx.rollback().await.expect("rollback");
     }
@@ -158,4 +163,42 @@ async fn concurrent_requests_with_one_key_do_the_work_once() {
         assert!(responses.iter().all(|(r, _)| *r == responses[0].0), "round {round}: all got the same response");
     }
     assert_eq!(count(&pool).await, 20);
+}
+
+#[tokio::test]
+async fn a_command_that_forgets_to_store_its_response_cannot_commit() {
+    let pool = database().await;
+    let request = ThingHappened { user_id: "x".into() };
+    let mut tx = pool.begin().await.expect("tx");
+    let claim = idempotency::claim::<ThingHappened>(&mut tx, "test.Order", user(1), "forgot", &request).await;
+    assert!(matches!(claim, Ok(Claim::Fresh(_))));
+    insert(&mut tx, "the effect").await.expect("the work");
+    let refused = tx.commit().await.expect_err("no response stored: the commit is refused");
+    assert!(refused.to_string().contains("claimed without a response"), "{refused}");
+    assert_eq!(count(&pool).await, 0, "and the effect rolled back with it");
+    let (_, did_work) = order(&pool, "forgot", &request).await.expect("the key is still free");
+    assert!(did_work);
+}
+
+#[tokio::test]
+async fn a_retry_whose_map_fields_arrive_in_another_order_is_the_same_request() {
+    use festival_proto::testing::v1::EchoResponse;
+    let pool = database().await;
+    let request = |pairs: &[(&str, &str)]| EchoResponse {
+        echo: None,
+        metadata: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    };
+    let first = request(&[("en", "Three days by the lake"), ("fr", "Trois jours"), ("de", "Drei Tage")]);
+    let retry = request(&[("de", "Drei Tage"), ("fr", "Trois jours"), ("en", "Three days by the lake")]);
+    let mut tx = pool.begin().await.expect("tx");
+    let Claim::Fresh(fresh) =
+        idempotency::claim::<ThingHappened>(&mut tx, "test.Describe", user(1), "k", &first).await.expect("claim")
+    else {
+        panic!("first use");
+    };
+    fresh.complete(&mut tx, &ThingHappened { user_id: "done".into() }).await.expect("complete");
+    tx.commit().await.expect("commit");
+    let mut tx = pool.begin().await.expect("tx");
+    let replay = idempotency::claim::<ThingHappened>(&mut tx, "test.Describe", user(1), "k", &retry).await;
+    assert!(matches!(replay, Ok(Claim::Replay(ref r)) if r.user_id == "done"), "{replay:?}");
 }

@@ -21,14 +21,15 @@ pub fn consumers() -> Vec<Subscription> {
 async fn festival_created(tx: &mut PgConnection, created: program::FestivalCreated, meta: &Meta) -> anyhow::Result<()> {
     let (Ok(festival_id), Ok(user_id)) = (Uuid::parse_str(&created.festival_id), Uuid::parse_str(&created.created_by))
     else {
-        tracing::warn!(event_id = %meta.id, "festival.created with malformed ids; skipped");
-        return Ok(());
+        return Err(consumer::permanent(format!("festival.created {} with malformed ids", meta.id)));
     };
     if crate::store::users::find(tx, user_id).await?.is_none() {
         tracing::warn!(%festival_id, %user_id, "festival creator has no live account; no membership granted");
         return Ok(());
     }
-    let (_, new) = crate::store::memberships::grant(tx, festival_id, user_id, "ORGANIZER", user_id).await?;
+    let (_, new) =
+        crate::store::memberships::grant(tx, festival_id, user_id, festival_platform::auth::Role::Organizer, user_id)
+            .await?;
     if new {
         publish(
             tx,

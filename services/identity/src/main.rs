@@ -5,6 +5,8 @@ use festival_platform::server::Service;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The test-only race-hooks build has its locks removed: it must never run for real.
+    anyhow::ensure!(!cfg!(feature = "race-hooks"), "built with the test-only race-hooks feature; refusing to run");
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("promote-admin") {
         return promote_admin(args.get(1).map(String::as_str)).await;
@@ -20,7 +22,10 @@ async fn promote_admin(email: Option<&str>) -> anyhow::Result<()> {
     let config = festival_platform::config::load(Identity::default_config())?;
     let pool = festival_platform::db::connect(&config.common.database, false).await?;
     let mut conn = pool.acquire().await?;
-    anyhow::ensure!(store::users::set_role(&mut conn, email.as_str(), "ADMIN").await?, "no account with that email");
+    anyhow::ensure!(
+        store::users::set_role(&mut conn, email.as_str(), festival_platform::auth::Role::Admin).await?,
+        "no account with that email"
+    );
     println!("promoted to ADMIN");
     Ok(())
 }

@@ -37,10 +37,11 @@ async fn apply_membership(
     granted: bool,
     meta: &Meta,
 ) -> anyhow::Result<()> {
-    let role = identity::Role::try_from(role).map(|r| r.as_str_name().trim_start_matches("ROLE_")).unwrap_or("");
+    let Ok(role) = identity::Role::try_from(role).map(|r| r.as_str_name().trim_start_matches("ROLE_")) else {
+        return Err(consumer::permanent(format!("membership event {} with unknown role {role}", meta.id)));
+    };
     let (Ok(festival_id), Ok(user_id)) = (Uuid::parse_str(festival_id), Uuid::parse_str(user_id)) else {
-        tracing::warn!(event_id = %meta.id, "membership event with malformed ids; skipped");
-        return Ok(());
+        return Err(consumer::permanent(format!("membership event {} with malformed ids", meta.id)));
     };
     crate::store::members::apply(tx, festival_id, user_id, role, granted, meta.id).await?;
     Ok(())
@@ -51,8 +52,7 @@ async fn apply_membership(
 /// hold only the pseudonymous user id).
 async fn user_deleted(tx: &mut PgConnection, e: identity::UserDeleted, meta: &Meta) -> anyhow::Result<()> {
     let Ok(user_id) = Uuid::parse_str(&e.user_id) else {
-        tracing::warn!(event_id = %meta.id, "user.deleted with a malformed id; skipped");
-        return Ok(());
+        return Err(consumer::permanent(format!("user.deleted {} with a malformed id", meta.id)));
     };
     crate::store::members::forget_user(tx, user_id).await?;
     Ok(())

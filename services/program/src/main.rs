@@ -2,5 +2,7 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The test-only race-hooks build has its locks removed: it must never run for real.
+    anyhow::ensure!(!cfg!(feature = "race-hooks"), "built with the test-only race-hooks feature; refusing to run");
     festival_platform::cli::main::<festival_program::Program>().await
 }

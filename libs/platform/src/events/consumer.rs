@@ -13,13 +13,15 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use festival_proto::Event;
-use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -76,16 +78,60 @@ where
 /// Why an event could not be applied.
 #[derive(Debug)]
 pub enum Failure {
-    /// Will never succeed (bad payload, wrong type): dead-letter at once.
+    /// Will never succeed (bad payload, wrong type, a handler's [`permanent`] verdict):
+    /// dead-letter at once.
     Permanent(anyhow::Error),
-    /// May succeed on a redelivery (database down, handler bug being fixed).
+    /// The handler failed; it may succeed on a redelivery, up to `max_deliveries`.
     Transient(anyhow::Error),
+    /// The database is unreachable: not the event's fault, so it is retried (with
+    /// back-off) for as long as the outage lasts and never dead-lettered for it.
+    Unavailable(anyhow::Error),
+}
+
+/// A handler's verdict that its event can never be applied (malformed ids, a value this
+/// build does not know): the event is dead-lettered at once instead of being retried, and
+/// instead of being acknowledged as if it had been applied.
+pub fn permanent(reason: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::Error::new(Unappliable(reason.to_string()))
+}
+
+#[derive(Debug)]
+struct Unappliable(String);
+
+impl std::fmt::Display for Unappliable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unappliable {}
+
+/// True when an error (anywhere in its chain) is the database being unreachable rather
+/// than anything about the event.
+fn is_unavailable(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<sqlx::Error>(),
+            Some(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed)
+        )
+    })
+}
+
+/// Sorts a handler's error into the failure it is.
+fn classify(e: anyhow::Error) -> Failure {
+    if e.chain().any(|cause| cause.is::<Unappliable>()) {
+        Failure::Permanent(e)
+    } else if is_unavailable(&e) {
+        Failure::Unavailable(e)
+    } else {
+        Failure::Transient(e)
+    }
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Permanent(e) | Failure::Transient(e) => write!(f, "{e:#}"),
+            Failure::Permanent(e) | Failure::Transient(e) | Failure::Unavailable(e) => write!(f, "{e:#}"),
         }
     }
 }
@@ -120,9 +166,13 @@ where
             Err(e) => Box::pin(std::future::ready(Err(Failure::Permanent(
                 anyhow::Error::from(e).context(format!("undecodable {}", E::full_name())),
             )))),
-            Ok(event) => {
-                Box::pin(async move { self.handler.call(conn, event, meta).await.map_err(Failure::Transient) })
-            }
+            Ok(event) => Box::pin(async move {
+                // A panicking handler is a failed attempt, not a dead consumer task.
+                match AssertUnwindSafe(self.handler.call(conn, event, meta)).catch_unwind().await {
+                    Ok(result) => result.map_err(classify),
+                    Err(_) => Err(Failure::Transient(anyhow::anyhow!("the handler panicked"))),
+                }
+            }),
         }
     }
 }
@@ -193,7 +243,7 @@ pub async fn apply(pool: &PgPool, sub: &Subscription, event: &IncomingEvent) -> 
             sub.event_type
         )));
     }
-    let transient = |e: sqlx::Error| Failure::Transient(e.into());
+    let transient = |e: sqlx::Error| classify(e.into());
     let mut tx = pool.begin().await.map_err(transient)?;
     let inserted =
         sqlx::query("insert into inbox (consumer, event_id, subject) values ($1, $2, $3) on conflict do nothing")
@@ -246,6 +296,12 @@ pub async fn run(rt: Runtime, sub: Subscription, cancel: CancellationToken) {
     }
 }
 
+/// How long one attempt may take: most of the ack wait, so JetStream does not redeliver
+/// an event while its first attempt is still running.
+fn handler_deadline(delivery: &DeliveryConfig) -> Duration {
+    Duration::from_secs(delivery.ack_wait_secs.max(1)) * 4 / 5
+}
+
 /// Delay before delivery `delivered + 1`: the base doubling per delivery, capped.
 pub fn retry_delay(delivery: &DeliveryConfig, delivered: u64) -> Duration {
     let doublings = delivered.saturating_sub(1).min(20) as u32;
@@ -275,10 +331,25 @@ async fn consume(rt: &Runtime, sub: &Subscription) -> anyhow::Result<()> {
         let span = crate::telemetry::consumer_span(&message, &sub.name);
         let outcome = match to_event(&message, delivered) {
             None => Err(Failure::Permanent(anyhow::anyhow!("no valid {EVENT_ID_HEADER} header"))),
-            Some(event) => apply(&rt.pool, sub, &event).instrument(span.clone()).await,
+            // Bounded below the ack wait, so a hung handler cannot hold the subscription.
+            Some(event) => match tokio::time::timeout(handler_deadline(&rt.delivery), apply(&rt.pool, sub, &event))
+                .instrument(span.clone())
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(_) => Err(Failure::Transient(anyhow::anyhow!("the handler did not finish in time"))),
+            },
         };
         match outcome {
             Ok(_) => message.ack().await.map_err(anyhow::Error::msg)?,
+            Err(Failure::Unavailable(e)) => {
+                let delay = retry_delay(&rt.delivery, delivered);
+                span.in_scope(|| {
+                    tracing::warn!(consumer = %sub.name, delivered, retry_in_ms = delay.as_millis() as u64,
+                        error = %format_args!("{e:#}"), "database unavailable; event will be retried");
+                });
+                message.ack_with(AckKind::Nak(Some(delay))).await.map_err(anyhow::Error::msg)?;
+            }
             Err(Failure::Transient(e)) if delivered < rt.delivery.max_deliveries => {
                 let delay = retry_delay(&rt.delivery, delivered);
                 span.in_scope(|| {
@@ -309,13 +380,25 @@ async fn dead_letter(
     delivered: u64,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let mut headers = message.headers.clone().unwrap_or_default();
-    let event_id = headers.get(EVENT_ID_HEADER).map(|v| v.as_str().to_owned());
-    // Deduplicated per consumer and event; a header-less message dedupes on its stream position.
-    let msg_id = match (&event_id, message.info()) {
-        (Some(id), _) => format!("{}-{id}", sub.name),
-        (None, Ok(info)) => format!("{}-seq-{}", sub.name, info.stream_sequence),
-        (None, Err(_)) => format!("{}-{}", sub.name, Uuid::now_v7()),
+    // The original headers, less NATS's own (`Nats-Expected-Stream`, `Nats-TTL`… would make
+    // the dead-letter stream refuse the copy, and a forged message would then cycle forever).
+    let mut headers = HeaderMap::new();
+    if let Some(original) = &message.headers {
+        for (name, values) in original.iter() {
+            let name = name.to_string();
+            if name.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("nats-")) {
+                continue;
+            }
+            for value in values {
+                headers.append(name.as_str(), value.as_str());
+            }
+        }
+    }
+    // Redeliveries of one stream message share its position, so a retried dead-lettering
+    // is deduplicated; a replay of the same event (a new position) is not.
+    let msg_id = match message.info() {
+        Ok(info) => format!("{}-{}-{}", sub.name, info.stream, info.stream_sequence),
+        Err(_) => format!("{}-{}", sub.name, Uuid::now_v7()),
     };
     headers.insert("Nats-Msg-Id", msg_id.as_str());
     // Reasons come from our own errors; keep them one short header line.
@@ -345,6 +428,16 @@ fn to_event(message: &jetstream::Message, delivered: u64) -> Option<IncomingEven
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_are_sorted_by_what_a_retry_can_change() {
+        assert!(matches!(classify(permanent("bad id").context("while applying")), Failure::Permanent(_)));
+        assert!(matches!(classify(sqlx::Error::PoolTimedOut.into()), Failure::Unavailable(_)));
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(matches!(classify(anyhow::Error::from(io).context("insert")), Failure::Unavailable(_)));
+        assert!(matches!(classify(sqlx::Error::RowNotFound.into()), Failure::Transient(_)));
+        assert!(matches!(classify(anyhow::anyhow!("handler bug")), Failure::Transient(_)));
+    }
 
     #[test]
     fn retry_delays_double_up_to_the_cap() {

@@ -25,8 +25,7 @@ impl IdentityApi {
         if store::users::find(&mut tx, user_id).await?.is_none() {
             return Err(ApiError::field(codes::NOT_FOUND, "user_id", "no such user"));
         }
-        let (row, new) =
-            store::memberships::grant(&mut tx, festival_id, user_id, role.as_str(), caller.user_id).await?;
+        let (row, new) = store::memberships::grant(&mut tx, festival_id, user_id, role, caller.user_id).await?;
         if new {
             events::publish(
                 &mut tx,
@@ -51,7 +50,7 @@ impl IdentityApi {
         let (festival_id, user_id, role) = membership_target(&req.festival_id, &req.user_id, req.role)?;
         caller.require(festival_id, Role::Organizer)?;
         let mut tx = self.pool.begin().await?;
-        if !store::memberships::revoke(&mut tx, festival_id, user_id, role.as_str()).await? {
+        if !store::memberships::revoke(&mut tx, festival_id, user_id, role).await? {
             return Err(ApiError::new(codes::NOT_FOUND).with_message("No such membership"));
         }
         events::publish(

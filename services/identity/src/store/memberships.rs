@@ -25,7 +25,7 @@ pub async fn grant(
     conn: &mut PgConnection,
     festival_id: Uuid,
     user_id: Uuid,
-    role: &str,
+    role: Role,
     granted_by: Uuid,
 ) -> Result<(MembershipRow, bool), sqlx::Error> {
     let inserted: Option<MembershipRow> = sqlx::query_as(concat!(
@@ -35,7 +35,7 @@ pub async fn grant(
     ))
     .bind(festival_id)
     .bind(user_id)
-    .bind(role)
+    .bind(role.as_str())
     .bind(granted_by)
     .fetch_optional(&mut *conn)
     .await?;
@@ -49,7 +49,7 @@ pub async fn grant(
     ))
     .bind(festival_id)
     .bind(user_id)
-    .bind(role)
+    .bind(role.as_str())
     .fetch_one(conn)
     .await?;
     Ok((existing, false))
@@ -59,12 +59,12 @@ pub async fn revoke(
     conn: &mut PgConnection,
     festival_id: Uuid,
     user_id: Uuid,
-    role: &str,
+    role: Role,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("delete from memberships where festival_id = $1 and user_id = $2 and role = $3")
         .bind(festival_id)
         .bind(user_id)
-        .bind(role)
+        .bind(role.as_str())
         .execute(conn)
         .await?;
     Ok(done.rows_affected() == 1)

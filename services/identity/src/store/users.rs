@@ -89,10 +89,10 @@ pub async fn soft_delete(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx
 }
 
 /// Sets the global role (ADMIN or USER). Used by the `promote-admin` command and tests.
-pub async fn set_role(conn: &mut PgConnection, email: &str, role: &str) -> Result<bool, sqlx::Error> {
+pub async fn set_role(conn: &mut PgConnection, email: &str, role: Role) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("update users set role = $2, updated_at = now() where email = $1 and deleted_at is null")
         .bind(email)
-        .bind(role)
+        .bind(role.as_str())
         .execute(conn)
         .await?;
     Ok(done.rows_affected() == 1)

@@ -54,7 +54,11 @@ pub async fn signed_in_admin(app: &App, client: &mut Client) -> pb::TokenPair {
 /// Makes an account a platform ADMIN, as `identity promote-admin` does.
 pub async fn make_admin(app: &App, email: &str) {
     let mut conn = app.pool.acquire().await.expect("conn");
-    assert!(festival_identity::store::users::set_role(&mut conn, email, "ADMIN").await.expect("set role"));
+    assert!(
+        festival_identity::store::users::set_role(&mut conn, email, festival_platform::auth::Role::Admin)
+            .await
+            .expect("set role")
+    );
 }
 
 pub async fn count(app: &App, table: &str) -> i64 {

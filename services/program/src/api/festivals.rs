@@ -371,7 +371,7 @@ fn languages(tags: &[String]) -> ApiResult<&[String]> {
 
 /// Texts by language: each key one of `languages`, each text at most 10,000 characters.
 fn descriptions(
-    texts: &std::collections::HashMap<String, String>,
+    texts: &std::collections::BTreeMap<String, String>,
     languages: &[String],
 ) -> ApiResult<std::collections::BTreeMap<String, String>> {
     localized("descriptions", texts, languages, 10_000)

@@ -90,7 +90,7 @@ fn is_public(festival: &FestivalRow) -> bool {
 
 pub(super) fn localized(
     field: &str,
-    texts: &std::collections::HashMap<String, String>,
+    texts: &std::collections::BTreeMap<String, String>,
     languages: &[String],
     max_chars: usize,
 ) -> ApiResult<std::collections::BTreeMap<String, String>> {

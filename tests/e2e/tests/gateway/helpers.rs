@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +24,7 @@ pub struct TestUpstream {
 #[tonic::async_trait]
 impl TranscodingTestService for TestUpstream {
     async fn echo(&self, request: Request<pb::EchoRequest>) -> Result<Response<pb::EchoResponse>, Status> {
-        let metadata: HashMap<String, String> = request
+        let metadata: BTreeMap<String, String> = request
             .metadata()
             .iter()
             .filter_map(|kv| match kv {
@@ -36,7 +36,7 @@ impl TranscodingTestService for TestUpstream {
     }
 
     async fn echo_book(&self, request: Request<pb::EchoRequest>) -> Result<Response<pb::EchoResponse>, Status> {
-        Ok(Response::new(pb::EchoResponse { echo: Some(request.into_inner()), metadata: HashMap::new() }))
+        Ok(Response::new(pb::EchoResponse { echo: Some(request.into_inner()), metadata: BTreeMap::new() }))
     }
 
     async fn fail(&self, request: Request<pb::FailRequest>) -> Result<Response<pb::FailResponse>, Status> {
