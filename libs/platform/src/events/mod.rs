@@ -36,7 +36,7 @@ impl Naming {
         Self { prefix: prefix.trim_matches('.').to_owned() }
     }
 
-    /// `festival.identity.user.registered` → `<prefix>.festival.identity.user.registered`.
+    /// `festival.example.thing.happened` → `<prefix>.festival.example.thing.happened`.
     pub fn subject(&self, subject: &str) -> String {
         if self.prefix.is_empty() { subject.to_owned() } else { format!("{}.{subject}", self.prefix) }
     }
@@ -103,10 +103,10 @@ mod tests {
     #[test]
     fn prefixes_apply_to_subjects_and_streams() {
         let plain = Naming::new("");
-        assert_eq!(plain.subject("festival.identity.user.registered"), "festival.identity.user.registered");
+        assert_eq!(plain.subject("festival.example.thing.happened"), "festival.example.thing.happened");
         assert_eq!(plain.stream("identity"), "FESTIVAL_IDENTITY");
         let t = Naming::new("t-ab12.");
-        assert_eq!(t.subject("festival.identity.user.registered"), "t-ab12.festival.identity.user.registered");
+        assert_eq!(t.subject("festival.example.thing.happened"), "t-ab12.festival.example.thing.happened");
         assert_eq!(t.stream("identity"), "T_AB12_FESTIVAL_IDENTITY");
         assert_eq!(t.stream_subjects("identity"), "t-ab12.festival.identity.>");
     }

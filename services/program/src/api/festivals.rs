@@ -155,8 +155,8 @@ impl ProgramApi {
                 festival_id: row.id,
                 artist_id,
                 stage_id,
-                start_time: p.start_time + shift,
-                end_time: p.end_time + shift,
+                start_time: validate::shifted("start_time", p.start_time, shift)?,
+                end_time: validate::shifted("start_time", p.end_time, shift)?,
                 status: PerformanceStatus::Draft,
             };
             store::performances::insert(&mut tx, &copy).await?;
@@ -170,8 +170,8 @@ impl ProgramApi {
                 id: Uuid::now_v7(),
                 festival_id: row.id,
                 place,
-                start_time: s.start_time + shift,
-                end_time: s.end_time + shift,
+                start_time: validate::shifted("start_time", s.start_time, shift)?,
+                end_time: validate::shifted("start_time", s.end_time, shift)?,
                 assignees: Vec::new(),
                 ..s
             };

@@ -314,6 +314,12 @@ async fn cloning_last_years_edition_copies_the_structure_as_a_new_draft() {
         ),
         "ERR_7005"
     );
+    // Extreme dates would move every set by an offset chrono cannot add: refused, no panic.
+    let far = |seconds: i64| Some(prost_types::Timestamp { seconds, nanos: 0 });
+    for (start, end) in [(far(i64::MIN / 2), far(0)), (far(0), far(i64::MAX / 2)), (far(-62_135_596_800), far(0))] {
+        let extreme = pb::CloneFestivalRequest { start_time: start, end_time: end, ..request.clone() };
+        assert_eq!(code(c.clone_festival(authed(extreme, &token)).await), "ERR_1000");
+    }
     let copy = c.clone_festival(authed(request, &token)).await.expect("clone").into_inner();
     assert_eq!(copy.status, pb::FestivalStatus::Draft as i32);
     assert_eq!((copy.time_zone.as_str(), copy.venue.as_str()), ("Europe/Paris", "Val de Moine"));
