@@ -4,12 +4,15 @@
 //!
 //! One module per area; this one holds what they share and the tonic binding.
 
+mod artists;
 mod convert;
+mod editions;
 mod favourites;
 mod festivals;
-mod lineup;
+mod performances;
 mod schedule;
 mod shifts;
+mod stages;
 
 use chrono_tz::Tz;
 use festival_platform::auth::{Principal, Role, Verifier};
@@ -20,7 +23,7 @@ use sqlx::{PgConnection, PgPool};
 use tonic::Request;
 use uuid::Uuid;
 
-use crate::domain::conflicts::Conflict;
+use crate::domain::conflicts::{self, Conflict, Rules, Slot};
 use crate::domain::festival as rules;
 use crate::store::{self, festivals::FestivalRow};
 use convert::to_conflict;
@@ -63,6 +66,36 @@ impl ProgramApi {
         }
         let manager = caller.is_some_and(|c| manages(c, &festival));
         Ok((festival, manager))
+    }
+
+    /// Every conflict of the festival's scheduled performances, drafts included when asked.
+    pub(super) async fn conflicts(
+        conn: &mut PgConnection,
+        festival: &FestivalRow,
+        with_drafts: bool,
+    ) -> ApiResult<Vec<Conflict<Uuid>>> {
+        let stages = store::stages::of_festival(conn, festival.id).await?;
+        let performances = store::performances::of_festival(conn, festival.id, with_drafts).await?;
+        let changeover =
+            |stage: Uuid| stages.iter().find(|s| s.id == stage).map_or(0, |s| i64::from(s.changeover_minutes) * 60);
+        let slots: Vec<Slot<Uuid>> = performances
+            .iter()
+            .map(|p| Slot {
+                id: p.id,
+                stage: p.stage_id,
+                artist: p.artist_id,
+                start: p.start_time.timestamp(),
+                end: p.end_time.timestamp(),
+            })
+            .collect();
+        let window = (
+            festival.start_time.map_or(i64::MIN, |t| t.timestamp()),
+            festival.end_time.map_or(i64::MAX, |t| t.timestamp()),
+        );
+        Ok(conflicts::detect(
+            &slots,
+            &Rules { changeover: &changeover, travel: i64::from(festival.travel_minutes) * 60, window },
+        ))
     }
 }
 
@@ -141,6 +174,19 @@ pub(super) fn conflict_refusal(found: &[Conflict<Uuid>], message: &str) -> ApiEr
 /// The festival's time zone (checked on creation, so a failure here is a bug).
 pub(super) fn zone(festival: &FestivalRow) -> ApiResult<Tz> {
     festival.time_zone.parse().map_err(|_| ApiError::internal(anyhow::anyhow!("festival has an unknown time zone")))
+}
+
+/// 3 to 63 characters of a-z, 0-9 and inner hyphens.
+pub(super) fn slug(value: &str) -> ApiResult<&str> {
+    let slug = validate::required("slug", value, 63)?;
+    if !rules::valid_slug(slug) {
+        return Err(ApiError::field(
+            codes::VALIDATION_FAILED,
+            "slug",
+            "3 to 63 characters of a-z, 0-9 and inner hyphens",
+        ));
+    }
+    Ok(slug)
 }
 
 fn non_negative(field: &str, value: i32) -> ApiResult<i32> {
