@@ -5,6 +5,8 @@
 //! - `festival_grpc_requests_total{method, code}` — calls served.
 //! - `festival_grpc_request_duration_seconds{method}` — call latency.
 //! - `festival_outbox_published_total` — events relayed to JetStream.
+//! - `festival_events_dead_lettered_total{consumer}` — events a consumer gave up on (alert
+//!   on any increase: each is an effect that did not happen, kept on the dead-letter subject).
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -34,6 +36,10 @@ pub fn recorder() -> PrometheusHandle {
             metrics::describe_counter!(
                 "festival_outbox_published_total",
                 "Events relayed from the outbox to JetStream"
+            );
+            metrics::describe_counter!(
+                "festival_events_dead_lettered_total",
+                "Events a consumer gave up on and moved to festival.deadletter.<consumer>, by consumer"
             );
             handle
         })
