@@ -10,6 +10,16 @@ use uuid::Uuid;
 
 pub use festival_platform::events::outbox::publish;
 
+/// `festival.created`, for a new festival and for a cloned edition alike (identity makes
+/// the creator its organizer from it).
+pub fn festival_created(row: &crate::store::festivals::FestivalRow) -> festival_proto::program::v1::FestivalCreated {
+    festival_proto::program::v1::FestivalCreated {
+        festival_id: row.id.to_string(),
+        slug: row.slug.clone(),
+        created_by: row.created_by.to_string(),
+    }
+}
+
 /// The identity events program follows.
 pub fn consumers() -> Vec<Subscription> {
     vec![

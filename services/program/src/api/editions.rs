@@ -102,15 +102,7 @@ impl ProgramApi {
             };
             store::shifts::insert(&mut tx, &copy).await?;
         }
-        events::publish(
-            &mut tx,
-            &pb::FestivalCreated {
-                festival_id: row.id.to_string(),
-                slug: row.slug.clone(),
-                created_by: caller.user_id.to_string(),
-            },
-        )
-        .await?;
+        events::publish(&mut tx, &events::festival_created(&row)).await?;
         tx.commit().await?;
         Ok(to_festival(&row))
     }

@@ -16,12 +16,8 @@ impl ProgramApi {
     pub(super) async fn create_stage(&self, caller: Principal, req: pb::CreateStageRequest) -> ApiResult<pb::Stage> {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         let name = validate::required("name", &req.name, MAX_NAME)?;
-        let capacity = non_negative("capacity", req.capacity)?;
-        let position = non_negative("position", req.position)?;
-        let changeover_minutes = non_negative("changeover_minutes", req.changeover_minutes)?;
-        if changeover_minutes > rules::MAX_CHANGEOVER_MINUTES {
-            return Err(ApiError::field(codes::VALIDATION_FAILED, "changeover_minutes", "must be at most a day"));
-        }
+        let (capacity, position, changeover_minutes) =
+            stage_numbers(req.capacity, req.position, req.changeover_minutes)?;
         let mut tx = self.pool.begin().await?;
         Self::managed(&mut tx, festival_id, &caller).await?;
         let stage =
@@ -50,12 +46,8 @@ impl ProgramApi {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         let stage_id = validate::uuid("stage_id", &req.stage_id)?;
         let name = validate::optional("name", &req.name, MAX_NAME)?;
-        let capacity = non_negative("capacity", req.capacity)?;
-        let position = non_negative("position", req.position)?;
-        let changeover_minutes = non_negative("changeover_minutes", req.changeover_minutes)?;
-        if changeover_minutes > rules::MAX_CHANGEOVER_MINUTES {
-            return Err(ApiError::field(codes::VALIDATION_FAILED, "changeover_minutes", "must be at most a day"));
-        }
+        let (capacity, position, changeover_minutes) =
+            stage_numbers(req.capacity, req.position, req.changeover_minutes)?;
         let mut tx = self.pool.begin().await?;
         let festival = Self::managed(&mut tx, festival_id, &caller).await?;
         let current = store::stages::of_festival(&mut tx, festival_id)
@@ -103,4 +95,15 @@ impl ProgramApi {
         tx.commit().await?;
         Ok(pb::DeleteStageResponse {})
     }
+}
+
+/// A stage's capacity, running-order position and changeover (minutes, at most a day).
+fn stage_numbers(capacity: i32, position: i32, changeover_minutes: i32) -> ApiResult<(i32, i32, i32)> {
+    let capacity = non_negative("capacity", capacity)?;
+    let position = non_negative("position", position)?;
+    let changeover_minutes = non_negative("changeover_minutes", changeover_minutes)?;
+    if changeover_minutes > rules::MAX_CHANGEOVER_MINUTES {
+        return Err(ApiError::field(codes::VALIDATION_FAILED, "changeover_minutes", "must be at most a day"));
+    }
+    Ok((capacity, position, changeover_minutes))
 }
