@@ -289,16 +289,17 @@ async fn a_deleted_account_loses_its_favourites_feed_and_future_shifts_here_too(
         .await
         .expect("feed")
         .into_inner();
-    let shift = pb::CreateShiftRequest {
+    let bar_shift = |start: &str, end: &str| pb::CreateShiftRequest {
         festival_id: s.festival.clone(),
         place_kind: pb::PlaceKind::Bar as i32,
         place: "Bar".into(),
         role: pb::ShiftRole::Staff as i32,
         head_count: 1,
-        start_time: Some(ts("2031-06-19T10:00:00Z")),
-        end_time: Some(ts("2031-06-19T12:00:00Z")),
+        start_time: Some(ts(start)),
+        end_time: Some(ts(end)),
         notes: String::new(),
     };
+    let shift = bar_shift("2031-06-19T10:00:00Z", "2031-06-19T12:00:00Z");
     let shift = c.create_shift(authed(shift, &token)).await.expect("shift").into_inner();
     c.sign_up_for_shift(authed(
         pb::SignUpForShiftRequest { festival_id: s.festival.clone(), shift_id: shift.id },
@@ -309,19 +310,7 @@ async fn a_deleted_account_loses_its_favourites_feed_and_future_shifts_here_too(
 
     // A shift the member already worked: the record of it must outlive the account.
     let worked = c
-        .create_shift(authed(
-            pb::CreateShiftRequest {
-                festival_id: s.festival.clone(),
-                place_kind: pb::PlaceKind::Bar as i32,
-                place: "Bar".into(),
-                role: pb::ShiftRole::Staff as i32,
-                head_count: 1,
-                start_time: Some(ts("2024-06-19T10:00:00Z")),
-                end_time: Some(ts("2024-06-19T13:00:00Z")),
-                notes: String::new(),
-            },
-            &token,
-        ))
+        .create_shift(authed(bar_shift("2024-06-19T10:00:00Z", "2024-06-19T13:00:00Z"), &token))
         .await
         .expect("past shift")
         .into_inner();
