@@ -24,6 +24,7 @@ pub mod convert;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod grpc_edge;
 pub mod idempotency;
 pub mod metrics;
 pub mod page_token;

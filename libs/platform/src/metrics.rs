@@ -9,7 +9,8 @@
 //!   on any increase: each is an effect that did not happen, kept on the dead-letter subject).
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -67,20 +68,31 @@ pub async fn serve(addr: SocketAddr, cancel: CancellationToken) -> anyhow::Resul
     Ok(local)
 }
 
-/// Records `festival_grpc_*` for every call.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GrpcMetricsLayer;
+/// Records `festival_grpc_*` for every call, labelled by the method when the server
+/// implements it and `unknown` otherwise: made-up paths must not grow the label set.
+#[derive(Debug, Clone, Default)]
+pub struct GrpcMetricsLayer {
+    known: Arc<HashSet<String>>,
+}
+
+impl GrpcMetricsLayer {
+    /// `known`: the paths (`/pkg.Service/Method`) this server serves.
+    pub fn new(known: HashSet<String>) -> Self {
+        Self { known: Arc::new(known) }
+    }
+}
 
 impl<S> tower::Layer<S> for GrpcMetricsLayer {
     type Service = GrpcMetrics<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        GrpcMetrics { inner }
+        GrpcMetrics { inner, known: self.known.clone() }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct GrpcMetrics<S> {
     inner: S,
+    known: Arc<HashSet<String>>,
 }
 
 impl<S, B, RB> tower::Service<http::Request<B>> for GrpcMetrics<S>
@@ -98,7 +110,8 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = request.uri().path().to_owned();
+        let path = request.uri().path();
+        let method = if self.known.contains(path) { path.to_owned() } else { "unknown".to_owned() };
         let started = Instant::now();
         let future = self.inner.call(request);
         Box::pin(async move {

@@ -207,7 +207,8 @@ pub async fn start<S: Service>(config: S::Config, roles: Roles) -> anyhow::Resul
                 tower_http::trace::TraceLayer::new(SharedClassifier::new(client_errors_are_not_failures()))
                     .make_span_with(crate::telemetry::grpc_server_span),
             )
-            .layer(crate::metrics::GrpcMetricsLayer)
+            .layer(crate::metrics::GrpcMetricsLayer::new(known_methods(S::GRPC_SERVICES)))
+            .layer(crate::grpc_edge::DecodeErrorLayer)
             .add_routes(routes)
             .add_service(health_service)
             .add_optional_service(reflection_v1)
@@ -228,6 +229,33 @@ pub async fn start<S: Service>(config: S::Config, roles: Roles) -> anyhow::Resul
 
     tracing::info!(service = S::NAME, %addr, api = roles.api, worker = roles.worker, "started");
     Ok(RunningService { addr, metrics_addr, pool, health, shutdown, server, background })
+}
+
+/// Every method path this server answers: its own services' (from the descriptor set),
+/// health and reflection.
+fn known_methods(services: &[&str]) -> std::collections::HashSet<String> {
+    use prost::Message;
+    let mut known: std::collections::HashSet<String> = [
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/Watch",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    let Ok(set) = prost_types::FileDescriptorSet::decode(festival_proto::FILE_DESCRIPTOR_SET) else {
+        return known;
+    };
+    for file in &set.file {
+        for service in &file.service {
+            let full = format!("{}.{}", file.package(), service.name());
+            if services.contains(&full.as_str()) {
+                known.extend(service.method.iter().map(|m| format!("/{full}/{}", m.name())));
+            }
+        }
+    }
+    known
 }
 
 /// Calls refused for the caller's own reasons (bad input, no permission…) are answers,

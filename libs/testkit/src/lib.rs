@@ -10,6 +10,7 @@
 pub mod http1;
 mod nats;
 mod proxy;
+pub mod raw;
 pub mod tokens;
 
 use std::net::SocketAddr;

@@ -96,3 +96,30 @@ async fn oversized_messages_are_refused_before_decoding() {
     assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
     assert_eq!(count(&app, "users").await, 0);
 }
+
+#[tokio::test]
+async fn bytes_that_are_not_the_message_get_err_1000_not_internal() {
+    let app = spawn().await;
+    // Field 1 (email) announced as 100 bytes long, then the message ends: prost cannot decode it.
+    for garbage in [vec![0x0a, 0x64, b'x'], vec![0xff; 16], vec![0x08]] {
+        let status = festival_testkit::raw::raw_unary(
+            app.channel.clone(),
+            "/festival.identity.v1.IdentityService/Register",
+            garbage.clone(),
+        )
+        .await
+        .expect_err("undecodable");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{garbage:?}: {status:?}");
+        assert_eq!(festival_platform::error::reason(&status).as_deref(), Some("ERR_1000"), "{status:?}");
+    }
+    assert_eq!(count(&app, "users").await, 0, "nothing was written");
+    // A real message through the same raw path still works.
+    let good = prost::Message::encode_to_vec(&pb::RegisterRequest {
+        email: new_email(),
+        password: PASSWORD.into(),
+        ..Default::default()
+    });
+    festival_testkit::raw::raw_unary(app.channel.clone(), "/festival.identity.v1.IdentityService/Register", good)
+        .await
+        .expect("a valid message is served");
+}

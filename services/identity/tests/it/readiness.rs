@@ -103,6 +103,11 @@ async fn metrics_count_calls_by_method_and_code() {
     let mut client = crate::helpers::client(&app);
     let _ = client.login(festival_proto::identity::v1::LoginRequest::default()).await;
     client.get_jwks(festival_proto::identity::v1::GetJwksRequest {}).await.expect("jwks");
+    // Made-up methods are counted, under one label: random paths cannot grow the label set.
+    for path in ["/festival.identity.v1.IdentityService/NoSuchMethod", "/made.Up/Method1", "/made.Up/Method2"] {
+        let refused = festival_testkit::raw::raw_unary(app.channel.clone(), path, Vec::new()).await;
+        assert_eq!(refused.expect_err("no such method").code(), tonic::Code::Unimplemented);
+    }
 
     let addr = app.metrics_addr.expect("metrics enabled");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -116,6 +121,12 @@ async fn metrics_count_calls_by_method_and_code() {
         .unwrap_or_else(|| panic!("no counter for the refused login in:\n{body}"));
     assert!(login_line.ends_with(" 1"), "{login_line}");
     assert!(body.contains("festival_grpc_request_duration_seconds"), "latency histogram exported");
+    assert!(!body.contains("NoSuchMethod") && !body.contains("made.Up"), "raw paths never become labels:\n{body}");
+    let unknown = body
+        .lines()
+        .find(|l| l.starts_with("festival_grpc_requests_total") && l.contains("method=\"unknown\""))
+        .unwrap_or_else(|| panic!("no counter for unknown methods in:\n{body}"));
+    assert!(unknown.ends_with(" 3"), "{unknown}");
 }
 
 #[tokio::test]
