@@ -124,6 +124,13 @@ impl From<sqlx::Error> for ApiError {
         if matches!(err, sqlx::Error::PoolTimedOut) {
             return ApiError::new(codes::UNAVAILABLE).with_source(err);
         }
+        // PostgreSQL refuses text it cannot store (a NUL character): the client's input,
+        // for any field the edge checks missed, never a server error.
+        if let sqlx::Error::Database(db) = &err
+            && db.code().as_deref() == Some("22021")
+        {
+            return ApiError::new(codes::VALIDATION_FAILED).with_message("Text must not contain NUL characters");
+        }
         ApiError::internal(err)
     }
 }

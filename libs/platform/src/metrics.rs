@@ -8,8 +8,8 @@
 //! - `festival_events_dead_lettered_total{consumer}` — events a consumer gave up on (alert
 //!   on any increase: each is an effect that did not happen, kept on the dead-letter subject).
 
-use std::net::SocketAddr;
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;

@@ -23,8 +23,11 @@ pub fn optional<'a>(field: &str, value: &'a str, max: usize) -> ApiResult<Option
     if trimmed.is_empty() { Ok(None) } else { max_len(field, trimmed, max).map(Some) }
 }
 
-/// Refuses strings longer than `max` characters (counted as Unicode scalar values).
+/// Refuses strings longer than `max` characters (counted as Unicode scalar values) and
+/// strings with control characters other than line breaks and tabs (a NUL would reach
+/// PostgreSQL, which refuses it; escapes would reach logs and terminals).
 pub fn max_len<'a>(field: &str, value: &'a str, max: usize) -> ApiResult<&'a str> {
+    plain_text(field, value, true)?;
     // Byte length bounds the character count from above: skip counting for short strings.
     if value.len() > max && value.chars().count() > max {
         return Err(ApiError::field(codes::FIELD_TOO_LONG, field, format!("must be at most {max} characters")));

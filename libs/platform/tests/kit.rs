@@ -202,3 +202,13 @@ async fn a_retry_whose_map_fields_arrive_in_another_order_is_the_same_request() 
     let replay = idempotency::claim::<ThingHappened>(&mut tx, "test.Describe", user(1), "k", &retry).await;
     assert!(matches!(replay, Ok(Claim::Replay(ref r)) if r.user_id == "done"), "{replay:?}");
 }
+
+#[tokio::test]
+async fn a_nul_that_reaches_postgresql_is_the_client_s_mistake_not_a_server_error() {
+    let pool = database().await;
+    let mut conn = pool.acquire().await.expect("conn");
+    let refused = insert(&mut conn, "a\0b").await.expect_err("PostgreSQL stores no NUL in text");
+    let error = ApiError::from(refused);
+    assert_eq!(error.code, codes::VALIDATION_FAILED);
+    assert_eq!(count(&pool).await, 0);
+}

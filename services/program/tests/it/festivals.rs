@@ -357,3 +357,24 @@ async fn cloning_last_years_edition_copies_the_structure_as_a_new_draft() {
     let check = c.check_schedule(authed(pb::CheckScheduleRequest { festival_id: copy.id.clone() }, &token)).await;
     assert!(check.expect("check").into_inner().conflicts.is_empty(), "the copied structure is still conflict-free");
 }
+
+#[tokio::test]
+async fn a_nul_or_other_control_character_in_text_is_refused_naming_the_field() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, token) = env.user().await;
+    let get = |key: &str| pb::GetFestivalRequest { id_or_slug: key.into() };
+    assert_eq!(code(c.get_festival(get("\0abc")).await), "ERR_1000");
+    let refused = c.get_festival(get("ab\u{1b}[31mc")).await.expect_err("escape sequence");
+    assert_eq!(festival_platform::error::violations(&refused)[0].field, "id_or_slug");
+    let calendar = c.get_personal_calendar(pb::GetPersonalCalendarRequest { token: "\0.ics".into() }).await;
+    assert_eq!(code(calendar), "ERR_1000");
+    let named = pb::CreateFestivalRequest { name: "Fest\0ival".into(), ..festival("nul-fest") };
+    let refused = c.create_festival(authed(named, &token)).await.expect_err("NUL in a name");
+    assert_eq!(festival_platform::error::reason(&refused).as_deref(), Some("ERR_1000"));
+    assert_eq!(festival_platform::error::violations(&refused)[0].field, "name");
+    assert_eq!(env.festivals().await, 0, "nothing was written");
+    // Line breaks and tabs are text, not control characters, where text may hold them.
+    let described = pb::CreateFestivalRequest { venue: "Val de Moine\n(north gate)".into(), ..festival("lines-fest") };
+    c.create_festival(authed(described, &token)).await.expect("line breaks are fine");
+}

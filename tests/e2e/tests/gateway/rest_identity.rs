@@ -171,3 +171,35 @@ async fn cors_allows_configured_origins_only() {
     let other = preflight("https://evil.example").await;
     assert_eq!(other.header("access-control-allow-origin"), None);
 }
+
+#[tokio::test]
+async fn control_characters_and_undecodable_bodies_are_400_err_1000_through_the_gateway() {
+    let env = spawn().await;
+    let body =
+        json!({"email": "nul@example.org", "password": "correct horse battery staple", "displayName": "a\u{0}b"});
+    let r = post_json(&env, "/v1/auth/register", &body, &[]).await;
+    assert_eq!((r.status, r.code()), (400, "ERR_1000".to_owned()), "{}", String::from_utf8_lossy(&r.body));
+    let field = r.json()["details"]["fieldViolations"][0]["field"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(field, "display_name");
+    // gRPC-web carrying bytes that are not a RegisterRequest: the upstream's ERR_1000, not INTERNAL.
+    let frame = [&[0u8, 0, 0, 0, 2][..], &[0x0a, 0x64]].concat();
+    let mut stream = tokio::net::TcpStream::connect(env.gateway.addr).await.expect("connect");
+    let head = format!(
+        "POST /festival.identity.v1.IdentityService/Register HTTP/1.1\r\nHost: gw\r\nConnection: close\r\nContent-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\nContent-Length: {}\r\n\r\n",
+        frame.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, &[head.as_bytes(), &frame].concat()).await.expect("send");
+    let mut raw = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut raw).await.expect("read");
+    let response = parse_response(&raw);
+    assert_eq!(response.status, 200, "gRPC-web answers errors in its own framing");
+    let trailers = String::from_utf8_lossy(&response.body).to_lowercase();
+    let status = response.header("grpc-status").map(str::to_owned).unwrap_or_else(|| {
+        trailers
+            .split("grpc-status:")
+            .nth(1)
+            .map(|s| s.trim().chars().take_while(char::is_ascii_digit).collect())
+            .unwrap_or_default()
+    });
+    assert_eq!(status, "3", "INVALID_ARGUMENT: {:?} {trailers}", response.headers);
+}
