@@ -267,10 +267,18 @@ impl ProgramApi {
         if volunteer && shift.start_time <= Utc::now() {
             return Err(ApiError::new(codes::SHIFT_STARTED));
         }
-        if let Some(other) = store::shifts::overlapping(conn, user_id, shift.start_time, shift.end_time).await? {
-            return Err(ApiError::new(codes::SHIFT_OVERLAP)
-                .with_message("This person already works a shift at that time")
-                .with_metadata("shift_id", other.to_string()));
+        if let Some((other, other_festival)) =
+            store::shifts::overlapping(conn, user_id, shift.start_time, shift.end_time).await?
+        {
+            let refusal =
+                ApiError::new(codes::SHIFT_OVERLAP).with_message("This person already works a shift at that time");
+            // Which shift clashes is this festival's business only: another festival's
+            // shift id would tell its organizers' rosters to a stranger.
+            return Err(if other_festival == festival_id {
+                refusal.with_metadata("shift_id", other.to_string())
+            } else {
+                refusal
+            });
         }
         if shifts::missing(shift.head_count, shift.assignees.len()) == 0 {
             return Err(ApiError::new(codes::SHIFT_FULL));

@@ -96,9 +96,9 @@ pub async fn overlapping(
     user_id: Uuid,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "select shift_id from shift_assignments where user_id = $1 and start_time < $3 and end_time > $2
+) -> Result<Option<(Uuid, Uuid)>, sqlx::Error> {
+    sqlx::query_as(
+        "select shift_id, festival_id from shift_assignments where user_id = $1 and start_time < $3 and end_time > $2
          order by start_time limit 1",
     )
     .bind(user_id)

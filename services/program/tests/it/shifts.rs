@@ -363,3 +363,61 @@ async fn membership_events_applied_out_of_order_keep_the_newest_state() {
     apply(event("granted", idpb::Role::Staff)).await;
     assert!(holds().await, "a newer grant applies");
 }
+
+/// The clashing shift is named only when it is this festival's: another festival's shift
+/// id would show a stranger who works where.
+#[tokio::test]
+async fn an_overlap_with_another_festival_s_shift_does_not_name_that_shift() {
+    use tonic_types::StatusExt;
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, organizer_a) = env.user().await;
+    let (_, organizer_b) = env.user().await;
+    let fid_a = new_festival(&mut c, &organizer_a, "overlap-a").await;
+    let fid_b = new_festival(&mut c, &organizer_b, "overlap-b").await;
+    let (worker, _) = env.member(&fid_a, idpb::Role::Staff).await;
+    let day = in_days(50);
+    let (start, end) = (format!("{day}T10:00:00Z"), format!("{day}T14:00:00Z"));
+    let (later, end2) = (format!("{day}T12:00:00Z"), format!("{day}T16:00:00Z"));
+    let create = |fid: &str, token: &str, from: &str, to: &str| {
+        let (mut c, req, token) = (c.clone(), shift(fid, pb::ShiftRole::Staff, 2, from, to), token.to_owned());
+        async move { c.create_shift(authed(req, &token)).await.expect("shift").into_inner().id }
+    };
+    let at_a = create(&fid_a, &organizer_a, &start, &end).await;
+    let other_at_a = create(&fid_a, &organizer_a, &later, &end2).await;
+    let at_b = create(&fid_b, &organizer_b, &later, &end2).await;
+    let assign = |fid: &str, shift_id: &str, token: &str| {
+        let req = pb::AssignShiftRequest { festival_id: fid.into(), shift_id: shift_id.into(), user_id: worker.clone() };
+        let (mut c, token) = (c.clone(), token.to_owned());
+        async move { c.assign_shift(authed(req, &token)).await }
+    };
+    assign(&fid_a, &at_a, &organizer_a).await.expect("first shift");
+    // B's copy of the membership, as identity would publish it.
+    festival_testkit::publish_event(
+        &env.program.naming(),
+        &idpb::MembershipGranted {
+            festival_id: fid_b.clone(),
+            user_id: worker.clone(),
+            role: idpb::Role::Staff as i32,
+            granted_by: String::new(),
+        },
+    )
+    .await;
+    let seen = festival_testkit::eventually(std::time::Duration::from_secs(15), || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from festival_members where user_id = $1::uuid and active")
+            .bind(&worker)
+            .fetch_one(&env.program.pool)
+            .await
+            .is_ok_and(|n| n == 2)
+    })
+    .await;
+    assert!(seen, "the worker is staff at both festivals");
+
+    let here = assign(&fid_a, &other_at_a, &organizer_a).await.expect_err("overlap at A");
+    let info = here.get_details_error_info().expect("error info");
+    assert_eq!((info.reason.as_str(), info.metadata.get("shift_id")), ("ERR_7008", Some(&at_a)));
+    let elsewhere = assign(&fid_b, &at_b, &organizer_b).await.expect_err("overlap with A's shift");
+    let info = elsewhere.get_details_error_info().expect("error info");
+    assert_eq!(info.reason, "ERR_7008");
+    assert_eq!(info.metadata.get("shift_id"), None, "A's shift is not named to B: {:?}", info.metadata);
+}
