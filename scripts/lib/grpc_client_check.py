@@ -75,6 +75,10 @@ def main():
     for expected in (SERVICE, "grpc.health.v1.Health"):
         if expected not in services:
             fail(f"reflection does not list {expected}: {sorted(services)}")
+    # Only what identity answers: no other service's methods that would say UNIMPLEMENTED.
+    strangers = sorted(s for s in services if s.startswith("festival.") and s != SERVICE)
+    if strangers:
+        fail(f"reflection advertises services identity does not serve: {strangers}")
     pool = descriptor_pool.DescriptorPool(reflection_db)
 
     email = f"python-{uuid.uuid4().hex[:10]}@example.org"

@@ -173,15 +173,19 @@ pub async fn start<S: Service>(config: S::Config, roles: Roles) -> anyhow::Resul
     let server = if roles.api {
         let routes = S::routes(config, ctx).await?;
         let reflection = if common.reflection_enabled() {
+            // Only what this server answers is listed (not every service in the shared
+            // descriptor set, which would advertise methods that answer UNIMPLEMENTED).
+            let builder = |reflection: &str| {
+                S::GRPC_SERVICES
+                    .iter()
+                    .chain(&["grpc.health.v1.Health", reflection])
+                    .fold(tonic_reflection::server::Builder::configure(), |b, name| b.with_service_name(*name))
+                    .register_encoded_file_descriptor_set(festival_proto::FILE_DESCRIPTOR_SET)
+                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            };
             Some((
-                tonic_reflection::server::Builder::configure()
-                    .register_encoded_file_descriptor_set(festival_proto::FILE_DESCRIPTOR_SET)
-                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-                    .build_v1()?,
-                tonic_reflection::server::Builder::configure()
-                    .register_encoded_file_descriptor_set(festival_proto::FILE_DESCRIPTOR_SET)
-                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-                    .build_v1alpha()?,
+                builder("grpc.reflection.v1.ServerReflection").build_v1()?,
+                builder("grpc.reflection.v1alpha.ServerReflection").build_v1alpha()?,
             ))
         } else {
             None

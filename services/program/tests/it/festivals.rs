@@ -378,3 +378,31 @@ async fn a_nul_or_other_control_character_in_text_is_refused_naming_the_field() 
     let described = pb::CreateFestivalRequest { venue: "Val de Moine\n(north gate)".into(), ..festival("lines-fest") };
     c.create_festival(authed(described, &token)).await.expect("line breaks are fine");
 }
+
+#[tokio::test]
+async fn reflection_lists_only_what_program_answers() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let env = spawn().await;
+    let mut client = ServerReflectionClient::new(env.program.channel.clone());
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers =
+        client.server_reflection_info(futures::stream::iter([request])).await.expect("reflection").into_inner();
+    let answer = answers.message().await.expect("answer").expect("one answer");
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("not a service list: {answer:?}");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["festival.program.v1.ProgramService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"],
+        "no identity or test-only services that would answer UNIMPLEMENTED"
+    );
+}

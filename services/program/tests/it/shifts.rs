@@ -387,7 +387,8 @@ async fn an_overlap_with_another_festival_s_shift_does_not_name_that_shift() {
     let other_at_a = create(&fid_a, &organizer_a, &later, &end2).await;
     let at_b = create(&fid_b, &organizer_b, &later, &end2).await;
     let assign = |fid: &str, shift_id: &str, token: &str| {
-        let req = pb::AssignShiftRequest { festival_id: fid.into(), shift_id: shift_id.into(), user_id: worker.clone() };
+        let req =
+            pb::AssignShiftRequest { festival_id: fid.into(), shift_id: shift_id.into(), user_id: worker.clone() };
         let (mut c, token) = (c.clone(), token.to_owned());
         async move { c.assign_shift(authed(req, &token)).await }
     };
