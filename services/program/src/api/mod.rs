@@ -14,6 +14,7 @@ mod schedule;
 mod shifts;
 mod stages;
 
+use chrono::Utc;
 use chrono_tz::Tz;
 use festival_platform::auth::{Principal, Role, Verifier};
 use festival_platform::rpc::{Authenticate, record_festival};
@@ -106,10 +107,12 @@ impl Authenticate for ProgramApi {
     }
 }
 
-/// Organizers of the festival (and admins) manage it; so does its creator, even before
-/// identity has granted the ORGANIZER membership that the creation event asks for.
+/// Organizers of the festival (and admins) manage it; so does its creator, but only until
+/// a token can carry the ORGANIZER membership identity grants from the creation event
+/// ([`rules::creator_may_manage`]): a creator whose role is later revoked loses it.
 fn manages(caller: &Principal, festival: &FestivalRow) -> bool {
-    caller.has(festival.id, Role::Organizer) || caller.user_id == festival.created_by
+    caller.has(festival.id, Role::Organizer)
+        || (caller.user_id == festival.created_by && rules::creator_may_manage(festival.created_at, Utc::now()))
 }
 
 /// Public festivals are visible to all; drafts only to those who manage them.

@@ -11,6 +11,17 @@ pub const MAX_CHANGEOVER_MINUTES: i32 = 24 * 60;
 pub const MAX_GENRES: usize = 20;
 pub const MAX_GENRE_CHARS: usize = 50;
 
+/// How long a festival's creator manages it on the strength of being its creator: the
+/// access-token lifetime (identity's `tokens.access_ttl_secs`, 15 minutes). By then any
+/// token the creator holds was minted after identity granted the ORGANIZER membership
+/// (from `festival.created`), so the role itself decides, and revoking it takes effect.
+pub const CREATOR_GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// Whether the creator still manages a festival created at `created_at` without the role.
+pub fn creator_may_manage(created_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    now < created_at + CREATOR_GRACE
+}
+
 /// Genres match case-insensitively: kept and searched lower-cased and trimmed.
 pub fn normalise_genre(genre: &str) -> String {
     genre.trim().to_lowercase()
@@ -83,6 +94,15 @@ mod tests {
         assert!(valid_time_zone("America/Argentina/Buenos_Aires"));
         assert!(!valid_time_zone("Mars/Olympus_Mons"));
         assert!(!valid_time_zone(""));
+    }
+
+    #[test]
+    fn a_creator_manages_without_the_role_only_for_a_token_s_lifetime() {
+        let created = Utc::now();
+        assert!(creator_may_manage(created, created));
+        assert!(creator_may_manage(created, created + CREATOR_GRACE - chrono::TimeDelta::seconds(1)));
+        assert!(!creator_may_manage(created, created + CREATOR_GRACE));
+        assert!(!creator_may_manage(created, created + chrono::TimeDelta::days(365)));
     }
 
     #[test]

@@ -406,3 +406,44 @@ async fn reflection_lists_only_what_program_answers() {
         "no identity or test-only services that would answer UNIMPLEMENTED"
     );
 }
+
+#[tokio::test]
+async fn a_creator_whose_organizer_role_is_revoked_no_longer_manages_the_festival() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (user_id, creator) = env.user().await;
+    let f = c.create_festival(authed(festival("revoked-creator"), &creator)).await.expect("create").into_inner();
+    let rename =
+        |name: &str| pb::UpdateFestivalRequest { festival_id: f.id.clone(), name: name.into(), ..Default::default() };
+    c.update_festival(authed(rename("Fresh"), &creator))
+        .await
+        .expect("the creator manages it before identity's grant arrives");
+
+    // A token's lifetime later: every token the creator holds now comes from identity,
+    // with the ORGANIZER membership, or without it once revoked.
+    sqlx::query("update festivals set created_at = now() - interval '1 hour' where id = $1::uuid")
+        .bind(&f.id)
+        .execute(&env.program.pool)
+        .await
+        .expect("age the festival");
+    let uid = uuid::Uuid::parse_str(&user_id).expect("uuid");
+    let fid = uuid::Uuid::parse_str(&f.id).expect("uuid");
+    let organizer = env.issuer.member(uid, fid, festival_platform::auth::Role::Organizer);
+    c.update_festival(authed(rename("Still mine"), &organizer)).await.expect("with the role it still manages");
+    let revoked = env.issuer.token(&festival_testkit::tokens::Grant {
+        user_id: uid,
+        role: festival_platform::auth::Role::User,
+        memberships: Vec::new(),
+    });
+    assert_eq!(
+        code(c.update_festival(authed(rename("Taken back"), &revoked)).await),
+        "ERR_4000",
+        "a draft it can no longer see"
+    );
+    let kept: String = sqlx::query_scalar("select name from festivals where id = $1::uuid")
+        .bind(&f.id)
+        .fetch_one(&env.program.pool)
+        .await
+        .expect("name");
+    assert_eq!(kept, "Still mine");
+}
