@@ -53,7 +53,12 @@ impl ProgramApi {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         let mut conn = self.pool.acquire().await?;
         let (_, manager) = Self::readable(&mut conn, festival_id, caller.as_ref()).await?;
-        let rows = store::artists::of_festival(&mut conn, festival_id).await?;
+        // Organizers see the whole booking list; everyone else the announced line-up only.
+        let rows = if manager {
+            store::artists::of_festival(&mut conn, festival_id).await?
+        } else {
+            store::artists::announced(&mut conn, festival_id).await?
+        };
         Ok(pb::ListArtistsResponse { artists: rows.iter().map(|a| to_artist(a, manager)).collect() })
     }
 

@@ -51,6 +51,22 @@ pub async fn of_festival(conn: &mut PgConnection, festival_id: Uuid) -> Result<V
         .await
 }
 
+/// The announced line-up: artists with at least one published (or cancelled, so still
+/// shown) set. An artist booked only in draft slots is not public yet.
+pub async fn announced(conn: &mut PgConnection, festival_id: Uuid) -> Result<Vec<ArtistRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "select ",
+        columns!(),
+        " from artists a where festival_id = $1 and exists (
+             select 1 from performances p
+             where p.artist_id = a.id and p.status in ('PUBLISHED', 'CANCELLED'))
+         order by name"
+    ))
+    .bind(festival_id)
+    .fetch_all(conn)
+    .await
+}
+
 pub async fn exists(conn: &mut PgConnection, festival_id: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("select exists(select 1 from artists where festival_id = $1 and id = $2)")
         .bind(festival_id)

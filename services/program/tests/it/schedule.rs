@@ -516,3 +516,38 @@ async fn a_longer_travel_time_that_would_break_the_published_schedule_is_refused
     let fine = c.update_festival(authed(travel(20), &token)).await.expect("20 minutes still fits").into_inner();
     assert_eq!(fine.travel_minutes, 20);
 }
+
+#[tokio::test]
+async fn an_artist_booked_only_in_draft_slots_is_not_announced_to_the_public() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, token) = env.user().await;
+    let s = setup(&mut c, &token, "unannounced-fest").await;
+    perform(&mut c, &token, &s, &s.a, &s.main, "2027-06-19T18:00:00+02:00", "2027-06-19T19:00:00+02:00").await;
+    publish(&mut c, &token, &s.festival).await;
+    // Beta is booked after publication: a draft slot, not announced yet.
+    perform(&mut c, &token, &s, &s.b, &s.valley, "2027-06-19T20:00:00+02:00", "2027-06-19T21:00:00+02:00").await;
+    let names = |artists: Vec<pb::Artist>| artists.into_iter().map(|a| a.name).collect::<Vec<_>>();
+    let public = c
+        .list_artists(pb::ListArtistsRequest { festival_id: s.festival.clone() })
+        .await
+        .expect("public list")
+        .into_inner()
+        .artists;
+    assert_eq!(names(public), ["Alpha"], "only artists with a published set");
+    let (_, fan) = env.user().await;
+    let signed_in = c
+        .list_artists(authed(pb::ListArtistsRequest { festival_id: s.festival.clone() }, &fan))
+        .await
+        .expect("fan's list")
+        .into_inner()
+        .artists;
+    assert_eq!(names(signed_in), ["Alpha"], "a signed-in fan sees no more");
+    let booking = c
+        .list_artists(authed(pb::ListArtistsRequest { festival_id: s.festival.clone() }, &token))
+        .await
+        .expect("organizer's list")
+        .into_inner()
+        .artists;
+    assert_eq!(names(booking), ["Alpha", "Beta"], "organizers see the whole booking list");
+}
