@@ -42,6 +42,7 @@ catalogue! {
     DEADLINE_EXCEEDED = ("ERR_1009", DeadlineExceeded, 504, "The request took too long");
     UNAVAILABLE = ("ERR_1010", Unavailable, 503, "Service temporarily unavailable");
     PAYLOAD_TOO_LARGE = ("ERR_1011", ResourceExhausted, 413, "Request too large");
+    SERVER_BUSY = ("ERR_1012", ResourceExhausted, 503, "Server busy, retry in a moment");
     INTERNAL = ("ERR_1500", Internal, 500, "Internal error");
 
     // 2xxx authentication

@@ -35,6 +35,18 @@ pub fn max_len<'a>(field: &str, value: &'a str, max: usize) -> ApiResult<&'a str
     Ok(value)
 }
 
+/// A required secret the server only hashes or compares (a password): presence and length
+/// are checked, not its characters, so whatever a user could register they can sign in with.
+pub fn secret<'a>(field: &str, value: &'a str, max: usize) -> ApiResult<&'a str> {
+    if value.is_empty() {
+        return Err(ApiError::field(codes::REQUIRED_FIELD, field, "is required"));
+    }
+    if value.len() > max && value.chars().count() > max {
+        return Err(ApiError::field(codes::FIELD_TOO_LONG, field, format!("must be at most {max} characters")));
+    }
+    Ok(value)
+}
+
 /// A required UUID in its canonical text form.
 pub fn uuid(field: &str, value: &str) -> ApiResult<Uuid> {
     if value.trim().is_empty() {

@@ -41,6 +41,9 @@ pub struct PasswordConfig {
     pub parallelism: u32,
     /// Hashes computed at once; each holds `memory_kib` of memory.
     pub max_concurrent_hashes: usize,
+    /// Hashes waiting for a slot; beyond that a call is refused at once (ERR_1012), so a
+    /// flood of logins cannot queue unbounded work.
+    pub max_queued_hashes: usize,
 }
 
 impl Default for Config {
@@ -49,7 +52,13 @@ impl Default for Config {
             common: CommonConfig::local_defaults("identity", 50051),
             tokens: TokenConfig { access_ttl_secs: 15 * 60, refresh_ttl_secs: 7 * 24 * 3600 },
             keys: KeyConfig { sealing_key: Secret::new(DEV_SEALING_KEY), signer_cache_secs: 60 },
-            password: PasswordConfig { memory_kib: 19 * 1024, iterations: 2, parallelism: 1, max_concurrent_hashes: 8 },
+            password: PasswordConfig {
+                memory_kib: 19 * 1024,
+                iterations: 2,
+                parallelism: 1,
+                max_concurrent_hashes: 8,
+                max_queued_hashes: 64,
+            },
         }
     }
 }

@@ -6,7 +6,7 @@ use festival_proto::identity::v1 as pb;
 use uuid::Uuid;
 
 use super::convert::to_user;
-use super::{IdentityApi, parse_email};
+use super::{IdentityApi, hashing_refused, parse_email};
 use crate::domain::email::Email;
 use crate::domain::password::{self, PasswordRule};
 use crate::domain::profile::{self, Language};
@@ -17,14 +17,10 @@ impl IdentityApi {
     pub(super) async fn register(&self, req: pb::RegisterRequest) -> ApiResult<pb::RegisterResponse> {
         let email = parse_email(&req.email)?;
         check_password(&req.password, Some(&email))?;
-        let display_name = match validate::optional("display_name", &req.display_name, profile::MAX_DISPLAY_NAME)? {
-            Some(name) => profile::display_name(name)
-                .map_err(|d| ApiError::field(codes::INVALID_DISPLAY_NAME, "display_name", d))?,
-            None => email.local_part().to_owned(),
-        };
+        let display_name = display_name_of(&req.display_name)?.unwrap_or_else(|| email.local_part().to_owned());
         let language = language_of(req.language)?.unwrap_or(Language::DEFAULT);
 
-        let password_hash = self.hasher.hash(req.password).await.map_err(ApiError::internal)?;
+        let password_hash = self.hasher.hash(req.password).await.map_err(hashing_refused)?;
         let mut tx = self.pool.begin().await?;
         let user = store::users::insert(
             &mut tx,
@@ -57,13 +53,7 @@ impl IdentityApi {
     }
 
     pub(super) async fn update_me(&self, caller: Principal, req: pb::UpdateMeRequest) -> ApiResult<pb::User> {
-        let display_name = match validate::optional("display_name", &req.display_name, profile::MAX_DISPLAY_NAME)? {
-            Some(name) => Some(
-                profile::display_name(name)
-                    .map_err(|d| ApiError::field(codes::INVALID_DISPLAY_NAME, "display_name", d))?,
-            ),
-            None => None,
-        };
+        let display_name = display_name_of(&req.display_name)?;
         let language = language_of(req.language)?;
         if display_name.is_none() && language.is_none() {
             return Err(ApiError::new(codes::REQUIRED_FIELD)
@@ -142,4 +132,19 @@ fn check_password(raw: &str, email: Option<&Email>) -> ApiResult<()> {
 
 fn language_of(value: i32) -> ApiResult<Option<Language>> {
     Ok(validate::known_enum::<pb::Language>("language", value, true)?.and_then(Language::from_proto))
+}
+
+/// An optional display name: too long is `ERR_1002`; anything else the profile rule
+/// refuses (control characters included) is `ERR_10004`, which says more than the
+/// generic text check would.
+fn display_name_of(raw: &str) -> ApiResult<Option<String>> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if name.chars().count() > profile::MAX_DISPLAY_NAME {
+        let limit = format!("must be at most {} characters", profile::MAX_DISPLAY_NAME);
+        return Err(ApiError::field(codes::FIELD_TOO_LONG, "display_name", limit));
+    }
+    profile::display_name(name).map(Some).map_err(|d| ApiError::field(codes::INVALID_DISPLAY_NAME, "display_name", d))
 }

@@ -137,6 +137,11 @@ fn parse_email(raw: &str) -> ApiResult<Email> {
     })
 }
 
+/// A hashing failure: ERR_1012 when the hasher is saturated (retry shortly), else internal.
+fn hashing_refused(e: anyhow::Error) -> ApiError {
+    if e.is::<crate::credentials::Busy>() { ApiError::new(codes::SERVER_BUSY) } else { ApiError::internal(e) }
+}
+
 festival_platform::bind_rpcs! {
     IdentityApi => pb::identity_service_server::IdentityService {
         public register(pb::RegisterRequest) -> pb::RegisterResponse;

@@ -6,7 +6,7 @@ use festival_platform::{ApiError, ApiResult, codes, validate};
 use festival_proto::identity::v1 as pb;
 use uuid::Uuid;
 
-use super::{IdentityApi, parse_email};
+use super::{IdentityApi, hashing_refused, parse_email};
 use crate::domain::password;
 use crate::domain::session::{self, RefreshDecision, RefreshState};
 use crate::events;
@@ -17,12 +17,12 @@ const MAX_TOKEN_LEN: usize = 512;
 impl IdentityApi {
     pub(super) async fn login(&self, req: pb::LoginRequest) -> ApiResult<pb::TokenPair> {
         let email = parse_email(&req.email)?;
-        validate::required("password", &req.password, password::MAX_CHARS)?;
+        validate::secret("password", &req.password, password::MAX_CHARS)?;
         let mut conn = self.pool.acquire().await?;
         let user = store::users::find_by_email(&mut conn, email.as_str()).await?;
         drop(conn);
         let stored = user.as_ref().map(|u| u.password_hash.clone());
-        let ok = self.hasher.verify(req.password, stored).await.map_err(ApiError::internal)?;
+        let ok = self.hasher.verify(req.password, stored).await.map_err(hashing_refused)?;
         let user = match (ok, user) {
             (true, Some(user)) => user,
             _ => return Err(ApiError::new(codes::INVALID_CREDENTIALS)),

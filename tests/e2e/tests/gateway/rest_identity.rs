@@ -175,12 +175,16 @@ async fn cors_allows_configured_origins_only() {
 #[tokio::test]
 async fn control_characters_and_undecodable_bodies_are_400_err_1000_through_the_gateway() {
     let env = spawn().await;
+    let body = json!({"refreshToken": "rt_\u{0}abc"});
+    let r = post_json(&env, "/v1/auth/refresh", &body, &[]).await;
+    assert_eq!((r.status, r.code()), (400, "ERR_1000".to_owned()), "{}", String::from_utf8_lossy(&r.body));
+    let field = r.json()["details"]["fieldViolations"][0]["field"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(field, "refresh_token");
+    // A display name keeps its own, more telling code for the same mistake.
     let body =
         json!({"email": "nul@example.org", "password": "correct horse battery staple", "displayName": "a\u{0}b"});
     let r = post_json(&env, "/v1/auth/register", &body, &[]).await;
-    assert_eq!((r.status, r.code()), (400, "ERR_1000".to_owned()), "{}", String::from_utf8_lossy(&r.body));
-    let field = r.json()["details"]["fieldViolations"][0]["field"].as_str().unwrap_or_default().to_owned();
-    assert_eq!(field, "display_name");
+    assert_eq!((r.status, r.code()), (400, "ERR_10004".to_owned()), "{}", String::from_utf8_lossy(&r.body));
     // gRPC-web carrying bytes that are not a RegisterRequest: the upstream's ERR_1000, not INTERNAL.
     let frame = [&[0u8, 0, 0, 0, 2][..], &[0x0a, 0x64]].concat();
     let mut stream = tokio::net::TcpStream::connect(env.gateway.addr).await.expect("connect");
