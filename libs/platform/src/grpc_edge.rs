@@ -4,6 +4,8 @@
 //! not the protobuf message the method takes. That is the client's mistake, not ours:
 //! [`DecodeErrorLayer`] turns it into INVALID_ARGUMENT with `ERR_1000` and an ErrorInfo,
 //! like every other bad input, so it is neither logged nor alerted on as a server error.
+//! A message over the size limit keeps tonic's OUT_OF_RANGE and gains the catalogued
+//! `ERR_1011` ErrorInfo every refusal carries.
 
 use std::task::{Context, Poll};
 
@@ -14,6 +16,8 @@ use crate::error::ApiError;
 
 /// The prefix of prost's decode errors, as tonic reports them.
 const DECODE_FAILURE: &str = "failed to decode Protobuf message";
+/// The prefix of tonic's refusal of a message over `max_decoding_message_size`.
+const TOO_LARGE: &str = "Error, decoded message length too large";
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DecodeErrorLayer;
@@ -49,14 +53,27 @@ where
         Box::pin(async move {
             let mut response = future.await?;
             // A refused request is a trailers-only response: its status is in the headers.
-            if is_decode_failure(response.headers()) {
+            let replacement = if is_decode_failure(response.headers()) {
+                Some(
+                    ApiError::new(codes::VALIDATION_FAILED)
+                        .with_message("The request is not a valid message for this method")
+                        .into(),
+                )
+            } else if is_too_large(response.headers()) {
+                let status: tonic::Status = ApiError::new(codes::PAYLOAD_TOO_LARGE).into();
+                Some(tonic::Status::with_details(
+                    tonic::Code::OutOfRange,
+                    status.message(),
+                    status.details().to_vec().into(),
+                ))
+            } else {
+                None
+            };
+            if let Some(status) = replacement {
                 let headers = response.headers_mut();
                 headers.remove("grpc-status");
                 headers.remove("grpc-message");
                 headers.remove("grpc-status-details-bin");
-                let status: tonic::Status = ApiError::new(codes::VALIDATION_FAILED)
-                    .with_message("The request is not a valid message for this method")
-                    .into();
                 let _ = status.add_header(headers);
             }
             Ok(response)
@@ -67,6 +84,11 @@ where
 fn is_decode_failure(headers: &http::HeaderMap) -> bool {
     headers.get("grpc-status").is_some_and(|v| v.as_bytes() == b"13")
         && tonic::Status::from_header_map(headers).is_some_and(|s| s.message().starts_with(DECODE_FAILURE))
+}
+
+fn is_too_large(headers: &http::HeaderMap) -> bool {
+    headers.get("grpc-status").is_some_and(|v| v.as_bytes() == b"11")
+        && tonic::Status::from_header_map(headers).is_some_and(|s| s.message().starts_with(TOO_LARGE))
 }
 
 #[cfg(test)]

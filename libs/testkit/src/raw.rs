@@ -49,3 +49,12 @@ pub async fn raw_unary(channel: Channel, path: &str, body: Vec<u8>) -> Result<Ve
     let path = http::uri::PathAndQuery::try_from(path).map_err(|e| Status::invalid_argument(e.to_string()))?;
     grpc.unary(tonic::Request::new(body), path, RawCodec).await.map(tonic::Response::into_inner)
 }
+
+/// [`raw_unary`] with `authorization: Bearer <token>`.
+pub async fn raw_unary_authed(channel: Channel, path: &str, body: Vec<u8>, token: &str) -> Result<Vec<u8>, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
+    let path = http::uri::PathAndQuery::try_from(path).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let request = crate::authed(body, token);
+    grpc.unary(request, path, RawCodec).await.map(tonic::Response::into_inner)
+}

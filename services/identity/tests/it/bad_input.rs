@@ -94,6 +94,7 @@ async fn oversized_messages_are_refused_before_decoding() {
     let huge = "x".repeat(5 * 1024 * 1024);
     let status = c.register(reg(&huge, PASSWORD)).await.expect_err("refused");
     assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    assert_eq!(festival_platform::error::reason(&status).as_deref(), Some("ERR_1011"), "a catalogued refusal");
     assert_eq!(count(&app, "users").await, 0);
 }
 
