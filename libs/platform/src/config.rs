@@ -147,6 +147,13 @@ pub struct AuthConfig {
     pub identity_url: String,
     /// Allowed clock skew when checking `exp`/`nbf`, in seconds.
     pub leeway_secs: u64,
+    /// Longest access-token lifetime accepted (`exp - iat`), in seconds: a token minted
+    /// with a stolen or misconfigured key for a year is refused. Identity's
+    /// `tokens.access_ttl_secs` must not exceed it.
+    pub max_token_lifetime_secs: u64,
+    /// How often the key set is fetched again and replaced whole, in seconds, so a key
+    /// identity stopped publishing (retired, or revoked after a leak) stops verifying.
+    pub keys_refresh_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -197,6 +204,8 @@ impl CommonConfig {
                 audience: "festival".into(),
                 identity_url: "http://127.0.0.1:50051".into(),
                 leeway_secs: 30,
+                max_token_lifetime_secs: 15 * 60,
+                keys_refresh_secs: 300,
             },
             telemetry: TelemetryConfig { log_format: "json".into(), log_level: "info".into(), otlp_endpoint: None },
         }

@@ -231,3 +231,32 @@ async fn unknown_kids_refetch_the_keys_at_most_once_per_interval() {
     v.verify(&old.sign(&claims(900, 0, ACCESS_TOKEN_USE))).await.expect("the old key is still published");
     assert_eq!(source.fetches.load(Ordering::SeqCst), 2, "known kids never refetch");
 }
+
+#[tokio::test]
+async fn a_token_living_longer_than_identity_issues_them_is_refused() {
+    let key = Key::new("k1");
+    let v = verifier(vec![key.public()]);
+    v.verify(&key.sign(&claims(900, 0, ACCESS_TOKEN_USE))).await.expect("15 minutes is the normal lifetime");
+    assert_eq!(refused(&v, &key.sign(&claims(365 * 24 * 3600, 0, ACCESS_TOKEN_USE))).await, "ERR_2002");
+    assert_eq!(refused(&v, &key.sign(&claims(900 + 31, 0, ACCESS_TOKEN_USE))).await, "ERR_2002", "beyond the leeway");
+}
+
+#[tokio::test]
+async fn a_key_identity_stops_publishing_stops_verifying_at_the_next_refresh() {
+    use festival_platform::clock::Clock;
+    let (leaked, fresh) = (Key::new("k-leaked"), Key::new("k-fresh"));
+    let source = RotatingKeys::default();
+    source.keys.lock().expect("keys").extend([leaked.public(), fresh.public()]);
+    let clock = Clock::manual();
+    let config = CommonConfig::local_defaults("test", 50999).auth;
+    let v = Verifier::with_clock(&config, source.clone(), clock.clone());
+    let token = leaked.sign(&claims(900, 0, ACCESS_TOKEN_USE));
+    v.verify(&token).await.expect("published: accepted");
+
+    // Identity revokes the leaked key: it is no longer in the JWKS.
+    source.keys.lock().expect("keys").retain(|k| k.kid != "k-leaked");
+    v.verify(&token).await.expect("until the next refresh the cached set still has it");
+    clock.advance(std::time::Duration::from_secs(config.keys_refresh_secs));
+    assert_eq!(refused(&v, &token).await, "ERR_2002", "the refreshed set replaced the old one whole");
+    v.verify(&fresh.sign(&claims(900, 0, ACCESS_TOKEN_USE))).await.expect("the other key still verifies");
+}

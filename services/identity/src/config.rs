@@ -81,6 +81,12 @@ impl ServiceConfig for Config {
         if self.tokens.access_ttl_secs <= 0 || self.tokens.access_ttl_secs > 3600 {
             return Err(invalid("tokens.access_ttl_secs", "must be between 1 and 3600"));
         }
+        if u64::try_from(self.tokens.access_ttl_secs).unwrap_or(u64::MAX) > self.common.auth.max_token_lifetime_secs {
+            return Err(invalid(
+                "tokens.access_ttl_secs",
+                "must not exceed auth.max_token_lifetime_secs, or every service would refuse the tokens",
+            ));
+        }
         if self.tokens.refresh_ttl_secs <= self.tokens.access_ttl_secs {
             return Err(invalid("tokens.refresh_ttl_secs", "must be longer than the access-token lifetime"));
         }

@@ -70,6 +70,8 @@ struct Inner {
     last_fetch: Mutex<Option<Instant>>,
     validation: Validation,
     clock: Clock,
+    max_lifetime: i64,
+    refresh_every: Duration,
 }
 
 /// Verifies access tokens. Cheap to clone.
@@ -100,6 +102,9 @@ impl Verifier {
                 last_fetch: Mutex::new(None),
                 validation,
                 clock,
+                max_lifetime: i64::try_from(config.max_token_lifetime_secs.saturating_add(config.leeway_secs))
+                    .unwrap_or(i64::MAX),
+                refresh_every: Duration::from_secs(config.keys_refresh_secs.max(1)),
             }),
         }
     }
@@ -111,6 +116,11 @@ impl Verifier {
             return Err(invalid());
         }
         let kid = header.kid.ok_or_else(invalid)?;
+        if self.keys_are_stale().await {
+            // Not forced: of many requests noticing at once, one fetches. If identity is
+            // unreachable the last key set stays in use until a fetch succeeds.
+            self.refresh(false).await;
+        }
         let key = match self.key(&kid).await {
             Some(key) => key,
             None => {
@@ -124,6 +134,10 @@ impl Verifier {
                 _ => invalid(),
             })?;
         if data.claims.token_use != ACCESS_TOKEN_USE {
+            return Err(invalid());
+        }
+        // However it was signed, no access token lives longer than identity issues them.
+        if data.claims.exp.saturating_sub(data.claims.iat) > self.inner.max_lifetime {
             return Err(invalid());
         }
         Ok(data.claims.into())
@@ -162,6 +176,12 @@ impl Verifier {
                 tracing::warn!(error = %format_args!("{e:#}"), "could not fetch signing keys")
             }
         }
+    }
+
+    /// The key set was never fetched, or not for `keys_refresh_secs`.
+    async fn keys_are_stale(&self) -> bool {
+        let last = *self.inner.last_fetch.lock().await;
+        last.is_none_or(|t| self.inner.clock.instant().saturating_duration_since(t) >= self.inner.refresh_every)
     }
 
     async fn key(&self, kid: &str) -> Option<DecodingKey> {
