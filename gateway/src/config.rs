@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use festival_platform::config::{ConfigError, Environment, RedisConfig, TelemetryConfig, load_layers};
+use festival_platform::config::{AuthConfig, ConfigError, Environment, RedisConfig, TelemetryConfig, load_layers};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,6 +21,9 @@ pub struct Config {
     pub cookies: CookieConfig,
     pub redis: RedisConfig,
     pub telemetry: TelemetryConfig,
+    /// How the gateway recognises identity's access tokens (the same settings as the
+    /// services'); it verifies them only to key rate limits by account.
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,6 +108,7 @@ impl Default for Config {
             },
             redis: RedisConfig { url: "redis://127.0.0.1:6379".into(), key_prefix: String::new() },
             telemetry: TelemetryConfig { log_format: "json".into(), log_level: "info".into(), otlp_endpoint: None },
+            auth: festival_platform::config::CommonConfig::local_defaults("gateway", 0).auth,
         }
     }
 }

@@ -11,7 +11,7 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service, ServiceExt};
 
-use crate::ratelimit::{Decision, client_key};
+use crate::ratelimit::Decision;
 use crate::{Shared, session};
 
 /// `application/grpc…` (gRPC, gRPC-web, gRPC-web-text).
@@ -55,7 +55,7 @@ impl Service<http::Request<tonic::body::Body>> for Forward {
             let authorization = session::authorization(request.headers(), &state.config.cookies);
             let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
             if let Decision::Deny { retry_after } =
-                state.limiter.check(&client_key(authorization.as_deref(), peer), &path).await
+                state.limiter.check(&state.limiter.client(authorization.as_deref(), peer).await, &path).await
             {
                 let mut response = tonic::Status::resource_exhausted("Too many requests").into_http();
                 if let Ok(v) = http::HeaderValue::from_str(&retry_after.to_string()) {

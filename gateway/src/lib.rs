@@ -28,6 +28,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use festival_platform::auth::{IdentityKeySource, KeySource, PublicKey, Verifier};
 use festival_platform::clock::Clock;
 use prost_reflect::DescriptorPool;
 use tokio::task::JoinHandle;
@@ -53,8 +54,21 @@ impl State {
         let routes = routes::RouteTable::build(&pool, |service| upstreams.serves(service))?;
         let openapi = openapi::document(&routes, &config);
         let redis = festival_platform::redis::Redis::connect(&config.redis)?;
-        let limiter = ratelimit::RateLimiter::new(redis, config.rate_limit.clone(), clock);
+        let verifier = match config.upstreams.get("identity") {
+            Some(url) => Verifier::new(&config.auth, IdentityKeySource::new(url)?),
+            None => Verifier::new(&config.auth, NoKeys),
+        };
+        let limiter = ratelimit::RateLimiter::new(redis, config.rate_limit.clone(), clock, verifier);
         Ok(Self { config, routes, upstreams, limiter, openapi })
+    }
+}
+
+/// Without an identity upstream no token verifies: every client is keyed by address.
+struct NoKeys;
+
+impl KeySource for NoKeys {
+    fn fetch(&self) -> futures::future::BoxFuture<'static, anyhow::Result<Vec<PublicKey>>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
 }
 

@@ -3,6 +3,7 @@
 //! refusing every ticket buyer because a cache is down would be worse.
 
 use deadpool_redis::redis;
+use festival_platform::auth::Verifier;
 use festival_platform::clock::Clock;
 use festival_platform::redis::Redis;
 use sha2::{Digest, Sha256};
@@ -22,12 +23,31 @@ pub struct RateLimiter {
     redis: Redis,
     config: RateLimitConfig,
     clock: Clock,
+    verifier: Verifier,
 }
 
 impl RateLimiter {
-    /// Windows follow `clock` (the system clock, or a test's manual one).
-    pub fn new(redis: Redis, config: RateLimitConfig, clock: Clock) -> Self {
-        Self { redis, config, clock }
+    /// Windows follow `clock` (the system clock, or a test's manual one); `verifier`
+    /// recognises identity's tokens.
+    pub fn new(redis: Redis, config: RateLimitConfig, clock: Clock, verifier: Verifier) -> Self {
+        Self { redis, config, clock, verifier }
+    }
+
+    /// Who the client is: the account of a token that verifies, else the address. An
+    /// unverified `Authorization` header counts for nothing, so made-up tokens cannot buy
+    /// a fresh budget each.
+    pub async fn client(&self, authorization: Option<&str>, ip: Option<std::net::IpAddr>) -> String {
+        let token = authorization.and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+        if self.config.enabled
+            && let Some(token) = token
+            && let Ok(caller) = self.verifier.verify(token).await
+        {
+            return format!("u{}", caller.user_id);
+        }
+        address_key(ip)
     }
 
     /// Counts one request of `client` on `route` and decides.
@@ -57,12 +77,9 @@ impl RateLimiter {
     }
 }
 
-/// Who the client is: its bearer token (hashed), else its address.
-pub fn client_key(authorization: Option<&str>, ip: Option<std::net::IpAddr>) -> String {
-    match authorization {
-        Some(token) => format!("t{}", &hex(&Sha256::digest(token.as_bytes()))[..24]),
-        None => format!("ip{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())),
-    }
+/// An anonymous client's key: its address.
+pub fn address_key(ip: Option<std::net::IpAddr>) -> String {
+    format!("ip{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()))
 }
 
 fn route_hash(route: &str) -> String {
@@ -78,10 +95,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn clients_are_keyed_by_token_else_address() {
-        let a = client_key(Some("Bearer a"), None);
-        assert_ne!(a, client_key(Some("Bearer b"), None));
-        assert!(!a.contains("Bearer"), "tokens never appear in keys");
-        assert_eq!(client_key(None, Some("10.1.2.3".parse().expect("ip"))), "ip10.1.2.3");
+    fn anonymous_clients_are_keyed_by_address() {
+        assert_eq!(address_key(Some("10.1.2.3".parse().expect("ip"))), "ip10.1.2.3");
+        assert_eq!(address_key(None), "ipunknown");
     }
 }

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use prost_reflect::DynamicMessage;
 
 use crate::errors::HttpError;
-use crate::ratelimit::{Decision, client_key};
+use crate::ratelimit::Decision;
 use crate::routes::{Lookup, Route};
 use crate::{Shared, session, transcode};
 
@@ -48,7 +48,7 @@ pub async fn handle(state: Shared, request: Request) -> Response {
     let ip = if state.config.rate_limit.trust_forwarded_for { forwarded_for(&parts.headers).or(peer) } else { peer };
     let limit_key = format!("{} {}", route.http_method, route.template.as_str());
     if let Decision::Deny { retry_after } =
-        state.limiter.check(&client_key(authorization.as_deref(), ip), &limit_key).await
+        state.limiter.check(&state.limiter.client(authorization.as_deref(), ip).await, &limit_key).await
     {
         return HttpError::new(codes::RATE_LIMITED, &request_id)
             .with_header(http::header::RETRY_AFTER, retry_after.to_string())

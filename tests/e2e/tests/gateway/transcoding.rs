@@ -195,3 +195,39 @@ async fn an_http_body_response_is_sent_raw_with_its_own_content_type() {
     let content = &spec["paths"]["/v1/test/files/{name}"]["get"]["responses"]["200"]["content"];
     assert!(content.get("*/*").is_some(), "documented as a raw body: {content}");
 }
+
+#[tokio::test]
+async fn made_up_tokens_do_not_buy_a_fresh_budget_but_a_real_one_is_its_own_client() {
+    use festival_proto::identity::v1 as idpb;
+    let env = spawn_with(|c| {
+        c.rate_limit.routes.insert("POST /v1/test/echo".into(), 3);
+    })
+    .await;
+    let mut identity = idpb::identity_service_client::IdentityServiceClient::new(env.identity.channel.clone());
+    let email = format!("{}@example.org", festival_testkit::unique_name());
+    let password = "correct horse battery staple".to_owned();
+    identity
+        .register(idpb::RegisterRequest { email: email.clone(), password: password.clone(), ..Default::default() })
+        .await
+        .expect("register");
+    let real = identity.login(idpb::LoginRequest { email, password }).await.expect("login").into_inner().access_token;
+
+    // Each call with another made-up token: they all count against this address.
+    for i in 0..3 {
+        let bearer = format!("Bearer made.up.{i}");
+        let r = post_json(&env, "/v1/test/echo", &json!({}), &[("Authorization", bearer.as_str())]).await;
+        assert_eq!(r.status, 200, "call {i}");
+    }
+    let limited = post_json(&env, "/v1/test/echo", &json!({}), &[("Authorization", "Bearer made.up.99")]).await;
+    assert_eq!(
+        (limited.status, limited.code()),
+        (429, "ERR_1008".to_owned()),
+        "a fourth made-up token is the same client"
+    );
+    let anonymous = post_json(&env, "/v1/test/echo", &json!({}), &[]).await;
+    assert_eq!(anonymous.status, 429, "and so is no token at all");
+    // A token identity signed is an account, with a budget of its own.
+    let bearer = format!("Bearer {real}");
+    let own = post_json(&env, "/v1/test/echo", &json!({}), &[("Authorization", bearer.as_str())]).await;
+    assert_eq!(own.status, 200, "{}", String::from_utf8_lossy(&own.body));
+}
