@@ -52,8 +52,10 @@ pub struct RateLimitConfig {
     /// Per-route budgets, keyed `"POST /v1/auth/login"` (REST template) or
     /// `"/festival.identity.v1.IdentityService/Login"` (gRPC path).
     pub routes: BTreeMap<String, u64>,
-    /// Use the first `X-Forwarded-For` address as the client (only behind a trusted proxy).
-    pub trust_forwarded_for: bool,
+    /// Proxies in front of the gateway that append to `X-Forwarded-For` (an ingress: 1).
+    /// The client is the address that many hops back from the connection's peer; 0 (no
+    /// proxy) uses the peer and ignores the header, which clients can write.
+    pub trusted_proxy_hops: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,7 +100,7 @@ impl Default for Config {
                     ("/festival.identity.v1.IdentityService/Login".to_owned(), 20),
                     ("/festival.identity.v1.IdentityService/Register".to_owned(), 10),
                 ]),
-                trust_forwarded_for: false,
+                trusted_proxy_hops: 0,
             },
             cookies: CookieConfig {
                 secure: true,

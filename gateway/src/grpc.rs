@@ -54,6 +54,7 @@ impl Service<http::Request<tonic::body::Body>> for Forward {
             };
             let authorization = session::authorization(request.headers(), &state.config.cookies);
             let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+            let peer = crate::ratelimit::client_ip(request.headers(), peer, state.config.rate_limit.trusted_proxy_hops);
             if let Decision::Deny { retry_after } =
                 state.limiter.check(&state.limiter.client(authorization.as_deref(), peer).await, &path).await
             {

@@ -45,7 +45,7 @@ pub async fn handle(state: Shared, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
     let authorization = session::authorization(&parts.headers, &state.config.cookies);
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let ip = if state.config.rate_limit.trust_forwarded_for { forwarded_for(&parts.headers).or(peer) } else { peer };
+    let ip = crate::ratelimit::client_ip(&parts.headers, peer, state.config.rate_limit.trusted_proxy_hops);
     let limit_key = format!("{} {}", route.http_method, route.template.as_str());
     if let Decision::Deny { retry_after } =
         state.limiter.check(&state.limiter.client(authorization.as_deref(), ip).await, &limit_key).await
@@ -166,10 +166,6 @@ fn upstream_request(
         festival_platform::telemetry::inject_trace_context(metadata);
     }
     request
-}
-
-fn forwarded_for(headers: &http::HeaderMap) -> Option<std::net::IpAddr> {
-    headers.get("x-forwarded-for")?.to_str().ok()?.split(',').next()?.trim().parse().ok()
 }
 
 /// A server-streaming RPC as Server-Sent Events (default) or, on an upgrade request, a
