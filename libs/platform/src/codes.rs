@@ -66,6 +66,7 @@ catalogue! {
     VERSION_CONFLICT = ("ERR_4002", Aborted, 409, "The resource was changed by someone else");
     GONE = ("ERR_4003", FailedPrecondition, 410, "The resource was deleted");
     IN_USE = ("ERR_4004", FailedPrecondition, 409, "Still in use");
+    LIMIT_REACHED = ("ERR_4005", FailedPrecondition, 409, "Limit reached");
 
     // 5xxx payments
     PAYMENT_FAILED = ("ERR_5001", FailedPrecondition, 402, "Payment failed");

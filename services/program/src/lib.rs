@@ -30,7 +30,7 @@ impl Service for Program {
     const GRPC_SERVICES: &'static [&'static str] = &["festival.program.v1.ProgramService"];
 
     fn default_config() -> Config {
-        Config { common: CommonConfig::local_defaults("program", 50052) }
+        Config { common: CommonConfig::local_defaults("program", 50052), limits: config::Limits::default() }
     }
 
     fn migrator() -> &'static Migrator {
@@ -40,7 +40,7 @@ impl Service for Program {
     async fn routes(config: Config, ctx: Context) -> anyhow::Result<Routes> {
         let verifier = Verifier::new(&config.common.auth, IdentityKeySource::new(&config.common.auth.identity_url)?);
         let max = config.common.grpc.max_message_bytes;
-        let api = api::ProgramApi::new(ctx.pool.clone(), verifier);
+        let api = api::ProgramApi::new(ctx.pool.clone(), verifier, config.limits);
         Ok(Routes::new(ProgramServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max)))
     }
 

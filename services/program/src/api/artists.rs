@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::convert::to_artist;
 use super::{ProgramApi, https_urls, localized};
 use crate::domain::festival::{self as rules, MAX_NAME, MAX_TEXT};
+use crate::store::festivals::Holding;
 use crate::store::{self, artists::ArtistRow};
 
 impl ProgramApi {
@@ -25,6 +26,7 @@ impl ProgramApi {
         let links = https_urls("links", &req.links)?;
         let mut tx = self.pool.begin().await?;
         let festival = Self::managed(&mut tx, festival_id, &caller).await?;
+        self.room_for(&mut tx, festival_id, Holding::Artists).await?;
         let bios = localized("bios", &req.bios, &festival.languages, 5_000)?;
         let artist = ArtistRow {
             id: Uuid::now_v7(),

@@ -153,11 +153,12 @@ impl ProgramApi {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "end_time", "must be after start_time"));
         }
         // New dates or travel time may not put the published schedule in conflict.
-        let before = Self::conflicts(&mut tx, &current, false).await?;
+        let before = Self::conflicts(&mut tx, &current, false).await?.conflicts;
         let row = store::festivals::update(&mut tx, id, &changes).await?;
-        let broken = new_conflicts(&before, Self::conflicts(&mut tx, &row, false).await?);
+        let broken = new_conflicts(&before, Self::conflicts(&mut tx, &row, false).await?.conflicts);
         if !broken.is_empty() {
-            return Err(conflict_refusal(&broken, "This change would put the published schedule in conflict"));
+            let message = "This change would put the published schedule in conflict";
+            return Err(conflict_refusal(&broken, broken.len(), message));
         }
         events::publish(&mut tx, &pb::FestivalUpdated { festival_id: id.to_string() }).await?;
         tx.commit().await?;

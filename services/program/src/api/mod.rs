@@ -24,9 +24,10 @@ use sqlx::{PgConnection, PgPool};
 use tonic::Request;
 use uuid::Uuid;
 
+use crate::config::Limits;
 use crate::domain::conflicts::{self, Conflict, Rules, Slot};
 use crate::domain::festival as rules;
-use crate::store::{self, festivals::FestivalRow};
+use crate::store::{self, festivals::FestivalRow, festivals::Holding};
 use convert::to_conflict;
 
 const DEFAULT_PAGE: u32 = 50;
@@ -36,11 +37,33 @@ pub struct ProgramApi {
     pool: PgPool,
     verifier: Verifier,
     schedule_cache: schedule::ScheduleCache,
+    limits: Limits,
 }
 
+/// Conflicts kept in memory at most while checking a schedule (the rest are counted).
+const MAX_KEPT_CONFLICTS: usize = 10_000;
+
 impl ProgramApi {
-    pub fn new(pool: PgPool, verifier: Verifier) -> Self {
-        Self { pool, verifier, schedule_cache: schedule::ScheduleCache::default() }
+    pub fn new(pool: PgPool, verifier: Verifier, limits: Limits) -> Self {
+        Self { pool, verifier, schedule_cache: schedule::ScheduleCache::default(), limits }
+    }
+
+    /// Refuses one more `what` at a festival that holds its limit already (`ERR_4005`).
+    /// Callers hold the festival row's lock (from [`Self::managed`]), so concurrent
+    /// creations are counted one after another.
+    async fn room_for(&self, conn: &mut PgConnection, festival_id: Uuid, what: Holding) -> ApiResult<()> {
+        let limit = match what {
+            Holding::Stages => self.limits.stages,
+            Holding::Artists => self.limits.artists,
+            Holding::Performances => self.limits.performances,
+            Holding::Shifts => self.limits.shifts,
+        };
+        if store::festivals::count_of(conn, festival_id, what).await? >= limit {
+            return Err(ApiError::new(codes::LIMIT_REACHED)
+                .with_message(format!("A festival holds at most {limit} {}", what.name()))
+                .with_metadata("limit", limit.to_string()));
+        }
+        Ok(())
     }
 
     /// A live festival the caller manages, locked. Drafts the caller cannot see are
@@ -74,7 +97,7 @@ impl ProgramApi {
         conn: &mut PgConnection,
         festival: &FestivalRow,
         with_drafts: bool,
-    ) -> ApiResult<Vec<Conflict<Uuid>>> {
+    ) -> ApiResult<conflicts::Detected<Uuid>> {
         let stages = store::stages::of_festival(conn, festival.id).await?;
         let performances = store::performances::of_festival(conn, festival.id, with_drafts).await?;
         let changeover =
@@ -93,9 +116,10 @@ impl ProgramApi {
             festival.start_time.map_or(i64::MIN, |t| t.timestamp()),
             festival.end_time.map_or(i64::MAX, |t| t.timestamp()),
         );
-        Ok(conflicts::detect(
+        Ok(conflicts::detect_at_most(
             &slots,
             &Rules { changeover: &changeover, travel: i64::from(festival.travel_minutes) * 60, window },
+            MAX_KEPT_CONFLICTS,
         ))
     }
 }
@@ -161,8 +185,12 @@ pub(super) fn https_urls<'a>(field: &str, urls: &'a [String]) -> ApiResult<&'a [
 }
 
 /// ERR_7004 listing each conflict as a violation.
-pub(super) fn conflict_refusal(found: &[Conflict<Uuid>], message: &str) -> ApiError {
-    found.iter().map(to_conflict).fold(ApiError::new(codes::SCHEDULE_CONFLICT).with_message(message), |e, c| {
+pub(super) fn conflict_refusal(found: &[Conflict<Uuid>], total: usize, message: &str) -> ApiError {
+    // Each conflict is a field violation; past a screenful, the count says the rest.
+    const LISTED: usize = 50;
+    let refusal =
+        ApiError::new(codes::SCHEDULE_CONFLICT).with_message(message).with_metadata("conflicts", total.to_string());
+    found.iter().take(LISTED).map(to_conflict).fold(refusal, |e, c| {
         e.with_violation(
             "performances",
             format!(

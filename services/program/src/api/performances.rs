@@ -14,6 +14,7 @@ use crate::domain::conflicts::involves;
 use crate::domain::festival::MAX_TEXT;
 use crate::domain::lineup::PerformanceStatus;
 use crate::events;
+use crate::store::festivals::Holding;
 use crate::store::{self, performances::PerformanceRow};
 
 /// Fan ids per `performance.changed` event (about 37 bytes each as text), so a headliner's
@@ -36,6 +37,7 @@ impl ProgramApi {
         }
         let mut tx = self.pool.begin().await?;
         Self::managed(&mut tx, festival_id, &caller).await?;
+        self.room_for(&mut tx, festival_id, Holding::Performances).await?;
         if !store::artists::exists(&mut tx, festival_id, artist_id).await? {
             return Err(ApiError::field(codes::NOT_FOUND, "artist_id", "no such artist at this festival"));
         }
@@ -101,10 +103,15 @@ impl ProgramApi {
         let after = store::performances::reschedule(&mut tx, id, stage_id, start, end).await?;
         if after.status == PerformanceStatus::Published {
             // The public schedule stays conflict-free: a published set may not move into a clash.
-            let published: Vec<_> =
-                Self::conflicts(&mut tx, &festival, false).await?.into_iter().filter(|c| involves(c, id)).collect();
+            let published: Vec<_> = Self::conflicts(&mut tx, &festival, false)
+                .await?
+                .conflicts
+                .into_iter()
+                .filter(|c| involves(c, id))
+                .collect();
             if !published.is_empty() {
-                return Err(conflict_refusal(&published, "This move would put the published schedule in conflict"));
+                let message = "This move would put the published schedule in conflict";
+                return Err(conflict_refusal(&published, published.len(), message));
             }
             self.performance_changed(&mut tx, &before, &after, "").await?;
         }
@@ -189,7 +196,10 @@ impl ProgramApi {
         let festival = Self::managed(&mut tx, festival_id, &caller).await?;
         let found = Self::conflicts(&mut tx, &festival, true).await?;
         tx.commit().await?;
-        Ok(pb::CheckScheduleResponse { conflicts: found.iter().map(to_conflict).collect() })
+        Ok(pb::CheckScheduleResponse {
+            conflicts: found.conflicts.iter().take(self.limits.conflicts_reported).map(to_conflict).collect(),
+            total_conflicts: i32::try_from(found.total).unwrap_or(i32::MAX),
+        })
     }
 
     pub(super) async fn publish_schedule(
@@ -201,11 +211,9 @@ impl ProgramApi {
         let mut tx = self.pool.begin().await?;
         let festival = Self::managed(&mut tx, festival_id, &caller).await?;
         let found = Self::conflicts(&mut tx, &festival, true).await?;
-        if !found.is_empty() {
-            return Err(conflict_refusal(
-                &found,
-                &format!("The schedule has {} conflict(s); resolve them before publishing", found.len()),
-            ));
+        if found.total > 0 {
+            let message = format!("The schedule has {} conflict(s); resolve them before publishing", found.total);
+            return Err(conflict_refusal(&found.conflicts, found.total, &message));
         }
         let published = store::performances::publish_drafts(&mut tx, festival_id).await?;
         tx.commit().await?;

@@ -15,6 +15,7 @@ use super::convert::{place_kind_from_proto, shift_role_from_proto, to_shift};
 use super::{ProgramApi, is_public, manages};
 use crate::domain::festival::{MAX_NAME, MAX_TEXT};
 use crate::domain::shifts::{self, PlaceKind, Worked};
+use crate::store::festivals::Holding;
 use crate::store::{self, festivals::FestivalRow, shifts::ShiftRow};
 
 impl ProgramApi {
@@ -41,6 +42,7 @@ impl ProgramApi {
         let notes = validate::optional("notes", &req.notes, MAX_TEXT)?.unwrap_or("");
         let mut tx = self.pool.begin().await?;
         Self::managed(&mut tx, festival_id, &caller).await?;
+        self.room_for(&mut tx, festival_id, Holding::Shifts).await?;
         if place_kind == PlaceKind::Stage {
             let stage = Uuid::try_parse(place).ok();
             let stages = store::stages::of_festival(&mut tx, festival_id).await?;

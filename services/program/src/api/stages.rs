@@ -10,6 +10,7 @@ use super::convert::to_stage;
 use super::{ProgramApi, conflict_refusal, non_negative};
 use crate::domain::conflicts::new_conflicts;
 use crate::domain::festival::{self as rules, MAX_NAME};
+use crate::store::festivals::Holding;
 use crate::store::{self, stages::StageRow};
 
 impl ProgramApi {
@@ -20,6 +21,7 @@ impl ProgramApi {
             stage_numbers(req.capacity, req.position, req.changeover_minutes)?;
         let mut tx = self.pool.begin().await?;
         Self::managed(&mut tx, festival_id, &caller).await?;
+        self.room_for(&mut tx, festival_id, Holding::Stages).await?;
         let stage =
             StageRow { id: Uuid::now_v7(), festival_id, name: name.to_owned(), capacity, position, changeover_minutes };
         let row = store::stages::insert(&mut tx, &stage).await.on_unique(
@@ -62,14 +64,15 @@ impl ProgramApi {
             changeover_minutes: if changeover_minutes == 0 { current.changeover_minutes } else { changeover_minutes },
             ..current
         };
-        let before = Self::conflicts(&mut tx, &festival, false).await?;
+        let before = Self::conflicts(&mut tx, &festival, false).await?.conflicts;
         let row = store::stages::update(&mut tx, &changed).await.on_unique(
             store::stages::NAME_UNIQUE,
             ApiError::field(codes::ALREADY_EXISTS, "name", "this festival already has a stage with that name"),
         )?;
-        let broken = new_conflicts(&before, Self::conflicts(&mut tx, &festival, false).await?);
+        let broken = new_conflicts(&before, Self::conflicts(&mut tx, &festival, false).await?.conflicts);
         if !broken.is_empty() {
-            return Err(conflict_refusal(&broken, "This changeover would put the published schedule in conflict"));
+            let message = "This changeover would put the published schedule in conflict";
+            return Err(conflict_refusal(&broken, broken.len(), message));
         }
         tx.commit().await?;
         Ok(to_stage(&row))

@@ -179,3 +179,34 @@ pub async fn soft_delete(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::
         .await?;
     Ok(())
 }
+
+/// What a festival holds, for its limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holding {
+    Stages,
+    Artists,
+    Performances,
+    Shifts,
+}
+
+impl Holding {
+    pub fn name(self) -> &'static str {
+        match self {
+            Holding::Stages => "stages",
+            Holding::Artists => "artists",
+            Holding::Performances => "performances",
+            Holding::Shifts => "shifts",
+        }
+    }
+}
+
+/// How many `what` the festival holds.
+pub async fn count_of(conn: &mut PgConnection, festival_id: Uuid, what: Holding) -> Result<i64, sqlx::Error> {
+    let sql = match what {
+        Holding::Stages => "select count(*) from stages where festival_id = $1",
+        Holding::Artists => "select count(*) from artists where festival_id = $1",
+        Holding::Performances => "select count(*) from performances where festival_id = $1",
+        Holding::Shifts => "select count(*) from shifts where festival_id = $1",
+    };
+    sqlx::query_scalar(sql).bind(festival_id).fetch_one(conn).await
+}

@@ -16,9 +16,18 @@ pub struct Env {
 pub type Client = ProgramServiceClient<Channel>;
 
 pub async fn spawn() -> Env {
+    spawn_with(|_| {}).await
+}
+
+/// [`spawn`] after `adjust` has changed program's configuration.
+pub async fn spawn_with(adjust: impl FnOnce(&mut festival_program::Config)) -> Env {
     let issuer = TestIssuer::start().await;
     let identity_url = issuer.url();
-    let program = TestApp::<Program>::spawn_with(|c| c.common.auth.identity_url = identity_url).await;
+    let program = TestApp::<Program>::spawn_with(|c| {
+        c.common.auth.identity_url = identity_url;
+        adjust(c);
+    })
+    .await;
     Env { issuer, program }
 }
 

@@ -551,3 +551,48 @@ async fn an_artist_booked_only_in_draft_slots_is_not_announced_to_the_public() {
         .artists;
     assert_eq!(names(booking), ["Alpha", "Beta"], "organizers see the whole booking list");
 }
+
+#[tokio::test]
+async fn a_festival_holds_what_its_limits_allow_and_a_pile_of_conflicts_is_counted_not_listed() {
+    let env = spawn_with(|c| {
+        c.limits.stages = 2;
+        c.limits.performances = 8;
+        c.limits.conflicts_reported = 3;
+    })
+    .await;
+    let mut c = env.client();
+    let (_, token) = env.user().await;
+    let s = setup(&mut c, &token, "limits-fest").await; // Main and Valley: the stage limit
+    let third = pb::CreateStageRequest { festival_id: s.festival.clone(), name: "Third".into(), ..Default::default() };
+    let refused = c.create_stage(authed(third, &token)).await.expect_err("a third stage");
+    assert_eq!(festival_platform::error::reason(&refused).as_deref(), Some("ERR_4005"));
+    let stages: i64 =
+        sqlx::query_scalar("select count(*) from stages").fetch_one(&env.program.pool).await.expect("count");
+    assert_eq!(stages, 2, "nothing was written");
+
+    // Eight sets on Main at the same hour: 8 * 7 / 2 stage overlaps, plus artist double bookings.
+    for _ in 0..8 {
+        perform(&mut c, &token, &s, &s.a, &s.main, "2027-06-19T18:00:00+02:00", "2027-06-19T19:00:00+02:00").await;
+    }
+    let ninth = pb::CreatePerformanceRequest {
+        festival_id: s.festival.clone(),
+        artist_id: s.b.clone(),
+        stage_id: s.valley.clone(),
+        start_time: Some(ts("2027-06-20T18:00:00+02:00")),
+        end_time: Some(ts("2027-06-20T19:00:00+02:00")),
+    };
+    assert_eq!(code(c.create_performance(authed(ninth, &token)).await), "ERR_4005");
+    let check = c
+        .check_schedule(authed(pb::CheckScheduleRequest { festival_id: s.festival.clone() }, &token))
+        .await
+        .expect("check")
+        .into_inner();
+    assert_eq!(check.conflicts.len(), 3, "the configured number is listed");
+    assert_eq!(check.total_conflicts, 28 + 28, "and all are counted: 28 stage overlaps, 28 double bookings");
+    let refused = c
+        .publish_schedule(authed(pb::PublishScheduleRequest { festival_id: s.festival.clone() }, &token))
+        .await
+        .expect_err("conflicts block publication");
+    assert_eq!(festival_platform::error::reason(&refused).as_deref(), Some("ERR_7004"));
+    assert_eq!(festival_platform::error::violations(&refused).len(), 50, "a screenful of violations, not 56");
+}
