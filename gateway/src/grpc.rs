@@ -52,6 +52,12 @@ impl Service<http::Request<tonic::body::Body>> for Forward {
             let Some(channel) = state.upstreams.channel_for(&service) else {
                 return Ok(tonic::Status::unimplemented(format!("no upstream serves {service}")).into_http());
             };
+            if !state.grpc_methods.contains(&path) {
+                let refusal: tonic::Status = festival_platform::ApiError::new(festival_platform::codes::NOT_FOUND)
+                    .with_message("No such method")
+                    .into();
+                return Ok(refusal.into_http());
+            }
             let authorization = session::authorization(request.headers(), &state.config.cookies);
             let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
             let peer = crate::ratelimit::client_ip(request.headers(), peer, state.config.rate_limit.trusted_proxy_hops);

@@ -43,6 +43,9 @@ pub struct State {
     pub upstreams: upstream::Upstreams,
     pub limiter: ratelimit::RateLimiter,
     pub openapi: serde_json::Value,
+    /// `/pkg.Service/Method` of every method the upstreams serve: gRPC calls to anything
+    /// else are refused here, so made-up paths reach no upstream and no rate-limit key.
+    pub grpc_methods: std::collections::HashSet<String>,
 }
 
 pub type Shared = Arc<State>;
@@ -59,7 +62,12 @@ impl State {
             None => Verifier::new(&config.auth, NoKeys),
         };
         let limiter = ratelimit::RateLimiter::new(redis, config.rate_limit.clone(), clock, verifier);
-        Ok(Self { config, routes, upstreams, limiter, openapi })
+        let grpc_methods = pool
+            .services()
+            .filter(|s| upstreams.serves(s.full_name()))
+            .flat_map(|s| s.methods().map(|m| format!("/{}/{}", s.full_name(), m.name())).collect::<Vec<_>>())
+            .collect();
+        Ok(Self { config, routes, upstreams, limiter, openapi, grpc_methods })
     }
 }
 

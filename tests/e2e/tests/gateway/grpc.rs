@@ -92,3 +92,20 @@ async fn grpc_web_binary_and_text_calls_are_translated() {
     assert_eq!(pb::Jwks::decode(&decoded[5..5 + len]).expect("Jwks").keys.len(), 1);
     assert!(String::from_utf8_lossy(&decoded[5 + len..]).contains("grpc-status:0"));
 }
+
+#[tokio::test]
+async fn the_gateway_refuses_grpc_methods_no_upstream_declares() {
+    let env = spawn().await;
+    let channel = tonic::transport::Endpoint::from_shared(env.url("")).expect("url").connect().await.expect("h2c");
+    for path in ["/festival.identity.v1.IdentityService/NoSuchMethod", "/festival.identity.v1.IdentityService/x1"] {
+        let refused =
+            festival_testkit::raw::raw_unary(channel.clone(), path, Vec::new()).await.expect_err("no such method");
+        assert_eq!(refused.code(), tonic::Code::NotFound, "{path}: {refused:?}");
+        assert_eq!(festival_platform::error::reason(&refused).as_deref(), Some("ERR_4000"));
+    }
+    // A declared method still passes through.
+    let jwks = festival_testkit::raw::raw_unary(channel, "/festival.identity.v1.IdentityService/GetJwks", Vec::new())
+        .await
+        .expect("a real method");
+    assert!(!jwks.is_empty());
+}
