@@ -64,6 +64,6 @@ async fn user_deleted(tx: &mut PgConnection, e: identity::UserDeleted, meta: &Me
     let Ok(user_id) = Uuid::parse_str(&e.user_id) else {
         return Err(consumer::permanent(format!("user.deleted {} with a malformed id", meta.id)));
     };
-    crate::store::members::forget_user(tx, user_id).await?;
+    crate::store::members::forget_user(tx, user_id, meta.id).await?;
     Ok(())
 }

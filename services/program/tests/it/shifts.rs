@@ -422,3 +422,48 @@ async fn an_overlap_with_another_festival_s_shift_does_not_name_that_shift() {
     assert_eq!(info.reason, "ERR_7008");
     assert_eq!(info.metadata.get("shift_id"), None, "A's shift is not named to B: {:?}", info.metadata);
 }
+
+/// A grant identity made before deleting the account, redelivered after the deletion,
+/// does not put the deleted account back on the roster.
+#[tokio::test]
+async fn a_late_grant_older_than_the_account_s_deletion_changes_nothing() {
+    use festival_platform::events::consumer::{self, IncomingEvent};
+    use prost::{Message, Name};
+
+    let env = spawn().await;
+    let (festival, user) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let granted_id = uuid::Uuid::now_v7(); // the grant happened first...
+    let deleted_id = uuid::Uuid::now_v7(); // ...then the account was deleted
+    let subscriptions = festival_program::events::consumers();
+    let apply = |id: uuid::Uuid, event_type: String, subject: &str, payload: Vec<u8>| {
+        let pool = env.program.pool.clone();
+        let subscription = subscriptions.iter().find(|s| s.event_type == event_type).expect("followed").clone();
+        let event = IncomingEvent { id, subject: subject.into(), event_type, payload, delivered: 1 };
+        async move { consumer::apply(&pool, &subscription, &event).await.expect("applied") }
+    };
+    use festival_proto::Event;
+    apply(
+        deleted_id,
+        idpb::UserDeleted::full_name(),
+        idpb::UserDeleted::SUBJECT,
+        idpb::UserDeleted { user_id: user.to_string() }.encode_to_vec(),
+    )
+    .await;
+    let grant = idpb::MembershipGranted {
+        festival_id: festival.to_string(),
+        user_id: user.to_string(),
+        role: idpb::Role::Staff as i32,
+        granted_by: String::new(),
+    };
+    apply(granted_id, idpb::MembershipGranted::full_name(), idpb::MembershipGranted::SUBJECT, grant.encode_to_vec())
+        .await;
+    let on_roster: bool = sqlx::query_scalar(
+        "select exists(select 1 from festival_members where festival_id = $1 and user_id = $2 and active)",
+    )
+    .bind(festival)
+    .bind(user)
+    .fetch_one(&env.program.pool)
+    .await
+    .expect("query");
+    assert!(!on_roster, "the deletion is newer than the grant");
+}
