@@ -107,11 +107,28 @@ pub fn required_timestamp(field: &str, value: &Option<prost_types::Timestamp>) -
 }
 
 /// A time range: `end` strictly after `start` (the violation names `end_field`).
-pub fn range(end_field: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> ApiResult<(DateTime<Utc>, DateTime<Utc>)> {
+pub fn range(
+    start_field: &str,
+    end_field: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> ApiResult<(DateTime<Utc>, DateTime<Utc>)> {
     if end <= start {
-        return Err(ApiError::field(codes::VALIDATION_FAILED, end_field, "must be after the start"));
+        return Err(ApiError::field(codes::VALIDATION_FAILED, end_field, format!("must be after {start_field}")));
     }
     Ok((start, end))
+}
+
+/// Two required timestamps forming a range (see [`required_timestamp`] and [`range`]).
+pub fn required_range(
+    start_field: &str,
+    start: &Option<prost_types::Timestamp>,
+    end_field: &str,
+    end: &Option<prost_types::Timestamp>,
+) -> ApiResult<(DateTime<Utc>, DateTime<Utc>)> {
+    let start = required_timestamp(start_field, start)?;
+    let end = required_timestamp(end_field, end)?;
+    range(start_field, end_field, start, end)
 }
 
 /// `t + offset`, refused (not a panic) when it leaves the accepted range.
@@ -154,8 +171,12 @@ mod tests {
     #[test]
     fn ranges_must_move_forward() {
         let now = Utc::now();
-        assert!(range("end", now, now + TimeDelta::minutes(1)).is_ok());
-        assert_eq!(range("end", now, now).unwrap_err().violations()[0].field, "end");
+        assert!(range("start", "end", now, now + TimeDelta::minutes(1)).is_ok());
+        let refused = range("start", "end", now, now).unwrap_err();
+        assert_eq!(
+            (refused.violations()[0].field.as_str(), refused.violations()[0].description.as_str()),
+            ("end", "must be after start")
+        );
     }
 
     #[test]

@@ -26,11 +26,8 @@ impl ProgramApi {
         let source_id = validate::uuid("festival_id", &req.festival_id)?;
         let name = validate::required("name", &req.name, MAX_NAME)?;
         let slug = slug(&req.slug)?;
-        let start_time = validate::required_timestamp("start_time", &req.start_time)?;
-        let end_time = validate::required_timestamp("end_time", &req.end_time)?;
-        if start_time >= end_time {
-            return Err(ApiError::field(codes::VALIDATION_FAILED, "end_time", "must be after start_time"));
-        }
+        let (start_time, end_time) =
+            validate::required_range("start_time", &req.start_time, "end_time", &req.end_time)?;
         let mut tx = self.pool.begin().await?;
         let source = Self::managed(&mut tx, source_id, &caller).await?;
         let shift = source.start_time.map_or(chrono::Duration::zero(), |old| start_time - old);

@@ -30,11 +30,8 @@ impl ProgramApi {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         let artist_id = validate::uuid("artist_id", &req.artist_id)?;
         let stage_id = validate::uuid("stage_id", &req.stage_id)?;
-        let start_time = validate::required_timestamp("start_time", &req.start_time)?;
-        let end_time = validate::required_timestamp("end_time", &req.end_time)?;
-        if start_time >= end_time {
-            return Err(ApiError::field(codes::VALIDATION_FAILED, "end_time", "must be after start_time"));
-        }
+        let (start_time, end_time) =
+            validate::required_range("start_time", &req.start_time, "end_time", &req.end_time)?;
         let mut tx = self.pool.begin().await?;
         Self::managed(&mut tx, festival_id, &caller).await?;
         self.room_for(&mut tx, festival_id, Holding::Performances).await?;

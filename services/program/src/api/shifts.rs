@@ -31,11 +31,8 @@ impl ProgramApi {
         if !(1..=1000).contains(&req.head_count) {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "head_count", "from 1 to 1000"));
         }
-        let start_time = validate::required_timestamp("start_time", &req.start_time)?;
-        let end_time = validate::required_timestamp("end_time", &req.end_time)?;
-        if start_time >= end_time {
-            return Err(ApiError::field(codes::VALIDATION_FAILED, "end_time", "must be after start_time"));
-        }
+        let (start_time, end_time) =
+            validate::required_range("start_time", &req.start_time, "end_time", &req.end_time)?;
         if end_time - start_time > chrono::Duration::hours(24) {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "end_time", "a shift lasts at most 24 hours"));
         }
