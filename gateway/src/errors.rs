@@ -64,7 +64,14 @@ impl HttpError {
         // Messages of catalogued errors are written for clients; others may carry internals.
         let message =
             if details.error_info().is_some() { status.message().to_owned() } else { code.message.to_owned() };
-        Self { code, message, details: Value::Object(body), request_id: request_id.to_owned(), headers: Vec::new() }
+        // A refusal that says when to retry (e.g. a sign-in lock) says it in HTTP's words too.
+        let headers = details
+            .error_info()
+            .and_then(|info| info.metadata.get("retry_after_secs"))
+            .filter(|secs| secs.parse::<u64>().is_ok())
+            .map(|secs| vec![(http::header::RETRY_AFTER, secs.clone())])
+            .unwrap_or_default();
+        Self { code, message, details: Value::Object(body), request_id: request_id.to_owned(), headers }
     }
 }
 

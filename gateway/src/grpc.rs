@@ -60,7 +60,11 @@ impl Service<http::Request<tonic::body::Body>> for Forward {
             }
             let authorization = session::authorization(request.headers(), &state.config.cookies);
             let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-            let peer = crate::ratelimit::client_ip(request.headers(), peer, state.config.rate_limit.trusted_proxy_hops);
+            let peer = festival_platform::client_addr::of_http(
+                request.headers(),
+                peer,
+                state.config.rate_limit.trusted_proxy_hops,
+            );
             if let Decision::Deny { retry_after } =
                 state.limiter.check(&state.limiter.client(authorization.as_deref(), peer).await, &path).await
             {
@@ -88,6 +92,11 @@ impl Service<http::Request<tonic::body::Body>> for Forward {
                 headers.remove(name);
             }
             headers.remove(http::header::COOKIE);
+            // The client as resolved here, and nothing the client wrote (see `client_addr`).
+            headers.remove(festival_platform::client_addr::FORWARDED_FOR);
+            if let Some(value) = peer.and_then(|ip| http::HeaderValue::from_str(&ip.to_string()).ok()) {
+                headers.insert(festival_platform::client_addr::FORWARDED_FOR, value);
+            }
             let request = request.map(|body| tonic::body::Body::new(UnknownLength(body)));
             match channel.oneshot(request).await {
                 Ok(response) => Ok(response),

@@ -77,35 +77,6 @@ impl RateLimiter {
     }
 }
 
-/// The client's address behind `trusted_hops` proxies that each append the address they
-/// saw to `X-Forwarded-For`: walking back from the connection's peer (the last proxy),
-/// skip the trusted hops; what is left of the header is written by the client and is
-/// never believed. With 0 trusted hops the peer is the client.
-pub fn client_ip(
-    headers: &http::HeaderMap,
-    peer: Option<std::net::IpAddr>,
-    trusted_hops: usize,
-) -> Option<std::net::IpAddr> {
-    if trusted_hops == 0 {
-        return peer;
-    }
-    let forwarded: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .collect();
-    // The chain as the last proxy sees it: every forwarded address, then the peer. The
-    // peer is the first trusted hop; the client is `trusted_hops` further back.
-    let back = trusted_hops.min(forwarded.len());
-    match forwarded.len().checked_sub(back) {
-        Some(i) if back > 0 => forwarded.get(i).and_then(|a| a.parse().ok()).or(peer),
-        _ => peer,
-    }
-}
-
 /// An anonymous client's key: its address.
 pub fn address_key(ip: Option<std::net::IpAddr>) -> String {
     format!("ip{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()))
@@ -127,29 +98,5 @@ mod tests {
     fn anonymous_clients_are_keyed_by_address() {
         assert_eq!(address_key(Some("10.1.2.3".parse().expect("ip"))), "ip10.1.2.3");
         assert_eq!(address_key(None), "ipunknown");
-    }
-
-    fn headers(xff: &[&str]) -> http::HeaderMap {
-        let mut h = http::HeaderMap::new();
-        for v in xff {
-            h.append("x-forwarded-for", v.parse().expect("header"));
-        }
-        h
-    }
-
-    #[test]
-    fn the_client_is_the_rightmost_address_the_trusted_proxies_did_not_write() {
-        let ingress: Option<std::net::IpAddr> = Some("10.0.0.5".parse().expect("ip"));
-        let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().expect("ip"));
-        // No proxy: the header is the client's own words.
-        assert_eq!(client_ip(&headers(&["1.2.3.4"]), ingress, 0), ingress);
-        // One ingress: it appended the client's address; what the client wrote before it is ignored.
-        assert_eq!(client_ip(&headers(&["6.6.6.6, 203.0.113.7"]), ingress, 1), ip("203.0.113.7"));
-        assert_eq!(client_ip(&headers(&["6.6.6.6", "203.0.113.7"]), ingress, 1), ip("203.0.113.7"));
-        // Two hops (CDN, then ingress).
-        assert_eq!(client_ip(&headers(&["6.6.6.6, 203.0.113.7, 198.51.100.2"]), ingress, 2), ip("203.0.113.7"));
-        // A request that did not pass the proxies (no header) is keyed by its peer.
-        assert_eq!(client_ip(&headers(&[]), ingress, 1), ingress);
-        assert_eq!(client_ip(&headers(&["not an address"]), ingress, 1), ingress);
     }
 }

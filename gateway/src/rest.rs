@@ -45,7 +45,7 @@ pub async fn handle(state: Shared, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
     let authorization = session::authorization(&parts.headers, &state.config.cookies);
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let ip = crate::ratelimit::client_ip(&parts.headers, peer, state.config.rate_limit.trusted_proxy_hops);
+    let ip = festival_platform::client_addr::of_http(&parts.headers, peer, state.config.rate_limit.trusted_proxy_hops);
     let limit_key = format!("{} {}", route.http_method, route.template.as_str());
     if let Decision::Deny { retry_after } =
         state.limiter.check(&state.limiter.client(authorization.as_deref(), ip).await, &limit_key).await
@@ -72,7 +72,7 @@ pub async fn handle(state: Shared, request: Request) -> Response {
         }
     };
     session::fill_refresh_token(&mut message, &parts.headers, &state.config.cookies);
-    let grpc_request = upstream_request(message, &parts.headers, authorization.as_deref(), &request_id);
+    let grpc_request = upstream_request(message, &parts.headers, authorization.as_deref(), ip, &request_id);
 
     if route.is_server_streaming() {
         let ws = WebSocketUpgrade::from_request_parts(&mut parts, &()).await.ok();
@@ -147,12 +147,18 @@ fn upstream_request(
     message: DynamicMessage,
     headers: &http::HeaderMap,
     authorization: Option<&str>,
+    client: Option<std::net::IpAddr>,
     request_id: &str,
 ) -> tonic::Request<DynamicMessage> {
     let mut request = tonic::Request::new(message);
     let metadata = request.metadata_mut();
     if let Some(value) = authorization.and_then(|a| a.parse().ok()) {
         metadata.insert("authorization", value);
+    }
+    // The client as resolved here, and nothing the client wrote: services behind the
+    // gateway count it as their one trusted hop (see `client_addr`).
+    if let Some(value) = client.and_then(|ip| ip.to_string().parse().ok()) {
+        metadata.insert(festival_platform::client_addr::FORWARDED_FOR, value);
     }
     if let Ok(value) = request_id.parse() {
         metadata.insert("x-request-id", value);

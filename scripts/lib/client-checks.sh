@@ -36,6 +36,7 @@ IDENTITY__METRICS__ENABLED=false \
 IDENTITY__DATABASE__URL="postgres://festival:festival@127.0.0.1:5432/festival_test_$NAME" \
 IDENTITY__NATS__SUBJECT_PREFIX="$NAME" \
 IDENTITY__GRPC__DRAIN_GRACE_MS=0 \
+IDENTITY__REDIS__KEY_PREFIX="$NAME:" \
   target/debug/identity serve >"$ID_LOG" 2>&1 &
 ID_PID=$!
 PROGRAM__GRPC__LISTEN="127.0.0.1:$PG_PORT_PROGRAM" \

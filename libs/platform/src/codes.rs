@@ -54,6 +54,8 @@ catalogue! {
     SESSION_REVOKED = ("ERR_2005", Unauthenticated, 401, "Session ended, sign in again");
     ACCOUNT_DISABLED = ("ERR_2006", Unauthenticated, 401, "Account disabled");
     TOKEN_EXPIRED = ("ERR_2007", Unauthenticated, 401, "Access token expired");
+    /// Carries `retry_after_secs` in its ErrorInfo metadata.
+    TOO_MANY_FAILED_ATTEMPTS = ("ERR_2008", ResourceExhausted, 429, "Too many failed attempts, retry later");
 
     // 3xxx authorization
     INSUFFICIENT_PERMISSIONS = ("ERR_3001", PermissionDenied, 403, "Insufficient permissions");

@@ -77,6 +77,12 @@ pub struct GrpcConfig {
     /// After SIGTERM: how long health reports NOT_SERVING before the listener closes,
     /// so load balancers stop sending new calls, in milliseconds.
     pub drain_grace_ms: u64,
+    /// Proxies in front of this server that append the address they saw to
+    /// `X-Forwarded-For` (the gateway counts as one). 0: the peer is the client. Only
+    /// ever count proxies every call passes through: a client that can reach the
+    /// server around them writes that header itself.
+    #[serde(default)]
+    pub trusted_proxy_hops: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -181,6 +187,7 @@ impl CommonConfig {
                 default_timeout_ms: 10_000,
                 max_message_bytes: 4 * 1024 * 1024,
                 drain_grace_ms: 2_000,
+                trusted_proxy_hops: 0,
             },
             metrics: MetricsConfig { enabled: true, listen: SocketAddr::from(([127, 0, 0, 1], grpc_port + 1000)) },
             database: DatabaseConfig {

@@ -1,5 +1,6 @@
 //! The platform kit every festival service is built on. One crate, small modules:
 //!
+//! - [`client_addr`]: the caller's address behind trusted proxies.
 //! - [`config`]: typed layered configuration, production secret checks.
 //! - [`clock`]: time that tests control.
 //! - [`codes`] and [`error`]: the `ERR_XXXX` catalogue and the error RPCs return.
@@ -11,12 +12,14 @@
 //!   propagation, Prometheus.
 //! - [`db`]: per-service PostgreSQL database, embedded migrations.
 //! - [`redis`]: Redis pool with per-deployment key prefixes.
+//! - [`throttle`]: growing locks after failed attempts at a secret (passwords, codes).
 //! - [`events`]: transactional outbox, relay to JetStream, inbox-backed consumers.
 //! - [`auth`]: access-token verification and per-festival authorization.
 //! - [`server`] and [`cli`]: bootstrap, health, reflection, graceful drain, `migrate`.
 
 pub mod auth;
 pub mod cli;
+pub mod client_addr;
 pub mod clock;
 pub mod codes;
 pub mod config;
@@ -32,6 +35,7 @@ pub mod redis;
 pub mod rpc;
 pub mod server;
 pub mod telemetry;
+pub mod throttle;
 pub mod validate;
 
 pub use error::{ApiError, ApiResult, ResultExt};

@@ -42,6 +42,10 @@ pub fn recorder() -> PrometheusHandle {
                 "festival_events_dead_lettered_total",
                 "Events a consumer gave up on and moved to festival.deadletter.<consumer>, by consumer"
             );
+            metrics::describe_counter!(
+                "festival_throttle_locks_total",
+                "Subjects locked after too many failed attempts at a secret, by scope and kind"
+            );
             handle
         })
         .clone()

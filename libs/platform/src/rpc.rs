@@ -10,6 +10,7 @@
 //! | `auth` | a valid token is required | `(caller: Principal, req) -> ApiResult<Resp>` |
 //! | `optional` | anonymous callers are served too | `(caller: Option<Principal>, req)` |
 //! | `public` | no token is read | `(req)` |
+//! | `public_addr` | no token is read | `(client: Option<IpAddr>, req)`, the address from [`client_addr`](crate::client_addr) |
 //! | `auth_response`, `optional_response`, `public_response` | as above | returns `ApiResult<Response<Resp>>` (cache metadata) |
 
 use std::future::Future;
@@ -112,6 +113,10 @@ macro_rules! bind_rpcs {
     }};
     (@call public $self:ident $request:ident $name:ident) => {{
         Ok(::tonic::Response::new($self.$name($request.into_inner()).await?))
+    }};
+    (@call public_addr $self:ident $request:ident $name:ident) => {{
+        let client = $crate::client_addr::of_grpc(&$request);
+        Ok(::tonic::Response::new($self.$name(client, $request.into_inner()).await?))
     }};
     (@call auth_response $self:ident $request:ident $name:ident) => {{
         let caller = $crate::rpc::Authenticate::caller($self, &$request).await?;

@@ -58,6 +58,8 @@ pub struct Context {
     pub nats: async_nats::Client,
     pub jetstream: jetstream::Context,
     pub naming: Naming,
+    /// The time every expiry, window and lock reads: the system clock, or a test's manual one.
+    pub clock: crate::clock::Clock,
     /// Fires when the process is shutting down; background tasks stop on it.
     pub shutdown: CancellationToken,
 }
@@ -122,6 +124,15 @@ impl RunningService {
 
 /// Connects, migrates (if configured) and starts the service.
 pub async fn start<S: Service>(config: S::Config, roles: Roles) -> anyhow::Result<RunningService> {
+    start_with_clock::<S>(config, roles, crate::clock::Clock::system()).await
+}
+
+/// [`start`] with a given clock (tests pass a manual one to move time).
+pub async fn start_with_clock<S: Service>(
+    config: S::Config,
+    roles: Roles,
+    clock: crate::clock::Clock,
+) -> anyhow::Result<RunningService> {
     let common = config.common().clone();
     let shutdown = CancellationToken::new();
 
@@ -139,6 +150,7 @@ pub async fn start<S: Service>(config: S::Config, roles: Roles) -> anyhow::Resul
         nats: nats.clone(),
         jetstream: jetstream.clone(),
         naming: naming.clone(),
+        clock,
         shutdown: shutdown.clone(),
     };
     let mut background = Vec::new();
@@ -213,6 +225,7 @@ pub async fn start<S: Service>(config: S::Config, roles: Roles) -> anyhow::Resul
             )
             .layer(crate::metrics::GrpcMetricsLayer::new(known_methods(S::GRPC_SERVICES)))
             .layer(crate::grpc_edge::DecodeErrorLayer)
+            .layer(crate::client_addr::ResolveLayer::new(common.grpc.trusted_proxy_hops))
             .add_routes(routes)
             .add_service(health_service)
             .add_optional_service(reflection_v1)

@@ -115,6 +115,8 @@ pub struct TestApp<S: Service> {
     pub config: S::Config,
     /// The test's isolation name: database suffix, NATS subject prefix, Redis key prefix.
     pub name: String,
+    /// The service's clock: the system's, or a manual one the test advances.
+    pub clock: festival_platform::clock::Clock,
     running: Option<RunningService>,
 }
 
@@ -133,9 +135,23 @@ impl<S: Service> TestApp<S> {
         Self::start(config, name).await
     }
 
+    /// Boots the service on a manual clock (`app.clock.advance(..)` moves its time).
+    pub async fn spawn_on_manual_clock(adjust: impl FnOnce(&mut S::Config)) -> Self {
+        let name = unique_name();
+        let mut config = S::default_config();
+        isolate(config.common_mut(), &name);
+        adjust(&mut config);
+        Self::start_with_clock(config, name, festival_platform::clock::Clock::manual()).await
+    }
+
     /// Boots the service with exactly this configuration.
     pub async fn start(config: S::Config, name: String) -> Self {
-        let running = server::start::<S>(config.clone(), Roles::ALL).await.expect("service starts");
+        Self::start_with_clock(config, name, festival_platform::clock::Clock::system()).await
+    }
+
+    async fn start_with_clock(config: S::Config, name: String, clock: festival_platform::clock::Clock) -> Self {
+        let running =
+            server::start_with_clock::<S>(config.clone(), Roles::ALL, clock.clone()).await.expect("service starts");
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", running.addr))
             .expect("endpoint")
             .connect()
@@ -148,6 +164,7 @@ impl<S: Service> TestApp<S> {
             pool: running.pool.clone(),
             config,
             name,
+            clock,
             running: Some(running),
         }
     }

@@ -2,6 +2,7 @@
 //! cost and the key that seals signing keys at rest.
 
 use festival_platform::config::{CommonConfig, ConfigError, Secret, ServiceConfig, require_strong_secret};
+use festival_platform::throttle::Policy;
 use serde::{Deserialize, Serialize};
 
 /// Development value of `IDENTITY__KEYS__SEALING_KEY`; refused in production.
@@ -14,6 +15,23 @@ pub struct Config {
     pub tokens: TokenConfig,
     pub keys: KeyConfig,
     pub password: PasswordConfig,
+    pub login_throttle: LoginThrottleConfig,
+}
+
+/// Failed sign-ins, counted in Redis (see `festival_platform::throttle`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginThrottleConfig {
+    /// Failures against one account from addresses it has not signed in from.
+    pub account: Policy,
+    /// Failures from one address, whatever the account. Generous: a festival's Wi-Fi puts
+    /// thousands of people behind a few addresses.
+    pub address: Policy,
+    /// Failures against one account from an address it signed in from before; such an
+    /// address is not held by the account's own lock, so a guesser elsewhere cannot lock
+    /// the owner out.
+    pub known_address: Policy,
+    /// How long an address an account signed in from counts as known, in days.
+    pub known_address_days: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +76,12 @@ impl Default for Config {
                 parallelism: 1,
                 max_concurrent_hashes: 8,
                 max_queued_hashes: 64,
+            },
+            login_throttle: LoginThrottleConfig {
+                account: Policy { free_failures: 5, first_lock_secs: 2, max_lock_secs: 900, window_secs: 3600 },
+                address: Policy { free_failures: 100, first_lock_secs: 2, max_lock_secs: 900, window_secs: 3600 },
+                known_address: Policy { free_failures: 5, first_lock_secs: 2, max_lock_secs: 900, window_secs: 3600 },
+                known_address_days: 30,
             },
         }
     }

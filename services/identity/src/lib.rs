@@ -4,7 +4,7 @@
 //! consumes program's `festival.created` (the creator becomes the festival's ORGANIZER).
 //!
 //! Layout: [`api`] (gRPC), [`domain`] (rules), [`store`] (SQL), [`events`] (outbox),
-//! [`credentials`] (argon2id), [`signing`] and [`keyring`] (keys and tokens).
+//! [`credentials`] (argon2id), [`login_guard`] (sign-in throttling), [`signing`] and [`keyring`] (keys and tokens).
 
 pub mod api;
 pub mod config;
@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod domain;
 pub mod events;
 pub mod keyring;
+pub mod login_guard;
 pub mod signing;
 pub mod store;
 
@@ -55,8 +56,11 @@ impl Service for Identity {
         keyring.ensure_active().await?;
         let verifier = Verifier::new(&config.common.auth, keyring::LocalKeys(keyring.clone()));
         let hasher = credentials::Hasher::new(&config.password)?;
+        let redis = festival_platform::redis::Redis::connect(&config.common.redis)?;
+        let throttle = festival_platform::throttle::Throttle::new(redis, ctx.clock.clone(), "login");
+        let guard = login_guard::LoginGuard::new(throttle, &config.login_throttle);
         let max = config.common.grpc.max_message_bytes;
-        let api = api::IdentityApi::new(ctx.pool.clone(), hasher, keyring, verifier, Arc::new(config));
+        let api = api::IdentityApi::new(ctx.pool.clone(), hasher, guard, keyring, verifier, Arc::new(config));
         let service = IdentityServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max);
         Ok(Routes::new(service))
     }

@@ -28,20 +28,29 @@ use crate::domain::email::{Email, EmailError};
 use crate::domain::session;
 use crate::events;
 use crate::keyring::Keyring;
+use crate::login_guard::LoginGuard;
 use crate::store::{self, users::UserRow};
 use convert::{membership_claims, to_user};
 
 pub struct IdentityApi {
     pool: PgPool,
     hasher: Hasher,
+    guard: LoginGuard,
     keyring: Arc<Keyring>,
     verifier: Verifier,
     config: Arc<Config>,
 }
 
 impl IdentityApi {
-    pub fn new(pool: PgPool, hasher: Hasher, keyring: Arc<Keyring>, verifier: Verifier, config: Arc<Config>) -> Self {
-        Self { pool, hasher, keyring, verifier, config }
+    pub fn new(
+        pool: PgPool,
+        hasher: Hasher,
+        guard: LoginGuard,
+        keyring: Arc<Keyring>,
+        verifier: Verifier,
+        config: Arc<Config>,
+    ) -> Self {
+        Self { pool, hasher, guard, keyring, verifier, config }
     }
 
     /// Starts a session (or continues one) with a new refresh token and an access token.
@@ -145,7 +154,7 @@ fn hashing_refused(e: anyhow::Error) -> ApiError {
 festival_platform::bind_rpcs! {
     IdentityApi => pb::identity_service_server::IdentityService {
         public register(pb::RegisterRequest) -> pb::RegisterResponse;
-        public login(pb::LoginRequest) -> pb::TokenPair;
+        public_addr login(pb::LoginRequest) -> pb::TokenPair;
         public refresh(pb::RefreshRequest) -> pb::TokenPair;
         public logout(pb::LogoutRequest) -> pb::LogoutResponse;
         auth logout_all(pb::LogoutAllRequest) -> pb::LogoutAllResponse;

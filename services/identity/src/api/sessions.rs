@@ -1,5 +1,7 @@
 //! Sessions: sign-in, refresh-token rotation with reuse detection, sign-out.
 
+use std::net::IpAddr;
+
 use chrono::Utc;
 use festival_platform::auth::Principal;
 use festival_platform::{ApiError, ApiResult, codes, validate};
@@ -10,14 +12,17 @@ use super::{IdentityApi, hashing_refused, parse_email};
 use crate::domain::password;
 use crate::domain::session::{self, RefreshDecision, RefreshState};
 use crate::events;
+use crate::login_guard::Attempt;
 use crate::store;
 
 const MAX_TOKEN_LEN: usize = 512;
 
 impl IdentityApi {
-    pub(super) async fn login(&self, req: pb::LoginRequest) -> ApiResult<pb::TokenPair> {
+    pub(super) async fn login(&self, client: Option<IpAddr>, req: pb::LoginRequest) -> ApiResult<pb::TokenPair> {
         let email = parse_email(&req.email)?;
         validate::secret("password", &req.password, password::MAX_CHARS)?;
+        let mut attempt = Attempt::new(&self.config.login_throttle, email.as_str(), client);
+        self.guard.admit(&mut attempt).await?;
         let mut conn = self.pool.acquire().await?;
         let user = store::users::find_by_email(&mut conn, email.as_str()).await?;
         drop(conn);
@@ -25,8 +30,12 @@ impl IdentityApi {
         let ok = self.hasher.verify(req.password, stored).await.map_err(hashing_refused)?;
         let user = match (ok, user) {
             (true, Some(user)) => user,
-            _ => return Err(ApiError::new(codes::INVALID_CREDENTIALS)),
+            _ => {
+                self.guard.failed(&attempt).await;
+                return Err(ApiError::new(codes::INVALID_CREDENTIALS));
+            }
         };
+        self.guard.succeeded(&attempt).await;
         let mut tx = self.pool.begin().await?;
         let session_id = Uuid::now_v7();
         store::sessions::create(&mut tx, session_id, user.id).await?;

@@ -6,3 +6,4 @@ mod helpers;
 mod keys;
 mod memberships;
 mod readiness;
+mod throttle;

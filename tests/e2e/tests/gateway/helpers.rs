@@ -114,8 +114,16 @@ pub async fn spawn() -> Env {
 }
 
 pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Env {
+    spawn_configured(|_| {}, adjust).await
+}
+
+/// As [`spawn_with`], with identity's configuration adjusted too.
+pub async fn spawn_configured(
+    adjust_identity: impl FnOnce(&mut festival_identity::Config),
+    adjust: impl FnOnce(&mut Config),
+) -> Env {
     festival_testkit::init_tracing();
-    let identity = TestApp::<Identity>::spawn().await;
+    let identity = TestApp::<Identity>::spawn_with(adjust_identity).await;
     let upstream = TestUpstream::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let upstream_addr = listener.local_addr().expect("addr");

@@ -207,3 +207,55 @@ async fn control_characters_and_undecodable_bodies_are_400_err_1000_through_the_
     });
     assert_eq!(status, "3", "INVALID_ARGUMENT: {:?} {trailers}", response.headers);
 }
+
+#[tokio::test]
+async fn identity_throttles_guessing_behind_the_gateway_by_the_address_the_gateway_saw() {
+    use festival_proto::identity::v1 as pb;
+    let strict = festival_platform::throttle::Policy {
+        free_failures: 3,
+        first_lock_secs: 2,
+        max_lock_secs: 60,
+        window_secs: 3600,
+    };
+    let env = spawn_configured(
+        |identity| {
+            identity.login_throttle.address = strict;
+            identity.common.grpc.trusted_proxy_hops = 1; // the gateway
+        },
+        |gateway| gateway.rate_limit.enabled = false, // identity's own throttle, alone
+    )
+    .await;
+    let email = format!("victim-{}@example.org", env.identity.name);
+    let r = post_json(&env, "/v1/auth/register", &json!({"email": email, "password": PASSWORD}), &[]).await;
+    assert_eq!(r.status, 200);
+
+    // A guesser over gRPC through the gateway, writing a new X-Forwarded-For each time.
+    let mut grpc = pb::identity_service_client::IdentityServiceClient::connect(env.url("")).await.expect("h2c");
+    for i in 0..4 {
+        let mut request = tonic::Request::new(pb::LoginRequest {
+            email: format!("guess-{i}@example.org"),
+            password: "not the password at all".into(),
+        });
+        request.metadata_mut().insert("x-forwarded-for", format!("192.0.2.{i}").parse().expect("value"));
+        let refused = grpc.login(request).await.expect_err("wrong password");
+        assert_eq!(festival_platform::error::reason(&refused).as_deref(), Some("ERR_2001"));
+    }
+
+    // Its address is locked, whatever it writes, on REST and gRPC alike.
+    let rest = post_json(
+        &env,
+        "/v1/auth/login",
+        &json!({"email": email, "password": PASSWORD}),
+        &[("X-Forwarded-For", "198.51.100.99")],
+    )
+    .await;
+    assert_eq!((rest.status, rest.code()), (429, "ERR_2008".to_owned()));
+    assert_eq!(rest.header("retry-after"), Some("2"));
+    assert_eq!(rest.json()["details"]["metadata"]["retry_after_secs"], "2");
+    let refused = grpc
+        .login(pb::LoginRequest { email: email.clone(), password: PASSWORD.into() })
+        .await
+        .expect_err("locked address");
+    assert_eq!(festival_platform::error::reason(&refused).as_deref(), Some("ERR_2008"));
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+}
