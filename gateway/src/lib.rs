@@ -51,8 +51,10 @@ pub struct State {
 pub type Shared = Arc<State>;
 
 impl State {
-    pub fn new(config: Config, clock: Clock) -> anyhow::Result<Self> {
-        let pool = DescriptorPool::decode(festival_proto::FILE_DESCRIPTOR_SET)?;
+    /// The gateway for the APIs in `descriptors` (an encoded `FileDescriptorSet`:
+    /// `festival_proto::FILE_DESCRIPTOR_SET` when deployed).
+    pub fn new(config: Config, clock: Clock, descriptors: &[u8]) -> anyhow::Result<Self> {
+        let pool = DescriptorPool::decode(descriptors)?;
         let upstreams = upstream::Upstreams::connect(&config.upstreams)?;
         let routes = routes::RouteTable::build(&pool, |service| upstreams.serves(service))?;
         let openapi = openapi::document(&routes, &config);
@@ -189,13 +191,14 @@ pub struct Running {
 
 /// Binds (port 0 in tests) and serves until `shutdown` fires.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    start_with_clock(config, Clock::system()).await
+    start_with(config, Clock::system(), festival_proto::FILE_DESCRIPTOR_SET).await
 }
 
-/// [`start`] with rate-limit windows on `clock` (tests pass a manual one).
-pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Running> {
+/// [`start`] with rate-limit windows on `clock` (tests pass a manual one) and the APIs
+/// of `descriptors` (tests add the test-only `festival.testing` package).
+pub async fn start_with(config: Config, clock: Clock, descriptors: &[u8]) -> anyhow::Result<Running> {
     let listen = config.listen;
-    let state = Arc::new(State::new(config, clock)?);
+    let state = Arc::new(State::new(config, clock, descriptors)?);
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;

@@ -1,6 +1,12 @@
 //! Compiles every `.proto` under `proto/` (the repository root) and writes the
-//! descriptor set that reflection and the gateway read.
+//! descriptor sets: the shipped one that reflection and the gateway read, without the
+//! test-only `festival.testing` package, and one with it for tests.
 use std::path::{Path, PathBuf};
+
+use prost::Message;
+
+/// Test-only protos: compiled (behind the `testing` feature) but never in the shipped set.
+const TEST_ONLY_PACKAGE: &str = "festival.testing";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
@@ -22,11 +28,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Ordered maps: a message encodes to the same bytes every time, so idempotency keys
     // can compare requests by their hash (a HashMap's order changes from run to run).
     config.btree_map(["."]);
-    tonic_prost_build::configure().file_descriptor_set_path(out.join("festival_descriptor.bin")).compile_with_config(
+    let with_testing = out.join("festival_testing_descriptor.bin");
+    tonic_prost_build::configure().file_descriptor_set_path(&with_testing).compile_with_config(
         config,
         &files,
         &[root.clone(), include],
     )?;
+    let mut shipped = prost_types::FileDescriptorSet::decode(std::fs::read(&with_testing)?.as_slice())?;
+    shipped.file.retain(|f| !f.package().starts_with(TEST_ONLY_PACKAGE));
+    std::fs::write(out.join("festival_descriptor.bin"), shipped.encode_to_vec())?;
 
     println!("cargo:rerun-if-changed={}", root.display());
     for f in &files {

@@ -4,8 +4,14 @@
 //! This is the only crate that runs codegen; services depend on it instead of
 //! compiling `.proto` files themselves.
 
-/// Encoded `FileDescriptorSet` of every festival proto and its imports.
+/// Encoded `FileDescriptorSet` of every shipped festival proto and its imports (not the
+/// test-only `festival.testing` package).
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/festival_descriptor.bin"));
+
+/// [`FILE_DESCRIPTOR_SET`] plus the test-only `festival.testing` package.
+#[cfg(feature = "testing")]
+pub const TESTING_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/festival_testing_descriptor.bin"));
 
 pub mod google {
     pub mod api {
@@ -28,7 +34,9 @@ pub mod festival {
         }
     }
 
-    /// Test-only API for the gateway's transcoding tests (never routed in a deployment).
+    /// Test-only API for the gateway's transcoding tests and the event kit's tests (the
+    /// `testing` feature; never in a shipped binary).
+    #[cfg(feature = "testing")]
     pub mod testing {
         pub mod v1 {
             tonic::include_proto!("festival.testing.v1");
@@ -42,7 +50,9 @@ pub mod festival {
     }
 }
 
-pub use festival::{common, identity, program, testing};
+#[cfg(feature = "testing")]
+pub use festival::testing;
+pub use festival::{common, identity, program};
 
 /// A domain event: a protobuf message that knows the subject it is published on.
 ///
@@ -61,11 +71,13 @@ pub trait Event: prost::Message + prost::Name + Default + Send + Sync + 'static 
 
 /// Every event and its subject.
 macro_rules! events {
-    ($($ty:ty => $subject:literal;)*) => {
-        $(impl Event for $ty { const SUBJECT: &'static str = $subject; })*
+    ($($(#[$attr:meta])* $ty:ty => $subject:literal;)*) => {
+        $($(#[$attr])* impl Event for $ty { const SUBJECT: &'static str = $subject; })*
         /// `(protobuf full name, subject)` of every event, for checks over the whole set.
         pub fn all_events() -> Vec<(String, &'static str)> {
-            vec![$((<$ty as prost::Name>::full_name(), $subject)),*]
+            let mut all = Vec::new();
+            $($(#[$attr])* all.push((<$ty as prost::Name>::full_name(), $subject));)*
+            all
         }
     };
 }
@@ -82,6 +94,7 @@ events! {
     program::v1::FestivalStatusChanged => "festival.program.festival.status_changed";
     program::v1::FestivalDeleted => "festival.program.festival.deleted";
     program::v1::PerformanceChanged => "festival.program.performance.changed";
+    #[cfg(feature = "testing")]
     testing::v1::ThingHappened => "festival.testing.thing.happened";
 }
 
@@ -92,7 +105,7 @@ mod tests {
     #[test]
     fn every_subject_is_well_formed_and_used_once() {
         let all = all_events();
-        assert!(all.len() >= 12);
+        assert!(all.len() >= 11);
         let mut seen = std::collections::HashSet::new();
         for (name, subject) in &all {
             let parts: Vec<&str> = subject.split('.').collect();
@@ -104,5 +117,21 @@ mod tests {
         }
         assert_eq!(identity::v1::UserDeleted::service(), "identity");
         assert_eq!(program::v1::FestivalCreated::service(), "program");
+    }
+
+    #[test]
+    fn the_shipped_descriptor_set_has_the_real_apis_and_not_the_test_only_one() {
+        use prost::Message as _;
+        let shipped = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).expect("descriptor set");
+        let services: Vec<String> = shipped
+            .file
+            .iter()
+            .flat_map(|f| f.service.iter().map(move |s| format!("{}.{}", f.package(), s.name())))
+            .collect();
+        assert!(services.contains(&"festival.identity.v1.IdentityService".to_owned()), "{services:?}");
+        assert!(services.contains(&"festival.program.v1.ProgramService".to_owned()), "{services:?}");
+        let test_only: Vec<&str> =
+            shipped.file.iter().map(|f| f.package()).filter(|p| p.starts_with("festival.testing")).collect();
+        assert_eq!(test_only, Vec::<&str>::new());
     }
 }

@@ -145,7 +145,9 @@ pub async fn spawn_configured(
     config.telemetry.log_level = "warn".into();
     adjust(&mut config);
     let clock = festival_platform::clock::Clock::manual();
-    let gateway = festival_gateway::start_with_clock(config, clock.clone()).await.expect("gateway starts");
+    let gateway = festival_gateway::start_with(config, clock.clone(), festival_proto::TESTING_FILE_DESCRIPTOR_SET)
+        .await
+        .expect("gateway starts");
     Env { identity, upstream, gateway, clock }
 }
 
