@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use festival_platform::auth::Principal;
-use festival_platform::{ApiError, ApiResult, ResultExt, codes, validate};
+use festival_platform::{ApiResult, ResultExt, validate};
 use festival_proto::program::v1 as pb;
 use uuid::Uuid;
 
@@ -30,6 +30,7 @@ impl ProgramApi {
             validate::required_range("start_time", &req.start_time, "end_time", &req.end_time)?;
         let mut tx = self.pool.begin().await?;
         let source = Self::managed(&mut tx, source_id, &caller).await?;
+        Self::claim_slug(&mut tx, slug).await?;
         let shift = source.start_time.map_or(chrono::Duration::zero(), |old| start_time - old);
         let row = store::festivals::insert(
             &mut tx,
@@ -52,10 +53,7 @@ impl ProgramApi {
             },
         )
         .await
-        .on_unique(
-            store::festivals::SLUG_UNIQUE,
-            ApiError::field(codes::SLUG_TAKEN, "slug", "is already used by another festival"),
-        )?;
+        .on_unique(store::festivals::DRAFT_SLUG_UNIQUE, super::festivals::own_draft_has_slug())?;
 
         let mut new_ids: HashMap<Uuid, Uuid> = HashMap::new();
         for stage in store::stages::of_festival(&mut tx, source_id).await? {

@@ -48,6 +48,7 @@ impl ProgramApi {
         let image_urls = image_urls(&req.image_urls)?;
 
         let mut tx = self.pool.begin().await?;
+        Self::claim_slug(&mut tx, slug).await?;
         let row = store::festivals::insert(
             &mut tx,
             &store::festivals::NewFestival {
@@ -69,13 +70,19 @@ impl ProgramApi {
             },
         )
         .await
-        .on_unique(
-            store::festivals::SLUG_UNIQUE,
-            ApiError::field(codes::SLUG_TAKEN, "slug", "is already used by another festival"),
-        )?;
+        .on_unique(store::festivals::DRAFT_SLUG_UNIQUE, own_draft_has_slug())?;
         events::publish(&mut tx, &events::festival_created(&row)).await?;
         tx.commit().await?;
         Ok(to_festival(&row))
+    }
+
+    /// Refuses a slug a visible festival uses. Drafts of others do not count: refusing
+    /// their slugs would reveal them (publishing checks again).
+    pub(super) async fn claim_slug(conn: &mut sqlx::PgConnection, slug: &str) -> ApiResult<()> {
+        if store::festivals::slug_is_public(conn, slug).await? {
+            return Err(ApiError::field(codes::SLUG_TAKEN, "slug", "is already used by another festival"));
+        }
+        Ok(())
     }
 
     pub(super) async fn get_festival(
@@ -85,14 +92,13 @@ impl ProgramApi {
     ) -> ApiResult<pb::Festival> {
         let key = validate::required("id_or_slug", &req.id_or_slug, 63)?;
         let mut conn = self.pool.acquire().await?;
-        let festival = match Uuid::try_parse(key) {
-            Ok(id) => store::festivals::find(&mut conn, id, false).await?,
+        let candidates = match Uuid::try_parse(key) {
+            Ok(id) => store::festivals::find(&mut conn, id, false).await?.into_iter().collect(),
             Err(_) => store::festivals::find_by_slug(&mut conn, key).await?,
-        }
-        .ok_or(ApiError::new(codes::NOT_FOUND))?;
-        if !visible(&festival, caller.as_ref()) {
-            return Err(ApiError::new(codes::NOT_FOUND));
-        }
+        };
+        // A slug names the visible festival, else a draft this caller may see.
+        let festival =
+            candidates.into_iter().find(|f| visible(f, caller.as_ref())).ok_or(ApiError::new(codes::NOT_FOUND))?;
         Ok(to_festival(&festival))
     }
 
@@ -192,7 +198,14 @@ impl ProgramApi {
                 })
             }
         })?;
-        let row = store::festivals::set_status(&mut tx, id, to).await?;
+        let row = store::festivals::set_status(&mut tx, id, to).await.on_unique(
+            store::festivals::SLUG_UNIQUE,
+            ApiError::field(
+                codes::SLUG_TAKEN,
+                "slug",
+                "a published festival uses this slug now; clone this draft under another slug",
+            ),
+        )?;
         events::publish(
             &mut tx,
             &pb::FestivalStatusChanged {
@@ -255,4 +268,9 @@ fn descriptions(
 
 fn image_urls(urls: &[String]) -> ApiResult<&[String]> {
     https_urls("image_urls", urls)
+}
+
+/// The caller already has a draft with this slug (their own, so naming it reveals nothing).
+pub(super) fn own_draft_has_slug() -> ApiError {
+    ApiError::field(codes::SLUG_TAKEN, "slug", "one of your drafts already uses this slug")
 }

@@ -7,7 +7,10 @@ use uuid::Uuid;
 
 use crate::domain::status::Status;
 
+/// Slugs of festivals the public can see (not drafts).
 pub const SLUG_UNIQUE: &str = "festivals_slug_key";
+/// Slugs of one creator's drafts.
+pub const DRAFT_SLUG_UNIQUE: &str = "festivals_draft_slug_key";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FestivalRow {
@@ -94,11 +97,27 @@ pub async fn find(conn: &mut PgConnection, id: Uuid, lock: bool) -> Result<Optio
     sqlx::query_as(sql).bind(id).fetch_optional(conn).await
 }
 
-pub async fn find_by_slug(conn: &mut PgConnection, slug: &str) -> Result<Option<FestivalRow>, sqlx::Error> {
-    sqlx::query_as(concat!("select ", columns!(), " from festivals where slug = $1 and deleted_at is null"))
-        .bind(slug)
-        .fetch_optional(conn)
-        .await
+/// Festivals with this slug: the visible one first, then drafts (several creators may
+/// have a draft with the same slug), oldest first.
+pub async fn find_by_slug(conn: &mut PgConnection, slug: &str) -> Result<Vec<FestivalRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "select ",
+        columns!(),
+        " from festivals where slug = $1 and deleted_at is null order by status = 'DRAFT', created_at limit 50"
+    ))
+    .bind(slug)
+    .fetch_all(conn)
+    .await
+}
+
+/// Whether a festival the public can see uses this slug.
+pub async fn slug_is_public(conn: &mut PgConnection, slug: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select exists (select 1 from festivals where slug = $1 and deleted_at is null and status <> 'DRAFT')",
+    )
+    .bind(slug)
+    .fetch_one(conn)
+    .await
 }
 
 /// Festivals visible to a caller: public ones, plus those it manages (or all, for admins).

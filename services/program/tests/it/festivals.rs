@@ -447,3 +447,40 @@ async fn a_creator_whose_organizer_role_is_revoked_no_longer_manages_the_festiva
         .expect("name");
     assert_eq!(kept, "Still mine");
 }
+
+#[tokio::test]
+async fn a_drafts_slug_is_revealed_to_no_one_else_and_publishing_checks_it() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let (_, alice) = env.user().await;
+    let (_, bob) = env.user().await;
+    let (_, carol) = env.user().await;
+    let by_slug = || pb::GetFestivalRequest { id_or_slug: "secret-lineup".into() };
+    let secret =
+        c.create_festival(authed(festival("secret-lineup"), &alice)).await.expect("alice's draft").into_inner();
+
+    // Bob picks the same slug: nothing tells him that Alice's draft exists.
+    let bobs = c.create_festival(authed(festival("secret-lineup"), &bob)).await.expect("bob's draft").into_inner();
+    assert_eq!(code(c.get_festival(by_slug()).await), "ERR_4000", "anonymous callers see no draft");
+    assert_eq!(c.get_festival(authed(by_slug(), &alice)).await.expect("alice").into_inner().id, secret.id);
+    assert_eq!(c.get_festival(authed(by_slug(), &bob)).await.expect("bob").into_inner().id, bobs.id);
+    assert_eq!(code(c.get_festival(authed(by_slug(), &carol)).await), "ERR_4000");
+    // A second draft of his own with that slug is refused: it only names his own draft.
+    assert_eq!(code(c.create_festival(authed(festival("secret-lineup"), &bob)).await), "ERR_7005");
+
+    // Bob publishes first: the slug is public from now on.
+    c.create_stage(authed(stage(&bobs.id, "Main"), &bob)).await.expect("stage");
+    c.transition_festival(authed(transition(&bobs.id, pb::FestivalStatus::Published), &bob)).await.expect("publish");
+    assert_eq!(c.get_festival(by_slug()).await.expect("public").into_inner().id, bobs.id);
+    assert_eq!(code(c.create_festival(authed(festival("secret-lineup"), &carol)).await), "ERR_7005");
+    // Alice learns it when she publishes (a public fact by then), and her draft stays a draft.
+    c.create_stage(authed(stage(&secret.id, "Main"), &alice)).await.expect("stage");
+    let refused = c.transition_festival(authed(transition(&secret.id, pb::FestivalStatus::Published), &alice)).await;
+    assert_eq!(code(refused), "ERR_7005");
+    let still = c
+        .get_festival(authed(pb::GetFestivalRequest { id_or_slug: secret.id.clone() }, &alice))
+        .await
+        .expect("alice's draft")
+        .into_inner();
+    assert_eq!(still.status, pb::FestivalStatus::Draft as i32);
+}
