@@ -34,15 +34,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &files,
         &[root.clone(), include],
     )?;
-    let mut shipped = prost_types::FileDescriptorSet::decode(std::fs::read(&with_testing)?.as_slice())?;
-    shipped.file.retain(|f| !f.package().starts_with(TEST_ONLY_PACKAGE));
-    std::fs::write(out.join("festival_descriptor.bin"), shipped.encode_to_vec())?;
+    let shipped = without_test_only(&std::fs::read(&with_testing)?)?;
+    std::fs::write(out.join("festival_descriptor.bin"), shipped)?;
 
     println!("cargo:rerun-if-changed={}", root.display());
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }
     Ok(())
+}
+
+/// The descriptor set minus the test-only files, copied byte for byte: decoding into
+/// prost_types and encoding again would drop the custom options (`google.api.http`)
+/// that the gateway's REST routes are read from.
+fn without_test_only(set: &[u8]) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint};
+    let mut input = set;
+    let mut shipped = Vec::with_capacity(set.len());
+    while !input.is_empty() {
+        let (tag, wire_type) = decode_key(&mut input)?;
+        if tag != 1 || wire_type != WireType::LengthDelimited {
+            return Err(format!("unexpected field {tag} in a FileDescriptorSet").into());
+        }
+        let len = usize::try_from(decode_varint(&mut input)?)?;
+        let (file, rest) = input.split_at_checked(len).ok_or("truncated FileDescriptorSet")?;
+        input = rest;
+        if prost_types::FileDescriptorProto::decode(file)?.package().starts_with(TEST_ONLY_PACKAGE) {
+            continue;
+        }
+        encode_key(1, WireType::LengthDelimited, &mut shipped);
+        encode_varint(len as u64, &mut shipped);
+        shipped.extend_from_slice(file);
+    }
+    Ok(shipped)
 }
 
 fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

@@ -6,6 +6,13 @@
 - every service in services/ has a Deployment with grpc readiness and liveness probes,
   a migration Job running its `migrate` subcommand, a Service, an HPA, a PDB and a
   NetworkPolicy; the gateway has its Deployment and Ingress;
+- rendered with production settings (FESTIVAL_ENV=production: the default values and
+  values-production.yaml), every service's Deployment and migration Job pass the
+  services' own production start-up checks as far as a render can tell: NATS over TLS
+  (tls:// or NATS__REQUIRE_TLS) with the service's own user and password from a Secret
+  (no two services share one), a CA file only where one is mounted, Redis and database
+  URLs from Secrets (or, written inline, with a password / sslmode=verify-full); the
+  gateway's Redis URL likewise;
 - compose.yaml: every container has a health check, every service and the gateway are
   present and wait for healthy dependencies, services get their database and NATS;
 - every crate in services/ is wired in by name everywhere a service is listed by hand:
@@ -136,6 +143,79 @@ def check_chart(docs, label):
             fail(f"{label}: the gateway has no upstream for {svc}")
 
 
+def effective(env, prefix, key):
+    """The entry that sets `key` for a component: `<PREFIX>__KEY` wins over `FESTIVAL__KEY`."""
+    return env.get(f"{prefix}__{key}") or env.get(f"FESTIVAL__{key}")
+
+
+def secret_ref(entry):
+    ref = (entry or {}).get("valueFrom", {}).get("secretKeyRef")
+    return (ref["name"], ref["key"]) if ref else None
+
+
+def check_redis_url(label, who, entry):
+    """Redis in production: the URL comes from a Secret or carries a password; no rediss://
+    (this release's Redis client has no TLS: a TLS sidecar does it, docs/DEPLOYMENT.md)."""
+    if entry is None:
+        fail(f"{label}: {who} has no Redis URL (sharedSecretEnv FESTIVAL__REDIS__URL)")
+    if secret_ref(entry):
+        return
+    url = entry.get("value", "")
+    if url.startswith(("rediss://", "valkeys://")):
+        fail(f"{label}: {who}'s Redis URL is rediss://, which this release cannot connect to (use a TLS sidecar)")
+    if not re.match(r"^[a-z+]+://[^/@]*:[^/@]+@", url):
+        fail(f"{label}: {who}'s Redis URL {url!r} has no password; production refuses it (put it in a Secret)")
+
+
+def check_transport(docs, label):
+    """Production renders give every service what its production start-up checks demand
+    (libs/platform/src/config.rs, CommonConfig::validate): otherwise the pods would refuse
+    to start. Per service: NATS over TLS, its own NATS user and password from a Secret,
+    Redis with a password, the database URL from a Secret (or inline with sslmode)."""
+    nats_secrets = {}
+    for svc in services():
+        prefix = svc.upper()
+        name = f"festival-{svc}"
+        for kind, obj in (("Deployment", name), ("Job", f"{name}-migrate")):
+            doc = find(docs, kind, obj)
+            pod = doc["spec"]["template"]["spec"]
+            container = pod["containers"][0]
+            env = {e["name"]: e for e in container.get("env", [])}
+            if (env.get("FESTIVAL_ENV") or {}).get("value") != "production":
+                return False
+            where = f"{kind} {obj}"
+            url = effective(env, prefix, "NATS__URL")
+            require_tls = (effective(env, prefix, "NATS__REQUIRE_TLS") or {}).get("value", "").lower() == "true"
+            if not url:
+                fail(f"{label}: {where} has no NATS URL (FESTIVAL__NATS__URL)")
+            if not require_tls and not (url.get("value") or "").startswith("tls://"):
+                fail(f"{label}: {where}: NATS URL {url.get('value')!r} is not tls:// and {prefix}__NATS__REQUIRE_TLS "
+                     f"is not true; production refuses it")
+            user, password = env.get(f"{prefix}__NATS__USER"), env.get(f"{prefix}__NATS__PASSWORD")
+            if not user or not secret_ref(password):
+                fail(f"{label}: {where} has no NATS credentials of its own ({prefix}__NATS__USER and "
+                     f"{prefix}__NATS__PASSWORD from a Secret: services.{svc}.nats.credentialsSecret)")
+            nats_secrets.setdefault(secret_ref(password), set()).add(svc)
+            ca = effective(env, prefix, "NATS__CA_FILE")
+            if ca:
+                mounts = [m["mountPath"].rstrip("/") + "/" for m in container.get("volumeMounts", [])]
+                if not any(ca.get("value", "").startswith(m) for m in mounts):
+                    fail(f"{label}: {where}: NATS CA file {ca.get('value')!r} is not on a mounted volume")
+            check_redis_url(label, where, effective(env, prefix, "REDIS__URL"))
+            db = env.get(f"{prefix}__DATABASE__URL")
+            if not secret_ref(db):
+                value = (db or {}).get("value", "")
+                if not re.search(r"[?&]ssl-?mode=(require|verify-ca|verify-full)(&|$)", value, re.I):
+                    fail(f"{label}: {where}: the database URL is neither a Secret nor has sslmode=verify-full")
+    shared = {ref: svcs for ref, svcs in nats_secrets.items() if len(svcs) > 1}
+    if shared:
+        fail(f"{label}: services share NATS credentials (each needs its own user for its permissions): {shared}")
+    gateway = find(docs, "Deployment", "festival-gateway")
+    env = {e["name"]: e for e in gateway["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+    check_redis_url(label, "the gateway", effective(env, "GATEWAY", "REDIS__URL"))
+    return True
+
+
 def check_compose():
     with open("compose.yaml") as f:
         compose = yaml.safe_load(f)
@@ -186,10 +266,14 @@ def main():
     check_chart(default, "default values")
     production = render(f"{CHART}/values-production.yaml")
     check_chart(production, "production values")
+    if not check_transport(production, "production values"):
+        fail("production values: FESTIVAL_ENV is not production")
+    secured = ["production values"] + (["default values"] if check_transport(default, "default values") else [])
     routes = check_api_doc()
     print(f"deploy checks: services {services()} wired into Cargo.toml, values.yaml, compose.yaml, the gateway's upstreams "
           f"and docs/API.md; helm lint --strict clean; {len(default)} + {len(production)} manifests valid (kubernetes-validate --strict); "
-          f"each with grpc probes and a migration job; compose.yaml healthy-dependency graph OK; "
+          f"each with grpc probes and a migration job; {' and '.join(secured)}: every service has its own NATS "
+          f"credentials, NATS over TLS, Redis and database URLs from Secrets; compose.yaml healthy-dependency graph OK; "
           f"all {routes} REST routes listed in docs/API.md")
 
 

@@ -107,6 +107,7 @@ pub struct DatabaseConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NatsConfig {
+    /// One server, `nats://host:4222` or `tls://host:4222` (TLS required).
     pub url: String,
     /// Prepended to every subject and stream name: isolates tests and tenants of a shared NATS.
     pub subject_prefix: String,
@@ -114,6 +115,29 @@ pub struct NatsConfig {
     pub stream_replicas: usize,
     /// How consumers retry a failing event and when they give up on it.
     pub delivery: DeliveryConfig,
+    /// This service's NATS user: the server's permissions for it decide what it may
+    /// publish and subscribe to (only its own subjects), which is what stops forged
+    /// events. Empty: connect without credentials (development). Required in production.
+    #[serde(default)]
+    pub user: String,
+    /// The password of `user`. Required in production.
+    #[serde(default)]
+    pub password: Secret,
+    /// Refuse to talk to NATS without TLS, whatever the URL's scheme. Production needs
+    /// this or a `tls://` URL.
+    #[serde(default)]
+    pub require_tls: bool,
+    /// PEM file of the CA that signed the NATS server's certificate, added to the
+    /// system's roots (for a private CA).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+impl NatsConfig {
+    /// True when the connection is TLS: a `tls://` URL or `require_tls`.
+    pub fn tls(&self) -> bool {
+        self.require_tls || self.url.trim().to_ascii_lowercase().starts_with("tls://")
+    }
 }
 
 /// Retry and dead-letter policy of event consumers.
@@ -138,9 +162,43 @@ impl Default for DeliveryConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RedisConfig {
+    /// `redis://:password@host:6379` (or `redis://user:password@…`). The redis client is
+    /// built without TLS, so `rediss://` cannot connect: reach a TLS Redis through a
+    /// TLS-terminating sidecar on localhost.
     pub url: String,
     /// Prepended to every key.
     pub key_prefix: String,
+}
+
+impl RedisConfig {
+    /// The production rule for a Redis URL, for any process that uses one (`key` names
+    /// the variable that sets it, e.g. `GATEWAY__REDIS__URL`): a password is required,
+    /// and `rediss://` is refused because this build cannot speak TLS to Redis.
+    pub fn validate_production(&self, key: &str) -> Result<(), ConfigError> {
+        let url = self.url.trim();
+        if url.is_empty() {
+            return Err(ConfigError::Missing { key: key.into() });
+        }
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).unwrap_or_default();
+        if scheme == "rediss" || scheme == "valkeys" {
+            return Err(ConfigError::Invalid {
+                key: key.into(),
+                reason: "TLS to Redis (rediss://) is not built into this release: use redis:// to a \
+                         TLS-terminating sidecar on localhost (see docs/DEPLOYMENT.md)"
+                    .into(),
+            });
+        }
+        // `redis://:password@host`, or `redis+unix:///path?pass=password` for a socket.
+        let has_password =
+            url_password(url).is_some_and(|p| !p.is_empty()) || query_param(url, "pass").is_some_and(|p| !p.is_empty());
+        if !has_password {
+            return Err(ConfigError::Weak {
+                key: key.into(),
+                reason: "has no password (redis://:PASSWORD@host:6379)".into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -204,6 +262,10 @@ impl CommonConfig {
                 subject_prefix: String::new(),
                 stream_replicas: 1,
                 delivery: DeliveryConfig::default(),
+                user: String::new(),
+                password: Secret::default(),
+                require_tls: false,
+                ca_file: None,
             },
             redis: RedisConfig { url: "redis://127.0.0.1:6379".into(), key_prefix: String::new() },
             auth: AuthConfig {
@@ -235,25 +297,72 @@ impl CommonConfig {
         env_var(&self.service, path)
     }
 
-    /// Refuses production start-up with development credentials.
+    /// Refuses production start-up with development credentials or without transport
+    /// security: PostgreSQL without TLS, NATS without credentials or TLS, Redis without
+    /// a password.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.service.is_empty() {
             return Err(ConfigError::Invalid { key: self.env_var("service"), reason: "must not be empty".into() });
         }
         if self.is_production() {
-            let url = self.database.url.expose();
-            if url.is_empty() {
-                return Err(ConfigError::Missing { key: self.env_var("database.url") });
-            }
-            if url.contains(&format!(":{DEV_DATABASE_PASSWORD}@")) || !url.contains('@') {
-                return Err(ConfigError::Weak {
-                    key: self.env_var("database.url"),
-                    reason: "uses the development password or none".into(),
-                });
-            }
+            self.validate_database()?;
+            self.validate_nats()?;
+            self.redis.validate_production(&self.env_var("redis.url"))?;
         }
         Ok(())
     }
+
+    fn validate_database(&self) -> Result<(), ConfigError> {
+        let key = self.env_var("database.url");
+        let url = self.database.url.expose();
+        if url.is_empty() {
+            return Err(ConfigError::Missing { key });
+        }
+        if url.contains(&format!(":{DEV_DATABASE_PASSWORD}@")) || !url.contains('@') {
+            return Err(ConfigError::Weak { key, reason: "uses the development password or none".into() });
+        }
+        let ssl_mode =
+            query_param(url, "sslmode").or_else(|| query_param(url, "ssl-mode")).map(|m| m.to_ascii_lowercase());
+        if !matches!(ssl_mode.as_deref(), Some("require" | "verify-ca" | "verify-full")) {
+            return Err(ConfigError::Invalid {
+                key,
+                reason: "must ask for TLS in production: add `?sslmode=verify-full` (or `verify-ca`, `require`)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn validate_nats(&self) -> Result<(), ConfigError> {
+        if self.nats.user.trim().is_empty() {
+            return Err(ConfigError::Missing { key: self.env_var("nats.user") });
+        }
+        if self.nats.password.is_empty() {
+            return Err(ConfigError::Missing { key: self.env_var("nats.password") });
+        }
+        if !self.nats.tls() {
+            return Err(ConfigError::Invalid {
+                key: self.env_var("nats.url"),
+                reason: format!("must be tls://… in production (or set {}=true)", self.env_var("nats.require_tls")),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The password of a URL's user info (`scheme://user:password@host`), percent-encoded
+/// as written; `None` without one.
+fn url_password(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (userinfo, _host) = authority.rsplit_once('@')?;
+    userinfo.split_once(':').map(|(_, password)| password)
+}
+
+/// The last value of a URL query parameter (`?sslmode=require`), as written.
+fn query_param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
+    let query = url.split_once('?')?.1;
+    let query = query.split('#').next().unwrap_or_default();
+    query.rsplit('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
 }
 
 /// `service` + `a.b` → `SERVICE__A__B`.
@@ -377,14 +486,33 @@ mod tests {
         });
     }
 
+    /// A production environment whose transport settings pass (database, NATS, Redis).
+    fn production_transport(jail: &mut figment::Jail) {
+        jail.set_env("FESTIVAL_ENV", "production");
+        jail.set_env("DEMO__DATABASE__URL", "postgres://demo:s3cr3t-Long@db:5432/festival_demo?sslmode=verify-full");
+        jail.set_env("FESTIVAL__NATS__URL", "tls://nats.messaging:4222");
+        jail.set_env("DEMO__NATS__USER", "demo");
+        jail.set_env("DEMO__NATS__PASSWORD", "a-long-nats-password");
+        jail.set_env("FESTIVAL__REDIS__URL", "redis://:a-long-redis-password@redis:6379");
+    }
+
+    /// The message of the start-up refusal, which must name `key`.
+    fn refusal(key: &str) -> String {
+        let err = load(demo()).expect_err("refused");
+        let message = err.to_string();
+        assert!(message.contains(key), "{message} should name {key}");
+        message
+    }
+
     #[test]
     fn production_refuses_weak_secrets_naming_the_variable() {
         figment::Jail::expect_with(|jail| {
-            jail.set_env("FESTIVAL_ENV", "production");
+            production_transport(jail);
+            jail.set_env("DEMO__DATABASE__URL", "postgres://festival:festival@db/festival_demo?sslmode=require");
             let err = load(demo()).expect_err("dev database password refused");
             assert!(err.to_string().contains("DEMO__DATABASE__URL"), "{err}");
 
-            jail.set_env("DEMO__DATABASE__URL", "postgres://festival:s3cr3t-Long@db/festival_demo");
+            jail.set_env("DEMO__DATABASE__URL", "postgres://festival:s3cr3t-Long@db/festival_demo?sslmode=require");
             let err = load(demo()).expect_err("dev token refused");
             assert!(err.to_string().contains("DEMO__TOKEN"), "{err}");
 
@@ -397,6 +525,137 @@ mod tests {
             assert!(!c.common.reflection_enabled(), "reflection is off in production by default");
             Ok(())
         });
+    }
+
+    #[test]
+    fn production_refuses_postgresql_without_tls() {
+        figment::Jail::expect_with(|jail| {
+            production_transport(jail);
+            jail.set_env("DEMO__TOKEN", "a-long-enough-production-secret-value-0123456789");
+            jail.set_env("DEMO__DATABASE__URL", "postgres://demo:s3cr3t-Long@db:5432/festival_demo");
+            assert!(refusal("DEMO__DATABASE__URL").contains("sslmode"));
+            for weak in ["disable", "allow", "prefer"] {
+                jail.set_env(
+                    "DEMO__DATABASE__URL",
+                    format!("postgres://demo:s3cr3t-Long@db/festival_demo?sslmode={weak}"),
+                );
+                refusal("DEMO__DATABASE__URL");
+            }
+            for strong in ["require", "verify-ca", "VERIFY-FULL"] {
+                jail.set_env(
+                    "DEMO__DATABASE__URL",
+                    format!("postgres://demo:s3cr3t-Long@db/festival_demo?application_name=demo&sslmode={strong}"),
+                );
+                load(demo()).expect("TLS to PostgreSQL accepted");
+            }
+            jail.set_env("DEMO__DATABASE__URL", "postgres://demo:s3cr3t-Long@db/festival_demo?ssl-mode=verify-full");
+            load(demo()).expect("sqlx's other spelling accepted");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn production_refuses_nats_without_credentials() {
+        figment::Jail::expect_with(|jail| {
+            production_transport(jail);
+            jail.set_env("DEMO__TOKEN", "a-long-enough-production-secret-value-0123456789");
+            jail.set_env("DEMO__NATS__USER", "");
+            assert!(refusal("DEMO__NATS__USER").contains("required in production"));
+            jail.set_env("DEMO__NATS__USER", "demo");
+            jail.set_env("DEMO__NATS__PASSWORD", "");
+            assert!(refusal("DEMO__NATS__PASSWORD").contains("required in production"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn production_refuses_nats_without_tls() {
+        figment::Jail::expect_with(|jail| {
+            production_transport(jail);
+            jail.set_env("DEMO__TOKEN", "a-long-enough-production-secret-value-0123456789");
+            jail.set_env("FESTIVAL__NATS__URL", "nats://nats.messaging:4222");
+            assert!(refusal("DEMO__NATS__URL").contains("DEMO__NATS__REQUIRE_TLS"));
+            jail.set_env("FESTIVAL__NATS__REQUIRE_TLS", "true");
+            jail.set_env("FESTIVAL__NATS__CA_FILE", "/etc/festival/tls/ca.crt");
+            let c = load(demo()).expect("nats:// with TLS required accepted");
+            assert!(c.common.nats.tls());
+            assert_eq!(c.common.nats.ca_file.as_deref(), Some("/etc/festival/tls/ca.crt"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn production_refuses_redis_without_a_password() {
+        figment::Jail::expect_with(|jail| {
+            production_transport(jail);
+            jail.set_env("DEMO__TOKEN", "a-long-enough-production-secret-value-0123456789");
+            jail.set_env("FESTIVAL__REDIS__URL", "redis://redis:6379");
+            assert!(refusal("DEMO__REDIS__URL").contains("no password"));
+            jail.set_env("FESTIVAL__REDIS__URL", "redis://festival@redis:6379");
+            refusal("DEMO__REDIS__URL");
+            jail.set_env("FESTIVAL__REDIS__URL", "redis://festival:@redis:6379/0");
+            refusal("DEMO__REDIS__URL");
+            jail.set_env("FESTIVAL__REDIS__URL", "rediss://:a-long-redis-password@redis:6380");
+            assert!(refusal("DEMO__REDIS__URL").contains("sidecar"), "no TLS in this build: say how instead");
+            jail.set_env("DEMO__REDIS__URL", "redis://festival:a-long-redis-password@127.0.0.1:6379/2");
+            load(demo()).expect("a service's own URL with a user and password accepted");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn production_with_transport_security_starts_and_development_is_unchanged() {
+        figment::Jail::expect_with(|jail| {
+            production_transport(jail);
+            jail.set_env("DEMO__TOKEN", "a-long-enough-production-secret-value-0123456789");
+            let c = load(demo()).expect("a production configuration that passes");
+            assert_eq!(c.common.nats.user, "demo");
+            assert_eq!(c.common.nats.password.expose(), "a-long-nats-password");
+            assert!(c.common.nats.tls() && !c.common.nats.require_tls);
+            assert!(!format!("{c:?}").contains("a-long-nats-password"), "the NATS password never prints");
+
+            // Outside production the same gaps are fine: local defaults, no credentials, no TLS.
+            jail.clear_env();
+            let c = load(demo()).expect("development defaults");
+            assert!(c.common.nats.user.is_empty() && c.common.nats.password.is_empty() && !c.common.nats.tls());
+            jail.set_env("FESTIVAL_ENV", "test");
+            jail.set_env("DEMO__REDIS__URL", "redis://127.0.0.1:6379");
+            jail.set_env("DEMO__DATABASE__URL", "postgres://festival:festival@127.0.0.1:5432/festival_demo");
+            load(demo()).expect("test environment unchanged");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn config_files_without_the_transport_keys_still_parse() {
+        let nats: NatsConfig = Figment::from(Toml::string(
+            "url = \"nats://nats:4222\"\nsubject_prefix = \"\"\nstream_replicas = 1\n\
+             [delivery]\nmax_deliveries = 5\nretry_backoff_ms = 500\nmax_backoff_ms = 30000\nack_wait_secs = 30\n",
+        ))
+        .extract()
+        .expect("an older [nats] table parses");
+        assert!(nats.user.is_empty() && nats.password.is_empty() && !nats.require_tls && nats.ca_file.is_none());
+    }
+
+    #[test]
+    fn gateway_style_redis_check_names_the_given_variable() {
+        let redis = RedisConfig { url: "redis://redis:6379".into(), key_prefix: String::new() };
+        let err = redis.validate_production("GATEWAY__REDIS__URL").expect_err("no password");
+        assert!(err.to_string().contains("GATEWAY__REDIS__URL"), "{err}");
+        let redis =
+            RedisConfig { url: "redis+unix:///run/redis.sock?pass=a-long-password".into(), key_prefix: String::new() };
+        redis.validate_production("GATEWAY__REDIS__URL").expect("a unix socket with a password");
+    }
+
+    #[test]
+    fn url_parts() {
+        assert_eq!(url_password("redis://:pw@h:6379/0"), Some("pw"));
+        assert_eq!(url_password("redis://u:p%40ss@h"), Some("p%40ss"));
+        assert_eq!(url_password("redis://h:6379/0?x=a@b"), None, "an @ after the authority is not user info");
+        assert_eq!(url_password("redis://u@h"), None);
+        assert_eq!(query_param("postgres://h/db?a=1&sslmode=require#x", "sslmode"), Some("require"));
+        assert_eq!(query_param("postgres://h/db?sslmode=disable&sslmode=verify-full", "sslmode"), Some("verify-full"));
+        assert_eq!(query_param("postgres://h/db", "sslmode"), None);
     }
 
     #[test]

@@ -65,6 +65,35 @@ pub struct Context {
 }
 
 impl Context {
+    /// Runs `react` whenever identity announces an emergency signing-key revocation (see
+    /// [`auth::revocations`](crate::auth::revocations)); services refetch their key set.
+    pub async fn on_signing_key_revoked<F, Fut>(&self, react: F) -> anyhow::Result<()>
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        use festival_proto::Event as _;
+        let subject = self.naming.subject(festival_proto::identity::v1::SigningKeyRevoked::SUBJECT);
+        crate::auth::revocations::watch(self.nats.clone(), subject, self.shutdown.clone(), react).await
+    }
+
+    /// The access-token verifier of every service but identity: keys from identity's
+    /// JWKS (`auth.identity_url`), replaced on a timer and refetched at once when identity
+    /// announces a revocation.
+    pub async fn verifier(&self) -> anyhow::Result<crate::auth::Verifier> {
+        let source = crate::auth::IdentityKeySource::new(&self.common.auth.identity_url)?;
+        let verifier = crate::auth::Verifier::with_clock(&self.common.auth, source, self.clock.clone());
+        self.on_signing_key_revoked({
+            let verifier = verifier.clone();
+            move || {
+                let verifier = verifier.clone();
+                async move { verifier.refresh_soon().await }
+            }
+        })
+        .await?;
+        Ok(verifier)
+    }
+
     /// Where this service's consumers run.
     pub fn consumer_runtime(&self) -> consumer::Runtime {
         consumer::Runtime {
@@ -140,7 +169,7 @@ pub async fn start_with_clock<S: Service>(
     if common.database.migrate_on_start {
         crate::db::migrate(&pool, S::migrator()).await?;
     }
-    let nats = events::connect(&common.nats.url, &format!("festival-{}", S::NAME)).await?;
+    let nats = events::connect_service(&common.nats, S::NAME).await?;
     let jetstream = jetstream::new(nats.clone());
     let naming = Naming::new(&common.nats.subject_prefix);
 

@@ -74,6 +74,7 @@ macro_rules! events {
     ($($(#[$attr:meta])* $ty:ty => $subject:literal;)*) => {
         $($(#[$attr])* impl Event for $ty { const SUBJECT: &'static str = $subject; })*
         /// `(protobuf full name, subject)` of every event, for checks over the whole set.
+        #[allow(clippy::vec_init_then_push, reason = "an entry may be compiled out by its cfg")]
         pub fn all_events() -> Vec<(String, &'static str)> {
             let mut all = Vec::new();
             $($(#[$attr])* all.push((<$ty as prost::Name>::full_name(), $subject));)*
@@ -89,6 +90,7 @@ events! {
     identity::v1::MembershipGranted => "festival.identity.membership.granted";
     identity::v1::MembershipRevoked => "festival.identity.membership.revoked";
     identity::v1::SessionRevoked => "festival.identity.session.revoked";
+    identity::v1::SigningKeyRevoked => "festival.identity.signing_key.revoked";
     program::v1::FestivalCreated => "festival.program.festival.created";
     program::v1::FestivalUpdated => "festival.program.festival.updated";
     program::v1::FestivalStatusChanged => "festival.program.festival.status_changed";

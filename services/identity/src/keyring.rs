@@ -60,6 +60,31 @@ impl Keyring {
         Ok(kid)
     }
 
+    /// Revokes `kid` now; if it was the active key a new one takes over. Returns the
+    /// active kid afterwards, or `None` when `kid` is unknown or already revoked.
+    pub async fn revoke(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        kid: &str,
+        reason: &str,
+    ) -> anyhow::Result<Option<String>> {
+        store::keys::lock(conn).await?;
+        let Some(was_active) = store::keys::revoke(conn, kid, reason).await? else {
+            return Ok(None);
+        };
+        if was_active {
+            self.insert_new(conn).await?;
+        }
+        let active = store::keys::active(conn).await?.ok_or_else(|| anyhow::anyhow!("no active signing key"))?;
+        Ok(Some(active.kid))
+    }
+
+    /// Drops the cached signer, so the next token is signed with the key the database
+    /// names active (after a revocation, on every replica).
+    pub async fn forget_signer(&self) {
+        *self.cached.write().await = None;
+    }
+
     async fn insert_new(&self, conn: &mut sqlx::PgConnection) -> anyhow::Result<String> {
         let key = signing::generate_key()?;
         let sealed = self.sealer.seal(&key.pkcs8, &key.kid)?;

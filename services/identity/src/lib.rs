@@ -55,6 +55,18 @@ impl Service for Identity {
         ));
         keyring.ensure_active().await?;
         let verifier = Verifier::new(&config.common.auth, keyring::LocalKeys(keyring.clone()));
+        // Another replica revoked a key: stop signing with it and stop trusting it, now.
+        ctx.on_signing_key_revoked({
+            let (keyring, verifier) = (keyring.clone(), verifier.clone());
+            move || {
+                let (keyring, verifier) = (keyring.clone(), verifier.clone());
+                async move {
+                    keyring.forget_signer().await;
+                    verifier.refresh_soon().await;
+                }
+            }
+        })
+        .await?;
         let hasher = credentials::Hasher::new(&config.password)?;
         let redis = festival_platform::redis::Redis::connect(&config.common.redis)?;
         let throttle = festival_platform::throttle::Throttle::new(redis, ctx.clock.clone(), "login");

@@ -4,6 +4,7 @@
 
 mod claims;
 mod principal;
+pub mod revocations;
 mod verifier;
 
 pub use claims::{ACCESS_TOKEN_USE, AccessClaims, MembershipClaim, Role};

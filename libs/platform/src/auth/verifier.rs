@@ -178,6 +178,16 @@ impl Verifier {
         }
     }
 
+    /// Refetches the key set as soon as the refetch rate limit allows (on a revocation
+    /// announcement, which must not be skipped because a fetch just happened).
+    pub async fn refresh_soon(&self) {
+        let since = self.inner.last_fetch.lock().await.map(|t| self.inner.clock.instant().saturating_duration_since(t));
+        if let Some(wait) = since.and_then(|since| Self::MIN_REFRESH_INTERVAL.checked_sub(since)) {
+            tokio::time::sleep(wait).await;
+        }
+        self.refresh(true).await;
+    }
+
     /// The key set was never fetched, or not for `keys_refresh_secs`.
     async fn keys_are_stale(&self) -> bool {
         let last = *self.inner.last_fetch.lock().await;

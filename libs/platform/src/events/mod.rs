@@ -16,9 +16,12 @@ pub mod consumer;
 pub mod outbox;
 pub mod relay;
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_nats::jetstream;
+
+use crate::config::NatsConfig;
 
 /// NATS header carrying the event id (also sent as `Nats-Msg-Id`).
 pub const EVENT_ID_HEADER: &str = "Festival-Event-Id";
@@ -78,17 +81,45 @@ pub async fn ensure_stream(
     Ok(stream)
 }
 
-/// Connects to NATS and keeps retrying in the background when it is unreachable at start,
-/// so a service boots (and reports NOT_SERVING) instead of crashing.
+/// Connects to NATS without credentials (development and tests) and keeps retrying in
+/// the background when it is unreachable at start, so a process boots (and reports
+/// NOT_SERVING) instead of crashing. Services connect with [`connect_service`].
 pub async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
-    let client = async_nats::ConnectOptions::new()
+    Ok(options(name).connect(url).await?)
+}
+
+/// Connects a service as itself: its NATS user and password when configured, TLS when
+/// the URL is `tls://` or `require_tls` is set (with `ca_file` added to the trusted
+/// roots), and replies on inboxes under `_INBOX.<service>.` so the server can confine
+/// each service's subscriptions to its own ([`inbox_prefix`]). Retries in the
+/// background like [`connect`]; a missing CA file fails at once.
+pub async fn connect_service(config: &NatsConfig, service: &str) -> anyhow::Result<async_nats::Client> {
+    let mut options = options(&format!("festival-{service}")).custom_inbox_prefix(inbox_prefix(service));
+    if !config.user.is_empty() {
+        options = options.user_and_password(config.user.clone(), config.password.expose().to_owned());
+    }
+    if config.tls() {
+        options = options.require_tls(true);
+    }
+    if let Some(ca_file) = config.ca_file.as_deref().filter(|f| !f.is_empty()) {
+        anyhow::ensure!(Path::new(ca_file).is_file(), "NATS CA file {ca_file:?} (nats.ca_file) is not a readable file");
+        options = options.add_root_certificates(PathBuf::from(ca_file));
+    }
+    Ok(options.connect(config.url.as_str()).await?)
+}
+
+/// The inbox prefix of a service's connection: `_INBOX.<service>` (NATS permissions:
+/// subscribe `_INBOX.<service>.>`).
+pub fn inbox_prefix(service: &str) -> String {
+    format!("_INBOX.{service}")
+}
+
+fn options(name: &str) -> async_nats::ConnectOptions {
+    async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))
         .max_reconnects(None)
-        .connect(url)
-        .await?;
-    Ok(client)
 }
 
 /// True when the NATS connection is up.

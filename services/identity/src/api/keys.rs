@@ -1,10 +1,11 @@
-//! Signing keys: the public JWKS and rotation.
+//! Signing keys: the public JWKS, rotation and emergency revocation.
 
 use festival_platform::auth::Principal;
-use festival_platform::{ApiError, ApiResult};
+use festival_platform::{ApiError, ApiResult, codes, validate};
 use festival_proto::identity::v1 as pb;
 
 use super::IdentityApi;
+use crate::events;
 
 impl IdentityApi {
     pub(super) async fn get_jwks(&self, _req: pb::GetJwksRequest) -> ApiResult<pb::Jwks> {
@@ -33,5 +34,33 @@ impl IdentityApi {
         let kid = self.keyring.rotate().await.map_err(ApiError::internal)?;
         self.verifier.refresh(true).await;
         Ok(pb::RotateSigningKeyResponse { kid })
+    }
+
+    pub(super) async fn revoke_signing_key(
+        &self,
+        caller: Principal,
+        req: pb::RevokeSigningKeyRequest,
+    ) -> ApiResult<pb::RevokeSigningKeyResponse> {
+        caller.require_admin()?;
+        let kid = validate::required("kid", &req.kid, 100)?;
+        let reason = validate::max_len("reason", &req.reason, 200)?;
+        let mut tx = self.pool.begin().await?;
+        let active_kid = self
+            .keyring
+            .revoke(&mut tx, kid, reason)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ApiError::new(codes::NOT_FOUND).with_message("No such unrevoked signing key"))?;
+        events::publish(
+            &mut tx,
+            &pb::SigningKeyRevoked { kid: kid.into(), reason: reason.into(), revoked_by: caller.user_id.to_string() },
+        )
+        .await?;
+        tx.commit().await?;
+        // This replica at once; the others and every service on the event.
+        self.keyring.forget_signer().await;
+        self.verifier.refresh(true).await;
+        tracing::warn!(%kid, revoked_by = %caller.user_id, %active_kid, "signing key revoked");
+        Ok(pb::RevokeSigningKeyResponse { active_kid })
     }
 }

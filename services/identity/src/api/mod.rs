@@ -163,6 +163,7 @@ festival_platform::bind_rpcs! {
         auth delete_me(pb::DeleteMeRequest) -> pb::DeleteMeResponse;
         public get_jwks(pb::GetJwksRequest) -> pb::Jwks;
         auth rotate_signing_key(pb::RotateSigningKeyRequest) -> pb::RotateSigningKeyResponse;
+        auth revoke_signing_key(pb::RevokeSigningKeyRequest) -> pb::RevokeSigningKeyResponse;
         auth grant_membership(pb::GrantMembershipRequest) -> pb::Membership;
         auth revoke_membership(pb::RevokeMembershipRequest) -> pb::RevokeMembershipResponse;
         auth list_memberships(pb::ListMembershipsRequest) -> pb::ListMembershipsResponse;

@@ -25,7 +25,7 @@ pub async fn active(conn: &mut PgConnection) -> Result<Option<KeyRow>, sqlx::Err
 pub async fn published(conn: &mut PgConnection, retired_after: DateTime<Utc>) -> Result<Vec<KeyRow>, sqlx::Error> {
     sqlx::query_as(
         "select kid, public_key, sealed_private, retired_at from signing_keys
-         where retired_at is null or retired_at > $1 order by created_at desc",
+         where revoked_at is null and (retired_at is null or retired_at > $1) order by created_at desc",
     )
     .bind(retired_after)
     .fetch_all(conn)
@@ -37,6 +37,22 @@ pub async fn retire_active(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Revokes a key that is not revoked yet, retiring it if it was active. Returns whether
+/// it was the active key, or `None` when there is no such unrevoked key.
+pub async fn revoke(conn: &mut PgConnection, kid: &str, reason: &str) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar(
+        "update signing_keys k set revoked_at = now(), revoked_reason = $2,
+                retired_at = coalesce(k.retired_at, now()), updated_at = now()
+         from signing_keys prior
+         where k.kid = $1 and prior.kid = k.kid and k.revoked_at is null
+         returning prior.retired_at is null",
+    )
+    .bind(kid)
+    .bind(reason)
+    .fetch_optional(conn)
+    .await
 }
 
 pub async fn insert(

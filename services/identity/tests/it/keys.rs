@@ -122,3 +122,71 @@ async fn private_keys_are_stored_sealed() {
     assert!(!sealed.windows(pkcs8.len()).any(|w| w == pkcs8.as_slice()), "nor the PKCS#8 document");
     assert_eq!(sealed.len(), 12 + pkcs8.len() + 16, "nonce, ciphertext and tag");
 }
+
+#[tokio::test]
+async fn an_emergency_revocation_stops_the_key_in_identity_and_other_services_at_once() {
+    use festival_proto::Event as _;
+
+    let app = spawn().await;
+    let mut c = client(&app);
+    let admin_email = new_email();
+    register(&mut c, &admin_email).await;
+    make_admin(&app, &admin_email).await;
+    let admin = login(&mut c, &admin_email).await;
+    let (_, fan) = signed_in(&mut c).await;
+    let leaked = kid_of(&fan.access_token);
+
+    // Another service's verifier, following revocations as every service does.
+    let verifier = Verifier::new(
+        &app.config.common.auth,
+        IdentityKeySource::new(&format!("http://{}", app.addr)).expect("source"),
+    );
+    verifier.verify(&fan.access_token).await.expect("trusted before");
+    let nats = async_nats::connect(festival_testkit::nats_url()).await.expect("nats");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let follower = verifier.clone();
+    festival_platform::auth::revocations::watch(
+        nats.clone(),
+        app.naming().subject(pb::SigningKeyRevoked::SUBJECT),
+        stop.clone(),
+        move || {
+            let verifier = follower.clone();
+            async move { verifier.refresh_soon().await }
+        },
+    )
+    .await
+    .expect("watch");
+    nats.flush().await.expect("subscribed");
+
+    let revoke = |kid: &str, token: &str| {
+        authed(pb::RevokeSigningKeyRequest { kid: kid.into(), reason: "found in a leaked backup".into() }, token)
+    };
+    assert_eq!(code(c.revoke_signing_key(revoke(&leaked, &fan.access_token)).await), "ERR_3001", "admins only");
+    let active =
+        c.revoke_signing_key(revoke(&leaked, &admin.access_token)).await.expect("revoke").into_inner().active_kid;
+    assert_ne!(active, leaked, "the active key was revoked, a new one signs");
+    let published: Vec<String> =
+        c.get_jwks(pb::GetJwksRequest {}).await.expect("jwks").into_inner().keys.into_iter().map(|k| k.kid).collect();
+    assert_eq!(published, vec![active.clone()], "the revoked key left the JWKS at once");
+
+    // Identity refuses its tokens at once; the other service as soon as it hears the announcement.
+    assert_eq!(code(c.get_me(authed(pb::GetMeRequest {}, &fan.access_token)).await), "ERR_2002");
+    let refused = festival_testkit::eventually(std::time::Duration::from_secs(10), || async {
+        verifier.verify(&fan.access_token).await.is_err()
+    })
+    .await;
+    assert!(refused, "the other service still trusts the revoked key");
+    assert_eq!(verifier.verify(&fan.access_token).await.err().map(|e| e.code.code), Some("ERR_2002"));
+
+    // Signing in again gets a token of the new key, trusted everywhere.
+    let again = login(&mut c, &admin_email).await;
+    assert_eq!(kid_of(&again.access_token), active);
+    verifier.verify(&again.access_token).await.expect("new key trusted");
+    assert_eq!(code(c.revoke_signing_key(revoke(&leaked, &again.access_token)).await), "ERR_4000", "once");
+    assert_eq!(code(c.revoke_signing_key(revoke("no-such-kid", &again.access_token)).await), "ERR_4000");
+
+    let event = app.last_event::<pb::SigningKeyRevoked>().await;
+    assert_eq!((event.kid.as_str(), event.reason.as_str()), (leaked.as_str(), "found in a leaked backup"));
+    stop.cancel();
+    app.stop().await;
+}
