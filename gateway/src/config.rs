@@ -64,8 +64,6 @@ pub struct CookieConfig {
     pub secure: bool,
     pub access_name: String,
     pub refresh_name: String,
-    /// The refresh cookie is only sent to this path prefix.
-    pub refresh_path: String,
 }
 
 impl Default for Config {
@@ -104,9 +102,8 @@ impl Default for Config {
             },
             cookies: CookieConfig {
                 secure: true,
-                access_name: "festival_at".into(),
-                refresh_name: "festival_rt".into(),
-                refresh_path: "/v1/auth".into(),
+                access_name: "__Host-festival_at".into(),
+                refresh_name: "__Host-festival_rt".into(),
             },
             redis: RedisConfig { url: "redis://127.0.0.1:6379".into(), key_prefix: String::new() },
             telemetry: TelemetryConfig { log_format: "json".into(), log_level: "info".into(), otlp_endpoint: None },
@@ -131,10 +128,43 @@ impl Config {
             if self.cors.allowed_origins.iter().any(|o| o == "*" || o.starts_with("http://")) {
                 return Err(invalid("GATEWAY__CORS__ALLOWED_ORIGINS", "production origins must be https and explicit"));
             }
+            self.redis.validate_production("GATEWAY__REDIS__URL")?;
+        }
+        // Browsers drop `__Host-` cookies that are not Secure.
+        if !self.cookies.secure
+            && [&self.cookies.access_name, &self.cookies.refresh_name].iter().any(|n| n.starts_with("__Host-"))
+        {
+            return Err(invalid("GATEWAY__COOKIES__SECURE", "`__Host-` cookie names need Secure cookies"));
         }
         if self.upstreams.is_empty() {
             return Err(invalid("GATEWAY__UPSTREAMS__<NAME>", "at least one upstream is needed"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn production() -> Config {
+        let mut config = Config { env: Environment::Production, ..Config::default() };
+        config.cors.allowed_origins = vec!["https://tickets.festival.example".into()];
+        config.redis.url = "redis://:a-long-redis-password@redis:6379".into();
+        config
+    }
+
+    #[test]
+    fn production_refuses_insecure_cookies_and_redis_without_a_password() {
+        assert!(production().validate().is_ok());
+        let mut no_password = production();
+        no_password.redis.url = "redis://redis:6379".into();
+        assert!(no_password.validate().expect_err("refused").to_string().contains("GATEWAY__REDIS__URL"));
+        let mut insecure = production();
+        insecure.cookies.secure = false;
+        assert!(insecure.validate().expect_err("refused").to_string().contains("GATEWAY__COOKIES__SECURE"));
+        let mut host_cookies_over_http = Config::default();
+        host_cookies_over_http.cookies.secure = false;
+        assert!(host_cookies_over_http.validate().is_err(), "__Host- names need Secure, in any environment");
     }
 }

@@ -59,6 +59,10 @@ impl Service<http::Request<tonic::body::Body>> for Forward {
                 return Ok(refusal.into_http());
             }
             let authorization = session::authorization(request.headers(), &state.config.cookies);
+            let call = session::SessionCall::of(&path);
+            let browser = session::is_browser(request.headers());
+            let refresh_cookie =
+                session::cookie(request.headers(), &state.config.cookies.refresh_name).map(str::to_owned);
             let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
             let peer = festival_platform::client_addr::of_http(
                 request.headers(),
@@ -97,8 +101,17 @@ impl Service<http::Request<tonic::body::Body>> for Forward {
             if let Some(value) = peer.and_then(|ip| http::HeaderValue::from_str(&ip.to_string()).ok()) {
                 headers.insert(festival_platform::client_addr::FORWARDED_FOR, value);
             }
-            let request = request.map(|body| tonic::body::Body::new(UnknownLength(body)));
+            let mut request = request.map(|body| tonic::body::Body::new(UnknownLength(body)));
+            if browser && call.spends_refresh_token() {
+                request = match crate::grpc_session::fill_refresh_token(request, refresh_cookie).await {
+                    Ok(request) => request,
+                    Err(status) => return Ok(status.into_http()),
+                };
+            }
             match channel.oneshot(request).await {
+                Ok(response) if browser && call != session::SessionCall::Other => {
+                    Ok(crate::grpc_session::finish_response(call, response, &state.config.cookies).await)
+                }
                 Ok(response) => Ok(response),
                 Err(e) => {
                     tracing::warn!(error = ?e, %service, "upstream call failed");

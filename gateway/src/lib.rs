@@ -11,6 +11,7 @@
 pub mod config;
 pub mod errors;
 pub mod grpc;
+pub mod grpc_session;
 pub mod health;
 pub mod openapi;
 pub mod ratelimit;
@@ -118,9 +119,11 @@ async fn edge(axum::extract::State(state): axum::extract::State<Shared>, mut req
     if let Ok(value) = http::HeaderValue::from_str(&request_id) {
         request.headers_mut().insert("x-request-id", value);
     }
-    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let method = request.method().clone();
+    // A path carrying a secret (a calendar feed's token) is logged and traced as its route.
+    let path = state.routes.loggable_path(&method, request.uri().path());
     let started = std::time::Instant::now();
-    let span = festival_platform::telemetry::http_server_span(&request, &request_id);
+    let span = festival_platform::telemetry::http_server_span(&request, &path, &request_id);
     let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
     let headers = response.headers_mut();
     if let Ok(value) = http::HeaderValue::from_str(&request_id) {

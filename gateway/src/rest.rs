@@ -44,6 +44,7 @@ pub async fn handle(state: Shared, request: Request) -> Response {
     let if_none_match = request.headers().get(http::header::IF_NONE_MATCH).cloned();
     let (mut parts, body) = request.into_parts();
     let authorization = session::authorization(&parts.headers, &state.config.cookies);
+    let browser = session::is_browser(&parts.headers);
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let ip = festival_platform::client_addr::of_http(&parts.headers, peer, state.config.rate_limit.trusted_proxy_hops);
     let limit_key = format!("{} {}", route.http_method, route.template.as_str());
@@ -92,11 +93,13 @@ pub async fn handle(state: Shared, request: Request) -> Response {
                 not_modified.headers_mut().extend(cache);
                 return not_modified;
             }
-            let message = response.into_inner();
+            let mut message = response.into_inner();
             if let Some(mut raw) = transcode::http_body(&message) {
                 raw.headers_mut().extend(cache);
                 return raw;
             }
+            let cookies =
+                session::on_rest_response(route.method.full_name(), &mut message, browser, &state.config.cookies);
             let json = match transcode::response_bytes(&route, &message) {
                 Ok(json) => json,
                 Err(e) => {
@@ -107,7 +110,7 @@ pub async fn handle(state: Shared, request: Request) -> Response {
             let mut response =
                 ([(http::header::CONTENT_TYPE, "application/json")], axum::body::Body::from(json)).into_response();
             response.headers_mut().extend(cache);
-            for cookie in session::set_cookies(route.method.full_name(), &message, &state.config.cookies) {
+            for cookie in cookies {
                 if let Ok(v) = http::HeaderValue::from_str(&cookie) {
                     response.headers_mut().append(http::header::SET_COOKIE, v);
                 }

@@ -94,6 +94,19 @@ impl RouteTable {
         }
         if allowed.is_empty() { Lookup::NotFound } else { Lookup::MethodNotAllowed(allowed) }
     }
+
+    /// The path as logs and traces may show it: the route's template (`/v1/calendars/{token}`)
+    /// when a path variable is a secret by its name, else the path itself.
+    pub fn loggable_path(&self, method: &Method, path: &str) -> String {
+        match self.lookup(method, path) {
+            Lookup::Found(route, bindings)
+                if bindings.iter().any(|(name, _)| festival_platform::telemetry::is_sensitive_key(name)) =>
+            {
+                route.template.as_str().to_owned()
+            }
+            _ => path.to_owned(),
+        }
+    }
 }
 
 fn route(method: &MethodDescriptor, rule: &HttpRule) -> anyhow::Result<Route> {
@@ -133,4 +146,20 @@ fn route(method: &MethodDescriptor, rule: &HttpRule) -> anyhow::Result<Route> {
         }
     };
     Ok(Route { http_method, template, body, response_body, method: method.clone() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_with_a_secret_variable_are_logged_as_their_route() {
+        let pool = DescriptorPool::decode(festival_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
+        let table = RouteTable::build(&pool, |_| true).expect("routes");
+        assert!(!table.routes().is_empty());
+        let secret = "q3Jx0sZ7fP2mNc8Lw4Hv9TbYkDe1GaRuXiOo6SjVn5A";
+        assert_eq!(table.loggable_path(&Method::GET, &format!("/v1/calendars/{secret}.ics")), "/v1/calendars/{token}");
+        assert_eq!(table.loggable_path(&Method::GET, "/v1/festivals/hellfest-2027"), "/v1/festivals/hellfest-2027");
+        assert_eq!(table.loggable_path(&Method::GET, "/no/such/route"), "/no/such/route");
+    }
 }

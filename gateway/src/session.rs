@@ -1,16 +1,75 @@
-//! Browser sessions: tokens minted by identity travel as `HttpOnly; Secure;
-//! SameSite=Strict` cookies, and a request carrying the access cookie is forwarded with
-//! `authorization: Bearer …`. Partners keep using the `authorization` header.
+//! Sessions at the edge, in two modes.
+//!
+//! - **Cookie mode (browsers).** A request that carries `Origin` or `Sec-Fetch-Mode` comes
+//!   from a browser: browsers send them and page script cannot remove them. Identity's
+//!   tokens then travel only as `__Host-` cookies (`HttpOnly; Secure; SameSite=Strict;
+//!   Path=/`) and are taken out of the response body, so script (or an injected one) never
+//!   sees a token. Refresh and Logout take the refresh token from its cookie. This holds
+//!   on REST and gRPC-web alike.
+//! - **Bearer mode (partners, apps, servers).** Anything else gets the tokens in the body
+//!   and sends `authorization: Bearer …`; no cookies are set.
+//!
+//! A request carrying the access cookie is forwarded with `authorization: Bearer …`; an
+//! explicit `authorization` header wins.
 
+use festival_proto::identity::v1 as pb;
 use prost_reflect::{DynamicMessage, ReflectMessage, Value};
 
 use crate::config::CookieConfig;
 
 const TOKEN_PAIR: &str = "festival.identity.v1.TokenPair";
-const LOGOUT_METHODS: [&str; 2] =
-    ["festival.identity.v1.IdentityService.Logout", "festival.identity.v1.IdentityService.LogoutAll"];
-/// Requests whose `refresh_token` may come from the refresh cookie.
+const IDENTITY: &str = "festival.identity.v1.IdentityService";
+/// Requests whose `refresh_token` may come from the refresh cookie (same layout).
 const REFRESH_REQUESTS: [&str; 2] = ["festival.identity.v1.RefreshRequest", "festival.identity.v1.LogoutRequest"];
+
+/// What a call does to the session, by the identity method it calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionCall {
+    /// Login: answers a token pair.
+    SignIn,
+    /// Refresh: spends a refresh token, answers a token pair.
+    Refresh,
+    /// Logout: spends a refresh token, ends the session.
+    SignOut,
+    /// LogoutAll: ends every session.
+    SignOutEverywhere,
+    Other,
+}
+
+impl SessionCall {
+    /// From a gRPC method's full name (`festival.identity.v1.IdentityService.Login`) or
+    /// path (`/festival.identity.v1.IdentityService/Login`).
+    pub fn of(method: &str) -> Self {
+        let method = method.trim_start_matches('/').replacen('/', ".", 1);
+        let Some(name) = method.strip_prefix(IDENTITY).and_then(|m| m.strip_prefix('.')) else {
+            return Self::Other;
+        };
+        match name {
+            "Login" => Self::SignIn,
+            "Refresh" => Self::Refresh,
+            "Logout" => Self::SignOut,
+            "LogoutAll" => Self::SignOutEverywhere,
+            _ => Self::Other,
+        }
+    }
+
+    pub fn mints_tokens(self) -> bool {
+        matches!(self, Self::SignIn | Self::Refresh)
+    }
+
+    pub fn spends_refresh_token(self) -> bool {
+        matches!(self, Self::Refresh | Self::SignOut)
+    }
+
+    pub fn ends_session(self) -> bool {
+        matches!(self, Self::SignOut | Self::SignOutEverywhere)
+    }
+}
+
+/// Whether the request comes from a browser (cookie mode).
+pub fn is_browser(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::ORIGIN) || headers.contains_key("sec-fetch-mode")
+}
 
 /// The value of cookie `name` in the request's `Cookie` headers.
 pub fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
@@ -44,60 +103,78 @@ pub fn fill_refresh_token(message: &mut DynamicMessage, headers: &http::HeaderMa
     }
 }
 
-/// `Set-Cookie` values for a response: the session cookies when identity minted tokens,
-/// expired ones on logout.
-pub fn set_cookies(method_full_name: &str, response: &DynamicMessage, cookies: &CookieConfig) -> Vec<String> {
-    if LOGOUT_METHODS.contains(&method_full_name) {
-        return vec![
-            clear(&cookies.access_name, "/", cookies),
-            clear(&cookies.refresh_name, &cookies.refresh_path, cookies),
-        ];
+/// A REST response on its way out: in cookie mode, a token pair's tokens move from the
+/// body into cookies; a sign-out clears them. Returns the `Set-Cookie` values.
+pub fn on_rest_response(
+    method_full_name: &str,
+    response: &mut DynamicMessage,
+    browser: bool,
+    cookies: &CookieConfig,
+) -> Vec<String> {
+    let call = SessionCall::of(method_full_name);
+    let mut set = Vec::new();
+    if browser && call.mints_tokens() && response.descriptor().full_name() == TOKEN_PAIR {
+        if let Ok(pair) = response.transcode_to::<pb::TokenPair>() {
+            set = session_cookies(&pair, cookies);
+        }
+        response.clear_field_by_name("access_token");
+        response.clear_field_by_name("refresh_token");
     }
-    if response.descriptor().full_name() != TOKEN_PAIR {
+    if call.ends_session() {
+        set.extend(clearing_cookies(cookies));
+    }
+    set
+}
+
+/// The cookies holding a token pair; none when a token is missing.
+pub fn session_cookies(pair: &pb::TokenPair, cookies: &CookieConfig) -> Vec<String> {
+    if pair.access_token.is_empty() || pair.refresh_token.is_empty() {
         return Vec::new();
     }
-    let text = |f: &str| response.get_field_by_name(f).and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-    let expiry = |f: &str| {
-        response
-            .get_field_by_name(f)
-            .and_then(|v| v.as_message().and_then(|m| m.get_field_by_name("seconds")).and_then(|s| s.as_i64()))
-            .unwrap_or(0)
-    };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    let (access, refresh) = (text("access_token"), text("refresh_token"));
-    if access.is_empty() || refresh.is_empty() {
-        return Vec::new();
-    }
+    let until = |t: &Option<prost_types::Timestamp>| t.as_ref().map_or(0, |t| t.seconds) - now;
     vec![
-        set(&cookies.access_name, &access, "/", expiry("access_token_expire_time") - now, cookies),
-        set(&cookies.refresh_name, &refresh, &cookies.refresh_path, expiry("refresh_token_expire_time") - now, cookies),
+        set(&cookies.access_name, &pair.access_token, until(&pair.access_token_expire_time), cookies),
+        set(&cookies.refresh_name, &pair.refresh_token, until(&pair.refresh_token_expire_time), cookies),
     ]
 }
 
-fn set(name: &str, value: &str, path: &str, max_age: i64, cookies: &CookieConfig) -> String {
-    let secure = if cookies.secure { "; Secure" } else { "" };
-    format!("{name}={value}; Path={path}; Max-Age={}; HttpOnly{secure}; SameSite=Strict", max_age.max(0))
+/// Removes the tokens of a pair (cookie mode: they are in the cookies).
+pub fn strip_tokens(pair: &mut pb::TokenPair) {
+    pair.access_token.clear();
+    pair.refresh_token.clear();
 }
 
-fn clear(name: &str, path: &str, cookies: &CookieConfig) -> String {
-    set(name, "", path, 0, cookies)
+/// Expired session cookies, for a sign-out.
+pub fn clearing_cookies(cookies: &CookieConfig) -> Vec<String> {
+    vec![set(&cookies.access_name, "", 0, cookies), set(&cookies.refresh_name, "", 0, cookies)]
+}
+
+/// `Path=/` for both: the `__Host-` prefix requires it, and it also carries the refresh
+/// cookie to gRPC-web's `/festival.identity.v1.IdentityService/Refresh`. The gateway
+/// never forwards cookies upstream.
+fn set(name: &str, value: &str, max_age: i64, cookies: &CookieConfig) -> String {
+    let secure = if cookies.secure { "; Secure" } else { "" };
+    format!("{name}={value}; Path=/; Max-Age={}; HttpOnly{secure}; SameSite=Strict", max_age.max(0))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn headers(cookie: &str) -> http::HeaderMap {
+    fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();
-        h.insert(http::header::COOKIE, cookie.parse().expect("header"));
+        for (name, value) in pairs {
+            h.append(*name, value.parse().expect("header"));
+        }
         h
     }
 
     #[test]
     fn cookies_are_found_among_others_and_bearer_headers_win() {
         let cfg = crate::config::Config::default().cookies;
-        let h = headers("theme=dark; festival_at=abc.def.ghi; festival_rt=rt_x");
-        assert_eq!(cookie(&h, "festival_rt"), Some("rt_x"));
+        let h = headers(&[("cookie", "theme=dark; __Host-festival_at=abc.def.ghi; __Host-festival_rt=rt_x")]);
+        assert_eq!(cookie(&h, "__Host-festival_rt"), Some("rt_x"));
         assert_eq!(authorization(&h, &cfg).as_deref(), Some("Bearer abc.def.ghi"));
         let mut h2 = h.clone();
         h2.insert(http::header::AUTHORIZATION, "Bearer partner".parse().expect("header"));
@@ -106,9 +183,25 @@ mod tests {
     }
 
     #[test]
-    fn session_cookies_are_http_only_secure_and_strict() {
+    fn session_cookies_are_host_prefixed_http_only_secure_and_strict() {
         let cfg = crate::config::Config::default().cookies;
-        let c = set("festival_rt", "rt_x", "/v1/auth", 60, &cfg);
-        assert_eq!(c, "festival_rt=rt_x; Path=/v1/auth; Max-Age=60; HttpOnly; Secure; SameSite=Strict");
+        let c = set(&cfg.refresh_name, "rt_x", 60, &cfg);
+        assert_eq!(c, "__Host-festival_rt=rt_x; Path=/; Max-Age=60; HttpOnly; Secure; SameSite=Strict");
+    }
+
+    #[test]
+    fn browsers_are_told_by_the_headers_they_always_send() {
+        assert!(is_browser(&headers(&[("origin", "https://tickets.example")])));
+        assert!(is_browser(&headers(&[("sec-fetch-mode", "cors")])));
+        assert!(!is_browser(&headers(&[("authorization", "Bearer x"), ("user-agent", "partner/1.0")])));
+    }
+
+    #[test]
+    fn session_calls_are_known_by_path_and_full_name() {
+        assert_eq!(SessionCall::of("/festival.identity.v1.IdentityService/Login"), SessionCall::SignIn);
+        assert_eq!(SessionCall::of("festival.identity.v1.IdentityService.Refresh"), SessionCall::Refresh);
+        assert_eq!(SessionCall::of("festival.identity.v1.IdentityService.LogoutAll"), SessionCall::SignOutEverywhere);
+        assert_eq!(SessionCall::of("/festival.identity.v1.IdentityService/GetMe"), SessionCall::Other);
+        assert_eq!(SessionCall::of("/festival.program.v1.ProgramService/Login"), SessionCall::Other);
     }
 }

@@ -156,14 +156,16 @@ fn record_trace_id(span: &tracing::Span) {
 }
 
 /// The span of one HTTP request at the edge, continuing the caller's trace if it sent one.
-/// Carries the path but never the query string (it may hold personal data).
-pub fn http_server_span<B>(request: &http::Request<B>, request_id: &str) -> tracing::Span {
+/// Carries `path` as the caller gives it (the gateway passes the route template when the
+/// path holds a secret, see [`is_sensitive_key`]) and never the query string (it may hold
+/// personal data).
+pub fn http_server_span<B>(request: &http::Request<B>, path: &str, request_id: &str) -> tracing::Span {
     let span = tracing::info_span!(
         "http.request",
-        otel.name = %format_args!("{} {}", request.method(), request.uri().path()),
+        otel.name = %format_args!("{} {}", request.method(), path),
         otel.kind = "server",
         http.method = %request.method(),
-        url.path = %request.uri().path(),
+        url.path = %path,
         request_id = %request_id,
         trace_id = tracing::field::Empty,
     );
@@ -221,7 +223,8 @@ const REDACTED_KEYS: &[&str] = &[
     "card",
 ];
 
-fn is_sensitive_key(key: &str) -> bool {
+/// Whether a field of this name holds something that must never reach logs or traces.
+pub fn is_sensitive_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     REDACTED_KEYS.iter().any(|k| key == *k || key.ends_with(&format!("_{k}")) || key.ends_with(&format!(".{k}")))
 }

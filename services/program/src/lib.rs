@@ -11,7 +11,6 @@ pub mod domain;
 pub mod events;
 pub mod store;
 
-use festival_platform::auth::{IdentityKeySource, Verifier};
 use festival_platform::config::CommonConfig;
 use festival_platform::server::{Context, Service};
 use festival_proto::program::v1::program_service_server::ProgramServiceServer;
@@ -38,7 +37,7 @@ impl Service for Program {
     }
 
     async fn routes(config: Config, ctx: Context) -> anyhow::Result<Routes> {
-        let verifier = Verifier::new(&config.common.auth, IdentityKeySource::new(&config.common.auth.identity_url)?);
+        let verifier = ctx.verifier().await?;
         let max = config.common.grpc.max_message_bytes;
         let api = api::ProgramApi::new(ctx.pool.clone(), verifier, config.limits);
         Ok(Routes::new(ProgramServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max)))

@@ -3,25 +3,21 @@
 
 use std::hash::{Hash, Hasher};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use festival_platform::auth::Principal;
+use festival_platform::convert::timestamp;
 use festival_platform::{ApiError, ApiResult, codes, validate};
 use festival_proto::google::api::HttpBody;
 use festival_proto::program::v1 as pb;
-use rand::RngCore;
 use uuid::Uuid;
 
 use super::ProgramApi;
 use super::convert::{calendar_body, columns, entry, to_clash};
 use super::zone;
 use crate::domain::clashes::{self, Starred};
+use crate::domain::feed;
 use crate::domain::lineup::PerformanceStatus;
 use crate::store;
 use festival_platform::rpc::cacheable;
-
-/// Random bytes in a feed secret: 256 bits, unguessable.
-const FEED_SECRET_BYTES: usize = 32;
 
 impl ProgramApi {
     pub(super) async fn add_favourite(
@@ -99,18 +95,21 @@ impl ProgramApi {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         let mut tx = self.pool.begin().await?;
         Self::readable(&mut tx, festival_id, Some(&caller)).await?;
-        let token = match store::favourites::feed_token(&mut tx, festival_id, caller.user_id).await? {
-            Some(token) if !req.rotate => token,
-            _ => {
-                let mut secret = [0u8; FEED_SECRET_BYTES];
-                rand::rngs::OsRng.fill_bytes(&mut secret);
-                let token = URL_SAFE_NO_PAD.encode(secret);
-                store::favourites::set_feed(&mut tx, festival_id, caller.user_id, &token).await?;
-                token
-            }
-        };
+        // The secret is stored as a digest, so it is shown only when issued.
+        if !req.rotate
+            && let Some(issued) = store::favourites::feed_issued(&mut tx, festival_id, caller.user_id).await?
+        {
+            return Ok(pb::FavouritesFeed {
+                path: String::new(),
+                token: String::new(),
+                issue_time: Some(timestamp(issued)),
+            });
+        }
+        let token = feed::new_secret();
+        let issued =
+            store::favourites::set_feed(&mut tx, festival_id, caller.user_id, &feed::secret_digest(&token)).await?;
         tx.commit().await?;
-        Ok(pb::FavouritesFeed { path: format!("/v1/calendars/{token}"), token })
+        Ok(pb::FavouritesFeed { path: format!("/v1/calendars/{token}"), token, issue_time: Some(timestamp(issued)) })
     }
 
     /// Public by design: calendar apps cannot log in. The secret is the credential.
@@ -121,8 +120,9 @@ impl ProgramApi {
         let token = validate::required("token", &req.token, 100)?;
         let token = token.strip_suffix(".ics").unwrap_or(token);
         let mut conn = self.pool.acquire().await?;
-        let (festival_id, user_id) =
-            store::favourites::feed_owner(&mut conn, token).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        let (festival_id, user_id) = store::favourites::feed_owner(&mut conn, &feed::secret_digest(token))
+            .await?
+            .ok_or(ApiError::new(codes::NOT_FOUND))?;
         let festival =
             store::festivals::find(&mut conn, festival_id, false).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         let rows = store::performances::starred_listing(&mut conn, festival_id, user_id).await?;

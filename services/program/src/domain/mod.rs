@@ -55,6 +55,7 @@ impl std::error::Error for UnknownValue {}
 pub mod clashes;
 pub mod conflicts;
 pub mod days;
+pub mod feed;
 pub mod festival;
 pub mod ics;
 pub mod lineup;

@@ -42,42 +42,42 @@ pub async fn fans(conn: &mut PgConnection, performance_id: Uuid) -> Result<Vec<U
         .await
 }
 
-/// The festival and user of a calendar feed secret.
-pub async fn feed_owner(conn: &mut PgConnection, token: &str) -> Result<Option<(Uuid, Uuid)>, sqlx::Error> {
-    sqlx::query_as("select festival_id, user_id from calendar_feeds where token = $1")
-        .bind(token)
+/// The festival and user of a calendar feed, by the digest of its secret.
+pub async fn feed_owner(conn: &mut PgConnection, token_hash: &[u8]) -> Result<Option<(Uuid, Uuid)>, sqlx::Error> {
+    sqlx::query_as("select festival_id, user_id from calendar_feeds where token_hash = $1")
+        .bind(token_hash)
         .fetch_optional(conn)
         .await
 }
 
-/// The user's feed secret for the festival, if one was issued.
-pub async fn feed_token(
+/// When the user's feed secret for the festival was issued, if one was.
+pub async fn feed_issued(
     conn: &mut PgConnection,
     festival_id: Uuid,
     user_id: Uuid,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("select token from calendar_feeds where festival_id = $1 and user_id = $2")
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, sqlx::Error> {
+    sqlx::query_scalar("select created_at from calendar_feeds where festival_id = $1 and user_id = $2")
         .bind(festival_id)
         .bind(user_id)
         .fetch_optional(conn)
         .await
 }
 
-/// Sets (or replaces) the user's feed secret.
+/// Sets (or replaces) the digest of the user's feed secret; returns when it was issued.
 pub async fn set_feed(
     conn: &mut PgConnection,
     festival_id: Uuid,
     user_id: Uuid,
-    token: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into calendar_feeds (festival_id, user_id, token) values ($1, $2, $3)
-         on conflict (festival_id, user_id) do update set token = excluded.token, created_at = now()",
+    token_hash: &[u8],
+) -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error> {
+    sqlx::query_scalar(
+        "insert into calendar_feeds (festival_id, user_id, token_hash) values ($1, $2, $3)
+         on conflict (festival_id, user_id) do update set token_hash = excluded.token_hash, created_at = now()
+         returning created_at",
     )
     .bind(festival_id)
     .bind(user_id)
-    .bind(token)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .bind(token_hash)
+    .fetch_one(conn)
+    .await
 }

@@ -210,13 +210,18 @@ async fn favourites_list_their_clashes_and_feed_a_personal_calendar_behind_a_sec
     .await
     .expect("unstar");
 
-    // The personal feed: same secret until rotated; the old one then stops working.
+    // The personal feed: its secret is shown once, stored as a digest, and works until rotated.
     let feed = |rotate| pb::GetFavouritesFeedRequest { festival_id: s.festival.clone(), rotate };
     let first = c.get_favourites_feed(authed(feed(false), &fan)).await.expect("feed").into_inner();
     assert!(first.token.len() >= 43, "256 random bits");
     assert_eq!(first.path, format!("/v1/calendars/{}", first.token));
     let again = c.get_favourites_feed(authed(feed(false), &fan)).await.expect("feed").into_inner();
-    assert_eq!(again.token, first.token);
+    assert_eq!((again.token.as_str(), again.path.as_str()), ("", ""), "not shown again");
+    assert_eq!(again.issue_time, first.issue_time, "the same secret is still the one");
+    let stored: Vec<Vec<u8>> =
+        sqlx::query_scalar("select token_hash from calendar_feeds").fetch_all(&env.program.pool).await.expect("feeds");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].len(), 32, "a SHA-256 digest, not the secret");
     let theirs = c.get_favourites_feed(authed(feed(false), &other_fan)).await.expect("feed").into_inner();
     assert_ne!(theirs.token, first.token);
 

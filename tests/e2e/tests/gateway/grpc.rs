@@ -109,3 +109,106 @@ async fn the_gateway_refuses_grpc_methods_no_upstream_declares() {
         .expect("a real method");
     assert!(!jwks.is_empty());
 }
+
+/// A binary gRPC-web call over HTTP/1.1: the response and its one message, if any.
+async fn grpc_web(
+    env: &Env,
+    method: &str,
+    message: &impl Message,
+    headers: &[(&str, &str)],
+) -> (HttpResponse, Option<Vec<u8>>) {
+    let frame = grpc_web_frame(message);
+    let mut head = format!(
+        "POST /festival.identity.v1.IdentityService/{method} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\nContent-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\nContent-Length: {}\r\n",
+        frame.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut stream = tokio::net::TcpStream::connect(env.gateway.addr).await.expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut stream, &[head.as_bytes(), &frame].concat()).await.expect("send");
+    let mut raw = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut raw).await.expect("read");
+    let response = parse_response(&raw);
+    let message = (response.body.first() == Some(&0)).then(|| {
+        let len = u32::from_be_bytes([response.body[1], response.body[2], response.body[3], response.body[4]]) as usize;
+        response.body[5..5 + len].to_vec()
+    });
+    (response, message)
+}
+
+/// The catalogued code of a trailers-only gRPC-web refusal.
+fn reason_of(response: &HttpResponse) -> Option<String> {
+    let mut headers = tonic::codegen::http::HeaderMap::new();
+    for (name, value) in &response.headers {
+        if let (Ok(name), Ok(value)) = (
+            tonic::codegen::http::HeaderName::from_bytes(name.as_bytes()),
+            tonic::codegen::http::HeaderValue::from_str(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    festival_platform::error::reason(&tonic::Status::from_header_map(&headers)?)
+}
+
+fn cookie_of<'a>(response: &'a HttpResponse, name: &str) -> Option<&'a str> {
+    response
+        .headers_named("set-cookie")
+        .into_iter()
+        .find_map(|c| c.strip_prefix(&format!("{name}="))?.split(';').next())
+}
+
+#[tokio::test]
+async fn browsers_on_grpc_web_get_cookies_and_never_a_token_in_the_message() {
+    let env = spawn().await;
+    let email = format!("web-{}@example.org", env.identity.name);
+    let password = "correct horse battery staple".to_owned();
+    let origin = ("Origin", "https://tickets.festival.example");
+    let register = pb::RegisterRequest { email: email.clone(), password: password.clone(), ..Default::default() };
+    let (registered, _) = grpc_web(&env, "Register", &register, &[origin]).await;
+    assert_eq!(registered.status, 200);
+
+    let (login, message) =
+        grpc_web(&env, "Login", &pb::LoginRequest { email: email.clone(), password: password.clone() }, &[origin])
+            .await;
+    let pair = pb::TokenPair::decode(message.expect("a message").as_slice()).expect("TokenPair");
+    assert_eq!((pair.access_token.as_str(), pair.refresh_token.as_str()), ("", ""), "no token for script");
+    assert_eq!(pair.user.expect("user").email, email);
+    let at = cookie_of(&login, "__Host-festival_at").expect("access cookie").to_owned();
+    let rt = cookie_of(&login, "__Host-festival_rt").expect("refresh cookie").to_owned();
+    assert!(login.headers_named("set-cookie").iter().all(|c| c.contains("HttpOnly") && c.contains("SameSite=Strict")));
+
+    // The access cookie authenticates gRPC-web calls; Refresh reads the refresh cookie.
+    let (me, message) =
+        grpc_web(&env, "GetMe", &pb::GetMeRequest {}, &[origin, ("Cookie", &format!("__Host-festival_at={at}"))]).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(pb::User::decode(message.expect("user").as_slice()).expect("User").email, email);
+    let jar = format!("__Host-festival_rt={rt}");
+    let (refreshed, message) =
+        grpc_web(&env, "Refresh", &pb::RefreshRequest::default(), &[origin, ("Cookie", &jar)]).await;
+    let pair = pb::TokenPair::decode(message.expect("a message").as_slice()).expect("TokenPair");
+    assert_eq!((pair.access_token.as_str(), pair.refresh_token.as_str()), ("", ""));
+    let new_rt = cookie_of(&refreshed, "__Host-festival_rt").expect("rotated").to_owned();
+    assert_ne!(new_rt, rt);
+    let (replayed, message) =
+        grpc_web(&env, "Refresh", &pb::RefreshRequest::default(), &[origin, ("Cookie", &jar)]).await;
+    assert_eq!(message, None, "a refusal carries no message");
+    assert_eq!(reason_of(&replayed).as_deref(), Some("ERR_2004"), "{replayed:?}");
+    assert_eq!(replayed.headers_named("set-cookie"), Vec::<&str>::new());
+
+    // Logout ends the session and clears both cookies.
+    let jar = format!("__Host-festival_rt={new_rt}");
+    let (out, _) = grpc_web(&env, "Logout", &pb::LogoutRequest::default(), &[origin, ("Cookie", &jar)]).await;
+    assert_eq!(out.status, 200);
+    let cleared = out.headers_named("set-cookie");
+    assert!(cleared.iter().any(|c| c.starts_with("__Host-festival_rt=;") && c.contains("Max-Age=0")), "{cleared:?}");
+    let (_, message) = grpc_web(&env, "Refresh", &pb::RefreshRequest::default(), &[origin, ("Cookie", &jar)]).await;
+    assert_eq!(message, None, "the session ended");
+
+    // Without a browser's headers (a partner's gRPC-web client): tokens in the message, no cookies.
+    let (partner, message) = grpc_web(&env, "Login", &pb::LoginRequest { email, password }, &[]).await;
+    let pair = pb::TokenPair::decode(message.expect("a message").as_slice()).expect("TokenPair");
+    assert!(!pair.access_token.is_empty() && !pair.refresh_token.is_empty());
+    assert_eq!(partner.headers_named("set-cookie"), Vec::<&str>::new());
+}

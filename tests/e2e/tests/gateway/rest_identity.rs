@@ -11,7 +11,7 @@ fn cookie_value<'a>(set_cookies: &'a [&str], name: &str) -> Option<&'a str> {
 }
 
 #[tokio::test]
-async fn register_login_me_refresh_logout_over_rest_with_bearer_and_cookies() {
+async fn partners_get_bearer_tokens_in_the_body_and_no_cookies() {
     let env = spawn().await;
     let email = format!("rest-{}@example.org", env.identity.name);
 
@@ -31,49 +31,89 @@ async fn register_login_me_refresh_logout_over_rest_with_bearer_and_cookies() {
     let login = post_json(&env, "/v1/auth/login", &json!({"email": email, "password": PASSWORD}), &[]).await;
     assert_eq!(login.status, 200);
     let body = login.json();
-    let access = body["accessToken"].as_str().expect("access token in body (partners)").to_owned();
-    let cookies = login.headers_named("set-cookie");
-    let at_cookie = cookies.iter().find(|c| c.starts_with("festival_at=")).expect("access cookie");
-    let rt_cookie = cookies.iter().find(|c| c.starts_with("festival_rt=")).expect("refresh cookie");
-    for c in [at_cookie, rt_cookie] {
-        assert!(c.contains("HttpOnly") && c.contains("Secure") && c.contains("SameSite=Strict"), "{c}");
-    }
-    assert!(rt_cookie.contains("Path=/v1/auth"), "refresh cookie is path-scoped: {rt_cookie}");
-    let at = cookie_value(&cookies, "festival_at").expect("at").to_owned();
-    let rt = cookie_value(&cookies, "festival_rt").expect("rt").to_owned();
-    assert_eq!(at, access);
+    let access = body["accessToken"].as_str().expect("access token in the body").to_owned();
+    let refresh = body["refreshToken"].as_str().expect("refresh token in the body").to_owned();
+    assert_eq!(login.headers_named("set-cookie"), Vec::<&str>::new(), "no cookies for partners");
 
-    // Me: Bearer (partners) and cookie (browsers).
     let me = http(env.gateway.addr, "GET", "/v1/me", &[("Authorization", &format!("Bearer {access}"))], "").await;
     assert_eq!((me.status, me.json()["email"].as_str()), (200, Some(email.as_str())));
-    let me = http(env.gateway.addr, "GET", "/v1/me", &[("Cookie", &format!("theme=dark; festival_at={at}"))], "").await;
-    assert_eq!((me.status, me.json()["displayName"].as_str()), (200, Some("Rest Fan")));
     let anonymous = get(&env, "/v1/me").await;
     assert_eq!((anonymous.status, anonymous.code()), (401, "ERR_2000".to_owned()));
 
-    // Refresh from the cookie alone, with rotation.
-    let refreshed =
-        http(env.gateway.addr, "POST", "/v1/auth/refresh", &[("Cookie", &format!("festival_rt={rt}"))], "").await;
+    let refreshed = post_json(&env, "/v1/auth/refresh", &json!({"refreshToken": refresh}), &[]).await;
     assert_eq!(refreshed.status, 200, "{:?}", refreshed.json());
+    assert_ne!(refreshed.json()["refreshToken"].as_str().expect("rotated"), refresh);
+    let replay = post_json(&env, "/v1/auth/refresh", &json!({"refreshToken": refresh}), &[]).await;
+    assert_eq!((replay.status, replay.code()), (401, "ERR_2004".to_owned()));
+}
+
+#[tokio::test]
+async fn browsers_get_host_cookies_and_no_token_that_script_could_read() {
+    let env = spawn().await;
+    let email = format!("browser-{}@example.org", env.identity.name);
+    const ORIGIN: (&str, &str) = ("Origin", "https://tickets.festival.example");
+    let r = post_json(&env, "/v1/auth/register", &json!({"email": email, "password": PASSWORD}), &[ORIGIN]).await;
+    assert_eq!(r.status, 200);
+
+    let login = post_json(&env, "/v1/auth/login", &json!({"email": email, "password": PASSWORD}), &[ORIGIN]).await;
+    assert_eq!(login.status, 200);
+    let body = login.json();
+    let token = |body: &serde_json::Value, field: &str| body[field].as_str().unwrap_or_default().to_owned();
+    assert_eq!((token(&body, "accessToken"), token(&body, "refreshToken")), (String::new(), String::new()), "{body}");
+    assert_eq!(body["user"]["email"], email, "the rest of the answer is there");
+    assert!(body["accessTokenExpireTime"].is_string());
+    let cookies = login.headers_named("set-cookie");
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    for c in &cookies {
+        assert!(c.starts_with("__Host-festival_"), "{c}");
+        assert!(
+            c.contains("; Path=/;") && c.contains("HttpOnly") && c.contains("Secure") && c.contains("SameSite=Strict"),
+            "{c}"
+        );
+    }
+    let at = cookie_value(&cookies, "__Host-festival_at").expect("access cookie").to_owned();
+    let rt = cookie_value(&cookies, "__Host-festival_rt").expect("refresh cookie").to_owned();
+
+    let me =
+        http(env.gateway.addr, "GET", "/v1/me", &[("Cookie", &format!("theme=dark; __Host-festival_at={at}"))], "")
+            .await;
+    assert_eq!((me.status, me.json()["email"].as_str()), (200, Some(email.as_str())));
+
+    // Refresh from the cookie alone, with rotation, and still no token in the body.
+    let jar = format!("__Host-festival_rt={rt}");
+    let refreshed = http(env.gateway.addr, "POST", "/v1/auth/refresh", &[("Cookie", &jar), ORIGIN], "").await;
+    assert_eq!(refreshed.status, 200, "{:?}", refreshed.json());
+    assert_eq!(token(&refreshed.json(), "refreshToken"), "");
     let new_rt =
-        cookie_value(&refreshed.headers_named("set-cookie"), "festival_rt").expect("rotated cookie").to_owned();
+        cookie_value(&refreshed.headers_named("set-cookie"), "__Host-festival_rt").expect("rotated cookie").to_owned();
     assert_ne!(new_rt, rt);
-    let replay =
-        http(env.gateway.addr, "POST", "/v1/auth/refresh", &[("Cookie", &format!("festival_rt={rt}"))], "").await;
+    let replay = http(env.gateway.addr, "POST", "/v1/auth/refresh", &[("Cookie", &jar), ORIGIN], "").await;
     assert_eq!((replay.status, replay.code()), (401, "ERR_2004".to_owned()));
 
     // Logout clears the cookies.
-    let (_, fresh) = {
-        let l = post_json(&env, "/v1/auth/login", &json!({"email": email, "password": PASSWORD}), &[]).await;
-        (l.json(), l.headers_named("set-cookie").iter().map(|s| s.to_string()).collect::<Vec<_>>())
-    };
-    let fresh: Vec<&str> = fresh.iter().map(String::as_str).collect();
-    let rt = cookie_value(&fresh, "festival_rt").expect("rt");
-    let out = http(env.gateway.addr, "POST", "/v1/auth/logout", &[("Cookie", &format!("festival_rt={rt}"))], "").await;
+    let login = post_json(&env, "/v1/auth/login", &json!({"email": email, "password": PASSWORD}), &[ORIGIN]).await;
+    let rt = cookie_value(&login.headers_named("set-cookie"), "__Host-festival_rt").expect("rt").to_owned();
+    let out = http(
+        env.gateway.addr,
+        "POST",
+        "/v1/auth/logout",
+        &[("Cookie", &format!("__Host-festival_rt={rt}")), ORIGIN],
+        "",
+    )
+    .await;
     assert_eq!(out.status, 200);
     let cleared = out.headers_named("set-cookie");
-    assert!(cleared.iter().any(|c| c.starts_with("festival_at=;") && c.contains("Max-Age=0")), "{cleared:?}");
-    assert!(cleared.iter().any(|c| c.starts_with("festival_rt=;") && c.contains("Max-Age=0")), "{cleared:?}");
+    assert!(cleared.iter().any(|c| c.starts_with("__Host-festival_at=;") && c.contains("Max-Age=0")), "{cleared:?}");
+    assert!(cleared.iter().any(|c| c.starts_with("__Host-festival_rt=;") && c.contains("Max-Age=0")), "{cleared:?}");
+    let after = http(
+        env.gateway.addr,
+        "POST",
+        "/v1/auth/refresh",
+        &[("Cookie", &format!("__Host-festival_rt={rt}")), ORIGIN],
+        "",
+    )
+    .await;
+    assert_eq!(after.status, 401, "the session ended");
 }
 
 #[tokio::test]
