@@ -11,6 +11,7 @@
 //! | `optional` | anonymous callers are served too | `(caller: Option<Principal>, req)` |
 //! | `public` | no token is read | `(req)` |
 //! | `public_addr` | no token is read | `(client: Option<IpAddr>, req)`, the address from [`client_addr`](crate::client_addr) |
+//! | `auth_addr` | a valid token is required | `(caller: Principal, client: Option<IpAddr>, req)` |
 //! | `auth_response`, `optional_response`, `public_response` | as above | returns `ApiResult<Response<Resp>>` (cache metadata) |
 
 use std::future::Future;
@@ -113,6 +114,12 @@ macro_rules! bind_rpcs {
     }};
     (@call public $self:ident $request:ident $name:ident) => {{
         Ok(::tonic::Response::new($self.$name($request.into_inner()).await?))
+    }};
+    (@call auth_addr $self:ident $request:ident $name:ident) => {{
+        let caller = $crate::rpc::Authenticate::caller($self, &$request).await?;
+        $crate::rpc::record_caller(&caller);
+        let client = $crate::client_addr::of_grpc(&$request);
+        Ok(::tonic::Response::new($self.$name(caller, client, $request.into_inner()).await?))
     }};
     (@call public_addr $self:ident $request:ident $name:ident) => {{
         let client = $crate::client_addr::of_grpc(&$request);

@@ -40,6 +40,9 @@ pub struct TokenConfig {
     pub access_ttl_secs: i64,
     /// Refresh-token lifetime in seconds (7 days).
     pub refresh_ttl_secs: i64,
+    /// Absolute session lifetime in seconds (30 days): refreshing never extends a session
+    /// past it; then the user signs in again.
+    pub session_max_secs: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,7 +71,11 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             common: CommonConfig::local_defaults("identity", 50051),
-            tokens: TokenConfig { access_ttl_secs: 15 * 60, refresh_ttl_secs: 7 * 24 * 3600 },
+            tokens: TokenConfig {
+                access_ttl_secs: 15 * 60,
+                refresh_ttl_secs: 7 * 24 * 3600,
+                session_max_secs: 30 * 24 * 3600,
+            },
             keys: KeyConfig { sealing_key: Secret::new(DEV_SEALING_KEY), signer_cache_secs: 60 },
             password: PasswordConfig {
                 memory_kib: 19 * 1024,
@@ -113,6 +120,9 @@ impl ServiceConfig for Config {
         }
         if self.tokens.refresh_ttl_secs <= self.tokens.access_ttl_secs {
             return Err(invalid("tokens.refresh_ttl_secs", "must be longer than the access-token lifetime"));
+        }
+        if self.tokens.session_max_secs < self.tokens.access_ttl_secs {
+            return Err(invalid("tokens.session_max_secs", "must be at least the access-token lifetime"));
         }
         if self.common.is_production() && (self.password.memory_kib < 19 * 1024 || self.password.iterations < 2) {
             return Err(invalid("password.memory_kib", "is below OWASP's argon2id minimum (19456 KiB, 2 iterations)"));

@@ -124,6 +124,19 @@ impl Hasher {
     }
 }
 
+impl Hasher {
+    /// Whether a stored hash was made with another algorithm or cost than the configured
+    /// one (the cost was raised since): it is replaced at the next successful sign-in.
+    pub fn needs_rehash(&self, stored: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(stored) else { return true };
+        let Ok(params) = Params::try_from(&parsed) else { return true };
+        let current = self.argon.params();
+        parsed.algorithm != Algorithm::Argon2id.ident()
+            || (params.m_cost(), params.t_cost(), params.p_cost())
+                != (current.m_cost(), current.t_cost(), current.p_cost())
+    }
+}
+
 fn hash_with(argon: &Argon2<'_>, password: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut OsRng);
     argon.hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| anyhow::anyhow!("argon2: {e}"))
@@ -148,6 +161,11 @@ mod tests {
         assert!(hasher.verify("correct horse battery staple".into(), Some(hash.clone())).await.expect("verify"));
         assert!(!hasher.verify("wrong horse battery staple".into(), Some(hash)).await.expect("verify"));
         assert!(!hasher.verify("correct horse battery staple".into(), None).await.expect("dummy"));
+        assert!(!hasher.needs_rehash(&hasher.hash("another password".into()).await.expect("hash")));
+        let cheaper = Hasher::new(&PasswordConfig { memory_kib: 8 * 1024, iterations: 1, ..cfg }).expect("hasher");
+        let old = cheaper.hash("correct horse battery staple".into()).await.expect("hash");
+        assert!(hasher.needs_rehash(&old), "a cost raised since: rehash");
+        assert!(hasher.needs_rehash("$2b$12$not-argon2"), "another algorithm: rehash");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

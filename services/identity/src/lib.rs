@@ -72,7 +72,15 @@ impl Service for Identity {
         let throttle = festival_platform::throttle::Throttle::new(redis, ctx.clock.clone(), "login");
         let guard = login_guard::LoginGuard::new(throttle, &config.login_throttle);
         let max = config.common.grpc.max_message_bytes;
-        let api = api::IdentityApi::new(ctx.pool.clone(), hasher, guard, keyring, verifier, Arc::new(config));
+        let api = api::IdentityApi::new(
+            ctx.pool.clone(),
+            hasher,
+            guard,
+            keyring,
+            verifier,
+            Arc::new(config),
+            ctx.clock.clone(),
+        );
         let service = IdentityServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max);
         Ok(Routes::new(service))
     }

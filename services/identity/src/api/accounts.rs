@@ -5,12 +5,17 @@ use festival_platform::{ApiError, ApiResult, ResultExt, codes, validate};
 use festival_proto::identity::v1 as pb;
 use uuid::Uuid;
 
-use super::convert::to_user;
+use std::net::IpAddr;
+
+use festival_platform::convert::timestamp;
+
+use super::convert::{to_membership, to_session_record, to_user};
 use super::{IdentityApi, hashing_refused, parse_email};
 use crate::domain::email::Email;
 use crate::domain::password::{self, PasswordRule};
 use crate::domain::profile::{self, Language};
 use crate::events;
+use crate::login_guard::Attempt;
 use crate::store;
 
 impl IdentityApi {
@@ -83,12 +88,29 @@ impl IdentityApi {
     pub(super) async fn delete_me(
         &self,
         caller: Principal,
-        _req: pb::DeleteMeRequest,
+        client: Option<IpAddr>,
+        req: pb::DeleteMeRequest,
     ) -> ApiResult<pb::DeleteMeResponse> {
+        if req.password.is_empty() {
+            return Err(ApiError::field(codes::REQUIRED_FIELD, "password", "the account's password, asked again"));
+        }
+        validate::secret("password", &req.password, password::MAX_CHARS)?;
+        let mut conn = self.pool.acquire().await?;
+        let user =
+            store::users::find(&mut conn, caller.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
+        drop(conn);
+        // Guessing the password through a stolen token is throttled like signing in.
+        let mut attempt = Attempt::new(&self.config.login_throttle, &user.email, client);
+        self.guard.admit(&mut attempt).await?;
+        if !self.hasher.verify(req.password, Some(user.password_hash.clone())).await.map_err(hashing_refused)? {
+            self.guard.failed(&attempt).await;
+            return Err(ApiError::field(codes::INVALID_CREDENTIALS, "password", "is not the account's password"));
+        }
         let mut tx = self.pool.begin().await?;
-        if !store::users::soft_delete(&mut tx, caller.user_id).await? {
+        if !store::users::delete(&mut tx, caller.user_id).await? {
             return Err(ApiError::new(codes::ACCOUNT_DISABLED));
         }
+        store::sessions::delete_refresh_tokens_of_user(&mut tx, caller.user_id).await?;
         let user_id = caller.user_id.to_string();
         for session_id in store::sessions::revoke_all(&mut tx, caller.user_id, "account_deleted").await? {
             events::publish(
@@ -117,6 +139,26 @@ impl IdentityApi {
         tx.commit().await?;
         tracing::info!(user_id = %caller.user_id, "account deleted");
         Ok(pb::DeleteMeResponse {})
+    }
+}
+
+impl IdentityApi {
+    pub(super) async fn export_my_data(
+        &self,
+        caller: Principal,
+        _req: pb::ExportMyDataRequest,
+    ) -> ApiResult<pb::MyData> {
+        let mut tx = self.pool.begin().await?;
+        let user = store::users::find(&mut tx, caller.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
+        let memberships = store::memberships::of_user(&mut tx, user.id).await?;
+        let sessions = store::sessions::of_user(&mut tx, user.id).await?;
+        tx.commit().await?;
+        Ok(pb::MyData {
+            account: Some(to_user(&user, &memberships)),
+            memberships: memberships.iter().map(to_membership).collect(),
+            sessions: sessions.iter().map(to_session_record).collect(),
+            export_time: Some(timestamp(self.clock.now())),
+        })
     }
 }
 

@@ -5,7 +5,7 @@ use festival_platform::convert::timestamp;
 use festival_proto::identity::v1 as pb;
 
 use crate::domain::profile::Language;
-use crate::store::{memberships::MembershipRow, users::UserRow};
+use crate::store::{memberships::MembershipRow, sessions::SessionRow, users::UserRow};
 
 pub(super) fn membership_claims(rows: &[MembershipRow]) -> Vec<MembershipClaim> {
     rows.iter().map(|m| MembershipClaim { fid: m.festival_id, role: m.role }).collect()
@@ -31,5 +31,15 @@ pub(super) fn to_user(u: &UserRow, memberships: &[MembershipRow]) -> pb::User {
         memberships: memberships.iter().map(to_membership).collect(),
         create_time: Some(timestamp(u.created_at)),
         update_time: Some(timestamp(u.updated_at)),
+    }
+}
+
+pub(super) fn to_session_record(s: &SessionRow) -> pb::SessionRecord {
+    pb::SessionRecord {
+        id: s.id.to_string(),
+        create_time: Some(timestamp(s.created_at)),
+        revoke_time: s.revoked_at.map(timestamp),
+        revoke_reason: s.revoked_reason.clone().unwrap_or_default(),
+        last_refresh_time: s.last_refreshed_at.map(timestamp),
     }
 }

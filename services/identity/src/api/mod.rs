@@ -12,8 +12,9 @@ mod sessions;
 
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use festival_platform::auth::{ACCESS_TOKEN_USE, AccessClaims, Principal, Verifier};
+use festival_platform::clock::Clock;
 use festival_platform::convert::timestamp;
 use festival_platform::rpc::Authenticate;
 use festival_platform::{ApiError, ApiResult, codes};
@@ -39,6 +40,7 @@ pub struct IdentityApi {
     keyring: Arc<Keyring>,
     verifier: Verifier,
     config: Arc<Config>,
+    clock: Clock,
 }
 
 impl IdentityApi {
@@ -49,20 +51,27 @@ impl IdentityApi {
         keyring: Arc<Keyring>,
         verifier: Verifier,
         config: Arc<Config>,
+        clock: Clock,
     ) -> Self {
-        Self { pool, hasher, guard, keyring, verifier, config }
+        Self { pool, hasher, guard, keyring, verifier, config, clock }
     }
 
     /// Starts a session (or continues one) with a new refresh token and an access token.
+    /// The refresh token never outlives the session's absolute end.
     pub(super) async fn issue_tokens(
         &self,
         conn: &mut PgConnection,
         user: &UserRow,
         session_id: Uuid,
+        session_started_at: DateTime<Utc>,
     ) -> ApiResult<pb::TokenPair> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let refresh_token = session::new_refresh_token();
-        let refresh_exp = now + Duration::seconds(self.config.tokens.refresh_ttl_secs);
+        let refresh_exp = session::refresh_token_expiry(
+            now,
+            Duration::seconds(self.config.tokens.refresh_ttl_secs),
+            self.session_end(session_started_at),
+        );
         store::sessions::add_refresh_token(conn, session_id, &session::hash_refresh_token(&refresh_token), refresh_exp)
             .await?;
         let memberships = store::memberships::of_user(conn, user.id).await?;
@@ -90,6 +99,11 @@ impl IdentityApi {
             token_type: "Bearer".into(),
             user: Some(to_user(user, &memberships)),
         })
+    }
+
+    /// When a session started at `started_at` ends, whatever its tokens say.
+    pub(super) fn session_end(&self, started_at: DateTime<Utc>) -> DateTime<Utc> {
+        started_at + Duration::seconds(self.config.tokens.session_max_secs)
     }
 
     pub(super) async fn revoke_session(
@@ -160,7 +174,8 @@ festival_platform::bind_rpcs! {
         auth logout_all(pb::LogoutAllRequest) -> pb::LogoutAllResponse;
         auth get_me(pb::GetMeRequest) -> pb::User;
         auth update_me(pb::UpdateMeRequest) -> pb::User;
-        auth delete_me(pb::DeleteMeRequest) -> pb::DeleteMeResponse;
+        auth_addr delete_me(pb::DeleteMeRequest) -> pb::DeleteMeResponse;
+        auth export_my_data(pb::ExportMyDataRequest) -> pb::MyData;
         public get_jwks(pb::GetJwksRequest) -> pb::Jwks;
         auth rotate_signing_key(pb::RotateSigningKeyRequest) -> pb::RotateSigningKeyResponse;
         auth revoke_signing_key(pb::RevokeSigningKeyRequest) -> pb::RevokeSigningKeyResponse;

@@ -2,7 +2,6 @@
 
 use std::net::IpAddr;
 
-use chrono::Utc;
 use festival_platform::auth::Principal;
 use festival_platform::{ApiError, ApiResult, codes, validate};
 use festival_proto::identity::v1 as pb;
@@ -27,7 +26,7 @@ impl IdentityApi {
         let user = store::users::find_by_email(&mut conn, email.as_str()).await?;
         drop(conn);
         let stored = user.as_ref().map(|u| u.password_hash.clone());
-        let ok = self.hasher.verify(req.password, stored).await.map_err(hashing_refused)?;
+        let ok = self.hasher.verify(req.password.clone(), stored).await.map_err(hashing_refused)?;
         let user = match (ok, user) {
             (true, Some(user)) => user,
             _ => {
@@ -36,11 +35,24 @@ impl IdentityApi {
             }
         };
         self.guard.succeeded(&attempt).await;
+        // The only moment the password is at hand: upgrade a hash made at an older cost.
+        let rehashed = if self.hasher.needs_rehash(&user.password_hash) {
+            Some(self.hasher.hash(req.password).await.map_err(hashing_refused)?)
+        } else {
+            None
+        };
         let mut tx = self.pool.begin().await?;
+        if let Some(hash) = &rehashed {
+            store::users::set_password_hash(&mut tx, user.id, hash).await?;
+        }
         let session_id = Uuid::now_v7();
-        store::sessions::create(&mut tx, session_id, user.id).await?;
-        let pair = self.issue_tokens(&mut tx, &user, session_id).await?;
+        let started_at = self.clock.now();
+        store::sessions::create(&mut tx, session_id, user.id, started_at).await?;
+        let pair = self.issue_tokens(&mut tx, &user, session_id, started_at).await?;
         tx.commit().await?;
+        if rehashed.is_some() {
+            tracing::info!(user_id = %user.id, "password hash upgraded to the configured cost");
+        }
         tracing::info!(user_id = %user.id, %session_id, "signed in");
         Ok(pair)
     }
@@ -55,9 +67,12 @@ impl IdentityApi {
             expires_at: found.expires_at,
             used: found.used_at.is_some(),
             session_revoked: found.session_revoked_at.is_some(),
+            session_ends_at: self.session_end(found.session_started_at),
         };
-        match session::decide(state, Utc::now()) {
+        match session::decide(state, self.clock.now()) {
             RefreshDecision::Refuse => Err(ApiError::new(codes::INVALID_REFRESH_TOKEN)),
+            RefreshDecision::SessionOver => Err(ApiError::new(codes::SESSION_REVOKED)
+                .with_message("The session reached its maximum lifetime; sign in again")),
             RefreshDecision::ReuseDetected => {
                 // The token leaked or was replayed: end the whole family, then refuse.
                 Self::revoke_session(&mut tx, found.user_id, found.session_id, "refresh_token_reuse").await?;
@@ -73,7 +88,7 @@ impl IdentityApi {
                 let user =
                     store::users::find(&mut tx, found.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
                 store::sessions::mark_used(&mut tx, &hash).await?;
-                let pair = self.issue_tokens(&mut tx, &user, found.session_id).await?;
+                let pair = self.issue_tokens(&mut tx, &user, found.session_id, found.session_started_at).await?;
                 tx.commit().await?;
                 Ok(pair)
             }

@@ -17,6 +17,8 @@ pub enum RefreshDecision {
     ReuseDetected,
     /// Expired or its session ended: refuse.
     Refuse,
+    /// The session reached its absolute lifetime: refuse; sign in again.
+    SessionOver,
 }
 
 /// The stored state of a presented refresh token.
@@ -25,11 +27,15 @@ pub struct RefreshState {
     pub expires_at: DateTime<Utc>,
     pub used: bool,
     pub session_revoked: bool,
+    /// The session's start plus its absolute lifetime.
+    pub session_ends_at: DateTime<Utc>,
 }
 
 pub fn decide(state: RefreshState, now: DateTime<Utc>) -> RefreshDecision {
     if state.session_revoked {
         RefreshDecision::Refuse
+    } else if state.session_ends_at <= now {
+        RefreshDecision::SessionOver
     } else if state.used {
         RefreshDecision::ReuseDetected
     } else if state.expires_at <= now {
@@ -37,6 +43,12 @@ pub fn decide(state: RefreshState, now: DateTime<Utc>) -> RefreshDecision {
     } else {
         RefreshDecision::Rotate
     }
+}
+
+/// When a refresh token issued `now` expires: after its own lifetime, but never after
+/// the session's absolute end, so refreshing cannot keep a session alive forever.
+pub fn refresh_token_expiry(now: DateTime<Utc>, ttl: Duration, session_ends_at: DateTime<Utc>) -> DateTime<Utc> {
+    (now + ttl).min(session_ends_at)
 }
 
 /// A new refresh token: 256 random bits, base64url, prefixed.
@@ -73,7 +85,22 @@ mod tests {
     use super::*;
 
     fn state(expires_in: i64, used: bool, revoked: bool) -> RefreshState {
-        RefreshState { expires_at: Utc::now() + Duration::seconds(expires_in), used, session_revoked: revoked }
+        RefreshState {
+            expires_at: Utc::now() + Duration::seconds(expires_in),
+            used,
+            session_revoked: revoked,
+            session_ends_at: Utc::now() + Duration::days(30),
+        }
+    }
+
+    #[test]
+    fn a_session_ends_at_its_absolute_lifetime_whatever_its_tokens_say() {
+        let now = Utc::now();
+        let over = RefreshState { session_ends_at: now, ..state(60, false, false) };
+        assert_eq!(decide(over, now), RefreshDecision::SessionOver);
+        let ends = now + Duration::hours(2);
+        assert_eq!(refresh_token_expiry(now, Duration::days(7), ends), ends);
+        assert_eq!(refresh_token_expiry(now, Duration::hours(1), ends), now + Duration::hours(1));
     }
 
     #[test]

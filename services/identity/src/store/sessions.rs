@@ -2,9 +2,53 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-pub async fn create(conn: &mut PgConnection, id: Uuid, user_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("insert into sessions (id, user_id) values ($1, $2)").bind(id).bind(user_id).execute(conn).await?;
+/// Starts a session at `started_at` (the service's clock: its absolute end follows it).
+pub async fn create(
+    conn: &mut PgConnection,
+    id: Uuid,
+    user_id: Uuid,
+    started_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("insert into sessions (id, user_id, created_at) values ($1, $2, $3)")
+        .bind(id)
+        .bind(user_id)
+        .bind(started_at)
+        .execute(conn)
+        .await?;
     Ok(())
+}
+
+/// Deletes every refresh token of the user's sessions (account deletion): nothing that
+/// could ever be exchanged again is kept.
+pub async fn delete_refresh_tokens_of_user(conn: &mut PgConnection, user_id: Uuid) -> Result<u64, sqlx::Error> {
+    let done =
+        sqlx::query("delete from refresh_tokens where session_id in (select id from sessions where user_id = $1)")
+            .bind(user_id)
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected())
+}
+
+/// A session as its owner may see it (no token).
+#[derive(Debug, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_reason: Option<String>,
+    pub last_refreshed_at: Option<DateTime<Utc>>,
+}
+
+/// Every session of a user, newest first (capped: an export, not a log).
+pub async fn of_user(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<SessionRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select s.id, s.created_at, s.revoked_at, s.revoked_reason,
+                (select max(t.used_at) from refresh_tokens t where t.session_id = s.id) as last_refreshed_at
+         from sessions s where s.user_id = $1 order by s.created_at desc limit 1000",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await
 }
 
 pub async fn add_refresh_token(
@@ -29,6 +73,7 @@ pub struct PresentedToken {
     pub expires_at: DateTime<Utc>,
     pub used_at: Option<DateTime<Utc>>,
     pub session_revoked_at: Option<DateTime<Utc>>,
+    pub session_started_at: DateTime<Utc>,
 }
 
 /// The token and its session, locked: concurrent refreshes of one token serialise here.
@@ -36,11 +81,13 @@ pub async fn lock_token(conn: &mut PgConnection, token_hash: &[u8]) -> Result<Op
     // The test-only `race-hooks` build reads without the lock: the refresh race test's
     // negative control must then see one token rotated twice.
     let sql = if cfg!(feature = "race-hooks") {
-        "select t.session_id, s.user_id, t.expires_at, t.used_at, s.revoked_at as session_revoked_at
+        "select t.session_id, s.user_id, t.expires_at, t.used_at, s.revoked_at as session_revoked_at,
+                s.created_at as session_started_at
          from refresh_tokens t join sessions s on s.id = t.session_id
          where t.token_hash = $1"
     } else {
-        "select t.session_id, s.user_id, t.expires_at, t.used_at, s.revoked_at as session_revoked_at
+        "select t.session_id, s.user_id, t.expires_at, t.used_at, s.revoked_at as session_revoked_at,
+                s.created_at as session_started_at
          from refresh_tokens t join sessions s on s.id = t.session_id
          where t.token_hash = $1
          for update of t, s"

@@ -78,14 +78,29 @@ pub async fn update_profile(
     .await
 }
 
-/// Soft delete: the row stays (audit trail), the address is freed.
-pub async fn soft_delete(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
-    let done =
-        sqlx::query("update users set deleted_at = now(), updated_at = now() where id = $1 and deleted_at is null")
-            .bind(id)
-            .execute(conn)
-            .await?;
+/// Deletion: the row keeps only its pseudonymous id, role and dates (other services and
+/// the ledgers refer to the id); the email, password hash and name are scrubbed, and the
+/// address is free again.
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update users set deleted_at = now(), updated_at = now(),
+                email = 'deleted-' || id || '@invalid', password_hash = '', display_name = ''
+         where id = $1 and deleted_at is null",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Replaces a password hash (a rehash at a raised cost).
+pub async fn set_password_hash(conn: &mut PgConnection, id: Uuid, password_hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("update users set password_hash = $2, updated_at = now() where id = $1 and deleted_at is null")
+        .bind(id)
+        .bind(password_hash)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Sets the global role (ADMIN or USER). Used by the `promote-admin` command and tests.

@@ -196,15 +196,86 @@ async fn profiles_update_and_deleted_accounts_free_their_email() {
         .into_inner();
     assert_eq!((updated.display_name.as_str(), updated.language), ("DJ Ana", pb::Language::Fr as i32));
 
-    c.delete_me(authed(pb::DeleteMeRequest {}, &tokens.access_token)).await.expect("delete");
+    // A stolen access token alone deletes nothing: the password is asked again.
+    let delete = |password: &str| authed(pb::DeleteMeRequest { password: password.into() }, &tokens.access_token);
+    assert_eq!(code(c.delete_me(delete("")).await), "ERR_1001");
+    assert_eq!(code(c.delete_me(delete("not the password at all")).await), "ERR_2001");
+    c.delete_me(delete(PASSWORD)).await.expect("delete");
     assert_eq!(code(c.login(pb::LoginRequest { email: email.clone(), password: PASSWORD.into() }).await), "ERR_2001");
     assert_eq!(code(c.get_me(authed(pb::GetMeRequest {}, &tokens.access_token)).await), "ERR_2005");
+    let refused = c.refresh(pb::RefreshRequest { refresh_token: tokens.refresh_token.clone() }).await;
+    assert_eq!(code(refused), "ERR_2003", "its refresh tokens are gone");
     let deleted = app.last_event::<pb::UserDeleted>().await;
     assert_eq!(deleted.user_id, user.id);
 
+    // Only the pseudonymous id and dates stay: no email, password hash or name.
+    let id = uuid::Uuid::parse_str(&user.id).expect("id");
+    let (stored_email, hash, name): (String, String, String) =
+        sqlx::query_as("select email, password_hash, display_name from users where id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .expect("row");
+    assert_eq!((stored_email, hash, name), (format!("deleted-{id}@invalid"), String::new(), String::new()));
+    let tokens_left: i64 = sqlx::query_scalar(
+        "select count(*) from refresh_tokens where session_id in (select id from sessions where user_id = $1)",
+    )
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .expect("count");
+    assert_eq!(tokens_left, 0);
+
     let again = register(&mut c, &email).await;
-    assert_ne!(again.id, user.id, "a new account, the old row stays soft-deleted");
-    assert_eq!(count(&app, "users").await, 2);
+    assert_ne!(again.id, user.id, "the address is free again, for a new account");
+}
+
+#[tokio::test]
+async fn a_user_exports_what_identity_holds_about_them_and_no_secret() {
+    let app = spawn().await;
+    let mut c = client(&app);
+    let email = new_email();
+    let user = register(&mut c, &email).await;
+    let phone = login(&mut c, &email).await;
+    let laptop = login(&mut c, &email).await;
+    c.logout(pb::LogoutRequest { refresh_token: phone.refresh_token.clone() }).await.expect("logout");
+    let admin = signed_in_admin(&app, &mut c).await;
+    let festival = uuid::Uuid::now_v7().to_string();
+    c.grant_membership(authed(
+        pb::GrantMembershipRequest {
+            festival_id: festival.clone(),
+            user_id: user.id.clone(),
+            role: pb::Role::Staff as i32,
+        },
+        &admin.access_token,
+    ))
+    .await
+    .expect("grant");
+
+    let export =
+        c.export_my_data(authed(pb::ExportMyDataRequest {}, &laptop.access_token)).await.expect("export").into_inner();
+    let account = export.account.expect("account");
+    assert_eq!((account.id.as_str(), account.email.as_str()), (user.id.as_str(), email.as_str()));
+    assert_eq!(export.sessions.len(), 2);
+    let ended: Vec<&str> = export.sessions.iter().map(|s| s.revoke_reason.as_str()).collect();
+    assert!(ended.contains(&"logout") && ended.contains(&""), "{ended:?}");
+    assert_eq!(
+        export.memberships.iter().map(|m| (m.festival_id.as_str(), m.role)).collect::<Vec<_>>(),
+        vec![(festival.as_str(), pb::Role::Staff as i32)]
+    );
+    let everything = format!(
+        "{export:?}",
+        export = c
+            .export_my_data(authed(pb::ExportMyDataRequest {}, &laptop.access_token))
+            .await
+            .expect("export")
+            .into_inner()
+    );
+    for secret in [&laptop.access_token, &laptop.refresh_token, &phone.refresh_token] {
+        assert!(!everything.contains(secret.as_str()), "no token in an export");
+    }
+    assert!(!everything.contains("argon2"), "no password hash in an export");
+    assert_eq!(code(c.export_my_data(pb::ExportMyDataRequest {}).await), "ERR_2000");
 }
 
 #[tokio::test]
@@ -254,4 +325,70 @@ async fn published(app: &App) -> i64 {
     let js = async_nats::jetstream::new(async_nats::connect(festival_testkit::nats_url()).await.expect("nats"));
     let mut stream = js.get_stream(app.naming().stream("identity")).await.expect("stream");
     stream.info().await.expect("info").state.messages as i64
+}
+
+#[tokio::test]
+async fn refreshing_never_keeps_a_session_alive_past_its_absolute_lifetime() {
+    use std::time::Duration;
+    let app = App::spawn_on_manual_clock(|c| {
+        c.tokens.refresh_ttl_secs = 3600;
+        c.tokens.session_max_secs = 2 * 3600;
+    })
+    .await;
+    let mut c = client(&app);
+    let email = new_email();
+    register(&mut c, &email).await;
+    let first = login(&mut c, &email).await;
+    let started = first.access_token_expire_time.expect("exp").seconds - app.config.tokens.access_ttl_secs;
+
+    app.clock.advance(Duration::from_secs(50 * 60));
+    let second =
+        c.refresh(pb::RefreshRequest { refresh_token: first.refresh_token }).await.expect("refresh").into_inner();
+    app.clock.advance(Duration::from_secs(50 * 60));
+    let third =
+        c.refresh(pb::RefreshRequest { refresh_token: second.refresh_token }).await.expect("refresh").into_inner();
+    assert_eq!(
+        third.refresh_token_expire_time.expect("exp").seconds,
+        started + 2 * 3600,
+        "the last token ends with the session, not an hour after it was issued"
+    );
+    app.clock.advance(Duration::from_secs(25 * 60));
+    let refused = c.refresh(pb::RefreshRequest { refresh_token: third.refresh_token }).await;
+    assert_eq!(code(refused), "ERR_2005", "two hours after sign-in: sign in again");
+    login(&mut c, &email).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_password_hashed_at_an_older_cost_is_rehashed_at_the_next_sign_in() {
+    let cheap = App::spawn_with(|c| {
+        c.password.memory_kib = 8 * 1024;
+        c.password.iterations = 1;
+    })
+    .await;
+    let mut c = client(&cheap);
+    let email = new_email();
+    register(&mut c, &email).await;
+    let (mut config, name) = (cheap.config.clone(), cheap.name.clone());
+    cheap.stop().await;
+    let stored = |app: &App| {
+        let (pool, email) = (app.pool.clone(), email.clone());
+        async move {
+            sqlx::query_scalar::<_, String>("select password_hash from users where email = $1")
+                .bind(email)
+                .fetch_one(&pool)
+                .await
+                .expect("hash")
+        }
+    };
+
+    // The same database, served with today's cost.
+    config.password = festival_identity::Config::default().password;
+    let app = App::start(config, name).await;
+    assert!(stored(&app).await.starts_with("$argon2id$v=19$m=8192,t=1,p=1$"));
+    let mut c = client(&app);
+    login(&mut c, &email).await;
+    assert!(stored(&app).await.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "upgraded at sign-in");
+    login(&mut c, &email).await;
+    app.stop().await;
 }
