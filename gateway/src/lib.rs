@@ -121,7 +121,7 @@ async fn edge(axum::extract::State(state): axum::extract::State<Shared>, mut req
     }
     let method = request.method().clone();
     // A path carrying a secret (a calendar feed's token) is logged and traced as its route.
-    let path = state.routes.loggable_path(&method, request.uri().path());
+    let path = state.routes.loggable_path(request.uri().path());
     let started = std::time::Instant::now();
     let span = festival_platform::telemetry::http_server_span(&request, &path, &request_id);
     let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;

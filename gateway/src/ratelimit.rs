@@ -79,7 +79,7 @@ impl RateLimiter {
 
 /// An anonymous client's key: its address.
 pub fn address_key(ip: Option<std::net::IpAddr>) -> String {
-    format!("ip{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()))
+    format!("ip{}", ip.map_or_else(|| "unknown".to_owned(), festival_platform::client_addr::bucket))
 }
 
 fn route_hash(route: &str) -> String {

@@ -72,7 +72,9 @@ pub async fn handle(state: Shared, request: Request) -> Response {
                 .into_response();
         }
     };
-    session::fill_refresh_token(&mut message, &parts.headers, &state.config.cookies);
+    if browser {
+        session::fill_refresh_token(&mut message, &parts.headers, &state.config.cookies);
+    }
     let grpc_request = upstream_request(message, &parts.headers, authorization.as_deref(), ip, &request_id);
 
     if route.is_server_streaming() {

@@ -97,15 +97,17 @@ impl RouteTable {
 
     /// The path as logs and traces may show it: the route's template (`/v1/calendars/{token}`)
     /// when a path variable is a secret by its name, else the path itself.
-    pub fn loggable_path(&self, method: &Method, path: &str) -> String {
-        match self.lookup(method, path) {
-            Lookup::Found(route, bindings)
-                if bindings.iter().any(|(name, _)| festival_platform::telemetry::is_sensitive_key(name)) =>
+    /// Whatever the HTTP method: a calendar app probing with HEAD or OPTIONS must not log
+    /// the secret either.
+    pub fn loggable_path(&self, path: &str) -> String {
+        for route in &self.routes {
+            if let Some(bindings) = route.template.matches(path)
+                && bindings.iter().any(|(name, _)| festival_platform::telemetry::is_sensitive_key(name))
             {
-                route.template.as_str().to_owned()
+                return route.template.as_str().to_owned();
             }
-            _ => path.to_owned(),
         }
+        path.to_owned()
     }
 }
 
@@ -158,8 +160,8 @@ mod tests {
         let table = RouteTable::build(&pool, |_| true).expect("routes");
         assert!(!table.routes().is_empty());
         let secret = "q3Jx0sZ7fP2mNc8Lw4Hv9TbYkDe1GaRuXiOo6SjVn5A";
-        assert_eq!(table.loggable_path(&Method::GET, &format!("/v1/calendars/{secret}.ics")), "/v1/calendars/{token}");
-        assert_eq!(table.loggable_path(&Method::GET, "/v1/festivals/hellfest-2027"), "/v1/festivals/hellfest-2027");
-        assert_eq!(table.loggable_path(&Method::GET, "/no/such/route"), "/no/such/route");
+        assert_eq!(table.loggable_path(&format!("/v1/calendars/{secret}.ics")), "/v1/calendars/{token}");
+        assert_eq!(table.loggable_path("/v1/festivals/hellfest-2027"), "/v1/festivals/hellfest-2027");
+        assert_eq!(table.loggable_path("/no/such/route"), "/no/such/route");
     }
 }

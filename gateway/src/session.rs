@@ -1,7 +1,8 @@
 //! Sessions at the edge, in two modes.
 //!
-//! - **Cookie mode (browsers).** A request that carries `Origin` or `Sec-Fetch-Mode` comes
-//!   from a browser: browsers send them and page script cannot remove them. Identity's
+//! - **Cookie mode (browsers).** A request that carries `Origin` or `Sec-Fetch-Site` comes
+//!   from a browser: browsers send them and page script cannot remove them. (Not
+//!   `Sec-Fetch-Mode`: Node's built-in `fetch` sends that one too.) Identity's
 //!   tokens then travel only as `__Host-` cookies (`HttpOnly; Secure; SameSite=Strict;
 //!   Path=/`) and are taken out of the response body, so script (or an injected one) never
 //!   sees a token. Refresh and Logout take the refresh token from its cookie. This holds
@@ -68,7 +69,7 @@ impl SessionCall {
 
 /// Whether the request comes from a browser (cookie mode).
 pub fn is_browser(headers: &http::HeaderMap) -> bool {
-    headers.contains_key(http::header::ORIGIN) || headers.contains_key("sec-fetch-mode")
+    headers.contains_key(http::header::ORIGIN) || headers.contains_key("sec-fetch-site")
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
@@ -92,7 +93,8 @@ pub fn authorization(headers: &http::HeaderMap, cookies: &CookieConfig) -> Optio
     cookie(headers, &cookies.access_name).map(|token| format!("Bearer {token}"))
 }
 
-/// Fills an empty `refresh_token` of a Refresh or Logout request from the refresh cookie.
+/// Fills an empty `refresh_token` of a Refresh or Logout request from the refresh cookie
+/// (cookie mode only: the caller checks [`is_browser`]).
 pub fn fill_refresh_token(message: &mut DynamicMessage, headers: &http::HeaderMap, cookies: &CookieConfig) {
     if !REFRESH_REQUESTS.contains(&message.descriptor().full_name()) {
         return;
@@ -192,8 +194,9 @@ mod tests {
     #[test]
     fn browsers_are_told_by_the_headers_they_always_send() {
         assert!(is_browser(&headers(&[("origin", "https://tickets.example")])));
-        assert!(is_browser(&headers(&[("sec-fetch-mode", "cors")])));
+        assert!(is_browser(&headers(&[("sec-fetch-site", "same-origin")])));
         assert!(!is_browser(&headers(&[("authorization", "Bearer x"), ("user-agent", "partner/1.0")])));
+        assert!(!is_browser(&headers(&[("sec-fetch-mode", "cors")])), "Node's fetch (undici) is not a browser");
     }
 
     #[test]

@@ -141,6 +141,9 @@ def check_chart(docs, label):
     for svc in services():
         if f"GATEWAY__UPSTREAMS__{svc.upper()}" not in env:
             fail(f"{label}: the gateway has no upstream for {svc}")
+    # Behind the ingress, a gateway that trusts no hop sees one client: the ingress.
+    if int(env.get("GATEWAY__RATE_LIMIT__TRUSTED_PROXY_HOPS") or "0") < 1:
+        fail(f"{label}: the gateway is behind an Ingress but GATEWAY__RATE_LIMIT__TRUSTED_PROXY_HOPS trusts no hop")
 
 
 def effective(env, prefix, key):

@@ -99,6 +99,21 @@ where
     }
 }
 
+/// The address as a throttle or rate-limit key: IPv4 whole, IPv6 by its /64 (one
+/// subscriber's network; the address within it is the client's to choose).
+pub fn bucket(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +131,15 @@ mod tests {
         assert_eq!(resolve(["6.6.6.6, 203.0.113.7, 198.51.100.2"], ingress, 2), Some(ip("203.0.113.7")));
         assert_eq!(resolve([], ingress, 1), ingress);
         assert_eq!(resolve(["not an address"], ingress, 1), ingress);
+    }
+
+    #[test]
+    fn ipv6_clients_are_one_bucket_per_64() {
+        assert_eq!(bucket(ip("203.0.113.7")), "203.0.113.7");
+        assert_eq!(bucket(ip("2001:db8:1:2:aaaa::1")), bucket(ip("2001:db8:1:2:bbbb::9")));
+        assert_eq!(bucket(ip("2001:db8:1:2::1")), "2001:db8:1:2::/64");
+        assert_ne!(bucket(ip("2001:db8:1:2::1")), bucket(ip("2001:db8:1:3::1")));
+        assert_eq!(bucket(ip("::ffff:203.0.113.7")), "203.0.113.7");
     }
 
     #[test]

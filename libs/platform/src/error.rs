@@ -131,6 +131,14 @@ impl From<sqlx::Error> for ApiError {
         {
             return ApiError::new(codes::VALIDATION_FAILED).with_message("Text must not contain NUL characters");
         }
+        // A deadlock or serialization failure PostgreSQL resolved by aborting this
+        // transaction: nothing was written, and a retry succeeds.
+        if let sqlx::Error::Database(db) = &err
+            && matches!(db.code().as_deref(), Some("40P01" | "40001"))
+        {
+            tracing::warn!(code = ?db.code(), "transaction aborted by the database; the client may retry");
+            return ApiError::new(codes::CONCURRENT_UPDATE).with_source(err);
+        }
         ApiError::internal(err)
     }
 }

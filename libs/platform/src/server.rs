@@ -69,7 +69,7 @@ impl Context {
     /// [`auth::revocations`](crate::auth::revocations)); services refetch their key set.
     pub async fn on_signing_key_revoked<F, Fut>(&self, react: F) -> anyhow::Result<()>
     where
-        F: Fn() -> Fut + Send + 'static,
+        F: Fn(Vec<String>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send,
     {
         use festival_proto::Event as _;
@@ -85,9 +85,9 @@ impl Context {
         let verifier = crate::auth::Verifier::with_clock(&self.common.auth, source, self.clock.clone());
         self.on_signing_key_revoked({
             let verifier = verifier.clone();
-            move || {
+            move |kids: Vec<String>| {
                 let verifier = verifier.clone();
-                async move { verifier.refresh_soon().await }
+                async move { verifier.follow_revocation(&kids).await }
             }
         })
         .await?;

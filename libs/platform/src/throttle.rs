@@ -1,14 +1,16 @@
 //! Throttling of guessed secrets (passwords now; one-time codes and wallet claim secrets
-//! next): failures are counted per subject (an account, an address, a pair of both) in
-//! Redis, and past a number of free failures each further one locks the subject for a
-//! growing time.
+//! next): attempts are counted per subject (an account, an address, a pair of both) in
+//! Redis **before** the secret is checked, so guesses sent together cannot slip through
+//! together. Past a number of free attempts in a window, an attempt goes ahead only by
+//! taking the subject's lock, which then holds every other attempt off for a time that
+//! doubles with each attempt; a right secret forgets the count.
 //!
 //! A lock is never permanent and nobody can stretch it: its length follows only the
-//! failures counted in the current window (so it is capped by [`Policy::max_lock_secs`]),
-//! attempts made while locked are refused before they are checked and are not counted,
-//! and the window's failures are forgotten [`Policy::window_secs`] after its first one.
-//! Locks are compared with the service's [`Clock`], so tests move time instead of
-//! sleeping; Redis TTLs only collect the keys.
+//! attempts counted in the current window (capped by [`Policy::max_lock_secs`]), attempts
+//! made while locked are refused before they are counted, and the window's count is
+//! forgotten [`Policy::window_secs`] after its first attempt. Check, count and lock happen
+//! in one Lua script, atomically. Locks are compared with the service's [`Clock`], so
+//! tests move time instead of sleeping; Redis TTLs only collect the keys.
 //!
 //! If Redis cannot be reached the throttle lets attempts through (and logs it), like the
 //! gateway's rate limiter: the hashing cost and the gateway still slow a guesser, and
@@ -22,33 +24,33 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Clock;
 use crate::redis::Redis;
 
-/// How many failures a subject may make, and how long it is locked after that.
+/// How many attempts a subject may make, and how long it is locked after that.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
-    /// Failures in a window that cost nothing.
-    pub free_failures: u32,
-    /// The lock after the first failure beyond the free ones, in seconds; each further
-    /// failure doubles it.
+    /// Attempts in a window that go ahead freely (a right secret gives them back).
+    pub free_attempts: u32,
+    /// The lock taken by the first attempt beyond the free ones, in seconds; each further
+    /// attempt doubles it.
     pub first_lock_secs: u64,
     /// The longest lock, in seconds.
     pub max_lock_secs: u64,
-    /// A window's failures are forgotten this long after its first one, in seconds.
+    /// A window's attempts are forgotten this long after its first one, in seconds.
     pub window_secs: u64,
 }
 
 impl Policy {
-    /// The lock that the `failures`-th failure of a window earns: none while free, then
-    /// `first · 2^k`, capped.
-    pub fn lock_after(&self, failures: u64) -> Option<Duration> {
-        let beyond = failures.checked_sub(u64::from(self.free_failures)).filter(|n| *n > 0)?;
-        let doublings = u32::try_from(beyond - 1).unwrap_or(u32::MAX).min(63);
+    /// The lock that the `attempts`-th attempt of a window takes: none while free, then
+    /// `first · 2^k`, capped. (The Lua script applies the same rule.)
+    pub fn lock_after(&self, attempts: u64) -> Option<Duration> {
+        let beyond = attempts.checked_sub(u64::from(self.free_attempts)).filter(|n| *n > 0)?;
+        let doublings = u32::try_from(beyond - 1).unwrap_or(u32::MAX).min(40);
         let secs = self.first_lock_secs.saturating_mul(1u64 << doublings).min(self.max_lock_secs);
         (secs > 0).then(|| Duration::from_secs(secs))
     }
 }
 
-/// Who failed: a kind (`account`, `address`, …), an identifier that is not personal data
-/// in clear (hash emails first), and the policy for that kind.
+/// Who attempts: a kind (`account`, `address`, …), an identifier that is not personal
+/// data in clear (hash emails with a key first), and the policy for that kind.
 #[derive(Debug, Clone)]
 pub struct Subject {
     pub kind: &'static str,
@@ -64,12 +66,60 @@ impl Subject {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// Go ahead and check the secret.
     Open,
     /// Refused without checking the secret; retry after this many seconds.
-    Locked {
-        retry_after_secs: u64,
-    },
+    Locked { retry_after_secs: u64 },
 }
+
+/// KEYS: (count, lock) per subject, gated ones first. ARGV: now (ms), the number of gated
+/// subjects, then per subject: window (s), free attempts, first lock (ms), longest lock
+/// (ms). Returns {1, 0, locks taken} to go ahead, or {0, wait in ms, 0} when refused.
+const ATTEMPT_SCRIPT: &str = r#"
+local now = tonumber(ARGV[1])
+local gated = tonumber(ARGV[2])
+local subjects = #KEYS / 2
+local wait = 0
+for i = 1, gated do
+  local until_ms = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
+  if until_ms > now then wait = math.max(wait, until_ms - now) end
+end
+if wait > 0 then return {0, wait, 0} end
+local proceed = 1
+local locked = 0
+for i = 1, subjects do
+  local count_key, lock_key = KEYS[2 * i - 1], KEYS[2 * i]
+  local base = 2 + (i - 1) * 4
+  local window = tonumber(ARGV[base + 1])
+  local free = tonumber(ARGV[base + 2])
+  local first = tonumber(ARGV[base + 3])
+  local longest = tonumber(ARGV[base + 4])
+  local n = redis.call('INCR', count_key)
+  if n == 1 then redis.call('EXPIRE', count_key, window) end
+  if n > free then
+    local lock = math.min(first * 2 ^ math.min(n - free - 1, 40), longest)
+    local until_ms = tonumber(redis.call('GET', lock_key) or '0')
+    if until_ms > now then
+      if i <= gated then
+        proceed = 0
+        wait = math.max(wait, until_ms - now)
+      end
+    else
+      redis.call('SET', lock_key, string.format('%d', now + lock), 'PX', string.format('%d', lock + window * 1000))
+      locked = locked + 1
+    end
+  end
+end
+if proceed == 0 then return {0, wait, 0} end
+return {1, 0, locked}
+"#;
+
+/// KEYS: a count. Takes one attempt off it, never below zero.
+const REFUND_SCRIPT: &str = r#"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then redis.call('DECR', KEYS[1]) end
+return n
+"#;
 
 /// One throttle per use (`login`, `totp`, …): its keys live under `throttle:<scope>:`.
 #[derive(Clone)]
@@ -88,110 +138,80 @@ impl Throttle {
         self.redis.keys().key(&["throttle", self.scope, subject.kind, &subject.id, what])
     }
 
-    fn now_ms(&self) -> i64 {
-        self.clock.now().timestamp_millis()
-    }
-
-    /// Whether any of `subjects` is locked now (the longest wait wins).
-    pub async fn check(&self, subjects: &[Subject]) -> Verdict {
-        if subjects.is_empty() {
-            return Verdict::Open;
+    /// One attempt: refused when a `gated` subject is locked; otherwise counted against
+    /// `gated` and `counted` alike. A gated subject past its free attempts lets this
+    /// attempt go ahead only by taking its lock (which then holds everyone else off); a
+    /// counted one past them is locked for those that are gated by it, without holding
+    /// this attempt.
+    pub async fn attempt(&self, gated: &[Subject], counted: &[Subject]) -> Verdict {
+        let mut script = redis::cmd("EVAL");
+        script.arg(ATTEMPT_SCRIPT).arg(2 * (gated.len() + counted.len()));
+        for subject in gated.iter().chain(counted) {
+            script.arg(self.key(subject, "n")).arg(self.key(subject, "lock"));
         }
-        let keys: Vec<String> = subjects.iter().map(|s| self.key(s, "lock")).collect();
-        let until: Vec<Option<i64>> = match self.query(redis::cmd("MGET").arg(&keys)).await {
-            Ok(until) => until,
+        script.arg(self.clock.now().timestamp_millis()).arg(gated.len());
+        for subject in gated.iter().chain(counted) {
+            let p = subject.policy;
+            script
+                .arg(p.window_secs.max(1))
+                .arg(p.free_attempts)
+                .arg(p.first_lock_secs.saturating_mul(1000))
+                .arg(p.max_lock_secs.saturating_mul(1000));
+        }
+        match self.query::<(i64, i64, i64)>(&script).await {
+            Ok((1, _, locked)) => {
+                if locked > 0 {
+                    metrics::counter!("festival_throttle_locks_total", "scope" => self.scope)
+                        .increment(locked.unsigned_abs());
+                }
+                Verdict::Open
+            }
+            Ok((_, wait_ms, _)) => Verdict::Locked { retry_after_secs: wait_ms.unsigned_abs().div_ceil(1000).max(1) },
             Err(e) => {
                 tracing::warn!(error = %e, scope = self.scope, "throttle unavailable; allowing the attempt");
-                return Verdict::Open;
-            }
-        };
-        let now = self.now_ms();
-        match until.into_iter().flatten().filter(|until| *until > now).max() {
-            Some(until) => Verdict::Locked { retry_after_secs: u64::try_from(until - now).unwrap_or(0).div_ceil(1000) },
-            None => Verdict::Open,
-        }
-    }
-
-    /// Counts a failure against each subject and locks those past their free failures.
-    pub async fn record_failure(&self, subjects: &[Subject]) {
-        for subject in subjects {
-            if let Err(e) = self.fail(subject).await {
-                tracing::warn!(error = %e, scope = self.scope, kind = subject.kind, "throttle unavailable; failure not counted");
+                Verdict::Open
             }
         }
     }
 
-    async fn fail(&self, subject: &Subject) -> redis::RedisResult<()> {
-        let count = self.key(subject, "n");
-        let window = subject.policy.window_secs.max(1);
-        let (failures,): (u64,) = self
-            .query(redis::pipe().atomic().incr(&count, 1u64).cmd("EXPIRE").arg(&count).arg(window).arg("NX").ignore())
-            .await?;
-        if let Some(lock) = subject.policy.lock_after(failures) {
-            let lock_ms = i64::try_from(lock.as_millis()).unwrap_or(i64::MAX);
-            let until = self.now_ms().saturating_add(lock_ms);
-            // The key outlives the lock by the window, so a test's manual clock decides.
-            let ttl_ms = lock_ms.saturating_add(i64::try_from(window).unwrap_or(0).saturating_mul(1000));
-            self.query::<()>(redis::cmd("SET").arg(self.key(subject, "lock")).arg(until).arg("PX").arg(ttl_ms)).await?;
-            tracing::info!(scope = self.scope, kind = subject.kind, failures, lock_secs = lock.as_secs(), "locked");
-            metrics::counter!("festival_throttle_locks_total", "scope" => self.scope, "kind" => subject.kind)
-                .increment(1);
+    /// Gives one counted attempt back (a right secret that should not use up a shared
+    /// budget, e.g. an address many people sign in from).
+    pub async fn refund(&self, subject: &Subject) {
+        let mut script = redis::cmd("EVAL");
+        script.arg(REFUND_SCRIPT).arg(1).arg(self.key(subject, "n"));
+        if let Err(e) = self.query::<i64>(&script).await {
+            tracing::warn!(error = %e, scope = self.scope, "throttle unavailable; attempt not refunded");
         }
-        Ok(())
     }
 
-    /// Forgets a subject's failures and lock (after it proved the secret).
+    /// Forgets a subject's attempts and lock (it proved the secret).
     pub async fn forget(&self, subject: &Subject) {
-        let keys = [self.key(subject, "n"), self.key(subject, "lock")];
-        if let Err(e) = self.query::<()>(redis::cmd("DEL").arg(&keys)).await {
-            tracing::warn!(error = %e, scope = self.scope, "throttle unavailable; failures not forgotten");
+        let mut del = redis::cmd("DEL");
+        del.arg(self.key(subject, "n")).arg(self.key(subject, "lock"));
+        if let Err(e) = self.query::<()>(&del).await {
+            tracing::warn!(error = %e, scope = self.scope, "throttle unavailable; attempts not forgotten");
         }
     }
 
     /// Remembers `subject` for `ttl` (e.g. an address an account signed in from).
     pub async fn remember(&self, subject: &Subject, ttl: Duration) {
-        let ttl = ttl.as_secs().max(1);
-        if let Err(e) =
-            self.query::<()>(redis::cmd("SET").arg(self.key(subject, "known")).arg(1).arg("EX").arg(ttl)).await
-        {
+        let mut set = redis::cmd("SET");
+        set.arg(self.key(subject, "known")).arg(1).arg("EX").arg(ttl.as_secs().max(1));
+        if let Err(e) = self.query::<()>(&set).await {
             tracing::warn!(error = %e, scope = self.scope, "throttle unavailable; not remembered");
         }
     }
 
     /// Whether `subject` was remembered (false when Redis cannot say).
     pub async fn remembers(&self, subject: &Subject) -> bool {
-        self.query::<bool>(redis::cmd("EXISTS").arg(self.key(subject, "known"))).await.unwrap_or(false)
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(self.key(subject, "known"));
+        self.query::<bool>(&exists).await.unwrap_or(false)
     }
 
-    async fn query<T: redis::FromRedisValue>(&self, cmd: &impl Queryable) -> redis::RedisResult<T> {
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
         let mut conn = self.redis.pool.get().await.map_err(|e| redis::RedisError::from(std::io::Error::other(e)))?;
-        cmd.run(&mut conn).await
-    }
-}
-
-/// A command or a pipeline.
-trait Queryable {
-    fn run<T: redis::FromRedisValue>(
-        &self,
-        conn: &mut deadpool_redis::Connection,
-    ) -> impl std::future::Future<Output = redis::RedisResult<T>> + Send;
-}
-
-impl Queryable for redis::Cmd {
-    fn run<T: redis::FromRedisValue>(
-        &self,
-        conn: &mut deadpool_redis::Connection,
-    ) -> impl std::future::Future<Output = redis::RedisResult<T>> + Send {
-        self.query_async(conn)
-    }
-}
-
-impl Queryable for redis::Pipeline {
-    fn run<T: redis::FromRedisValue>(
-        &self,
-        conn: &mut deadpool_redis::Connection,
-    ) -> impl std::future::Future<Output = redis::RedisResult<T>> + Send {
-        self.query_async(conn)
+        cmd.query_async(&mut conn).await
     }
 }
 
@@ -199,10 +219,10 @@ impl Queryable for redis::Pipeline {
 mod tests {
     use super::*;
 
-    const POLICY: Policy = Policy { free_failures: 3, first_lock_secs: 2, max_lock_secs: 60, window_secs: 3600 };
+    const POLICY: Policy = Policy { free_attempts: 3, first_lock_secs: 2, max_lock_secs: 60, window_secs: 3600 };
 
     #[test]
-    fn free_failures_cost_nothing_then_the_lock_doubles_up_to_the_cap() {
+    fn free_attempts_cost_nothing_then_the_lock_doubles_up_to_the_cap() {
         let locks: Vec<Option<u64>> = (0..=12).map(|n| POLICY.lock_after(n).map(|d| d.as_secs())).collect();
         assert_eq!(
             locks,

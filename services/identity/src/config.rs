@@ -21,14 +21,15 @@ pub struct Config {
 /// Failed sign-ins, counted in Redis (see `festival_platform::throttle`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoginThrottleConfig {
-    /// Failures against one account from addresses it has not signed in from.
+    /// Attempts at one account from addresses it has not signed in from.
     pub account: Policy,
-    /// Failures from one address, whatever the account. Generous: a festival's Wi-Fi puts
-    /// thousands of people behind a few addresses.
+    /// Attempts from one address (an IPv6 /64), whatever the account; right passwords
+    /// give theirs back. Generous: a festival's Wi-Fi puts thousands of people behind a
+    /// few addresses.
     pub address: Policy,
-    /// Failures against one account from an address it signed in from before; such an
-    /// address is not held by the account's own lock, so a guesser elsewhere cannot lock
-    /// the owner out.
+    /// Attempts at one account from an address it signed in from before; such an address
+    /// is not held by the account's own lock, so a guesser elsewhere cannot lock the
+    /// owner out.
     pub known_address: Policy,
     /// How long an address an account signed in from counts as known, in days.
     pub known_address_days: u64,
@@ -85,9 +86,9 @@ impl Default for Config {
                 max_queued_hashes: 64,
             },
             login_throttle: LoginThrottleConfig {
-                account: Policy { free_failures: 5, first_lock_secs: 2, max_lock_secs: 900, window_secs: 3600 },
-                address: Policy { free_failures: 100, first_lock_secs: 2, max_lock_secs: 900, window_secs: 3600 },
-                known_address: Policy { free_failures: 5, first_lock_secs: 2, max_lock_secs: 900, window_secs: 3600 },
+                account: Policy { free_attempts: 5, first_lock_secs: 2, max_lock_secs: 900, window_secs: 3600 },
+                address: Policy { free_attempts: 100, first_lock_secs: 2, max_lock_secs: 900, window_secs: 3600 },
+                known_address: Policy { free_attempts: 5, first_lock_secs: 2, max_lock_secs: 900, window_secs: 3600 },
                 known_address_days: 30,
             },
         }

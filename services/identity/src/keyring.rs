@@ -22,6 +22,8 @@ pub struct Keyring {
     signer_cache: Duration,
     leeway: chrono::Duration,
     cached: RwLock<Option<(Signer, Instant)>>,
+    /// Bumped by every rotation or revocation: a signer loaded before one is not cached.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Keyring {
@@ -33,6 +35,7 @@ impl Keyring {
             signer_cache: Duration::from_secs(signer_cache_secs.max(0) as u64),
             leeway: chrono::Duration::seconds(leeway_secs as i64),
             cached: RwLock::new(None),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -55,7 +58,7 @@ impl Keyring {
         store::keys::retire_active(&mut tx).await?;
         let kid = self.insert_new(&mut tx).await?;
         tx.commit().await?;
-        *self.cached.write().await = None;
+        self.forget_signer().await;
         tracing::info!(%kid, "rotated the signing key");
         Ok(kid)
     }
@@ -82,6 +85,7 @@ impl Keyring {
     /// Drops the cached signer, so the next token is signed with the key the database
     /// names active (after a revocation, on every replica).
     pub async fn forget_signer(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         *self.cached.write().await = None;
     }
 
@@ -99,11 +103,16 @@ impl Keyring {
         {
             return Ok(signer.clone());
         }
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         let mut conn = self.pool.acquire().await?;
         let row = store::keys::active(&mut conn).await?.ok_or_else(|| anyhow::anyhow!("no active signing key"))?;
         let pkcs8 = self.sealer.open(&row.sealed_private, &row.kid)?;
         let signer = Signer::from_pkcs8(row.kid, &pkcs8);
-        *self.cached.write().await = Some((signer.clone(), Instant::now()));
+        let mut cached = self.cached.write().await;
+        // A rotation or revocation since this load began: do not cache what it replaced.
+        if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
+            *cached = Some((signer.clone(), Instant::now()));
+        }
         Ok(signer)
     }
 

@@ -58,11 +58,11 @@ impl Service for Identity {
         // Another replica revoked a key: stop signing with it and stop trusting it, now.
         ctx.on_signing_key_revoked({
             let (keyring, verifier) = (keyring.clone(), verifier.clone());
-            move || {
+            move |kids: Vec<String>| {
                 let (keyring, verifier) = (keyring.clone(), verifier.clone());
                 async move {
                     keyring.forget_signer().await;
-                    verifier.refresh_soon().await;
+                    verifier.follow_revocation(&kids).await;
                 }
             }
         })
@@ -70,7 +70,8 @@ impl Service for Identity {
         let hasher = credentials::Hasher::new(&config.password)?;
         let redis = festival_platform::redis::Redis::connect(&config.common.redis)?;
         let throttle = festival_platform::throttle::Throttle::new(redis, ctx.clock.clone(), "login");
-        let guard = login_guard::LoginGuard::new(throttle, &config.login_throttle);
+        let guard =
+            login_guard::LoginGuard::new(throttle, &config.login_throttle, config.keys.sealing_key.expose().as_bytes());
         let max = config.common.grpc.max_message_bytes;
         let api = api::IdentityApi::new(
             ctx.pool.clone(),

@@ -1,11 +1,16 @@
-//! Sign-in throttling in identity itself (the gateway is not the only way in): failures
-//! are counted per account, per address, and per (account, address) pair, with the
-//! platform's [`Throttle`].
+//! Sign-in throttling in identity itself (the gateway is not the only way in), with the
+//! platform's [`Throttle`]: every attempt is counted before its password is checked,
+//! against the account, the client's address, and the (account, address) pair.
 //!
-//! Which locks apply to an attempt: from an address the account signed in from before,
-//! the pair's and nothing else, so a guesser elsewhere (or on the same festival Wi-Fi)
-//! cannot lock the owner out; from any other address, the account's and the address's.
-//! Every failure counts against all three.
+//! Which locks hold an attempt back: from an address the account signed in from before,
+//! the pair's only, so a guesser elsewhere (or on the same festival Wi-Fi) cannot lock
+//! the owner out; from any other address, the account's and the address's. A right
+//! password forgets the count of the locks that held the attempt back and gives the
+//! others their attempt back, so signing in never uses up anyone's budget.
+//!
+//! Redis keys carry no personal data in clear: the account is a keyed hash of the email
+//! (the key derived from the sealing key), pairs name the account's id, addresses are
+//! kept to their /64 for IPv6.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -13,8 +18,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use festival_platform::throttle::{Subject, Throttle, Verdict};
-use festival_platform::{ApiError, ApiResult, codes};
+use festival_platform::{ApiError, ApiResult, client_addr, codes};
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
 use crate::config::LoginThrottleConfig;
 
@@ -22,46 +28,52 @@ use crate::config::LoginThrottleConfig;
 pub struct Attempt {
     account: Subject,
     address: Subject,
-    pair: Subject,
+    /// Only for an email that names an account.
+    pair: Option<Subject>,
     /// The account signed in from this address before (found by [`LoginGuard::admit`]).
     known: bool,
-}
-
-impl Attempt {
-    /// Emails are hashed: Redis keys carry no personal data in clear.
-    pub fn new(config: &LoginThrottleConfig, email: &str, client: Option<IpAddr>) -> Self {
-        let account = URL_SAFE_NO_PAD.encode(&Sha256::digest(email.as_bytes())[..16]);
-        let address = client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-        Self {
-            pair: Subject::new("pair", format!("{account}/{address}"), config.known_address),
-            account: Subject::new("account", account, config.account),
-            address: Subject::new("address", address, config.address),
-            known: false,
-        }
-    }
 }
 
 /// Checks and records sign-in attempts.
 #[derive(Clone)]
 pub struct LoginGuard {
     throttle: Throttle,
-    known_for: Duration,
+    config: LoginThrottleConfig,
+    hash_key: [u8; 32],
 }
 
 impl LoginGuard {
-    pub fn new(throttle: Throttle, config: &LoginThrottleConfig) -> Self {
-        Self { throttle, known_for: Duration::from_secs(config.known_address_days.saturating_mul(24 * 3600)) }
+    /// `secret` keys the hash of emails (so a list of addresses cannot be matched
+    /// against the keys in Redis).
+    pub fn new(throttle: Throttle, config: &LoginThrottleConfig, secret: &[u8]) -> Self {
+        let hash_key = Sha256::new().chain_update(b"festival.identity.login-throttle").chain_update(secret).finalize();
+        Self { throttle, config: config.clone(), hash_key: hash_key.into() }
     }
 
-    /// Refuses a locked attempt with `ERR_2008` and when to retry, before any hashing.
+    /// The subjects of an attempt at `email` (which names `user`, if any) from `client`.
+    pub fn attempt(&self, email: &str, user: Option<Uuid>, client: Option<IpAddr>) -> Attempt {
+        let keyed = Sha256::new().chain_update(self.hash_key).chain_update(email.as_bytes()).finalize();
+        let address = client.map_or_else(|| "unknown".to_owned(), client_addr::bucket);
+        Attempt {
+            account: Subject::new("account", URL_SAFE_NO_PAD.encode(&keyed[..16]), self.config.account),
+            pair: user.map(|id| Subject::new("pair", format!("{id}/{address}"), self.config.known_address)),
+            address: Subject::new("address", address, self.config.address),
+            known: false,
+        }
+    }
+
+    /// Counts the attempt, or refuses it with `ERR_2008` and when to retry, before any
+    /// hashing.
     pub async fn admit(&self, attempt: &mut Attempt) -> ApiResult<()> {
-        attempt.known = self.throttle.remembers(&attempt.pair).await;
-        let applicable = if attempt.known {
-            vec![attempt.pair.clone()]
-        } else {
-            vec![attempt.account.clone(), attempt.address.clone()]
+        attempt.known = match &attempt.pair {
+            Some(pair) => self.throttle.remembers(pair).await,
+            None => false,
         };
-        match self.throttle.check(&applicable).await {
+        let (gated, counted): (Vec<Subject>, Vec<Subject>) = match (&attempt.pair, attempt.known) {
+            (Some(pair), true) => (vec![pair.clone()], vec![attempt.account.clone(), attempt.address.clone()]),
+            (pair, _) => (vec![attempt.account.clone(), attempt.address.clone()], pair.iter().cloned().collect()),
+        };
+        match self.throttle.attempt(&gated, &counted).await {
             Verdict::Open => Ok(()),
             Verdict::Locked { retry_after_secs } => Err(ApiError::new(codes::TOO_MANY_FAILED_ATTEMPTS)
                 .with_message(format!("Too many failed sign-ins; retry in {retry_after_secs} s"))
@@ -69,19 +81,20 @@ impl LoginGuard {
         }
     }
 
-    pub async fn failed(&self, attempt: &Attempt) {
-        self.throttle.record_failure(&[attempt.account.clone(), attempt.address.clone(), attempt.pair.clone()]).await;
-    }
-
-    /// The password was right: the failures of the locks that were checked are forgotten
-    /// and the address becomes known for this account. An owner signing in from a known
-    /// address does not lift the account's lock on the guesser elsewhere; the address's
-    /// own count stays.
+    /// The password was right. An owner signing in from a known address lifts no lock
+    /// on a guesser elsewhere: the account's count only gets this attempt back.
     pub async fn succeeded(&self, attempt: &Attempt) {
-        if !attempt.known {
+        if attempt.known {
+            self.throttle.refund(&attempt.account).await;
+        } else {
             self.throttle.forget(&attempt.account).await;
         }
-        self.throttle.forget(&attempt.pair).await;
-        self.throttle.remember(&attempt.pair, self.known_for).await;
+        self.throttle.refund(&attempt.address).await;
+        if let Some(pair) = &attempt.pair {
+            self.throttle.forget(pair).await;
+            self.throttle
+                .remember(pair, Duration::from_secs(self.config.known_address_days.saturating_mul(24 * 3600)))
+                .await;
+        }
     }
 }

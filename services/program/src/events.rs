@@ -17,6 +17,21 @@ pub fn festival_created(row: &crate::store::festivals::FestivalRow) -> festival_
         festival_id: row.id.to_string(),
         slug: row.slug.clone(),
         created_by: row.created_by.to_string(),
+        facts: Some(festival_facts(row)),
+    }
+}
+
+/// The facts every festival event carries for other services' projections.
+pub fn festival_facts(row: &crate::store::festivals::FestivalRow) -> festival_proto::program::v1::FestivalFacts {
+    use festival_platform::convert::timestamp;
+    festival_proto::program::v1::FestivalFacts {
+        name: row.name.clone(),
+        time_zone: row.time_zone.clone(),
+        currency: row.currency.clone(),
+        start_time: row.start_time.map(timestamp),
+        end_time: row.end_time.map(timestamp),
+        status: crate::api::status_to_proto(row.status) as i32,
+        version: row.updated_at.timestamp_micros(),
     }
 }
 

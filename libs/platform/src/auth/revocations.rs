@@ -9,10 +9,13 @@
 
 use std::future::Future;
 
+use festival_proto::identity::v1::SigningKeyRevoked;
 use futures::{FutureExt as _, StreamExt as _};
+use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 
-/// Subscribes to `subject`, then runs `react` once for each burst of messages on it, until
+/// Subscribes to `subject`, then runs `react` once for each burst of messages on it (with
+/// the key ids the burst announced, from the payloads that decode), until
 /// `shutdown`. Does not wait for NATS: a service starts while NATS is down, and the
 /// subscription is made when it connects (`nats.flush()` waits for that, in tests).
 pub async fn watch<F, Fut>(
@@ -22,7 +25,7 @@ pub async fn watch<F, Fut>(
     react: F,
 ) -> anyhow::Result<()>
 where
-    F: Fn() -> Fut + Send + 'static,
+    F: Fn(Vec<String>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
     let mut messages = nats.subscribe(subject.clone()).await?;
@@ -31,13 +34,18 @@ where
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 message = messages.next() => {
-                    if message.is_none() {
-                        return;
-                    }
+                    let Some(first) = message else { return };
                     // Whatever else already arrived is covered by the same refetch.
-                    while let Some(Some(_)) = messages.next().now_or_never() {}
-                    tracing::warn!(%subject, "signing-key revocation announced; refetching the key set");
-                    react().await;
+                    let mut kids = Vec::new();
+                    let mut next = Some(first);
+                    while let Some(message) = next {
+                        if let Ok(revoked) = SigningKeyRevoked::decode(message.payload.as_ref()) {
+                            kids.push(revoked.kid);
+                        }
+                        next = messages.next().now_or_never().flatten();
+                    }
+                    tracing::warn!(%subject, ?kids, "signing-key revocation announced; refetching the key set");
+                    react(kids).await;
                 }
             }
         }

@@ -150,11 +150,12 @@ impl Verifier {
     }
 
     /// Refetches the key set (`force` skips the rate limit, e.g. right after a rotation).
-    pub async fn refresh(&self, force: bool) {
+    /// Returns whether the key set was replaced.
+    pub async fn refresh(&self, force: bool) -> bool {
         let mut last = self.inner.last_fetch.lock().await;
         let now = self.inner.clock.instant();
         if !force && last.is_some_and(|t| now.saturating_duration_since(t) < Self::MIN_REFRESH_INTERVAL) {
-            return;
+            return false;
         }
         *last = Some(now);
         match self.inner.source.fetch().await {
@@ -171,21 +172,42 @@ impl Verifier {
                     }
                 }
                 *self.inner.keys.write().await = map;
+                true
             }
             Err(e) => {
-                tracing::warn!(error = %format_args!("{e:#}"), "could not fetch signing keys")
+                tracing::warn!(error = %format_args!("{e:#}"), "could not fetch signing keys");
+                false
             }
         }
     }
 
-    /// Refetches the key set as soon as the refetch rate limit allows (on a revocation
-    /// announcement, which must not be skipped because a fetch just happened).
-    pub async fn refresh_soon(&self) {
+    /// After a revocation announcement: stops trusting the announced key ids at once (a
+    /// forged announcement costs a refetch when the key is next seen), then refetches the
+    /// key set as soon as the refetch rate limit allows, retrying with back-off until a
+    /// fetch succeeds (up to about five minutes; the timer refresh goes on after that).
+    pub async fn follow_revocation(&self, kids: &[String]) {
+        self.forget_keys(kids).await;
         let since = self.inner.last_fetch.lock().await.map(|t| self.inner.clock.instant().saturating_duration_since(t));
         if let Some(wait) = since.and_then(|since| Self::MIN_REFRESH_INTERVAL.checked_sub(since)) {
             tokio::time::sleep(wait).await;
         }
-        self.refresh(true).await;
+        let mut backoff = Self::MIN_REFRESH_INTERVAL;
+        for _ in 0..10 {
+            if self.refresh(true).await {
+                return;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(60));
+        }
+        tracing::error!("could not refetch signing keys after a revocation; the timer refresh will retry");
+    }
+
+    /// Stops trusting these key ids until a fetch brings them back.
+    pub async fn forget_keys(&self, kids: &[String]) {
+        let mut keys = self.inner.keys.write().await;
+        for kid in kids {
+            keys.remove(kid);
+        }
     }
 
     /// The key set was never fetched, or not for `keys_refresh_secs`.

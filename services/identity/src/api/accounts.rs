@@ -15,7 +15,6 @@ use crate::domain::email::Email;
 use crate::domain::password::{self, PasswordRule};
 use crate::domain::profile::{self, Language};
 use crate::events;
-use crate::login_guard::Attempt;
 use crate::store;
 
 impl IdentityApi {
@@ -100,19 +99,21 @@ impl IdentityApi {
             store::users::find(&mut conn, caller.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
         drop(conn);
         // Guessing the password through a stolen token is throttled like signing in.
-        let mut attempt = Attempt::new(&self.config.login_throttle, &user.email, client);
+        let mut attempt = self.guard.attempt(&user.email, Some(user.id), client);
         self.guard.admit(&mut attempt).await?;
         if !self.hasher.verify(req.password, Some(user.password_hash.clone())).await.map_err(hashing_refused)? {
-            self.guard.failed(&attempt).await;
             return Err(ApiError::field(codes::INVALID_CREDENTIALS, "password", "is not the account's password"));
         }
+        // The account row first (sign-ins and refreshes lock it too, so none slips past),
+        // then its sessions, then their tokens.
         let mut tx = self.pool.begin().await?;
         if !store::users::delete(&mut tx, caller.user_id).await? {
             return Err(ApiError::new(codes::ACCOUNT_DISABLED));
         }
-        store::sessions::delete_refresh_tokens_of_user(&mut tx, caller.user_id).await?;
         let user_id = caller.user_id.to_string();
-        for session_id in store::sessions::revoke_all(&mut tx, caller.user_id, "account_deleted").await? {
+        let ended = store::sessions::revoke_all(&mut tx, caller.user_id, "account_deleted").await?;
+        store::sessions::delete_refresh_tokens_of_user(&mut tx, caller.user_id).await?;
+        for session_id in ended {
             events::publish(
                 &mut tx,
                 &pb::SessionRevoked {

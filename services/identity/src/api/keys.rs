@@ -59,6 +59,7 @@ impl IdentityApi {
         tx.commit().await?;
         // This replica at once; the others and every service on the event.
         self.keyring.forget_signer().await;
+        self.verifier.forget_keys(&[kid.to_owned()]).await;
         self.verifier.refresh(true).await;
         tracing::warn!(%kid, revoked_by = %caller.user_id, %active_kid, "signing key revoked");
         Ok(pb::RevokeSigningKeyResponse { active_kid })

@@ -11,7 +11,6 @@ use super::{IdentityApi, hashing_refused, parse_email};
 use crate::domain::password;
 use crate::domain::session::{self, RefreshDecision, RefreshState};
 use crate::events;
-use crate::login_guard::Attempt;
 use crate::store;
 
 const MAX_TOKEN_LEN: usize = 512;
@@ -20,19 +19,16 @@ impl IdentityApi {
     pub(super) async fn login(&self, client: Option<IpAddr>, req: pb::LoginRequest) -> ApiResult<pb::TokenPair> {
         let email = parse_email(&req.email)?;
         validate::secret("password", &req.password, password::MAX_CHARS)?;
-        let mut attempt = Attempt::new(&self.config.login_throttle, email.as_str(), client);
-        self.guard.admit(&mut attempt).await?;
         let mut conn = self.pool.acquire().await?;
         let user = store::users::find_by_email(&mut conn, email.as_str()).await?;
         drop(conn);
+        let mut attempt = self.guard.attempt(email.as_str(), user.as_ref().map(|u| u.id), client);
+        self.guard.admit(&mut attempt).await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let ok = self.hasher.verify(req.password.clone(), stored).await.map_err(hashing_refused)?;
         let user = match (ok, user) {
             (true, Some(user)) => user,
-            _ => {
-                self.guard.failed(&attempt).await;
-                return Err(ApiError::new(codes::INVALID_CREDENTIALS));
-            }
+            _ => return Err(ApiError::new(codes::INVALID_CREDENTIALS)),
         };
         self.guard.succeeded(&attempt).await;
         // The only moment the password is at hand: upgrade a hash made at an older cost.
@@ -42,6 +38,8 @@ impl IdentityApi {
             None
         };
         let mut tx = self.pool.begin().await?;
+        // Deleted meanwhile: no session for it.
+        let user = store::users::lock_live(&mut tx, user.id).await?.ok_or(ApiError::new(codes::INVALID_CREDENTIALS))?;
         if let Some(hash) = &rehashed {
             store::users::set_password_hash(&mut tx, user.id, hash).await?;
         }
@@ -61,6 +59,11 @@ impl IdentityApi {
         let token = refresh_token_of(&req.refresh_token)?;
         let hash = session::hash_refresh_token(token);
         let mut tx = self.pool.begin().await?;
+        // The account first, then the token: the order deletion locks them in.
+        let owner = store::sessions::owner_of_token(&mut tx, &hash)
+            .await?
+            .ok_or(ApiError::new(codes::INVALID_REFRESH_TOKEN))?;
+        let user = store::users::lock_live(&mut tx, owner).await?.ok_or(ApiError::new(codes::INVALID_REFRESH_TOKEN))?;
         let found =
             store::sessions::lock_token(&mut tx, &hash).await?.ok_or(ApiError::new(codes::INVALID_REFRESH_TOKEN))?;
         let state = RefreshState {
@@ -85,8 +88,6 @@ impl IdentityApi {
                 // race test's negative control (no lock) reliably interleaves.
                 #[cfg(feature = "race-hooks")]
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                let user =
-                    store::users::find(&mut tx, found.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
                 store::sessions::mark_used(&mut tx, &hash).await?;
                 let pair = self.issue_tokens(&mut tx, &user, found.session_id, found.session_started_at).await?;
                 tx.commit().await?;

@@ -76,6 +76,17 @@ pub struct PresentedToken {
     pub session_started_at: DateTime<Utc>,
 }
 
+/// Whose refresh token this is (no lock: the caller locks the account first, then the
+/// token, the order account deletion takes too).
+pub async fn owner_of_token(conn: &mut PgConnection, token_hash: &[u8]) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select s.user_id from refresh_tokens t join sessions s on s.id = t.session_id where t.token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(conn)
+    .await
+}
+
 /// The token and its session, locked: concurrent refreshes of one token serialise here.
 pub async fn lock_token(conn: &mut PgConnection, token_hash: &[u8]) -> Result<Option<PresentedToken>, sqlx::Error> {
     // The test-only `race-hooks` build reads without the lock: the refresh race test's

@@ -63,6 +63,16 @@ pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRow>, 
         .await
 }
 
+/// A live account by id, locked against deletion until the transaction ends: a sign-in
+/// or refresh racing a deletion either finishes first (and the deletion revokes what it
+/// made) or finds no account.
+pub async fn lock_live(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", user_columns!(), " from users where id = $1 and deleted_at is null for share"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
 pub async fn update_profile(
     conn: &mut PgConnection,
     id: Uuid,

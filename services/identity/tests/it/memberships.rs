@@ -173,6 +173,7 @@ async fn a_festival_creator_becomes_its_organizer_through_program_s_event() {
         festival_id: festival_id.clone(),
         slug: "event-driven".into(),
         created_by: user.id.clone(),
+        ..Default::default()
     };
     festival_testkit::publish_event(&app.naming(), &created).await;
     let granted = festival_testkit::eventually(std::time::Duration::from_secs(20), || async {

@@ -8,8 +8,8 @@ use tonic_types::StatusExt;
 
 use crate::helpers::*;
 
-const STRICT: Policy = Policy { free_failures: 3, first_lock_secs: 2, max_lock_secs: 60, window_secs: 3600 };
-const LENIENT: Policy = Policy { free_failures: 1000, first_lock_secs: 2, max_lock_secs: 60, window_secs: 3600 };
+const STRICT: Policy = Policy { free_attempts: 3, first_lock_secs: 2, max_lock_secs: 60, window_secs: 3600 };
+const LENIENT: Policy = Policy { free_attempts: 1000, first_lock_secs: 2, max_lock_secs: 60, window_secs: 3600 };
 
 /// Identity on a manual clock, trusting one proxy hop so each test picks its addresses.
 async fn spawn_throttled(account: Policy, address: Policy) -> App {
@@ -151,5 +151,24 @@ async fn a_forged_forwarded_address_does_not_escape_the_lock_when_no_proxy_is_tr
         "ERR_2008",
         "the peer is the client"
     );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn guesses_sent_together_are_counted_before_any_is_checked() {
+    let app = spawn_throttled(STRICT, LENIENT).await;
+    let mut c = client(&app);
+    let email = new_email();
+    register(&mut c, &email).await;
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let (mut c, email) = (c.clone(), email.clone());
+            async move { outcome(attempt(&mut c, &email, WRONG, ATTACKER).await).0 }
+        })
+        .collect();
+    let answers = festival_testkit::all_at_once(calls).await;
+    let checked = answers.iter().filter(|a| *a == "ERR_2001").count();
+    let locked = answers.iter().filter(|a| *a == "ERR_2008").count();
+    assert_eq!((checked, locked), (4, 16), "3 free attempts and the one that took the lock: {answers:?}");
     app.stop().await;
 }

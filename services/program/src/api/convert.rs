@@ -88,7 +88,7 @@ pub(super) fn status_from_proto(s: pb::FestivalStatus) -> Option<FestivalStatus>
     })
 }
 
-pub(super) fn status_to_proto(s: FestivalStatus) -> pb::FestivalStatus {
+pub(crate) fn status_to_proto(s: FestivalStatus) -> pb::FestivalStatus {
     match s {
         FestivalStatus::Draft => pb::FestivalStatus::Draft,
         FestivalStatus::Published => pb::FestivalStatus::Published,

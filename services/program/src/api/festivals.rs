@@ -166,7 +166,11 @@ impl ProgramApi {
             let message = "This change would put the published schedule in conflict";
             return Err(conflict_refusal(&broken, broken.len(), message));
         }
-        events::publish(&mut tx, &pb::FestivalUpdated { festival_id: id.to_string() }).await?;
+        events::publish(
+            &mut tx,
+            &pb::FestivalUpdated { festival_id: id.to_string(), facts: Some(events::festival_facts(&row)) },
+        )
+        .await?;
         tx.commit().await?;
         Ok(to_festival(&row))
     }
@@ -212,6 +216,7 @@ impl ProgramApi {
                 festival_id: id.to_string(),
                 from: status_to_proto(from) as i32,
                 to: status_to_proto(to) as i32,
+                facts: Some(events::festival_facts(&row)),
             },
         )
         .await?;

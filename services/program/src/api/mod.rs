@@ -28,6 +28,7 @@ use crate::config::Limits;
 use crate::domain::conflicts::{self, Conflict, Rules, Slot};
 use crate::domain::festival as rules;
 use crate::store::{self, festivals::FestivalRow, festivals::Holding};
+pub(crate) use convert::status_to_proto;
 use convert::to_conflict;
 
 const DEFAULT_PAGE: u32 = 50;

@@ -252,7 +252,7 @@ async fn control_characters_and_undecodable_bodies_are_400_err_1000_through_the_
 async fn identity_throttles_guessing_behind_the_gateway_by_the_address_the_gateway_saw() {
     use festival_proto::identity::v1 as pb;
     let strict = festival_platform::throttle::Policy {
-        free_failures: 3,
+        free_attempts: 3,
         first_lock_secs: 2,
         max_lock_secs: 60,
         window_secs: 3600,
