@@ -144,7 +144,8 @@ impl Unverified {
         if key_id(key) != self.key_id() {
             return Err(CredentialError::UnknownKey);
         }
-        let signature = Signature::from_bytes(self.bytes[PAYLOAD_LEN..].try_into().map_err(|_| CredentialError::Malformed)?);
+        let signature =
+            Signature::from_bytes(self.bytes[PAYLOAD_LEN..].try_into().map_err(|_| CredentialError::Malformed)?);
         key.verify_strict(&self.bytes[..PAYLOAD_LEN], &signature).map_err(|_| CredentialError::BadSignature)?;
         Ok(self.claims())
     }
@@ -229,7 +230,9 @@ mod tests {
         keyring.insert(ours.verifying_key());
         assert_eq!(keyring.verify(&theirs.issue(&claims())), Err(CredentialError::UnknownKey));
         let valid = ours.issue(&claims());
-        for garbage in ["", "abc", &valid[..ENCODED_LEN - 1], &format!("{valid}A"), &"!".repeat(ENCODED_LEN), &"A".repeat(100_000)] {
+        for garbage in
+            ["", "abc", &valid[..ENCODED_LEN - 1], &format!("{valid}A"), &"!".repeat(ENCODED_LEN), &"A".repeat(100_000)]
+        {
             assert_eq!(keyring.verify(garbage), Err(CredentialError::Malformed), "{garbage:.20}");
         }
         // A key named by the credential but another key given: refused, not verified.

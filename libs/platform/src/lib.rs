@@ -4,6 +4,9 @@
 //! - [`config`]: typed layered configuration, production secret checks.
 //! - [`clock`]: time that tests control.
 //! - [`codes`] and [`error`]: the `ERR_XXXX` catalogue and the error RPCs return.
+//! - [`text_enum!`]: enums stored as text, parsed at the store boundary.
+//! - [`credential`]: offline-verifiable Ed25519 credentials (tickets, badges); [`sealing`]:
+//!   private keys encrypted at rest.
 //! - [`validate`]: edge validation helpers (text, ids, enums, bounded timestamps, ranges).
 //! - [`rpc`]: one way to bind RPCs ([`bind_rpcs!`]), HTTP cache metadata.
 //! - [`page_token`]: opaque, tamper-evident page tokens.
@@ -24,6 +27,7 @@ pub mod clock;
 pub mod codes;
 pub mod config;
 pub mod convert;
+pub mod credential;
 pub mod db;
 pub mod error;
 pub mod events;
@@ -33,8 +37,10 @@ pub mod metrics;
 pub mod page_token;
 pub mod redis;
 pub mod rpc;
+pub mod sealing;
 pub mod server;
 pub mod telemetry;
+pub mod text_enum;
 pub mod throttle;
 pub mod validate;
 

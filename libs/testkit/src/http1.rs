@@ -1,5 +1,5 @@
 //! A minimal keep-alive HTTP/1.1 client for benchmarks: raw requests in, status out,
-//! bodies read by Content-Length or chunked encoding and discarded.
+//! bodies read by Content-Length or chunked encoding.
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -16,6 +16,11 @@ impl Conn {
 
     /// Sends a raw request and reads the whole response; returns the status code.
     pub async fn roundtrip(&mut self, request: &[u8]) -> u16 {
+        self.roundtrip_body(request).await.0
+    }
+
+    /// Sends a raw request and reads the whole response; returns the status and the body.
+    pub async fn roundtrip_body(&mut self, request: &[u8]) -> (u16, Vec<u8>) {
         self.reader.get_mut().write_all(request).await.expect("send");
         let mut line = String::new();
         self.reader.read_line(&mut line).await.expect("status");
@@ -35,6 +40,7 @@ impl Conn {
                 chunked = true;
             }
         }
+        let mut body = Vec::new();
         if chunked {
             loop {
                 line.clear();
@@ -45,11 +51,12 @@ impl Conn {
                 if size == 0 {
                     break;
                 }
+                body.extend_from_slice(&buf[..size]);
             }
         } else {
-            let mut buf = vec![0; length.unwrap_or(0)];
-            self.reader.read_exact(&mut buf).await.expect("body");
+            body = vec![0; length.unwrap_or(0)];
+            self.reader.read_exact(&mut body).await.expect("body");
         }
-        status
+        (status, body)
     }
 }

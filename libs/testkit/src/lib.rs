@@ -40,6 +40,16 @@ pub fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> String {
     festival_platform::error::reason(&status).unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"))
 }
 
+/// `"OK"` for a success, else the refusal's catalogued code (to tally concurrent calls).
+pub fn outcome<T>(result: Result<T, tonic::Status>) -> String {
+    match result {
+        Ok(_) => "OK".into(),
+        Err(status) => {
+            festival_platform::error::reason(&status).unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"))
+        }
+    }
+}
+
 /// A JetStream context on the test NATS server.
 pub async fn jetstream() -> async_nats::jetstream::Context {
     async_nats::jetstream::new(async_nats::connect(nats_url()).await.expect("nats"))

@@ -1,6 +1,6 @@
 //! The line-up's own values.
 
-text_enum! {
+festival_platform::text_enum! {
     /// Where a performance stands: drafted, on the public schedule, or called off (still
     /// shown, marked cancelled, so subscribed calendars drop it).
     PerformanceStatus { Draft = "DRAFT", Published = "PUBLISHED", Cancelled = "CANCELLED" }

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-text_enum! {
+festival_platform::text_enum! {
     /// Where a shift is worked.
     PlaceKind { Stage = "STAGE", Zone = "ZONE", Bar = "BAR", Gate = "GATE", Other = "OTHER" }
 }
 
-text_enum! {
+festival_platform::text_enum! {
     /// The festival role a shift needs (a membership role's name).
     ShiftRole { Staff = "STAFF", Cashier = "CASHIER", Security = "SECURITY" }
 }
