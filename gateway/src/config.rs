@@ -74,6 +74,7 @@ impl Default for Config {
             upstreams: BTreeMap::from([
                 ("identity".to_owned(), "http://127.0.0.1:50051".to_owned()),
                 ("program".to_owned(), "http://127.0.0.1:50052".to_owned()),
+                ("ticketing".to_owned(), "http://127.0.0.1:50053".to_owned()),
             ]),
             api_version: "1".into(),
             cors: CorsConfig {

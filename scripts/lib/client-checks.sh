@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Third-party clients against the real binaries: identity and the gateway are started on
-# free ports against a fresh database, then
+# Third-party clients against the real binaries: identity, program, ticketing and the
+# gateway are started on free ports against fresh databases, then
 #   1. Python grpcio (health, reflection v1alpha, Register/Login/GetMe) → identity directly,
 #   2. Connect's gRPC-web transport, run by Node (code from protoc-gen-es) → the gateway,
-#   3. schemathesis against the gateway's /openapi.json (identity and program behind it),
-#      as a fan and as an organiser: no 5xx, responses match the schema, input the schema
-#      forbids is refused, operations that declare authentication refuse calls without it.
+#   3. schemathesis against the gateway's /openapi.json (identity, program and ticketing
+#      behind it), as a fan and as an organiser: no 5xx, responses match the schema, input
+#      the schema forbids is refused, operations that declare authentication refuse calls
+#      without it.
 # Called by scripts/test.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,6 +26,7 @@ cargo build --workspace --bins --locked -q
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ID_PORT=$(free_port)
 PG_PORT_PROGRAM=$(free_port)
+TK_PORT=$(free_port)
 GW_PORT=$(free_port)
 NAME="clientcheck$RANDOM$RANDOM"
 mkdir -p "$STATE_DIR"
@@ -46,14 +48,23 @@ PROGRAM__NATS__SUBJECT_PREFIX="$NAME" \
 PROGRAM__AUTH__IDENTITY_URL="http://127.0.0.1:$ID_PORT" \
   target/debug/program serve >"$STATE_DIR/program-client-check.log" 2>&1 &
 PROGRAM_PID=$!
+TICKETING__GRPC__LISTEN="127.0.0.1:$TK_PORT" \
+TICKETING__METRICS__ENABLED=false \
+TICKETING__DATABASE__URL="postgres://festival:festival@127.0.0.1:5432/festival_test_${NAME}_ticketing" \
+TICKETING__NATS__SUBJECT_PREFIX="$NAME" \
+TICKETING__AUTH__IDENTITY_URL="http://127.0.0.1:$ID_PORT" \
+TICKETING__GRPC__DRAIN_GRACE_MS=0 \
+  target/debug/ticketing serve >"$STATE_DIR/ticketing-client-check.log" 2>&1 &
+TICKETING_PID=$!
 GATEWAY__LISTEN="127.0.0.1:$GW_PORT" \
 GATEWAY__UPSTREAMS__IDENTITY="http://127.0.0.1:$ID_PORT" \
 GATEWAY__UPSTREAMS__PROGRAM="http://127.0.0.1:$PG_PORT_PROGRAM" \
+GATEWAY__UPSTREAMS__TICKETING="http://127.0.0.1:$TK_PORT" \
 GATEWAY__REDIS__KEY_PREFIX="$NAME:" \
 GATEWAY__RATE_LIMIT__ENABLED=false \
   target/debug/gateway >"$GW_LOG" 2>&1 &
 GW_PID=$!
-trap 'kill $ID_PID $PROGRAM_PID $GW_PID 2>/dev/null || true; wait $ID_PID $PROGRAM_PID $GW_PID 2>/dev/null || true' EXIT
+trap 'kill $ID_PID $PROGRAM_PID $TICKETING_PID $GW_PID 2>/dev/null || true; wait $ID_PID $PROGRAM_PID $TICKETING_PID $GW_PID 2>/dev/null || true' EXIT
 show_logs() { echo "--- identity log ---" >&2; tail -30 "$ID_LOG" >&2; echo "--- gateway log ---" >&2; tail -30 "$GW_LOG" >&2; }
 
 "$VENV/bin/python" scripts/lib/grpc_client_check.py "127.0.0.1:$ID_PORT" || { show_logs; exit 1; }
@@ -64,7 +75,10 @@ log "schemathesis against http://127.0.0.1:$GW_PORT/openapi.json (a fan, then an
 # an organiser's rights: a signed-in fan, and an organiser whose token carries the
 # ORGANIZER membership of a festival they created (identity grants it from program's
 # festival.created event). DeleteMe and LogoutAll would end the session half-way; the
-# integration tests cover them.
+# integration tests cover them. Ticketing's hold and order commands (CreateHold,
+# CheckoutHold, CreateOrder, CancelOrder) require an `idempotency_key`: schemathesis
+# generates one like any other field; a missing or malformed one is a 400, a repeated one
+# replays the first answer (or, for another request, ERR_1006), never a 5xx.
 TOKENS=$("$VENV/bin/python" - "http://127.0.0.1:$GW_PORT" <<'PY'
 import json, sys, time, urllib.request, uuid
 base = sys.argv[1]
@@ -106,8 +120,9 @@ for token in "$FAN_TOKEN" "$ORGANISER_TOKEN"; do
     --max-examples 25 --no-color || { show_logs; exit 1; }
 done
 
-kill -TERM $ID_PID $PROGRAM_PID $GW_PID
+kill -TERM $ID_PID $PROGRAM_PID $TICKETING_PID $GW_PID
 wait $PROGRAM_PID || { echo "program did not exit cleanly on SIGTERM" >&2; exit 1; }
+wait $TICKETING_PID || { echo "ticketing did not exit cleanly on SIGTERM" >&2; tail -20 "$STATE_DIR/ticketing-client-check.log" >&2; exit 1; }
 wait $ID_PID || { echo "identity did not exit cleanly on SIGTERM" >&2; tail -20 "$ID_LOG" >&2; exit 1; }
 wait $GW_PID || { echo "the gateway did not exit cleanly on SIGTERM" >&2; tail -20 "$GW_LOG" >&2; exit 1; }
 trap - EXIT

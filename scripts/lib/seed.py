@@ -1,7 +1,8 @@
 """Seeds demo data through the public REST API (idempotent): a platform admin, the
 published demo festival (English and French) with its stages and line-up, its organizer
-and a staff member signed up for a bar shift, and a fan with two clashing favourites.
-Ticket categories join here when ticketing exists.
+and a staff member signed up for a bar shift, a fan with two clashing favourites, ticket
+categories under one site quota, a box-office order for the fan, a free ticket the fan
+checked out, and the box-office ticket checked in at the main gate by the staff member.
 
 usage: seed.py GATEWAY_URL IDENTITY_BINARY
 """
@@ -106,6 +107,7 @@ def main():
                 sys.exit(f"granting {role} to {email}: {status} {body}")
     seed_shifts(base, festival_id, organizer, users["staff@festival.local"])
     seed_favourites(base, festival_id, users["fan@festival.local"]["accessToken"])
+    seed_tickets(base, festival_id, users["fan@festival.local"])
     print(f"demo festival {DEMO_SLUG} ({festival_id}), published, {len(STAGES)} stages, {len(LINEUP)} performances; logins (password {PASSWORD}):")
     for email, _, role in ACCOUNTS:
         print(f"  {email:28} {role or ('ADMIN' if email.startswith('admin') else 'USER')}")
@@ -150,6 +152,70 @@ def seed_favourites(base, festival_id, fan):
             status, body = call(base, "PUT", f"/v1/festivals/{festival_id}/favourites/{entry['performanceId']}", None, fan)
             if status != 200:
                 sys.exit(f"starring {entry['artistName']}: {status} {body}")
+
+
+def fresh_token(base, email):
+    """A token minted now, carrying the memberships granted since the first login."""
+    status, body = call(base, "POST", "/v1/auth/login", {"email": email, "password": PASSWORD})
+    if status != 200:
+        sys.exit(f"login {email}: {status} {body}")
+    return body["accessToken"]
+
+
+def retrying(what, attempt, accept=()):
+    """Calls `attempt` until it answers 200 (or an accepted code) within 10 s: ticketing
+    learns of festivals and memberships from events, a moment after they happen."""
+    for _ in range(50):
+        status, body = attempt()
+        if status == 200 or body.get("code") in accept:
+            return body
+        time.sleep(0.2)
+    sys.exit(f"{what}: {status} {body}")
+
+
+def seed_tickets(base, festival_id, fan):
+    organizer = fresh_token(base, "organizer@festival.local")
+    staff = fresh_token(base, "staff@festival.local")
+    # A festival event carrying its facts (older demo databases made it before events did).
+    status, body = call(base, "PATCH", f"/v1/festivals/{festival_id}", {"venue": "Les Prés du Lac"}, organizer)
+    if status != 200:
+        sys.exit(f"touching the demo festival: {status} {body}")
+    categories = retrying("ticketing learning the demo festival",
+                          lambda: call(base, "GET", f"/v1/festivals/{festival_id}/ticket-categories", token=organizer))
+    ids = {c["name"]: c["id"] for c in categories.get("categories", [])}
+    for name, price in [("Weekend pass", 18900), ("Friday day ticket", 8900), ("Community ticket", 0)]:
+        if name not in ids:
+            status, body = call(base, "POST", f"/v1/festivals/{festival_id}/ticket-categories",
+                                {"name": name, "priceMinor": price, "maxPerOrder": 6}, organizer)
+            if status != 200:
+                sys.exit(f"creating category {name}: {status} {body}")
+            ids[name] = body["id"]
+    status, body = call(base, "GET", f"/v1/festivals/{festival_id}/quotas", token=organizer)
+    if not body.get("quotas"):
+        quota = {"name": "Site capacity", "size": 45000, "categoryIds": list(ids.values())}
+        status, body = call(base, "POST", f"/v1/festivals/{festival_id}/quotas", quota, organizer)
+        if status != 200:
+            sys.exit(f"creating the site quota: {status} {body}")
+    # The box office sells the fan a weekend pass (idempotent: the same key every run).
+    order = {"categoryId": ids["Weekend pass"], "quantity": 1, "buyerUserId": fan["user"]["id"],
+             "paymentMethod": "PAYMENT_METHOD_CASH", "idempotencyKey": "demo-box-office-order"}
+    status, sold = call(base, "POST", f"/v1/festivals/{festival_id}/orders", order, organizer)
+    if status != 200:
+        sys.exit(f"the demo box-office order: {status} {sold}")
+    # The fan holds a free community ticket and checks out.
+    hold = {"items": [{"categoryId": ids["Community ticket"], "quantity": 1}], "idempotencyKey": "demo-fan-hold"}
+    status, held = call(base, "POST", f"/v1/festivals/{festival_id}/holds", hold, fan["accessToken"])
+    if status != 200:
+        sys.exit(f"the demo fan's hold: {status} {held}")
+    if held["status"] == "HOLD_STATUS_ACTIVE":
+        status, body = call(base, "POST", f"/v1/holds/{held['id']}:checkout", {"idempotencyKey": "demo-fan-checkout"},
+                            fan["accessToken"])
+        if status != 200:
+            sys.exit(f"the demo fan's checkout: {status} {body}")
+    # The staff member scans the weekend pass at the main gate (already used on a re-run).
+    scan = {"credential": sold["tickets"][0]["credential"], "gate": "main-gate"}
+    retrying("checking in the demo ticket",
+             lambda: call(base, "POST", f"/v1/festivals/{festival_id}/check-ins", scan, staff), accept=("ERR_6001",))
 
 
 if __name__ == "__main__":

@@ -144,6 +144,13 @@ def main():
         mine = events_of(body)
         if status != 200 or sorted(e[0] for e in mine) != ["Basalt", "The Lake Sirens"]:
             fail(f"personal calendar feed: {status} {mine}")
+        status, availability = call("GET", f"/v1/festivals/{festival['id']}/availability")
+        if status != 200 or not any(c["onSale"] and int(c["available"]) > 0 for c in availability.get("categories", [])):
+            fail(f"the demo festival should sell tickets: {status} {availability}")
+        status, tickets = call("GET", "/v1/me/tickets", headers=fan_auth)
+        used = [t for t in tickets.get("tickets", []) if t["status"] == "TICKET_STATUS_USED"]
+        if status != 200 or len(tickets.get("tickets", [])) < 2 or not used or used[0]["usedGate"] != "main-gate":
+            fail(f"the demo fan should hold two tickets, one checked in at the main gate: {status} {tickets}")
         status, shifts = call("GET", f"/v1/festivals/{festival['id']}/shifts", headers={"Authorization": f"Bearer {admin['accessToken']}"})
         if status != 200 or not any(s["assignees"] for s in shifts.get("shifts", [])):
             fail(f"the demo staff member should be on a shift: {status} {shifts}")

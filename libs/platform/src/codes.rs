@@ -87,6 +87,9 @@ catalogue! {
     TRANSFER_NOT_ALLOWED = ("ERR_6006", FailedPrecondition, 409, "Ticket cannot be transferred");
     PURCHASE_LIMIT_EXCEEDED = ("ERR_6007", FailedPrecondition, 409, "Purchase limit exceeded");
     SALES_CLOSED = ("ERR_6008", FailedPrecondition, 409, "Ticket sales are closed");
+    TICKET_REVOKED = ("ERR_6009", FailedPrecondition, 409, "Ticket revoked");
+    HOLD_ALREADY_EXTENDED = ("ERR_6010", FailedPrecondition, 409, "A reservation can be extended once");
+    HOLD_NOT_ACTIVE = ("ERR_6011", FailedPrecondition, 409, "The reservation is no longer active");
 
     // 7xxx festivals
     FESTIVAL_NOT_ACTIVE = ("ERR_7001", FailedPrecondition, 409, "Festival not active");

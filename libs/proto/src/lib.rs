@@ -48,11 +48,17 @@ pub mod festival {
             tonic::include_proto!("festival.program.v1");
         }
     }
+
+    pub mod ticketing {
+        pub mod v1 {
+            tonic::include_proto!("festival.ticketing.v1");
+        }
+    }
 }
 
 #[cfg(feature = "testing")]
 pub use festival::testing;
-pub use festival::{common, identity, program};
+pub use festival::{common, identity, program, ticketing};
 
 /// A domain event: a protobuf message that knows the subject it is published on.
 ///
@@ -96,6 +102,9 @@ events! {
     program::v1::FestivalStatusChanged => "festival.program.festival.status_changed";
     program::v1::FestivalDeleted => "festival.program.festival.deleted";
     program::v1::PerformanceChanged => "festival.program.performance.changed";
+    ticketing::v1::OrderPaid => "festival.ticketing.order.paid";
+    ticketing::v1::OrderCancelled => "festival.ticketing.order.cancelled";
+    ticketing::v1::TicketAdmitted => "festival.ticketing.ticket.admitted";
     #[cfg(feature = "testing")]
     testing::v1::ThingHappened => "festival.testing.thing.happened";
 }

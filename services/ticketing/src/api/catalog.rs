@@ -1,0 +1,202 @@
+//! The catalogue: categories, the quotas that cap them, and what can be bought now.
+
+use std::collections::{BTreeSet, HashMap};
+
+use festival_platform::auth::{Principal, Role};
+use festival_platform::rpc::record_festival;
+use festival_platform::{ApiError, ApiResult, ResultExt, codes, validate};
+use festival_proto::ticketing::v1 as pb;
+use uuid::Uuid;
+
+use super::TicketingApi;
+use super::convert::{to_category, to_quota};
+use crate::domain::inventory::category_available;
+use crate::domain::sale::in_window;
+use crate::domain::status::{FestivalStatus, Visibility, festival_on_sale};
+use crate::store::{self, categories::CategoryRow};
+
+const MAX_NAME: usize = 100;
+
+impl TicketingApi {
+    pub(super) async fn create_category(
+        &self,
+        caller: Principal,
+        req: pb::CreateCategoryRequest,
+    ) -> ApiResult<pb::Category> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        caller.require(festival_id, Role::Organizer)?;
+        let limits = self.config.limits;
+        let name = validate::required("name", req.name.trim(), MAX_NAME)?;
+        if !(0..=limits.price_minor).contains(&req.price_minor) {
+            let why = format!("must be between 0 and {} minor units", limits.price_minor);
+            return Err(ApiError::field(codes::INVALID_AMOUNT, "price_minor", why));
+        }
+        let sale_start = validate::timestamp("sale_start_time", &req.sale_start_time)?;
+        let sale_end = validate::timestamp("sale_end_time", &req.sale_end_time)?;
+        if let (Some(start), Some(end)) = (sale_start, sale_end) {
+            validate::range("sale_start_time", "sale_end_time", start, end)?;
+        }
+        let min = if req.min_per_order == 0 { 1 } else { req.min_per_order };
+        let max = if req.max_per_order == 0 { 10.min(limits.quantity) } else { req.max_per_order };
+        if min < 1 || max > limits.quantity || min > max {
+            let why = format!("need 1 <= min_per_order <= max_per_order <= {}", limits.quantity);
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "max_per_order", why));
+        }
+        if req.max_per_account < 0 {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "max_per_account", "must not be negative"));
+        }
+        let visibility = match validate::known_enum::<pb::Visibility>("visibility", req.visibility, true)? {
+            Some(pb::Visibility::Hidden) => Visibility::Hidden,
+            _ => Visibility::Public,
+        };
+        let mut tx = self.pool.begin().await?;
+        let festival = Self::festival(&mut tx, festival_id).await?;
+        if store::categories::count(&mut tx, festival_id).await? >= limits.categories {
+            return Err(ApiError::new(codes::LIMIT_REACHED)
+                .with_message(format!("A festival has at most {} ticket categories", limits.categories)));
+        }
+        let row = store::categories::insert(
+            &mut tx,
+            &CategoryRow {
+                id: Uuid::now_v7(),
+                festival_id,
+                name: name.to_owned(),
+                price_minor: req.price_minor,
+                sale_start,
+                sale_end,
+                min_per_order: min,
+                max_per_order: max,
+                max_per_account: req.max_per_account,
+                visibility,
+                created_at: self.clock.now(),
+            },
+        )
+        .await
+        .on_unique(store::categories::NAME_UNIQUE, ApiError::field(codes::ALREADY_EXISTS, "name", "is already used"))?;
+        tx.commit().await?;
+        Ok(to_category(&row, &festival.currency))
+    }
+
+    pub(super) async fn list_categories(
+        &self,
+        caller: Option<Principal>,
+        req: pb::ListCategoriesRequest,
+    ) -> ApiResult<pb::ListCategoriesResponse> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        let mut conn = self.pool.acquire().await?;
+        let (festival, organizer) = self.visible_festival(&mut conn, festival_id, caller.as_ref()).await?;
+        let categories = store::categories::of_festival(&mut conn, festival_id).await?;
+        Ok(pb::ListCategoriesResponse {
+            categories: categories
+                .iter()
+                .filter(|c| organizer || c.visibility == Visibility::Public)
+                .map(|c| to_category(c, &festival.currency))
+                .collect(),
+        })
+    }
+
+    pub(super) async fn create_quota(&self, caller: Principal, req: pb::CreateQuotaRequest) -> ApiResult<pb::Quota> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        caller.require(festival_id, Role::Organizer)?;
+        let limits = self.config.limits;
+        let name = validate::required("name", req.name.trim(), MAX_NAME)?;
+        if !(1..=limits.quota_size).contains(&req.size) {
+            let why = format!("must be between 1 and {}", limits.quota_size);
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "size", why));
+        }
+        if req.category_ids.is_empty() {
+            return Err(ApiError::field(codes::REQUIRED_FIELD, "category_ids", "at least one category"));
+        }
+        if req.category_ids.len() > 50 {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "category_ids", "at most 50 categories"));
+        }
+        let ids: BTreeSet<Uuid> =
+            req.category_ids.iter().map(|id| validate::uuid("category_ids", id)).collect::<ApiResult<_>>()?;
+        let ids: Vec<Uuid> = ids.into_iter().collect();
+        let mut tx = self.pool.begin().await?;
+        Self::festival(&mut tx, festival_id).await?;
+        if store::categories::find_many(&mut tx, festival_id, &ids).await?.len() != ids.len() {
+            return Err(ApiError::field(codes::NOT_FOUND, "category_ids", "not categories of this festival"));
+        }
+        if store::quotas::count(&mut tx, festival_id).await? >= limits.quotas {
+            return Err(ApiError::new(codes::LIMIT_REACHED)
+                .with_message(format!("A festival has at most {} quotas", limits.quotas)));
+        }
+        let id = Uuid::now_v7();
+        store::quotas::insert(&mut tx, id, festival_id, name, req.size, &ids)
+            .await
+            .on_unique(store::quotas::NAME_UNIQUE, ApiError::field(codes::ALREADY_EXISTS, "name", "is already used"))?;
+        let quota = store::quotas::of_festival(&mut tx, festival_id)
+            .await?
+            .into_iter()
+            .find(|q| q.id == id)
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("quota {id} vanished")))?;
+        tx.commit().await?;
+        Ok(to_quota(&quota))
+    }
+
+    pub(super) async fn list_quotas(
+        &self,
+        caller: Principal,
+        req: pb::ListQuotasRequest,
+    ) -> ApiResult<pb::ListQuotasResponse> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        caller.require(festival_id, Role::Organizer)?;
+        let mut conn = self.pool.acquire().await?;
+        Self::festival(&mut conn, festival_id).await?;
+        let quotas = store::quotas::of_festival(&mut conn, festival_id).await?;
+        Ok(pb::ListQuotasResponse { quotas: quotas.iter().map(to_quota).collect() })
+    }
+
+    pub(super) async fn get_availability(
+        &self,
+        caller: Option<Principal>,
+        req: pb::GetAvailabilityRequest,
+    ) -> ApiResult<pb::Availability> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        let mut conn = self.pool.acquire().await?;
+        let (festival, organizer) = self.visible_festival(&mut conn, festival_id, caller.as_ref()).await?;
+        let categories = store::categories::of_festival(&mut conn, festival_id).await?;
+        let quotas = store::quotas::of_festival(&mut conn, festival_id).await?;
+        let mut counters_of: HashMap<Uuid, Vec<_>> = HashMap::new();
+        for quota in &quotas {
+            for category in &quota.category_ids {
+                counters_of.entry(*category).or_default().push(quota.counters());
+            }
+        }
+        let now = self.clock.now();
+        let selling = festival_on_sale(festival.status);
+        Ok(pb::Availability {
+            categories: categories
+                .iter()
+                .filter(|c| organizer || c.visibility == Visibility::Public)
+                .map(|c| pb::CategoryAvailability {
+                    category_id: c.id.to_string(),
+                    available: category_available(counters_of.get(&c.id).map_or(&[][..], Vec::as_slice)),
+                    on_sale: selling && in_window(now, c.sale_start, c.sale_end),
+                })
+                .collect(),
+        })
+    }
+
+    /// The festival as a caller may see its catalogue: organizers always; others once it
+    /// is no longer a draft. Returns whether the caller organizes it.
+    async fn visible_festival(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        festival_id: Uuid,
+        caller: Option<&Principal>,
+    ) -> ApiResult<(store::festivals::FestivalRow, bool)> {
+        let festival = Self::festival(conn, festival_id).await?;
+        let organizer = caller.is_some_and(|c| c.has(festival_id, Role::Organizer));
+        if !organizer && festival.status == FestivalStatus::Draft {
+            return Err(ApiError::new(codes::NOT_FOUND));
+        }
+        Ok((festival, organizer))
+    }
+}

@@ -1,0 +1,252 @@
+//! Holds: tickets reserved for a buyer for a while, then checked out into an order,
+//! released, or expired.
+
+use std::collections::BTreeSet;
+
+use chrono::Duration;
+use festival_platform::auth::{Principal, Role};
+use festival_platform::idempotency::{self, Claim};
+use festival_platform::rpc::record_festival;
+use festival_platform::{ApiError, ApiResult, codes, validate};
+use festival_proto::ticketing::v1 as pb;
+use uuid::Uuid;
+
+use super::TicketingApi;
+use super::convert::{to_hold, to_order};
+use crate::domain::sale::{self, QuantityError, check_quantity, in_window};
+use crate::domain::status::{HoldStatus, OrderStatus, PaymentMethod, Visibility};
+use crate::lifecycle;
+use crate::stock::{self, Shortage};
+use crate::store::{
+    self,
+    holds::{HoldRow, ItemRow},
+    orders::OrderRow,
+};
+
+impl TicketingApi {
+    pub(super) async fn create_hold(&self, caller: Principal, req: pb::CreateHoldRequest) -> ApiResult<pb::Hold> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
+        let wanted = self.hold_lines(&req.items)?;
+        let mut tx = self.pool.begin().await?;
+        let fresh =
+            match idempotency::claim::<pb::Hold>(&mut tx, "ticketing.CreateHold", caller.user_id, key, &req).await? {
+                Claim::Replay(hold) => return Ok(hold),
+                Claim::Fresh(fresh) => fresh,
+            };
+        let festival = Self::festival_on_sale(&mut tx, festival_id).await?;
+        let ids: Vec<Uuid> = wanted.iter().map(|w| w.0).collect();
+        let categories = store::categories::find_many(&mut tx, festival_id, &ids).await?;
+        let organizer = caller.has(festival_id, Role::Organizer);
+        let now = self.clock.now();
+        let mut items = Vec::with_capacity(wanted.len());
+        for (i, &(category_id, quantity)) in wanted.iter().enumerate() {
+            let field = format!("items[{i}]");
+            let category = categories
+                .iter()
+                .find(|c| c.id == category_id && (organizer || c.visibility == Visibility::Public))
+                .ok_or_else(|| {
+                    ApiError::field(codes::NOT_FOUND, &format!("{field}.category_id"), "no such category")
+                })?;
+            if !in_window(now, category.sale_start, category.sale_end) {
+                return Err(ApiError::field(codes::SALES_CLOSED, &field, "this category is not on sale now"));
+            }
+            quantity_allowed(&field, quantity, category.min_per_order, category.max_per_order)?;
+            if category.max_per_account > 0 {
+                store::categories::lock_account_purchases(&mut tx, category_id, caller.user_id).await?;
+                let already = store::categories::taken_by_account(&mut tx, category_id, caller.user_id).await?;
+                if !sale::within_account_limit(already, quantity, category.max_per_account) {
+                    let why = format!("at most {} per account", category.max_per_account);
+                    return Err(ApiError::field(codes::PURCHASE_LIMIT_EXCEEDED, &field, why));
+                }
+            }
+            items.push(ItemRow { category_id, quantity, unit_price_minor: category.price_minor });
+        }
+        let total = sale::total(items.iter().map(|i| (i.unit_price_minor, i.quantity)))
+            .ok_or_else(|| ApiError::new(codes::INVALID_AMOUNT).with_message("The total is too large"))?;
+        if let Err(Shortage) = stock::take(&mut tx, &wanted, false).await? {
+            return Err(ApiError::new(codes::SOLD_OUT));
+        }
+        let hold = HoldRow {
+            id: Uuid::now_v7(),
+            festival_id,
+            user_id: caller.user_id,
+            status: HoldStatus::Active,
+            total_minor: total,
+            currency: festival.currency.clone(),
+            expires_at: now + Duration::seconds(self.config.holds.ttl_secs),
+            extended: false,
+            order_id: None,
+        };
+        store::holds::insert(&mut tx, &hold, &items).await?;
+        let response = to_hold(&hold, &items, HoldStatus::Active);
+        fresh.complete(&mut tx, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    /// `(category, quantity)` of a hold's items: well-formed, within the request limits,
+    /// one item per category.
+    fn hold_lines(&self, items: &[pb::HoldItem]) -> ApiResult<Vec<(Uuid, i32)>> {
+        if items.is_empty() {
+            return Err(ApiError::field(codes::REQUIRED_FIELD, "items", "at least one item"));
+        }
+        if items.len() > self.config.limits.hold_items {
+            let why = format!("at most {} items", self.config.limits.hold_items);
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "items", why));
+        }
+        let mut seen = BTreeSet::new();
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let id = validate::uuid(&format!("items[{i}].category_id"), &item.category_id)?;
+                if !seen.insert(id) {
+                    return Err(ApiError::field(
+                        codes::VALIDATION_FAILED,
+                        &format!("items[{i}]"),
+                        "one item per category",
+                    ));
+                }
+                if item.quantity <= 0 || item.quantity > self.config.limits.quantity {
+                    let why = format!("must be between 1 and {}", self.config.limits.quantity);
+                    return Err(ApiError::field(codes::VALIDATION_FAILED, &format!("items[{i}].quantity"), why));
+                }
+                Ok((id, item.quantity))
+            })
+            .collect()
+    }
+
+    /// The caller's hold, locked for a change (others' holds are not found).
+    async fn own_hold(&self, tx: &mut sqlx::PgConnection, caller: &Principal, raw_id: &str) -> ApiResult<HoldRow> {
+        let id = validate::uuid("hold_id", raw_id)?;
+        let hold = store::holds::lock(tx, id).await?.filter(|h| h.user_id == caller.user_id);
+        let hold = hold.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        record_festival(hold.festival_id);
+        Ok(hold)
+    }
+
+    /// What the caller sees: an active hold past its time is expired, swept or not.
+    fn shown_status(&self, hold: &HoldRow) -> HoldStatus {
+        if hold.status == HoldStatus::Active && hold.expires_at <= self.clock.now() {
+            HoldStatus::Expired
+        } else {
+            hold.status
+        }
+    }
+
+    /// Refuses a hold that is not active any more.
+    fn still_active(&self, hold: &HoldRow) -> ApiResult<()> {
+        match self.shown_status(hold) {
+            HoldStatus::Active => Ok(()),
+            HoldStatus::Expired => Err(ApiError::new(codes::HOLD_EXPIRED)),
+            HoldStatus::Released | HoldStatus::CheckedOut => Err(ApiError::new(codes::HOLD_NOT_ACTIVE)),
+        }
+    }
+
+    pub(super) async fn get_hold(&self, caller: Principal, req: pb::GetHoldRequest) -> ApiResult<pb::Hold> {
+        let id = validate::uuid("hold_id", &req.hold_id)?;
+        let mut conn = self.pool.acquire().await?;
+        let hold = store::holds::find(&mut conn, id)
+            .await?
+            .filter(|h| h.user_id == caller.user_id)
+            .ok_or(ApiError::new(codes::NOT_FOUND))?;
+        let items = store::holds::items(&mut conn, id).await?;
+        Ok(to_hold(&hold, &items, self.shown_status(&hold)))
+    }
+
+    pub(super) async fn extend_hold(&self, caller: Principal, req: pb::ExtendHoldRequest) -> ApiResult<pb::Hold> {
+        let mut tx = self.pool.begin().await?;
+        let mut hold = self.own_hold(&mut tx, &caller, &req.hold_id).await?;
+        self.still_active(&hold)?;
+        if hold.extended {
+            return Err(ApiError::new(codes::HOLD_ALREADY_EXTENDED));
+        }
+        hold.expires_at += Duration::seconds(self.config.holds.ttl_secs);
+        hold.extended = true;
+        store::holds::extend(&mut tx, hold.id, hold.expires_at).await?;
+        let items = store::holds::items(&mut tx, hold.id).await?;
+        tx.commit().await?;
+        Ok(to_hold(&hold, &items, HoldStatus::Active))
+    }
+
+    pub(super) async fn release_hold(&self, caller: Principal, req: pb::ReleaseHoldRequest) -> ApiResult<pb::Hold> {
+        let mut tx = self.pool.begin().await?;
+        let mut hold = self.own_hold(&mut tx, &caller, &req.hold_id).await?;
+        // Releasing twice, or after expiry, changes nothing and says where it stands.
+        if hold.status == HoldStatus::Active {
+            lifecycle::end_hold(&mut tx, &hold, HoldStatus::Released).await?;
+            hold.status = HoldStatus::Released;
+        }
+        let items = store::holds::items(&mut tx, hold.id).await?;
+        tx.commit().await?;
+        Ok(to_hold(&hold, &items, hold.status))
+    }
+
+    pub(super) async fn checkout_hold(&self, caller: Principal, req: pb::CheckoutHoldRequest) -> ApiResult<pb::Order> {
+        let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
+        validate::uuid("hold_id", &req.hold_id)?;
+        let mut tx = self.pool.begin().await?;
+        let fresh = match idempotency::claim::<pb::Order>(&mut tx, "ticketing.CheckoutHold", caller.user_id, key, &req)
+            .await?
+        {
+            Claim::Replay(order) => return Ok(order),
+            Claim::Fresh(fresh) => fresh,
+        };
+        let hold = self.own_hold(&mut tx, &caller, &req.hold_id).await?;
+        self.still_active(&hold)?;
+        // A cancelled festival stops sales at once, held tickets included.
+        Self::festival_on_sale(&mut tx, hold.festival_id).await?;
+        if hold.total_minor > 0 {
+            return Err(ApiError::new(codes::PAYMENT_PROVIDER_UNAVAILABLE)
+                .with_message("Paid orders are not taken online yet; the hold stays until it expires"));
+        }
+        let items = store::holds::items(&mut tx, hold.id).await?;
+        let lines: Vec<(Uuid, i32)> = items.iter().map(|i| (i.category_id, i.quantity)).collect();
+        stock::shift(&mut tx, &lines, (-1, 1)).await?;
+        let order = store::orders::insert(
+            &mut tx,
+            &OrderRow {
+                id: Uuid::now_v7(),
+                festival_id: hold.festival_id,
+                buyer_user_id: Some(caller.user_id),
+                status: OrderStatus::Paid,
+                total_minor: hold.total_minor,
+                currency: hold.currency.clone(),
+                payment_method: PaymentMethod::Free,
+                hold_id: Some(hold.id),
+                created_by: caller.user_id,
+                cancelled_at: None,
+                created_at: self.clock.now(),
+            },
+        )
+        .await?;
+        let tickets = self.issue_tickets(&mut tx, &order, &lines).await?;
+        store::holds::set_status(&mut tx, hold.id, HoldStatus::CheckedOut, Some(order.id)).await?;
+        self.publish_paid(&mut tx, &order, &tickets).await?;
+        let response = to_order(&order, &tickets);
+        fresh.complete(&mut tx, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+}
+
+/// A quantity within a category's per-order bounds: too few is a bad request, too many
+/// the purchase limit.
+pub(super) fn quantity_allowed(field: &str, quantity: i32, min: i32, max: i32) -> ApiResult<()> {
+    match check_quantity(quantity, min, max) {
+        Ok(()) => Ok(()),
+        Err(QuantityError::NotPositive) => {
+            Err(ApiError::field(codes::VALIDATION_FAILED, &format!("{field}.quantity"), "must be positive"))
+        }
+        Err(QuantityError::BelowMinimum(min)) => {
+            Err(ApiError::field(codes::VALIDATION_FAILED, &format!("{field}.quantity"), format!("at least {min}")))
+        }
+        Err(QuantityError::AboveMaximum(max)) => Err(ApiError::field(
+            codes::PURCHASE_LIMIT_EXCEEDED,
+            &format!("{field}.quantity"),
+            format!("at most {max} per order"),
+        )),
+    }
+}

@@ -1,0 +1,126 @@
+//! The gRPC surface: decode and validate, authorize, call the domain and the store,
+//! encode. Every stock move, its order and its event commit together.
+//!
+//! One module per area ([`catalog`], [`holds`], [`orders`], [`tickets`]); this one holds
+//! what they share and the tonic binding, [`convert`] the proto mapping.
+
+mod catalog;
+mod convert;
+mod holds;
+mod orders;
+mod tickets;
+
+use std::sync::Arc;
+
+use festival_platform::auth::{Principal, Role, Verifier};
+use festival_platform::clock::Clock;
+use festival_platform::credential::{Claims, Kind};
+use festival_platform::rpc::Authenticate;
+use festival_platform::{ApiError, ApiResult, codes};
+use festival_proto::ticketing::v1 as pb;
+use sqlx::{PgConnection, PgPool};
+use tonic::Request;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::domain::status::{TicketStatus, festival_on_sale};
+use crate::signing::FestivalKeys;
+use crate::store::{self, festivals::FestivalRow, orders::OrderRow, tickets::TicketRow};
+
+pub struct TicketingApi {
+    pool: PgPool,
+    verifier: Verifier,
+    keys: Arc<FestivalKeys>,
+    config: Arc<Config>,
+    clock: Clock,
+}
+
+impl TicketingApi {
+    pub fn new(pool: PgPool, verifier: Verifier, keys: Arc<FestivalKeys>, config: Arc<Config>, clock: Clock) -> Self {
+        Self { pool, verifier, keys, config, clock }
+    }
+
+    /// A festival ticketing knows of (from program's events).
+    async fn festival(conn: &mut PgConnection, id: Uuid) -> ApiResult<FestivalRow> {
+        store::festivals::find(conn, id).await?.ok_or_else(|| {
+            ApiError::new(codes::NOT_FOUND).with_message("No such festival (or ticketing has not heard of it yet)")
+        })
+    }
+
+    /// A festival that sells now: published or under way (`ERR_7001` otherwise).
+    async fn festival_on_sale(conn: &mut PgConnection, id: Uuid) -> ApiResult<FestivalRow> {
+        let festival = Self::festival(conn, id).await?;
+        if !festival_on_sale(festival.status) {
+            return Err(ApiError::new(codes::FESTIVAL_NOT_ACTIVE).with_message(format!(
+                "The festival is {}: no tickets are sold",
+                festival.status.as_str().to_lowercase()
+            )));
+        }
+        Ok(festival)
+    }
+
+    /// Issues `lines` as tickets of `order`, each with its signed credential.
+    async fn issue_tickets(
+        &self,
+        conn: &mut PgConnection,
+        order: &OrderRow,
+        lines: &[(Uuid, i32)],
+    ) -> ApiResult<Vec<TicketRow>> {
+        let issuer = self.keys.issuer(order.festival_id).await.map_err(ApiError::internal)?;
+        let issued_at = self.clock.now();
+        let stamp = u32::try_from(issued_at.timestamp()).unwrap_or(u32::MAX);
+        let tickets: Vec<TicketRow> = lines
+            .iter()
+            .flat_map(|&(category, quantity)| (0..quantity).map(move |_| category))
+            .map(|category_id| {
+                let id = Uuid::now_v7();
+                let claims = Claims { kind: Kind::Ticket, festival: order.festival_id, subject: id, issued_at: stamp };
+                TicketRow {
+                    id,
+                    festival_id: order.festival_id,
+                    order_id: order.id,
+                    category_id,
+                    holder_user_id: order.buyer_user_id,
+                    status: TicketStatus::Sold,
+                    credential: issuer.issue(&claims),
+                    issued_at,
+                    used_at: None,
+                    used_gate: None,
+                }
+            })
+            .collect();
+        store::tickets::insert_many(conn, &tickets).await?;
+        Ok(tickets)
+    }
+}
+
+/// Roles that scan at the gates.
+const GATE_ROLES: [Role; 3] = [Role::Security, Role::Staff, Role::Organizer];
+
+impl Authenticate for TicketingApi {
+    async fn caller<T: Send + Sync>(&self, request: &Request<T>) -> ApiResult<Principal> {
+        self.verifier.authenticate(request).await
+    }
+}
+
+festival_platform::bind_rpcs! {
+    TicketingApi => pb::ticketing_service_server::TicketingService {
+        auth create_category(pb::CreateCategoryRequest) -> pb::Category;
+        optional list_categories(pb::ListCategoriesRequest) -> pb::ListCategoriesResponse;
+        auth create_quota(pb::CreateQuotaRequest) -> pb::Quota;
+        auth list_quotas(pb::ListQuotasRequest) -> pb::ListQuotasResponse;
+        optional get_availability(pb::GetAvailabilityRequest) -> pb::Availability;
+        auth create_hold(pb::CreateHoldRequest) -> pb::Hold;
+        auth get_hold(pb::GetHoldRequest) -> pb::Hold;
+        auth extend_hold(pb::ExtendHoldRequest) -> pb::Hold;
+        auth release_hold(pb::ReleaseHoldRequest) -> pb::Hold;
+        auth checkout_hold(pb::CheckoutHoldRequest) -> pb::Order;
+        auth create_order(pb::CreateOrderRequest) -> pb::Order;
+        auth get_order(pb::GetOrderRequest) -> pb::Order;
+        auth cancel_order(pb::CancelOrderRequest) -> pb::Order;
+        auth list_my_tickets(pb::ListMyTicketsRequest) -> pb::ListMyTicketsResponse;
+        public get_ticket_keys(pb::GetTicketKeysRequest) -> pb::TicketKeys;
+        auth list_revoked_tickets(pb::ListRevokedTicketsRequest) -> pb::ListRevokedTicketsResponse;
+        auth redeem(pb::RedeemRequest) -> pb::CheckIn;
+    }
+}

@@ -1,0 +1,171 @@
+//! Orders: sold in one call by a box office or a partner, read by their buyer or the
+//! festival's staff, cancelled by an organizer (their tickets revoked, their stock free
+//! again, exactly once).
+
+use std::collections::BTreeMap;
+
+use festival_platform::auth::{Principal, Role};
+use festival_platform::idempotency::{self, Claim};
+use festival_platform::rpc::record_festival;
+use festival_platform::{ApiError, ApiResult, codes, validate};
+use festival_proto::ticketing::v1 as pb;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::TicketingApi;
+use super::convert::{payment_method, to_order};
+use super::holds::quantity_allowed;
+use crate::domain::sale::{self, in_window};
+use crate::domain::status::{OrderStatus, PaymentMethod, TicketStatus};
+use crate::events;
+use crate::stock::{self, Shortage};
+use crate::store::{self, orders::OrderRow, tickets::TicketRow};
+
+impl TicketingApi {
+    pub(super) async fn create_order(&self, caller: Principal, req: pb::CreateOrderRequest) -> ApiResult<pb::Order> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        caller.require_any(festival_id, &[Role::Cashier, Role::Organizer])?;
+        let category_id = validate::uuid("category_id", &req.category_id)?;
+        if req.quantity <= 0 || req.quantity > self.config.limits.quantity {
+            let why = format!("must be between 1 and {}", self.config.limits.quantity);
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "quantity", why));
+        }
+        let buyer = match req.buyer_user_id.as_str() {
+            "" => None,
+            raw => Some(validate::uuid("buyer_user_id", raw)?),
+        };
+        let method = match validate::known_enum::<pb::PaymentMethod>("payment_method", req.payment_method, false)? {
+            Some(pb::PaymentMethod::Cash) => PaymentMethod::Cash,
+            Some(pb::PaymentMethod::External) => PaymentMethod::External,
+            Some(pb::PaymentMethod::Free) => PaymentMethod::Free,
+            _ => return Err(ApiError::field(codes::REQUIRED_FIELD, "payment_method", "is required")),
+        };
+        let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
+        let mut tx = self.pool.begin().await?;
+        let fresh =
+            match idempotency::claim::<pb::Order>(&mut tx, "ticketing.CreateOrder", caller.user_id, key, &req).await? {
+                Claim::Replay(order) => return Ok(order),
+                Claim::Fresh(fresh) => fresh,
+            };
+        let festival = Self::festival_on_sale(&mut tx, festival_id).await?;
+        let category = store::categories::find_many(&mut tx, festival_id, &[category_id])
+            .await?
+            .pop()
+            .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "category_id", "no such category"))?;
+        if !in_window(self.clock.now(), category.sale_start, category.sale_end) {
+            return Err(ApiError::field(codes::SALES_CLOSED, "category_id", "this category is not on sale now"));
+        }
+        quantity_allowed("order", req.quantity, category.min_per_order, category.max_per_order)?;
+        let total = sale::total([(category.price_minor, req.quantity)])
+            .ok_or_else(|| ApiError::new(codes::INVALID_AMOUNT).with_message("The total is too large"))?;
+        if method == PaymentMethod::Free && total > 0 {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "payment_method", "the category is not free"));
+        }
+        let lines = [(category_id, req.quantity)];
+        if let Err(Shortage) = stock::take(&mut tx, &lines, true).await? {
+            return Err(ApiError::new(codes::SOLD_OUT));
+        }
+        let order = store::orders::insert(
+            &mut tx,
+            &OrderRow {
+                id: Uuid::now_v7(),
+                festival_id,
+                buyer_user_id: buyer,
+                status: OrderStatus::Paid,
+                total_minor: total,
+                currency: festival.currency.clone(),
+                payment_method: method,
+                hold_id: None,
+                created_by: caller.user_id,
+                cancelled_at: None,
+                created_at: self.clock.now(),
+            },
+        )
+        .await?;
+        let tickets = self.issue_tickets(&mut tx, &order, &lines).await?;
+        self.publish_paid(&mut tx, &order, &tickets).await?;
+        let response = to_order(&order, &tickets);
+        fresh.complete(&mut tx, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    pub(super) async fn get_order(&self, caller: Principal, req: pb::GetOrderRequest) -> ApiResult<pb::Order> {
+        let id = validate::uuid("order_id", &req.order_id)?;
+        let mut conn = self.pool.acquire().await?;
+        let order = store::orders::find(&mut conn, id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        record_festival(order.festival_id);
+        let staff = caller.require_any(order.festival_id, &[Role::Organizer, Role::Cashier]).is_ok();
+        if order.buyer_user_id != Some(caller.user_id) && !staff {
+            return Err(ApiError::new(codes::NOT_FOUND));
+        }
+        let tickets = store::tickets::of_order(&mut conn, id).await?;
+        Ok(to_order(&order, &tickets))
+    }
+
+    pub(super) async fn cancel_order(&self, caller: Principal, req: pb::CancelOrderRequest) -> ApiResult<pb::Order> {
+        let id = validate::uuid("order_id", &req.order_id)?;
+        let reason = validate::max_len("reason", &req.reason, 500)?;
+        let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
+        let mut tx = self.pool.begin().await?;
+        let fresh =
+            match idempotency::claim::<pb::Order>(&mut tx, "ticketing.CancelOrder", caller.user_id, key, &req).await? {
+                Claim::Replay(order) => return Ok(order),
+                Claim::Fresh(fresh) => fresh,
+            };
+        let order = store::orders::lock(&mut tx, id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        record_festival(order.festival_id);
+        caller.require(order.festival_id, Role::Organizer)?;
+        let order = if order.status == OrderStatus::Cancelled {
+            order // cancelled before: nothing is freed twice
+        } else {
+            let revoked = store::tickets::revoke_of_order(&mut tx, id, TicketStatus::Cancelled).await?;
+            let mut per_category: BTreeMap<Uuid, i32> = BTreeMap::new();
+            for (_, category) in &revoked {
+                *per_category.entry(*category).or_insert(0) += 1;
+            }
+            let lines: Vec<(Uuid, i32)> = per_category.into_iter().collect();
+            stock::shift(&mut tx, &lines, (0, -1)).await?;
+            let cancelled = store::orders::cancel(&mut tx, id, self.clock.now(), reason).await?;
+            events::publish(
+                &mut tx,
+                &pb::OrderCancelled {
+                    order_id: id.to_string(),
+                    festival_id: order.festival_id.to_string(),
+                    ticket_ids: revoked.iter().map(|(t, _)| t.to_string()).collect(),
+                },
+            )
+            .await?;
+            cancelled
+        };
+        let tickets = store::tickets::of_order(&mut tx, id).await?;
+        let response = to_order(&order, &tickets);
+        fresh.complete(&mut tx, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    /// `order.paid`, in the order's transaction.
+    pub(super) async fn publish_paid(
+        &self,
+        conn: &mut PgConnection,
+        order: &OrderRow,
+        tickets: &[TicketRow],
+    ) -> ApiResult<()> {
+        events::publish(
+            conn,
+            &pb::OrderPaid {
+                order_id: order.id.to_string(),
+                festival_id: order.festival_id.to_string(),
+                buyer_user_id: order.buyer_user_id.map(|u| u.to_string()).unwrap_or_default(),
+                total_minor: order.total_minor,
+                currency: order.currency.clone(),
+                payment_method: payment_method(order.payment_method) as i32,
+                ticket_ids: tickets.iter().map(|t| t.id.to_string()).collect(),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,86 @@
+//! Ticketing's configuration: the common part, hold times, the key that seals festival
+//! signing keys at rest, and per-festival limits.
+
+use festival_platform::config::{CommonConfig, ConfigError, Secret, ServiceConfig, require_strong_secret};
+use serde::{Deserialize, Serialize};
+
+/// Development value of `TICKETING__KEYS__SEALING_KEY`; refused in production.
+pub const DEV_SEALING_KEY: &str = "dGlja2V0aW5nLWRldi1rZXktZG8tbm90LXVzZS0wMDE=";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    #[serde(flatten)]
+    pub common: CommonConfig,
+    pub holds: HoldConfig,
+    pub keys: KeyConfig,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct HoldConfig {
+    /// How long a hold keeps its tickets, in seconds (15 minutes); extending adds as much once.
+    pub ttl_secs: i64,
+    /// How often the worker gives expired holds' tickets back, in milliseconds.
+    pub sweep_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyConfig {
+    /// base64 of 32 random bytes; seals the festivals' ticket-signing keys in the database.
+    pub sealing_key: Secret,
+}
+
+/// How much one festival or one request may hold (`TICKETING__LIMITS__*`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Limits {
+    pub categories: i64,
+    pub quotas: i64,
+    /// The largest quota.
+    pub quota_size: i64,
+    /// The highest price, in minor units.
+    pub price_minor: i64,
+    /// Tickets in one order or hold item.
+    pub quantity: i32,
+    /// Items (categories) in one hold.
+    pub hold_items: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            common: CommonConfig::local_defaults("ticketing", 50053),
+            holds: HoldConfig { ttl_secs: 15 * 60, sweep_interval_ms: 1_000 },
+            keys: KeyConfig { sealing_key: Secret::new(DEV_SEALING_KEY) },
+            limits: Limits {
+                categories: 200,
+                quotas: 200,
+                quota_size: 1_000_000,
+                price_minor: 10_000_000,
+                quantity: 100,
+                hold_items: 10,
+            },
+        }
+    }
+}
+
+impl ServiceConfig for Config {
+    fn common(&self) -> &CommonConfig {
+        &self.common
+    }
+    fn common_mut(&mut self) -> &mut CommonConfig {
+        &mut self.common
+    }
+    fn validate(&self) -> Result<(), ConfigError> {
+        require_strong_secret(&self.common, "keys.sealing_key", &self.keys.sealing_key, 44, DEV_SEALING_KEY)?;
+        festival_platform::sealing::Sealer::from_config(&self.keys.sealing_key).map_err(|reason| {
+            ConfigError::Invalid { key: self.common.env_var("keys.sealing_key"), reason: reason.into() }
+        })?;
+        if self.holds.ttl_secs < 60 || self.holds.ttl_secs > 24 * 3600 {
+            return Err(ConfigError::Invalid {
+                key: self.common.env_var("holds.ttl_secs"),
+                reason: "must be between 60 and 86400".into(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,6 @@
+//! Ticketing's rules, free of I/O: the life of a ticket as a transition table, quota
+//! arithmetic, when something is on sale, limits and totals.
+
+pub mod inventory;
+pub mod sale;
+pub mod status;

@@ -1,0 +1,75 @@
+//! What may be bought, when, and what it costs.
+
+use chrono::{DateTime, Utc};
+
+/// Within a category's sale window (either end open).
+pub fn in_window(now: DateTime<Utc>, start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> bool {
+    start.is_none_or(|s| s <= now) && end.is_none_or(|e| now < e)
+}
+
+/// Why a quantity is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantityError {
+    NotPositive,
+    BelowMinimum(i32),
+    AboveMaximum(i32),
+}
+
+/// A quantity for one order of a category.
+pub fn check_quantity(quantity: i32, min: i32, max: i32) -> Result<(), QuantityError> {
+    if quantity <= 0 {
+        Err(QuantityError::NotPositive)
+    } else if quantity < min {
+        Err(QuantityError::BelowMinimum(min))
+    } else if quantity > max {
+        Err(QuantityError::AboveMaximum(max))
+    } else {
+        Ok(())
+    }
+}
+
+/// The total of `(unit price, quantity)` lines in minor units; `None` on overflow.
+pub fn total(lines: impl IntoIterator<Item = (i64, i32)>) -> Option<i64> {
+    lines.into_iter().try_fold(0i64, |sum, (price, quantity)| sum.checked_add(price.checked_mul(i64::from(quantity))?))
+}
+
+/// Whether an account may take `wanted` more tickets of a category of which it already
+/// holds or owns `already` (a limit of 0: none).
+pub fn within_account_limit(already: i64, wanted: i32, limit: i32) -> bool {
+    limit <= 0 || already + i64::from(wanted) <= i64::from(limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    #[test]
+    fn the_sale_window_is_half_open_and_either_end_may_be_open() {
+        let now = Utc::now();
+        let (before, after) = (now - Duration::hours(1), now + Duration::hours(1));
+        assert!(in_window(now, None, None));
+        assert!(in_window(now, Some(before), Some(after)));
+        assert!(in_window(now, Some(now), None), "opens at its start");
+        assert!(!in_window(now, None, Some(now)), "closed at its end: an early-bird price ends on time");
+        assert!(!in_window(now, Some(after), None));
+    }
+
+    #[test]
+    fn quantities_are_positive_and_within_the_categorys_bounds() {
+        assert_eq!(check_quantity(0, 1, 10), Err(QuantityError::NotPositive));
+        assert_eq!(check_quantity(-3, 1, 10), Err(QuantityError::NotPositive));
+        assert_eq!(check_quantity(1, 2, 10), Err(QuantityError::BelowMinimum(2)));
+        assert_eq!(check_quantity(11, 1, 10), Err(QuantityError::AboveMaximum(10)));
+        assert_eq!(check_quantity(10, 1, 10), Ok(()));
+    }
+
+    #[test]
+    fn totals_add_up_in_minor_units_and_overflow_is_caught() {
+        assert_eq!(total([(12_900, 2), (1_500, 1)]), Some(27_300));
+        assert_eq!(total([(i64::MAX, 2)]), None);
+        assert!(within_account_limit(3, 1, 4));
+        assert!(!within_account_limit(3, 2, 4));
+        assert!(within_account_limit(1_000, 1_000, 0), "0: no limit");
+    }
+}

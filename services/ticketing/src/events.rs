@@ -1,0 +1,89 @@
+//! Events: ticketing publishes `festival.ticketing.*` (`OrderPaid`, `OrderCancelled`,
+//! `TicketAdmitted`) through [`publish`], in the transaction of the change; and it keeps a
+//! projection of program's festival facts (status, currency, time zone, dates).
+
+use festival_platform::events::consumer::{self, Meta, Subscription};
+use festival_proto::program::v1 as program;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+pub use festival_platform::events::outbox::publish;
+
+use crate::domain::status::FestivalStatus;
+use crate::store;
+
+/// The program events ticketing follows.
+pub fn consumers() -> Vec<Subscription> {
+    vec![
+        consumer::follow("ticketing-festival-created", festival_created),
+        consumer::follow("ticketing-festival-updated", festival_updated),
+        consumer::follow("ticketing-festival-status-changed", festival_status_changed),
+        consumer::follow("ticketing-festival-deleted", festival_deleted),
+    ]
+}
+
+async fn festival_created(tx: &mut PgConnection, e: program::FestivalCreated, meta: &Meta) -> anyhow::Result<()> {
+    apply_facts(tx, &e.festival_id, e.facts, meta).await
+}
+
+async fn festival_updated(tx: &mut PgConnection, e: program::FestivalUpdated, meta: &Meta) -> anyhow::Result<()> {
+    apply_facts(tx, &e.festival_id, e.facts, meta).await
+}
+
+async fn festival_status_changed(
+    tx: &mut PgConnection,
+    e: program::FestivalStatusChanged,
+    meta: &Meta,
+) -> anyhow::Result<()> {
+    apply_facts(tx, &e.festival_id, e.facts, meta).await
+}
+
+async fn festival_deleted(tx: &mut PgConnection, e: program::FestivalDeleted, meta: &Meta) -> anyhow::Result<()> {
+    let Ok(id) = Uuid::parse_str(&e.festival_id) else {
+        return Err(consumer::permanent(format!("festival.deleted {} with a malformed id", meta.id)));
+    };
+    store::festivals::mark_deleted(tx, id).await?;
+    Ok(())
+}
+
+/// Keeps the newest facts of a festival (by their version), whatever the order events
+/// arrive in.
+async fn apply_facts(
+    tx: &mut PgConnection,
+    festival_id: &str,
+    facts: Option<program::FestivalFacts>,
+    meta: &Meta,
+) -> anyhow::Result<()> {
+    let Ok(id) = Uuid::parse_str(festival_id) else {
+        return Err(consumer::permanent(format!("festival event {} with a malformed id", meta.id)));
+    };
+    let Some(f) = facts else {
+        // Published before events carried facts: the next change of that festival brings them.
+        tracing::warn!(%id, event = %meta.id, "festival event without facts; skipped");
+        return Ok(());
+    };
+    let status = program::FestivalStatus::try_from(f.status)
+        .ok()
+        .and_then(|s| FestivalStatus::parse(s.as_str_name().trim_start_matches("FESTIVAL_STATUS_")));
+    let Some(status) = status else {
+        return Err(consumer::permanent(format!("festival event {} with unknown status {}", meta.id, f.status)));
+    };
+    let time = |t: Option<prost_types::Timestamp>| {
+        t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
+    };
+    store::festivals::apply(
+        tx,
+        &store::festivals::Facts {
+            id,
+            name: &f.name,
+            time_zone: &f.time_zone,
+            currency: &f.currency,
+            start_time: time(f.start_time),
+            end_time: time(f.end_time),
+            status,
+            version: f.version,
+        },
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! The ticketing service: ticket categories and the quotas that cap them, holds that
+//! reserve stock for 15 minutes, orders (free, or paid at a box office or by a partner
+//! until the payments service is wired), tickets whose QR credential is signed with the
+//! festival's Ed25519 key, and check-in at the gates. Keeps a projection of program's
+//! festival facts; publishes `festival.ticketing.*`.
+//!
+//! Layout: [`api`] (gRPC), [`domain`] (rules), [`store`] (SQL), [`stock`] (quota moves),
+//! [`lifecycle`] (hold expiry), [`signing`] (festival keys), [`events`].
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod lifecycle;
+pub mod signing;
+pub mod stock;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use festival_platform::server::{Context, Service};
+use festival_proto::ticketing::v1::ticketing_service_server::TicketingServiceServer;
+use sqlx::migrate::Migrator;
+use tonic::service::Routes;
+
+pub use config::Config;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The ticketing service, as the platform bootstrap sees it.
+pub struct Ticketing;
+
+impl Service for Ticketing {
+    type Config = Config;
+    const NAME: &'static str = "ticketing";
+    const GRPC_SERVICES: &'static [&'static str] = &["festival.ticketing.v1.TicketingService"];
+
+    fn default_config() -> Config {
+        Config::default()
+    }
+
+    fn migrator() -> &'static Migrator {
+        &MIGRATOR
+    }
+
+    async fn routes(config: Config, ctx: Context) -> anyhow::Result<Routes> {
+        let verifier = ctx.verifier().await?;
+        let sealer =
+            festival_platform::sealing::Sealer::from_config(&config.keys.sealing_key).map_err(anyhow::Error::msg)?;
+        let keys = Arc::new(signing::FestivalKeys::new(ctx.pool.clone(), sealer));
+        let max = config.common.grpc.max_message_bytes;
+        let api = api::TicketingApi::new(ctx.pool.clone(), verifier, keys, Arc::new(config), ctx.clock.clone());
+        Ok(Routes::new(TicketingServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max)))
+    }
+
+    fn consumers(_config: &Config) -> Vec<festival_platform::events::consumer::Subscription> {
+        events::consumers()
+    }
+
+    fn workers(config: &Config, ctx: &Context) -> Vec<futures::future::BoxFuture<'static, ()>> {
+        let every = Duration::from_millis(config.holds.sweep_interval_ms.max(10));
+        vec![Box::pin(lifecycle::run(ctx.pool.clone(), ctx.clock.clone(), every, ctx.shutdown.clone()))]
+    }
+}

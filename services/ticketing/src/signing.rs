@@ -1,0 +1,82 @@
+//! The festivals' ticket-signing keys (Ed25519). A festival gets its first key when its
+//! first ticket is issued; the private half is sealed at rest with the kit's [`Sealer`]
+//! and never leaves this service, the public halves are published for scanners. Issuers
+//! and keyrings are cached per festival: keys never change once made (a retired key
+//! still verifies what it signed), so a cache only misses on a new key.
+
+use std::collections::HashMap;
+
+use festival_platform::credential::{Issuer, Keyring, key_id};
+use festival_platform::sealing::Sealer;
+use sqlx::PgPool;
+use tokio::sync::RwLock;
+use uuid::Uuid;
+
+use crate::store;
+
+/// How a key id is written (the 4 bytes a credential carries, in hex).
+pub fn kid_text(key_id: u32) -> String {
+    format!("{key_id:08x}")
+}
+
+pub struct FestivalKeys {
+    pool: PgPool,
+    sealer: Sealer,
+    issuers: RwLock<HashMap<Uuid, Issuer>>,
+    keyrings: RwLock<HashMap<Uuid, Keyring>>,
+}
+
+impl FestivalKeys {
+    pub fn new(pool: PgPool, sealer: Sealer) -> Self {
+        Self { pool, sealer, issuers: RwLock::default(), keyrings: RwLock::default() }
+    }
+
+    /// The festival's active key, made (once, whatever the number of replicas) if it has none.
+    pub async fn issuer(&self, festival_id: Uuid) -> anyhow::Result<Issuer> {
+        if let Some(issuer) = self.issuers.read().await.get(&festival_id) {
+            return Ok(issuer.clone());
+        }
+        let mut tx = self.pool.begin().await?;
+        store::keys::lock_festival(&mut tx, festival_id).await?;
+        let issuer = match store::keys::active(&mut tx, festival_id).await? {
+            Some(row) => self.open(&row)?,
+            None => {
+                let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+                let kid = kid_text(key_id(&key.verifying_key()));
+                let sealed = self.sealer.seal(key.as_bytes(), &kid)?;
+                store::keys::insert(&mut tx, &kid, festival_id, key.verifying_key().as_bytes(), &sealed).await?;
+                tracing::info!(%festival_id, %kid, "created the festival's ticket-signing key");
+                Issuer::new(key)
+            }
+        };
+        tx.commit().await?;
+        self.issuers.write().await.insert(festival_id, issuer.clone());
+        Ok(issuer)
+    }
+
+    fn open(&self, row: &store::keys::KeyRow) -> anyhow::Result<Issuer> {
+        let secret: [u8; 32] = self
+            .sealer
+            .open(&row.sealed_private, &row.kid)?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("ticket key {} is not 32 bytes", row.kid))?;
+        Ok(Issuer::new(ed25519_dalek::SigningKey::from_bytes(&secret)))
+    }
+
+    /// The festival's public keys, reloaded when `key_id` is not among them.
+    pub async fn keyring(&self, festival_id: Uuid, key_id: u32) -> anyhow::Result<Keyring> {
+        if let Some(keyring) = self.keyrings.read().await.get(&festival_id)
+            && keyring.get(key_id).is_some()
+        {
+            return Ok(keyring.clone());
+        }
+        let mut conn = self.pool.acquire().await?;
+        let mut keyring = Keyring::default();
+        for row in store::keys::of_festival(&mut conn, festival_id).await? {
+            let bytes: [u8; 32] = row.public_key.as_slice().try_into()?;
+            keyring.insert(ed25519_dalek::VerifyingKey::from_bytes(&bytes)?);
+        }
+        self.keyrings.write().await.insert(festival_id, keyring.clone());
+        Ok(keyring)
+    }
+}

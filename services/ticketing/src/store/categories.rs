@@ -1,0 +1,102 @@
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::status::Visibility;
+
+pub const NAME_UNIQUE: &str = "categories_name_key";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CategoryRow {
+    pub id: Uuid,
+    pub festival_id: Uuid,
+    pub name: String,
+    pub price_minor: i64,
+    pub sale_start: Option<DateTime<Utc>>,
+    pub sale_end: Option<DateTime<Utc>>,
+    pub min_per_order: i32,
+    pub max_per_order: i32,
+    pub max_per_account: i32,
+    #[sqlx(try_from = "String")]
+    pub visibility: Visibility,
+    pub created_at: DateTime<Utc>,
+}
+
+macro_rules! columns {
+    () => {
+        "id, festival_id, name, price_minor, sale_start, sale_end, min_per_order, max_per_order, max_per_account, visibility, created_at"
+    };
+}
+
+pub async fn insert(conn: &mut PgConnection, c: &CategoryRow) -> Result<CategoryRow, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "insert into categories (id, festival_id, name, price_minor, sale_start, sale_end, min_per_order,
+             max_per_order, max_per_account, visibility)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning ",
+        columns!()
+    ))
+    .bind(c.id)
+    .bind(c.festival_id)
+    .bind(&c.name)
+    .bind(c.price_minor)
+    .bind(c.sale_start)
+    .bind(c.sale_end)
+    .bind(c.min_per_order)
+    .bind(c.max_per_order)
+    .bind(c.max_per_account)
+    .bind(c.visibility.as_str())
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn of_festival(conn: &mut PgConnection, festival_id: Uuid) -> Result<Vec<CategoryRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", columns!(), " from categories where festival_id = $1 order by created_at, id"))
+        .bind(festival_id)
+        .fetch_all(conn)
+        .await
+}
+
+/// The festival's categories among `ids` (others are not found).
+pub async fn find_many(
+    conn: &mut PgConnection,
+    festival_id: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<CategoryRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", columns!(), " from categories where festival_id = $1 and id = any($2)"))
+        .bind(festival_id)
+        .bind(ids)
+        .fetch_all(conn)
+        .await
+}
+
+pub async fn count(conn: &mut PgConnection, festival_id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select count(*) from categories where festival_id = $1").bind(festival_id).fetch_one(conn).await
+}
+
+/// Tickets of a category an account holds in active holds or owns (sold or used).
+pub async fn taken_by_account(conn: &mut PgConnection, category_id: Uuid, user_id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "select (select coalesce(sum(i.quantity), 0) from hold_items i join holds h on h.id = i.hold_id
+                 where i.category_id = $1 and h.user_id = $2 and h.status = 'ACTIVE')
+              + (select count(*) from tickets t
+                 where t.category_id = $1 and t.holder_user_id = $2 and t.status in ('SOLD', 'USED'))",
+    )
+    .bind(category_id)
+    .bind(user_id)
+    .fetch_one(conn)
+    .await
+}
+
+/// Serialises one account's purchases of one category (its per-account limit).
+pub async fn lock_account_purchases(
+    conn: &mut PgConnection,
+    category_id: Uuid,
+    user_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended($1::text || '/' || $2::text, 0))")
+        .bind(category_id)
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! SQL, one module per aggregate. Functions take a connection; the handler owns the
+//! transaction. Every festival-scoped query filters by `festival_id`.
+
+pub mod categories;
+pub mod festivals;
+pub mod holds;
+pub mod keys;
+pub mod orders;
+pub mod quotas;
+pub mod tickets;

@@ -1,0 +1,75 @@
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::status::{OrderStatus, PaymentMethod};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderRow {
+    pub id: Uuid,
+    pub festival_id: Uuid,
+    pub buyer_user_id: Option<Uuid>,
+    #[sqlx(try_from = "String")]
+    pub status: OrderStatus,
+    pub total_minor: i64,
+    pub currency: String,
+    #[sqlx(try_from = "String")]
+    pub payment_method: PaymentMethod,
+    pub hold_id: Option<Uuid>,
+    pub created_by: Uuid,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+macro_rules! columns {
+    () => {
+        "id, festival_id, buyer_user_id, status, total_minor, currency, payment_method, hold_id, created_by, cancelled_at, created_at"
+    };
+}
+
+pub async fn insert(conn: &mut PgConnection, o: &OrderRow) -> Result<OrderRow, sqlx::Error> {
+    sqlx::query_as(concat!("insert into orders (id, festival_id, buyer_user_id, status, total_minor, currency, payment_method, hold_id, created_by, created_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning ", columns!()))
+    .bind(o.id)
+    .bind(o.festival_id)
+    .bind(o.buyer_user_id)
+    .bind(o.status.as_str())
+    .bind(o.total_minor)
+    .bind(&o.currency)
+    .bind(o.payment_method.as_str())
+    .bind(o.hold_id)
+    .bind(o.created_by)
+    .bind(o.created_at)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", columns!(), " from orders where id = $1")).bind(id).fetch_optional(conn).await
+}
+
+/// The order, locked: two cancellations of one order serialise here.
+pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", columns!(), " from orders where id = $1 for update"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn cancel(
+    conn: &mut PgConnection,
+    id: Uuid,
+    at: DateTime<Utc>,
+    reason: &str,
+) -> Result<OrderRow, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "update orders set status = 'CANCELLED', cancelled_at = $2, cancel_reason = $3, updated_at = now()
+         where id = $1 returning ",
+        columns!()
+    ))
+    .bind(id)
+    .bind(at)
+    .bind(reason)
+    .fetch_one(conn)
+    .await
+}

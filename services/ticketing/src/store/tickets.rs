@@ -1,0 +1,152 @@
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::status::TicketStatus;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TicketRow {
+    pub id: Uuid,
+    pub festival_id: Uuid,
+    pub order_id: Uuid,
+    pub category_id: Uuid,
+    pub holder_user_id: Option<Uuid>,
+    #[sqlx(try_from = "String")]
+    pub status: TicketStatus,
+    pub credential: String,
+    pub issued_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub used_gate: Option<String>,
+}
+
+macro_rules! columns {
+    () => {
+        "id, festival_id, order_id, category_id, holder_user_id, status, credential, issued_at, used_at, used_gate"
+    };
+}
+
+pub async fn insert_many(conn: &mut PgConnection, tickets: &[TicketRow]) -> Result<(), sqlx::Error> {
+    let ids: Vec<Uuid> = tickets.iter().map(|t| t.id).collect();
+    let categories: Vec<Uuid> = tickets.iter().map(|t| t.category_id).collect();
+    let credentials: Vec<&str> = tickets.iter().map(|t| t.credential.as_str()).collect();
+    let Some(first) = tickets.first() else { return Ok(()) };
+    sqlx::query(
+        "insert into tickets (id, festival_id, order_id, category_id, holder_user_id, status, credential, issued_at)
+         select t.id, $4, $5, t.category, $6, 'SOLD', t.credential, $7
+         from unnest($1::uuid[], $2::uuid[], $3::text[]) as t(id, category, credential)",
+    )
+    .bind(&ids)
+    .bind(&categories)
+    .bind(&credentials)
+    .bind(first.festival_id)
+    .bind(first.order_id)
+    .bind(first.holder_user_id)
+    .bind(first.issued_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn of_order(conn: &mut PgConnection, order_id: Uuid) -> Result<Vec<TicketRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", columns!(), " from tickets where order_id = $1 order by id"))
+        .bind(order_id)
+        .fetch_all(conn)
+        .await
+}
+
+pub async fn of_holder(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    festival_id: Option<Uuid>,
+) -> Result<Vec<TicketRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "select ",
+        columns!(),
+        " from tickets where holder_user_id = $1 and ($2::uuid is null or festival_id = $2)
+         order by issued_at desc, id limit 500"
+    ))
+    .bind(user_id)
+    .bind(festival_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Revokes an order's live tickets; returns `(ticket, category)` of those it revoked
+/// (already revoked ones are not counted twice).
+pub async fn revoke_of_order(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    status: TicketStatus,
+) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+    sqlx::query_as(
+        "update tickets set status = $2, updated_at = now()
+         where order_id = $1 and status in ('SOLD', 'USED') returning id, category_id",
+    )
+    .bind(order_id)
+    .bind(status.as_str())
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn revoked_ids(conn: &mut PgConnection, festival_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select id from tickets where festival_id = $1 and status in ('CANCELLED', 'REFUNDED') order by id",
+    )
+    .bind(festival_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Admits a sold ticket, once: the conditional update is the guard (two scans of one
+/// ticket: one changes the row, the other finds it used). Returns its category.
+pub async fn admit(
+    conn: &mut PgConnection,
+    id: Uuid,
+    festival_id: Uuid,
+    at: DateTime<Utc>,
+    gate: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    if cfg!(feature = "race-hooks") {
+        // Test-only: check, pause, then write without the condition, so the race test's
+        // negative control can see one ticket admitted twice.
+        let status: Option<String> =
+            sqlx::query_scalar("select status from tickets where id = $1 and festival_id = $2")
+                .bind(id)
+                .bind(festival_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if status.as_deref() != Some("SOLD") {
+            return Ok(None);
+        }
+        #[cfg(feature = "race-hooks")]
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        return sqlx::query_scalar(
+            "update tickets set status = 'USED', used_at = $3, used_gate = $4, updated_at = now()
+             where id = $1 and festival_id = $2 returning category_id",
+        )
+        .bind(id)
+        .bind(festival_id)
+        .bind(at)
+        .bind(gate)
+        .fetch_optional(conn)
+        .await;
+    }
+    sqlx::query_scalar(
+        "update tickets set status = 'USED', used_at = $3, used_gate = $4, updated_at = now()
+         where id = $1 and festival_id = $2 and status = 'SOLD' returning category_id",
+    )
+    .bind(id)
+    .bind(festival_id)
+    .bind(at)
+    .bind(gate)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn find(conn: &mut PgConnection, id: Uuid, festival_id: Uuid) -> Result<Option<TicketRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", columns!(), " from tickets where id = $1 and festival_id = $2"))
+        .bind(id)
+        .bind(festival_id)
+        .fetch_optional(conn)
+        .await
+}

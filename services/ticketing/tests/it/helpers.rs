@@ -1,0 +1,163 @@
+use std::time::Duration;
+
+use festival_platform::auth::Role;
+use festival_proto::program::v1 as program;
+use festival_proto::ticketing::v1 as pb;
+use festival_proto::ticketing::v1::ticketing_service_client::TicketingServiceClient;
+pub use festival_testkit::{TestApp, TestIssuer, all_at_once, authed, code, outcome};
+use festival_ticketing::Ticketing;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+pub type Client = TicketingServiceClient<Channel>;
+
+/// Ticketing under test on a manual clock, with the test kit's token issuer.
+pub struct Env {
+    pub issuer: TestIssuer,
+    pub app: TestApp<Ticketing>,
+}
+
+pub async fn spawn() -> Env {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(adjust: impl FnOnce(&mut festival_ticketing::Config)) -> Env {
+    let issuer = TestIssuer::start().await;
+    let identity_url = issuer.url();
+    let app = TestApp::<Ticketing>::spawn_on_manual_clock(|c| {
+        c.common.auth.identity_url = identity_url;
+        c.holds.sweep_interval_ms = 50;
+        adjust(c);
+    })
+    .await;
+    Env { issuer, app }
+}
+
+/// A festival as ticketing knows it, and its organizer's token.
+pub struct Festival {
+    pub id: Uuid,
+    pub organizer: String,
+}
+
+impl Env {
+    pub fn client(&self) -> Client {
+        TicketingServiceClient::new(self.app.channel.clone())
+    }
+
+    /// A festival in `status`, announced as program does, once ticketing has it.
+    pub async fn festival(&self, status: program::FestivalStatus) -> Festival {
+        let id = Uuid::now_v7();
+        self.announce(id, status, 1).await;
+        let (organizer_id, _) = self.issuer.user();
+        Festival { id, organizer: self.issuer.member(organizer_id, id, Role::Organizer) }
+    }
+
+    /// Publishes a festival's facts (as program's `festival.status_changed`) and waits
+    /// until ticketing holds that version.
+    pub async fn announce(&self, id: Uuid, status: program::FestivalStatus, version: i64) {
+        let facts = program::FestivalFacts {
+            name: "Festival".into(),
+            time_zone: "Europe/Paris".into(),
+            currency: "EUR".into(),
+            status: status as i32,
+            version,
+            ..Default::default()
+        };
+        let event = program::FestivalStatusChanged {
+            festival_id: id.to_string(),
+            to: status as i32,
+            facts: Some(facts),
+            ..Default::default()
+        };
+        festival_testkit::publish_event(&self.app.naming(), &event).await;
+        let pool = self.app.pool.clone();
+        let seen = festival_testkit::eventually(Duration::from_secs(15), || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, bool>("select exists(select 1 from festivals where id = $1 and version >= $2)")
+                    .bind(id)
+                    .bind(version)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap_or(false)
+            }
+        })
+        .await;
+        assert!(seen, "ticketing never applied the festival's facts");
+    }
+
+    /// A member's token for `role` at the festival.
+    pub fn member(&self, festival: &Festival, role: Role) -> String {
+        let (user_id, _) = self.issuer.user();
+        self.issuer.member(user_id, festival.id, role)
+    }
+
+    /// A category (price in minor units) in its own quota of `size`.
+    pub async fn category(&self, festival: &Festival, name: &str, price_minor: i64, size: i64) -> pb::Category {
+        let mut c = self.client();
+        let category = c
+            .create_category(authed(
+                pb::CreateCategoryRequest {
+                    festival_id: festival.id.to_string(),
+                    name: name.into(),
+                    price_minor,
+                    ..Default::default()
+                },
+                &festival.organizer,
+            ))
+            .await
+            .expect("category")
+            .into_inner();
+        c.create_quota(authed(
+            pb::CreateQuotaRequest {
+                festival_id: festival.id.to_string(),
+                name: format!("{name} capacity"),
+                size,
+                category_ids: vec![category.id.clone()],
+            },
+            &festival.organizer,
+        ))
+        .await
+        .expect("quota");
+        category
+    }
+
+    /// `(size, held, sold)` of the festival's quotas, by name.
+    pub async fn quotas(&self, festival: &Festival) -> Vec<(String, i64, i64, i64)> {
+        sqlx::query_as("select name, size, held, sold from quotas where festival_id = $1 order by name")
+            .bind(festival.id)
+            .fetch_all(&self.app.pool)
+            .await
+            .expect("quotas")
+    }
+}
+
+pub fn hold_request(festival: &Festival, items: &[(&str, i32)]) -> pb::CreateHoldRequest {
+    pb::CreateHoldRequest {
+        festival_id: festival.id.to_string(),
+        items: items
+            .iter()
+            .map(|(category, quantity)| pb::HoldItem {
+                category_id: (*category).to_owned(),
+                quantity: *quantity,
+                ..Default::default()
+            })
+            .collect(),
+        idempotency_key: format!("hold-{}", Uuid::now_v7()),
+    }
+}
+
+pub fn checkout(hold: &pb::Hold) -> pb::CheckoutHoldRequest {
+    pb::CheckoutHoldRequest { hold_id: hold.id.clone(), idempotency_key: format!("checkout-{}", Uuid::now_v7()) }
+}
+
+pub fn box_office(festival: &Festival, category: &str, quantity: i32) -> pb::CreateOrderRequest {
+    pb::CreateOrderRequest {
+        festival_id: festival.id.to_string(),
+        category_id: category.into(),
+        quantity,
+        payment_method: pb::PaymentMethod::Cash as i32,
+        idempotency_key: format!("order-{}", Uuid::now_v7()),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,8 @@
+//! Ticketing against real PostgreSQL and NATS, tokens from the test kit's issuer and
+//! festivals made known the way program announces them (its events).
+
+mod catalog;
+mod checkin;
+mod helpers;
+mod races;
+mod sales;
