@@ -69,11 +69,15 @@ create table holds (
 create index holds_expiry_idx on holds (expires_at) where status = 'ACTIVE';
 create index holds_user_idx on holds (user_id, festival_id) where status = 'ACTIVE';
 
+-- `quota_ids`: the quotas this item took its tickets from, recorded when it took them, so
+-- giving them back or selling them moves exactly those counters (a quota created later
+-- over the same category is not touched).
 create table hold_items (
     hold_id         uuid not null references holds (id),
     category_id     uuid not null references categories (id),
     quantity        integer not null constraint hold_items_quantity_check check (quantity > 0),
     unit_price_minor bigint not null,
+    quota_ids       uuid[] not null,
     primary key (hold_id, category_id)
 );
 
@@ -102,6 +106,8 @@ create table tickets (
     holder_user_id  uuid,
     status          text not null constraint tickets_status_check check (status in ('SOLD', 'USED', 'CANCELLED', 'REFUNDED')),
     credential      text not null,
+    -- The quotas the ticket counts against (see hold_items.quota_ids).
+    quota_ids       uuid[] not null,
     issued_at       timestamptz not null,
     used_at         timestamptz,
     used_gate       text,
@@ -114,11 +120,13 @@ create index tickets_revoked_idx on tickets (festival_id) where status in ('CANC
 
 -- A festival's ticket-signing keys (Ed25519), private halves sealed like identity's.
 create table ticket_keys (
-    kid             text primary key,
     festival_id     uuid not null references festivals (id),
+    kid             text not null,
     public_key      bytea not null,
     sealed_private  bytea not null,
     created_at      timestamptz not null default now(),
-    retired_at      timestamptz
+    retired_at      timestamptz,
+    -- A key id is 32 bits: unique per festival, not worldwide.
+    primary key (festival_id, kid)
 );
 create unique index ticket_keys_active_key on ticket_keys (festival_id) where retired_at is null;

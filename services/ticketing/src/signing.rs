@@ -5,6 +5,7 @@
 //! still verifies what it signed), so a cache only misses on a new key.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use festival_platform::credential::{Issuer, Keyring, key_id};
 use festival_platform::sealing::Sealer;
@@ -23,8 +24,15 @@ pub struct FestivalKeys {
     pool: PgPool,
     sealer: Sealer,
     issuers: RwLock<HashMap<Uuid, Issuer>>,
-    keyrings: RwLock<HashMap<Uuid, Keyring>>,
+    /// Public keys per festival, and when they were loaded.
+    keyrings: RwLock<HashMap<Uuid, (Keyring, Instant)>>,
 }
+
+/// A credential naming a key not (yet) known reloads its festival's keys at most this
+/// often: forged key ids cost no more than one query per festival per interval.
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+/// Festivals whose public keys are cached at most (the cache starts over beyond).
+const MAX_CACHED_FESTIVALS: usize = 10_000;
 
 impl FestivalKeys {
     pub fn new(pool: PgPool, sealer: Sealer) -> Self {
@@ -63,10 +71,11 @@ impl FestivalKeys {
         Ok(Issuer::new(ed25519_dalek::SigningKey::from_bytes(&secret)))
     }
 
-    /// The festival's public keys, reloaded when `key_id` is not among them.
+    /// The festival's public keys, reloaded when `key_id` is not among them (at most every
+    /// [`KEY_RELOAD_INTERVAL`] per festival, known or not).
     pub async fn keyring(&self, festival_id: Uuid, key_id: u32) -> anyhow::Result<Keyring> {
-        if let Some(keyring) = self.keyrings.read().await.get(&festival_id)
-            && keyring.get(key_id).is_some()
+        if let Some((keyring, loaded)) = self.keyrings.read().await.get(&festival_id)
+            && (keyring.get(key_id).is_some() || loaded.elapsed() < KEY_RELOAD_INTERVAL)
         {
             return Ok(keyring.clone());
         }
@@ -76,7 +85,11 @@ impl FestivalKeys {
             let bytes: [u8; 32] = row.public_key.as_slice().try_into()?;
             keyring.insert(ed25519_dalek::VerifyingKey::from_bytes(&bytes)?);
         }
-        self.keyrings.write().await.insert(festival_id, keyring.clone());
+        let mut cache = self.keyrings.write().await;
+        if cache.len() >= MAX_CACHED_FESTIVALS {
+            cache.clear();
+        }
+        cache.insert(festival_id, (keyring.clone(), Instant::now()));
         Ok(keyring)
     }
 }

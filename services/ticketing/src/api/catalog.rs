@@ -27,7 +27,7 @@ impl TicketingApi {
         record_festival(festival_id);
         caller.require(festival_id, Role::Organizer)?;
         let limits = self.config.limits;
-        let name = validate::required("name", req.name.trim(), MAX_NAME)?;
+        let name = validate::plain_text("name", validate::required("name", req.name.trim(), MAX_NAME)?, false)?;
         if !(0..=limits.price_minor).contains(&req.price_minor) {
             let why = format!("must be between 0 and {} minor units", limits.price_minor);
             return Err(ApiError::field(codes::INVALID_AMOUNT, "price_minor", why));
@@ -102,7 +102,7 @@ impl TicketingApi {
         record_festival(festival_id);
         caller.require(festival_id, Role::Organizer)?;
         let limits = self.config.limits;
-        let name = validate::required("name", req.name.trim(), MAX_NAME)?;
+        let name = validate::plain_text("name", validate::required("name", req.name.trim(), MAX_NAME)?, false)?;
         if !(1..=limits.quota_size).contains(&req.size) {
             let why = format!("must be between 1 and {}", limits.quota_size);
             return Err(ApiError::field(codes::VALIDATION_FAILED, "size", why));

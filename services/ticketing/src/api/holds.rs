@@ -41,7 +41,11 @@ impl TicketingApi {
         let organizer = caller.has(festival_id, Role::Organizer);
         let now = self.clock.now();
         let mut items = Vec::with_capacity(wanted.len());
-        for (i, &(category_id, quantity)) in wanted.iter().enumerate() {
+        // Per-account limits lock (category, account) pairs: in one order, so one buyer's
+        // two holds listing the same categories differently never wait on each other.
+        let mut in_lock_order: Vec<(usize, (Uuid, i32))> = wanted.iter().copied().enumerate().collect();
+        in_lock_order.sort_by_key(|(_, (category, _))| *category);
+        for (i, (category_id, quantity)) in in_lock_order {
             let field = format!("items[{i}]");
             let category = categories
                 .iter()
@@ -61,12 +65,22 @@ impl TicketingApi {
                     return Err(ApiError::field(codes::PURCHASE_LIMIT_EXCEEDED, &field, why));
                 }
             }
-            items.push(ItemRow { category_id, quantity, unit_price_minor: category.price_minor });
+            items.push(ItemRow {
+                category_id,
+                quantity,
+                unit_price_minor: category.price_minor,
+                quota_ids: Vec::new(),
+            });
         }
+        items.sort_by_key(|item| wanted.iter().position(|w| w.0 == item.category_id));
         let total = sale::total(items.iter().map(|i| (i.unit_price_minor, i.quantity)))
             .ok_or_else(|| ApiError::new(codes::INVALID_AMOUNT).with_message("The total is too large"))?;
-        if let Err(Shortage) = stock::take(&mut tx, &wanted, false).await? {
-            return Err(ApiError::new(codes::SOLD_OUT));
+        let taken = match stock::take(&mut tx, &wanted, false).await? {
+            Ok(taken) => taken,
+            Err(Shortage) => return Err(ApiError::new(codes::SOLD_OUT)),
+        };
+        for item in &mut items {
+            item.quota_ids = taken.get(&item.category_id).cloned().unwrap_or_default();
         }
         let hold = HoldRow {
             id: Uuid::now_v7(),
@@ -186,7 +200,13 @@ impl TicketingApi {
 
     pub(super) async fn checkout_hold(&self, caller: Principal, req: pb::CheckoutHoldRequest) -> ApiResult<pb::Order> {
         let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
-        validate::uuid("hold_id", &req.hold_id)?;
+        let hold_id = validate::uuid("hold_id", &req.hold_id)?;
+        let festival_id = store::holds::find(&mut *self.pool.acquire().await?, hold_id)
+            .await?
+            .filter(|h| h.user_id == caller.user_id)
+            .ok_or(ApiError::new(codes::NOT_FOUND))?
+            .festival_id;
+        let issuer = self.issuer(festival_id).await?;
         let mut tx = self.pool.begin().await?;
         let fresh = match idempotency::claim::<pb::Order>(&mut tx, "ticketing.CheckoutHold", caller.user_id, key, &req)
             .await?
@@ -203,8 +223,9 @@ impl TicketingApi {
                 .with_message("Paid orders are not taken online yet; the hold stays until it expires"));
         }
         let items = store::holds::items(&mut tx, hold.id).await?;
-        let lines: Vec<(Uuid, i32)> = items.iter().map(|i| (i.category_id, i.quantity)).collect();
-        stock::shift(&mut tx, &lines, (-1, 1)).await?;
+        let taken: Vec<(&[Uuid], i64)> =
+            items.iter().map(|i| (i.quota_ids.as_slice(), i64::from(i.quantity))).collect();
+        stock::shift(&mut tx, &taken, (-1, 1)).await?;
         let order = store::orders::insert(
             &mut tx,
             &OrderRow {
@@ -222,7 +243,9 @@ impl TicketingApi {
             },
         )
         .await?;
-        let tickets = self.issue_tickets(&mut tx, &order, &lines).await?;
+        let lines: Vec<(Uuid, i32, Vec<Uuid>)> =
+            items.iter().map(|i| (i.category_id, i.quantity, i.quota_ids.clone())).collect();
+        let tickets = self.issue_tickets(&mut tx, &issuer, &order, &lines).await?;
         store::holds::set_status(&mut tx, hold.id, HoldStatus::CheckedOut, Some(order.id)).await?;
         self.publish_paid(&mut tx, &order, &tickets).await?;
         let response = to_order(&order, &tickets);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use festival_platform::auth::{Principal, Role, Verifier};
 use festival_platform::clock::Clock;
-use festival_platform::credential::{Claims, Kind};
+use festival_platform::credential::{Claims, Issuer, Kind};
 use festival_platform::rpc::Authenticate;
 use festival_platform::{ApiError, ApiResult, codes};
 use festival_proto::ticketing::v1 as pb;
@@ -59,20 +59,28 @@ impl TicketingApi {
         Ok(festival)
     }
 
-    /// Issues `lines` as tickets of `order`, each with its signed credential.
+    /// The festival's credential issuer, fetched before the command's transaction so the
+    /// first sale of a festival never holds quota locks while its key is made.
+    async fn issuer(&self, festival_id: Uuid) -> ApiResult<Issuer> {
+        Self::festival(&mut *self.pool.acquire().await?, festival_id).await?;
+        self.keys.issuer(festival_id).await.map_err(kit_error)
+    }
+
+    /// Issues tickets of `order` for `lines` (`(category, quantity, quotas it took from)`),
+    /// each with its signed credential.
     async fn issue_tickets(
         &self,
         conn: &mut PgConnection,
+        issuer: &Issuer,
         order: &OrderRow,
-        lines: &[(Uuid, i32)],
+        lines: &[(Uuid, i32, Vec<Uuid>)],
     ) -> ApiResult<Vec<TicketRow>> {
-        let issuer = self.keys.issuer(order.festival_id).await.map_err(ApiError::internal)?;
         let issued_at = self.clock.now();
         let stamp = u32::try_from(issued_at.timestamp()).unwrap_or(u32::MAX);
         let tickets: Vec<TicketRow> = lines
             .iter()
-            .flat_map(|&(category, quantity)| (0..quantity).map(move |_| category))
-            .map(|category_id| {
+            .flat_map(|(category, quantity, quotas)| (0..*quantity).map(move |_| (*category, quotas)))
+            .map(|(category_id, quotas)| {
                 let id = Uuid::now_v7();
                 let claims = Claims { kind: Kind::Ticket, festival: order.festival_id, subject: id, issued_at: stamp };
                 TicketRow {
@@ -83,6 +91,7 @@ impl TicketingApi {
                     holder_user_id: order.buyer_user_id,
                     status: TicketStatus::Sold,
                     credential: issuer.issue(&claims),
+                    quota_ids: quotas.clone(),
                     issued_at,
                     used_at: None,
                     used_gate: None,
@@ -91,6 +100,15 @@ impl TicketingApi {
             .collect();
         store::tickets::insert_many(conn, &tickets).await?;
         Ok(tickets)
+    }
+}
+
+/// An error of the key store: a database failure keeps its catalogued meaning (busy,
+/// unavailable), anything else is internal.
+fn kit_error(e: anyhow::Error) -> ApiError {
+    match e.downcast::<sqlx::Error>() {
+        Ok(db) => ApiError::from(db),
+        Err(e) => ApiError::internal(e),
     }
 }
 

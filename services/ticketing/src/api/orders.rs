@@ -1,8 +1,6 @@
 //! Orders: sold in one call by a box office or a partner, read by their buyer or the
-//! festival's staff, cancelled by an organizer (their tickets revoked, their stock free
-//! again, exactly once).
-
-use std::collections::BTreeMap;
+//! festival's staff, cancelled by an organizer (their tickets revoked, the stock of the
+//! unused ones free again, exactly once).
 
 use festival_platform::auth::{Principal, Role};
 use festival_platform::idempotency::{self, Claim};
@@ -42,6 +40,7 @@ impl TicketingApi {
             _ => return Err(ApiError::field(codes::REQUIRED_FIELD, "payment_method", "is required")),
         };
         let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
+        let issuer = self.issuer(festival_id).await?;
         let mut tx = self.pool.begin().await?;
         let fresh =
             match idempotency::claim::<pb::Order>(&mut tx, "ticketing.CreateOrder", caller.user_id, key, &req).await? {
@@ -62,10 +61,11 @@ impl TicketingApi {
         if method == PaymentMethod::Free && total > 0 {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "payment_method", "the category is not free"));
         }
-        let lines = [(category_id, req.quantity)];
-        if let Err(Shortage) = stock::take(&mut tx, &lines, true).await? {
-            return Err(ApiError::new(codes::SOLD_OUT));
-        }
+        let taken = match stock::take(&mut tx, &[(category_id, req.quantity)], true).await? {
+            Ok(taken) => taken,
+            Err(Shortage) => return Err(ApiError::new(codes::SOLD_OUT)),
+        };
+        let lines = [(category_id, req.quantity, taken.get(&category_id).cloned().unwrap_or_default())];
         let order = store::orders::insert(
             &mut tx,
             &OrderRow {
@@ -83,7 +83,7 @@ impl TicketingApi {
             },
         )
         .await?;
-        let tickets = self.issue_tickets(&mut tx, &order, &lines).await?;
+        let tickets = self.issue_tickets(&mut tx, &issuer, &order, &lines).await?;
         self.publish_paid(&mut tx, &order, &tickets).await?;
         let response = to_order(&order, &tickets);
         fresh.complete(&mut tx, &response).await?;
@@ -121,19 +121,17 @@ impl TicketingApi {
             order // cancelled before: nothing is freed twice
         } else {
             let revoked = store::tickets::revoke_of_order(&mut tx, id, TicketStatus::Cancelled).await?;
-            let mut per_category: BTreeMap<Uuid, i32> = BTreeMap::new();
-            for (_, category) in &revoked {
-                *per_category.entry(*category).or_insert(0) += 1;
-            }
-            let lines: Vec<(Uuid, i32)> = per_category.into_iter().collect();
-            stock::shift(&mut tx, &lines, (0, -1)).await?;
+            // A used ticket's holder came in: its place is not sold again.
+            let freed: Vec<(&[Uuid], i64)> =
+                revoked.iter().filter(|t| t.was_unused).map(|t| (t.quota_ids.as_slice(), 1)).collect();
+            stock::shift(&mut tx, &freed, (0, -1)).await?;
             let cancelled = store::orders::cancel(&mut tx, id, self.clock.now(), reason).await?;
             events::publish(
                 &mut tx,
                 &pb::OrderCancelled {
                     order_id: id.to_string(),
                     festival_id: order.festival_id.to_string(),
-                    ticket_ids: revoked.iter().map(|(t, _)| t.to_string()).collect(),
+                    ticket_ids: revoked.iter().map(|t| t.id.to_string()).collect(),
                 },
             )
             .await?;

@@ -12,7 +12,7 @@ use festival_proto::ticketing::v1 as pb;
 
 use super::convert::to_ticket;
 use super::{GATE_ROLES, TicketingApi};
-use crate::domain::status::{TicketStatus, is_revoked};
+use crate::domain::status::{FestivalStatus, TicketStatus, is_revoked};
 use crate::events;
 use crate::store;
 
@@ -69,7 +69,7 @@ impl TicketingApi {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         record_festival(festival_id);
         caller.require_any(festival_id, &GATE_ROLES)?;
-        let gate = validate::required("gate", req.gate.trim(), 64)?;
+        let gate = validate::plain_text("gate", validate::required("gate", req.gate.trim(), 64)?, false)?;
         let text = validate::required("credential", &req.credential, MAX_CREDENTIAL)?;
         let forged = || ApiError::field(codes::TICKET_SIGNATURE_INVALID, "credential", "not a valid ticket");
         let credential = Unverified::parse(text).map_err(|_| forged())?;
@@ -89,6 +89,10 @@ impl TicketingApi {
         }
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
+        // Nobody is admitted to a cancelled (or deleted) festival.
+        if Self::festival(&mut tx, festival_id).await?.status == FestivalStatus::Cancelled {
+            return Err(ApiError::new(codes::FESTIVAL_NOT_ACTIVE));
+        }
         if let Some(category_id) = store::tickets::admit(&mut tx, claims.subject, festival_id, now, gate).await? {
             events::publish(
                 &mut tx,

@@ -54,12 +54,17 @@ pub async fn apply(conn: &mut PgConnection, f: &Facts<'_>) -> Result<bool, sqlx:
     Ok(done.rows_affected() == 1)
 }
 
-/// A deleted festival sells nothing more, whatever arrives after.
+/// A deleted festival sells nothing more, whatever arrives after, even its creation
+/// event delivered late (a tombstone row if it was not known yet).
 pub async fn mark_deleted(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("update festivals set deleted = true, status = 'CANCELLED', updated_at = now() where id = $1")
-        .bind(id)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "insert into festivals (id, name, time_zone, currency, status, version, deleted)
+         values ($1, '', 'UTC', 'XXX', 'CANCELLED', 9223372036854775807, true)
+         on conflict (id) do update set deleted = true, status = 'CANCELLED', updated_at = now()",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -23,6 +23,8 @@ pub struct ItemRow {
     pub category_id: Uuid,
     pub quantity: i32,
     pub unit_price_minor: i64,
+    /// The quotas its tickets were taken from.
+    pub quota_ids: Vec<Uuid>,
 }
 
 macro_rules! columns {
@@ -45,19 +47,18 @@ pub async fn insert(conn: &mut PgConnection, h: &HoldRow, items: &[ItemRow]) -> 
     .bind(h.expires_at)
     .execute(&mut *conn)
     .await?;
-    let categories: Vec<Uuid> = items.iter().map(|i| i.category_id).collect();
-    let quantities: Vec<i32> = items.iter().map(|i| i.quantity).collect();
-    let prices: Vec<i64> = items.iter().map(|i| i.unit_price_minor).collect();
-    sqlx::query(
-        "insert into hold_items (hold_id, category_id, quantity, unit_price_minor)
-         select $1, c, q, p from unnest($2::uuid[], $3::int[], $4::bigint[]) as i(c, q, p)",
-    )
-    .bind(h.id)
-    .bind(&categories)
-    .bind(&quantities)
-    .bind(&prices)
-    .execute(conn)
-    .await?;
+    for item in items {
+        sqlx::query(
+            "insert into hold_items (hold_id, category_id, quantity, unit_price_minor, quota_ids) values ($1, $2, $3, $4, $5)",
+        )
+        .bind(h.id)
+        .bind(item.category_id)
+        .bind(item.quantity)
+        .bind(item.unit_price_minor)
+        .bind(&item.quota_ids)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 
@@ -75,7 +76,7 @@ pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<HoldRow>, 
 
 pub async fn items(conn: &mut PgConnection, hold_id: Uuid) -> Result<Vec<ItemRow>, sqlx::Error> {
     sqlx::query_as(
-        "select category_id, quantity, unit_price_minor from hold_items where hold_id = $1 order by category_id",
+        "select category_id, quantity, unit_price_minor, quota_ids from hold_items where hold_id = $1 order by category_id",
     )
     .bind(hold_id)
     .fetch_all(conn)
@@ -106,21 +107,20 @@ pub async fn extend(conn: &mut PgConnection, id: Uuid, expires_at: DateTime<Utc>
     Ok(())
 }
 
-/// Active holds past their expiry, oldest first, locked; holds another sweeper or a
-/// checkout has locked are skipped.
-pub async fn lock_expired(
-    conn: &mut PgConnection,
-    now: DateTime<Utc>,
-    limit: i64,
-) -> Result<Vec<HoldRow>, sqlx::Error> {
-    sqlx::query_as(concat!(
-        "select ",
-        columns!(),
-        " from holds where status = 'ACTIVE' and expires_at <= $1
-         order by expires_at limit $2 for update skip locked"
-    ))
-    .bind(now)
-    .bind(limit)
-    .fetch_all(conn)
-    .await
+/// Ids of active holds past their expiry, oldest first (each is then ended in its own
+/// transaction, see `lifecycle`).
+pub async fn expired(conn: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("select id from holds where status = 'ACTIVE' and expires_at <= $1 order by expires_at limit $2")
+        .bind(now)
+        .bind(limit)
+        .fetch_all(conn)
+        .await
+}
+
+/// The hold, locked, unless someone else holds it (a checkout or another sweeper).
+pub async fn lock_unless_busy(conn: &mut PgConnection, id: Uuid) -> Result<Option<HoldRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", columns!(), " from holds where id = $1 for update skip locked"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
 }

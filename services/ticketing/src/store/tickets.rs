@@ -14,6 +14,8 @@ pub struct TicketRow {
     #[sqlx(try_from = "String")]
     pub status: TicketStatus,
     pub credential: String,
+    /// The quotas it counts against.
+    pub quota_ids: Vec<Uuid>,
     pub issued_at: DateTime<Utc>,
     pub used_at: Option<DateTime<Utc>>,
     pub used_gate: Option<String>,
@@ -21,19 +23,28 @@ pub struct TicketRow {
 
 macro_rules! columns {
     () => {
-        "id, festival_id, order_id, category_id, holder_user_id, status, credential, issued_at, used_at, used_gate"
+        "id, festival_id, order_id, category_id, holder_user_id, status, credential, quota_ids, issued_at, used_at, used_gate"
     };
 }
 
 pub async fn insert_many(conn: &mut PgConnection, tickets: &[TicketRow]) -> Result<(), sqlx::Error> {
+    let Some(first) = tickets.first() else { return Ok(()) };
     let ids: Vec<Uuid> = tickets.iter().map(|t| t.id).collect();
     let categories: Vec<Uuid> = tickets.iter().map(|t| t.category_id).collect();
     let credentials: Vec<&str> = tickets.iter().map(|t| t.credential.as_str()).collect();
-    let Some(first) = tickets.first() else { return Ok(()) };
+    // Tickets of one category share their quotas: a lookup by category, not a 2-D array.
+    let quotas: std::collections::BTreeMap<Uuid, &[Uuid]> =
+        tickets.iter().map(|t| (t.category_id, t.quota_ids.as_slice())).collect();
+    let quota_categories: Vec<Uuid> = quotas.keys().copied().collect();
+    let quota_lists: Vec<String> = quotas
+        .values()
+        .map(|q| format!("{{{}}}", q.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")))
+        .collect();
     sqlx::query(
-        "insert into tickets (id, festival_id, order_id, category_id, holder_user_id, status, credential, issued_at)
-         select t.id, $4, $5, t.category, $6, 'SOLD', t.credential, $7
-         from unnest($1::uuid[], $2::uuid[], $3::text[]) as t(id, category, credential)",
+        "insert into tickets (id, festival_id, order_id, category_id, holder_user_id, status, credential, quota_ids, issued_at)
+         select t.id, $4, $5, t.category, $6, 'SOLD', t.credential, q.quota_ids::uuid[], $7
+         from unnest($1::uuid[], $2::uuid[], $3::text[]) as t(id, category, credential)
+         join unnest($8::uuid[], $9::text[]) as q(category, quota_ids) on q.category = t.category",
     )
     .bind(&ids)
     .bind(&categories)
@@ -42,6 +53,8 @@ pub async fn insert_many(conn: &mut PgConnection, tickets: &[TicketRow]) -> Resu
     .bind(first.order_id)
     .bind(first.holder_user_id)
     .bind(first.issued_at)
+    .bind(&quota_categories)
+    .bind(&quota_lists)
     .execute(conn)
     .await?;
     Ok(())
@@ -71,16 +84,26 @@ pub async fn of_holder(
     .await
 }
 
-/// Revokes an order's live tickets; returns `(ticket, category)` of those it revoked
-/// (already revoked ones are not counted twice).
+/// A ticket an order's cancellation revoked, and whether it was still unused then.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Revoked {
+    pub id: Uuid,
+    pub quota_ids: Vec<Uuid>,
+    pub was_unused: bool,
+}
+
+/// Revokes an order's live tickets (already revoked ones are not counted twice).
 pub async fn revoke_of_order(
     conn: &mut PgConnection,
     order_id: Uuid,
     status: TicketStatus,
-) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+) -> Result<Vec<Revoked>, sqlx::Error> {
     sqlx::query_as(
-        "update tickets set status = $2, updated_at = now()
-         where order_id = $1 and status in ('SOLD', 'USED') returning id, category_id",
+        "update tickets t set status = $2, updated_at = now()
+         from (select id, status = 'SOLD' as was_unused from tickets
+               where order_id = $1 and status in ('SOLD', 'USED') for update) before
+         where t.id = before.id
+         returning t.id, t.quota_ids, before.was_unused",
     )
     .bind(order_id)
     .bind(status.as_str())

@@ -154,5 +154,63 @@ async fn sales_follow_the_festivals_status_and_a_cancellation_stops_them_at_once
     env.app.assert_outbox_drained().await;
     let marker = env.festival(program::FestivalStatus::Published).await; // processed after the late event
     drop(marker);
+    let stored: (i64, String) = sqlx::query_as("select version, status from festivals where id = $1")
+        .bind(f.id)
+        .fetch_one(&env.app.pool)
+        .await
+        .expect("festival");
+    assert_eq!(stored, (3, "CANCELLED".to_owned()), "the late event was applied and changed nothing");
     assert_eq!(code(c.create_hold(authed(hold_request(&f, &[(&free.id, 1)]), &fan)).await), "ERR_7001");
+}
+
+#[tokio::test]
+async fn a_deletion_seen_before_the_creation_keeps_the_festival_off_sale() {
+    let env = spawn().await;
+    let id = uuid::Uuid::now_v7();
+    festival_testkit::publish_event(&env.app.naming(), &program::FestivalDeleted { festival_id: id.to_string() }).await;
+    let pool = env.app.pool.clone();
+    let tombstone = festival_testkit::eventually(std::time::Duration::from_secs(15), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>("select exists(select 1 from festivals where id = $1 and deleted)")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    assert!(tombstone, "the deletion was recorded");
+    let created = program::FestivalCreated {
+        festival_id: id.to_string(),
+        facts: Some(program::FestivalFacts {
+            name: "Gone".into(),
+            time_zone: "UTC".into(),
+            currency: "EUR".into(),
+            status: program::FestivalStatus::Published as i32,
+            version: 1,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    festival_testkit::publish_event(&env.app.naming(), &created).await;
+    // A later creation on the same consumer: once it is applied, so is the one above.
+    let marker = uuid::Uuid::now_v7();
+    let later = program::FestivalCreated { festival_id: marker.to_string(), ..created.clone() };
+    festival_testkit::publish_event(&env.app.naming(), &later).await;
+    let pool = env.app.pool.clone();
+    let applied = festival_testkit::eventually(std::time::Duration::from_secs(15), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>("select exists(select 1 from festivals where id = $1)")
+                .bind(marker)
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    assert!(applied);
+    let mut c = env.client();
+    assert_eq!(code(c.get_availability(pb::GetAvailabilityRequest { festival_id: id.to_string() }).await), "ERR_4000");
 }

@@ -101,3 +101,51 @@ async fn concurrent_scans_of_one_ticket_admit_it_once() {
         assert!(doubled_rounds > 0, "negative control: without the guard a ticket must get in twice");
     }
 }
+
+#[tokio::test]
+async fn a_credential_of_the_right_shape_signed_by_an_unknown_key_is_forged() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let f = env.festival(program::FestivalStatus::Published).await;
+    let ga = env.category(&f, "GA", 5_000, 10).await;
+    let (order, _) = sold_ticket(&env, &f, &ga.id).await;
+    let stranger = festival_platform::credential::Issuer::new(ed25519_dalek::SigningKey::from_bytes(&[9; 32]));
+    let claims = festival_platform::credential::Claims {
+        kind: festival_platform::credential::Kind::Ticket,
+        festival: f.id,
+        subject: uuid::Uuid::parse_str(&order.tickets[0].id).expect("id"),
+        issued_at: 1_800_000_000,
+    };
+    let security = env.member(&f, Role::Security);
+    for _ in 0..3 {
+        let forged = stranger.issue(&claims);
+        assert_eq!(code(c.redeem(authed(redeem(&f, &forged, "north-1"), &security)).await), "ERR_6004");
+    }
+}
+
+#[tokio::test]
+async fn cancelling_an_order_after_its_ticket_was_used_revokes_it_without_reselling_the_place() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let f = env.festival(program::FestivalStatus::Published).await;
+    let ga = env.category(&f, "GA", 5_000, 10).await;
+    let cashier = env.member(&f, Role::Cashier);
+    let order = c.create_order(authed(box_office(&f, &ga.id, 2), &cashier)).await.expect("order").into_inner();
+    let security = env.member(&f, Role::Security);
+    c.redeem(authed(redeem(&f, &order.tickets[0].credential, "north-1"), &security)).await.expect("admitted");
+    c.cancel_order(authed(
+        pb::CancelOrderRequest {
+            order_id: order.id.clone(),
+            reason: "ejected".into(),
+            idempotency_key: "eject-1".into(),
+        },
+        &f.organizer,
+    ))
+    .await
+    .expect("cancel");
+    assert_eq!(env.quotas(&f).await, vec![("GA capacity".into(), 10, 0, 1)], "only the unused ticket's place is free");
+    assert_eq!(
+        code(c.redeem(authed(redeem(&f, &order.tickets[0].credential, "north-1"), &security)).await),
+        "ERR_6009"
+    );
+}

@@ -269,3 +269,74 @@ async fn cancelling_an_order_revokes_its_tickets_and_frees_their_stock_exactly_o
     let event = env.app.last_event::<pb::OrderCancelled>().await;
     assert_eq!((event.order_id, event.ticket_ids.len()), (order.id, 3));
 }
+
+#[tokio::test]
+async fn a_quota_added_later_is_never_charged_for_stock_it_did_not_give() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let f = env.festival(program::FestivalStatus::Published).await;
+    let ga = env.category(&f, "GA", 0, 10).await;
+    let (_, fan) = env.issuer.user();
+    let early = c.create_hold(authed(hold_request(&f, &[(&ga.id, 3)]), &fan)).await.expect("hold").into_inner();
+    c.create_quota(authed(
+        pb::CreateQuotaRequest {
+            festival_id: f.id.to_string(),
+            name: "Later".into(),
+            size: 5,
+            category_ids: vec![ga.id.clone()],
+        },
+        &f.organizer,
+    ))
+    .await
+    .expect("a second quota over the same category");
+    let (_, other) = env.issuer.user();
+    let late = c.create_hold(authed(hold_request(&f, &[(&ga.id, 2)]), &other)).await.expect("hold").into_inner();
+    assert_eq!(env.quotas(&f).await, vec![("GA capacity".into(), 10, 5, 0), ("Later".into(), 5, 2, 0)]);
+    // The early hold gives back to the quota it took from, and only that one.
+    c.release_hold(authed(pb::ReleaseHoldRequest { hold_id: early.id }, &fan)).await.expect("release");
+    assert_eq!(env.quotas(&f).await, vec![("GA capacity".into(), 10, 2, 0), ("Later".into(), 5, 2, 0)]);
+    c.checkout_hold(authed(checkout(&late), &other)).await.expect("checkout");
+    assert_eq!(env.quotas(&f).await, vec![("GA capacity".into(), 10, 0, 2), ("Later".into(), 5, 0, 2)]);
+}
+
+#[tokio::test]
+async fn nobody_acts_on_someone_elses_hold_or_another_festivals_orders() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let f = env.festival(program::FestivalStatus::Published).await;
+    let other = env.festival(program::FestivalStatus::Published).await;
+    let free = env.category(&f, "Free", 0, 10).await;
+    let (_, fan) = env.issuer.user();
+    let (_, stranger) = env.issuer.user();
+    let hold = c.create_hold(authed(hold_request(&f, &[(&free.id, 1)]), &fan)).await.expect("hold").into_inner();
+    assert_eq!(
+        code(c.extend_hold(authed(pb::ExtendHoldRequest { hold_id: hold.id.clone() }, &stranger)).await),
+        "ERR_4000"
+    );
+    assert_eq!(
+        code(c.release_hold(authed(pb::ReleaseHoldRequest { hold_id: hold.id.clone() }, &stranger)).await),
+        "ERR_4000"
+    );
+    assert_eq!(code(c.checkout_hold(authed(checkout(&hold), &stranger)).await), "ERR_4000");
+    assert_eq!(env.quotas(&f).await, vec![("Free capacity".into(), 10, 1, 0)], "untouched");
+
+    // The same idempotency key from two callers: two holds, not one replayed to the other.
+    let mut same_key = hold_request(&f, &[(&free.id, 1)]);
+    same_key.idempotency_key = "shared-key-123".into();
+    let mine = c.create_hold(authed(same_key.clone(), &fan)).await.expect("mine").into_inner();
+    let theirs = c.create_hold(authed(same_key, &stranger)).await.expect("theirs").into_inner();
+    assert_ne!(mine.id, theirs.id);
+
+    let order = c.create_order(authed(box_office(&f, &free.id, 1), &env.member(&f, Role::Cashier))).await;
+    let order = order.expect("order").into_inner();
+    let get = || pb::GetOrderRequest { order_id: order.id.clone() };
+    assert_eq!(code(c.get_order(authed(get(), &other.organizer)).await), "ERR_4000");
+    let cancel = pb::CancelOrderRequest {
+        order_id: order.id.clone(),
+        reason: String::new(),
+        idempotency_key: "x-festival".into(),
+    };
+    assert_eq!(code(c.cancel_order(authed(cancel, &other.organizer)).await), "ERR_3002");
+    let revoked = pb::ListRevokedTicketsRequest { festival_id: f.id.to_string() };
+    assert_eq!(code(c.list_revoked_tickets(authed(revoked, &env.member(&other, Role::Security))).await), "ERR_3002");
+}
