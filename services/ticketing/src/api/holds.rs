@@ -75,12 +75,12 @@ impl TicketingApi {
         items.sort_by_key(|item| wanted.iter().position(|w| w.0 == item.category_id));
         let total = sale::total(items.iter().map(|i| (i.unit_price_minor, i.quantity)))
             .ok_or_else(|| ApiError::new(codes::INVALID_AMOUNT).with_message("The total is too large"))?;
-        let taken = match stock::take(&mut tx, &wanted, false).await? {
-            Ok(taken) => taken,
+        let plan = match stock::Plan::new(&mut tx, &wanted).await? {
+            Ok(plan) => plan,
             Err(Shortage) => return Err(ApiError::new(codes::SOLD_OUT)),
         };
         for item in &mut items {
-            item.quota_ids = taken.get(&item.category_id).cloned().unwrap_or_default();
+            item.quota_ids = plan.quotas_of.get(&item.category_id).cloned().unwrap_or_default();
         }
         let hold = HoldRow {
             id: Uuid::now_v7(),
@@ -96,6 +96,10 @@ impl TicketingApi {
         store::holds::insert(&mut tx, &hold, &items).await?;
         let response = to_hold(&hold, &items, HoldStatus::Active);
         fresh.complete(&mut tx, &response).await?;
+        // The stock last: its row lock lasts only this statement and the commit.
+        if let Err(Shortage) = plan.take(&mut tx, false).await? {
+            return Err(ApiError::new(codes::SOLD_OUT));
+        }
         tx.commit().await?;
         Ok(response)
     }
@@ -223,9 +227,6 @@ impl TicketingApi {
                 .with_message("Paid orders are not taken online yet; the hold stays until it expires"));
         }
         let items = store::holds::items(&mut tx, hold.id).await?;
-        let taken: Vec<(&[Uuid], i64)> =
-            items.iter().map(|i| (i.quota_ids.as_slice(), i64::from(i.quantity))).collect();
-        stock::shift(&mut tx, &taken, (-1, 1)).await?;
         let order = store::orders::insert(
             &mut tx,
             &OrderRow {
@@ -250,6 +251,10 @@ impl TicketingApi {
         self.publish_paid(&mut tx, &order, &tickets).await?;
         let response = to_order(&order, &tickets);
         fresh.complete(&mut tx, &response).await?;
+        // Held → sold last: the quota rows stay locked only for this and the commit.
+        let taken: Vec<(&[Uuid], i64)> =
+            items.iter().map(|i| (i.quota_ids.as_slice(), i64::from(i.quantity))).collect();
+        stock::shift(&mut tx, &taken, (-1, 1)).await?;
         tx.commit().await?;
         Ok(response)
     }

@@ -61,11 +61,11 @@ impl TicketingApi {
         if method == PaymentMethod::Free && total > 0 {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "payment_method", "the category is not free"));
         }
-        let taken = match stock::take(&mut tx, &[(category_id, req.quantity)], true).await? {
-            Ok(taken) => taken,
+        let plan = match stock::Plan::new(&mut tx, &[(category_id, req.quantity)]).await? {
+            Ok(plan) => plan,
             Err(Shortage) => return Err(ApiError::new(codes::SOLD_OUT)),
         };
-        let lines = [(category_id, req.quantity, taken.get(&category_id).cloned().unwrap_or_default())];
+        let lines = [(category_id, req.quantity, plan.quotas_of.get(&category_id).cloned().unwrap_or_default())];
         let order = store::orders::insert(
             &mut tx,
             &OrderRow {
@@ -87,6 +87,10 @@ impl TicketingApi {
         self.publish_paid(&mut tx, &order, &tickets).await?;
         let response = to_order(&order, &tickets);
         fresh.complete(&mut tx, &response).await?;
+        // The stock last: its row lock lasts only this statement and the commit.
+        if let Err(Shortage) = plan.take(&mut tx, true).await? {
+            return Err(ApiError::new(codes::SOLD_OUT));
+        }
         tx.commit().await?;
         Ok(response)
     }

@@ -81,6 +81,28 @@ pub async fn of_categories(conn: &mut PgConnection, category_ids: &[Uuid]) -> Re
         .await
 }
 
+/// Reads the counters without locking (an early, advisory check).
+pub async fn peek(conn: &mut PgConnection, ids: &[Uuid]) -> Result<BTreeMap<Uuid, Counters>, sqlx::Error> {
+    let rows: Vec<(Uuid, i64, i64, i64)> =
+        sqlx::query_as("select id, size, held, sold from quotas where id = any($1)").bind(ids).fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|(id, size, held, sold)| (id, Counters { size, held, sold })).collect())
+}
+
+/// Takes `held` and `sold` from one quota if it has them: the check and the write are one
+/// statement under the row lock it takes. Returns whether it did.
+pub async fn take_one(conn: &mut PgConnection, id: Uuid, held: i64, sold: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update quotas set held = held + $2, sold = sold + $3, updated_at = now()
+         where id = $1 and size - held - sold >= $2 + $3",
+    )
+    .bind(id)
+    .bind(held)
+    .bind(sold)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Locks the quotas, in id order, and reads their counters.
 pub async fn lock(conn: &mut PgConnection, ids: &[Uuid]) -> Result<BTreeMap<Uuid, Counters>, sqlx::Error> {
     // Test-only race-hooks build: no lock, and a pause after reading, so the race test's
