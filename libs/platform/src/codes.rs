@@ -137,6 +137,7 @@ catalogue! {
     PROMO_EXPIRED = ("ERR_13002", FailedPrecondition, 409, "Promo code expired");
     PROMO_EXHAUSTED = ("ERR_13003", FailedPrecondition, 409, "Promo code usage limit reached");
     PROMO_INVALID = ("ERR_13004", NotFound, 404, "Unknown promo code");
+    PROMO_MIN_BASKET = ("ERR_13005", FailedPrecondition, 409, "Basket below the promo code's minimum");
 }
 
 /// Looks a code up by its `ERR_XXXX` name (the gateway maps `ErrorInfo.reason` back).

@@ -12,8 +12,11 @@ use crate::domain::status::HoldStatus;
 use crate::stock;
 use crate::store::{self, holds::HoldRow};
 
-/// Ends a locked, active hold: its tickets go back to the quotas they came from.
+/// Ends a locked, active hold: its tickets go back to the quotas they came from, and its
+/// promo codes get their uses back.
 pub async fn end_hold(conn: &mut PgConnection, hold: &HoldRow, status: HoldStatus) -> Result<(), sqlx::Error> {
+    // Codes before quotas: the order a new hold takes them in.
+    store::promos::give_back(conn, hold.id).await?;
     let items = store::holds::items(conn, hold.id).await?;
     let taken: Vec<(&[uuid::Uuid], i64)> =
         items.iter().map(|i| (i.quota_ids.as_slice(), i64::from(i.quantity))).collect();

@@ -199,6 +199,7 @@ fn main() -> anyhow::Result<()> {
                     festival_id: festival.to_string(),
                     items: vec![pb::HoldItem { category_id: category, quantity: 1, ..Default::default() }],
                     idempotency_key: format!("bench-{}", Uuid::now_v7()),
+                    promo_codes: Vec::new(),
                 };
                 let hold = c.create_hold(authed(hold, &token)).await.expect("hold").into_inner();
                 let checkout =
@@ -249,6 +250,7 @@ fn main() -> anyhow::Result<()> {
                         festival_id: festival.to_string(),
                         items: vec![pb::HoldItem { category_id: category, quantity: 1, ..Default::default() }],
                         idempotency_key: format!("bench-{}", Uuid::now_v7()),
+                        promo_codes: Vec::new(),
                     };
                     let t = Instant::now();
                     let ok = c.create_hold(authed(hold, &token)).await.is_ok();

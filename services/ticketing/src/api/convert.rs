@@ -42,7 +42,7 @@ pub(super) fn to_quota(q: &QuotaRow) -> pb::Quota {
 
 /// `shown` is the status a caller sees: an active hold past its expiry shows as expired
 /// even before the sweep gives its tickets back.
-pub(super) fn to_hold(h: &holds::HoldRow, items: &[holds::ItemRow], shown: HoldStatus) -> pb::Hold {
+pub(super) fn to_hold(h: &holds::HoldRow, items: &[holds::ItemRow], codes: &[String], shown: HoldStatus) -> pb::Hold {
     pb::Hold {
         id: h.id.to_string(),
         festival_id: h.festival_id.to_string(),
@@ -65,6 +65,8 @@ pub(super) fn to_hold(h: &holds::HoldRow, items: &[holds::ItemRow], shown: HoldS
         expire_time: Some(timestamp(h.expires_at)),
         extended: h.extended,
         order_id: h.order_id.map(|id| id.to_string()).unwrap_or_default(),
+        discount_minor: h.discount_minor,
+        promo_codes: codes.to_vec(),
     }
 }
 

@@ -13,6 +13,8 @@ use uuid::Uuid;
 
 use super::TicketingApi;
 use super::convert::{to_hold, to_order};
+use super::promos;
+use crate::domain::promo::{self, Applied, Line, PromoError};
 use crate::domain::sale::{self, QuantityError, check_quantity, in_window};
 use crate::domain::status::{HoldStatus, OrderStatus, PaymentMethod, Visibility};
 use crate::lifecycle;
@@ -29,6 +31,7 @@ impl TicketingApi {
         record_festival(festival_id);
         let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
         let wanted = self.hold_lines(&req.items)?;
+        let promo_codes = promo_codes_of(&req.promo_codes)?;
         let mut tx = self.pool.begin().await?;
         let fresh =
             match idempotency::claim::<pb::Hold>(&mut tx, "ticketing.CreateHold", caller.user_id, key, &req).await? {
@@ -73,8 +76,11 @@ impl TicketingApi {
             });
         }
         items.sort_by_key(|item| wanted.iter().position(|w| w.0 == item.category_id));
-        let total = sale::total(items.iter().map(|i| (i.unit_price_minor, i.quantity)))
+        let gross = sale::total(items.iter().map(|i| (i.unit_price_minor, i.quantity)))
             .ok_or_else(|| ApiError::new(codes::INVALID_AMOUNT).with_message("The total is too large"))?;
+        let redemptions = self.redeem_codes(&mut tx, festival_id, caller.user_id, &promo_codes, &items, now).await?;
+        let discount: i64 = redemptions.iter().map(|r| r.discount_minor).sum();
+        let total = gross - discount.min(gross);
         let plan = match stock::Plan::new(&mut tx, &wanted).await? {
             Ok(plan) => plan,
             Err(Shortage) => return Err(ApiError::new(codes::SOLD_OUT)),
@@ -88,20 +94,92 @@ impl TicketingApi {
             user_id: caller.user_id,
             status: HoldStatus::Active,
             total_minor: total,
+            discount_minor: discount.min(gross),
             currency: festival.currency.clone(),
             expires_at: now + Duration::seconds(self.config.holds.ttl_secs),
             extended: false,
             order_id: None,
         };
         store::holds::insert(&mut tx, &hold, &items).await?;
-        let response = to_hold(&hold, &items, HoldStatus::Active);
+        for r in &redemptions {
+            store::promos::record_redemption(&mut tx, hold.id, r.promo, caller.user_id, r.tickets, r.discount_minor)
+                .await?;
+        }
+        let response = to_hold(&hold, &items, &promo_codes, HoldStatus::Active);
         fresh.complete(&mut tx, &response).await?;
+        // Codes' uses, then stock, as the last writes, each guarded by one conditional
+        // statement (codes in id order, then quotas in id order: the order every command
+        // takes them in).
+        let mut by_id: Vec<&Applied> = redemptions.iter().collect();
+        by_id.sort_by_key(|r| r.promo);
+        for r in by_id {
+            if !store::promos::take_uses(&mut tx, r.promo, i64::from(r.tickets)).await? {
+                return Err(ApiError::field(codes::PROMO_EXHAUSTED, "promo_codes", "this code has no uses left"));
+            }
+        }
         // The stock last: its row lock lasts only this statement and the commit.
         if let Err(Shortage) = plan.take(&mut tx, false).await? {
             return Err(ApiError::new(codes::SOLD_OUT));
         }
         tx.commit().await?;
         Ok(response)
+    }
+
+    /// The codes' discounts on a basket, checked against their window, categories,
+    /// minimum, stacking and per-account limit (their overall uses are taken last).
+    async fn redeem_codes(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        festival_id: Uuid,
+        user_id: Uuid,
+        codes_wanted: &[String],
+        items: &[ItemRow],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> ApiResult<Vec<Applied>> {
+        if codes_wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = store::promos::find_codes(tx, festival_id, codes_wanted).await?;
+        let mut rules = Vec::with_capacity(codes_wanted.len());
+        for (i, code) in codes_wanted.iter().enumerate() {
+            let field = format!("promo_codes[{i}]");
+            let row = rows
+                .iter()
+                .find(|r| &r.code == code)
+                .ok_or_else(|| ApiError::field(codes::PROMO_INVALID, &field, "no such code"))?;
+            if !in_window(now, row.valid_from, row.valid_until) {
+                return Err(ApiError::field(codes::PROMO_EXPIRED, &field, "not valid now"));
+            }
+            rules.push(promos::to_rule(row));
+        }
+        let lines: Vec<Line> = items
+            .iter()
+            .map(|i| Line { category: i.category_id, unit_price: i.unit_price_minor, quantity: i.quantity })
+            .collect();
+        let applied = promo::apply(&lines, &rules).map_err(|e| match e {
+            PromoError::NotStackable => {
+                ApiError::field(codes::PROMO_NOT_STACKABLE, "promo_codes", "these codes do not stack")
+            }
+            PromoError::BelowMinimum(_) => {
+                ApiError::field(codes::PROMO_MIN_BASKET, "promo_codes", "the basket is below the code's minimum")
+            }
+            PromoError::NotApplicable(_) => {
+                ApiError::field(codes::PROMO_INVALID, "promo_codes", "not valid for these tickets")
+            }
+        })?;
+        let mut by_id: Vec<&Applied> = applied.iter().collect();
+        by_id.sort_by_key(|a| a.promo);
+        for a in by_id {
+            let row = rows.iter().find(|r| r.id == a.promo).ok_or(ApiError::new(codes::PROMO_INVALID))?;
+            if row.max_uses_per_account > 0 {
+                store::promos::lock_account_uses(tx, a.promo, user_id).await?;
+                let already = store::promos::used_by_account(tx, a.promo, user_id).await?;
+                if already + i64::from(a.tickets) > i64::from(row.max_uses_per_account) {
+                    return Err(ApiError::field(codes::PROMO_EXHAUSTED, "promo_codes", "used up for this account"));
+                }
+            }
+        }
+        Ok(applied)
     }
 
     /// `(category, quantity)` of a hold's items: well-formed, within the request limits,
@@ -171,7 +249,8 @@ impl TicketingApi {
             .filter(|h| h.user_id == caller.user_id)
             .ok_or(ApiError::new(codes::NOT_FOUND))?;
         let items = store::holds::items(&mut conn, id).await?;
-        Ok(to_hold(&hold, &items, self.shown_status(&hold)))
+        let codes = store::promos::codes_of_hold(&mut conn, id).await?;
+        Ok(to_hold(&hold, &items, &codes, self.shown_status(&hold)))
     }
 
     pub(super) async fn extend_hold(&self, caller: Principal, req: pb::ExtendHoldRequest) -> ApiResult<pb::Hold> {
@@ -185,8 +264,9 @@ impl TicketingApi {
         hold.extended = true;
         store::holds::extend(&mut tx, hold.id, hold.expires_at).await?;
         let items = store::holds::items(&mut tx, hold.id).await?;
+        let codes = store::promos::codes_of_hold(&mut tx, hold.id).await?;
         tx.commit().await?;
-        Ok(to_hold(&hold, &items, HoldStatus::Active))
+        Ok(to_hold(&hold, &items, &codes, HoldStatus::Active))
     }
 
     pub(super) async fn release_hold(&self, caller: Principal, req: pb::ReleaseHoldRequest) -> ApiResult<pb::Hold> {
@@ -198,8 +278,9 @@ impl TicketingApi {
             hold.status = HoldStatus::Released;
         }
         let items = store::holds::items(&mut tx, hold.id).await?;
+        let codes = store::promos::codes_of_hold(&mut tx, hold.id).await?;
         tx.commit().await?;
-        Ok(to_hold(&hold, &items, hold.status))
+        Ok(to_hold(&hold, &items, &codes, hold.status))
     }
 
     pub(super) async fn checkout_hold(&self, caller: Principal, req: pb::CheckoutHoldRequest) -> ApiResult<pb::Order> {
@@ -258,6 +339,23 @@ impl TicketingApi {
         tx.commit().await?;
         Ok(response)
     }
+}
+
+/// The codes of a request: at most 3, each well-formed, none twice.
+fn promo_codes_of(raw: &[String]) -> ApiResult<Vec<String>> {
+    if raw.len() > 3 {
+        return Err(ApiError::field(codes::VALIDATION_FAILED, "promo_codes", "at most 3 codes"));
+    }
+    let mut seen = BTreeSet::new();
+    raw.iter()
+        .map(|code| {
+            let code = promos::normalize_code(code)?;
+            if !seen.insert(code.clone()) {
+                return Err(ApiError::field(codes::VALIDATION_FAILED, "promo_codes", "a code twice"));
+            }
+            Ok(code)
+        })
+        .collect()
 }
 
 /// A quantity within a category's per-order bounds: too few is a bad request, too many

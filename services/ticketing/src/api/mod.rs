@@ -1,13 +1,14 @@
 //! The gRPC surface: decode and validate, authorize, call the domain and the store,
 //! encode. Every stock move, its order and its event commit together.
 //!
-//! One module per area ([`catalog`], [`holds`], [`orders`], [`tickets`]); this one holds
+//! One module per area ([`catalog`], [`promos`], [`holds`], [`orders`], [`tickets`]); this one holds
 //! what they share and the tonic binding, [`convert`] the proto mapping.
 
 mod catalog;
 mod convert;
 mod holds;
 mod orders;
+mod promos;
 mod tickets;
 
 use std::sync::Arc;
@@ -127,6 +128,9 @@ festival_platform::bind_rpcs! {
         optional list_categories(pb::ListCategoriesRequest) -> pb::ListCategoriesResponse;
         auth create_quota(pb::CreateQuotaRequest) -> pb::Quota;
         auth list_quotas(pb::ListQuotasRequest) -> pb::ListQuotasResponse;
+        auth create_promo_code(pb::CreatePromoCodeRequest) -> pb::PromoCode;
+        auth generate_promo_codes(pb::GeneratePromoCodesRequest) -> pb::GeneratePromoCodesResponse;
+        auth list_promo_codes(pb::ListPromoCodesRequest) -> pb::ListPromoCodesResponse;
         optional get_availability(pb::GetAvailabilityRequest) -> pb::Availability;
         auth create_hold(pb::CreateHoldRequest) -> pb::Hold;
         auth get_hold(pb::GetHoldRequest) -> pb::Hold;

@@ -2,5 +2,6 @@
 //! arithmetic, when something is on sale, limits and totals.
 
 pub mod inventory;
+pub mod promo;
 pub mod sale;
 pub mod status;

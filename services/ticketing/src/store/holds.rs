@@ -11,7 +11,9 @@ pub struct HoldRow {
     pub user_id: Uuid,
     #[sqlx(try_from = "String")]
     pub status: HoldStatus,
+    /// After its promo codes' discount.
     pub total_minor: i64,
+    pub discount_minor: i64,
     pub currency: String,
     pub expires_at: DateTime<Utc>,
     pub extended: bool,
@@ -29,20 +31,21 @@ pub struct ItemRow {
 
 macro_rules! columns {
     () => {
-        "id, festival_id, user_id, status, total_minor, currency, expires_at, extended, order_id"
+        "id, festival_id, user_id, status, total_minor, discount_minor, currency, expires_at, extended, order_id"
     };
 }
 
 pub async fn insert(conn: &mut PgConnection, h: &HoldRow, items: &[ItemRow]) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "insert into holds (id, festival_id, user_id, status, total_minor, currency, expires_at)
-         values ($1, $2, $3, $4, $5, $6, $7)",
+        "insert into holds (id, festival_id, user_id, status, total_minor, discount_minor, currency, expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(h.id)
     .bind(h.festival_id)
     .bind(h.user_id)
     .bind(h.status.as_str())
     .bind(h.total_minor)
+    .bind(h.discount_minor)
     .bind(&h.currency)
     .bind(h.expires_at)
     .execute(&mut *conn)

@@ -6,5 +6,6 @@ pub mod festivals;
 pub mod holds;
 pub mod keys;
 pub mod orders;
+pub mod promos;
 pub mod quotas;
 pub mod tickets;

@@ -4,5 +4,6 @@
 mod catalog;
 mod checkin;
 mod helpers;
+mod promos;
 mod races;
 mod sales;
