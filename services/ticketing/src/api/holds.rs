@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::TicketingApi;
 use super::convert::{to_hold, to_order};
 use super::promos;
-use crate::domain::promo::{self, Applied, Line, PromoError};
+use crate::domain::promo::{self, Applied, Discount, Line, PromoError};
 use crate::domain::sale::{self, QuantityError, check_quantity, in_window};
 use crate::domain::status::{HoldStatus, OrderStatus, PaymentMethod, Visibility};
 use crate::lifecycle;
@@ -101,7 +101,9 @@ impl TicketingApi {
             order_id: None,
         };
         store::holds::insert(&mut tx, &hold, &items).await?;
-        for r in &redemptions {
+        let mut in_id_order: Vec<&Applied> = redemptions.iter().collect();
+        in_id_order.sort_by_key(|r| r.promo);
+        for r in in_id_order {
             store::promos::record_redemption(&mut tx, hold.id, r.promo, caller.user_id, r.tickets, r.discount_minor)
                 .await?;
         }
@@ -156,6 +158,8 @@ impl TicketingApi {
             .iter()
             .map(|i| Line { category: i.category_id, unit_price: i.unit_price_minor, quantity: i.quantity })
             .collect();
+        // One fixed order, whatever the order typed: percentages first, then by id.
+        rules.sort_by_key(|r| (!matches!(r.discount, Discount::Percent(_)), r.id));
         let applied = promo::apply(&lines, &rules).map_err(|e| match e {
             PromoError::NotStackable => {
                 ApiError::field(codes::PROMO_NOT_STACKABLE, "promo_codes", "these codes do not stack")
@@ -348,8 +352,15 @@ fn promo_codes_of(raw: &[String]) -> ApiResult<Vec<String>> {
     }
     let mut seen = BTreeSet::new();
     raw.iter()
-        .map(|code| {
-            let code = promos::normalize_code(code)?;
+        .enumerate()
+        .map(|(i, code)| {
+            let code = promos::normalize_code(code).map_err(|_| {
+                ApiError::field(
+                    codes::VALIDATION_FAILED,
+                    &format!("promo_codes[{i}]"),
+                    "3 to 32 letters, digits or dashes",
+                )
+            })?;
             if !seen.insert(code.clone()) {
                 return Err(ApiError::field(codes::VALIDATION_FAILED, "promo_codes", "a code twice"));
             }

@@ -50,8 +50,10 @@ pub enum PromoError {
     NotApplicable(Uuid),
 }
 
-/// Applies `promos`, in order, to `lines`: each code discounts every ticket of its
-/// categories, on what earlier codes left of its price.
+/// Applies `promos` to `lines`: each code discounts every ticket of its categories that
+/// it takes something off, on what earlier codes left of its price. The caller passes
+/// them in a fixed order (percentages first, then by id), so the total does not depend
+/// on the order a buyer typed them in.
 pub fn apply(lines: &[Line], promos: &[Promo]) -> Result<Vec<Applied>, PromoError> {
     if promos.len() > 1 && promos.iter().any(|p| !p.stackable) {
         return Err(PromoError::NotStackable);
@@ -73,6 +75,11 @@ pub fn apply(lines: &[Line], promos: &[Promo]) -> Result<Vec<Applied>, PromoErro
                 Discount::Percent(p) => *left * p.clamp(0, 100) / 100,
                 Discount::Fixed(v) => v.clamp(0, *left),
             };
+            // A ticket the code takes nothing off (free, or already free after an earlier
+            // code) does not use it.
+            if off == 0 {
+                continue;
+            }
             *left -= off;
             tickets += line.quantity;
             discount += off * i64::from(line.quantity);
@@ -127,6 +134,18 @@ mod tests {
             apply(&basket()[..1], &[promo(1, Discount::Percent(50), true), promo(2, Discount::Percent(50), true)])
                 .expect("stacks");
         assert_eq!(both.iter().map(|a| a.discount_minor).collect::<Vec<_>>(), vec![5_000, 2_500]);
+    }
+
+    #[test]
+    fn a_ticket_the_code_takes_nothing_off_does_not_use_it() {
+        let lines =
+            [Line { category: GA, unit_price: 0, quantity: 1 }, Line { category: VIP, unit_price: 9_000, quantity: 1 }];
+        let applied = apply(&lines, &[promo(1, Discount::Percent(100), false)]).expect("applies to the paid ticket");
+        assert_eq!((applied[0].tickets, applied[0].discount_minor), (1, 9_000));
+        assert_eq!(
+            apply(&lines[..1], &[promo(1, Discount::Fixed(500), false)]),
+            Err(PromoError::NotApplicable(Uuid::from_u128(1)))
+        );
     }
 
     #[test]

@@ -163,11 +163,13 @@ pub async fn record_redemption(
 }
 
 /// Gives a hold's code uses back (it ended unsold): the codes locked in id order first,
-/// as a new hold takes them, so the two never wait on each other in a cycle.
+/// as a new hold takes them, so the two never wait on each other in a cycle. `FOR NO KEY
+/// UPDATE` is enough to change `used`, and does not conflict with the key-share locks a
+/// new hold's redemption rows take on the codes they name.
 pub async fn give_back(conn: &mut PgConnection, hold_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
         "select id from promo_codes where id in (select promo_code_id from promo_redemptions where hold_id = $1)
-         order by id for update",
+         order by id for no key update",
     )
     .bind(hold_id)
     .execute(&mut *conn)

@@ -101,6 +101,9 @@ async fn codes_discount_per_ticket_count_tickets_and_refuse_what_they_should() {
     let stacked = with_codes(hold_request(&f, &[(&weekend.id, 1), (&day.id, 1)]), &["DAYFIVE", "BIGBASKET"]);
     let stacked = c.create_hold(authed(stacked, &other)).await.expect("stacked").into_inner();
     assert_eq!(stacked.discount_minor, 500 + 2 * 1_000, "DAYFIVE on the day ticket, BIGBASKET on both");
+    let reversed = with_codes(hold_request(&f, &[(&weekend.id, 1), (&day.id, 1)]), &["BIGBASKET", "DAYFIVE"]);
+    let reversed = c.create_hold(authed(reversed, &other)).await.expect("stacked").into_inner();
+    assert_eq!(reversed.discount_minor, stacked.discount_minor, "the order typed does not matter");
 }
 
 #[tokio::test]
