@@ -33,8 +33,8 @@ pub async fn insert_many(conn: &mut PgConnection, rows: &[PromoRow]) -> Result<(
     for p in rows {
         sqlx::query(
             "insert into promo_codes (id, festival_id, code, kind, value, category_ids, min_basket_minor, max_uses,
-                 max_uses_per_account, stackable, valid_from, valid_until)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 max_uses_per_account, stackable, valid_from, valid_until, created_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(p.id)
         .bind(p.festival_id)
@@ -48,6 +48,7 @@ pub async fn insert_many(conn: &mut PgConnection, rows: &[PromoRow]) -> Result<(
         .bind(p.stackable)
         .bind(p.valid_from)
         .bind(p.valid_until)
+        .bind(p.created_at)
         .execute(&mut *conn)
         .await?;
     }
