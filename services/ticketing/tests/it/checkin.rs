@@ -85,7 +85,7 @@ async fn concurrent_scans_of_one_ticket_admit_it_once() {
             .map(|i| {
                 let (mut c, request, token) =
                     (env.client(), redeem(&f, &credential, &format!("gate-{i}")), security.clone());
-                async move { outcome(c.redeem(authed(request, &token)).await) }
+                async move { tally(c.redeem(authed(request, &token)).await) }
             })
             .collect();
         let answers = all_at_once(calls).await;

@@ -162,3 +162,15 @@ pub fn box_office(festival: &Festival, category: &str, quantity: i32) -> pb::Cre
         ..Default::default()
     }
 }
+
+/// `outcome`, except that the negative control, whose unordered, unguarded writes can wait
+/// on each other past the call's deadline, tallies a status without a code by its gRPC
+/// code instead of stopping (the normal build still requires only holds and sold-outs).
+pub fn tally<T>(result: Result<T, tonic::Status>) -> String {
+    match result {
+        Err(status) if cfg!(feature = "race-hooks") && festival_platform::error::reason(&status).is_none() => {
+            format!("{:?}", status.code())
+        }
+        other => outcome(other),
+    }
+}

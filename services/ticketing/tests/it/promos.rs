@@ -176,7 +176,7 @@ async fn concurrent_buyers_take_the_last_use_of_a_code_once() {
             .map(|_| {
                 let (mut c, (_, token)) = (env.client(), env.issuer.user());
                 let request = with_codes(hold_request(&f, &[(&ga.id, 1)]), &[&name]);
-                async move { outcome(c.create_hold(authed(request, &token)).await) }
+                async move { tally(c.create_hold(authed(request, &token)).await) }
             })
             .collect();
         let answers = all_at_once(calls).await;

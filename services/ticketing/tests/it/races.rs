@@ -19,7 +19,7 @@ async fn concurrent_buyers_never_oversell_a_quota() {
             .map(|_| {
                 let (mut c, (_, token)) = (env.client(), env.issuer.user());
                 let request = hold_request(&f, &[(&category.id, 1)]);
-                async move { outcome(c.create_hold(authed(request, &token)).await) }
+                async move { tally(c.create_hold(authed(request, &token)).await) }
             })
             .collect();
         let answers = all_at_once(calls).await;
@@ -75,7 +75,7 @@ async fn concurrent_buyers_of_categories_sharing_two_quotas_never_deadlock() {
                 let items: Vec<(&str, i32)> =
                     if i % 2 == 0 { vec![(&ga.id, 1), (&vip.id, 1)] } else { vec![(&vip.id, 1), (&ga.id, 1)] };
                 let request = hold_request(&f, &items);
-                async move { outcome(c.create_hold(authed(request, &token)).await) }
+                async move { tally(c.create_hold(authed(request, &token)).await) }
             })
             .collect();
         let answers = all_at_once(calls).await;
