@@ -56,6 +56,9 @@ catalogue! {
     TOKEN_EXPIRED = ("ERR_2007", Unauthenticated, 401, "Access token expired");
     /// Carries `retry_after_secs` in its ErrorInfo metadata.
     TOO_MANY_FAILED_ATTEMPTS = ("ERR_2008", ResourceExhausted, 429, "Too many failed attempts, retry later");
+    DEVICE_PAIRING_INVALID = ("ERR_2009", Unauthenticated, 401, "Invalid or expired pairing code");
+    DEVICE_REVOKED = ("ERR_2010", Unauthenticated, 401, "Device revoked");
+    DEVICE_PROOF_INVALID = ("ERR_2011", Unauthenticated, 401, "Invalid device signature");
 
     // 3xxx authorization
     INSUFFICIENT_PERMISSIONS = ("ERR_3001", PermissionDenied, 403, "Insufficient permissions");
@@ -90,6 +93,9 @@ catalogue! {
     TICKET_REVOKED = ("ERR_6009", FailedPrecondition, 409, "Ticket revoked");
     HOLD_ALREADY_EXTENDED = ("ERR_6010", FailedPrecondition, 409, "A reservation can be extended once");
     HOLD_NOT_ACTIVE = ("ERR_6011", FailedPrecondition, 409, "The reservation is no longer active");
+    TICKET_WRONG_DAY = ("ERR_6012", FailedPrecondition, 409, "Ticket is not valid today");
+    TICKET_WRONG_LIST = ("ERR_6013", FailedPrecondition, 409, "Ticket is not valid at this entrance");
+    TICKET_NOT_INSIDE = ("ERR_6014", FailedPrecondition, 409, "Ticket is not checked in");
 
     // 7xxx festivals
     FESTIVAL_NOT_ACTIVE = ("ERR_7001", FailedPrecondition, 409, "Festival not active");

@@ -12,19 +12,26 @@
 //! | `public` | no token is read | `(req)` |
 //! | `public_addr` | no token is read | `(client: Option<IpAddr>, req)`, the address from [`client_addr`](crate::client_addr) |
 //! | `auth_addr` | a valid token is required | `(caller: Principal, client: Option<IpAddr>, req)` |
+//! | `gate` | a person's or a paired device's token | `(caller: GateCaller, req)` |
 //! | `auth_response`, `optional_response`, `public_response` | as above | returns `ApiResult<Response<Resp>>` (cache metadata) |
 
 use std::future::Future;
 
 use tonic::{Request, Response};
 
-use crate::auth::Principal;
+use crate::auth::{GateCaller, Principal};
 use crate::error::ApiResult;
 
 /// How an API authenticates its callers.
 pub trait Authenticate: Send + Sync {
     /// The caller of a request that must carry a valid access token.
     fn caller<T: Send + Sync>(&self, request: &Request<T>) -> impl Future<Output = ApiResult<Principal>> + Send;
+
+    /// The caller of an RPC a paired device may also call (a gate's). By default only
+    /// people: an API whose devices act overrides it (`Verifier::authenticate_gate`).
+    fn gate_caller<T: Send + Sync>(&self, request: &Request<T>) -> impl Future<Output = ApiResult<GateCaller>> + Send {
+        async move { self.caller(request).await.map(GateCaller::Person) }
+    }
 
     /// The caller when a token is presented; `None` for anonymous calls. A bad token is
     /// still an error (a client that sends one expects it to count).
@@ -44,6 +51,16 @@ pub trait Authenticate: Send + Sync {
 /// Records the authenticated caller on the RPC's span.
 pub fn record_caller(caller: &Principal) {
     tracing::Span::current().record("user_id", tracing::field::display(caller.user_id));
+}
+
+/// Records a gate's caller: the person, or the device (as `device_id`).
+pub fn record_gate_caller(caller: &GateCaller) {
+    match caller {
+        GateCaller::Person(p) => record_caller(p),
+        GateCaller::Device(d) => {
+            tracing::Span::current().record("device_id", tracing::field::display(d.id));
+        }
+    }
 }
 
 /// Records the festival an RPC acts on, on its span (called where the id is parsed).
@@ -95,6 +112,7 @@ macro_rules! bind_rpcs {
                         "rpc",
                         method = stringify!($name),
                         user_id = ::tracing::field::Empty,
+                        device_id = ::tracing::field::Empty,
                         festival_id = ::tracing::field::Empty,
                     );
                     async move { $crate::bind_rpcs!(@call $kind self request $name) }.instrument(span).await
@@ -120,6 +138,11 @@ macro_rules! bind_rpcs {
         $crate::rpc::record_caller(&caller);
         let client = $crate::client_addr::of_grpc(&$request);
         Ok(::tonic::Response::new($self.$name(caller, client, $request.into_inner()).await?))
+    }};
+    (@call gate $self:ident $request:ident $name:ident) => {{
+        let caller = $crate::rpc::Authenticate::gate_caller($self, &$request).await?;
+        $crate::rpc::record_gate_caller(&caller);
+        Ok(::tonic::Response::new($self.$name(caller, $request.into_inner()).await?))
     }};
     (@call public_addr $self:ident $request:ident $name:ident) => {{
         let client = $crate::client_addr::of_grpc(&$request);

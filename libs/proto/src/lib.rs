@@ -97,6 +97,7 @@ events! {
     identity::v1::MembershipRevoked => "festival.identity.membership.revoked";
     identity::v1::SessionRevoked => "festival.identity.session.revoked";
     identity::v1::SigningKeyRevoked => "festival.identity.signing_key.revoked";
+    identity::v1::DeviceRevoked => "festival.identity.device.revoked";
     program::v1::FestivalCreated => "festival.program.festival.created";
     program::v1::FestivalUpdated => "festival.program.festival.updated";
     program::v1::FestivalStatusChanged => "festival.program.festival.status_changed";

@@ -11,7 +11,9 @@ use std::task::{Context, Poll};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
-use festival_platform::auth::{ACCESS_TOKEN_USE, AccessClaims, MembershipClaim, Role};
+use festival_platform::auth::{
+    ACCESS_TOKEN_USE, AccessClaims, DEVICE_TOKEN_USE, DeviceClaims, DeviceLevel, MembershipClaim, Role,
+};
 use festival_platform::config::AuthConfig;
 use festival_proto::identity::v1 as pb;
 use futures::future::BoxFuture;
@@ -96,6 +98,37 @@ impl TestIssuer {
             token_use: ACCESS_TOKEN_USE.into(),
             role: grant.role,
             mem: grant.memberships.iter().map(|&(fid, role)| MembershipClaim { fid, role }).collect(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.to_string());
+        header.typ = Some("at+jwt".into());
+        jsonwebtoken::encode(&header, &claims, &self.key).expect("sign")
+    }
+
+    /// A device token, as identity issues one to a paired device: `key` is the device's
+    /// own signing key, whose public half the token binds.
+    pub fn device(
+        &self,
+        device_id: Uuid,
+        festival_id: Uuid,
+        gate: &str,
+        level: DeviceLevel,
+        key: &ed25519_dalek::SigningKey,
+    ) -> String {
+        let now = chrono::Utc::now();
+        let claims = DeviceClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: device_id,
+            exp: (now + chrono::TimeDelta::minutes(10)).timestamp(),
+            nbf: now.timestamp(),
+            iat: now.timestamp(),
+            jti: Uuid::now_v7(),
+            token_use: DEVICE_TOKEN_USE.into(),
+            fid: festival_id,
+            gate: gate.into(),
+            lvl: level,
+            dkey: URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes()),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.to_string());

@@ -44,6 +44,9 @@ pub struct TokenConfig {
     /// Absolute session lifetime in seconds (30 days): refreshing never extends a session
     /// past it; then the user signs in again.
     pub session_max_secs: i64,
+    /// Device-token lifetime in seconds (10 minutes): a device asks for a new one with a
+    /// fresh proof; a revoked device gets none.
+    pub device_ttl_secs: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,6 +78,7 @@ impl Default for Config {
             tokens: TokenConfig {
                 access_ttl_secs: 15 * 60,
                 refresh_ttl_secs: 7 * 24 * 3600,
+                device_ttl_secs: 10 * 60,
                 session_max_secs: 30 * 24 * 3600,
             },
             keys: KeyConfig { sealing_key: Secret::new(DEV_SEALING_KEY), signer_cache_secs: 60 },
@@ -117,6 +121,14 @@ impl ServiceConfig for Config {
             return Err(invalid(
                 "tokens.access_ttl_secs",
                 "must not exceed auth.max_token_lifetime_secs, or every service would refuse the tokens",
+            ));
+        }
+        if self.tokens.device_ttl_secs <= 0
+            || u64::try_from(self.tokens.device_ttl_secs).unwrap_or(u64::MAX) > self.common.auth.max_token_lifetime_secs
+        {
+            return Err(invalid(
+                "tokens.device_ttl_secs",
+                "must be positive and not exceed auth.max_token_lifetime_secs",
             ));
         }
         if self.tokens.refresh_ttl_secs <= self.tokens.access_ttl_secs {

@@ -5,7 +5,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
-use festival_platform::auth::AccessClaims;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use sha2::{Digest, Sha256};
 
@@ -48,7 +47,8 @@ impl Signer {
         Self { kid, key: EncodingKey::from_ed_der(pkcs8) }
     }
 
-    pub fn sign(&self, claims: &AccessClaims) -> anyhow::Result<String> {
+    /// Signs access tokens and device tokens (their `token_use` tells them apart).
+    pub fn sign(&self, claims: &impl serde::Serialize) -> anyhow::Result<String> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
         header.typ = Some("at+jwt".into());

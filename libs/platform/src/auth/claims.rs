@@ -8,6 +8,10 @@ use festival_proto::identity::v1 as pb;
 /// `token_use` of access tokens; anything else (a refresh or ID token) is refused.
 pub const ACCESS_TOKEN_USE: &str = "access";
 
+/// `token_use` of device tokens: accepted only where a device may act (gates, terminals),
+/// never where a person's access token is asked for.
+pub const DEVICE_TOKEN_USE: &str = "device";
+
 /// Roles from the brief. `Admin` and `User` are global; the others are held per festival.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -113,4 +117,55 @@ pub struct AccessClaims {
     /// Festival memberships at minting time.
     #[serde(default)]
     pub mem: Vec<MembershipClaim>,
+}
+
+/// What a paired device may do at its gate: stewards scan, supervisors also check in by
+/// hand and override a refusal with a reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeviceLevel {
+    Steward,
+    Supervisor,
+}
+
+impl DeviceLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceLevel::Steward => "STEWARD",
+            DeviceLevel::Supervisor => "SUPERVISOR",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeviceLevel> {
+        [DeviceLevel::Steward, DeviceLevel::Supervisor].into_iter().find(|l| l.as_str() == s)
+    }
+}
+
+impl TryFrom<String> for DeviceLevel {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        DeviceLevel::parse(&s).ok_or(s)
+    }
+}
+
+/// The payload of a device token: one device, one festival, one gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceClaims {
+    pub iss: String,
+    pub aud: String,
+    /// Device id.
+    pub sub: Uuid,
+    pub exp: i64,
+    pub nbf: i64,
+    pub iat: i64,
+    pub jti: Uuid,
+    /// Always [`DEVICE_TOKEN_USE`].
+    pub token_use: String,
+    /// The festival the device works for.
+    pub fid: Uuid,
+    pub gate: String,
+    pub lvl: DeviceLevel,
+    /// The device's own Ed25519 public key (base64url): what it signs offline work with
+    /// (scan uploads), bound to the device by identity's signature on this token.
+    pub dkey: String,
 }

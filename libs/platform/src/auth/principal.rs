@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::claims::{AccessClaims, MembershipClaim, Role};
+use super::claims::{AccessClaims, DeviceClaims, DeviceLevel, MembershipClaim, Role};
 use crate::codes;
 use crate::error::{ApiError, ApiResult};
 
@@ -55,6 +55,76 @@ impl Principal {
     }
 }
 
+/// A paired device, as proven by a verified device token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub id: Uuid,
+    pub festival_id: Uuid,
+    pub gate: String,
+    pub level: DeviceLevel,
+    /// The device's Ed25519 public key, bound to it by identity.
+    pub public_key: [u8; 32],
+}
+
+impl TryFrom<DeviceClaims> for Device {
+    type Error = ();
+    fn try_from(c: DeviceClaims) -> Result<Self, ()> {
+        use base64::Engine as _;
+        let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c.dkey.as_bytes()).map_err(|_| ())?;
+        Ok(Self {
+            id: c.sub,
+            festival_id: c.fid,
+            gate: c.gate,
+            level: c.lvl,
+            public_key: key.try_into().map_err(|_| ())?,
+        })
+    }
+}
+
+/// Who acts at a gate: a person with a festival role, or a paired device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateCaller {
+    Person(Principal),
+    Device(Device),
+}
+
+impl GateCaller {
+    /// A person needs one of `roles` at `festival`; a device must be paired to `festival`
+    /// (ERR_3002 otherwise: a device of festival A is a stranger at festival B).
+    pub fn require(&self, festival: Uuid, roles: &[Role]) -> ApiResult<()> {
+        match self {
+            GateCaller::Person(p) => p.require_any(festival, roles),
+            GateCaller::Device(d) if d.festival_id == festival => Ok(()),
+            GateCaller::Device(_) => Err(ApiError::new(codes::NOT_A_MEMBER)),
+        }
+    }
+
+    /// May check in by hand and override a refusal: a supervisor device, or a person
+    /// holding `role` (e.g. ORGANIZER) at `festival`.
+    pub fn is_supervisor(&self, festival: Uuid, role: Role) -> bool {
+        match self {
+            GateCaller::Person(p) => p.has(festival, role),
+            GateCaller::Device(d) => d.festival_id == festival && d.level == DeviceLevel::Supervisor,
+        }
+    }
+
+    /// The device, when the caller is one.
+    pub fn device(&self) -> Option<&Device> {
+        match self {
+            GateCaller::Device(d) => Some(d),
+            GateCaller::Person(_) => None,
+        }
+    }
+
+    /// The id recorded as the actor: the person's or the device's.
+    pub fn actor_id(&self) -> Uuid {
+        match self {
+            GateCaller::Person(p) => p.user_id,
+            GateCaller::Device(d) => d.id,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +155,28 @@ mod tests {
         assert!(staff.require_any(f, &[Role::Organizer, Role::Staff]).is_ok());
         assert!(caller(Role::Admin, &[]).require(f, Role::Organizer).is_ok());
         assert!(staff.require_admin().is_err());
+    }
+
+    #[test]
+    fn a_device_acts_only_at_its_own_festival_and_only_a_supervisor_overrides() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let device = |level| {
+            GateCaller::Device(Device {
+                id: Uuid::from_u128(9),
+                festival_id: a,
+                gate: "north".into(),
+                level,
+                public_key: [0; 32],
+            })
+        };
+        let steward = device(DeviceLevel::Steward);
+        assert!(steward.require(a, &[Role::Security]).is_ok());
+        assert_eq!(steward.require(b, &[Role::Security]).unwrap_err().code, codes::NOT_A_MEMBER);
+        assert!(!steward.is_supervisor(a, Role::Organizer));
+        assert!(device(DeviceLevel::Supervisor).is_supervisor(a, Role::Organizer));
+        assert!(!device(DeviceLevel::Supervisor).is_supervisor(b, Role::Organizer));
+        let security = GateCaller::Person(caller(Role::User, &[(a, Role::Security)]));
+        assert!(security.require(a, &[Role::Security]).is_ok());
+        assert!(!security.is_supervisor(a, Role::Organizer));
     }
 }

@@ -11,8 +11,8 @@ use futures::future::BoxFuture;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use tokio::sync::{Mutex, RwLock};
 
-use super::claims::{ACCESS_TOKEN_USE, AccessClaims};
-use super::principal::Principal;
+use super::claims::{ACCESS_TOKEN_USE, AccessClaims, DEVICE_TOKEN_USE, DeviceClaims};
+use super::principal::{Device, GateCaller, Principal};
 use crate::clock::Clock;
 use crate::codes;
 use crate::config::AuthConfig;
@@ -111,6 +111,42 @@ impl Verifier {
 
     /// Verifies a bearer token and returns the caller.
     pub async fn verify(&self, token: &str) -> ApiResult<Principal> {
+        let claims: AccessClaims = self.verified_claims(token, ACCESS_TOKEN_USE).await?;
+        Ok(claims.into())
+    }
+
+    /// Verifies a device token (identity's, `token_use` "device") and returns the device.
+    pub async fn verify_device(&self, token: &str) -> ApiResult<Device> {
+        let claims: DeviceClaims = self.verified_claims(token, DEVICE_TOKEN_USE).await?;
+        Device::try_from(claims).map_err(|()| invalid())
+    }
+
+    /// Verifies the bearer token of a request where a person or a paired device may act:
+    /// the token's own `token_use` (under identity's signature) says which it is.
+    pub async fn authenticate_gate<T>(&self, request: &tonic::Request<T>) -> ApiResult<GateCaller> {
+        let token = bearer_token(request.metadata()).ok_or_else(|| ApiError::new(codes::UNAUTHENTICATED))?;
+        let claims: serde_json::Value = self.verified_claims(token, "").await?;
+        match claims.get("token_use").and_then(|u| u.as_str()) {
+            Some(ACCESS_TOKEN_USE) => serde_json::from_value::<AccessClaims>(claims)
+                .map(|c| GateCaller::Person(c.into()))
+                .map_err(|_| invalid()),
+            Some(DEVICE_TOKEN_USE) => serde_json::from_value::<DeviceClaims>(claims)
+                .ok()
+                .and_then(|c| Device::try_from(c).ok())
+                .map(GateCaller::Device)
+                .ok_or_else(invalid),
+            _ => Err(invalid()),
+        }
+    }
+
+    /// The claims of a token signed by one of identity's keys, unexpired, of `token_use`
+    /// (any, when empty: the caller tells the kinds apart) and no longer-lived than
+    /// identity issues them.
+    async fn verified_claims<C: serde::de::DeserializeOwned + TokenUse>(
+        &self,
+        token: &str,
+        token_use: &str,
+    ) -> ApiResult<C> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
         if header.alg != Algorithm::EdDSA {
             return Err(invalid());
@@ -128,19 +164,19 @@ impl Verifier {
                 self.key(&kid).await.ok_or_else(invalid)?
             }
         };
-        let data =
-            jsonwebtoken::decode::<AccessClaims>(token, &key, &self.inner.validation).map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => ApiError::new(codes::TOKEN_EXPIRED),
-                _ => invalid(),
-            })?;
-        if data.claims.token_use != ACCESS_TOKEN_USE {
+        let data = jsonwebtoken::decode::<C>(token, &key, &self.inner.validation).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => ApiError::new(codes::TOKEN_EXPIRED),
+            _ => invalid(),
+        })?;
+        let (use_, iat, exp) = data.claims.token_use_and_times().ok_or_else(invalid)?;
+        if !token_use.is_empty() && use_ != token_use {
             return Err(invalid());
         }
-        // However it was signed, no access token lives longer than identity issues them.
-        if data.claims.exp.saturating_sub(data.claims.iat) > self.inner.max_lifetime {
+        // However it was signed, no token lives longer than identity issues them.
+        if exp.saturating_sub(iat) > self.inner.max_lifetime {
             return Err(invalid());
         }
-        Ok(data.claims.into())
+        Ok(data.claims)
     }
 
     /// Verifies the `authorization: Bearer …` metadata of a request.
@@ -218,6 +254,29 @@ impl Verifier {
 
     async fn key(&self, kid: &str) -> Option<DecodingKey> {
         self.inner.keys.read().await.get(kid).cloned()
+    }
+}
+
+/// The fields every kind of token is checked on, whatever else it carries.
+trait TokenUse {
+    fn token_use_and_times(&self) -> Option<(&str, i64, i64)>;
+}
+
+impl TokenUse for AccessClaims {
+    fn token_use_and_times(&self) -> Option<(&str, i64, i64)> {
+        Some((&self.token_use, self.iat, self.exp))
+    }
+}
+
+impl TokenUse for DeviceClaims {
+    fn token_use_and_times(&self) -> Option<(&str, i64, i64)> {
+        Some((&self.token_use, self.iat, self.exp))
+    }
+}
+
+impl TokenUse for serde_json::Value {
+    fn token_use_and_times(&self) -> Option<(&str, i64, i64)> {
+        Some((self.get("token_use")?.as_str()?, self.get("iat")?.as_i64()?, self.get("exp")?.as_i64()?))
     }
 }
 

@@ -43,3 +43,33 @@ pub(super) fn to_session_record(s: &SessionRow) -> pb::SessionRecord {
         last_refresh_time: s.last_refreshed_at.map(timestamp),
     }
 }
+
+pub(super) fn to_device(d: &crate::store::devices::DeviceRow) -> pb::Device {
+    use crate::store::devices::DeviceStatus;
+    use base64::Engine as _;
+    use festival_platform::auth::DeviceLevel;
+    pb::Device {
+        id: d.id.to_string(),
+        festival_id: d.festival_id.to_string(),
+        name: d.name.clone(),
+        gate: d.gate.clone(),
+        level: match d.level {
+            DeviceLevel::Steward => pb::DeviceLevel::Steward,
+            DeviceLevel::Supervisor => pb::DeviceLevel::Supervisor,
+        } as i32,
+        status: match d.status {
+            DeviceStatus::Pending => pb::DeviceStatus::Pending,
+            DeviceStatus::Active => pb::DeviceStatus::Active,
+            DeviceStatus::Revoked => pb::DeviceStatus::Revoked,
+        } as i32,
+        public_key: d
+            .public_key
+            .as_deref()
+            .map(|k| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k))
+            .unwrap_or_default(),
+        create_time: Some(timestamp(d.created_at)),
+        pairing_expire_time: (d.status == DeviceStatus::Pending).then(|| timestamp(d.pairing_expires_at)),
+        pair_time: d.paired_at.map(timestamp),
+        revoke_time: d.revoked_at.map(timestamp),
+    }
+}

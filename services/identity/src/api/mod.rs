@@ -1,11 +1,12 @@
 //! The gRPC surface: decode and validate, authorize, call the domain and the store,
 //! encode. Every write and its event commit together.
 //!
-//! One module per area ([`accounts`], [`sessions`], [`memberships`], [`keys`]); this one
+//! One module per area ([`accounts`], [`sessions`], [`memberships`], [`keys`], [`devices`]); this one
 //! holds what they share and the tonic binding, [`convert`] the proto mapping.
 
 mod accounts;
 mod convert;
+mod devices;
 mod keys;
 mod memberships;
 mod sessions;
@@ -182,5 +183,10 @@ festival_platform::bind_rpcs! {
         auth grant_membership(pb::GrantMembershipRequest) -> pb::Membership;
         auth revoke_membership(pb::RevokeMembershipRequest) -> pb::RevokeMembershipResponse;
         auth list_memberships(pb::ListMembershipsRequest) -> pb::ListMembershipsResponse;
+        auth create_device(pb::CreateDeviceRequest) -> pb::CreateDeviceResponse;
+        auth list_devices(pb::ListDevicesRequest) -> pb::ListDevicesResponse;
+        auth revoke_device(pb::RevokeDeviceRequest) -> pb::Device;
+        public pair_device(pb::PairDeviceRequest) -> pb::Device;
+        public issue_device_token(pb::IssueDeviceTokenRequest) -> pb::DeviceToken;
     }
 }

@@ -2,6 +2,7 @@
 
 mod auth_flow;
 mod bad_input;
+mod devices;
 mod helpers;
 mod keys;
 mod memberships;
