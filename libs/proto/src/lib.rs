@@ -106,6 +106,7 @@ events! {
     ticketing::v1::OrderPaid => "festival.ticketing.order.paid";
     ticketing::v1::OrderCancelled => "festival.ticketing.order.cancelled";
     ticketing::v1::TicketAdmitted => "festival.ticketing.ticket.admitted";
+    ticketing::v1::TicketExited => "festival.ticketing.ticket.exited";
     #[cfg(feature = "testing")]
     testing::v1::ThingHappened => "festival.testing.thing.happened";
 }

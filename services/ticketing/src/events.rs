@@ -1,8 +1,10 @@
 //! Events: ticketing publishes `festival.ticketing.*` (`OrderPaid`, `OrderCancelled`,
-//! `TicketAdmitted`) through [`publish`], in the transaction of the change; and it keeps a
-//! projection of program's festival facts (status, currency, time zone, dates).
+//! `TicketAdmitted`, `TicketExited`) through [`publish`], in the transaction of the change;
+//! it keeps a projection of program's festival facts (status, currency, time zone, dates)
+//! and the devices identity revoked.
 
 use festival_platform::events::consumer::{self, Meta, Subscription};
+use festival_proto::identity::v1 as identity;
 use festival_proto::program::v1 as program;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -12,14 +14,25 @@ pub use festival_platform::events::outbox::publish;
 use crate::domain::status::FestivalStatus;
 use crate::store;
 
-/// The program events ticketing follows.
+/// The events ticketing follows.
 pub fn consumers() -> Vec<Subscription> {
     vec![
         consumer::follow("ticketing-festival-created", festival_created),
         consumer::follow("ticketing-festival-updated", festival_updated),
         consumer::follow("ticketing-festival-status-changed", festival_status_changed),
         consumer::follow("ticketing-festival-deleted", festival_deleted),
+        consumer::follow("ticketing-device-revoked", device_revoked),
     ]
+}
+
+/// Identity revoked a device: its tokens (valid up to 10 more minutes) are refused from
+/// now on.
+async fn device_revoked(tx: &mut PgConnection, e: identity::DeviceRevoked, meta: &Meta) -> anyhow::Result<()> {
+    let (Ok(device_id), Ok(festival_id)) = (Uuid::parse_str(&e.device_id), Uuid::parse_str(&e.festival_id)) else {
+        return Err(consumer::permanent(format!("device.revoked {} with malformed ids", meta.id)));
+    };
+    store::gates::revoke_device(tx, device_id, festival_id, chrono::Utc::now()).await?;
+    Ok(())
 }
 
 async fn festival_created(tx: &mut PgConnection, e: program::FestivalCreated, meta: &Meta) -> anyhow::Result<()> {

@@ -10,12 +10,59 @@ use uuid::Uuid;
 
 use super::TicketingApi;
 use super::convert::{to_category, to_quota};
+use chrono::NaiveDate;
+
+use crate::domain::checkin::local_day;
 use crate::domain::inventory::category_available;
 use crate::domain::sale::in_window;
 use crate::domain::status::{FestivalStatus, Visibility, festival_on_sale};
-use crate::store::{self, categories::CategoryRow};
+use crate::store::{self, categories::CategoryRow, festivals::FestivalRow};
 
 const MAX_NAME: usize = 100;
+const MAX_DAYS: usize = 31;
+const MAX_ZONES: usize = 20;
+const MAX_ZONE: usize = 64;
+
+/// A category's valid days: ISO dates, each once, within the festival's local dates
+/// when it has them (`ERR_7007` otherwise).
+fn valid_days(raw: &[String], festival: &FestivalRow) -> ApiResult<Vec<NaiveDate>> {
+    if raw.len() > MAX_DAYS {
+        return Err(ApiError::field(codes::VALIDATION_FAILED, "valid_days", format!("at most {MAX_DAYS} days")));
+    }
+    let span = festival
+        .start_time
+        .zip(festival.end_time)
+        .map(|(start, end)| local_day(&festival.time_zone, start)..=local_day(&festival.time_zone, end));
+    let mut days = BTreeSet::new();
+    for (i, text) in raw.iter().enumerate() {
+        let field = format!("valid_days[{i}]");
+        let day = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|_| ApiError::field(codes::VALIDATION_FAILED, &field, "not a YYYY-MM-DD date"))?;
+        if span.as_ref().is_some_and(|span| !span.contains(&day)) {
+            return Err(ApiError::field(codes::OUTSIDE_FESTIVAL_DATES, &field, "not a day of the festival"));
+        }
+        if !days.insert(day) {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, &field, "given twice"));
+        }
+    }
+    Ok(days.into_iter().collect())
+}
+
+/// Zone names: plain text, each once.
+fn zone_names(raw: &[String]) -> ApiResult<Vec<String>> {
+    if raw.len() > MAX_ZONES {
+        return Err(ApiError::field(codes::VALIDATION_FAILED, "zones", format!("at most {MAX_ZONES} zones")));
+    }
+    let mut zones = BTreeSet::new();
+    for (i, zone) in raw.iter().enumerate() {
+        let field = format!("zones[{i}]");
+        let zone = validate::plain_text(&field, validate::required(&field, zone.trim(), MAX_ZONE)?, false)?;
+        if !zones.insert(zone.to_owned()) {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, &field, "given twice"));
+        }
+    }
+    Ok(zones.into_iter().collect())
+}
 
 impl TicketingApi {
     pub(super) async fn create_category(
@@ -50,8 +97,10 @@ impl TicketingApi {
             Some(pb::Visibility::Hidden) => Visibility::Hidden,
             _ => Visibility::Public,
         };
+        let zones = zone_names(&req.zones)?;
         let mut tx = self.pool.begin().await?;
         let festival = Self::festival(&mut tx, festival_id).await?;
+        let valid_days = valid_days(&req.valid_days, &festival)?;
         if store::categories::count(&mut tx, festival_id).await? >= limits.categories {
             return Err(ApiError::new(codes::LIMIT_REACHED)
                 .with_message(format!("A festival has at most {} ticket categories", limits.categories)));
@@ -70,6 +119,9 @@ impl TicketingApi {
                 max_per_account: req.max_per_account,
                 visibility,
                 created_at: self.clock.now(),
+                valid_days,
+                zones,
+                reentry: req.reentry,
             },
         )
         .await

@@ -23,6 +23,9 @@ pub(super) fn to_category(c: &CategoryRow, currency: &str) -> pb::Category {
             Visibility::Hidden => pb::Visibility::Hidden,
         } as i32,
         create_time: Some(timestamp(c.created_at)),
+        valid_days: c.valid_days.iter().map(|d| d.format("%Y-%m-%d").to_string()).collect(),
+        zones: c.zones.clone(),
+        reentry: c.reentry,
     }
 }
 
@@ -119,5 +122,16 @@ pub(super) fn to_order(o: &OrderRow, tickets: &[TicketRow]) -> pb::Order {
         tickets: tickets.iter().map(to_ticket).collect(),
         create_time: Some(timestamp(o.created_at)),
         cancel_time: o.cancelled_at.map(timestamp),
+    }
+}
+
+pub(super) fn to_list(l: &crate::store::gates::ListRow) -> pb::CheckInList {
+    pb::CheckInList {
+        id: l.id.to_string(),
+        festival_id: l.festival_id.to_string(),
+        name: l.name.clone(),
+        category_ids: l.category_ids.iter().map(ToString::to_string).collect(),
+        zone: l.zone.clone().unwrap_or_default(),
+        create_time: Some(timestamp(l.created_at)),
     }
 }

@@ -1,11 +1,12 @@
 //! The gRPC surface: decode and validate, authorize, call the domain and the store,
 //! encode. Every stock move, its order and its event commit together.
 //!
-//! One module per area ([`catalog`], [`promos`], [`holds`], [`orders`], [`tickets`]); this one holds
+//! One module per area ([`catalog`], [`promos`], [`holds`], [`orders`], [`tickets`], [`gates`]); this one holds
 //! what they share and the tonic binding, [`convert`] the proto mapping.
 
 mod catalog;
 mod convert;
+mod gates;
 mod holds;
 mod orders;
 mod promos;
@@ -13,7 +14,7 @@ mod tickets;
 
 use std::sync::Arc;
 
-use festival_platform::auth::{Principal, Role, Verifier};
+use festival_platform::auth::{GateCaller, Principal, Role, Verifier};
 use festival_platform::clock::Clock;
 use festival_platform::credential::{Claims, Issuer, Kind};
 use festival_platform::rpc::Authenticate;
@@ -120,6 +121,10 @@ impl Authenticate for TicketingApi {
     async fn caller<T: Send + Sync>(&self, request: &Request<T>) -> ApiResult<Principal> {
         self.verifier.authenticate(request).await
     }
+
+    async fn gate_caller<T: Send + Sync>(&self, request: &Request<T>) -> ApiResult<GateCaller> {
+        self.verifier.authenticate_gate(request).await
+    }
 }
 
 festival_platform::bind_rpcs! {
@@ -142,7 +147,12 @@ festival_platform::bind_rpcs! {
         auth cancel_order(pb::CancelOrderRequest) -> pb::Order;
         auth list_my_tickets(pb::ListMyTicketsRequest) -> pb::ListMyTicketsResponse;
         public get_ticket_keys(pb::GetTicketKeysRequest) -> pb::TicketKeys;
-        auth list_revoked_tickets(pb::ListRevokedTicketsRequest) -> pb::ListRevokedTicketsResponse;
-        auth redeem(pb::RedeemRequest) -> pb::CheckIn;
+        gate list_revoked_tickets(pb::ListRevokedTicketsRequest) -> pb::ListRevokedTicketsResponse;
+        gate redeem(pb::RedeemRequest) -> pb::CheckIn;
+        auth create_check_in_list(pb::CreateCheckInListRequest) -> pb::CheckInList;
+        gate list_check_in_lists(pb::ListCheckInListsRequest) -> pb::ListCheckInListsResponse;
+        gate get_scanner_snapshot(pb::GetScannerSnapshotRequest) -> pb::ScannerSnapshot;
+        gate upload_scans(pb::UploadScansRequest) -> pb::UploadScansResponse;
+        auth get_check_in_stats(pb::GetCheckInStatsRequest) -> pb::CheckInStats;
     }
 }

@@ -1,6 +1,7 @@
 //! Ticketing's rules, free of I/O: the life of a ticket as a transition table, quota
-//! arithmetic, when something is on sale, limits and totals.
+//! arithmetic, when something is on sale, limits and totals, and the gate's rule.
 
+pub mod checkin;
 pub mod inventory;
 pub mod promo;
 pub mod sale;

@@ -1,7 +1,8 @@
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::checkin::Validity;
 use crate::domain::status::Visibility;
 
 pub const NAME_UNIQUE: &str = "categories_name_key";
@@ -20,19 +21,30 @@ pub struct CategoryRow {
     #[sqlx(try_from = "String")]
     pub visibility: Visibility,
     pub created_at: DateTime<Utc>,
+    /// Festival-local days it is valid on (empty: every day).
+    pub valid_days: Vec<NaiveDate>,
+    /// Zones it opens (empty: every zone).
+    pub zones: Vec<String>,
+    pub reentry: bool,
+}
+
+impl CategoryRow {
+    pub fn validity(&self) -> Validity {
+        Validity { days: self.valid_days.clone(), zones: self.zones.clone(), reentry: self.reentry }
+    }
 }
 
 macro_rules! columns {
     () => {
-        "id, festival_id, name, price_minor, sale_start, sale_end, min_per_order, max_per_order, max_per_account, visibility, created_at"
+        "id, festival_id, name, price_minor, sale_start, sale_end, min_per_order, max_per_order, max_per_account, visibility, created_at, valid_days, zones, reentry"
     };
 }
 
 pub async fn insert(conn: &mut PgConnection, c: &CategoryRow) -> Result<CategoryRow, sqlx::Error> {
     sqlx::query_as(concat!(
         "insert into categories (id, festival_id, name, price_minor, sale_start, sale_end, min_per_order,
-             max_per_order, max_per_account, visibility)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning ",
+             max_per_order, max_per_account, visibility, created_at, valid_days, zones, reentry)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) returning ",
         columns!()
     ))
     .bind(c.id)
@@ -45,6 +57,10 @@ pub async fn insert(conn: &mut PgConnection, c: &CategoryRow) -> Result<Category
     .bind(c.max_per_order)
     .bind(c.max_per_account)
     .bind(c.visibility.as_str())
+    .bind(c.created_at)
+    .bind(&c.valid_days)
+    .bind(&c.zones)
+    .bind(c.reentry)
     .fetch_one(conn)
     .await
 }

@@ -3,6 +3,7 @@
 
 pub mod categories;
 pub mod festivals;
+pub mod gates;
 pub mod holds;
 pub mod keys;
 pub mod orders;

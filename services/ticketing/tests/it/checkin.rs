@@ -16,7 +16,12 @@ async fn sold_ticket(env: &Env, f: &Festival, category: &str) -> (pb::Order, Str
 }
 
 fn redeem(f: &Festival, credential: &str, gate: &str) -> pb::RedeemRequest {
-    pb::RedeemRequest { festival_id: f.id.to_string(), credential: credential.into(), gate: gate.into() }
+    pb::RedeemRequest {
+        festival_id: f.id.to_string(),
+        credential: credential.into(),
+        gate: gate.into(),
+        ..Default::default()
+    }
 }
 
 #[tokio::test]

@@ -174,3 +174,53 @@ pub fn tally<T>(result: Result<T, tonic::Status>) -> String {
         other => outcome(other),
     }
 }
+
+/// A paired scanner as a test drives it: its own key, and the device token identity
+/// would issue it.
+pub struct Scanner {
+    pub id: Uuid,
+    pub key: ed25519_dalek::SigningKey,
+    pub token: String,
+}
+
+impl Env {
+    /// A device paired to `festival` at `gate`.
+    pub fn scanner(&self, festival: &Festival, gate: &str, level: festival_platform::auth::DeviceLevel) -> Scanner {
+        let id = Uuid::now_v7();
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let token = self.issuer.device(id, festival.id, gate, level, &key);
+        Scanner { id, key, token }
+    }
+}
+
+impl Scanner {
+    /// An upload of `scans` under `nonce`, signed with the device's key.
+    pub fn upload(&self, festival: &Festival, nonce: &str, scans: Vec<pb::OfflineScan>) -> pb::UploadScansRequest {
+        use ed25519_dalek::Signer as _;
+        use prost::Message as _;
+        let batch = pb::ScanBatch {
+            festival_id: festival.id.to_string(),
+            device_id: self.id.to_string(),
+            nonce: nonce.into(),
+            scans,
+        }
+        .encode_to_vec();
+        let signature = self.key.sign(&batch).to_bytes();
+        pb::UploadScansRequest {
+            festival_id: festival.id.to_string(),
+            signature: base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, signature),
+            batch,
+        }
+    }
+}
+
+/// An entry scanned offline at `at`, which the scanner accepted.
+pub fn offline_entry(credential: &str, at: chrono::DateTime<chrono::Utc>) -> pb::OfflineScan {
+    pb::OfflineScan {
+        credential: credential.into(),
+        list_id: String::new(),
+        direction: pb::ScanDirection::Entry as i32,
+        scan_time: Some(festival_platform::convert::timestamp(at)),
+        accepted: true,
+    }
+}

@@ -1,0 +1,73 @@
+-- Validity of a category's tickets at the gates: festival-local days (empty: every
+-- day), zones (empty: every zone), and whether its holder may leave and come back.
+alter table categories
+    add column valid_days date[] not null default '{}',
+    add column zones text[] not null default '{}',
+    add column reentry boolean not null default false;
+
+
+-- A check-in list: the categories (empty: all) and the zone an entrance admits.
+create table checkin_lists (
+    id              uuid primary key,
+    festival_id     uuid not null references festivals (id),
+    name            text not null,
+    category_ids    uuid[] not null,
+    zone            text,
+    created_at      timestamptz not null,
+    constraint checkin_lists_name_key unique (festival_id, name)
+);
+
+-- Every accepted scan, online or uploaded, and every uploaded scan the server refused
+-- (duplicates, revoked tickets accepted offline: `flagged`). `list_id` null: the
+-- festival grounds. `actor_id`: the person or device that scanned.
+create table scans (
+    id              uuid primary key,
+    festival_id     uuid not null,
+    ticket_id       uuid,
+    category_id     uuid,
+    list_id         uuid,
+    direction       text not null constraint scans_direction_check check (direction in ('ENTRY', 'EXIT')),
+    outcome         text not null,
+    gate            text not null,
+    device_id       uuid,
+    actor_id        uuid not null,
+    scanned_at      timestamptz not null,
+    recorded_at     timestamptz not null,
+    upload_nonce    text,
+    flagged         boolean not null default false,
+    override_reason text
+);
+create index scans_ticket_idx on scans (ticket_id, scanned_at);
+create index scans_festival_idx on scans (festival_id, outcome);
+
+-- Uploads already applied, by (device, nonce): a replay answers the stored result.
+create table scan_uploads (
+    device_id       uuid not null,
+    nonce           text not null,
+    festival_id     uuid not null,
+    result          bytea,
+    received_at     timestamptz not null,
+    primary key (device_id, nonce)
+);
+
+-- Devices identity revoked (from `device.revoked`): their tokens are refused at once.
+create table revoked_devices (
+    device_id       uuid primary key,
+    festival_id     uuid not null,
+    revoked_at      timestamptz not null
+);
+
+-- Where each ticket stands at each entrance: a list admits a ticket once (again after
+-- an exit where its category allows re-entry). `list_key`: the list's id, the nil uuid
+-- for the festival grounds. The primary key is the first entry's guard.
+create table ticket_presence (
+    ticket_id       uuid not null references tickets (id),
+    list_key        uuid not null,
+    festival_id     uuid not null,
+    inside          boolean not null,
+    first_at        timestamptz not null,
+    first_gate      text not null,
+    primary key (ticket_id, list_key)
+);
+create index ticket_presence_festival_idx on ticket_presence (festival_id, list_key);
+create index ticket_presence_inside_idx on ticket_presence (festival_id) where inside;
