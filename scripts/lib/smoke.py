@@ -151,6 +151,9 @@ def main():
         used = [t for t in tickets.get("tickets", []) if t["status"] == "TICKET_STATUS_USED"]
         if status != 200 or len(tickets.get("tickets", [])) < 2 or not used or used[0]["usedGate"] != "main-gate":
             fail(f"the demo fan should hold two tickets, one checked in at the main gate: {status} {tickets}")
+        status, stats = call("GET", f"/v1/festivals/{festival['id']}/check-in-stats", headers={"Authorization": f"Bearer {admin['accessToken']}"})
+        if status != 200 or int(stats.get("onSite", 0)) < 1:
+            fail(f"the demo festival should have someone on site: {status} {stats}")
         status, shifts = call("GET", f"/v1/festivals/{festival['id']}/shifts", headers={"Authorization": f"Bearer {admin['accessToken']}"})
         if status != 200 or not any(s["assignees"] for s in shifts.get("shifts", [])):
             fail(f"the demo staff member should be on a shift: {status} {shifts}")

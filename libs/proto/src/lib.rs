@@ -107,6 +107,7 @@ events! {
     ticketing::v1::OrderCancelled => "festival.ticketing.order.cancelled";
     ticketing::v1::TicketAdmitted => "festival.ticketing.ticket.admitted";
     ticketing::v1::TicketExited => "festival.ticketing.ticket.exited";
+    ticketing::v1::TicketTransferred => "festival.ticketing.ticket.transferred";
     #[cfg(feature = "testing")]
     testing::v1::ThingHappened => "festival.testing.thing.happened";
 }

@@ -71,3 +71,27 @@ create table ticket_presence (
 );
 create index ticket_presence_festival_idx on ticket_presence (festival_id, list_key);
 create index ticket_presence_inside_idx on ticket_presence (festival_id) where inside;
+
+-- Transfers: a category's tickets may change hands until a cut-off; the old ticket is
+-- revoked (CANCELLED, `replaced_by` the new one) and the new holder gets a new ticket
+-- and credential in the same order, on the same quotas.
+alter table categories
+    add column transferable boolean not null default false,
+    add column transfer_cutoff timestamptz;
+alter table tickets add column replaced_by uuid;
+
+create table ticket_transfers (
+    id              uuid primary key,
+    festival_id     uuid not null,
+    ticket_id       uuid not null references tickets (id),
+    from_user_id    uuid not null,
+    to_user_id      uuid,
+    claim_hash      bytea,
+    status          text not null constraint ticket_transfers_status_check check (status in ('PENDING', 'COMPLETED', 'CANCELLED')),
+    new_ticket_id   uuid,
+    created_at      timestamptz not null,
+    completed_at    timestamptz
+);
+create unique index ticket_transfers_claim_key on ticket_transfers (claim_hash) where claim_hash is not null;
+-- One open transfer per ticket.
+create unique index ticket_transfers_pending_key on ticket_transfers (ticket_id) where status = 'PENDING';

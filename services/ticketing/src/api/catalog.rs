@@ -98,6 +98,14 @@ impl TicketingApi {
             _ => Visibility::Public,
         };
         let zones = zone_names(&req.zones)?;
+        let transfer_cutoff = validate::timestamp("transfer_cutoff_time", &req.transfer_cutoff_time)?;
+        if transfer_cutoff.is_some() && !req.transferable {
+            return Err(ApiError::field(
+                codes::VALIDATION_FAILED,
+                "transfer_cutoff_time",
+                "only a transferable category has a transfer cut-off",
+            ));
+        }
         let mut tx = self.pool.begin().await?;
         let festival = Self::festival(&mut tx, festival_id).await?;
         let valid_days = valid_days(&req.valid_days, &festival)?;
@@ -122,6 +130,8 @@ impl TicketingApi {
                 valid_days,
                 zones,
                 reentry: req.reentry,
+                transferable: req.transferable,
+                transfer_cutoff,
             },
         )
         .await

@@ -26,6 +26,8 @@ pub(super) fn to_category(c: &CategoryRow, currency: &str) -> pb::Category {
         valid_days: c.valid_days.iter().map(|d| d.format("%Y-%m-%d").to_string()).collect(),
         zones: c.zones.clone(),
         reentry: c.reentry,
+        transferable: c.transferable,
+        transfer_cutoff_time: c.transfer_cutoff.map(timestamp),
     }
 }
 
@@ -96,6 +98,7 @@ pub(super) fn to_ticket(t: &TicketRow) -> pb::Ticket {
         issue_time: Some(timestamp(t.issued_at)),
         used_time: t.used_at.map(timestamp),
         used_gate: t.used_gate.clone().unwrap_or_default(),
+        transferred: t.replaced_by.is_some(),
     }
 }
 

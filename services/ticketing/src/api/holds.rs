@@ -331,7 +331,7 @@ impl TicketingApi {
         .await?;
         let lines: Vec<(Uuid, i32, Vec<Uuid>)> =
             items.iter().map(|i| (i.category_id, i.quantity, i.quota_ids.clone())).collect();
-        let tickets = self.issue_tickets(&mut tx, &issuer, &order, &lines).await?;
+        let tickets = self.issue_tickets(&mut tx, &issuer, &order, &lines, order.buyer_user_id).await?;
         store::holds::set_status(&mut tx, hold.id, HoldStatus::CheckedOut, Some(order.id)).await?;
         self.publish_paid(&mut tx, &order, &tickets).await?;
         let response = to_order(&order, &tickets);

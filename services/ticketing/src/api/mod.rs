@@ -1,7 +1,7 @@
 //! The gRPC surface: decode and validate, authorize, call the domain and the store,
 //! encode. Every stock move, its order and its event commit together.
 //!
-//! One module per area ([`catalog`], [`promos`], [`holds`], [`orders`], [`tickets`], [`gates`]); this one holds
+//! One module per area ([`catalog`], [`promos`], [`holds`], [`orders`], [`tickets`], [`transfers`], [`gates`]); this one holds
 //! what they share and the tonic binding, [`convert`] the proto mapping.
 
 mod catalog;
@@ -11,6 +11,7 @@ mod holds;
 mod orders;
 mod promos;
 mod tickets;
+mod transfers;
 
 use std::sync::Arc;
 
@@ -68,14 +69,15 @@ impl TicketingApi {
         self.keys.issuer(festival_id).await.map_err(kit_error)
     }
 
-    /// Issues tickets of `order` for `lines` (`(category, quantity, quotas it took from)`),
-    /// each with its signed credential.
+    /// Issues tickets of `order` for `lines` (`(category, quantity, quotas it took from)`)
+    /// to `holder` (none: an anonymous box-office sale), each with its signed credential.
     async fn issue_tickets(
         &self,
         conn: &mut PgConnection,
         issuer: &Issuer,
         order: &OrderRow,
         lines: &[(Uuid, i32, Vec<Uuid>)],
+        holder: Option<Uuid>,
     ) -> ApiResult<Vec<TicketRow>> {
         let issued_at = self.clock.now();
         let stamp = u32::try_from(issued_at.timestamp()).unwrap_or(u32::MAX);
@@ -90,13 +92,14 @@ impl TicketingApi {
                     festival_id: order.festival_id,
                     order_id: order.id,
                     category_id,
-                    holder_user_id: order.buyer_user_id,
+                    holder_user_id: holder,
                     status: TicketStatus::Sold,
                     credential: issuer.issue(&claims),
                     quota_ids: quotas.clone(),
                     issued_at,
                     used_at: None,
                     used_gate: None,
+                    replaced_by: None,
                 }
             })
             .collect();
@@ -147,6 +150,9 @@ festival_platform::bind_rpcs! {
         auth cancel_order(pb::CancelOrderRequest) -> pb::Order;
         auth list_my_tickets(pb::ListMyTicketsRequest) -> pb::ListMyTicketsResponse;
         public get_ticket_keys(pb::GetTicketKeysRequest) -> pb::TicketKeys;
+        auth transfer_ticket(pb::TransferTicketRequest) -> pb::TicketTransfer;
+        auth claim_ticket_transfer(pb::ClaimTicketTransferRequest) -> pb::Ticket;
+        auth cancel_ticket_transfer(pb::CancelTicketTransferRequest) -> pb::TicketTransfer;
         gate list_revoked_tickets(pb::ListRevokedTicketsRequest) -> pb::ListRevokedTicketsResponse;
         gate redeem(pb::RedeemRequest) -> pb::CheckIn;
         auth create_check_in_list(pb::CreateCheckInListRequest) -> pb::CheckInList;

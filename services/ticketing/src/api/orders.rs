@@ -83,7 +83,7 @@ impl TicketingApi {
             },
         )
         .await?;
-        let tickets = self.issue_tickets(&mut tx, &issuer, &order, &lines).await?;
+        let tickets = self.issue_tickets(&mut tx, &issuer, &order, &lines, order.buyer_user_id).await?;
         self.publish_paid(&mut tx, &order, &tickets).await?;
         let response = to_order(&order, &tickets);
         fresh.complete(&mut tx, &response).await?;
@@ -105,7 +105,15 @@ impl TicketingApi {
             return Err(ApiError::new(codes::NOT_FOUND));
         }
         let tickets = store::tickets::of_order(&mut conn, id).await?;
-        Ok(to_order(&order, &tickets))
+        let mut response = to_order(&order, &tickets);
+        if !staff {
+            // A ticket the buyer gave away is someone else's now: its credential is theirs.
+            let me = caller.user_id.to_string();
+            for ticket in response.tickets.iter_mut().filter(|t| t.holder_user_id != me) {
+                ticket.credential.clear();
+            }
+        }
+        Ok(response)
     }
 
     pub(super) async fn cancel_order(&self, caller: Principal, req: pb::CancelOrderRequest) -> ApiResult<pb::Order> {

@@ -71,6 +71,7 @@ mod tests {
         Cancel(usize),
         Refund(usize),
         CheckIn(usize),
+        Transfer(usize),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -81,18 +82,37 @@ mod tests {
             any::<usize>().prop_map(Op::Cancel),
             any::<usize>().prop_map(Op::Refund),
             any::<usize>().prop_map(Op::CheckIn),
+            any::<usize>().prop_map(Op::Transfer),
         ]
+    }
+
+    /// An issued ticket, and whether its holder came in (a used place is never sold again).
+    #[derive(Debug, Clone, Copy)]
+    struct Issued {
+        status: TicketStatus,
+        came_in: bool,
+        /// Transferred: its place moved to its successor.
+        replaced: bool,
+    }
+
+    impl Issued {
+        /// Whether it still takes a place on the quota.
+        fn takes_a_place(self) -> bool {
+            !self.replaced && (matches!(self.status, TicketStatus::Sold | TicketStatus::Used) || self.came_in)
+        }
     }
 
     proptest! {
         /// Tickets move only along the transition table, and the quota's counters always
-        /// equal the tickets in each state: `available + held + sold(+used) == size`.
+        /// equal the tickets in each state: `available + held + sold == size`, where sold
+        /// counts live tickets and revoked ones whose holder came in, and a transfer moves
+        /// a place to the new ticket without touching the quota.
         #[test]
         fn counters_follow_the_tickets_through_any_sequence(size in 1..40i64, ops in proptest::collection::vec(op(), 1..120)) {
             let mut quota = Counters { size, held: 0, sold: 0 };
             // Holds, each a list of tickets; tickets that left a hold live on their own.
             let mut holds: Vec<Vec<TicketStatus>> = Vec::new();
-            let mut tickets: Vec<TicketStatus> = Vec::new();
+            let mut tickets: Vec<Issued> = Vec::new();
             for op in ops {
                 match op {
                     Op::Reserve(n) => {
@@ -113,28 +133,39 @@ mod tests {
                             let next = transition(t, event).expect("reserved tickets may be paid or released");
                             if next == TicketStatus::Sold {
                                 quota.sold += 1;
-                                tickets.push(next);
+                                tickets.push(Issued { status: next, came_in: false, replaced: false });
                             }
                         }
                     }
-                    Op::Cancel(i) | Op::Refund(i) | Op::CheckIn(i) if !tickets.is_empty() => {
+                    Op::Cancel(i) | Op::Refund(i) | Op::CheckIn(i) | Op::Transfer(i) if !tickets.is_empty() => {
                         let i = i % tickets.len();
                         let event = match op {
                             Op::Cancel(_) => TicketEvent::Cancel,
                             Op::Refund(_) => TicketEvent::Refund,
+                            Op::Transfer(_) => TicketEvent::Transfer,
                             _ => TicketEvent::CheckIn,
                         };
-                        if let Some(next) = transition(tickets[i], event) {
-                            if matches!(event, TicketEvent::Cancel | TicketEvent::Refund) {
-                                quota.sold -= 1; // frees its place, exactly once
+                        if tickets[i].replaced {
+                            continue;
+                        }
+                        if let Some(next) = transition(tickets[i].status, event) {
+                            match event {
+                                // Frees its place, exactly once, unless its holder came in.
+                                TicketEvent::Cancel | TicketEvent::Refund if !tickets[i].came_in => quota.sold -= 1,
+                                TicketEvent::CheckIn => tickets[i].came_in = true,
+                                TicketEvent::Transfer => {
+                                    tickets[i].replaced = true;
+                                    tickets.push(Issued { status: TicketStatus::Sold, came_in: false, replaced: false });
+                                }
+                                _ => {}
                             }
-                            tickets[i] = next;
+                            tickets[i].status = next;
                         }
                     }
                     _ => {}
                 }
                 let held: i64 = holds.iter().map(|h| h.len() as i64).sum();
-                let sold = tickets.iter().filter(|t| matches!(t, TicketStatus::Sold | TicketStatus::Used)).count() as i64;
+                let sold = tickets.iter().filter(|t| t.takes_a_place()).count() as i64;
                 prop_assert_eq!((quota.held, quota.sold), (held, sold));
                 prop_assert_eq!(quota.available() + quota.held + quota.sold, quota.size);
                 prop_assert!(quota.held >= 0 && quota.sold >= 0 && quota.held + quota.sold <= quota.size);

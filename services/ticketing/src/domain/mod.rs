@@ -6,3 +6,4 @@ pub mod inventory;
 pub mod promo;
 pub mod sale;
 pub mod status;
+pub mod transfer;

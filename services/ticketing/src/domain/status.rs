@@ -55,6 +55,8 @@ pub enum TicketEvent {
     Cancel,
     /// The money went back.
     Refund,
+    /// Given to someone else: revoked, and a new ticket issued to them.
+    Transfer,
 }
 
 /// The transition table. `None`: not allowed.
@@ -68,6 +70,7 @@ pub fn transition(from: TicketStatus, event: TicketEvent) -> Option<TicketStatus
         (Sold, CheckIn) => Some(Used),
         (Sold | Used, Cancel) => Some(Cancelled),
         (Sold | Used, Refund) => Some(Refunded),
+        (Sold, Transfer) => Some(Cancelled),
         _ => None,
     }
 }
@@ -91,7 +94,7 @@ mod tests {
     fn only_the_tables_transitions_are_allowed() {
         use TicketEvent::*;
         use TicketStatus::*;
-        let events = [Reserve, Release, Pay, CheckIn, Cancel, Refund];
+        let events = [Reserve, Release, Pay, CheckIn, Cancel, Refund, Transfer];
         let allowed: Vec<(TicketStatus, TicketEvent, TicketStatus)> = TicketStatus::ALL
             .iter()
             .flat_map(|&from| events.iter().filter_map(move |&e| transition(from, e).map(|to| (from, e, to))))
@@ -105,6 +108,7 @@ mod tests {
                 (Sold, CheckIn, Used),
                 (Sold, Cancel, Cancelled),
                 (Sold, Refund, Refunded),
+                (Sold, Transfer, Cancelled),
                 (Used, Cancel, Cancelled),
                 (Used, Refund, Refunded),
             ]

@@ -26,6 +26,8 @@ pub struct CategoryRow {
     /// Zones it opens (empty: every zone).
     pub zones: Vec<String>,
     pub reentry: bool,
+    pub transferable: bool,
+    pub transfer_cutoff: Option<DateTime<Utc>>,
 }
 
 impl CategoryRow {
@@ -36,15 +38,16 @@ impl CategoryRow {
 
 macro_rules! columns {
     () => {
-        "id, festival_id, name, price_minor, sale_start, sale_end, min_per_order, max_per_order, max_per_account, visibility, created_at, valid_days, zones, reentry"
+        "id, festival_id, name, price_minor, sale_start, sale_end, min_per_order, max_per_order, max_per_account, visibility, created_at, valid_days, zones, reentry, transferable, transfer_cutoff"
     };
 }
 
 pub async fn insert(conn: &mut PgConnection, c: &CategoryRow) -> Result<CategoryRow, sqlx::Error> {
     sqlx::query_as(concat!(
         "insert into categories (id, festival_id, name, price_minor, sale_start, sale_end, min_per_order,
-             max_per_order, max_per_account, visibility, created_at, valid_days, zones, reentry)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) returning ",
+             max_per_order, max_per_account, visibility, created_at, valid_days, zones, reentry, transferable,
+             transfer_cutoff)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) returning ",
         columns!()
     ))
     .bind(c.id)
@@ -61,6 +64,8 @@ pub async fn insert(conn: &mut PgConnection, c: &CategoryRow) -> Result<Category
     .bind(&c.valid_days)
     .bind(&c.zones)
     .bind(c.reentry)
+    .bind(c.transferable)
+    .bind(c.transfer_cutoff)
     .fetch_one(conn)
     .await
 }

@@ -10,3 +10,4 @@ pub mod orders;
 pub mod promos;
 pub mod quotas;
 pub mod tickets;
+pub mod transfers;

@@ -19,11 +19,13 @@ pub struct TicketRow {
     pub issued_at: DateTime<Utc>,
     pub used_at: Option<DateTime<Utc>>,
     pub used_gate: Option<String>,
+    /// Transferred: the ticket that replaced it.
+    pub replaced_by: Option<Uuid>,
 }
 
 macro_rules! columns {
     () => {
-        "id, festival_id, order_id, category_id, holder_user_id, status, credential, quota_ids, issued_at, used_at, used_gate"
+        "id, festival_id, order_id, category_id, holder_user_id, status, credential, quota_ids, issued_at, used_at, used_gate, replaced_by"
     };
 }
 
@@ -118,4 +120,24 @@ pub async fn revoked_ids(conn: &mut PgConnection, festival_id: Uuid) -> Result<V
     .bind(festival_id)
     .fetch_all(conn)
     .await
+}
+
+pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<TicketRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", columns!(), " from tickets where id = $1 for update"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Revokes an unused ticket that changed hands, naming its successor (its place moves to
+/// the successor: the quotas do not change).
+pub async fn replace(conn: &mut PgConnection, id: Uuid, successor: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update tickets set status = 'CANCELLED', replaced_by = $2, updated_at = now() where id = $1 and status = 'SOLD'",
+    )
+    .bind(id)
+    .bind(successor)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

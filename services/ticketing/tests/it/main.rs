@@ -8,3 +8,4 @@ mod helpers;
 mod promos;
 mod races;
 mod sales;
+mod transfers;

@@ -1,0 +1,263 @@
+//! Transfers: a holder gives an unused ticket to another account, at once or through a
+//! claim code; the old credential is revoked and the new holder gets a new one.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use festival_platform::auth::Principal;
+use festival_platform::convert::timestamp;
+use festival_platform::idempotency::{self, Claim};
+use festival_platform::rpc::record_festival;
+use festival_platform::{ApiError, ApiResult, ResultExt, codes, validate};
+use festival_proto::ticketing::v1 as pb;
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::TicketingApi;
+use super::convert::to_ticket;
+use crate::domain::status::FestivalStatus;
+use crate::domain::{sale, transfer};
+use crate::events;
+use crate::store::{self, tickets::TicketRow, transfers::TransferRow, transfers::TransferStatus};
+
+/// 24 random bytes: 32 base64url characters.
+fn new_claim_code() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>())
+}
+
+/// Only the hash of a claim code is stored (192 random bits: no stretching needed).
+fn claim_hash(code: &str) -> Vec<u8> {
+    Sha256::digest(code.as_bytes()).to_vec()
+}
+
+fn to_transfer(t: &TransferRow, claim_code: Option<String>) -> pb::TicketTransfer {
+    pb::TicketTransfer {
+        id: t.id.to_string(),
+        festival_id: t.festival_id.to_string(),
+        ticket_id: t.ticket_id.to_string(),
+        status: match t.status {
+            TransferStatus::Pending => pb::TransferStatus::Pending,
+            TransferStatus::Completed => pb::TransferStatus::Completed,
+            TransferStatus::Cancelled => pb::TransferStatus::Cancelled,
+        } as i32,
+        to_user_id: t.to_user_id.map(|u| u.to_string()).unwrap_or_default(),
+        claim_code: claim_code.unwrap_or_default(),
+        create_time: Some(timestamp(t.created_at)),
+        complete_time: t.completed_at.map(timestamp),
+    }
+}
+
+impl TicketingApi {
+    pub(super) async fn transfer_ticket(
+        &self,
+        caller: Principal,
+        req: pb::TransferTicketRequest,
+    ) -> ApiResult<pb::TicketTransfer> {
+        let ticket_id = validate::uuid("ticket_id", &req.ticket_id)?;
+        let to_user = match req.to_user_id.as_str() {
+            "" => None,
+            raw => Some(validate::uuid("to_user_id", raw)?),
+        };
+        if to_user == Some(caller.user_id) {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "to_user_id", "you hold it already"));
+        }
+        let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
+        let mut tx = self.pool.begin().await?;
+        let fresh = match idempotency::claim::<pb::TicketTransfer>(
+            &mut tx,
+            "ticketing.TransferTicket",
+            caller.user_id,
+            key,
+            &req,
+        )
+        .await?
+        {
+            Claim::Replay(transfer) => return Ok(transfer),
+            Claim::Fresh(fresh) => fresh,
+        };
+        let ticket = self.transferable_ticket(&mut tx, ticket_id, Some(caller.user_id)).await?;
+        let now = self.clock.now();
+        let id = Uuid::now_v7();
+        let (row, code) = match to_user {
+            Some(to) => {
+                let new_ticket = self.hand_over(&mut tx, &ticket, caller.user_id, to).await?;
+                let row = store::transfers::insert(
+                    &mut tx,
+                    id,
+                    ticket.festival_id,
+                    ticket.id,
+                    caller.user_id,
+                    Some(to),
+                    None,
+                    Some(new_ticket.id),
+                    now,
+                )
+                .await?;
+                (row, None)
+            }
+            None => {
+                let code = new_claim_code();
+                let row = store::transfers::insert(
+                    &mut tx,
+                    id,
+                    ticket.festival_id,
+                    ticket.id,
+                    caller.user_id,
+                    None,
+                    Some(&claim_hash(&code)),
+                    None,
+                    now,
+                )
+                .await
+                .on_unique(
+                    store::transfers::PENDING_UNIQUE,
+                    ApiError::field(codes::ALREADY_EXISTS, "ticket_id", "a transfer of it is pending; cancel it first"),
+                )?;
+                (row, Some(code))
+            }
+        };
+        let response = to_transfer(&row, code);
+        fresh.complete(&mut tx, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    pub(super) async fn claim_ticket_transfer(
+        &self,
+        caller: Principal,
+        req: pb::ClaimTicketTransferRequest,
+    ) -> ApiResult<pb::Ticket> {
+        let code = validate::secret("claim_code", &req.claim_code, 64)?;
+        let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
+        let mut tx = self.pool.begin().await?;
+        let fresh =
+            match idempotency::claim::<pb::Ticket>(&mut tx, "ticketing.ClaimTicketTransfer", caller.user_id, key, &req)
+                .await?
+            {
+                Claim::Replay(ticket) => return Ok(ticket),
+                Claim::Fresh(fresh) => fresh,
+            };
+        let unknown = || ApiError::field(codes::NOT_FOUND, "claim_code", "no such open transfer");
+        let transfer = store::transfers::lock_pending_by_code(&mut tx, &claim_hash(code)).await?.ok_or_else(unknown)?;
+        record_festival(transfer.festival_id);
+        if transfer.from_user_id == caller.user_id {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "claim_code", "you hold it already"));
+        }
+        let ticket = self.transferable_ticket(&mut tx, transfer.ticket_id, Some(transfer.from_user_id)).await?;
+        let new_ticket = self.hand_over(&mut tx, &ticket, transfer.from_user_id, caller.user_id).await?;
+        store::transfers::complete(&mut tx, transfer.id, caller.user_id, new_ticket.id, self.clock.now()).await?;
+        let response = to_ticket(&new_ticket);
+        fresh.complete(&mut tx, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    pub(super) async fn cancel_ticket_transfer(
+        &self,
+        caller: Principal,
+        req: pb::CancelTicketTransferRequest,
+    ) -> ApiResult<pb::TicketTransfer> {
+        let id = validate::uuid("transfer_id", &req.transfer_id)?;
+        let mut tx = self.pool.begin().await?;
+        let transfer = store::transfers::lock(&mut tx, id)
+            .await?
+            .filter(|t| t.from_user_id == caller.user_id)
+            .ok_or_else(|| ApiError::new(codes::NOT_FOUND))?;
+        record_festival(transfer.festival_id);
+        let row = match transfer.status {
+            TransferStatus::Pending => store::transfers::cancel(&mut tx, id, self.clock.now()).await?,
+            TransferStatus::Cancelled => transfer,
+            TransferStatus::Completed => {
+                return Err(ApiError::new(codes::TRANSFER_NOT_ALLOWED).with_message("The transfer is already complete"));
+            }
+        };
+        tx.commit().await?;
+        Ok(to_transfer(&row, None))
+    }
+
+    /// The ticket, locked, if `holder` holds it and it may change hands now. Anyone
+    /// else's ticket is "not found".
+    async fn transferable_ticket(
+        &self,
+        conn: &mut PgConnection,
+        id: Uuid,
+        holder: Option<Uuid>,
+    ) -> ApiResult<TicketRow> {
+        let ticket = store::tickets::lock(conn, id)
+            .await?
+            .filter(|t| t.holder_user_id.is_some() && t.holder_user_id == holder)
+            .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "ticket_id", "no such ticket of yours"))?;
+        record_festival(ticket.festival_id);
+        if Self::festival(conn, ticket.festival_id).await?.status == FestivalStatus::Cancelled {
+            return Err(ApiError::new(codes::FESTIVAL_NOT_ACTIVE));
+        }
+        let category = store::categories::find_many(conn, ticket.festival_id, &[ticket.category_id])
+            .await?
+            .pop()
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("ticket {id} without its category")))?;
+        transfer::may_transfer(ticket.status, category.transferable, category.transfer_cutoff, self.clock.now())
+            .map_err(|refusal| ApiError::new(codes::TRANSFER_NOT_ALLOWED).with_message(refusal.message()))?;
+        Ok(ticket)
+    }
+
+    /// Revokes `ticket` (replaced) and issues its successor to `to`, within the
+    /// category's per-account limit; the quotas do not move.
+    async fn hand_over(
+        &self,
+        conn: &mut PgConnection,
+        ticket: &TicketRow,
+        from: Uuid,
+        to: Uuid,
+    ) -> ApiResult<TicketRow> {
+        let category = store::categories::find_many(conn, ticket.festival_id, &[ticket.category_id])
+            .await?
+            .pop()
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("ticket {} without its category", ticket.id)))?;
+        if category.max_per_account > 0 {
+            store::categories::lock_account_purchases(conn, category.id, to).await?;
+            let already = store::categories::taken_by_account(conn, category.id, to).await?;
+            if !sale::within_account_limit(already, 1, category.max_per_account) {
+                return Err(ApiError::new(codes::PURCHASE_LIMIT_EXCEEDED)
+                    .with_message(format!("The recipient may hold at most {} of these", category.max_per_account)));
+            }
+        }
+        let issuer = self.keys.issuer(ticket.festival_id).await.map_err(super::kit_error)?;
+        let order = store::orders::find(conn, ticket.order_id)
+            .await?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("ticket {} without its order", ticket.id)))?;
+        let mut issued = self
+            .issue_tickets(conn, &issuer, &order, &[(ticket.category_id, 1, ticket.quota_ids.clone())], Some(to))
+            .await?;
+        let new_ticket = issued.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("no ticket issued")))?;
+        if !store::tickets::replace(conn, ticket.id, new_ticket.id).await? {
+            return Err(ApiError::new(codes::CONCURRENT_UPDATE));
+        }
+        events::publish(
+            conn,
+            &pb::TicketTransferred {
+                festival_id: ticket.festival_id.to_string(),
+                old_ticket_id: ticket.id.to_string(),
+                new_ticket_id: new_ticket.id.to_string(),
+                from_user_id: from.to_string(),
+                to_user_id: to.to_string(),
+            },
+        )
+        .await?;
+        Ok(new_ticket)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_codes_are_32_url_safe_characters_stored_as_their_hash() {
+        let code = new_claim_code();
+        assert_eq!(code.len(), 32);
+        assert!(code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_ne!(new_claim_code(), code);
+        assert_eq!(claim_hash(&code).len(), 32);
+        assert_ne!(claim_hash(&code), code.as_bytes());
+    }
+}
