@@ -17,9 +17,10 @@ create table checkin_lists (
     constraint checkin_lists_name_key unique (festival_id, name)
 );
 
--- Every accepted scan, online or uploaded, and every uploaded scan the server refused
--- (duplicates, revoked tickets accepted offline: `flagged`). `list_id` null: the
--- festival grounds. `actor_id`: the person or device that scanned.
+-- Scans beyond a plain first entry online (whose actor `ticket_presence` keeps):
+-- re-entries, exits, overrides and manual check-ins, and every uploaded scan, refused
+-- ones included (duplicates, revoked tickets accepted offline: `flagged`). `list_id`
+-- null: the festival grounds. `actor_id`: the person or device that scanned.
 create table scans (
     id              uuid primary key,
     festival_id     uuid not null,
@@ -59,7 +60,8 @@ create table revoked_devices (
 
 -- Where each ticket stands at each entrance: a list admits a ticket once (again after
 -- an exit where its category allows re-entry). `list_key`: the list's id, the nil uuid
--- for the festival grounds. The primary key is the first entry's guard.
+-- for the festival grounds. The primary key is the first entry's guard; who let it in
+-- first (person or device) is kept here, every other accepted scan in `scans`.
 create table ticket_presence (
     ticket_id       uuid not null references tickets (id),
     list_key        uuid not null,
@@ -67,6 +69,8 @@ create table ticket_presence (
     inside          boolean not null,
     first_at        timestamptz not null,
     first_gate      text not null,
+    first_actor     uuid not null,
+    first_device    uuid,
     primary key (ticket_id, list_key)
 );
 create index ticket_presence_festival_idx on ticket_presence (festival_id, list_key);

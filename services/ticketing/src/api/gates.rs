@@ -23,7 +23,7 @@ use super::{GATE_ROLES, TicketingApi};
 use crate::domain::checkin::{Direction, Entrance, Move, Refusal, decide, local_day};
 use crate::domain::status::FestivalStatus;
 use crate::events;
-use crate::store::{self, gates::GROUNDS, gates::GateTicket, gates::ListRow};
+use crate::store::{self, gates::GROUNDS, gates::GateTicket, gates::ListRow, gates::Scanner};
 
 /// Longer than any credential (142 characters): refused before any decoding work.
 const MAX_CREDENTIAL: usize = 256;
@@ -85,7 +85,6 @@ impl Outcome {
 /// One scan to apply: online (now, by a person or a device) or from an upload.
 struct ScanJob<'a> {
     festival_id: Uuid,
-    time_zone: &'a str,
     ticket_id: Uuid,
     list: Option<&'a ListRow>,
     direction: Direction,
@@ -93,6 +92,7 @@ struct ScanJob<'a> {
     gate: &'a str,
     override_reason: Option<&'a str>,
     offline: bool,
+    by: Scanner,
 }
 
 /// A scan applied or refused, with the ticket as it was last seen.
@@ -168,15 +168,19 @@ impl TicketingApi {
     }
 
     /// Decides and writes one scan, deciding again when a concurrent scan of the same
-    /// ticket moved it first. `None`: no such ticket.
+    /// ticket moved it first. `None`: no such ticket. Nobody is admitted online to a
+    /// cancelled (or deleted) festival; uploads record what happened offline.
     async fn apply_scan(&self, conn: &mut PgConnection, job: &ScanJob<'_>) -> ApiResult<Option<Applied>> {
         let entrance = entrance(job.list);
         let list_key = job.list.map_or(GROUNDS, |l| l.id);
-        let day = local_day(job.time_zone, job.at);
         for _ in 0..SCAN_ROUNDS {
             let Some(ticket) = store::gates::ticket(conn, job.festival_id, job.ticket_id, list_key).await? else {
                 return Ok(None);
             };
+            if !job.offline && ticket.festival_status == FestivalStatus::Cancelled {
+                return Err(ApiError::new(codes::FESTIVAL_NOT_ACTIVE));
+            }
+            let day = local_day(&ticket.time_zone, job.at);
             let decision = |over| {
                 decide(&entrance, ticket.category_id, &ticket.validity(), ticket.presence(), job.direction, day, over)
             };
@@ -191,7 +195,9 @@ impl TicketingApi {
                     }));
                 }
             };
-            if store::gates::apply_move(conn, job.festival_id, job.ticket_id, list_key, mv, job.at, job.gate).await? {
+            if store::gates::apply_move(conn, job.festival_id, job.ticket_id, list_key, mv, job.at, job.gate, job.by)
+                .await?
+            {
                 self.publish_move(conn, job, &ticket, mv).await?;
                 let outcome = if mv == Move::Leave { Outcome::Exited } else { Outcome::Admitted };
                 let overridden = job.override_reason.is_some() && decision(false).is_err();
@@ -291,11 +297,6 @@ impl TicketingApi {
         };
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
-        // Nobody is admitted to a cancelled (or deleted) festival.
-        let festival = Self::festival(&mut tx, festival_id).await?;
-        if festival.status == FestivalStatus::Cancelled {
-            return Err(ApiError::new(codes::FESTIVAL_NOT_ACTIVE));
-        }
         let list = match list_id {
             Some(id) => Some(
                 store::gates::find_list(&mut tx, festival_id, id)
@@ -306,7 +307,6 @@ impl TicketingApi {
         };
         let job = ScanJob {
             festival_id,
-            time_zone: &festival.time_zone,
             ticket_id,
             list: list.as_ref(),
             direction,
@@ -314,6 +314,7 @@ impl TicketingApi {
             gate,
             override_reason,
             offline: false,
+            by: Scanner { actor_id: caller.actor_id(), device_id: caller.device().map(|d| d.id) },
         };
         let applied = self.apply_scan(&mut tx, &job).await?.ok_or_else(|| {
             if manual { ApiError::field(codes::NOT_FOUND, "ticket_id", "no such ticket here") } else { forged() }
@@ -322,26 +323,31 @@ impl TicketingApi {
         if let Outcome::Refused(refusal) = applied.outcome {
             return Err(refusal_error(refusal, ticket));
         }
-        store::gates::record(
-            &mut tx,
-            &store::gates::Scan {
-                festival_id,
-                ticket_id: Some(ticket_id),
-                category_id: Some(ticket.category_id),
-                list_id,
-                direction,
-                outcome: applied.outcome.as_str(),
-                gate,
-                device_id: caller.device().map(|d| d.id),
-                actor_id: caller.actor_id(),
-                scanned_at: now,
-                recorded_at: now,
-                upload_nonce: None,
-                flagged: false,
-                override_reason: override_reason.filter(|_| applied.overridden),
-            },
-        )
-        .await?;
+        // A plain first entry is the hot path: its presence row keeps who let it in.
+        // Everything else (re-entries, exits, overrides, manual check-ins) is recorded.
+        let plain_entry = applied.mv == Some(Move::Enter) && !manual && !applied.overridden;
+        if !plain_entry {
+            store::gates::record(
+                &mut tx,
+                &store::gates::Scan {
+                    festival_id,
+                    ticket_id: Some(ticket_id),
+                    category_id: Some(ticket.category_id),
+                    list_id,
+                    direction,
+                    outcome: applied.outcome.as_str(),
+                    gate,
+                    device_id: caller.device().map(|d| d.id),
+                    actor_id: caller.actor_id(),
+                    scanned_at: now,
+                    recorded_at: now,
+                    upload_nonce: None,
+                    flagged: false,
+                    override_reason: override_reason.filter(|_| applied.overridden),
+                },
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(pb::CheckIn {
             ticket_id: ticket_id.to_string(),
@@ -520,7 +526,7 @@ impl TicketingApi {
             answer.replayed = true;
             return Ok(answer);
         }
-        let festival = Self::festival(&mut tx, festival_id).await?;
+        Self::festival(&mut tx, festival_id).await?;
         let lists: HashMap<Uuid, ListRow> =
             store::gates::lists(&mut tx, festival_id).await?.into_iter().map(|l| (l.id, l)).collect();
         // In the order they happened, whatever order the device sent them in.
@@ -537,7 +543,6 @@ impl TicketingApi {
                     list => {
                         let job = ScanJob {
                             festival_id,
-                            time_zone: &festival.time_zone,
                             ticket_id,
                             list: list.flatten(),
                             direction: scan.direction,
@@ -545,6 +550,7 @@ impl TicketingApi {
                             gate: &device.gate,
                             override_reason: None,
                             offline: true,
+                            by: Scanner { actor_id: device.id, device_id: Some(device.id) },
                         };
                         match self.apply_scan(&mut tx, &job).await? {
                             Some(applied) => (applied.outcome, applied.ticket),

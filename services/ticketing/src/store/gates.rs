@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::checkin::{Direction, Move, Presence, Validity};
-use crate::domain::status::TicketStatus;
+use crate::domain::status::{FestivalStatus, TicketStatus};
 
 pub const LIST_NAME_UNIQUE: &str = "checkin_lists_name_key";
 
@@ -59,7 +59,8 @@ pub async fn find_list(conn: &mut PgConnection, festival_id: Uuid, id: Uuid) -> 
 /// The grounds' key in `ticket_presence` (no list).
 pub const GROUNDS: Uuid = Uuid::nil();
 
-/// A ticket as one entrance sees it: where it stands there and what its category allows.
+/// A ticket as one entrance sees it: where it stands there, what its category allows,
+/// and its festival's status and time zone (one read for a scan).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct GateTicket {
     pub id: Uuid,
@@ -74,6 +75,9 @@ pub struct GateTicket {
     pub valid_days: Vec<NaiveDate>,
     pub zones: Vec<String>,
     pub reentry: bool,
+    #[sqlx(try_from = "String")]
+    pub festival_status: FestivalStatus,
+    pub time_zone: String,
 }
 
 impl GateTicket {
@@ -94,8 +98,9 @@ pub async fn ticket(
 ) -> Result<Option<GateTicket>, sqlx::Error> {
     sqlx::query_as(
         "select t.id, t.category_id, t.status, p.ticket_id is not null as entered, coalesce(p.inside, false) as inside,
-                p.first_at, p.first_gate, c.valid_days, c.zones, c.reentry
-         from tickets t join categories c on c.id = t.category_id
+                p.first_at, p.first_gate, c.valid_days, c.zones, c.reentry,
+                case when f.deleted then 'CANCELLED' else f.status end as festival_status, f.time_zone
+         from tickets t join categories c on c.id = t.category_id join festivals f on f.id = t.festival_id
          left join ticket_presence p on p.ticket_id = t.id and p.list_key = $3
          where t.id = $1 and t.festival_id = $2",
     )
@@ -106,11 +111,19 @@ pub async fn ticket(
     .await
 }
 
-/// Makes the move, if the ticket still stands where the decision saw it: the presence
-/// row's primary key guards a first entry, a condition on `inside` a re-entry or an exit,
-/// and the ticket must still be live (of two scans deciding on the same state, one
-/// writes and the other finds it changed and decides again). `at` and `gate` become the
-/// first use on an entry. `false`: the state moved; nothing was written that counts.
+/// Who scans: the person or device recorded with a first entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Scanner {
+    pub actor_id: Uuid,
+    pub device_id: Option<Uuid>,
+}
+
+/// Makes the move in one statement, if the ticket still stands where the decision saw
+/// it: the ticket must still be live, the presence row's primary key guards a first
+/// entry and a condition on `inside` a re-entry or an exit (of two scans deciding on the
+/// same state, one writes and the other finds it changed and decides again). `at` and
+/// `gate` become the first use on an entry. `false`: the state moved; nothing that
+/// counts was written.
 #[allow(clippy::too_many_arguments)]
 pub async fn apply_move(
     conn: &mut PgConnection,
@@ -120,44 +133,55 @@ pub async fn apply_move(
     mv: Move,
     at: DateTime<Utc>,
     gate: &str,
+    by: Scanner,
 ) -> Result<bool, sqlx::Error> {
     // Test-only: widen the window between the decision and the write, and drop the
     // guards, so the race tests' negative control can see one ticket admitted twice.
     let guarded = !cfg!(feature = "race-hooks");
     #[cfg(feature = "race-hooks")]
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let live = sqlx::query(
-        "update tickets set status = 'USED', used_at = coalesce(used_at, $3), used_gate = coalesce(used_gate, $4),
-             updated_at = now()
-         where id = $1 and festival_id = $2 and status in ('SOLD', 'USED')",
-    )
-    .bind(id)
-    .bind(festival_id)
-    .bind(at)
-    .bind(gate)
-    .execute(&mut *conn)
-    .await?;
-    if live.rows_affected() != 1 {
-        return Ok(false);
-    }
     let done = match mv {
         Move::Enter => {
             let sql = if guarded {
-                "insert into ticket_presence (ticket_id, list_key, festival_id, inside, first_at, first_gate)
-                 values ($1, $2, $3, true, $4, $5) on conflict (ticket_id, list_key) do nothing"
+                "with live as (
+                     update tickets set status = 'USED', used_at = coalesce(used_at, $3),
+                         used_gate = coalesce(used_gate, $4), updated_at = now()
+                     where id = $1 and festival_id = $2 and status in ('SOLD', 'USED') returning id)
+                 insert into ticket_presence (ticket_id, list_key, festival_id, inside, first_at, first_gate,
+                     first_actor, first_device)
+                 select id, $5, $2, true, $3, $4, $6, $7 from live
+                 on conflict (ticket_id, list_key) do nothing"
             } else {
-                "insert into ticket_presence (ticket_id, list_key, festival_id, inside, first_at, first_gate)
-                 values ($1, $2, $3, true, $4, $5) on conflict (ticket_id, list_key) do update set inside = true"
+                "with live as (
+                     update tickets set status = 'USED', used_at = coalesce(used_at, $3),
+                         used_gate = coalesce(used_gate, $4), updated_at = now()
+                     where id = $1 and festival_id = $2 and status in ('SOLD', 'USED') returning id)
+                 insert into ticket_presence (ticket_id, list_key, festival_id, inside, first_at, first_gate,
+                     first_actor, first_device)
+                 select id, $5, $2, true, $3, $4, $6, $7 from live
+                 on conflict (ticket_id, list_key) do update set inside = true"
             };
-            sqlx::query(sql).bind(id).bind(list_key).bind(festival_id).bind(at).bind(gate).execute(&mut *conn).await?
+            sqlx::query(sql)
+                .bind(id)
+                .bind(festival_id)
+                .bind(at)
+                .bind(gate)
+                .bind(list_key)
+                .bind(by.actor_id)
+                .bind(by.device_id)
+                .execute(&mut *conn)
+                .await?
         }
         Move::Reenter | Move::Leave => {
             let inside = mv == Move::Reenter;
             sqlx::query(
-                "update ticket_presence set inside = $3
-                 where ticket_id = $1 and list_key = $2 and (not $4 or inside = not $3)",
+                "update ticket_presence p set inside = $4
+                 from tickets t
+                 where p.ticket_id = $1 and p.list_key = $3 and t.id = p.ticket_id and t.festival_id = $2
+                   and t.status in ('SOLD', 'USED') and (not $5 or p.inside = not $4)",
             )
             .bind(id)
+            .bind(festival_id)
             .bind(list_key)
             .bind(inside)
             .bind(guarded)

@@ -294,7 +294,7 @@ async fn a_device_scans_at_its_own_gate_and_festival_and_is_refused_once_identit
     at_north.gate = String::new();
     let admitted = c.redeem(authed(at_north.clone(), &steward.token)).await.expect("device scans").into_inner();
     assert_eq!(admitted.gate, "north", "a device scans at its own gate");
-    let scanned_by: (Option<Uuid>, Uuid) = sqlx::query_as("select device_id, actor_id from scans where ticket_id = $1")
+    let scanned_by: (Option<Uuid>, Uuid) = sqlx::query_as("select first_device, first_actor from ticket_presence where ticket_id = $1")
         .bind(Uuid::parse_str(&admitted.ticket_id).expect("id"))
         .fetch_one(&env.app.pool)
         .await
