@@ -14,6 +14,11 @@
 //! | `auth_addr` | a valid token is required | `(caller: Principal, client: Option<IpAddr>, req)` |
 //! | `gate` | a person's or a paired device's token | `(caller: GateCaller, req)` |
 //! | `auth_response`, `optional_response`, `public_response` | as above | returns `ApiResult<Response<Resp>>` (cache metadata) |
+//!
+//! Server-streaming RPCs go in a `streams { … }` block after the unary block, each naming
+//! the tonic trait's stream type: `auth watch_x(pb::Req) -> pb::Item as WatchXStream;`,
+//! with a handler `(caller, req) -> ApiResult<RpcStream<pb::Item>>` (kinds `auth` and
+//! `public`). The caller is checked once, when the stream opens.
 
 use std::future::Future;
 
@@ -47,6 +52,9 @@ pub trait Authenticate: Send + Sync {
         }
     }
 }
+
+/// What a server-streaming handler returns: items or a status that ends the stream.
+pub type RpcStream<T> = std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, tonic::Status>> + Send + 'static>>;
 
 /// Records the authenticated caller on the RPC's span.
 pub fn record_caller(caller: &Principal) {
@@ -100,8 +108,33 @@ pub fn cacheable<T>(body: T, tag: &str, public: bool, file: Option<&str>) -> Res
 #[macro_export]
 macro_rules! bind_rpcs {
     ($api:ty => $service:path { $($kind:ident $name:ident($req:ty) -> $resp:ty;)* }) => {
+        $crate::bind_rpcs! { $api => $service { $($kind $name($req) -> $resp;)* } streams {} }
+    };
+    ($api:ty => $service:path {
+        $($kind:ident $name:ident($req:ty) -> $resp:ty;)*
+    } streams {
+        $($skind:ident $sname:ident($sreq:ty) -> $sresp:ty as $stype:ident;)*
+    }) => {
         #[::tonic::async_trait]
         impl $service for $api {
+            $(
+                type $stype = $crate::rpc::RpcStream<$sresp>;
+
+                async fn $sname(
+                    &self,
+                    request: ::tonic::Request<$sreq>,
+                ) -> ::std::result::Result<::tonic::Response<Self::$stype>, ::tonic::Status> {
+                    use ::tracing::Instrument as _;
+                    let span = ::tracing::info_span!(
+                        "rpc",
+                        method = stringify!($sname),
+                        user_id = ::tracing::field::Empty,
+                        device_id = ::tracing::field::Empty,
+                        festival_id = ::tracing::field::Empty,
+                    );
+                    async move { $crate::bind_rpcs!(@call $skind self request $sname) }.instrument(span).await
+                }
+            )*
             $(
                 async fn $name(
                     &self,

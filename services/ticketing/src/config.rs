@@ -14,6 +14,17 @@ pub struct Config {
     pub holds: HoldConfig,
     pub keys: KeyConfig,
     pub limits: Limits,
+    pub gates: GatesConfig,
+}
+
+/// The live check-in counter (`TICKETING__GATES__*`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct GatesConfig {
+    /// How often a watched festival's counts are read, in milliseconds (at least 100).
+    pub watch_interval_ms: u64,
+    /// How long one watch stream lives, in seconds: the caller's token was checked when
+    /// it opened, so it must not outlive it by much.
+    pub watch_max_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -59,6 +70,7 @@ impl Default for Config {
                 quantity: 100,
                 hold_items: 10,
             },
+            gates: GatesConfig { watch_interval_ms: 1_000, watch_max_secs: 15 * 60 },
         }
     }
 }

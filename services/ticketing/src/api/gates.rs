@@ -11,7 +11,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use festival_platform::auth::{Device, GateCaller, Principal, Role};
 use festival_platform::convert::{from_timestamp, timestamp};
 use festival_platform::credential::{Kind, Unverified};
-use festival_platform::rpc::record_festival;
+use festival_platform::rpc::{RpcStream, record_festival};
 use festival_platform::{ApiError, ApiResult, ResultExt, codes, validate};
 use festival_proto::ticketing::v1 as pb;
 use prost::Message as _;
@@ -614,9 +614,51 @@ impl TicketingApi {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         record_festival(festival_id);
         caller.require(festival_id, Role::Organizer)?;
-        let mut tx = self.pool.begin().await?;
+        Self::festival(&mut *self.pool.acquire().await?, festival_id).await?;
+        Self::stats(&self.pool, festival_id).await
+    }
+
+    pub(super) async fn watch_check_ins(
+        &self,
+        caller: Principal,
+        req: pb::WatchCheckInsRequest,
+    ) -> ApiResult<RpcStream<pb::CheckInStats>> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        caller.require(festival_id, Role::Organizer)?;
+        Self::festival(&mut *self.pool.acquire().await?, festival_id).await?;
+        let mut ticks =
+            tokio::time::interval(std::time::Duration::from_millis(self.config.gates.watch_interval_ms.max(100)));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(self.config.gates.watch_max_secs);
+        let start = (self.pool.clone(), None::<pb::CheckInStats>, ticks);
+        // The counts now, then each change; the stream ends at `until` or on an error.
+        let stream = futures::stream::unfold(start, move |(pool, last, mut ticks)| async move {
+            loop {
+                if tokio::time::Instant::now() >= until {
+                    return None;
+                }
+                ticks.tick().await;
+                match Self::stats(&pool, festival_id).await {
+                    Ok(stats) if last.as_ref() == Some(&stats) => {}
+                    Ok(stats) => return Some((Ok(stats.clone()), (pool, Some(stats), ticks))),
+                    Err(e) if last.is_some() => {
+                        tracing::warn!(error = ?e, "check-in counts unavailable; the watch ends");
+                        return None;
+                    }
+                    Err(e) => {
+                        return Some((Err(tonic::Status::from(e)), (pool, Some(pb::CheckInStats::default()), ticks)));
+                    }
+                }
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+
+    /// A festival's check-in counts, read at one point in time.
+    async fn stats(pool: &sqlx::PgPool, festival_id: Uuid) -> ApiResult<pb::CheckInStats> {
+        let mut tx = pool.begin().await?;
         sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
-        Self::festival(&mut tx, festival_id).await?;
         let lists = store::gates::checked_in_per_list(&mut tx, festival_id).await?;
         let categories = store::gates::per_category(&mut tx, festival_id).await?;
         let on_site = store::gates::on_site(&mut tx, festival_id).await?;

@@ -294,11 +294,12 @@ async fn a_device_scans_at_its_own_gate_and_festival_and_is_refused_once_identit
     at_north.gate = String::new();
     let admitted = c.redeem(authed(at_north.clone(), &steward.token)).await.expect("device scans").into_inner();
     assert_eq!(admitted.gate, "north", "a device scans at its own gate");
-    let scanned_by: (Option<Uuid>, Uuid) = sqlx::query_as("select first_device, first_actor from ticket_presence where ticket_id = $1")
-        .bind(Uuid::parse_str(&admitted.ticket_id).expect("id"))
-        .fetch_one(&env.app.pool)
-        .await
-        .expect("scan row");
+    let scanned_by: (Option<Uuid>, Uuid) =
+        sqlx::query_as("select first_device, first_actor from ticket_presence where ticket_id = $1")
+            .bind(Uuid::parse_str(&admitted.ticket_id).expect("id"))
+            .fetch_one(&env.app.pool)
+            .await
+            .expect("scan row");
     assert_eq!(scanned_by, (Some(steward.id), steward.id));
     let (_, second) = ticket(&env, &f, &ga.id).await;
     let mut elsewhere = scan(&f, &second, "", pb::ScanDirection::Entry);
@@ -635,4 +636,35 @@ async fn concurrent_offline_uploads_of_one_ticket_admit_it_once() {
     if cfg!(feature = "race-hooks") {
         assert!(doubled_rounds > 0, "negative control: without the guard two gates must both admit");
     }
+}
+
+/// The next counts a watch sends, within 10 s.
+async fn next(counts: &mut tonic::Streaming<pb::CheckInStats>) -> pb::CheckInStats {
+    use futures::StreamExt as _;
+    tokio::time::timeout(Duration::from_secs(10), counts.next())
+        .await
+        .expect("a change within 10 s")
+        .expect("the stream goes on")
+        .expect("counts")
+}
+
+/// The live counter: the counts at once, then each change (within its one-second poll),
+/// for organisers only.
+#[tokio::test]
+async fn the_live_counter_sends_the_counts_then_each_change() {
+    let env = spawn_with(|c| c.gates.watch_interval_ms = 100).await;
+    let mut c = env.client();
+    let f = env.festival(program::FestivalStatus::Published).await;
+    let ga = category(&env, &f, "GA", Vec::new(), &[], true).await;
+    let (_, first) = ticket(&env, &f, &ga.id).await;
+    let security = env.member(&f, Role::Security);
+    let watch = pb::WatchCheckInsRequest { festival_id: f.id.to_string() };
+    assert_eq!(code(c.watch_check_ins(authed(watch.clone(), &security)).await), "ERR_3001");
+    let mut counts = c.watch_check_ins(authed(watch, &f.organizer)).await.expect("watch").into_inner();
+    assert_eq!(next(&mut counts).await.on_site, 0);
+    c.redeem(authed(scan(&f, &first, "", pb::ScanDirection::Entry), &security)).await.expect("in");
+    let after_entry = next(&mut counts).await;
+    assert_eq!((after_entry.on_site, after_entry.lists.len()), (1, 1));
+    c.redeem(authed(scan(&f, &first, "", pb::ScanDirection::Exit), &security)).await.expect("out");
+    assert_eq!(next(&mut counts).await.on_site, 0, "an exit counts down");
 }
