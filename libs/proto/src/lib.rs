@@ -108,6 +108,7 @@ events! {
     ticketing::v1::TicketAdmitted => "festival.ticketing.ticket.admitted";
     ticketing::v1::TicketExited => "festival.ticketing.ticket.exited";
     ticketing::v1::TicketTransferred => "festival.ticketing.ticket.transferred";
+    ticketing::v1::WaitingListOffered => "festival.ticketing.waiting_list.offered";
     #[cfg(feature = "testing")]
     testing::v1::ThingHappened => "festival.testing.thing.happened";
 }

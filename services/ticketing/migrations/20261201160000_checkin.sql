@@ -99,3 +99,24 @@ create table ticket_transfers (
 create unique index ticket_transfers_claim_key on ticket_transfers (claim_hash) where claim_hash is not null;
 -- One open transfer per ticket.
 create unique index ticket_transfers_pending_key on ticket_transfers (ticket_id) where status = 'PENDING';
+
+-- The waiting list: one line per category, first come first served. An offer is a hold
+-- in the person's name (so it takes stock like any hold and can never exceed a quota).
+create table waitlist_entries (
+    id              uuid primary key,
+    festival_id     uuid not null references festivals (id),
+    category_id     uuid not null references categories (id),
+    user_id         uuid not null,
+    quantity        integer not null constraint waitlist_entries_quantity_check check (quantity > 0),
+    status          text not null constraint waitlist_entries_status_check
+                        check (status in ('WAITING', 'OFFERED', 'BOUGHT', 'EXPIRED', 'LEFT')),
+    hold_id         uuid references holds (id),
+    created_at      timestamptz not null,
+    offered_at      timestamptz,
+    updated_at      timestamptz not null default now()
+);
+create unique index waitlist_entries_active_key on waitlist_entries (category_id, user_id)
+    where status in ('WAITING', 'OFFERED');
+create index waitlist_entries_queue_idx on waitlist_entries (category_id, created_at, id) where status = 'WAITING';
+create index waitlist_entries_user_idx on waitlist_entries (user_id, created_at);
+create index waitlist_entries_offered_idx on waitlist_entries (hold_id) where status = 'OFFERED';

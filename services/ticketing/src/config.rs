@@ -15,6 +15,15 @@ pub struct Config {
     pub keys: KeyConfig,
     pub limits: Limits,
     pub gates: GatesConfig,
+    pub waitlist: WaitlistConfig,
+}
+
+/// The waiting list (`TICKETING__WAITLIST__*`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct WaitlistConfig {
+    /// How long an offer (a hold in the person's name) waits to be checked out, in
+    /// seconds; never past the category's sale window.
+    pub offer_ttl_secs: i64,
 }
 
 /// The live check-in counter (`TICKETING__GATES__*`).
@@ -71,6 +80,7 @@ impl Default for Config {
                 hold_items: 10,
             },
             gates: GatesConfig { watch_interval_ms: 1_000, watch_max_secs: 15 * 60 },
+            waitlist: WaitlistConfig { offer_ttl_secs: 3_600 },
         }
     }
 }
@@ -91,6 +101,12 @@ impl ServiceConfig for Config {
             return Err(ConfigError::Invalid {
                 key: self.common.env_var("holds.ttl_secs"),
                 reason: "must be between 60 and 86400".into(),
+            });
+        }
+        if self.waitlist.offer_ttl_secs < 60 || self.waitlist.offer_ttl_secs > 7 * 24 * 3600 {
+            return Err(ConfigError::Invalid {
+                key: self.common.env_var("waitlist.offer_ttl_secs"),
+                reason: "must be between 60 and 604800".into(),
             });
         }
         Ok(())

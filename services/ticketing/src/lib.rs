@@ -60,6 +60,7 @@ impl Service for Ticketing {
 
     fn workers(config: &Config, ctx: &Context) -> Vec<futures::future::BoxFuture<'static, ()>> {
         let every = Duration::from_millis(config.holds.sweep_interval_ms.max(10));
-        vec![Box::pin(lifecycle::run(ctx.pool.clone(), ctx.clock.clone(), every, ctx.shutdown.clone()))]
+        let offer_ttl = chrono::Duration::seconds(config.waitlist.offer_ttl_secs);
+        vec![Box::pin(lifecycle::run(ctx.pool.clone(), ctx.clock.clone(), every, offer_ttl, ctx.shutdown.clone()))]
     }
 }

@@ -1,6 +1,7 @@
 //! The end of holds: released by their buyer, or expired. The worker gives expired holds'
 //! stock back every `holds.sweep_interval_ms`, comparing with the service clock; a hold
-//! found expired by a checkout is refused whether or not the sweep has run.
+//! found expired by a checkout is refused whether or not the sweep has run. Then it
+//! offers what is free to the waiting list, first come first served.
 
 use std::time::Duration;
 
@@ -8,9 +9,13 @@ use festival_platform::clock::Clock;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::status::HoldStatus;
-use crate::stock;
-use crate::store::{self, holds::HoldRow};
+use chrono::Duration as TimeDelta;
+use festival_proto::ticketing::v1 as pb;
+
+use crate::domain::sale::{in_window, total, within_account_limit};
+use crate::domain::status::{HoldStatus, festival_on_sale};
+use crate::stock::{self, Shortage};
+use crate::store::{self, holds::HoldRow, holds::ItemRow, waitlist::WaitingStatus};
 
 /// Ends a locked, active hold: its tickets go back to the quotas they came from, and its
 /// promo codes get their uses back.
@@ -62,13 +67,131 @@ async fn expire(pool: &PgPool, id: uuid::Uuid, now: chrono::DateTime<chrono::Utc
     Ok(true)
 }
 
-/// The worker: sweeps until shutdown.
-pub async fn run(pool: PgPool, clock: Clock, every: Duration, shutdown: CancellationToken) {
+/// What serving the head of a category's line did.
+enum Served {
+    /// The first in line got an offer (or was passed over for good): serve the next.
+    Next,
+    /// Nobody waiting, or not enough free for the first in line: the line waits.
+    Stop,
+}
+
+/// Offers what is free to the waiting lists; returns how many offers it made. Offers
+/// whose hold ended are settled first (bought or expired), and lines that can no longer
+/// be served (sale ended, festival cancelled) expire.
+pub async fn offer_waiting(pool: &PgPool, clock: &Clock, offer_ttl: TimeDelta) -> Result<usize, sqlx::Error> {
+    {
+        let mut conn = pool.acquire().await?;
+        store::waitlist::settle_offers(&mut conn).await?;
+        store::waitlist::expire_closed(&mut conn, clock.now()).await?;
+    }
+    let mut offered = 0;
+    for category in store::waitlist::waiting_categories(&mut *pool.acquire().await?, 100).await? {
+        loop {
+            match serve_head(pool, clock, category, offer_ttl).await {
+                Ok((Served::Next, made)) => offered += usize::from(made),
+                Ok((Served::Stop, _)) => break,
+                Err(e) => {
+                    tracing::error!(category_id = %category, error = %e, "could not serve the waiting list; retrying later");
+                    break;
+                }
+            }
+        }
+    }
+    Ok(offered)
+}
+
+/// Serves the first in a category's line, in one transaction: a hold in their name for
+/// their quantity, taken from the quotas like any hold (so an offer never exceeds a
+/// quota), expiring after `offer_ttl` but never after the sale window, and not
+/// extendable. First come, first served: if the first cannot be served, nobody behind is.
+async fn serve_head(
+    pool: &PgPool,
+    clock: &Clock,
+    category_id: uuid::Uuid,
+    offer_ttl: TimeDelta,
+) -> Result<(Served, bool), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let Some((entry_id, user_id, quantity)) = store::waitlist::lock_head(&mut tx, category_id).await? else {
+        return Ok((Served::Stop, false));
+    };
+    let Some(category) = store::categories::find(&mut tx, category_id).await? else { return Ok((Served::Stop, false)) };
+    let Some(festival) = store::festivals::find(&mut tx, category.festival_id).await? else {
+        return Ok((Served::Stop, false));
+    };
+    let now = clock.now();
+    if !festival_on_sale(festival.status) || !in_window(now, category.sale_start, category.sale_end) {
+        return Ok((Served::Stop, false));
+    }
+    if category.max_per_account > 0 {
+        store::categories::lock_account_purchases(&mut tx, category_id, user_id).await?;
+        let already = store::categories::taken_by_account(&mut tx, category_id, user_id).await?;
+        if !within_account_limit(already, quantity, category.max_per_account) {
+            // They bought elsewhere meanwhile: the place goes to the next in line.
+            store::waitlist::set_status(&mut tx, entry_id, WaitingStatus::Expired).await?;
+            tx.commit().await?;
+            return Ok((Served::Next, false));
+        }
+    }
+    let plan = match stock::Plan::new(&mut tx, &[(category_id, quantity)]).await? {
+        Ok(plan) => plan,
+        Err(Shortage) => return Ok((Served::Stop, false)),
+    };
+    let Some(total) = total([(category.price_minor, quantity)]) else { return Ok((Served::Stop, false)) };
+    let expires_at = category.sale_end.map_or(now + offer_ttl, |end| end.min(now + offer_ttl));
+    let hold = HoldRow {
+        id: uuid::Uuid::now_v7(),
+        festival_id: category.festival_id,
+        user_id,
+        status: HoldStatus::Active,
+        total_minor: total,
+        discount_minor: 0,
+        currency: festival.currency.clone(),
+        expires_at,
+        // An offer is not extended: it would outlive its window, and the next in line waits.
+        extended: true,
+        order_id: None,
+    };
+    let item = ItemRow {
+        category_id,
+        quantity,
+        unit_price_minor: category.price_minor,
+        quota_ids: plan.quotas_of.get(&category_id).cloned().unwrap_or_default(),
+    };
+    store::holds::insert(&mut tx, &hold, std::slice::from_ref(&item)).await?;
+    store::waitlist::offer(&mut tx, entry_id, hold.id, now).await?;
+    crate::events::publish(
+        &mut tx,
+        &pb::WaitingListOffered {
+            entry_id: entry_id.to_string(),
+            festival_id: category.festival_id.to_string(),
+            category_id: category_id.to_string(),
+            user_id: user_id.to_string(),
+            hold_id: hold.id.to_string(),
+            quantity,
+            expire_time: Some(festival_platform::convert::timestamp(expires_at)),
+        },
+    )
+    .await?;
+    // The stock last, guarded: a rush that took it first leaves the line waiting.
+    if let Err(Shortage) = plan.take(&mut tx, false).await? {
+        return Ok((Served::Stop, false));
+    }
+    tx.commit().await?;
+    Ok((Served::Next, true))
+}
+
+/// The worker: sweeps expired holds, then serves the waiting lists, until shutdown.
+pub async fn run(pool: PgPool, clock: Clock, every: Duration, offer_ttl: TimeDelta, shutdown: CancellationToken) {
     loop {
         match sweep(&pool, &clock).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(holds = n, "expired holds gave their tickets back"),
             Err(e) => tracing::warn!(error = %e, "hold expiry sweep failed; retrying"),
+        }
+        match offer_waiting(&pool, &clock, offer_ttl).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(offers = n, "waiting-list offers made"),
+            Err(e) => tracing::warn!(error = %e, "waiting-list offers failed; retrying"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -59,7 +59,7 @@ impl TicketingApi {
             if !in_window(now, category.sale_start, category.sale_end) {
                 return Err(ApiError::field(codes::SALES_CLOSED, &field, "this category is not on sale now"));
             }
-            quantity_allowed(&field, quantity, category.min_per_order, category.max_per_order)?;
+            quantity_allowed(&format!("{field}.quantity"), quantity, category.min_per_order, category.max_per_order)?;
             if category.max_per_account > 0 {
                 store::categories::lock_account_purchases(&mut tx, category_id, caller.user_id).await?;
                 let already = store::categories::taken_by_account(&mut tx, category_id, caller.user_id).await?;
@@ -369,21 +369,17 @@ fn promo_codes_of(raw: &[String]) -> ApiResult<Vec<String>> {
         .collect()
 }
 
-/// A quantity within a category's per-order bounds: too few is a bad request, too many
-/// the purchase limit.
+/// A quantity (the field named `field`) within a category's per-order bounds: too few is
+/// a bad request, too many the purchase limit.
 pub(super) fn quantity_allowed(field: &str, quantity: i32, min: i32, max: i32) -> ApiResult<()> {
     match check_quantity(quantity, min, max) {
         Ok(()) => Ok(()),
-        Err(QuantityError::NotPositive) => {
-            Err(ApiError::field(codes::VALIDATION_FAILED, &format!("{field}.quantity"), "must be positive"))
-        }
+        Err(QuantityError::NotPositive) => Err(ApiError::field(codes::VALIDATION_FAILED, field, "must be positive")),
         Err(QuantityError::BelowMinimum(min)) => {
-            Err(ApiError::field(codes::VALIDATION_FAILED, &format!("{field}.quantity"), format!("at least {min}")))
+            Err(ApiError::field(codes::VALIDATION_FAILED, field, format!("at least {min}")))
         }
-        Err(QuantityError::AboveMaximum(max)) => Err(ApiError::field(
-            codes::PURCHASE_LIMIT_EXCEEDED,
-            &format!("{field}.quantity"),
-            format!("at most {max} per order"),
-        )),
+        Err(QuantityError::AboveMaximum(max)) => {
+            Err(ApiError::field(codes::PURCHASE_LIMIT_EXCEEDED, field, format!("at most {max} per order")))
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The gRPC surface: decode and validate, authorize, call the domain and the store,
 //! encode. Every stock move, its order and its event commit together.
 //!
-//! One module per area ([`catalog`], [`promos`], [`holds`], [`orders`], [`tickets`], [`transfers`], [`gates`]); this one holds
+//! One module per area ([`catalog`], [`promos`], [`holds`], [`orders`], [`tickets`], [`transfers`], [`waitlist`], [`gates`]); this one holds
 //! what they share and the tonic binding, [`convert`] the proto mapping.
 
 mod catalog;
@@ -12,6 +12,7 @@ mod orders;
 mod promos;
 mod tickets;
 mod transfers;
+mod waitlist;
 
 use std::sync::Arc;
 
@@ -150,6 +151,9 @@ festival_platform::bind_rpcs! {
         auth cancel_order(pb::CancelOrderRequest) -> pb::Order;
         auth list_my_tickets(pb::ListMyTicketsRequest) -> pb::ListMyTicketsResponse;
         public get_ticket_keys(pb::GetTicketKeysRequest) -> pb::TicketKeys;
+        auth join_waiting_list(pb::JoinWaitingListRequest) -> pb::WaitingListEntry;
+        auth list_my_waiting_list(pb::ListMyWaitingListRequest) -> pb::ListMyWaitingListResponse;
+        auth leave_waiting_list(pb::LeaveWaitingListRequest) -> pb::WaitingListEntry;
         auth transfer_ticket(pb::TransferTicketRequest) -> pb::TicketTransfer;
         auth claim_ticket_transfer(pb::ClaimTicketTransferRequest) -> pb::Ticket;
         auth cancel_ticket_transfer(pb::CancelTicketTransferRequest) -> pb::TicketTransfer;

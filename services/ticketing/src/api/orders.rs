@@ -55,7 +55,7 @@ impl TicketingApi {
         if !in_window(self.clock.now(), category.sale_start, category.sale_end) {
             return Err(ApiError::field(codes::SALES_CLOSED, "category_id", "this category is not on sale now"));
         }
-        quantity_allowed("order", req.quantity, category.min_per_order, category.max_per_order)?;
+        quantity_allowed("quantity", req.quantity, category.min_per_order, category.max_per_order)?;
         let total = sale::total([(category.price_minor, req.quantity)])
             .ok_or_else(|| ApiError::new(codes::INVALID_AMOUNT).with_message("The total is too large"))?;
         if method == PaymentMethod::Free && total > 0 {

@@ -121,3 +121,8 @@ pub async fn lock_account_purchases(
         .await?;
     Ok(())
 }
+
+/// A category by id alone (the waiting list's worker, which has no festival in hand).
+pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<CategoryRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", columns!(), " from categories where id = $1")).bind(id).fetch_optional(conn).await
+}

@@ -37,8 +37,8 @@ macro_rules! columns {
 
 pub async fn insert(conn: &mut PgConnection, h: &HoldRow, items: &[ItemRow]) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "insert into holds (id, festival_id, user_id, status, total_minor, discount_minor, currency, expires_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "insert into holds (id, festival_id, user_id, status, total_minor, discount_minor, currency, expires_at, extended)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(h.id)
     .bind(h.festival_id)
@@ -48,6 +48,7 @@ pub async fn insert(conn: &mut PgConnection, h: &HoldRow, items: &[ItemRow]) -> 
     .bind(h.discount_minor)
     .bind(&h.currency)
     .bind(h.expires_at)
+    .bind(h.extended)
     .execute(&mut *conn)
     .await?;
     for item in items {

@@ -11,3 +11,4 @@ pub mod promos;
 pub mod quotas;
 pub mod tickets;
 pub mod transfers;
+pub mod waitlist;

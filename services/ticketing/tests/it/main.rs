@@ -9,3 +9,4 @@ mod promos;
 mod races;
 mod sales;
 mod transfers;
+mod waitlist;
