@@ -34,6 +34,9 @@ pub struct GatesConfig {
     /// How long one watch stream lives, in seconds: the caller's token was checked when
     /// it opened, so it must not outlive it by much.
     pub watch_max_secs: u64,
+    /// Live counters open at once per festival, per replica (each reads the counts on
+    /// its own).
+    pub max_watchers_per_festival: usize,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -79,7 +82,7 @@ impl Default for Config {
                 quantity: 100,
                 hold_items: 10,
             },
-            gates: GatesConfig { watch_interval_ms: 1_000, watch_max_secs: 15 * 60 },
+            gates: GatesConfig { watch_interval_ms: 1_000, watch_max_secs: 15 * 60, max_watchers_per_festival: 20 },
             waitlist: WaitlistConfig { offer_ttl_secs: 3_600 },
         }
     }
@@ -101,6 +104,12 @@ impl ServiceConfig for Config {
             return Err(ConfigError::Invalid {
                 key: self.common.env_var("holds.ttl_secs"),
                 reason: "must be between 60 and 86400".into(),
+            });
+        }
+        if self.gates.watch_max_secs == 0 || self.gates.watch_max_secs > 3600 {
+            return Err(ConfigError::Invalid {
+                key: self.common.env_var("gates.watch_max_secs"),
+                reason: "must be between 1 and 3600".into(),
             });
         }
         if self.waitlist.offer_ttl_secs < 60 || self.waitlist.offer_ttl_secs > 7 * 24 * 3600 {

@@ -23,6 +23,9 @@ use crate::domain::device;
 use crate::events;
 use crate::store::{self, devices::DeviceStatus};
 
+/// Devices a festival may register (its list shows them all).
+const MAX_DEVICES: i64 = 1_000;
+
 impl IdentityApi {
     pub(super) async fn create_device(
         &self,
@@ -38,12 +41,19 @@ impl IdentityApi {
             Some(pb::DeviceLevel::Supervisor) => DeviceLevel::Supervisor,
         };
         caller.require(festival_id, Role::Organizer)?;
+        let mut conn = self.pool.acquire().await?;
+        // Every device a festival ever had stays listed (revoked ones too), so none can be
+        // pushed out of sight.
+        if store::devices::count(&mut conn, festival_id).await? >= MAX_DEVICES {
+            return Err(ApiError::new(codes::LIMIT_REACHED)
+                .with_message(format!("A festival has at most {MAX_DEVICES} devices")));
+        }
         let code = device::new_pairing_code();
         let canonical = device::normalize_pairing_code(&code)
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a new pairing code does not read back")))?;
         let now = self.clock.now();
         let row = store::devices::insert(
-            &mut *self.pool.acquire().await?,
+            &mut conn,
             &store::devices::NewDevice {
                 id: Uuid::now_v7(),
                 festival_id,

@@ -142,3 +142,7 @@ pub async fn revoke(
     }
     Ok(find(conn, id).await?.filter(|d| d.festival_id == festival_id).map(|d| (d, false)))
 }
+
+pub async fn count(conn: &mut PgConnection, festival_id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select count(*) from devices where festival_id = $1").bind(festival_id).fetch_one(conn).await
+}

@@ -32,10 +32,49 @@ const MAX_UPLOAD_SCANS: usize = 1_000;
 const SNAPSHOT_TICKETS: i64 = 50_000;
 /// How far ahead of the server's clock an offline scan may be dated (scanner clocks drift).
 const CLOCK_SKEW: Duration = Duration::minutes(5);
+/// How old an uploaded scan may be: a device uploads when the network is back, not weeks
+/// later (and an old date must not skip the day check or rewrite a first use).
+const MAX_UPLOAD_AGE: Duration = Duration::days(7);
 /// Rounds of decide-then-write before a scan gives up to concurrent scans of its ticket.
 const SCAN_ROUNDS: usize = 3;
 
+/// Live counters open per festival on this replica: each polls the database, so a
+/// festival gets a bounded number.
+#[derive(Clone, Default)]
+pub(super) struct Watchers(std::sync::Arc<std::sync::Mutex<HashMap<Uuid, usize>>>);
+
+/// One open live counter; closing the stream (or its end) gives the place back.
+struct Watching {
+    watchers: Watchers,
+    festival_id: Uuid,
+}
+
+impl Watchers {
+    fn open(&self, festival_id: Uuid, max: usize) -> Option<Watching> {
+        let mut open = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(festival_id).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(Watching { watchers: self.clone(), festival_id })
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let mut open = self.watchers.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.festival_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.festival_id);
+            }
+        }
+    }
+}
+
 /// What a scanned code turned out to be.
+#[derive(Debug, Clone, Copy)]
 enum Code {
     Ticket(Uuid),
     Forged,
@@ -50,6 +89,7 @@ enum Outcome {
     Refused(Refusal),
     Forged,
     OtherFestival,
+    RefusedByScanner,
 }
 
 impl Outcome {
@@ -64,6 +104,7 @@ impl Outcome {
             Outcome::Refused(Refusal::NotInside) => "NOT_INSIDE",
             Outcome::Forged => "FORGED",
             Outcome::OtherFestival => "WRONG_FESTIVAL",
+            Outcome::RefusedByScanner => "REFUSED_BY_SCANNER",
         }
     }
 
@@ -78,6 +119,7 @@ impl Outcome {
             Outcome::Refused(Refusal::NotInside) => pb::ScanOutcome::NotInside,
             Outcome::Forged => pb::ScanOutcome::Forged,
             Outcome::OtherFestival => pb::ScanOutcome::WrongFestival,
+            Outcome::RefusedByScanner => pb::ScanOutcome::RefusedByScanner,
         }
     }
 }
@@ -165,6 +207,17 @@ impl TicketingApi {
             Some(Ok(claims)) if claims.kind == Kind::Ticket => Code::OtherFestival,
             _ => Code::Forged,
         })
+    }
+
+    /// Like [`read_code`](Self::read_code) for an upload: only this festival's keys are
+    /// used (cached), so a batch of codes naming made-up festivals costs no key lookups;
+    /// such a code is "not ours" whether genuine or not.
+    async fn read_own_code(&self, text: &str, festival_id: Uuid) -> ApiResult<Code> {
+        let Ok(credential) = Unverified::parse(text) else { return Ok(Code::Forged) };
+        if credential.claimed_festival() != festival_id {
+            return Ok(Code::OtherFestival);
+        }
+        self.read_code(text, festival_id).await
     }
 
     /// Decides and writes one scan, deciding again when a concurrent scan of the same
@@ -516,6 +569,11 @@ impl TicketingApi {
         }
         let now = self.clock.now();
         let scans = parse_scans(&batch.scans, now)?;
+        // Codes are checked before the transaction: no key lookup while rows are locked.
+        let mut read = Vec::with_capacity(scans.len());
+        for scan in &scans {
+            read.push(self.read_own_code(&scan.credential, festival_id).await?);
+        }
 
         let mut tx = self.pool.begin().await?;
         if !store::gates::claim_upload(&mut tx, device.id, nonce, festival_id, now).await? {
@@ -535,9 +593,11 @@ impl TicketingApi {
         let mut results = vec![pb::ScanResult::default(); scans.len()];
         for i in order {
             let scan = &scans[i];
-            let (outcome, ticket) = match self.read_code(&scan.credential, festival_id).await? {
+            let (outcome, ticket) = match read[i] {
                 Code::Forged => (Outcome::Forged, None),
                 Code::OtherFestival => (Outcome::OtherFestival, None),
+                // What the scanner refused changed nothing at the gate: recorded only.
+                Code::Ticket(_) if !scan.accepted => (Outcome::RefusedByScanner, None),
                 Code::Ticket(ticket_id) => match scan.list_id.map(|id| lists.get(&id)) {
                     Some(None) => (Outcome::Refused(Refusal::WrongList), None),
                     list => {
@@ -627,13 +687,17 @@ impl TicketingApi {
         record_festival(festival_id);
         caller.require(festival_id, Role::Organizer)?;
         Self::festival(&mut *self.pool.acquire().await?, festival_id).await?;
+        let max = self.config.gates.max_watchers_per_festival;
+        let watching = self.watchers.open(festival_id, max).ok_or_else(|| {
+            ApiError::new(codes::LIMIT_REACHED).with_message(format!("At most {max} live counters per festival"))
+        })?;
         let mut ticks =
             tokio::time::interval(std::time::Duration::from_millis(self.config.gates.watch_interval_ms.max(100)));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let until = tokio::time::Instant::now() + std::time::Duration::from_secs(self.config.gates.watch_max_secs);
-        let start = (self.pool.clone(), None::<pb::CheckInStats>, ticks);
+        let start = (self.pool.clone(), None::<pb::CheckInStats>, ticks, watching);
         // The counts now, then each change; the stream ends at `until` or on an error.
-        let stream = futures::stream::unfold(start, move |(pool, last, mut ticks)| async move {
+        let stream = futures::stream::unfold(start, move |(pool, last, mut ticks, watching)| async move {
             loop {
                 if tokio::time::Instant::now() >= until {
                     return None;
@@ -641,13 +705,14 @@ impl TicketingApi {
                 ticks.tick().await;
                 match Self::stats(&pool, festival_id).await {
                     Ok(stats) if last.as_ref() == Some(&stats) => {}
-                    Ok(stats) => return Some((Ok(stats.clone()), (pool, Some(stats), ticks))),
+                    Ok(stats) => return Some((Ok(stats.clone()), (pool, Some(stats), ticks, watching))),
                     Err(e) if last.is_some() => {
                         tracing::warn!(error = ?e, "check-in counts unavailable; the watch ends");
                         return None;
                     }
                     Err(e) => {
-                        return Some((Err(tonic::Status::from(e)), (pool, Some(pb::CheckInStats::default()), ticks)));
+                        let state = (pool, Some(pb::CheckInStats::default()), ticks, watching);
+                        return Some((Err(tonic::Status::from(e)), state));
                     }
                 }
             }
@@ -734,6 +799,9 @@ fn parse_scans(raw: &[pb::OfflineScan], now: DateTime<Utc>) -> ApiResult<Vec<Off
                 .ok_or_else(|| ApiError::field(codes::REQUIRED_FIELD, &field("scan_time"), "is required"))?;
             if at > now + CLOCK_SKEW {
                 return Err(ApiError::field(codes::VALIDATION_FAILED, &field("scan_time"), "in the future"));
+            }
+            if at < now - MAX_UPLOAD_AGE {
+                return Err(ApiError::field(codes::VALIDATION_FAILED, &field("scan_time"), "more than 7 days old"));
             }
             Ok(OfflineScan {
                 credential: validate::required(&field("credential"), &s.credential, MAX_CREDENTIAL)?.to_owned(),

@@ -37,11 +37,13 @@ pub struct TicketingApi {
     keys: Arc<FestivalKeys>,
     config: Arc<Config>,
     clock: Clock,
+    /// Live counters open per festival (see `gates::Watchers`).
+    watchers: gates::Watchers,
 }
 
 impl TicketingApi {
     pub fn new(pool: PgPool, verifier: Verifier, keys: Arc<FestivalKeys>, config: Arc<Config>, clock: Clock) -> Self {
-        Self { pool, verifier, keys, config, clock }
+        Self { pool, verifier, keys, config, clock, watchers: gates::Watchers::default() }
     }
 
     /// A festival ticketing knows of (from program's events).

@@ -15,10 +15,13 @@ use uuid::Uuid;
 
 use super::TicketingApi;
 use super::convert::to_ticket;
-use crate::domain::status::FestivalStatus;
+use crate::domain::status::{FestivalStatus, OrderStatus};
 use crate::domain::{sale, transfer};
 use crate::events;
 use crate::store::{self, tickets::TicketRow, transfers::TransferRow, transfers::TransferStatus};
+
+/// Transfers one account may send per festival.
+const MAX_TRANSFERS_SENT: i64 = 10;
 
 /// 24 random bytes: 32 base64url characters.
 fn new_claim_code() -> String {
@@ -76,6 +79,19 @@ impl TicketingApi {
             Claim::Fresh(fresh) => fresh,
         };
         let ticket = self.transferable_ticket(&mut tx, ticket_id, Some(caller.user_id)).await?;
+        // Each transfer adds a revoked ticket every scanner downloads: an account sends
+        // a bounded number per festival.
+        if store::transfers::sent_by(&mut tx, ticket.festival_id, caller.user_id).await? >= MAX_TRANSFERS_SENT {
+            return Err(ApiError::new(codes::LIMIT_REACHED)
+                .with_message(format!("An account transfers at most {MAX_TRANSFERS_SENT} tickets per festival")));
+        }
+        if store::transfers::pending_of(&mut tx, ticket.id).await? {
+            return Err(ApiError::field(
+                codes::ALREADY_EXISTS,
+                "ticket_id",
+                "a transfer of it is pending; cancel it first",
+            ));
+        }
         let now = self.clock.now();
         let id = Uuid::now_v7();
         let (row, code) = match to_user {
@@ -116,10 +132,11 @@ impl TicketingApi {
                 (row, Some(code))
             }
         };
-        let response = to_transfer(&row, code);
-        fresh.complete(&mut tx, &response).await?;
+        // The claim code is kept only as its hash: a retry answers without it (withdraw
+        // the transfer and open another to get a new one).
+        fresh.complete(&mut tx, &to_transfer(&row, None)).await?;
         tx.commit().await?;
-        Ok(response)
+        Ok(to_transfer(&row, code))
     }
 
     pub(super) async fn claim_ticket_transfer(
@@ -177,19 +194,44 @@ impl TicketingApi {
 
     /// The ticket, locked, if `holder` holds it and it may change hands now. Anyone
     /// else's ticket is "not found".
+    ///
+    /// Locks in the order a cancellation does (the order, then its tickets), and requires
+    /// the order still paid: a transfer racing a cancellation either finishes first (and
+    /// the cancellation revokes the new ticket) or finds the order cancelled.
     async fn transferable_ticket(
         &self,
         conn: &mut PgConnection,
         id: Uuid,
         holder: Option<Uuid>,
     ) -> ApiResult<TicketRow> {
+        let not_yours = || ApiError::field(codes::NOT_FOUND, "ticket_id", "no such ticket of yours");
+        let seen = store::tickets::find_by_id(conn, id)
+            .await?
+            .filter(|t| t.holder_user_id.is_some() && t.holder_user_id == holder)
+            .ok_or_else(not_yours)?;
+        let order = store::orders::lock(conn, seen.order_id).await?.ok_or_else(not_yours)?;
+        if order.status != OrderStatus::Paid {
+            return Err(ApiError::new(codes::TRANSFER_NOT_ALLOWED).with_message("The order was cancelled"));
+        }
         let ticket = store::tickets::lock(conn, id)
             .await?
             .filter(|t| t.holder_user_id.is_some() && t.holder_user_id == holder)
-            .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "ticket_id", "no such ticket of yours"))?;
+            .ok_or_else(not_yours)?;
         record_festival(ticket.festival_id);
-        if Self::festival(conn, ticket.festival_id).await?.status == FestivalStatus::Cancelled {
-            return Err(ApiError::new(codes::FESTIVAL_NOT_ACTIVE));
+        let festival = Self::festival(conn, ticket.festival_id).await?;
+        match festival.status {
+            FestivalStatus::Cancelled => return Err(ApiError::new(codes::FESTIVAL_NOT_ACTIVE)),
+            // Offline scanners may hold the old credential in a snapshot taken before:
+            // once the gates are open, a ticket no longer changes hands.
+            FestivalStatus::Ongoing | FestivalStatus::Completed => {
+                return Err(ApiError::new(codes::TRANSFER_NOT_ALLOWED)
+                    .with_message("Tickets do not change hands once the festival has started"));
+            }
+            FestivalStatus::Draft | FestivalStatus::Published => {}
+        }
+        if festival.start_time.is_some_and(|start| self.clock.now() >= start) {
+            return Err(ApiError::new(codes::TRANSFER_NOT_ALLOWED)
+                .with_message("Tickets do not change hands once the festival has started"));
         }
         let category = store::categories::find_many(conn, ticket.festival_id, &[ticket.category_id])
             .await?

@@ -97,8 +97,9 @@ impl Refusal {
 /// at `entrance`, on the festival-local `day`. `override_refusal`: a supervisor admits
 /// despite an [overridable](Refusal::overridable) refusal.
 ///
-/// Checks run in a fixed order, so one case always gets one answer: revoked, then (for
-/// entries) the list and the zone, the day, and last whether it is already inside.
+/// Checks run in a fixed order, so one case always gets one answer: an exit only asks
+/// whether the ticket is inside; an entry is refused if revoked, then for the list and
+/// the zone, the day, and last if it is already inside.
 pub fn decide(
     entrance: &Entrance,
     category: Uuid,
@@ -108,11 +109,12 @@ pub fn decide(
     day: NaiveDate,
     override_refusal: bool,
 ) -> Result<Move, Refusal> {
-    if is_revoked(presence.status) {
-        return Err(Refusal::Revoked);
-    }
+    // Anyone inside may leave, even on a ticket revoked meanwhile (they came in on it).
     if direction == Direction::Exit {
         return if presence.inside { Ok(Move::Leave) } else { Err(Refusal::NotInside) };
+    }
+    if is_revoked(presence.status) {
+        return Err(Refusal::Revoked);
     }
     let on_list = entrance.categories.is_empty() || entrance.categories.contains(&category);
     let in_zone = match &entrance.zone {
@@ -185,15 +187,18 @@ mod tests {
     }
 
     #[test]
-    fn revoked_tickets_are_refused_before_anything_else_and_never_overridden() {
+    fn revoked_tickets_never_enter_and_are_never_overridden_but_may_leave() {
         let wrong_everything = Entrance { categories: vec![cat(2)], zone: Some("vip".into()) };
         let validity = Validity { days: vec![day(2)], zones: vec!["camping".into()], reentry: true };
         for status in [Cancelled, Refunded] {
-            for direction in [Direction::Entry, Direction::Exit] {
-                let presence = Presence { status, entered: true, inside: true };
-                let decided = decide(&wrong_everything, cat(1), &validity, presence, direction, day(1), true);
+            for inside in [false, true] {
+                let presence = Presence { status, entered: true, inside };
+                let decided = decide(&wrong_everything, cat(1), &validity, presence, Direction::Entry, day(1), true);
                 assert_eq!(decided, Err(Refusal::Revoked));
             }
+            let inside = Presence { status, entered: true, inside: true };
+            let leaving = decide(&wrong_everything, cat(1), &validity, inside, Direction::Exit, day(1), false);
+            assert_eq!(leaving, Ok(Move::Leave));
         }
     }
 

@@ -172,18 +172,29 @@ pub async fn apply_move(
                 .execute(&mut *conn)
                 .await?
         }
-        Move::Reenter | Move::Leave => {
-            let inside = mv == Move::Reenter;
+        Move::Reenter => {
             sqlx::query(
-                "update ticket_presence p set inside = $4
+                "update ticket_presence p set inside = true
                  from tickets t
                  where p.ticket_id = $1 and p.list_key = $3 and t.id = p.ticket_id and t.festival_id = $2
-                   and t.status in ('SOLD', 'USED') and (not $5 or p.inside = not $4)",
+                   and t.status in ('SOLD', 'USED') and (not $4 or not p.inside)",
             )
             .bind(id)
             .bind(festival_id)
             .bind(list_key)
-            .bind(inside)
+            .bind(guarded)
+            .execute(&mut *conn)
+            .await?
+        }
+        // Whoever is inside may leave, on a revoked ticket too.
+        Move::Leave => {
+            sqlx::query(
+                "update ticket_presence set inside = false
+                 where ticket_id = $1 and list_key = $3 and festival_id = $2 and (not $4 or inside)",
+            )
+            .bind(id)
+            .bind(festival_id)
+            .bind(list_key)
             .bind(guarded)
             .execute(&mut *conn)
             .await?
@@ -328,7 +339,8 @@ pub struct SnapshotTicket {
     pub inside: bool,
 }
 
-/// Up to `limit` issued tickets of the festival, in id order, with where they stand at
+/// Up to `limit` live tickets of the festival (revoked ones are in the revocation list,
+/// except those still inside here, who may leave), in id order, with where they stand at
 /// the entrance `list_key`.
 pub async fn snapshot_tickets(
     conn: &mut PgConnection,
@@ -339,7 +351,7 @@ pub async fn snapshot_tickets(
     sqlx::query_as(
         "select t.id, t.category_id, t.status, p.ticket_id is not null as entered, coalesce(p.inside, false) as inside
          from tickets t left join ticket_presence p on p.ticket_id = t.id and p.list_key = $2
-         where t.festival_id = $1
+         where t.festival_id = $1 and (t.status in ('SOLD', 'USED') or p.inside)
          order by t.id limit $3",
     )
     .bind(festival_id)

@@ -141,3 +141,7 @@ pub async fn replace(conn: &mut PgConnection, id: Uuid, successor: Uuid) -> Resu
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+pub async fn find_by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<TicketRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", columns!(), " from tickets where id = $1")).bind(id).fetch_optional(conn).await
+}

@@ -120,3 +120,19 @@ pub async fn cancel(conn: &mut PgConnection, id: Uuid, at: DateTime<Utc>) -> Res
     .fetch_one(conn)
     .await
 }
+
+/// Transfers `user_id` opened at a festival (withdrawn ones included).
+pub async fn sent_by(conn: &mut PgConnection, festival_id: Uuid, user_id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select count(*) from ticket_transfers where festival_id = $1 and from_user_id = $2")
+        .bind(festival_id)
+        .bind(user_id)
+        .fetch_one(conn)
+        .await
+}
+
+pub async fn pending_of(conn: &mut PgConnection, ticket_id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("select exists (select 1 from ticket_transfers where ticket_id = $1 and status = 'PENDING')")
+        .bind(ticket_id)
+        .fetch_one(conn)
+        .await
+}

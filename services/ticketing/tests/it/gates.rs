@@ -346,9 +346,13 @@ fn offline_answer(
     direction: Direction,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), Refusal> {
-    let ticket = snapshot.tickets.iter().find(|t| t.ticket_id == ticket_id).expect("ticket in snapshot");
-    let category = snapshot.categories.iter().find(|c| c.category_id == ticket.category_id).expect("category");
     let revoked = snapshot.revoked_ticket_ids.iter().any(|id| id == ticket_id);
+    // A revoked ticket is in the snapshot's tickets only while inside (it may leave).
+    let Some(ticket) = snapshot.tickets.iter().find(|t| t.ticket_id == ticket_id) else {
+        assert!(revoked, "a live ticket is missing from the snapshot");
+        return if direction == Direction::Entry { Err(Refusal::Revoked) } else { Err(Refusal::NotInside) };
+    };
+    let category = snapshot.categories.iter().find(|c| c.category_id == ticket.category_id).expect("category");
     let status = if revoked {
         TicketStatus::Cancelled
     } else if ticket.status == pb::TicketStatus::Used as i32 {
@@ -413,11 +417,12 @@ async fn an_offline_scanner_gives_the_online_answer_for_every_list_rule() {
     let zone_list = list(&env, &f, "Any VIP zone", &[], "vip").await;
     let security = env.member(&f, Role::Security);
     let entrances = [String::new(), vip_list.id.clone(), day_list.id.clone(), zone_list.id.clone()];
-    // Where a ticket stands before the scan: fresh, inside, left, revoked.
+    // Where a ticket stands before the scan: fresh, inside, left, revoked, revoked while
+    // inside.
     let mut cases = 0;
     for category in &categories {
         for entrance in &entrances {
-            for before in ["fresh", "inside", "left", "revoked"] {
+            for before in ["fresh", "inside", "left", "revoked", "revoked inside"] {
                 for direction in [Direction::Entry, Direction::Exit] {
                     let cashier = env.member(&f, Role::Cashier);
                     let order = c
@@ -435,6 +440,19 @@ async fn an_offline_scanner_gives_the_online_answer_for_every_list_rule() {
                         ..Default::default()
                     };
                     match before {
+                        "revoked inside" => {
+                            c.redeem(authed(by_hand.clone(), &f.organizer)).await.expect("setup entry");
+                            c.cancel_order(authed(
+                                pb::CancelOrderRequest {
+                                    order_id: order.id.clone(),
+                                    reason: String::new(),
+                                    idempotency_key: format!("c-{}", order.id),
+                                },
+                                &f.organizer,
+                            ))
+                            .await
+                            .expect("cancel");
+                        }
                         "inside" | "left" => {
                             c.redeem(authed(by_hand.clone(), &f.organizer)).await.expect("setup entry");
                             if before == "left" {
@@ -482,7 +500,7 @@ async fn an_offline_scanner_gives_the_online_answer_for_every_list_rule() {
             }
         }
     }
-    assert_eq!(cases, 5 * 4 * 4 * 2);
+    assert_eq!(cases, 5 * 4 * 5 * 2);
 }
 
 #[tokio::test]
@@ -581,6 +599,28 @@ async fn offline_uploads_are_signed_applied_once_and_report_duplicates_and_revok
     );
     let security = env.member(&f, Role::Security);
     assert_eq!(code(c.upload_scans(authed(north_upload, &security)).await), "ERR_3001");
+    let too_old =
+        north.upload(&f, "north-7", vec![offline_entry(&credential, env.app.clock.now() - chrono::Duration::days(8))]);
+    assert_eq!(code(c.upload_scans(authed(too_old, &north.token)).await), "ERR_1000");
+    // What the scanner refused changes nothing: the ticket stays unused.
+    let (unused_id, unused) = ticket(&env, &f, &ga.id).await;
+    let mut refused = offline_entry(&unused, t0);
+    refused.accepted = false;
+    let answer = c
+        .upload_scans(authed(north.upload(&f, "north-8", vec![refused]), &north.token))
+        .await
+        .expect("refused scan")
+        .into_inner();
+    assert_eq!(
+        (answer.results[0].outcome, answer.results[0].flagged),
+        (pb::ScanOutcome::RefusedByScanner as i32, false)
+    );
+    let still_unused: i64 = sqlx::query_scalar("select count(*) from ticket_presence where ticket_id = $1")
+        .bind(Uuid::parse_str(&unused_id).expect("id"))
+        .fetch_one(&env.app.pool)
+        .await
+        .expect("count");
+    assert_eq!(still_unused, 0);
     let future =
         north.upload(&f, "north-4", vec![offline_entry(&credential, env.app.clock.now() + chrono::Duration::hours(1))]);
     assert_eq!(code(c.upload_scans(authed(future, &north.token)).await), "ERR_1000");
@@ -667,4 +707,19 @@ async fn the_live_counter_sends_the_counts_then_each_change() {
     assert_eq!((after_entry.on_site, after_entry.lists.len()), (1, 1));
     c.redeem(authed(scan(&f, &first, "", pb::ScanDirection::Exit), &security)).await.expect("out");
     assert_eq!(next(&mut counts).await.on_site, 0, "an exit counts down");
+    // A bounded number of counters per festival (20 by default).
+    let watch = || pb::WatchCheckInsRequest { festival_id: f.id.to_string() };
+    let mut open = Vec::new();
+    for _ in 1..20 {
+        open.push(c.watch_check_ins(authed(watch(), &f.organizer)).await.expect("watch"));
+    }
+    assert_eq!(code(c.watch_check_ins(authed(watch(), &f.organizer)).await), "ERR_4005");
+    drop(open);
+    drop(counts);
+    let reopened = festival_testkit::eventually(Duration::from_secs(10), || {
+        let (mut c, request, token) = (env.client(), watch(), f.organizer.clone());
+        async move { c.watch_check_ins(authed(request, &token)).await.is_ok() }
+    })
+    .await;
+    assert!(reopened, "closed counters give their places back");
 }

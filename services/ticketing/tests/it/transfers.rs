@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::helpers::*;
 
-/// A free, transferable category (cut-off in two days) of its own quota.
+/// A free, transferable category (cut-off in two days) of its own quota of 20.
 async fn transferable(env: &Env, f: &Festival, name: &str, max_per_account: i32) -> pb::Category {
     let mut c = env.client();
     let category = c
@@ -34,7 +34,7 @@ async fn transferable(env: &Env, f: &Festival, name: &str, max_per_account: i32)
         pb::CreateQuotaRequest {
             festival_id: f.id.to_string(),
             name: format!("{name} capacity"),
-            size: 10,
+            size: 20,
             category_ids: vec![category.id.clone()],
         },
         &f.organizer,
@@ -132,7 +132,7 @@ async fn a_ticket_changes_hands_once_and_only_the_new_holder_s_credential_opens_
         .ticket_ids;
     assert_eq!(revoked, vec![ticket.id.clone()]);
     c.redeem(authed(scan(&f, &bobs[0].credential), &security)).await.expect("bob gets in");
-    assert_eq!(env.quotas(&f).await, vec![("Weekend capacity".to_owned(), 10, 0, 1)], "the quota never moved");
+    assert_eq!(env.quotas(&f).await, vec![("Weekend capacity".to_owned(), 20, 0, 1)], "the quota never moved");
 
     // A used ticket does not change hands; nor does someone else's, or one to oneself.
     assert_eq!(
@@ -162,7 +162,7 @@ async fn a_ticket_changes_hands_once_and_only_the_new_holder_s_credential_opens_
         .into_inner();
     assert!(after.tickets.iter().all(|t| t.status == pb::TicketStatus::Cancelled as i32), "{:?}", after.tickets);
     // Bob had come in: his place is not sold again; Carol still holds hers.
-    assert_eq!(env.quotas(&f).await, vec![("Weekend capacity".to_owned(), 10, 0, 2)]);
+    assert_eq!(env.quotas(&f).await, vec![("Weekend capacity".to_owned(), 20, 0, 2)]);
 }
 
 #[tokio::test]
@@ -173,8 +173,21 @@ async fn a_claim_code_transfers_to_whoever_claims_it_first_within_the_rules() {
     let pass = transferable(&env, &f, "Weekend", 1).await;
     let (alice, _, ticket) = holder(&env, &f, &pass.id).await;
 
-    let open = c.transfer_ticket(authed(transfer(&ticket, ""), &alice)).await.expect("open").into_inner();
+    let opening = transfer(&ticket, "");
+    let open = c.transfer_ticket(authed(opening.clone(), &alice)).await.expect("open").into_inner();
     assert_eq!((open.status, open.claim_code.len()), (pb::TransferStatus::Pending as i32, 32));
+    let retried = c.transfer_ticket(authed(opening, &alice)).await.expect("retry").into_inner();
+    assert_eq!(
+        (retried.id.as_str(), retried.claim_code.as_str()),
+        (open.id.as_str(), ""),
+        "the code is kept only hashed"
+    );
+    let (someone, _) = env.issuer.user();
+    assert_eq!(
+        code(c.transfer_ticket(authed(transfer(&ticket, &someone.to_string()), &alice)).await),
+        "ERR_4001",
+        "not given directly while a claim is open"
+    );
     assert_eq!(code(c.transfer_ticket(authed(transfer(&ticket, ""), &alice)).await), "ERR_4001", "one open transfer");
     let claim = |code: &str| pb::ClaimTicketTransferRequest {
         claim_code: code.into(),
@@ -239,4 +252,29 @@ async fn a_claim_code_transfers_to_whoever_claims_it_first_within_the_rules() {
         ..Default::default()
     };
     assert_eq!(code(c.create_category(authed(cut_off_without_transfer, &f.organizer)).await), "ERR_1000");
+}
+
+#[tokio::test]
+async fn tickets_stay_put_once_the_festival_is_under_way_and_an_account_sends_a_bounded_number() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let f = env.festival(program::FestivalStatus::Published).await;
+    let pass = transferable(&env, &f, "Weekend", 0).await;
+    let (_, alice) = env.issuer.user();
+    let mut tickets = Vec::new();
+    for _ in 0..11 {
+        tickets.push(holder_with(&env, &f, &pass.id, &alice).await.2);
+    }
+    // Ten transfers go out; the eleventh is refused (each adds to every scanner's list).
+    for ticket in &tickets[..10] {
+        c.transfer_ticket(authed(transfer(ticket, &Uuid::now_v7().to_string()), &alice)).await.expect("transfer");
+    }
+    assert_eq!(
+        code(c.transfer_ticket(authed(transfer(&tickets[10], &Uuid::now_v7().to_string()), &alice)).await),
+        "ERR_4005"
+    );
+
+    let (bob, _, bobs) = holder(&env, &f, &pass.id).await;
+    env.announce(f.id, program::FestivalStatus::Ongoing, 2).await;
+    assert_eq!(code(c.transfer_ticket(authed(transfer(&bobs, &Uuid::now_v7().to_string()), &bob)).await), "ERR_6006");
 }

@@ -79,7 +79,10 @@ async fn freed_places_go_to_the_first_in_line_within_the_quota_and_the_sale_wind
     for (token, quantity) in [(&ann, 1), (&ben, 1), (&cleo, 2)] {
         c.join_waiting_list(authed(join(&f, &ga.id, quantity), token)).await.expect("join");
     }
-    assert_eq!([entry(&env, &ann).await.ahead, entry(&env, &ben).await.ahead, entry(&env, &cleo).await.ahead], [0, 1, 2]);
+    assert_eq!(
+        [entry(&env, &ann).await.ahead, entry(&env, &ben).await.ahead, entry(&env, &cleo).await.ahead],
+        [0, 1, 2]
+    );
     assert_eq!(code(c.join_waiting_list(authed(join(&f, &ga.id, 1), &ann)).await), "ERR_4001", "once per line");
     assert_eq!(code(c.join_waiting_list(authed(join(&f, &ga.id, 0), &ann)).await), "ERR_1000");
     assert_eq!(code(c.join_waiting_list(authed(join(&f, &Uuid::now_v7().to_string(), 1), &ann)).await), "ERR_4000");
@@ -96,7 +99,11 @@ async fn freed_places_go_to_the_first_in_line_within_the_quota_and_the_sale_wind
     assert_eq!((offered.hold_id.as_str(), offered.quantity), (offer.hold_id.as_str(), 1));
     assert_eq!(entry(&env, &ben).await.status, pb::WaitingStatus::Waiting as i32);
     assert_eq!(env.quotas(&f).await, vec![("GA capacity".to_owned(), 2, 1, 1)], "an offer takes stock like a hold");
-    let hold = c.get_hold(authed(pb::GetHoldRequest { hold_id: offer.hold_id.clone() }, &ann)).await.expect("hold").into_inner();
+    let hold = c
+        .get_hold(authed(pb::GetHoldRequest { hold_id: offer.hold_id.clone() }, &ann))
+        .await
+        .expect("hold")
+        .into_inner();
     assert_eq!(hold.expire_time.map(|t| t.seconds), offer.offer_expire_time.map(|t| t.seconds));
     assert_eq!(
         code(c.extend_hold(authed(pb::ExtendHoldRequest { hold_id: offer.hold_id.clone() }, &ann)).await),
@@ -118,7 +125,11 @@ async fn freed_places_go_to_the_first_in_line_within_the_quota_and_the_sale_wind
     c.cancel_order(authed(cancel(&second), &f.organizer)).await.expect("cancel");
     let offer = until_status(&env, &cleo, pb::WaitingStatus::Offered).await;
     assert_eq!(offer.offer_expire_time.map(|t| t.seconds), Some(sale_end.timestamp()), "never past the sale window");
-    let hold = c.get_hold(authed(pb::GetHoldRequest { hold_id: offer.hold_id.clone() }, &cleo)).await.expect("hold").into_inner();
+    let hold = c
+        .get_hold(authed(pb::GetHoldRequest { hold_id: offer.hold_id.clone() }, &cleo))
+        .await
+        .expect("hold")
+        .into_inner();
     c.checkout_hold(authed(checkout(&hold), &cleo)).await.expect("cleo buys");
     until_status(&env, &cleo, pb::WaitingStatus::Bought).await;
     assert_eq!(env.quotas(&f).await, vec![("GA capacity".to_owned(), 2, 0, 2)], "never more than the quota");
