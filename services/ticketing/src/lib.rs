@@ -1,14 +1,17 @@
 //! The ticketing service: ticket categories and the quotas that cap them, holds that
 //! reserve stock for 15 minutes, orders (free, or paid at a box office or by a partner
 //! until the payments service is wired), tickets whose QR credential is signed with the
-//! festival's Ed25519 key, and check-in at the gates. Keeps a projection of program's
-//! festival facts; publishes `festival.ticketing.*`.
+//! festival's Ed25519 key, transfers, the waiting list, and the gates (check-in lists,
+//! devices, offline scanners). Keeps a projection of program's festival facts and the
+//! devices identity revoked; publishes `festival.ticketing.*`.
 //!
 //! Layout: [`api`] (gRPC), [`domain`] (rules), [`store`] (SQL), [`stock`] (quota moves),
-//! [`lifecycle`] (hold expiry), [`signing`] (festival keys), [`events`].
+//! [`lifecycle`] (hold expiry, waiting-list offers), [`signing`] (festival keys),
+//! [`document`] (QR codes and PDF tickets), [`events`].
 
 pub mod api;
 pub mod config;
+pub mod document;
 pub mod domain;
 pub mod events;
 pub mod lifecycle;

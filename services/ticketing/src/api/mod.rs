@@ -152,6 +152,7 @@ festival_platform::bind_rpcs! {
         auth get_order(pb::GetOrderRequest) -> pb::Order;
         auth cancel_order(pb::CancelOrderRequest) -> pb::Order;
         auth list_my_tickets(pb::ListMyTicketsRequest) -> pb::ListMyTicketsResponse;
+        auth_response get_ticket_document(pb::GetTicketDocumentRequest) -> festival_proto::google::api::HttpBody;
         public get_ticket_keys(pb::GetTicketKeysRequest) -> pb::TicketKeys;
         auth join_waiting_list(pb::JoinWaitingListRequest) -> pb::WaitingListEntry;
         auth list_my_waiting_list(pb::ListMyWaitingListRequest) -> pb::ListMyWaitingListResponse;

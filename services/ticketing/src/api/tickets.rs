@@ -1,16 +1,20 @@
-//! Tickets: the holder's list, and what scanners need offline (public keys, revocations);
-//! the gates themselves are in [`gates`](super::gates).
+//! Tickets: the holder's list, printable and on-screen documents, and what scanners need
+//! offline (public keys, revocations); the gates themselves are in [`gates`](super::gates).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use festival_platform::auth::{GateCaller, Principal};
+use festival_platform::auth::{GateCaller, Principal, Role};
 use festival_platform::convert::timestamp;
-use festival_platform::rpc::record_festival;
-use festival_platform::{ApiResult, validate};
+use festival_platform::rpc::{cacheable, record_festival};
+use festival_platform::{ApiError, ApiResult, codes, validate};
+use festival_proto::google::api::HttpBody;
 use festival_proto::ticketing::v1 as pb;
+use tonic::Response;
 
 use super::TicketingApi;
 use super::convert::to_ticket;
+use crate::document;
+use crate::domain::status::is_revoked;
 use crate::store;
 
 /// A festival's public key as scanners download it.
@@ -57,5 +61,65 @@ impl TicketingApi {
         let mut conn = self.pool.acquire().await?;
         let ids = store::tickets::revoked_ids(&mut conn, festival_id).await?;
         Ok(pb::ListRevokedTicketsResponse { ticket_ids: ids.iter().map(ToString::to_string).collect() })
+    }
+
+    pub(super) async fn get_ticket_document(
+        &self,
+        caller: Principal,
+        req: pb::GetTicketDocumentRequest,
+    ) -> ApiResult<Response<HttpBody>> {
+        let ticket_id = validate::uuid("ticket_id", &req.ticket_id)?;
+        let format = validate::known_enum::<pb::TicketDocumentFormat>("format", req.format, true)?
+            .unwrap_or(pb::TicketDocumentFormat::Pdf);
+        let mut conn = self.pool.acquire().await?;
+        let not_found = || ApiError::field(codes::NOT_FOUND, "ticket_id", "no such ticket of yours");
+        let ticket = store::tickets::find_by_id(&mut conn, ticket_id).await?.ok_or_else(not_found)?;
+        record_festival(ticket.festival_id);
+        let staff = caller.require_any(ticket.festival_id, &[Role::Organizer, Role::Cashier]).is_ok();
+        if ticket.holder_user_id != Some(caller.user_id) && !staff {
+            return Err(not_found());
+        }
+        if is_revoked(ticket.status) {
+            return Err(ApiError::new(codes::TICKET_REVOKED).with_message(if ticket.replaced_by.is_some() {
+                "This ticket was transferred"
+            } else {
+                "This ticket was cancelled"
+            }));
+        }
+        let matrix =
+            document::Matrix::of(&ticket.credential).map_err(|e| ApiError::internal(anyhow::anyhow!("{e:?}")))?;
+        let (content_type, data, extension) = match format {
+            pb::TicketDocumentFormat::Svg => ("image/svg+xml", document::svg(&matrix).into_bytes(), "svg"),
+            pb::TicketDocumentFormat::Png => ("image/png", document::png(&matrix).map_err(ApiError::internal)?, "png"),
+            pb::TicketDocumentFormat::Pdf | pb::TicketDocumentFormat::Unspecified => {
+                let festival = Self::festival(&mut conn, ticket.festival_id).await?;
+                let category = store::categories::find(&mut conn, ticket.category_id)
+                    .await?
+                    .ok_or_else(|| ApiError::internal(anyhow::anyhow!("ticket {ticket_id} without its category")))?;
+                let validity = if category.valid_days.is_empty() {
+                    "Valid every day of the festival".to_owned()
+                } else {
+                    let days: Vec<String> =
+                        category.valid_days.iter().map(|d| d.format("%Y-%m-%d").to_string()).collect();
+                    format!("Valid on {}", days.join(", "))
+                };
+                let ticket_text = ticket_id.to_string();
+                let printed = document::Printed {
+                    festival: &festival.name,
+                    category: &category.name,
+                    ticket_id: &ticket_text,
+                    validity: &validity,
+                };
+                ("application/pdf", document::pdf(&printed, &matrix), "pdf")
+            }
+        };
+        let body = HttpBody { content_type: content_type.into(), data, extensions: Vec::new() };
+        // Private: a ticket is its holder's; the credential does not change, so its id tags it.
+        Ok(cacheable(
+            body,
+            &format!("{ticket_id}-{extension}"),
+            false,
+            Some(&format!("ticket-{ticket_id}.{extension}")),
+        ))
     }
 }

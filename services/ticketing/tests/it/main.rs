@@ -3,6 +3,7 @@
 
 mod catalog;
 mod checkin;
+mod documents;
 mod gates;
 mod helpers;
 mod promos;
