@@ -120,3 +120,10 @@ create unique index waitlist_entries_active_key on waitlist_entries (category_id
 create index waitlist_entries_queue_idx on waitlist_entries (category_id, created_at, id) where status = 'WAITING';
 create index waitlist_entries_user_idx on waitlist_entries (user_id, created_at);
 create index waitlist_entries_offered_idx on waitlist_entries (hold_id) where status = 'OFFERED';
+
+-- Add-ons (parking, camping pass, merch): an add-on category's tickets each belong to an
+-- admission ticket (`parent_ticket_id`), bought with it or later (`holds.for_ticket_id`).
+alter table categories add column addon boolean not null default false;
+alter table holds add column for_ticket_id uuid;
+alter table tickets add column parent_ticket_id uuid references tickets (id);
+create index tickets_parent_idx on tickets (parent_ticket_id) where parent_ticket_id is not null;

@@ -150,6 +150,7 @@ async fn serve_head(
         // An offer is not extended: it would outlive its window, and the next in line waits.
         extended: true,
         order_id: None,
+        for_ticket_id: None,
     };
     let item = ItemRow {
         category_id,

@@ -200,6 +200,7 @@ fn main() -> anyhow::Result<()> {
                     items: vec![pb::HoldItem { category_id: category, quantity: 1, ..Default::default() }],
                     idempotency_key: format!("bench-{}", Uuid::now_v7()),
                     promo_codes: Vec::new(),
+                    for_ticket_id: String::new(),
                 };
                 let hold = c.create_hold(authed(hold, &token)).await.expect("hold").into_inner();
                 let checkout =
@@ -251,6 +252,7 @@ fn main() -> anyhow::Result<()> {
                         items: vec![pb::HoldItem { category_id: category, quantity: 1, ..Default::default() }],
                         idempotency_key: format!("bench-{}", Uuid::now_v7()),
                         promo_codes: Vec::new(),
+                        for_ticket_id: String::new(),
                     };
                     let t = Instant::now();
                     let ok = c.create_hold(authed(hold, &token)).await.is_ok();

@@ -132,6 +132,7 @@ impl TicketingApi {
                 reentry: req.reentry,
                 transferable: req.transferable,
                 transfer_cutoff,
+                addon: req.addon,
             },
         )
         .await

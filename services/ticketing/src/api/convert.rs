@@ -28,6 +28,7 @@ pub(super) fn to_category(c: &CategoryRow, currency: &str) -> pb::Category {
         reentry: c.reentry,
         transferable: c.transferable,
         transfer_cutoff_time: c.transfer_cutoff.map(timestamp),
+        addon: c.addon,
     }
 }
 
@@ -99,6 +100,7 @@ pub(super) fn to_ticket(t: &TicketRow) -> pb::Ticket {
         used_time: t.used_at.map(timestamp),
         used_gate: t.used_gate.clone().unwrap_or_default(),
         transferred: t.replaced_by.is_some(),
+        parent_ticket_id: t.parent_ticket_id.map(|p| p.to_string()).unwrap_or_default(),
     }
 }
 

@@ -16,7 +16,7 @@ use super::convert::{to_hold, to_order};
 use super::promos;
 use crate::domain::promo::{self, Applied, Discount, Line, PromoError};
 use crate::domain::sale::{self, QuantityError, check_quantity, in_window};
-use crate::domain::status::{HoldStatus, OrderStatus, PaymentMethod, Visibility};
+use crate::domain::status::{HoldStatus, OrderStatus, PaymentMethod, TicketStatus, Visibility};
 use crate::lifecycle;
 use crate::stock::{self, Shortage};
 use crate::store::{
@@ -32,6 +32,10 @@ impl TicketingApi {
         let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
         let wanted = self.hold_lines(&req.items)?;
         let promo_codes = promo_codes_of(&req.promo_codes)?;
+        let for_ticket = match req.for_ticket_id.as_str() {
+            "" => None,
+            raw => Some(validate::uuid("for_ticket_id", raw)?),
+        };
         let mut tx = self.pool.begin().await?;
         let fresh =
             match idempotency::claim::<pb::Hold>(&mut tx, "ticketing.CreateHold", caller.user_id, key, &req).await? {
@@ -76,6 +80,20 @@ impl TicketingApi {
             });
         }
         items.sort_by_key(|item| wanted.iter().position(|w| w.0 == item.category_id));
+        let is_addon = |category: Uuid| categories.iter().any(|c| c.id == category && c.addon);
+        let lines: Vec<(bool, i32)> =
+            wanted.iter().map(|&(category, quantity)| (is_addon(category), quantity)).collect();
+        sale::addons_covered(&lines, for_ticket.is_some()).map_err(|problem| {
+            ApiError::new(codes::ADDON_NEEDS_ADMISSION).with_message(match problem {
+                sale::AddonProblem::NoAdmission => "Each add-on needs an admission ticket in the same reservation",
+                sale::AddonProblem::ForATicketOnlyAddonsOneEach => {
+                    "For an existing ticket, reserve add-ons only, one of each"
+                }
+            })
+        })?;
+        if let Some(parent) = for_ticket {
+            self.addon_parent(&mut tx, festival_id, parent, caller.user_id, &wanted).await?;
+        }
         let gross = sale::total(items.iter().map(|i| (i.unit_price_minor, i.quantity)))
             .ok_or_else(|| ApiError::new(codes::INVALID_AMOUNT).with_message("The total is too large"))?;
         let redemptions = self.redeem_codes(&mut tx, festival_id, caller.user_id, &promo_codes, &items, now).await?;
@@ -99,6 +117,7 @@ impl TicketingApi {
             expires_at: now + Duration::seconds(self.config.holds.ttl_secs),
             extended: false,
             order_id: None,
+            for_ticket_id: for_ticket,
         };
         store::holds::insert(&mut tx, &hold, &items).await?;
         let mut in_id_order: Vec<&Applied> = redemptions.iter().collect();
@@ -125,6 +144,73 @@ impl TicketingApi {
         }
         tx.commit().await?;
         Ok(response)
+    }
+
+    /// The ticket add-ons are bought for: the caller's, live, an admission ticket of this
+    /// festival, without an add-on of these categories yet.
+    async fn addon_parent(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        festival_id: Uuid,
+        parent: Uuid,
+        user_id: Uuid,
+        wanted: &[(Uuid, i32)],
+    ) -> ApiResult<store::tickets::TicketRow> {
+        let ticket = store::tickets::find_by_id(conn, parent)
+            .await?
+            .filter(|t| t.festival_id == festival_id && t.holder_user_id == Some(user_id))
+            .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "for_ticket_id", "no such ticket of yours"))?;
+        if !matches!(ticket.status, TicketStatus::Sold | TicketStatus::Used) {
+            return Err(ApiError::field(codes::TICKET_REVOKED, "for_ticket_id", "this ticket is no longer valid"));
+        }
+        let category = store::categories::find(conn, ticket.category_id).await?;
+        if category.is_some_and(|c| c.addon) {
+            return Err(ApiError::field(codes::ADDON_NEEDS_ADMISSION, "for_ticket_id", "an add-on has no add-ons"));
+        }
+        for (i, (addon, _)) in wanted.iter().enumerate() {
+            if store::tickets::has_live_addon(conn, parent, *addon).await? {
+                let field = format!("items[{i}].category_id");
+                return Err(ApiError::field(codes::ALREADY_EXISTS, &field, "this ticket has it already"));
+            }
+        }
+        Ok(ticket)
+    }
+
+    /// Attaches a checked-out hold's add-on tickets to their admission tickets: the
+    /// ticket they were bought for (locked, and checked again: it may have changed hands
+    /// or got its add-on meanwhile), or the hold's own admission tickets, one each.
+    async fn attach_addons(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        hold: &HoldRow,
+        tickets: &mut [store::tickets::TicketRow],
+    ) -> ApiResult<()> {
+        let ids: Vec<Uuid> = tickets.iter().map(|t| t.category_id).collect();
+        let addons: Vec<Uuid> = store::categories::find_many(conn, hold.festival_id, &ids)
+            .await?
+            .into_iter()
+            .filter(|c| c.addon)
+            .map(|c| c.id)
+            .collect();
+        let mut pairs = Vec::new();
+        if let Some(parent) = hold.for_ticket_id {
+            store::tickets::lock(conn, parent).await?;
+            let wanted: Vec<(Uuid, i32)> = addons.iter().map(|c| (*c, 1)).collect();
+            self.addon_parent(conn, hold.festival_id, parent, hold.user_id, &wanted).await?;
+            pairs.extend(tickets.iter().filter(|t| addons.contains(&t.category_id)).map(|t| (t.id, parent)));
+        } else {
+            let admissions: Vec<Uuid> =
+                tickets.iter().filter(|t| !addons.contains(&t.category_id)).map(|t| t.id).collect();
+            for addon in &addons {
+                let of_category = tickets.iter().filter(|t| t.category_id == *addon).map(|t| t.id);
+                pairs.extend(of_category.zip(admissions.iter().copied()));
+            }
+        }
+        store::tickets::attach(conn, &pairs).await?;
+        for ticket in tickets.iter_mut() {
+            ticket.parent_ticket_id = pairs.iter().find(|(child, _)| *child == ticket.id).map(|(_, parent)| *parent);
+        }
+        Ok(())
     }
 
     /// The codes' discounts on a basket, checked against their window, categories,
@@ -331,7 +417,8 @@ impl TicketingApi {
         .await?;
         let lines: Vec<(Uuid, i32, Vec<Uuid>)> =
             items.iter().map(|i| (i.category_id, i.quantity, i.quota_ids.clone())).collect();
-        let tickets = self.issue_tickets(&mut tx, &issuer, &order, &lines, order.buyer_user_id).await?;
+        let mut tickets = self.issue_tickets(&mut tx, &issuer, &order, &lines, order.buyer_user_id).await?;
+        self.attach_addons(&mut tx, &hold, &mut tickets).await?;
         store::holds::set_status(&mut tx, hold.id, HoldStatus::CheckedOut, Some(order.id)).await?;
         self.publish_paid(&mut tx, &order, &tickets).await?;
         let response = to_order(&order, &tickets);

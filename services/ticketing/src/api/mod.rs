@@ -103,6 +103,7 @@ impl TicketingApi {
                     used_at: None,
                     used_gate: None,
                     replaced_by: None,
+                    parent_ticket_id: None,
                 }
             })
             .collect();

@@ -52,6 +52,14 @@ impl TicketingApi {
             .await?
             .pop()
             .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "category_id", "no such category"))?;
+        if category.addon {
+            // One call sells one category: an add-on goes with its admission ticket (a hold).
+            return Err(ApiError::field(
+                codes::ADDON_NEEDS_ADMISSION,
+                "category_id",
+                "sell add-ons with a reservation",
+            ));
+        }
         if !in_window(self.clock.now(), category.sale_start, category.sale_end) {
             return Err(ApiError::field(codes::SALES_CLOSED, "category_id", "this category is not on sale now"));
         }
@@ -132,7 +140,10 @@ impl TicketingApi {
         let order = if order.status == OrderStatus::Cancelled {
             order // cancelled before: nothing is freed twice
         } else {
-            let revoked = store::tickets::revoke_of_order(&mut tx, id, TicketStatus::Cancelled).await?;
+            let mut revoked = store::tickets::revoke_of_order(&mut tx, id, TicketStatus::Cancelled).await?;
+            // Add-ons bought later for these tickets (in their own orders) go with them.
+            let parents: Vec<Uuid> = revoked.iter().map(|t| t.id).collect();
+            revoked.extend(store::tickets::revoke_children(&mut tx, &parents, TicketStatus::Cancelled).await?);
             // A used ticket's holder came in: its place is not sold again.
             let freed: Vec<(&[Uuid], i64)> =
                 revoked.iter().filter(|t| t.was_unused).map(|t| (t.quota_ids.as_slice(), 1)).collect();

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::TicketingApi;
 use super::convert::to_ticket;
-use crate::domain::status::{FestivalStatus, OrderStatus};
+use crate::domain::status::{FestivalStatus, OrderStatus, TicketStatus};
 use crate::domain::{sale, transfer};
 use crate::events;
 use crate::store::{self, tickets::TicketRow, transfers::TransferRow, transfers::TransferStatus};
@@ -237,6 +237,10 @@ impl TicketingApi {
             .await?
             .pop()
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("ticket {id} without its category")))?;
+        if category.addon {
+            return Err(ApiError::new(codes::TRANSFER_NOT_ALLOWED)
+                .with_message("An add-on follows its admission ticket: transfer that one"));
+        }
         transfer::may_transfer(ticket.status, category.transferable, category.transfer_cutoff, self.clock.now())
             .map_err(|refusal| ApiError::new(codes::TRANSFER_NOT_ALLOWED).with_message(refusal.message()))?;
         Ok(ticket)
@@ -273,6 +277,21 @@ impl TicketingApi {
         let new_ticket = issued.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("no ticket issued")))?;
         if !store::tickets::replace(conn, ticket.id, new_ticket.id).await? {
             return Err(ApiError::new(codes::CONCURRENT_UPDATE));
+        }
+        // Its unused add-ons follow it: each re-issued to the new holder, attached to the
+        // new ticket (a used one, the car already parked, stays in the old holder's history).
+        let children = store::tickets::live_children(conn, &[ticket.id]).await?;
+        for child in children.into_iter().filter(|c| c.status == TicketStatus::Sold) {
+            let child_order = store::orders::find(conn, child.order_id)
+                .await?
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("ticket {} without its order", child.id)))?;
+            let line = [(child.category_id, 1, child.quota_ids.clone())];
+            let mut moved = self.issue_tickets(conn, &issuer, &child_order, &line, Some(to)).await?;
+            let moved = moved.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("no add-on issued")))?;
+            if !store::tickets::replace(conn, child.id, moved.id).await? {
+                return Err(ApiError::new(codes::CONCURRENT_UPDATE));
+            }
+            store::tickets::attach(conn, &[(moved.id, new_ticket.id)]).await?;
         }
         events::publish(
             conn,

@@ -39,6 +39,35 @@ pub fn within_account_limit(already: i64, wanted: i32, limit: i32) -> bool {
     limit <= 0 || already + i64::from(wanted) <= i64::from(limit)
 }
 
+/// Why a hold's add-ons are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddonProblem {
+    /// More of an add-on than the hold has admission tickets.
+    NoAdmission,
+    /// Add-ons for an existing ticket: only add-ons, one of each.
+    ForATicketOnlyAddonsOneEach,
+}
+
+/// Whether a hold's add-ons have their admission tickets. `lines`: `(is add-on,
+/// quantity)` per category. Bought together, each add-on category at most as many as the
+/// hold's admission tickets (each add-on ticket belongs to one of them); bought for an
+/// existing ticket, only add-ons, one of each.
+pub fn addons_covered(lines: &[(bool, i32)], for_a_ticket: bool) -> Result<(), AddonProblem> {
+    if for_a_ticket {
+        return if lines.iter().all(|&(addon, quantity)| addon && quantity == 1) {
+            Ok(())
+        } else {
+            Err(AddonProblem::ForATicketOnlyAddonsOneEach)
+        };
+    }
+    let admissions: i64 = lines.iter().filter(|l| !l.0).map(|l| i64::from(l.1)).sum();
+    if lines.iter().any(|&(addon, quantity)| addon && i64::from(quantity) > admissions) {
+        Err(AddonProblem::NoAdmission)
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +100,16 @@ mod tests {
         assert!(within_account_limit(3, 1, 4));
         assert!(!within_account_limit(3, 2, 4));
         assert!(within_account_limit(1_000, 1_000, 0), "0: no limit");
+    }
+
+    #[test]
+    fn an_add_on_needs_an_admission_ticket_each() {
+        assert_eq!(addons_covered(&[(true, 1)], false), Err(AddonProblem::NoAdmission));
+        assert_eq!(addons_covered(&[(false, 1), (true, 2)], false), Err(AddonProblem::NoAdmission));
+        assert_eq!(addons_covered(&[(false, 2), (true, 2), (true, 1)], false), Ok(()));
+        assert_eq!(addons_covered(&[(false, 3)], false), Ok(()));
+        assert_eq!(addons_covered(&[(true, 1), (true, 1)], true), Ok(()));
+        assert_eq!(addons_covered(&[(true, 2)], true), Err(AddonProblem::ForATicketOnlyAddonsOneEach));
+        assert_eq!(addons_covered(&[(false, 1), (true, 1)], true), Err(AddonProblem::ForATicketOnlyAddonsOneEach));
     }
 }

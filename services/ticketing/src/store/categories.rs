@@ -28,6 +28,8 @@ pub struct CategoryRow {
     pub reentry: bool,
     pub transferable: bool,
     pub transfer_cutoff: Option<DateTime<Utc>>,
+    /// Its tickets each belong to an admission ticket.
+    pub addon: bool,
 }
 
 impl CategoryRow {
@@ -38,7 +40,7 @@ impl CategoryRow {
 
 macro_rules! columns {
     () => {
-        "id, festival_id, name, price_minor, sale_start, sale_end, min_per_order, max_per_order, max_per_account, visibility, created_at, valid_days, zones, reentry, transferable, transfer_cutoff"
+        "id, festival_id, name, price_minor, sale_start, sale_end, min_per_order, max_per_order, max_per_account, visibility, created_at, valid_days, zones, reentry, transferable, transfer_cutoff, addon"
     };
 }
 
@@ -46,8 +48,8 @@ pub async fn insert(conn: &mut PgConnection, c: &CategoryRow) -> Result<Category
     sqlx::query_as(concat!(
         "insert into categories (id, festival_id, name, price_minor, sale_start, sale_end, min_per_order,
              max_per_order, max_per_account, visibility, created_at, valid_days, zones, reentry, transferable,
-             transfer_cutoff)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) returning ",
+             transfer_cutoff, addon)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) returning ",
         columns!()
     ))
     .bind(c.id)
@@ -66,6 +68,7 @@ pub async fn insert(conn: &mut PgConnection, c: &CategoryRow) -> Result<Category
     .bind(c.reentry)
     .bind(c.transferable)
     .bind(c.transfer_cutoff)
+    .bind(c.addon)
     .fetch_one(conn)
     .await
 }

@@ -18,6 +18,8 @@ pub struct HoldRow {
     pub expires_at: DateTime<Utc>,
     pub extended: bool,
     pub order_id: Option<Uuid>,
+    /// Add-ons bought for this ticket the buyer holds.
+    pub for_ticket_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -31,14 +33,15 @@ pub struct ItemRow {
 
 macro_rules! columns {
     () => {
-        "id, festival_id, user_id, status, total_minor, discount_minor, currency, expires_at, extended, order_id"
+        "id, festival_id, user_id, status, total_minor, discount_minor, currency, expires_at, extended, order_id, for_ticket_id"
     };
 }
 
 pub async fn insert(conn: &mut PgConnection, h: &HoldRow, items: &[ItemRow]) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "insert into holds (id, festival_id, user_id, status, total_minor, discount_minor, currency, expires_at, extended)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "insert into holds (id, festival_id, user_id, status, total_minor, discount_minor, currency, expires_at, extended,
+             for_ticket_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(h.id)
     .bind(h.festival_id)
@@ -49,6 +52,7 @@ pub async fn insert(conn: &mut PgConnection, h: &HoldRow, items: &[ItemRow]) -> 
     .bind(&h.currency)
     .bind(h.expires_at)
     .bind(h.extended)
+    .bind(h.for_ticket_id)
     .execute(&mut *conn)
     .await?;
     for item in items {

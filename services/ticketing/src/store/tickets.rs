@@ -21,11 +21,13 @@ pub struct TicketRow {
     pub used_gate: Option<String>,
     /// Transferred: the ticket that replaced it.
     pub replaced_by: Option<Uuid>,
+    /// An add-on's admission ticket.
+    pub parent_ticket_id: Option<Uuid>,
 }
 
 macro_rules! columns {
     () => {
-        "id, festival_id, order_id, category_id, holder_user_id, status, credential, quota_ids, issued_at, used_at, used_gate, replaced_by"
+        "id, festival_id, order_id, category_id, holder_user_id, status, credential, quota_ids, issued_at, used_at, used_gate, replaced_by, parent_ticket_id"
     };
 }
 
@@ -144,4 +146,64 @@ pub async fn replace(conn: &mut PgConnection, id: Uuid, successor: Uuid) -> Resu
 
 pub async fn find_by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<TicketRow>, sqlx::Error> {
     sqlx::query_as(concat!("select ", columns!(), " from tickets where id = $1")).bind(id).fetch_optional(conn).await
+}
+
+/// Attaches add-on tickets to their admission tickets (`(add-on, parent)` pairs).
+pub async fn attach(conn: &mut PgConnection, pairs: &[(Uuid, Uuid)]) -> Result<(), sqlx::Error> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let (children, parents): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
+    sqlx::query(
+        "update tickets t set parent_ticket_id = p.parent
+         from unnest($1::uuid[], $2::uuid[]) as p(child, parent) where t.id = p.child",
+    )
+    .bind(&children)
+    .bind(&parents)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The live add-ons of these admission tickets, locked.
+pub async fn live_children(conn: &mut PgConnection, parents: &[Uuid]) -> Result<Vec<TicketRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "select ",
+        columns!(),
+        " from tickets where parent_ticket_id = any($1) and status in ('SOLD', 'USED') order by id for update"
+    ))
+    .bind(parents)
+    .fetch_all(conn)
+    .await
+}
+
+/// Revokes the live add-ons of these admission tickets (bought with them or later, in
+/// any order), like `revoke_of_order`.
+pub async fn revoke_children(
+    conn: &mut PgConnection,
+    parents: &[Uuid],
+    status: TicketStatus,
+) -> Result<Vec<Revoked>, sqlx::Error> {
+    sqlx::query_as(
+        "update tickets t set status = $2, updated_at = now()
+         from (select id, status = 'SOLD' as was_unused from tickets
+               where parent_ticket_id = any($1) and status in ('SOLD', 'USED') order by id for update) before
+         where t.id = before.id
+         returning t.id, t.quota_ids, before.was_unused",
+    )
+    .bind(parents)
+    .bind(status.as_str())
+    .fetch_all(conn)
+    .await
+}
+
+/// Whether the ticket already has a live add-on of the category.
+pub async fn has_live_addon(conn: &mut PgConnection, parent: Uuid, category_id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select exists (select 1 from tickets where parent_ticket_id = $1 and category_id = $2 and status in ('SOLD', 'USED'))",
+    )
+    .bind(parent)
+    .bind(category_id)
+    .fetch_one(conn)
+    .await
 }

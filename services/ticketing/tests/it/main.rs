@@ -1,6 +1,7 @@
 //! Ticketing against real PostgreSQL and NATS, tokens from the test kit's issuer and
 //! festivals made known the way program announces them (its events).
 
+mod addons;
 mod catalog;
 mod checkin;
 mod documents;
