@@ -127,3 +127,7 @@ alter table categories add column addon boolean not null default false;
 alter table holds add column for_ticket_id uuid;
 alter table tickets add column parent_ticket_id uuid references tickets (id);
 create index tickets_parent_idx on tickets (parent_ticket_id) where parent_ticket_id is not null;
+
+-- Hidden categories behind an access code: only the code's SHA-256 (with the festival's
+-- id, so equal codes of two festivals do not match) is stored.
+alter table categories add column access_code_hash bytea;

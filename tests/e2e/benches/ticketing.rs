@@ -201,6 +201,7 @@ fn main() -> anyhow::Result<()> {
                     idempotency_key: format!("bench-{}", Uuid::now_v7()),
                     promo_codes: Vec::new(),
                     for_ticket_id: String::new(),
+                    access_code: String::new(),
                 };
                 let hold = c.create_hold(authed(hold, &token)).await.expect("hold").into_inner();
                 let checkout =
@@ -253,6 +254,7 @@ fn main() -> anyhow::Result<()> {
                         idempotency_key: format!("bench-{}", Uuid::now_v7()),
                         promo_codes: Vec::new(),
                         for_ticket_id: String::new(),
+                        access_code: String::new(),
                     };
                     let t = Instant::now();
                     let ok = c.create_hold(authed(hold, &token)).await.is_ok();

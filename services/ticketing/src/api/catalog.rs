@@ -14,7 +14,7 @@ use chrono::NaiveDate;
 
 use crate::domain::checkin::local_day;
 use crate::domain::inventory::category_available;
-use crate::domain::sale::in_window;
+use crate::domain::sale::{self, in_window};
 use crate::domain::status::{FestivalStatus, Visibility, festival_on_sale};
 use crate::store::{self, categories::CategoryRow, festivals::FestivalRow};
 
@@ -46,6 +46,14 @@ fn valid_days(raw: &[String], festival: &FestivalRow) -> ApiResult<Vec<NaiveDate
         }
     }
     Ok(days.into_iter().collect())
+}
+
+/// The hash of an access code a buyer typed (none when empty).
+pub(super) fn access_code(festival_id: Uuid, raw: &str) -> ApiResult<Option<Vec<u8>>> {
+    match validate::max_len("access_code", raw.trim(), 64)? {
+        "" => Ok(None),
+        code => Ok(Some(sale::access_code_hash(festival_id, validate::plain_text("access_code", code, false)?))),
+    }
 }
 
 /// Zone names: plain text, each once.
@@ -98,6 +106,16 @@ impl TicketingApi {
             _ => Visibility::Public,
         };
         let zones = zone_names(&req.zones)?;
+        let access_code_hash = match req.access_code.trim() {
+            "" => None,
+            _ if visibility != Visibility::Hidden => {
+                return Err(ApiError::field(codes::VALIDATION_FAILED, "access_code", "only a hidden category has one"));
+            }
+            code if !(8..=64).contains(&code.chars().count()) => {
+                return Err(ApiError::field(codes::VALIDATION_FAILED, "access_code", "8 to 64 characters"));
+            }
+            code => Some(sale::access_code_hash(festival_id, validate::plain_text("access_code", code, false)?)),
+        };
         let transfer_cutoff = validate::timestamp("transfer_cutoff_time", &req.transfer_cutoff_time)?;
         if transfer_cutoff.is_some() && !req.transferable {
             return Err(ApiError::field(
@@ -133,6 +151,7 @@ impl TicketingApi {
                 transferable: req.transferable,
                 transfer_cutoff,
                 addon: req.addon,
+                access_code_hash,
             },
         )
         .await
@@ -150,11 +169,12 @@ impl TicketingApi {
         record_festival(festival_id);
         let mut conn = self.pool.acquire().await?;
         let (festival, organizer) = self.visible_festival(&mut conn, festival_id, caller.as_ref()).await?;
+        let code = access_code(festival_id, &req.access_code)?;
         let categories = store::categories::of_festival(&mut conn, festival_id).await?;
         Ok(pb::ListCategoriesResponse {
             categories: categories
                 .iter()
-                .filter(|c| organizer || c.visibility == Visibility::Public)
+                .filter(|c| c.open_to(organizer, code.as_deref()))
                 .map(|c| to_category(c, &festival.currency))
                 .collect(),
         })
@@ -224,6 +244,7 @@ impl TicketingApi {
         record_festival(festival_id);
         let mut conn = self.pool.acquire().await?;
         let (festival, organizer) = self.visible_festival(&mut conn, festival_id, caller.as_ref()).await?;
+        let code = access_code(festival_id, &req.access_code)?;
         let categories = store::categories::of_festival(&mut conn, festival_id).await?;
         let quotas = store::quotas::of_festival(&mut conn, festival_id).await?;
         let mut counters_of: HashMap<Uuid, Vec<_>> = HashMap::new();
@@ -237,7 +258,7 @@ impl TicketingApi {
         Ok(pb::Availability {
             categories: categories
                 .iter()
-                .filter(|c| organizer || c.visibility == Visibility::Public)
+                .filter(|c| c.open_to(organizer, code.as_deref()))
                 .map(|c| pb::CategoryAvailability {
                     category_id: c.id.to_string(),
                     available: category_available(counters_of.get(&c.id).map_or(&[][..], Vec::as_slice)),

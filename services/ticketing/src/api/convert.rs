@@ -29,6 +29,7 @@ pub(super) fn to_category(c: &CategoryRow, currency: &str) -> pb::Category {
         transferable: c.transferable,
         transfer_cutoff_time: c.transfer_cutoff.map(timestamp),
         addon: c.addon,
+        has_access_code: c.access_code_hash.is_some(),
     }
 }
 

@@ -16,7 +16,7 @@ use super::convert::{to_hold, to_order};
 use super::promos;
 use crate::domain::promo::{self, Applied, Discount, Line, PromoError};
 use crate::domain::sale::{self, QuantityError, check_quantity, in_window};
-use crate::domain::status::{HoldStatus, OrderStatus, PaymentMethod, TicketStatus, Visibility};
+use crate::domain::status::{HoldStatus, OrderStatus, PaymentMethod, TicketStatus};
 use crate::lifecycle;
 use crate::stock::{self, Shortage};
 use crate::store::{
@@ -32,6 +32,7 @@ impl TicketingApi {
         let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
         let wanted = self.hold_lines(&req.items)?;
         let promo_codes = promo_codes_of(&req.promo_codes)?;
+        let code = super::catalog::access_code(festival_id, &req.access_code)?;
         let for_ticket = match req.for_ticket_id.as_str() {
             "" => None,
             raw => Some(validate::uuid("for_ticket_id", raw)?),
@@ -54,12 +55,10 @@ impl TicketingApi {
         in_lock_order.sort_by_key(|(_, (category, _))| *category);
         for (i, (category_id, quantity)) in in_lock_order {
             let field = format!("items[{i}]");
-            let category = categories
-                .iter()
-                .find(|c| c.id == category_id && (organizer || c.visibility == Visibility::Public))
-                .ok_or_else(|| {
-                    ApiError::field(codes::NOT_FOUND, &format!("{field}.category_id"), "no such category")
-                })?;
+            let category =
+                categories.iter().find(|c| c.id == category_id && c.open_to(organizer, code.as_deref())).ok_or_else(
+                    || ApiError::field(codes::NOT_FOUND, &format!("{field}.category_id"), "no such category"),
+                )?;
             if !in_window(now, category.sale_start, category.sale_end) {
                 return Err(ApiError::field(codes::SALES_CLOSED, &field, "this category is not on sale now"));
             }

@@ -68,6 +68,17 @@ pub fn addons_covered(lines: &[(bool, i32)], for_a_ticket: bool) -> Result<(), A
     }
 }
 
+/// The stored form of a hidden category's access code: SHA-256 of the festival's id and
+/// the code, trimmed and lower-cased (case is ignored), so one festival's codes say
+/// nothing about another's.
+pub fn access_code_hash(festival_id: uuid::Uuid, code: &str) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(festival_id.as_bytes());
+    hasher.update(code.trim().to_lowercase().as_bytes());
+    hasher.finalize().to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +122,13 @@ mod tests {
         assert_eq!(addons_covered(&[(true, 1), (true, 1)], true), Ok(()));
         assert_eq!(addons_covered(&[(true, 2)], true), Err(AddonProblem::ForATicketOnlyAddonsOneEach));
         assert_eq!(addons_covered(&[(false, 1), (true, 1)], true), Err(AddonProblem::ForATicketOnlyAddonsOneEach));
+    }
+
+    #[test]
+    fn access_codes_ignore_case_and_belong_to_one_festival() {
+        let (a, b) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        assert_eq!(access_code_hash(a, "Press-2027"), access_code_hash(a, " press-2027 "));
+        assert_ne!(access_code_hash(a, "press-2027"), access_code_hash(b, "press-2027"));
+        assert_ne!(access_code_hash(a, "press-2027"), access_code_hash(a, "press-2028"));
     }
 }

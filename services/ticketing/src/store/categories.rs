@@ -30,9 +30,19 @@ pub struct CategoryRow {
     pub transfer_cutoff: Option<DateTime<Utc>>,
     /// Its tickets each belong to an admission ticket.
     pub addon: bool,
+    /// A hidden category's access code, hashed (`domain::sale::access_code_hash`).
+    pub access_code_hash: Option<Vec<u8>>,
 }
 
 impl CategoryRow {
+    /// Whether a caller sees and buys it: public, or an organiser, or hidden behind the
+    /// access code whose hash is `code`.
+    pub fn open_to(&self, organizer: bool, code: Option<&[u8]>) -> bool {
+        organizer
+            || self.visibility == Visibility::Public
+            || (code.is_some() && self.access_code_hash.as_deref() == code)
+    }
+
     pub fn validity(&self) -> Validity {
         Validity { days: self.valid_days.clone(), zones: self.zones.clone(), reentry: self.reentry }
     }
@@ -40,7 +50,7 @@ impl CategoryRow {
 
 macro_rules! columns {
     () => {
-        "id, festival_id, name, price_minor, sale_start, sale_end, min_per_order, max_per_order, max_per_account, visibility, created_at, valid_days, zones, reentry, transferable, transfer_cutoff, addon"
+        "id, festival_id, name, price_minor, sale_start, sale_end, min_per_order, max_per_order, max_per_account, visibility, created_at, valid_days, zones, reentry, transferable, transfer_cutoff, addon, access_code_hash"
     };
 }
 
@@ -48,8 +58,8 @@ pub async fn insert(conn: &mut PgConnection, c: &CategoryRow) -> Result<Category
     sqlx::query_as(concat!(
         "insert into categories (id, festival_id, name, price_minor, sale_start, sale_end, min_per_order,
              max_per_order, max_per_account, visibility, created_at, valid_days, zones, reentry, transferable,
-             transfer_cutoff, addon)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) returning ",
+             transfer_cutoff, addon, access_code_hash)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) returning ",
         columns!()
     ))
     .bind(c.id)
@@ -69,6 +79,7 @@ pub async fn insert(conn: &mut PgConnection, c: &CategoryRow) -> Result<Category
     .bind(c.transferable)
     .bind(c.transfer_cutoff)
     .bind(c.addon)
+    .bind(&c.access_code_hash)
     .fetch_one(conn)
     .await
 }

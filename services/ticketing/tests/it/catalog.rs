@@ -52,7 +52,7 @@ async fn availability_is_the_minimum_over_a_categorys_quotas_and_hidden_categori
     assert_eq!((area.size, area.held, area.sold, area.available), (10, 0, 0, 10));
 
     let public = c
-        .get_availability(pb::GetAvailabilityRequest { festival_id: f.id.to_string() })
+        .get_availability(pb::GetAvailabilityRequest { festival_id: f.id.to_string(), ..Default::default() })
         .await
         .expect("availability")
         .into_inner();
@@ -60,7 +60,10 @@ async fn availability_is_the_minimum_over_a_categorys_quotas_and_hidden_categori
         public.categories.iter().map(|a| (a.category_id.clone(), a.available, a.on_sale)).collect();
     assert_eq!(seen, vec![(ga.id.clone(), 100, true), (vip.id.clone(), 10, true)], "no hidden category for the public");
     let listed = c
-        .list_categories(authed(pb::ListCategoriesRequest { festival_id: f.id.to_string() }, &f.organizer))
+        .list_categories(authed(
+            pb::ListCategoriesRequest { festival_id: f.id.to_string(), ..Default::default() },
+            &f.organizer,
+        ))
         .await
         .expect("list")
         .into_inner();
@@ -70,7 +73,7 @@ async fn availability_is_the_minimum_over_a_categorys_quotas_and_hidden_categori
     let (_, fan) = env.issuer.user();
     c.create_hold(authed(hold_request(&f, &[(&vip.id, 4)]), &fan)).await.expect("hold");
     let after = c
-        .get_availability(pb::GetAvailabilityRequest { festival_id: f.id.to_string() })
+        .get_availability(pb::GetAvailabilityRequest { festival_id: f.id.to_string(), ..Default::default() })
         .await
         .expect("availability")
         .into_inner();
@@ -125,7 +128,7 @@ async fn sales_follow_the_festivals_status_and_a_cancellation_stops_them_at_once
     let f = env.festival(program::FestivalStatus::Draft).await;
     let free = env.category(&f, "Free", 0, 50).await;
     let (_, fan) = env.issuer.user();
-    let availability = || pb::GetAvailabilityRequest { festival_id: f.id.to_string() };
+    let availability = || pb::GetAvailabilityRequest { festival_id: f.id.to_string(), ..Default::default() };
     assert_eq!(code(c.get_availability(availability()).await), "ERR_4000", "a draft's catalogue is not public");
     assert_eq!(code(c.create_hold(authed(hold_request(&f, &[(&free.id, 1)]), &fan)).await), "ERR_7001");
 
@@ -212,5 +215,74 @@ async fn a_deletion_seen_before_the_creation_keeps_the_festival_off_sale() {
     .await;
     assert!(applied);
     let mut c = env.client();
-    assert_eq!(code(c.get_availability(pb::GetAvailabilityRequest { festival_id: id.to_string() }).await), "ERR_4000");
+    assert_eq!(
+        code(
+            c.get_availability(pb::GetAvailabilityRequest { festival_id: id.to_string(), ..Default::default() }).await
+        ),
+        "ERR_4000"
+    );
+}
+
+#[tokio::test]
+async fn a_hidden_category_opens_to_whoever_gives_its_access_code() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let f = env.festival(program::FestivalStatus::Published).await;
+    let category = |name: &str, visibility: pb::Visibility, code: &str| pb::CreateCategoryRequest {
+        festival_id: f.id.to_string(),
+        name: name.into(),
+        visibility: visibility as i32,
+        access_code: code.into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        code(c.create_category(authed(category("Open", pb::Visibility::Public, "PRESS-2027"), &f.organizer)).await),
+        "ERR_1000"
+    );
+    assert_eq!(
+        code(c.create_category(authed(category("Short", pb::Visibility::Hidden, "abc"), &f.organizer)).await),
+        "ERR_1000"
+    );
+    let press = c
+        .create_category(authed(category("Press", pb::Visibility::Hidden, "PRESS-2027"), &f.organizer))
+        .await
+        .expect("hidden category")
+        .into_inner();
+    assert!(press.has_access_code);
+    c.create_quota(authed(
+        pb::CreateQuotaRequest {
+            festival_id: f.id.to_string(),
+            name: "Press capacity".into(),
+            size: 5,
+            category_ids: vec![press.id.clone()],
+        },
+        &f.organizer,
+    ))
+    .await
+    .expect("quota");
+    let listed = |code: &str| pb::ListCategoriesRequest { festival_id: f.id.to_string(), access_code: code.into() };
+    let names = |r: pb::ListCategoriesResponse| r.categories.into_iter().map(|c| c.name).collect::<Vec<_>>();
+    assert!(names(c.list_categories(listed("")).await.expect("list").into_inner()).is_empty());
+    assert!(names(c.list_categories(listed("PRESS-2028")).await.expect("list").into_inner()).is_empty());
+    assert_eq!(names(c.list_categories(listed(" press-2027 ")).await.expect("list").into_inner()), vec!["Press"]);
+    let availability = c
+        .get_availability(pb::GetAvailabilityRequest {
+            festival_id: f.id.to_string(),
+            access_code: "press-2027".into(),
+        })
+        .await
+        .expect("availability")
+        .into_inner();
+    assert_eq!(
+        availability.categories.iter().map(|c| (c.category_id.clone(), c.available)).collect::<Vec<_>>(),
+        vec![(press.id.clone(), 5)]
+    );
+
+    let (_, fan) = env.issuer.user();
+    let mut hold = hold_request(&f, &[(&press.id, 1)]);
+    assert_eq!(code(c.create_hold(authed(hold.clone(), &fan)).await), "ERR_4000", "hidden without the code");
+    hold.access_code = "Press-2027".into();
+    hold.idempotency_key = format!("with-code-{}", uuid::Uuid::now_v7());
+    let held = c.create_hold(authed(hold, &fan)).await.expect("held with the code").into_inner();
+    assert_eq!(held.items[0].category_id, press.id);
 }

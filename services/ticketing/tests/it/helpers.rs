@@ -146,6 +146,7 @@ pub fn hold_request(festival: &Festival, items: &[(&str, i32)]) -> pb::CreateHol
         idempotency_key: format!("hold-{}", Uuid::now_v7()),
         promo_codes: Vec::new(),
         for_ticket_id: String::new(),
+        access_code: String::new(),
     }
 }
 

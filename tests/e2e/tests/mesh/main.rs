@@ -107,7 +107,7 @@ async fn a_scanner_paired_through_identity_scans_at_ticketing_until_identity_rev
     .await;
     assert!(category, "ticketing never heard of the festival");
     let category_id = tix
-        .list_categories(pb::ListCategoriesRequest { festival_id: festival.to_string() })
+        .list_categories(pb::ListCategoriesRequest { festival_id: festival.to_string(), ..Default::default() })
         .await
         .expect("categories")
         .into_inner()
