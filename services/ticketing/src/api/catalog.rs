@@ -284,3 +284,58 @@ impl TicketingApi {
         Ok((festival, organizer))
     }
 }
+
+impl TicketingApi {
+    pub(super) async fn get_sales_report(
+        &self,
+        caller: Principal,
+        req: pb::GetSalesReportRequest,
+    ) -> ApiResult<pb::SalesReport> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        caller.require(festival_id, Role::Organizer)?;
+        // One report: every figure read at one point in time.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
+        let festival = Self::festival(&mut tx, festival_id).await?;
+        let (paid_orders, revenue_minor, cancelled_orders, cancelled_minor) =
+            store::orders::totals(&mut tx, festival_id).await?;
+        let categories = store::categories::of_festival(&mut tx, festival_id).await?;
+        let quotas = store::quotas::of_festival(&mut tx, festival_id).await?;
+        let held: HashMap<Uuid, i64> =
+            store::holds::held_per_category(&mut tx, festival_id).await?.into_iter().collect();
+        let issued: HashMap<Uuid, (i64, i64)> = store::gates::per_category(&mut tx, festival_id)
+            .await?
+            .into_iter()
+            .map(|(id, sold, used)| (id, (sold, used)))
+            .collect();
+        tx.commit().await?;
+        let mut counters_of: HashMap<Uuid, Vec<_>> = HashMap::new();
+        for quota in &quotas {
+            for category in &quota.category_ids {
+                counters_of.entry(*category).or_default().push(quota.counters());
+            }
+        }
+        Ok(pb::SalesReport {
+            currency: festival.currency,
+            revenue_minor,
+            paid_orders,
+            cancelled_orders,
+            cancelled_minor,
+            categories: categories
+                .iter()
+                .map(|c| {
+                    let (sold, checked_in) = issued.get(&c.id).copied().unwrap_or_default();
+                    pb::CategorySales {
+                        category_id: c.id.to_string(),
+                        name: c.name.clone(),
+                        sold,
+                        held: held.get(&c.id).copied().unwrap_or_default(),
+                        checked_in,
+                        available: category_available(counters_of.get(&c.id).map_or(&[][..], Vec::as_slice)),
+                    }
+                })
+                .collect(),
+        })
+    }
+}

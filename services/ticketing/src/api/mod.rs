@@ -168,6 +168,7 @@ festival_platform::bind_rpcs! {
         gate get_scanner_snapshot(pb::GetScannerSnapshotRequest) -> pb::ScannerSnapshot;
         gate upload_scans(pb::UploadScansRequest) -> pb::UploadScansResponse;
         auth get_check_in_stats(pb::GetCheckInStatsRequest) -> pb::CheckInStats;
+        auth get_sales_report(pb::GetSalesReportRequest) -> pb::SalesReport;
     } streams {
         auth watch_check_ins(pb::WatchCheckInsRequest) -> pb::CheckInStats as WatchCheckInsStream;
     }

@@ -73,3 +73,17 @@ pub async fn cancel(
     .fetch_one(conn)
     .await
 }
+
+/// (paid orders, their total, cancelled orders, their total) of a festival.
+pub async fn totals(conn: &mut PgConnection, festival_id: Uuid) -> Result<(i64, i64, i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "select count(*) filter (where status = 'PAID'),
+                coalesce(sum(total_minor) filter (where status = 'PAID'), 0)::bigint,
+                count(*) filter (where status = 'CANCELLED'),
+                coalesce(sum(total_minor) filter (where status = 'CANCELLED'), 0)::bigint
+         from orders where festival_id = $1",
+    )
+    .bind(festival_id)
+    .fetch_one(conn)
+    .await
+}

@@ -340,3 +340,55 @@ async fn nobody_acts_on_someone_elses_hold_or_another_festivals_orders() {
     let revoked = pb::ListRevokedTicketsRequest { festival_id: f.id.to_string() };
     assert_eq!(code(c.list_revoked_tickets(authed(revoked, &env.member(&other, Role::Security))).await), "ERR_3002");
 }
+
+#[tokio::test]
+async fn the_sales_report_adds_up_orders_holds_and_check_ins() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let f = env.festival(program::FestivalStatus::Published).await;
+    let ga = env.category(&f, "GA", 5_000, 10).await;
+    let cashier = env.member(&f, Role::Cashier);
+    let kept = c.create_order(authed(box_office(&f, &ga.id, 2), &cashier)).await.expect("sold").into_inner();
+    let cancelled = c.create_order(authed(box_office(&f, &ga.id, 1), &cashier)).await.expect("sold").into_inner();
+    c.cancel_order(authed(
+        pb::CancelOrderRequest {
+            order_id: cancelled.id,
+            reason: String::new(),
+            idempotency_key: "cancel-for-report".into(),
+        },
+        &f.organizer,
+    ))
+    .await
+    .expect("cancel");
+    let (_, fan) = env.issuer.user();
+    c.create_hold(authed(hold_request(&f, &[(&ga.id, 1)]), &fan)).await.expect("hold");
+    let security = env.member(&f, Role::Security);
+    c.redeem(authed(
+        pb::RedeemRequest {
+            festival_id: f.id.to_string(),
+            credential: kept.tickets[0].credential.clone(),
+            gate: "main".into(),
+            ..Default::default()
+        },
+        &security,
+    ))
+    .await
+    .expect("in");
+
+    let request = || pb::GetSalesReportRequest { festival_id: f.id.to_string() };
+    let report = c.get_sales_report(authed(request(), &f.organizer)).await.expect("report").into_inner();
+    assert_eq!(
+        (
+            report.currency.as_str(),
+            report.revenue_minor,
+            report.paid_orders,
+            report.cancelled_orders,
+            report.cancelled_minor
+        ),
+        ("EUR", 10_000, 1, 1, 5_000)
+    );
+    let row = &report.categories[0];
+    assert_eq!(report.categories.len(), 1);
+    assert_eq!((row.name.as_str(), row.sold, row.held, row.checked_in, row.available), ("GA", 2, 1, 1, 7));
+    assert_eq!(code(c.get_sales_report(authed(request(), &cashier)).await), "ERR_3001");
+}
