@@ -13,7 +13,7 @@ use super::convert::{to_category, to_quota};
 use chrono::NaiveDate;
 
 use crate::domain::checkin::local_day;
-use crate::domain::inventory::category_available;
+use crate::domain::inventory::{Counters, category_available};
 use crate::domain::sale::{self, in_window};
 use crate::domain::status::{FestivalStatus, Visibility, festival_on_sale};
 use crate::store::{self, categories::CategoryRow, festivals::FestivalRow};
@@ -46,6 +46,17 @@ fn valid_days(raw: &[String], festival: &FestivalRow) -> ApiResult<Vec<NaiveDate
         }
     }
     Ok(days.into_iter().collect())
+}
+
+/// Each category's quota counters (its availability is the minimum over them).
+fn counters_by_category(quotas: &[store::quotas::QuotaRow]) -> HashMap<Uuid, Vec<Counters>> {
+    let mut counters_of: HashMap<Uuid, Vec<Counters>> = HashMap::new();
+    for quota in quotas {
+        for category in &quota.category_ids {
+            counters_of.entry(*category).or_default().push(quota.counters());
+        }
+    }
+    counters_of
 }
 
 /// The hash of an access code a buyer typed (none when empty).
@@ -247,12 +258,7 @@ impl TicketingApi {
         let code = access_code(festival_id, &req.access_code)?;
         let categories = store::categories::of_festival(&mut conn, festival_id).await?;
         let quotas = store::quotas::of_festival(&mut conn, festival_id).await?;
-        let mut counters_of: HashMap<Uuid, Vec<_>> = HashMap::new();
-        for quota in &quotas {
-            for category in &quota.category_ids {
-                counters_of.entry(*category).or_default().push(quota.counters());
-            }
-        }
+        let counters_of = counters_by_category(&quotas);
         let now = self.clock.now();
         let selling = festival_on_sale(festival.status);
         Ok(pb::Availability {
@@ -310,12 +316,7 @@ impl TicketingApi {
             .map(|(id, sold, used)| (id, (sold, used)))
             .collect();
         tx.commit().await?;
-        let mut counters_of: HashMap<Uuid, Vec<_>> = HashMap::new();
-        for quota in &quotas {
-            for category in &quota.category_ids {
-                counters_of.entry(*category).or_default().push(quota.counters());
-            }
-        }
+        let counters_of = counters_by_category(&quotas);
         Ok(pb::SalesReport {
             currency: festival.currency,
             revenue_minor,

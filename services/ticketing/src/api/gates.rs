@@ -194,6 +194,17 @@ impl TicketingApi {
         Ok(())
     }
 
+    /// The check-in list a request names (none: the festival grounds).
+    async fn list_named(
+        conn: &mut PgConnection,
+        festival_id: Uuid,
+        list_id: Option<Uuid>,
+    ) -> ApiResult<Option<ListRow>> {
+        let Some(id) = list_id else { return Ok(None) };
+        let list = store::gates::find_list(conn, festival_id, id).await?;
+        list.map(Some).ok_or_else(|| ApiError::field(codes::NOT_FOUND, "list_id", "no such check-in list here"))
+    }
+
     /// Verifies a scanned code with the keys of the festival it names, so a genuine
     /// ticket of another festival is told apart from a forged one.
     async fn read_code(&self, text: &str, festival_id: Uuid) -> ApiResult<Code> {
@@ -350,14 +361,7 @@ impl TicketingApi {
         };
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
-        let list = match list_id {
-            Some(id) => Some(
-                store::gates::find_list(&mut tx, festival_id, id)
-                    .await?
-                    .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "list_id", "no such check-in list here"))?,
-            ),
-            None => None,
-        };
+        let list = Self::list_named(&mut tx, festival_id, list_id).await?;
         let job = ScanJob {
             festival_id,
             ticket_id,
@@ -494,14 +498,7 @@ impl TicketingApi {
         let mut tx = self.pool.begin().await?;
         sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
         let festival = Self::festival(&mut tx, festival_id).await?;
-        let list = match list_id {
-            Some(id) => Some(
-                store::gates::find_list(&mut tx, festival_id, id)
-                    .await?
-                    .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "list_id", "no such check-in list here"))?,
-            ),
-            None => None,
-        };
+        let list = Self::list_named(&mut tx, festival_id, list_id).await?;
         let keys = store::keys::of_festival(&mut tx, festival_id).await?;
         let revoked = store::tickets::revoked_ids(&mut tx, festival_id).await?;
         let categories = store::categories::of_festival(&mut tx, festival_id).await?;

@@ -9,33 +9,8 @@ use uuid::Uuid;
 use crate::helpers::*;
 
 async fn category(env: &Env, f: &Festival, name: &str, addon: bool, size: i64) -> pb::Category {
-    let mut c = env.client();
-    let category = c
-        .create_category(authed(
-            pb::CreateCategoryRequest {
-                festival_id: f.id.to_string(),
-                name: name.into(),
-                addon,
-                transferable: !addon,
-                ..Default::default()
-            },
-            &f.organizer,
-        ))
-        .await
-        .expect("category")
-        .into_inner();
-    c.create_quota(authed(
-        pb::CreateQuotaRequest {
-            festival_id: f.id.to_string(),
-            name: format!("{name} capacity"),
-            size,
-            category_ids: vec![category.id.clone()],
-        },
-        &f.organizer,
-    ))
-    .await
-    .expect("quota");
-    category
+    let request = pb::CreateCategoryRequest { name: name.into(), addon, transferable: !addon, ..Default::default() };
+    env.category_from(f, request, size).await
 }
 
 #[tokio::test]
@@ -133,16 +108,7 @@ async fn an_add_on_belongs_to_an_admission_ticket_opens_its_own_gate_and_follows
     // Cancelling the first order revokes everything hanging from it, the add-on bought
     // later in its own order included, and frees each unused place once (the parked car's
     // place stays taken).
-    c.cancel_order(authed(
-        pb::CancelOrderRequest {
-            order_id: order.id.clone(),
-            reason: String::new(),
-            idempotency_key: "cancel-with-addons".into(),
-        },
-        &f.organizer,
-    ))
-    .await
-    .expect("cancel");
+    env.cancel(&f, &order.id).await;
     let after = c
         .get_order(authed(pb::GetOrderRequest { order_id: addon_order.id }, &f.organizer))
         .await

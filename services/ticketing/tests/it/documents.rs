@@ -105,16 +105,7 @@ async fn a_ticket_prints_as_a_pdf_and_shows_as_a_qr_code_holding_its_credential(
     c.get_ticket_document(authed(document(&sold.tickets[0], pb::TicketDocumentFormat::Pdf), &cashier))
         .await
         .expect("the box office prints");
-    c.cancel_order(authed(
-        pb::CancelOrderRequest {
-            order_id: sold.id.clone(),
-            reason: String::new(),
-            idempotency_key: "cancel-printed".into(),
-        },
-        &f.organizer,
-    ))
-    .await
-    .expect("cancel");
+    env.cancel(&f, &sold.id).await;
     assert_eq!(
         code(c.get_ticket_document(authed(document(&sold.tickets[0], pb::TicketDocumentFormat::Png), &cashier)).await),
         "ERR_6009"

@@ -24,34 +24,14 @@ async fn category(
     zones: &[&str],
     reentry: bool,
 ) -> pb::Category {
-    let mut c = env.client();
-    let category = c
-        .create_category(authed(
-            pb::CreateCategoryRequest {
-                festival_id: f.id.to_string(),
-                name: name.into(),
-                valid_days: days,
-                zones: zones.iter().map(|z| (*z).to_owned()).collect(),
-                reentry,
-                ..Default::default()
-            },
-            &f.organizer,
-        ))
-        .await
-        .expect("category")
-        .into_inner();
-    c.create_quota(authed(
-        pb::CreateQuotaRequest {
-            festival_id: f.id.to_string(),
-            name: format!("{name} capacity"),
-            size: 100,
-            category_ids: vec![category.id.clone()],
-        },
-        &f.organizer,
-    ))
-    .await
-    .expect("quota");
-    category
+    let request = pb::CreateCategoryRequest {
+        name: name.into(),
+        valid_days: days,
+        zones: zones.iter().map(|z| (*z).to_owned()).collect(),
+        reentry,
+        ..Default::default()
+    };
+    env.category_from(f, request, 100).await
 }
 
 /// One ticket of `category`, sold at the box office: (ticket id, credential).
@@ -549,12 +529,7 @@ async fn offline_uploads_are_signed_applied_once_and_report_duplicates_and_revok
     // A ticket cancelled before its offline scan was uploaded: recorded and flagged.
     let cashier = env.member(&f, Role::Cashier);
     let order = c.create_order(authed(box_office(&f, &ga.id, 1), &cashier)).await.expect("sold").into_inner();
-    c.cancel_order(authed(
-        pb::CancelOrderRequest { order_id: order.id.clone(), reason: String::new(), idempotency_key: "cancel".into() },
-        &f.organizer,
-    ))
-    .await
-    .expect("cancel");
+    env.cancel(&f, &order.id).await;
     let stranger = festival_platform::credential::Issuer::new(ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
     let forged = stranger.issue(&festival_platform::credential::Claims {
         kind: festival_platform::credential::Kind::Ticket,

@@ -94,24 +94,25 @@ impl Env {
 
     /// A category (price in minor units) in its own quota of `size`.
     pub async fn category(&self, festival: &Festival, name: &str, price_minor: i64, size: i64) -> pb::Category {
+        let request = pb::CreateCategoryRequest { name: name.into(), price_minor, ..Default::default() };
+        self.category_from(festival, request, size).await
+    }
+
+    /// The category `request` describes (its festival filled in), in its own quota of
+    /// `size` named "<name> capacity".
+    pub async fn category_from(
+        &self,
+        festival: &Festival,
+        request: pb::CreateCategoryRequest,
+        size: i64,
+    ) -> pb::Category {
         let mut c = self.client();
-        let category = c
-            .create_category(authed(
-                pb::CreateCategoryRequest {
-                    festival_id: festival.id.to_string(),
-                    name: name.into(),
-                    price_minor,
-                    ..Default::default()
-                },
-                &festival.organizer,
-            ))
-            .await
-            .expect("category")
-            .into_inner();
+        let request = pb::CreateCategoryRequest { festival_id: festival.id.to_string(), ..request };
+        let category = c.create_category(authed(request, &festival.organizer)).await.expect("category").into_inner();
         c.create_quota(authed(
             pb::CreateQuotaRequest {
                 festival_id: festival.id.to_string(),
-                name: format!("{name} capacity"),
+                name: format!("{} capacity", category.name),
                 size,
                 category_ids: vec![category.id.clone()],
             },
@@ -120,6 +121,16 @@ impl Env {
         .await
         .expect("quota");
         category
+    }
+
+    /// Cancels an order as its festival's organiser.
+    pub async fn cancel(&self, festival: &Festival, order_id: &str) {
+        let request = pb::CancelOrderRequest {
+            order_id: order_id.into(),
+            reason: String::new(),
+            idempotency_key: format!("cancel-{order_id}"),
+        };
+        self.client().cancel_order(authed(request, &festival.organizer)).await.expect("cancel");
     }
 
     /// `(size, held, sold)` of the festival's quotas, by name.

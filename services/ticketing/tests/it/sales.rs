@@ -350,16 +350,7 @@ async fn the_sales_report_adds_up_orders_holds_and_check_ins() {
     let cashier = env.member(&f, Role::Cashier);
     let kept = c.create_order(authed(box_office(&f, &ga.id, 2), &cashier)).await.expect("sold").into_inner();
     let cancelled = c.create_order(authed(box_office(&f, &ga.id, 1), &cashier)).await.expect("sold").into_inner();
-    c.cancel_order(authed(
-        pb::CancelOrderRequest {
-            order_id: cancelled.id,
-            reason: String::new(),
-            idempotency_key: "cancel-for-report".into(),
-        },
-        &f.organizer,
-    ))
-    .await
-    .expect("cancel");
+    env.cancel(&f, &cancelled.id).await;
     let (_, fan) = env.issuer.user();
     c.create_hold(authed(hold_request(&f, &[(&ga.id, 1)]), &fan)).await.expect("hold");
     let security = env.member(&f, Role::Security);

@@ -12,36 +12,16 @@ use crate::helpers::*;
 
 /// A free, transferable category (cut-off in two days) of its own quota of 20.
 async fn transferable(env: &Env, f: &Festival, name: &str, max_per_account: i32) -> pb::Category {
-    let mut c = env.client();
-    let category = c
-        .create_category(authed(
-            pb::CreateCategoryRequest {
-                festival_id: f.id.to_string(),
-                name: name.into(),
-                transferable: true,
-                transfer_cutoff_time: Some(festival_platform::convert::timestamp(
-                    env.app.clock.now() + chrono::Duration::days(2),
-                )),
-                max_per_account,
-                ..Default::default()
-            },
-            &f.organizer,
-        ))
-        .await
-        .expect("category")
-        .into_inner();
-    c.create_quota(authed(
-        pb::CreateQuotaRequest {
-            festival_id: f.id.to_string(),
-            name: format!("{name} capacity"),
-            size: 20,
-            category_ids: vec![category.id.clone()],
-        },
-        &f.organizer,
-    ))
-    .await
-    .expect("quota");
-    category
+    let request = pb::CreateCategoryRequest {
+        name: name.into(),
+        transferable: true,
+        transfer_cutoff_time: Some(festival_platform::convert::timestamp(
+            env.app.clock.now() + chrono::Duration::days(2),
+        )),
+        max_per_account,
+        ..Default::default()
+    };
+    env.category_from(f, request, 20).await
 }
 
 /// A fan who holds one ticket of `category`: (token, order, ticket).
@@ -145,16 +125,7 @@ async fn a_ticket_changes_hands_once_and_only_the_new_holder_s_credential_opens_
     assert_eq!(code(c.transfer_ticket(authed(transfer(&carols, &carol_id.to_string()), &carol)).await), "ERR_1000");
 
     // Cancelling the order revokes what the new holder got and frees its place once.
-    c.cancel_order(authed(
-        pb::CancelOrderRequest {
-            order_id: order.id.clone(),
-            reason: String::new(),
-            idempotency_key: "cancel-after-transfer".into(),
-        },
-        &f.organizer,
-    ))
-    .await
-    .expect("cancel");
+    env.cancel(&f, &order.id).await;
     let after = c
         .get_order(authed(pb::GetOrderRequest { order_id: order.id }, &f.organizer))
         .await

@@ -88,12 +88,7 @@ async fn freed_places_go_to_the_first_in_line_within_the_quota_and_the_sale_wind
     assert_eq!(code(c.join_waiting_list(authed(join(&f, &Uuid::now_v7().to_string(), 1), &ann)).await), "ERR_4000");
 
     // One place comes free: Ann, first in line, gets it as a hold; Ben waits.
-    let cancel = |order: &pb::Order| pb::CancelOrderRequest {
-        order_id: order.id.clone(),
-        reason: String::new(),
-        idempotency_key: format!("cancel-{}", order.id),
-    };
-    c.cancel_order(authed(cancel(&first), &f.organizer)).await.expect("cancel");
+    env.cancel(&f, &first.id).await;
     let offer = until_status(&env, &ann, pb::WaitingStatus::Offered).await;
     let offered = env.app.last_event::<pb::WaitingListOffered>().await;
     assert_eq!((offered.hold_id.as_str(), offered.quantity), (offer.hold_id.as_str(), 1));
@@ -122,7 +117,7 @@ async fn freed_places_go_to_the_first_in_line_within_the_quota_and_the_sale_wind
     assert_eq!(env.quotas(&f).await, vec![("GA capacity".to_owned(), 2, 0, 1)]);
 
     // The second place comes free: Cleo gets both, and her offer ends with the sale.
-    c.cancel_order(authed(cancel(&second), &f.organizer)).await.expect("cancel");
+    env.cancel(&f, &second.id).await;
     let offer = until_status(&env, &cleo, pb::WaitingStatus::Offered).await;
     assert_eq!(offer.offer_expire_time.map(|t| t.seconds), Some(sale_end.timestamp()), "never past the sale window");
     let hold = c
