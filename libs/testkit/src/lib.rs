@@ -3,7 +3,7 @@
 //! and hands back a connected channel.
 //!
 //! Infrastructure comes from the environment (what `scripts/test` starts):
-//! `FESTIVAL_TEST_DATABASE_URL` (default `postgres://festival:festival@127.0.0.1:5432/postgres`),
+//! `FESTIVAL_TEST_DATABASE_URL` (default `postgres://festival:festival@127.0.0.1:5432/postgres?sslmode=disable`),
 //! `FESTIVAL_TEST_NATS_URL` (`nats://127.0.0.1:4222`), `FESTIVAL_TEST_REDIS_URL`
 //! (`redis://127.0.0.1:6379`).
 
@@ -73,9 +73,12 @@ pub async fn publish_event<E: Event>(naming: &Naming, event: &E) -> uuid::Uuid {
     id
 }
 
+/// The test server's URL. Loopback without TLS by default: the tests and benchmarks share
+/// two cores with PostgreSQL, and TLS on a loopback link only burns them (a deployment
+/// must ask for TLS; the production configuration check refuses a URL without it).
 pub fn database_base_url() -> String {
     std::env::var("FESTIVAL_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://festival:festival@127.0.0.1:5432/postgres".into())
+        .unwrap_or_else(|_| "postgres://festival:festival@127.0.0.1:5432/postgres?sslmode=disable".into())
 }
 
 pub fn nats_url() -> String {
@@ -91,13 +94,15 @@ pub fn unique_name() -> String {
     format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
 }
 
-/// The URL of database `name` on the test server.
+/// The URL of database `name` on the test server (its options, such as `sslmode`, kept).
 pub fn database_url(name: &str) -> String {
     let base = database_base_url();
-    match base.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{name}"),
-        None => format!("{base}/{name}"),
-    }
+    let (path, query) = match base.split_once('?') {
+        Some((path, query)) => (path, format!("?{query}")),
+        None => (base.as_str(), String::new()),
+    };
+    let server = path.rsplit_once('/').map_or(path, |(server, _)| server);
+    format!("{server}/{name}{query}")
 }
 
 /// Points a service's common configuration at isolated test resources.

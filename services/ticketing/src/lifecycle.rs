@@ -174,10 +174,9 @@ async fn serve_head(
     )
     .await?;
     // The stock last, guarded: a rush that took it first leaves the line waiting.
-    if let Err(Shortage) = plan.take(&mut tx, false).await? {
+    if let Err(Shortage) = plan.take_and_commit(tx, false).await? {
         return Ok((Served::Stop, false));
     }
-    tx.commit().await?;
     Ok((Served::Next, true))
 }
 

@@ -39,6 +39,11 @@ impl FestivalKeys {
         Self { pool, sealer, issuers: RwLock::default(), keyrings: RwLock::default() }
     }
 
+    /// The festival's active key if this replica has it already (no query).
+    pub async fn cached_issuer(&self, festival_id: Uuid) -> Option<Issuer> {
+        self.issuers.read().await.get(&festival_id).cloned()
+    }
+
     /// The festival's active key, made (once, whatever the number of replicas) if it has none.
     pub async fn issuer(&self, festival_id: Uuid) -> anyhow::Result<Issuer> {
         if let Some(issuer) = self.issuers.read().await.get(&festival_id) {

@@ -137,11 +137,10 @@ impl TicketingApi {
                 return Err(ApiError::field(codes::PROMO_EXHAUSTED, "promo_codes", "this code has no uses left"));
             }
         }
-        // The stock last: its row lock lasts only this statement and the commit.
-        if let Err(Shortage) = plan.take(&mut tx, false).await? {
+        // The stock last, with the commit: see `stock` on hot rows.
+        if let Err(Shortage) = plan.take_and_commit(tx, false).await? {
             return Err(ApiError::new(codes::SOLD_OUT));
         }
-        tx.commit().await?;
         Ok(response)
     }
 
@@ -422,11 +421,10 @@ impl TicketingApi {
         self.publish_paid(&mut tx, &order, &tickets).await?;
         let response = to_order(&order, &tickets);
         fresh.complete(&mut tx, &response).await?;
-        // Held → sold last: the quota rows stay locked only for this and the commit.
+        // Held → sold last, with the commit: see `stock` on hot rows.
         let taken: Vec<(&[Uuid], i64)> =
             items.iter().map(|i| (i.quota_ids.as_slice(), i64::from(i.quantity))).collect();
-        stock::shift(&mut tx, &taken, (-1, 1)).await?;
-        tx.commit().await?;
+        stock::shift_and_commit(tx, &taken, (-1, 1)).await?;
         Ok(response)
     }
 }

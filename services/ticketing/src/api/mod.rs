@@ -68,6 +68,9 @@ impl TicketingApi {
     /// The festival's credential issuer, fetched before the command's transaction so the
     /// first sale of a festival never holds quota locks while its key is made.
     async fn issuer(&self, festival_id: Uuid) -> ApiResult<Issuer> {
+        if let Some(issuer) = self.keys.cached_issuer(festival_id).await {
+            return Ok(issuer); // a known festival: the command checks its status itself
+        }
         Self::festival(&mut *self.pool.acquire().await?, festival_id).await?;
         self.keys.issuer(festival_id).await.map_err(kit_error)
     }

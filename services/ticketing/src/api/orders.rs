@@ -95,11 +95,10 @@ impl TicketingApi {
         self.publish_paid(&mut tx, &order, &tickets).await?;
         let response = to_order(&order, &tickets);
         fresh.complete(&mut tx, &response).await?;
-        // The stock last: its row lock lasts only this statement and the commit.
-        if let Err(Shortage) = plan.take(&mut tx, true).await? {
+        // The stock last, with the commit: see `stock` on hot rows.
+        if let Err(Shortage) = plan.take_and_commit(tx, true).await? {
             return Err(ApiError::new(codes::SOLD_OUT));
         }
-        tx.commit().await?;
         Ok(response)
     }
 

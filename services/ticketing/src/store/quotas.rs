@@ -1,9 +1,7 @@
-//! Quota counter rows. Every change to stock locks the quotas it touches **in id order**
-//! (`lock`), checks them with the domain's rules, and writes the new counters in one
-//! statement (`adjust`), all in the command's transaction: no oversell, and no deadlock
-//! between two orders touching the same quotas in a different order.
-
-use std::collections::BTreeMap;
+//! Quota counter rows. Their counters move only through the database function
+//! `move_stock` (see `stock`), which locks the quotas it touches **in id order** and
+//! guards the move in one statement: no oversell, and no deadlock between two orders
+//! touching the same quotas in a different order.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -73,54 +71,42 @@ pub async fn count(conn: &mut PgConnection, festival_id: Uuid) -> Result<i64, sq
     sqlx::query_scalar("select count(*) from quotas where festival_id = $1").bind(festival_id).fetch_one(conn).await
 }
 
-/// `(category, quota)` pairs of these categories.
-pub async fn of_categories(conn: &mut PgConnection, category_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
-    sqlx::query_as("select category_id, quota_id from quota_categories where category_id = any($1)")
-        .bind(category_ids)
-        .fetch_all(conn)
-        .await
-}
-
-/// Reads the counters without locking (an early, advisory check).
-pub async fn peek(conn: &mut PgConnection, ids: &[Uuid]) -> Result<BTreeMap<Uuid, Counters>, sqlx::Error> {
-    let rows: Vec<(Uuid, i64, i64, i64)> =
-        sqlx::query_as("select id, size, held, sold from quotas where id = any($1)").bind(ids).fetch_all(conn).await?;
-    Ok(rows.into_iter().map(|(id, size, held, sold)| (id, Counters { size, held, sold })).collect())
-}
-
-/// Takes `held` and `sold` from one quota if it has them: the check and the write are one
-/// statement under the row lock it takes. Returns whether it did.
-pub async fn take_one(conn: &mut PgConnection, id: Uuid, held: i64, sold: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "update quotas set held = held + $2, sold = sold + $3, updated_at = now()
-         where id = $1 and size - held - sold >= $2 + $3",
+/// `(category, quota, its counters)` for the quotas of these categories, read without a
+/// lock (the counters only for an early, advisory check).
+pub async fn of_categories(
+    conn: &mut PgConnection,
+    category_ids: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid, Counters)>, sqlx::Error> {
+    let rows: Vec<(Uuid, Uuid, i64, i64, i64)> = sqlx::query_as(
+        "select qc.category_id, q.id, q.size, q.held, q.sold
+         from quota_categories qc join quotas q on q.id = qc.quota_id where qc.category_id = any($1)",
     )
-    .bind(id)
-    .bind(held)
-    .bind(sold)
-    .execute(conn)
+    .bind(category_ids)
+    .fetch_all(conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(rows.into_iter().map(|(c, q, size, held, sold)| (c, q, Counters { size, held, sold })).collect())
 }
 
-/// Locks the quotas, in id order, and reads their counters.
-pub async fn lock(conn: &mut PgConnection, ids: &[Uuid]) -> Result<BTreeMap<Uuid, Counters>, sqlx::Error> {
-    // Test-only race-hooks build: no lock, and a pause after reading, so the race test's
-    // negative control sees concurrent buyers all read the same free stock.
-    let sql = if cfg!(feature = "race-hooks") {
-        "select id, size, held, sold from quotas where id = any($1) order by id"
-    } else {
-        "select id, size, held, sold from quotas where id = any($1) order by id for update"
-    };
-    let rows: Vec<(Uuid, i64, i64, i64)> = sqlx::query_as(sql).bind(ids).fetch_all(&mut *conn).await?;
-    #[cfg(feature = "race-hooks")]
+/// Test-only (`race-hooks`): a take with the guard removed. It reads the counters without
+/// a lock, pauses so that concurrent buyers all read the same free stock, checks, and
+/// writes: the race tests' negative controls must observe the oversell this allows.
+#[cfg(feature = "race-hooks")]
+pub async fn take_unguarded(
+    conn: &mut PgConnection,
+    demand: &std::collections::BTreeMap<Uuid, i64>,
+    deltas: &std::collections::BTreeMap<Uuid, (i64, i64)>,
+) -> Result<bool, sqlx::Error> {
+    let ids: Vec<Uuid> = demand.keys().copied().collect();
+    let rows: Vec<(Uuid, i64, i64, i64)> =
+        sqlx::query_as("select id, size, held, sold from quotas where id = any($1) order by id")
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await?;
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    Ok(rows.into_iter().map(|(id, size, held, sold)| (id, Counters { size, held, sold })).collect())
-}
-
-/// Moves the counters of locked quotas by `(held, sold)` deltas, in one statement.
-pub async fn adjust(conn: &mut PgConnection, deltas: &BTreeMap<Uuid, (i64, i64)>) -> Result<(), sqlx::Error> {
-    let ids: Vec<Uuid> = deltas.keys().copied().collect();
+    let counters = rows.into_iter().map(|(id, size, held, sold)| (id, Counters { size, held, sold })).collect();
+    if !crate::domain::inventory::fits(demand, &counters) {
+        return Ok(false);
+    }
     let held: Vec<i64> = deltas.values().map(|d| d.0).collect();
     let sold: Vec<i64> = deltas.values().map(|d| d.1).collect();
     sqlx::query(
@@ -132,5 +118,5 @@ pub async fn adjust(conn: &mut PgConnection, deltas: &BTreeMap<Uuid, (i64, i64)>
     .bind(&sold)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(true)
 }

@@ -34,6 +34,17 @@ async fn concurrent_buyers_never_oversell_a_quota() {
         } else {
             assert_eq!((held, refused), (100, 400), "round {round}: exactly the quota sold, every other buyer refused");
             assert_eq!((counters.1, counters.2, counters.3), (100, 100, 0), "round {round}: counters");
+            // A refused buyer's command wrote nothing: its hold and idempotency key were
+            // rolled back with the stock move that found the quota short.
+            let (holds, keys): (i64, i64) = sqlx::query_as(
+                "select (select count(*) from hold_items where category_id = $1::uuid),
+                        (select count(*) from idempotency_keys where scope like 'ticketing.CreateHold%')",
+            )
+            .bind(&category.id)
+            .fetch_one(&env.app.pool)
+            .await
+            .expect("count");
+            assert_eq!((holds, keys), (100, 100 * (round + 1)), "round {round}: only the sold holds were written");
         }
     }
     if cfg!(feature = "race-hooks") {
