@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -140,14 +140,27 @@ impl Unverified {
     }
 
     /// Checks the signature with `key` (which must be the key named by [`key_id`]).
+    ///
+    /// RFC 8032's check (canonical `S`, cofactorless equation), not dalek's
+    /// `verify_strict`: its extra small-order checks guard against keys an attacker
+    /// chooses, and these keys are the festival's own. It is about 15 % faster, which a
+    /// scanner verifying at a gate in a rush feels.
     pub fn verify(&self, key: &VerifyingKey) -> Result<Claims, CredentialError> {
         if key_id(key) != self.key_id() {
             return Err(CredentialError::UnknownKey);
         }
-        let signature =
-            Signature::from_bytes(self.bytes[PAYLOAD_LEN..].try_into().map_err(|_| CredentialError::Malformed)?);
-        key.verify_strict(&self.bytes[..PAYLOAD_LEN], &signature).map_err(|_| CredentialError::BadSignature)?;
+        key.verify(self.payload(), &self.signature()).map_err(|_| CredentialError::BadSignature)?;
         Ok(self.claims())
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.bytes[..PAYLOAD_LEN]
+    }
+
+    fn signature(&self) -> Signature {
+        let mut signature = [0u8; 64];
+        signature.copy_from_slice(&self.bytes[PAYLOAD_LEN..]);
+        Signature::from_bytes(&signature)
     }
 
     fn claims(&self) -> Claims {
@@ -181,6 +194,34 @@ impl Keyring {
         let credential = Unverified::parse(text)?;
         let key = self.get(credential.key_id()).ok_or(CredentialError::UnknownKey)?;
         credential.verify(key)
+    }
+
+    /// [`verify`](Self::verify) for many credentials at once (an offline scanner's upload,
+    /// a downloaded ticket list), answering for each in order. The well-formed ones are
+    /// checked together by Ed25519 batch verification, about twice as fast per
+    /// credential; if the batch fails, each is checked alone to tell which.
+    pub fn verify_many<'t>(&self, texts: impl IntoIterator<Item = &'t str>) -> Vec<Result<Claims, CredentialError>> {
+        let read: Vec<Result<(Unverified, &VerifyingKey), CredentialError>> = texts
+            .into_iter()
+            .map(|text| {
+                let credential = Unverified::parse(text)?;
+                let key = self.get(credential.key_id()).ok_or(CredentialError::UnknownKey)?;
+                Ok((credential, key))
+            })
+            .collect();
+        let ready: Vec<&(Unverified, &VerifyingKey)> = read.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let all_genuine = ready.len() > 1 && {
+            let messages: Vec<&[u8]> = ready.iter().map(|(c, _)| c.payload()).collect();
+            let signatures: Vec<Signature> = ready.iter().map(|(c, _)| c.signature()).collect();
+            let keys: Vec<VerifyingKey> = ready.iter().map(|(_, k)| **k).collect();
+            ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok()
+        };
+        read.into_iter()
+            .map(|r| {
+                let (credential, key) = r?;
+                if all_genuine { Ok(credential.claims()) } else { credential.verify(key) }
+            })
+            .collect()
     }
 }
 
@@ -238,6 +279,35 @@ mod tests {
         // A key named by the credential but another key given: refused, not verified.
         let unverified = Unverified::parse(&valid).expect("parses");
         assert_eq!(unverified.verify(&theirs.verifying_key()), Err(CredentialError::UnknownKey));
+    }
+
+    #[test]
+    fn many_at_once_answer_as_each_alone() {
+        let (ours, theirs) = (issuer(7), issuer(8));
+        let mut keyring = Keyring::default();
+        keyring.insert(ours.verifying_key());
+        let genuine: Vec<String> = (0..40).map(|_| ours.issue(&claims())).collect();
+        let one: Vec<&str> = genuine.iter().map(String::as_str).collect();
+        let all = keyring.verify_many(one.iter().copied());
+        assert_eq!(all.len(), 40);
+        assert!(all.iter().all(Result::is_ok), "a batch of genuine credentials verifies");
+        // One forged signature among them: the batch fails, each is told apart.
+        let mut forged = URL_SAFE_NO_PAD.decode(&genuine[3]).expect("base64");
+        forged[LEN - 1] ^= 1;
+        let forged = URL_SAFE_NO_PAD.encode(forged);
+        let foreign = theirs.issue(&claims());
+        let mut mixed: Vec<&str> = one.clone();
+        mixed[3] = &forged;
+        mixed[7] = &foreign;
+        mixed[9] = "garbage";
+        let answers = keyring.verify_many(mixed.iter().copied());
+        let alone: Vec<_> = mixed.iter().map(|t| keyring.verify(t)).collect();
+        assert_eq!(answers, alone);
+        assert_eq!(answers[3], Err(CredentialError::BadSignature));
+        assert_eq!(answers[7], Err(CredentialError::UnknownKey));
+        assert_eq!(answers[9], Err(CredentialError::Malformed));
+        assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 37);
+        assert!(keyring.verify_many([]).is_empty());
     }
 
     proptest::proptest! {

@@ -220,15 +220,42 @@ impl TicketingApi {
         })
     }
 
-    /// Like [`read_code`](Self::read_code) for an upload: only this festival's keys are
-    /// used (cached), so a batch of codes naming made-up festivals costs no key lookups;
-    /// such a code is "not ours" whether genuine or not.
-    async fn read_own_code(&self, text: &str, festival_id: Uuid) -> ApiResult<Code> {
-        let Ok(credential) = Unverified::parse(text) else { return Ok(Code::Forged) };
-        if credential.claimed_festival() != festival_id {
-            return Ok(Code::OtherFestival);
+    /// Like [`read_code`](Self::read_code) for an upload, verified as one batch: only this
+    /// festival's keys are used (cached), so codes naming made-up festivals cost no key
+    /// lookups; such a code is "not ours" whether genuine or not.
+    async fn read_own_codes<'t>(
+        &self,
+        texts: impl Iterator<Item = &'t str>,
+        festival_id: Uuid,
+    ) -> ApiResult<Vec<Code>> {
+        let texts: Vec<&str> = texts.collect();
+        let mut key_ids: Vec<u32> = texts
+            .iter()
+            .filter_map(|t| Unverified::parse(t).ok())
+            .filter(|c| c.claimed_festival() == festival_id)
+            .map(|c| c.key_id())
+            .collect();
+        key_ids.sort_unstable();
+        key_ids.dedup();
+        // Each unknown key id reloads the festival's keys at most once per interval; the
+        // last keyring fetched holds every key known by then.
+        let mut keyring = festival_platform::credential::Keyring::default();
+        for key_id in key_ids {
+            keyring = self.keys.keyring(festival_id, key_id).await.map_err(super::kit_error)?;
         }
-        self.read_code(text, festival_id).await
+        let own = |t: &&str| Unverified::parse(t).is_ok_and(|c| c.claimed_festival() == festival_id);
+        let mut verified = keyring.verify_many(texts.iter().copied().filter(own)).into_iter();
+        Ok(texts
+            .iter()
+            .map(|t| match Unverified::parse(t) {
+                Err(_) => Code::Forged,
+                Ok(c) if c.claimed_festival() != festival_id => Code::OtherFestival,
+                Ok(_) => match verified.next() {
+                    Some(Ok(claims)) if claims.kind == Kind::Ticket => Code::Ticket(claims.subject),
+                    _ => Code::Forged,
+                },
+            })
+            .collect())
     }
 
     /// Decides and writes one scan, deciding again when a concurrent scan of the same
@@ -567,10 +594,7 @@ impl TicketingApi {
         let now = self.clock.now();
         let scans = parse_scans(&batch.scans, now)?;
         // Codes are checked before the transaction: no key lookup while rows are locked.
-        let mut read = Vec::with_capacity(scans.len());
-        for scan in &scans {
-            read.push(self.read_own_code(&scan.credential, festival_id).await?);
-        }
+        let read = self.read_own_codes(scans.iter().map(|s| s.credential.as_str()), festival_id).await?;
 
         let mut tx = self.pool.begin().await?;
         if !store::gates::claim_upload(&mut tx, device.id, nonce, festival_id, now).await? {
