@@ -97,6 +97,8 @@ catalogue! {
     TICKET_WRONG_LIST = ("ERR_6013", FailedPrecondition, 409, "Ticket is not valid at this entrance");
     TICKET_NOT_INSIDE = ("ERR_6014", FailedPrecondition, 409, "Ticket is not checked in");
     ADDON_NEEDS_ADMISSION = ("ERR_6015", FailedPrecondition, 409, "An add-on needs an admission ticket");
+    REFUND_NOT_ALLOWED = ("ERR_6016", FailedPrecondition, 409, "Ticket cannot be refunded");
+    REFUND_ALREADY_DECIDED = ("ERR_6017", FailedPrecondition, 409, "Refund request already decided");
 
     // 7xxx festivals
     FESTIVAL_NOT_ACTIVE = ("ERR_7001", FailedPrecondition, 409, "Festival not active");

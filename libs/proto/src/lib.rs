@@ -109,6 +109,8 @@ events! {
     ticketing::v1::TicketExited => "festival.ticketing.ticket.exited";
     ticketing::v1::TicketTransferred => "festival.ticketing.ticket.transferred";
     ticketing::v1::WaitingListOffered => "festival.ticketing.waiting_list.offered";
+    ticketing::v1::RefundRequested => "festival.ticketing.refund.requested";
+    ticketing::v1::RefundApproved => "festival.ticketing.refund.approved";
     #[cfg(feature = "testing")]
     testing::v1::ThingHappened => "festival.testing.thing.happened";
 }

@@ -304,7 +304,7 @@ impl TicketingApi {
         let mut tx = self.pool.begin().await?;
         sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
         let festival = Self::festival(&mut tx, festival_id).await?;
-        let (paid_orders, revenue_minor, cancelled_orders, cancelled_minor) =
+        let (paid_orders, revenue_minor, cancelled_orders, cancelled_minor, refunded_minor) =
             store::orders::totals(&mut tx, festival_id).await?;
         let categories = store::categories::of_festival(&mut tx, festival_id).await?;
         let quotas = store::quotas::of_festival(&mut tx, festival_id).await?;
@@ -320,6 +320,7 @@ impl TicketingApi {
         Ok(pb::SalesReport {
             currency: festival.currency,
             revenue_minor,
+            refunded_minor,
             paid_orders,
             cancelled_orders,
             cancelled_minor,

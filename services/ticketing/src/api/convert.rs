@@ -102,6 +102,7 @@ pub(super) fn to_ticket(t: &TicketRow) -> pb::Ticket {
         used_gate: t.used_gate.clone().unwrap_or_default(),
         transferred: t.replaced_by.is_some(),
         parent_ticket_id: t.parent_ticket_id.map(|p| p.to_string()).unwrap_or_default(),
+        price_minor: t.price_minor,
     }
 }
 
@@ -128,6 +129,7 @@ pub(super) fn to_order(o: &OrderRow, tickets: &[TicketRow]) -> pb::Order {
         tickets: tickets.iter().map(to_ticket).collect(),
         create_time: Some(timestamp(o.created_at)),
         cancel_time: o.cancelled_at.map(timestamp),
+        refunded_minor: o.refunded_minor,
     }
 }
 

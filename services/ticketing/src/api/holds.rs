@@ -11,9 +11,9 @@ use festival_platform::{ApiError, ApiResult, codes, validate};
 use festival_proto::ticketing::v1 as pb;
 use uuid::Uuid;
 
-use super::TicketingApi;
 use super::convert::{to_hold, to_order};
 use super::promos;
+use super::{TicketLine, TicketingApi};
 use crate::domain::promo::{self, Applied, Discount, Line, PromoError};
 use crate::domain::sale::{self, QuantityError, check_quantity, in_window};
 use crate::domain::status::{HoldStatus, OrderStatus, PaymentMethod, TicketStatus};
@@ -410,12 +410,21 @@ impl TicketingApi {
                 created_by: caller.user_id,
                 cancelled_at: None,
                 created_at: self.clock.now(),
+                refunded_minor: 0,
             },
         )
         .await?;
-        let lines: Vec<(Uuid, i32, Vec<Uuid>)> =
-            items.iter().map(|i| (i.category_id, i.quantity, i.quota_ids.clone())).collect();
-        let mut tickets = self.issue_tickets(&mut tx, &issuer, &order, &lines, order.buyer_user_id).await?;
+        let lines: Vec<TicketLine> = items
+            .iter()
+            .map(|i| TicketLine {
+                category_id: i.category_id,
+                quantity: i.quantity,
+                unit_price_minor: i.unit_price_minor,
+                quota_ids: i.quota_ids.clone(),
+            })
+            .collect();
+        let mut tickets =
+            self.issue_tickets(&mut tx, &issuer, &order, &lines, order.buyer_user_id, hold.total_minor).await?;
         self.attach_addons(&mut tx, &hold, &mut tickets).await?;
         store::holds::set_status(&mut tx, hold.id, HoldStatus::CheckedOut, Some(order.id)).await?;
         self.publish_paid(&mut tx, &order, &tickets).await?;

@@ -1,7 +1,7 @@
 //! The gRPC surface: decode and validate, authorize, call the domain and the store,
 //! encode. Every stock move, its order and its event commit together.
 //!
-//! One module per area ([`catalog`], [`promos`], [`holds`], [`orders`], [`tickets`], [`transfers`], [`waitlist`], [`gates`]); this one holds
+//! One module per area ([`catalog`], [`promos`], [`holds`], [`orders`], [`refunds`], [`tickets`], [`transfers`], [`waitlist`], [`gates`]); this one holds
 //! what they share and the tonic binding, [`convert`] the proto mapping.
 
 mod catalog;
@@ -10,6 +10,7 @@ mod gates;
 mod holds;
 mod orders;
 mod promos;
+mod refunds;
 mod tickets;
 mod transfers;
 mod waitlist;
@@ -27,6 +28,7 @@ use tonic::Request;
 use uuid::Uuid;
 
 use crate::config::Config;
+use crate::domain::sale;
 use crate::domain::status::{TicketStatus, festival_on_sale};
 use crate::signing::FestivalKeys;
 use crate::store::{self, festivals::FestivalRow, orders::OrderRow, tickets::TicketRow};
@@ -75,43 +77,71 @@ impl TicketingApi {
         self.keys.issuer(festival_id).await.map_err(kit_error)
     }
 
-    /// Issues tickets of `order` for `lines` (`(category, quantity, quotas it took from)`)
-    /// to `holder` (none: an anonymous box-office sale), each with its signed credential.
+    /// Issues tickets of `order` for `lines` to `holder` (none: an anonymous box-office
+    /// sale), each with its signed credential and its share of `paid` (the order's total
+    /// for these tickets, spread in proportion to list prices).
     async fn issue_tickets(
         &self,
         conn: &mut PgConnection,
         issuer: &Issuer,
         order: &OrderRow,
-        lines: &[(Uuid, i32, Vec<Uuid>)],
+        lines: &[TicketLine],
         holder: Option<Uuid>,
+        paid: i64,
     ) -> ApiResult<Vec<TicketRow>> {
         let issued_at = self.clock.now();
         let stamp = u32::try_from(issued_at.timestamp()).unwrap_or(u32::MAX);
-        let tickets: Vec<TicketRow> = lines
+        let each: Vec<&TicketLine> =
+            lines.iter().flat_map(|l| std::iter::repeat_n(l, usize::try_from(l.quantity).unwrap_or(0))).collect();
+        let units: Vec<i64> = each.iter().map(|l| l.unit_price_minor).collect();
+        let tickets: Vec<TicketRow> = each
             .iter()
-            .flat_map(|(category, quantity, quotas)| (0..*quantity).map(move |_| (*category, quotas)))
-            .map(|(category_id, quotas)| {
+            .zip(sale::ticket_prices(paid, &units))
+            .map(|(line, price_minor)| {
                 let id = Uuid::now_v7();
                 let claims = Claims { kind: Kind::Ticket, festival: order.festival_id, subject: id, issued_at: stamp };
                 TicketRow {
                     id,
                     festival_id: order.festival_id,
                     order_id: order.id,
-                    category_id,
+                    category_id: line.category_id,
                     holder_user_id: holder,
                     status: TicketStatus::Sold,
                     credential: issuer.issue(&claims),
-                    quota_ids: quotas.clone(),
+                    quota_ids: line.quota_ids.clone(),
                     issued_at,
                     used_at: None,
                     used_gate: None,
                     replaced_by: None,
                     parent_ticket_id: None,
+                    price_minor,
                 }
             })
             .collect();
         store::tickets::insert_many(conn, &tickets).await?;
         Ok(tickets)
+    }
+}
+
+/// Tickets to issue: `quantity` of a category at its list price, from the quotas they
+/// were taken from.
+#[derive(Debug, Clone)]
+struct TicketLine {
+    category_id: Uuid,
+    quantity: i32,
+    unit_price_minor: i64,
+    quota_ids: Vec<Uuid>,
+}
+
+impl TicketLine {
+    /// The successor of a ticket that changes hands: same category, price and quotas.
+    fn again(ticket: &TicketRow) -> Self {
+        Self {
+            category_id: ticket.category_id,
+            quantity: 1,
+            unit_price_minor: ticket.price_minor,
+            quota_ids: ticket.quota_ids.clone(),
+        }
     }
 }
 
@@ -155,6 +185,10 @@ festival_platform::bind_rpcs! {
         auth create_order(pb::CreateOrderRequest) -> pb::Order;
         auth get_order(pb::GetOrderRequest) -> pb::Order;
         auth cancel_order(pb::CancelOrderRequest) -> pb::Order;
+        auth request_refund(pb::RequestRefundRequest) -> pb::RefundRequest;
+        auth list_refund_requests(pb::ListRefundRequestsRequest) -> pb::ListRefundRequestsResponse;
+        auth decide_refund_request(pb::DecideRefundRequestRequest) -> pb::RefundRequest;
+        auth withdraw_refund_request(pb::WithdrawRefundRequestRequest) -> pb::RefundRequest;
         auth list_my_tickets(pb::ListMyTicketsRequest) -> pb::ListMyTicketsResponse;
         auth_response get_ticket_document(pb::GetTicketDocumentRequest) -> festival_proto::google::api::HttpBody;
         public get_ticket_keys(pb::GetTicketKeysRequest) -> pb::TicketKeys;

@@ -10,9 +10,9 @@ use festival_proto::ticketing::v1 as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::TicketingApi;
 use super::convert::{payment_method, to_order};
 use super::holds::quantity_allowed;
+use super::{TicketLine, TicketingApi};
 use crate::domain::sale::{self, in_window};
 use crate::domain::status::{OrderStatus, PaymentMethod, TicketStatus};
 use crate::events;
@@ -73,7 +73,12 @@ impl TicketingApi {
             Ok(plan) => plan,
             Err(Shortage) => return Err(ApiError::new(codes::SOLD_OUT)),
         };
-        let lines = [(category_id, req.quantity, plan.quotas_of.get(&category_id).cloned().unwrap_or_default())];
+        let lines = [TicketLine {
+            category_id,
+            quantity: req.quantity,
+            unit_price_minor: category.price_minor,
+            quota_ids: plan.quotas_of.get(&category_id).cloned().unwrap_or_default(),
+        }];
         let order = store::orders::insert(
             &mut tx,
             &OrderRow {
@@ -88,10 +93,11 @@ impl TicketingApi {
                 created_by: caller.user_id,
                 cancelled_at: None,
                 created_at: self.clock.now(),
+                refunded_minor: 0,
             },
         )
         .await?;
-        let tickets = self.issue_tickets(&mut tx, &issuer, &order, &lines, order.buyer_user_id).await?;
+        let tickets = self.issue_tickets(&mut tx, &issuer, &order, &lines, order.buyer_user_id, total).await?;
         self.publish_paid(&mut tx, &order, &tickets).await?;
         let response = to_order(&order, &tickets);
         fresh.complete(&mut tx, &response).await?;
@@ -148,6 +154,15 @@ impl TicketingApi {
                 revoked.iter().filter(|t| t.was_unused).map(|t| (t.quota_ids.as_slice(), 1)).collect();
             stock::shift(&mut tx, &freed, (0, -1)).await?;
             let cancelled = store::orders::cancel(&mut tx, id, self.clock.now(), reason).await?;
+            // Its tickets are revoked: a refund still asked for is answered here.
+            store::refunds::reject_pending_of_order(
+                &mut tx,
+                id,
+                caller.user_id,
+                "The order was cancelled",
+                self.clock.now(),
+            )
+            .await?;
             events::publish(
                 &mut tx,
                 &pb::OrderCancelled {

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::TicketingApi;
 use super::convert::to_ticket;
+use super::{TicketLine, TicketingApi};
 use crate::domain::status::{FestivalStatus, OrderStatus, TicketStatus};
 use crate::domain::{sale, transfer};
 use crate::events;
@@ -84,6 +84,10 @@ impl TicketingApi {
         if store::transfers::sent_by(&mut tx, ticket.festival_id, caller.user_id).await? >= MAX_TRANSFERS_SENT {
             return Err(ApiError::new(codes::LIMIT_REACHED)
                 .with_message(format!("An account transfers at most {MAX_TRANSFERS_SENT} tickets per festival")));
+        }
+        if store::refunds::open_for(&mut tx, ticket.id).await? {
+            return Err(ApiError::new(codes::TRANSFER_NOT_ALLOWED)
+                .with_message("A refund of it is requested: withdraw the request first"));
         }
         if store::transfers::pending_of(&mut tx, ticket.id).await? {
             return Err(ApiError::field(
@@ -272,7 +276,7 @@ impl TicketingApi {
             .await?
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("ticket {} without its order", ticket.id)))?;
         let mut issued = self
-            .issue_tickets(conn, &issuer, &order, &[(ticket.category_id, 1, ticket.quota_ids.clone())], Some(to))
+            .issue_tickets(conn, &issuer, &order, &[TicketLine::again(ticket)], Some(to), ticket.price_minor)
             .await?;
         let new_ticket = issued.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("no ticket issued")))?;
         if !store::tickets::replace(conn, ticket.id, new_ticket.id).await? {
@@ -285,8 +289,8 @@ impl TicketingApi {
             let child_order = store::orders::find(conn, child.order_id)
                 .await?
                 .ok_or_else(|| ApiError::internal(anyhow::anyhow!("ticket {} without its order", child.id)))?;
-            let line = [(child.category_id, 1, child.quota_ids.clone())];
-            let mut moved = self.issue_tickets(conn, &issuer, &child_order, &line, Some(to)).await?;
+            let line = [TicketLine::again(&child)];
+            let mut moved = self.issue_tickets(conn, &issuer, &child_order, &line, Some(to), child.price_minor).await?;
             let moved = moved.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("no add-on issued")))?;
             if !store::tickets::replace(conn, child.id, moved.id).await? {
                 return Err(ApiError::new(codes::CONCURRENT_UPDATE));

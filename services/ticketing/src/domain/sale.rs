@@ -33,6 +33,33 @@ pub fn total(lines: impl IntoIterator<Item = (i64, i32)>) -> Option<i64> {
     lines.into_iter().try_fold(0i64, |sum, (price, quantity)| sum.checked_add(price.checked_mul(i64::from(quantity))?))
 }
 
+/// What each ticket of an order cost: the order's `paid` total spread over tickets of
+/// `units` list prices in proportion to them (largest remainder), so a discount is shared
+/// fairly and the prices add up to `paid` exactly: refunding every ticket refunds the
+/// order, never a cent more. Free tickets stay free; a paid total over free tickets only
+/// is spread evenly.
+pub fn ticket_prices(paid: i64, units: &[i64]) -> Vec<i64> {
+    let paid = paid.max(0);
+    if units.is_empty() {
+        return Vec::new();
+    }
+    let list: i128 = units.iter().map(|&u| i128::from(u.max(0))).sum();
+    let weights: Vec<i128> =
+        if list == 0 { vec![1; units.len()] } else { units.iter().map(|&u| i128::from(u.max(0))).collect() };
+    let weight: i128 = weights.iter().sum();
+    let exact: Vec<(i128, i128)> =
+        weights.iter().map(|w| (i128::from(paid) * w / weight, i128::from(paid) * w % weight)).collect();
+    let mut prices: Vec<i64> = exact.iter().map(|(q, _)| i64::try_from(*q).unwrap_or(i64::MAX)).collect();
+    let short = paid - prices.iter().sum::<i64>();
+    // The cents lost to rounding go to the largest remainders (first ticket first on ties).
+    let mut by_remainder: Vec<usize> = (0..units.len()).filter(|&i| weights[i] > 0).collect();
+    by_remainder.sort_by(|&a, &b| exact[b].1.cmp(&exact[a].1).then(a.cmp(&b)));
+    for &i in by_remainder.iter().cycle().take(usize::try_from(short).unwrap_or(0)) {
+        prices[i] += 1;
+    }
+    prices
+}
+
 /// Whether an account may take `wanted` more tickets of a category of which it already
 /// holds or owns `already` (a limit of 0: none).
 pub fn within_account_limit(already: i64, wanted: i32, limit: i32) -> bool {
@@ -111,6 +138,36 @@ mod tests {
         assert!(within_account_limit(3, 1, 4));
         assert!(!within_account_limit(3, 2, 4));
         assert!(within_account_limit(1_000, 1_000, 0), "0: no limit");
+    }
+
+    #[test]
+    fn ticket_prices_share_a_discount_and_add_up_to_what_was_paid() {
+        assert_eq!(ticket_prices(27_300, &[12_900, 12_900, 1_500]), vec![12_900, 12_900, 1_500]);
+        // 2_580 off the basket, spread in proportion to list prices; the 2 cents lost to
+        // rounding go to the largest remainders.
+        assert_eq!(ticket_prices(24_720, &[12_900, 12_900, 1_500]), vec![11_681, 11_681, 1_358]);
+        assert_eq!(ticket_prices(100, &[1, 1, 1]), vec![34, 33, 33]);
+        assert_eq!(ticket_prices(0, &[5_000, 0]), vec![0, 0]);
+        assert_eq!(ticket_prices(5_000, &[5_000, 0]), vec![5_000, 0], "a free add-on stays free");
+        assert_eq!(ticket_prices(10, &[0, 0]), vec![5, 5]);
+        assert!(ticket_prices(10, &[]).is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ticket_prices_always_add_up(
+            units in proptest::collection::vec(0i64..1_000_000, 1..60),
+            share in 0u32..=100,
+        ) {
+            let list: i64 = units.iter().sum();
+            let paid = list * i64::from(share) / 100;
+            let prices = ticket_prices(paid, &units);
+            proptest::prop_assert_eq!(prices.len(), units.len());
+            proptest::prop_assert_eq!(prices.iter().sum::<i64>(), paid);
+            for (price, unit) in prices.iter().zip(&units) {
+                proptest::prop_assert!(*price >= 0 && (list == 0 || *price <= *unit), "{price} for a {unit} ticket");
+            }
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod orders;
 pub mod promos;
 pub mod quotas;
+pub mod refunds;
 pub mod tickets;
 pub mod transfers;
 pub mod waitlist;

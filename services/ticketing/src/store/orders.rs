@@ -19,11 +19,13 @@ pub struct OrderRow {
     pub created_by: Uuid,
     pub cancelled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// Refunded so far (approved refund requests), never more than `total_minor`.
+    pub refunded_minor: i64,
 }
 
 macro_rules! columns {
     () => {
-        "id, festival_id, buyer_user_id, status, total_minor, currency, payment_method, hold_id, created_by, cancelled_at, created_at"
+        "id, festival_id, buyer_user_id, status, total_minor, currency, payment_method, hold_id, created_by, cancelled_at, created_at, refunded_minor"
     };
 }
 
@@ -74,13 +76,30 @@ pub async fn cancel(
     .await
 }
 
-/// (paid orders, their total, cancelled orders, their total) of a festival.
-pub async fn totals(conn: &mut PgConnection, festival_id: Uuid) -> Result<(i64, i64, i64, i64), sqlx::Error> {
+/// Adds approved refunds to orders (`(order, amount)`); the table's check refuses a
+/// refund past an order's total, failing the whole approval.
+pub async fn add_refunds(conn: &mut PgConnection, refunds: &[(Uuid, i64)]) -> Result<(), sqlx::Error> {
+    let (ids, amounts): (Vec<Uuid>, Vec<i64>) = refunds.iter().copied().unzip();
+    sqlx::query(
+        "update orders o set refunded_minor = o.refunded_minor + r.amount, updated_at = now()
+         from unnest($1::uuid[], $2::bigint[]) as r(id, amount) where o.id = r.id",
+    )
+    .bind(&ids)
+    .bind(&amounts)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// (paid orders, their total net of refunds, cancelled orders, their total, refunds of
+/// paid orders) of a festival.
+pub async fn totals(conn: &mut PgConnection, festival_id: Uuid) -> Result<(i64, i64, i64, i64, i64), sqlx::Error> {
     sqlx::query_as(
         "select count(*) filter (where status = 'PAID'),
-                coalesce(sum(total_minor) filter (where status = 'PAID'), 0)::bigint,
+                coalesce(sum(total_minor - refunded_minor) filter (where status = 'PAID'), 0)::bigint,
                 count(*) filter (where status = 'CANCELLED'),
-                coalesce(sum(total_minor) filter (where status = 'CANCELLED'), 0)::bigint
+                coalesce(sum(total_minor) filter (where status = 'CANCELLED'), 0)::bigint,
+                coalesce(sum(refunded_minor) filter (where status = 'PAID'), 0)::bigint
          from orders where festival_id = $1",
     )
     .bind(festival_id)

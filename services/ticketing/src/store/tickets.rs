@@ -23,11 +23,13 @@ pub struct TicketRow {
     pub replaced_by: Option<Uuid>,
     /// An add-on's admission ticket.
     pub parent_ticket_id: Option<Uuid>,
+    /// What it cost its buyer (its share of the order's total).
+    pub price_minor: i64,
 }
 
 macro_rules! columns {
     () => {
-        "id, festival_id, order_id, category_id, holder_user_id, status, credential, quota_ids, issued_at, used_at, used_gate, replaced_by, parent_ticket_id"
+        "id, festival_id, order_id, category_id, holder_user_id, status, credential, quota_ids, issued_at, used_at, used_gate, replaced_by, parent_ticket_id, price_minor"
     };
 }
 
@@ -36,6 +38,7 @@ pub async fn insert_many(conn: &mut PgConnection, tickets: &[TicketRow]) -> Resu
     let ids: Vec<Uuid> = tickets.iter().map(|t| t.id).collect();
     let categories: Vec<Uuid> = tickets.iter().map(|t| t.category_id).collect();
     let credentials: Vec<&str> = tickets.iter().map(|t| t.credential.as_str()).collect();
+    let prices: Vec<i64> = tickets.iter().map(|t| t.price_minor).collect();
     // Tickets of one category share their quotas: a lookup by category, not a 2-D array.
     let quotas: std::collections::BTreeMap<Uuid, &[Uuid]> =
         tickets.iter().map(|t| (t.category_id, t.quota_ids.as_slice())).collect();
@@ -45,9 +48,9 @@ pub async fn insert_many(conn: &mut PgConnection, tickets: &[TicketRow]) -> Resu
         .map(|q| format!("{{{}}}", q.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")))
         .collect();
     sqlx::query(
-        "insert into tickets (id, festival_id, order_id, category_id, holder_user_id, status, credential, quota_ids, issued_at)
-         select t.id, $4, $5, t.category, $6, 'SOLD', t.credential, q.quota_ids::uuid[], $7
-         from unnest($1::uuid[], $2::uuid[], $3::text[]) as t(id, category, credential)
+        "insert into tickets (id, festival_id, order_id, category_id, holder_user_id, status, credential, quota_ids, issued_at, price_minor)
+         select t.id, $4, $5, t.category, $6, 'SOLD', t.credential, q.quota_ids::uuid[], $7, t.price
+         from unnest($1::uuid[], $2::uuid[], $3::text[], $10::bigint[]) as t(id, category, credential, price)
          join unnest($8::uuid[], $9::text[]) as q(category, quota_ids) on q.category = t.category",
     )
     .bind(&ids)
@@ -59,6 +62,7 @@ pub async fn insert_many(conn: &mut PgConnection, tickets: &[TicketRow]) -> Resu
     .bind(first.issued_at)
     .bind(&quota_categories)
     .bind(&quota_lists)
+    .bind(&prices)
     .execute(conn)
     .await?;
     Ok(())
@@ -88,10 +92,12 @@ pub async fn of_holder(
     .await
 }
 
-/// A ticket an order's cancellation revoked, and whether it was still unused then.
+/// A ticket a cancellation or refund revoked, and whether it was still unused then.
 #[derive(Debug, sqlx::FromRow)]
 pub struct Revoked {
     pub id: Uuid,
+    pub order_id: Uuid,
+    pub price_minor: i64,
     pub quota_ids: Vec<Uuid>,
     pub was_unused: bool,
 }
@@ -107,9 +113,28 @@ pub async fn revoke_of_order(
          from (select id, status = 'SOLD' as was_unused from tickets
                where order_id = $1 and status in ('SOLD', 'USED') for update) before
          where t.id = before.id
-         returning t.id, t.quota_ids, before.was_unused",
+         returning t.id, t.order_id, t.price_minor, t.quota_ids, before.was_unused",
     )
     .bind(order_id)
+    .bind(status.as_str())
+    .fetch_all(conn)
+    .await
+}
+
+/// Revokes these unused tickets (refunded); the ones no longer unused are left alone
+/// and missing from the answer.
+pub async fn revoke_unused(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    status: TicketStatus,
+) -> Result<Vec<Revoked>, sqlx::Error> {
+    sqlx::query_as(
+        "update tickets t set status = $2, updated_at = now()
+         from (select id from tickets where id = any($1) and status = 'SOLD' order by id for update) before
+         where t.id = before.id
+         returning t.id, t.order_id, t.price_minor, t.quota_ids, true as was_unused",
+    )
+    .bind(ids)
     .bind(status.as_str())
     .fetch_all(conn)
     .await
@@ -189,7 +214,7 @@ pub async fn revoke_children(
          from (select id, status = 'SOLD' as was_unused from tickets
                where parent_ticket_id = any($1) and status in ('SOLD', 'USED') order by id for update) before
          where t.id = before.id
-         returning t.id, t.quota_ids, before.was_unused",
+         returning t.id, t.order_id, t.price_minor, t.quota_ids, before.was_unused",
     )
     .bind(parents)
     .bind(status.as_str())

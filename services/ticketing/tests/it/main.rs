@@ -9,6 +9,7 @@ mod gates;
 mod helpers;
 mod promos;
 mod races;
+mod refunds;
 mod sales;
 mod transfers;
 mod waitlist;
