@@ -99,6 +99,8 @@ catalogue! {
     ADDON_NEEDS_ADMISSION = ("ERR_6015", FailedPrecondition, 409, "An add-on needs an admission ticket");
     REFUND_NOT_ALLOWED = ("ERR_6016", FailedPrecondition, 409, "Ticket cannot be refunded");
     REFUND_ALREADY_DECIDED = ("ERR_6017", FailedPrecondition, 409, "Refund request already decided");
+    VOUCHER_CLOSED = ("ERR_6018", FailedPrecondition, 409, "Voucher closed or expired");
+    VOUCHER_EXHAUSTED = ("ERR_6019", FailedPrecondition, 409, "Voucher fully used");
 
     // 7xxx festivals
     FESTIVAL_NOT_ACTIVE = ("ERR_7001", FailedPrecondition, 409, "Festival not active");

@@ -42,6 +42,7 @@ pub mod server;
 pub mod telemetry;
 pub mod text_enum;
 pub mod throttle;
+pub mod typed_code;
 pub mod validate;
 
 pub use error::{ApiError, ApiResult, ResultExt};

@@ -9,24 +9,60 @@ use festival_platform::clock::Clock;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use chrono::Duration as TimeDelta;
+use chrono::{DateTime, Duration as TimeDelta, Utc};
 use festival_proto::ticketing::v1 as pb;
 
 use crate::domain::sale::{in_window, total, within_account_limit};
 use crate::domain::status::{HoldStatus, festival_on_sale};
 use crate::stock::{self, Shortage};
-use crate::store::{self, holds::HoldRow, holds::ItemRow, waitlist::WaitingStatus};
+use crate::store::{self, holds::HoldRow, holds::ItemRow, vouchers::VoucherRow, waitlist::WaitingStatus};
 
-/// Ends a locked, active hold: its tickets go back to the quotas they came from, and its
-/// promo codes get their uses back.
+/// Ends a locked, active hold: its tickets go back to the quotas they came from (or to
+/// its partner voucher's reservation while the voucher is open), and its promo codes get
+/// their uses back.
 pub async fn end_hold(conn: &mut PgConnection, hold: &HoldRow, status: HoldStatus) -> Result<(), sqlx::Error> {
-    // Codes before quotas: the order a new hold takes them in.
+    // Codes, then the voucher, then quotas: the order every command takes them in.
     store::promos::give_back(conn, hold.id).await?;
     let items = store::holds::items(conn, hold.id).await?;
-    let taken: Vec<(&[uuid::Uuid], i64)> =
-        items.iter().map(|i| (i.quota_ids.as_slice(), i64::from(i.quantity))).collect();
-    stock::shift(conn, &taken, (-1, 0)).await?;
+    let back_to_voucher = match hold.voucher_id {
+        Some(voucher) => store::vouchers::give_back(conn, voucher, items.iter().map(|i| i.quantity).sum()).await?,
+        None => false,
+    };
+    if !back_to_voucher {
+        let taken: Vec<(&[uuid::Uuid], i64)> =
+            items.iter().map(|i| (i.quota_ids.as_slice(), i64::from(i.quantity))).collect();
+        stock::shift(conn, &taken, (-1, 0)).await?;
+    }
     store::holds::set_status(conn, hold.id, status, None).await
+}
+
+/// Closes a locked, open voucher: the places it still reserves go back to the public
+/// (those in its buyers' open holds when the holds end unsold).
+pub async fn close_voucher(
+    conn: &mut PgConnection,
+    voucher: &VoucherRow,
+    at: DateTime<Utc>,
+) -> Result<VoucherRow, sqlx::Error> {
+    let rest = i64::from(voucher.max_uses - voucher.used);
+    stock::shift(conn, &[(voucher.quota_ids.as_slice(), rest)], (-1, 0)).await?;
+    store::vouchers::close(conn, voucher.id, at).await
+}
+
+/// Closes the vouchers past their end, each in its own transaction; returns how many.
+pub async fn close_expired_vouchers(pool: &PgPool, clock: &Clock) -> Result<usize, sqlx::Error> {
+    let now = clock.now();
+    let mut closed = 0;
+    for id in store::vouchers::expired(&mut *pool.acquire().await?, now, 200).await? {
+        let mut tx = pool.begin().await?;
+        if let Some(voucher) = store::vouchers::lock(&mut tx, id).await?
+            && voucher.closed_at.is_none()
+        {
+            close_voucher(&mut tx, &voucher, now).await?;
+            tx.commit().await?;
+            closed += 1;
+        }
+    }
+    Ok(closed)
 }
 
 /// Expires what is due; returns how many holds it ended. Each hold ends in its own
@@ -151,11 +187,13 @@ async fn serve_head(
         extended: true,
         order_id: None,
         for_ticket_id: None,
+        voucher_id: None,
     };
     let item = ItemRow {
         category_id,
         quantity,
         unit_price_minor: category.price_minor,
+        net_unit_price_minor: category.price_minor,
         quota_ids: plan.quotas_of.get(&category_id).cloned().unwrap_or_default(),
     };
     store::holds::insert(&mut tx, &hold, std::slice::from_ref(&item)).await?;
@@ -187,6 +225,11 @@ pub async fn run(pool: PgPool, clock: Clock, every: Duration, offer_ttl: TimeDel
             Ok(0) => {}
             Ok(n) => tracing::info!(holds = n, "expired holds gave their tickets back"),
             Err(e) => tracing::warn!(error = %e, "hold expiry sweep failed; retrying"),
+        }
+        match close_expired_vouchers(&pool, &clock).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(vouchers = n, "expired vouchers freed their places"),
+            Err(e) => tracing::warn!(error = %e, "voucher expiry failed; retrying"),
         }
         match offer_waiting(&pool, &clock, offer_ttl).await {
             Ok(0) => {}

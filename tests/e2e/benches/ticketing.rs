@@ -203,6 +203,7 @@ fn main() -> anyhow::Result<()> {
                     promo_codes: Vec::new(),
                     for_ticket_id: String::new(),
                     access_code: String::new(),
+                    voucher_code: String::new(),
                 };
                 let hold = c.create_hold(authed(hold, &token)).await.expect("hold").into_inner();
                 let checkout =
@@ -256,6 +257,7 @@ fn main() -> anyhow::Result<()> {
                         promo_codes: Vec::new(),
                         for_ticket_id: String::new(),
                         access_code: String::new(),
+                        voucher_code: String::new(),
                     };
                     let t = Instant::now();
                     let ok = c.create_hold(authed(hold, &token)).await.is_ok();

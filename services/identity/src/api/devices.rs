@@ -13,7 +13,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use festival_platform::auth::{DEVICE_TOKEN_USE, DeviceClaims, DeviceLevel, Principal, Role};
 use festival_platform::convert::timestamp;
 use festival_platform::rpc::record_festival;
-use festival_platform::{ApiError, ApiResult, codes, validate};
+use festival_platform::{ApiError, ApiResult, codes, typed_code, validate};
 use festival_proto::identity::v1 as pb;
 use uuid::Uuid;
 
@@ -48,8 +48,8 @@ impl IdentityApi {
             return Err(ApiError::new(codes::LIMIT_REACHED)
                 .with_message(format!("A festival has at most {MAX_DEVICES} devices")));
         }
-        let code = device::new_pairing_code();
-        let canonical = device::normalize_pairing_code(&code)
+        let code = typed_code::new_code();
+        let canonical = typed_code::normalize(&code)
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a new pairing code does not read back")))?;
         let now = self.clock.now();
         let row = store::devices::insert(
@@ -60,7 +60,7 @@ impl IdentityApi {
                 name,
                 gate,
                 level,
-                pairing_code_hash: &device::hash_pairing_code(&canonical),
+                pairing_code_hash: &typed_code::hash(&canonical),
                 pairing_expires_at: now + device::PAIRING_TTL,
                 created_by: caller.user_id,
                 created_at: now,
@@ -109,11 +109,11 @@ impl IdentityApi {
     pub(super) async fn pair_device(&self, req: pb::PairDeviceRequest) -> ApiResult<pb::Device> {
         let invalid_code = || ApiError::field(codes::DEVICE_PAIRING_INVALID, "pairing_code", "invalid or expired");
         let code = validate::required("pairing_code", &req.pairing_code, 64)?;
-        let canonical = device::normalize_pairing_code(code).ok_or_else(invalid_code)?;
+        let canonical = typed_code::normalize(code).ok_or_else(invalid_code)?;
         let public_key = parse_public_key(&req.public_key)?;
         let row = store::devices::pair(
             &mut *self.pool.acquire().await?,
-            &device::hash_pairing_code(&canonical),
+            &typed_code::hash(&canonical),
             public_key.as_bytes(),
             self.clock.now(),
         )

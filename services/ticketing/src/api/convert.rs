@@ -74,6 +74,7 @@ pub(super) fn to_hold(h: &holds::HoldRow, items: &[holds::ItemRow], codes: &[Str
         order_id: h.order_id.map(|id| id.to_string()).unwrap_or_default(),
         discount_minor: h.discount_minor,
         promo_codes: codes.to_vec(),
+        voucher_id: h.voucher_id.map(|v| v.to_string()).unwrap_or_default(),
     }
 }
 

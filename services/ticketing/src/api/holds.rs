@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::convert::{to_hold, to_order};
 use super::promos;
 use super::{TicketLine, TicketingApi};
-use crate::domain::promo::{self, Applied, Discount, Line, PromoError};
+use crate::domain::promo::{self, Applied, Discount, Line, Priced, PromoError};
 use crate::domain::sale::{self, QuantityError, check_quantity, in_window};
 use crate::domain::status::{HoldStatus, OrderStatus, PaymentMethod, TicketStatus};
 use crate::lifecycle;
@@ -27,6 +27,9 @@ use crate::store::{
 
 impl TicketingApi {
     pub(super) async fn create_hold(&self, caller: Principal, req: pb::CreateHoldRequest) -> ApiResult<pb::Hold> {
+        if !req.voucher_code.is_empty() {
+            return self.create_voucher_hold(caller, req).await;
+        }
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         record_festival(festival_id);
         let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
@@ -75,6 +78,7 @@ impl TicketingApi {
                 category_id,
                 quantity,
                 unit_price_minor: category.price_minor,
+                net_unit_price_minor: category.price_minor,
                 quota_ids: Vec::new(),
             });
         }
@@ -95,7 +99,11 @@ impl TicketingApi {
         }
         let gross = sale::total(items.iter().map(|i| (i.unit_price_minor, i.quantity)))
             .ok_or_else(|| ApiError::new(codes::INVALID_AMOUNT).with_message("The total is too large"))?;
-        let redemptions = self.redeem_codes(&mut tx, festival_id, caller.user_id, &promo_codes, &items, now).await?;
+        let Priced { applied: redemptions, net_unit_prices } =
+            self.redeem_codes(&mut tx, festival_id, caller.user_id, &promo_codes, &items, now).await?;
+        for (item, net) in items.iter_mut().zip(net_unit_prices) {
+            item.net_unit_price_minor = net;
+        }
         let discount: i64 = redemptions.iter().map(|r| r.discount_minor).sum();
         let total = gross - discount.min(gross);
         let plan = match stock::Plan::new(&mut tx, &wanted).await? {
@@ -117,6 +125,7 @@ impl TicketingApi {
             extended: false,
             order_id: None,
             for_ticket_id: for_ticket,
+            voucher_id: None,
         };
         store::holds::insert(&mut tx, &hold, &items).await?;
         let mut in_id_order: Vec<&Applied> = redemptions.iter().collect();
@@ -221,9 +230,10 @@ impl TicketingApi {
         codes_wanted: &[String],
         items: &[ItemRow],
         now: chrono::DateTime<chrono::Utc>,
-    ) -> ApiResult<Vec<Applied>> {
+    ) -> ApiResult<Priced> {
         if codes_wanted.is_empty() {
-            return Ok(Vec::new());
+            let net_unit_prices = items.iter().map(|i| i.unit_price_minor).collect();
+            return Ok(Priced { applied: Vec::new(), net_unit_prices });
         }
         let rows = store::promos::find_codes(tx, festival_id, codes_wanted).await?;
         let mut rules = Vec::with_capacity(codes_wanted.len());
@@ -255,7 +265,7 @@ impl TicketingApi {
                 ApiError::field(codes::PROMO_INVALID, "promo_codes", "not valid for these tickets")
             }
         })?;
-        let mut by_id: Vec<&Applied> = applied.iter().collect();
+        let mut by_id: Vec<&Applied> = applied.applied.iter().collect();
         by_id.sort_by_key(|a| a.promo);
         for a in by_id {
             let row = rows.iter().find(|r| r.id == a.promo).ok_or(ApiError::new(codes::PROMO_INVALID))?;
@@ -272,7 +282,7 @@ impl TicketingApi {
 
     /// `(category, quantity)` of a hold's items: well-formed, within the request limits,
     /// one item per category.
-    fn hold_lines(&self, items: &[pb::HoldItem]) -> ApiResult<Vec<(Uuid, i32)>> {
+    pub(super) fn hold_lines(&self, items: &[pb::HoldItem]) -> ApiResult<Vec<(Uuid, i32)>> {
         if items.is_empty() {
             return Err(ApiError::field(codes::REQUIRED_FIELD, "items", "at least one item"));
         }
@@ -419,7 +429,7 @@ impl TicketingApi {
             .map(|i| TicketLine {
                 category_id: i.category_id,
                 quantity: i.quantity,
-                unit_price_minor: i.unit_price_minor,
+                unit_price_minor: i.net_unit_price_minor,
                 quota_ids: i.quota_ids.clone(),
             })
             .collect();

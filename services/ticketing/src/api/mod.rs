@@ -1,7 +1,7 @@
 //! The gRPC surface: decode and validate, authorize, call the domain and the store,
 //! encode. Every stock move, its order and its event commit together.
 //!
-//! One module per area ([`catalog`], [`promos`], [`holds`], [`orders`], [`refunds`], [`tickets`], [`transfers`], [`waitlist`], [`gates`]); this one holds
+//! One module per area ([`catalog`], [`promos`], [`holds`], [`orders`], [`refunds`], [`tickets`], [`transfers`], [`vouchers`], [`waitlist`], [`gates`]); this one holds
 //! what they share and the tonic binding, [`convert`] the proto mapping.
 
 mod catalog;
@@ -13,6 +13,7 @@ mod promos;
 mod refunds;
 mod tickets;
 mod transfers;
+mod vouchers;
 mod waitlist;
 
 use std::sync::Arc;
@@ -176,6 +177,9 @@ festival_platform::bind_rpcs! {
         auth create_promo_code(pb::CreatePromoCodeRequest) -> pb::PromoCode;
         auth generate_promo_codes(pb::GeneratePromoCodesRequest) -> pb::GeneratePromoCodesResponse;
         auth list_promo_codes(pb::ListPromoCodesRequest) -> pb::ListPromoCodesResponse;
+        auth create_voucher(pb::CreateVoucherRequest) -> pb::Voucher;
+        auth list_vouchers(pb::ListVouchersRequest) -> pb::ListVouchersResponse;
+        auth close_voucher(pb::CloseVoucherRequest) -> pb::Voucher;
         optional get_availability(pb::GetAvailabilityRequest) -> pb::Availability;
         auth create_hold(pb::CreateHoldRequest) -> pb::Hold;
         auth get_hold(pb::GetHoldRequest) -> pb::Hold;

@@ -142,17 +142,14 @@ impl TicketingApi {
         let order = store::orders::lock(&mut tx, id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         record_festival(order.festival_id);
         caller.require(order.festival_id, Role::Organizer)?;
+        let mut revoked = Vec::new();
         let order = if order.status == OrderStatus::Cancelled {
             order // cancelled before: nothing is freed twice
         } else {
-            let mut revoked = store::tickets::revoke_of_order(&mut tx, id, TicketStatus::Cancelled).await?;
+            revoked = store::tickets::revoke_of_order(&mut tx, id, TicketStatus::Cancelled).await?;
             // Add-ons bought later for these tickets (in their own orders) go with them.
             let parents: Vec<Uuid> = revoked.iter().map(|t| t.id).collect();
-            revoked.extend(store::tickets::revoke_children(&mut tx, &parents, TicketStatus::Cancelled).await?);
-            // A used ticket's holder came in: its place is not sold again.
-            let freed: Vec<(&[Uuid], i64)> =
-                revoked.iter().filter(|t| t.was_unused).map(|t| (t.quota_ids.as_slice(), 1)).collect();
-            stock::shift(&mut tx, &freed, (0, -1)).await?;
+            revoked.extend(store::tickets::revoke_children(&mut tx, &parents, TicketStatus::Cancelled, false).await?);
             let cancelled = store::orders::cancel(&mut tx, id, self.clock.now(), reason).await?;
             // Its tickets are revoked: a refund still asked for is answered here.
             store::refunds::reject_pending_of_order(
@@ -169,6 +166,7 @@ impl TicketingApi {
                     order_id: id.to_string(),
                     festival_id: order.festival_id.to_string(),
                     ticket_ids: revoked.iter().map(|t| t.id.to_string()).collect(),
+                    refundable_minor: order.total_minor - order.refunded_minor,
                 },
             )
             .await?;
@@ -177,7 +175,11 @@ impl TicketingApi {
         let tickets = store::tickets::of_order(&mut tx, id).await?;
         let response = to_order(&order, &tickets);
         fresh.complete(&mut tx, &response).await?;
-        tx.commit().await?;
+        // A used ticket's holder came in: its place is not sold again. The stock last,
+        // with the commit.
+        let freed: Vec<(&[Uuid], i64)> =
+            revoked.iter().filter(|t| t.was_unused).map(|t| (t.quota_ids.as_slice(), 1)).collect();
+        stock::shift_and_commit(tx, &freed, (0, -1)).await?;
         Ok(response)
     }
 

@@ -15,12 +15,13 @@ use festival_proto::ticketing::v1 as pb;
 use uuid::Uuid;
 
 use super::TicketingApi;
-use crate::domain::status::{FestivalStatus, OrderStatus, TicketStatus};
+use crate::domain::status::{OrderStatus, TicketStatus, gates_may_be_open};
 use crate::events;
 use crate::stock;
 use crate::store::{
     self,
     refunds::{RefundRow, RefundStatus},
+    tickets::Revoked,
 };
 
 /// Pending requests one account may have per festival.
@@ -105,11 +106,8 @@ impl TicketingApi {
         if order.status != OrderStatus::Paid {
             return Err(not_allowed("The order was cancelled"));
         }
-        let festival = Self::festival(&mut tx, order.festival_id).await?;
         let now = self.clock.now();
-        if festival.status == FestivalStatus::Completed || festival.end_time.is_some_and(|end| now >= end) {
-            return Err(not_allowed("The festival is over"));
-        }
+        self.refunds_open(&mut tx, order.festival_id, now).await?;
         let mine: Vec<_> = store::tickets::of_order(&mut tx, order_id)
             .await?
             .into_iter()
@@ -226,47 +224,78 @@ impl TicketingApi {
             Claim::Replay(request) => return Ok(request),
             Claim::Fresh(fresh) => fresh,
         };
-        // The order first, then the request: the order a cancellation takes them in.
+        // Every order the decision touches (the request's, and those its tickets' unused
+        // add-ons were bought in), locked in id order before the request and any ticket:
+        // the order a cancellation takes them in.
         let seen = store::refunds::find(&mut tx, id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         record_festival(seen.festival_id);
         caller.require(seen.festival_id, Role::Organizer)?;
-        let order = store::orders::lock(&mut tx, seen.order_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        let mut orders = store::tickets::orders_of_unused_children(&mut tx, &seen.ticket_ids).await?;
+        orders.push(seen.order_id);
+        orders.sort_unstable();
+        orders.dedup();
+        let mut order = None;
+        for order_id in orders {
+            let locked = store::orders::lock(&mut tx, order_id).await?;
+            if order_id == seen.order_id {
+                order = locked;
+            }
+        }
+        let order = order.ok_or(ApiError::new(codes::NOT_FOUND))?;
         let request = store::refunds::lock(&mut tx, id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         if request.status != RefundStatus::Pending {
             return Err(already_decided(&request));
         }
         let now = self.clock.now();
         let note = (!note.is_empty()).then_some(note);
+        let mut revoked = Vec::new();
         if !req.approve {
             store::refunds::close(&mut tx, id, RefundStatus::Rejected, Some(caller.user_id), note, 0, now).await?;
         } else {
             if order.status != OrderStatus::Paid {
                 return Err(not_allowed("The order was cancelled since: reject the request"));
             }
-            let amount = self.refund_tickets(&mut tx, &request).await?;
+            self.refunds_open(&mut tx, request.festival_id, now).await?;
+            revoked = self.refund_tickets(&mut tx, &request).await?;
+            let amount = revoked.iter().map(|t| t.price_minor).sum();
             store::refunds::close(&mut tx, id, RefundStatus::Approved, Some(caller.user_id), note, amount, now).await?;
         }
         let decided = store::refunds::find(&mut tx, id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         let response = to_refund(&decided);
         fresh.complete(&mut tx, &response).await?;
-        tx.commit().await?;
+        // The places of the refunded tickets last, with the commit.
+        let freed: Vec<(&[Uuid], i64)> =
+            revoked.iter().filter(|t| t.was_unused).map(|t| (t.quota_ids.as_slice(), 1)).collect();
+        stock::shift_and_commit(tx, &freed, (0, -1)).await?;
         Ok(response)
     }
 
-    /// Revokes a request's tickets as REFUNDED with their add-ons, frees their places,
-    /// records what each order owes and publishes `refund.approved`. Returns the amount.
-    /// The caller holds the order's lock.
-    async fn refund_tickets(&self, tx: &mut sqlx::PgConnection, request: &RefundRow) -> ApiResult<i64> {
+    /// Refunds are asked for and approved only before the gates may open: offline
+    /// scanners may admit a ticket the server has not heard of yet.
+    async fn refunds_open(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        festival_id: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> ApiResult<()> {
+        let festival = Self::festival(conn, festival_id).await?;
+        if gates_may_be_open(festival.status, festival.start_time, now) {
+            return Err(not_allowed("Refunds close when the festival starts"));
+        }
+        Ok(())
+    }
+
+    /// Revokes a request's tickets as REFUNDED with their unused add-ons, records what
+    /// each order owes and publishes `refund.approved`. Returns what it revoked (each
+    /// with its price and quotas). The caller holds the orders' locks and moves the stock.
+    async fn refund_tickets(&self, tx: &mut sqlx::PgConnection, request: &RefundRow) -> ApiResult<Vec<Revoked>> {
         let mut revoked = store::tickets::revoke_unused(tx, &request.ticket_ids, TicketStatus::Refunded).await?;
         if revoked.len() != request.ticket_ids.len() {
             return Err(ApiError::new(codes::TICKET_ALREADY_USED)
                 .with_message("A ticket of the request was used since: reject the request"));
         }
         let parents: Vec<Uuid> = revoked.iter().map(|t| t.id).collect();
-        revoked.extend(store::tickets::revoke_children(tx, &parents, TicketStatus::Refunded).await?);
-        let freed: Vec<(&[Uuid], i64)> =
-            revoked.iter().filter(|t| t.was_unused).map(|t| (t.quota_ids.as_slice(), 1)).collect();
-        stock::shift(tx, &freed, (0, -1)).await?;
+        revoked.extend(store::tickets::revoke_children(tx, &parents, TicketStatus::Refunded, true).await?);
         // Per order: add-ons bought later sit in orders of their own.
         let mut per_order: BTreeMap<Uuid, (i64, Vec<String>)> = BTreeMap::new();
         for t in &revoked {
@@ -287,19 +316,18 @@ impl TicketingApi {
                 buyer_user_id: o.buyer_user_id.map(|u| u.to_string()).unwrap_or_default(),
             });
         }
-        let amount: i64 = orders.iter().map(|o| o.amount_minor).sum();
         events::publish(
             tx,
             &pb::RefundApproved {
                 request_id: request.id.to_string(),
                 festival_id: request.festival_id.to_string(),
                 currency: request.currency.clone(),
-                amount_minor: amount,
+                amount_minor: orders.iter().map(|o| o.amount_minor).sum(),
                 orders,
             },
         )
         .await?;
-        Ok(amount)
+        Ok(revoked)
     }
 
     /// Withdrawing locks only the request: it never waits on an order.

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::convert::to_ticket;
 use super::{TicketLine, TicketingApi};
-use crate::domain::status::{FestivalStatus, OrderStatus, TicketStatus};
+use crate::domain::status::{FestivalStatus, OrderStatus, TicketStatus, gates_may_be_open};
 use crate::domain::{sale, transfer};
 use crate::events;
 use crate::store::{self, tickets::TicketRow, transfers::TransferRow, transfers::TransferStatus};
@@ -223,17 +223,12 @@ impl TicketingApi {
             .ok_or_else(not_yours)?;
         record_festival(ticket.festival_id);
         let festival = Self::festival(conn, ticket.festival_id).await?;
-        match festival.status {
-            FestivalStatus::Cancelled => return Err(ApiError::new(codes::FESTIVAL_NOT_ACTIVE)),
-            // Offline scanners may hold the old credential in a snapshot taken before:
-            // once the gates are open, a ticket no longer changes hands.
-            FestivalStatus::Ongoing | FestivalStatus::Completed => {
-                return Err(ApiError::new(codes::TRANSFER_NOT_ALLOWED)
-                    .with_message("Tickets do not change hands once the festival has started"));
-            }
-            FestivalStatus::Draft | FestivalStatus::Published => {}
+        if festival.status == FestivalStatus::Cancelled {
+            return Err(ApiError::new(codes::FESTIVAL_NOT_ACTIVE));
         }
-        if festival.start_time.is_some_and(|start| self.clock.now() >= start) {
+        // Offline scanners may hold the old credential in a snapshot taken before: once
+        // the gates may be open, a ticket no longer changes hands.
+        if gates_may_be_open(festival.status, festival.start_time, self.clock.now()) {
             return Err(ApiError::new(codes::TRANSFER_NOT_ALLOWED)
                 .with_message("Tickets do not change hands once the festival has started"));
         }

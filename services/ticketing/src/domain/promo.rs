@@ -50,11 +50,20 @@ pub enum PromoError {
     NotApplicable(Uuid),
 }
 
+/// What codes did to a basket: each code's part, and what each line's tickets cost after
+/// them (what a refund of one of those tickets gives back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Priced {
+    pub applied: Vec<Applied>,
+    /// Per line, in the basket's order.
+    pub net_unit_prices: Vec<i64>,
+}
+
 /// Applies `promos` to `lines`: each code discounts every ticket of its categories that
 /// it takes something off, on what earlier codes left of its price. The caller passes
 /// them in a fixed order (percentages first, then by id), so the total does not depend
 /// on the order a buyer typed them in.
-pub fn apply(lines: &[Line], promos: &[Promo]) -> Result<Vec<Applied>, PromoError> {
+pub fn apply(lines: &[Line], promos: &[Promo]) -> Result<Priced, PromoError> {
     if promos.len() > 1 && promos.iter().any(|p| !p.stackable) {
         return Err(PromoError::NotStackable);
     }
@@ -89,7 +98,7 @@ pub fn apply(lines: &[Line], promos: &[Promo]) -> Result<Vec<Applied>, PromoErro
         }
         applied.push(Applied { promo: promo.id, tickets, discount_minor: discount });
     }
-    Ok(applied)
+    Ok(Priced { applied, net_unit_prices: left })
 }
 
 #[cfg(test)]
@@ -112,12 +121,23 @@ mod tests {
 
     #[test]
     fn percentages_round_down_per_ticket_and_fixed_amounts_never_exceed_the_price() {
-        let ten = apply(&basket(), &[promo(1, Discount::Percent(10), false)]).expect("applies");
+        let ten = apply(&basket(), &[promo(1, Discount::Percent(10), false)]).expect("applies").applied;
         assert_eq!(ten, vec![Applied { promo: Uuid::from_u128(1), tickets: 3, discount_minor: 500 * 2 + 1_299 }]);
-        let fixed = apply(&basket(), &[promo(2, Discount::Fixed(6_000), false)]).expect("applies");
+        let fixed = apply(&basket(), &[promo(2, Discount::Fixed(6_000), false)]).expect("applies").applied;
         assert_eq!(fixed[0].discount_minor, 5_000 * 2 + 6_000, "at most each ticket's price");
-        let free = apply(&basket()[..1], &[promo(3, Discount::Percent(100), false)]).expect("applies");
+        let free = apply(&basket()[..1], &[promo(3, Discount::Percent(100), false)]).expect("applies").applied;
         assert_eq!((free[0].tickets, free[0].discount_minor), (2, 10_000), "a 100 % code uses one per ticket");
+    }
+
+    #[test]
+    fn each_line_keeps_what_its_tickets_cost_after_the_codes() {
+        let vip_only = Promo { categories: vec![VIP], ..promo(1, Discount::Percent(100), true) };
+        let priced = apply(&basket(), &[promo(2, Discount::Percent(10), true), vip_only]).expect("applies");
+        assert_eq!(priced.net_unit_prices, vec![4_500, 0], "the free VIP ticket refunds nothing");
+        let gross: i64 = basket().iter().map(|l| l.unit_price * i64::from(l.quantity)).sum();
+        let discount: i64 = priced.applied.iter().map(|a| a.discount_minor).sum();
+        let net: i64 = basket().iter().zip(&priced.net_unit_prices).map(|(l, p)| p * i64::from(l.quantity)).sum();
+        assert_eq!(net, gross - discount);
     }
 
     #[test]
@@ -132,7 +152,8 @@ mod tests {
         );
         let both =
             apply(&basket()[..1], &[promo(1, Discount::Percent(50), true), promo(2, Discount::Percent(50), true)])
-                .expect("stacks");
+                .expect("stacks")
+                .applied;
         assert_eq!(both.iter().map(|a| a.discount_minor).collect::<Vec<_>>(), vec![5_000, 2_500]);
     }
 
@@ -140,7 +161,8 @@ mod tests {
     fn a_ticket_the_code_takes_nothing_off_does_not_use_it() {
         let lines =
             [Line { category: GA, unit_price: 0, quantity: 1 }, Line { category: VIP, unit_price: 9_000, quantity: 1 }];
-        let applied = apply(&lines, &[promo(1, Discount::Percent(100), false)]).expect("applies to the paid ticket");
+        let applied =
+            apply(&lines, &[promo(1, Discount::Percent(100), false)]).expect("applies to the paid ticket").applied;
         assert_eq!((applied[0].tickets, applied[0].discount_minor), (1, 9_000));
         assert_eq!(
             apply(&lines[..1], &[promo(1, Discount::Fixed(500), false)]),
@@ -151,7 +173,7 @@ mod tests {
     #[test]
     fn categories_and_minimum_baskets_are_respected() {
         let vip_only = Promo { categories: vec![VIP], ..promo(1, Discount::Fixed(1_000), false) };
-        assert_eq!(apply(&basket(), std::slice::from_ref(&vip_only)).expect("applies")[0].tickets, 1);
+        assert_eq!(apply(&basket(), std::slice::from_ref(&vip_only)).expect("applies").applied[0].tickets, 1);
         assert_eq!(apply(&basket()[..1], &[vip_only]), Err(PromoError::NotApplicable(Uuid::from_u128(1))));
         let big_spenders = Promo { min_basket_minor: 30_000, ..promo(2, Discount::Percent(5), false) };
         assert_eq!(apply(&basket(), &[big_spenders]), Err(PromoError::BelowMinimum(Uuid::from_u128(2))));

@@ -82,6 +82,16 @@ pub fn is_revoked(status: TicketStatus) -> bool {
 
 /// Sales happen while the festival is published or under way; a cancelled festival
 /// stops them at once.
+/// Whether the gates may have opened: under way or over, or past its start. Offline
+/// scanners may then hold a snapshot, so tickets stop changing hands or being refunded.
+pub fn gates_may_be_open(
+    status: FestivalStatus,
+    start: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    matches!(status, FestivalStatus::Ongoing | FestivalStatus::Completed) || start.is_some_and(|s| now >= s)
+}
+
 pub fn festival_on_sale(status: FestivalStatus) -> bool {
     matches!(status, FestivalStatus::Published | FestivalStatus::Ongoing)
 }

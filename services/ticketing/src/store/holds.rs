@@ -20,6 +20,8 @@ pub struct HoldRow {
     pub order_id: Option<Uuid>,
     /// Add-ons bought for this ticket the buyer holds.
     pub for_ticket_id: Option<Uuid>,
+    /// The partner voucher whose reservation it took from.
+    pub voucher_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -27,21 +29,23 @@ pub struct ItemRow {
     pub category_id: Uuid,
     pub quantity: i32,
     pub unit_price_minor: i64,
+    /// What each of its tickets costs after the hold's promo codes.
+    pub net_unit_price_minor: i64,
     /// The quotas its tickets were taken from.
     pub quota_ids: Vec<Uuid>,
 }
 
 macro_rules! columns {
     () => {
-        "id, festival_id, user_id, status, total_minor, discount_minor, currency, expires_at, extended, order_id, for_ticket_id"
+        "id, festival_id, user_id, status, total_minor, discount_minor, currency, expires_at, extended, order_id, for_ticket_id, voucher_id"
     };
 }
 
 pub async fn insert(conn: &mut PgConnection, h: &HoldRow, items: &[ItemRow]) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into holds (id, festival_id, user_id, status, total_minor, discount_minor, currency, expires_at, extended,
-             for_ticket_id)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             for_ticket_id, voucher_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(h.id)
     .bind(h.festival_id)
@@ -53,16 +57,19 @@ pub async fn insert(conn: &mut PgConnection, h: &HoldRow, items: &[ItemRow]) -> 
     .bind(h.expires_at)
     .bind(h.extended)
     .bind(h.for_ticket_id)
+    .bind(h.voucher_id)
     .execute(&mut *conn)
     .await?;
     for item in items {
         sqlx::query(
-            "insert into hold_items (hold_id, category_id, quantity, unit_price_minor, quota_ids) values ($1, $2, $3, $4, $5)",
+            "insert into hold_items (hold_id, category_id, quantity, unit_price_minor, net_unit_price_minor, quota_ids)
+             values ($1, $2, $3, $4, $5, $6)",
         )
         .bind(h.id)
         .bind(item.category_id)
         .bind(item.quantity)
         .bind(item.unit_price_minor)
+        .bind(item.net_unit_price_minor)
         .bind(&item.quota_ids)
         .execute(&mut *conn)
         .await?;
@@ -84,7 +91,9 @@ pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<HoldRow>, 
 
 pub async fn items(conn: &mut PgConnection, hold_id: Uuid) -> Result<Vec<ItemRow>, sqlx::Error> {
     sqlx::query_as(
-        "select category_id, quantity, unit_price_minor, quota_ids from hold_items where hold_id = $1 order by category_id",
+        "select category_id, quantity, unit_price_minor, coalesce(net_unit_price_minor, unit_price_minor) as net_unit_price_minor,
+                quota_ids
+         from hold_items where hold_id = $1 order by category_id",
     )
     .bind(hold_id)
     .fetch_all(conn)

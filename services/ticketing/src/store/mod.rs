@@ -12,4 +12,5 @@ pub mod quotas;
 pub mod refunds;
 pub mod tickets;
 pub mod transfers;
+pub mod vouchers;
 pub mod waitlist;

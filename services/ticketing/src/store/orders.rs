@@ -91,15 +91,15 @@ pub async fn add_refunds(conn: &mut PgConnection, refunds: &[(Uuid, i64)]) -> Re
     Ok(())
 }
 
-/// (paid orders, their total net of refunds, cancelled orders, their total, refunds of
-/// paid orders) of a festival.
+/// (paid orders, their total, cancelled orders, their total, approved refunds) of a
+/// festival; totals net of refunds, so each unit of money is counted once.
 pub async fn totals(conn: &mut PgConnection, festival_id: Uuid) -> Result<(i64, i64, i64, i64, i64), sqlx::Error> {
     sqlx::query_as(
         "select count(*) filter (where status = 'PAID'),
                 coalesce(sum(total_minor - refunded_minor) filter (where status = 'PAID'), 0)::bigint,
                 count(*) filter (where status = 'CANCELLED'),
-                coalesce(sum(total_minor) filter (where status = 'CANCELLED'), 0)::bigint,
-                coalesce(sum(refunded_minor) filter (where status = 'PAID'), 0)::bigint
+                coalesce(sum(total_minor - refunded_minor) filter (where status = 'CANCELLED'), 0)::bigint,
+                coalesce(sum(refunded_minor), 0)::bigint
          from orders where festival_id = $1",
     )
     .bind(festival_id)

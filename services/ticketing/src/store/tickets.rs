@@ -203,21 +203,36 @@ pub async fn live_children(conn: &mut PgConnection, parents: &[Uuid]) -> Result<
 }
 
 /// Revokes the live add-ons of these admission tickets (bought with them or later, in
-/// any order), like `revoke_of_order`.
+/// any order), like `revoke_of_order`; with `unused_only`, only those not used yet (a
+/// refund pays back what was not used: the car already parked keeps its pass).
 pub async fn revoke_children(
     conn: &mut PgConnection,
     parents: &[Uuid],
     status: TicketStatus,
+    unused_only: bool,
 ) -> Result<Vec<Revoked>, sqlx::Error> {
     sqlx::query_as(
         "update tickets t set status = $2, updated_at = now()
          from (select id, status = 'SOLD' as was_unused from tickets
-               where parent_ticket_id = any($1) and status in ('SOLD', 'USED') order by id for update) before
+               where parent_ticket_id = any($1) and (status = 'SOLD' or (status = 'USED' and not $3))
+               order by id for update) before
          where t.id = before.id
          returning t.id, t.order_id, t.price_minor, t.quota_ids, before.was_unused",
     )
     .bind(parents)
     .bind(status.as_str())
+    .bind(unused_only)
+    .fetch_all(conn)
+    .await
+}
+
+/// The orders of the unused add-ons of these admission tickets (read without locks, to
+/// lock the orders first).
+pub async fn orders_of_unused_children(conn: &mut PgConnection, parents: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select distinct order_id from tickets where parent_ticket_id = any($1) and status = 'SOLD' order by order_id",
+    )
+    .bind(parents)
     .fetch_all(conn)
     .await
 }

@@ -158,6 +158,7 @@ pub fn hold_request(festival: &Festival, items: &[(&str, i32)]) -> pb::CreateHol
         promo_codes: Vec::new(),
         for_ticket_id: String::new(),
         access_code: String::new(),
+        voucher_code: String::new(),
     }
 }
 

@@ -12,4 +12,5 @@ mod races;
 mod refunds;
 mod sales;
 mod transfers;
+mod vouchers;
 mod waitlist;

@@ -127,6 +127,9 @@ async fn an_approved_request_revokes_the_tickets_frees_their_places_and_records_
     assert_eq!((report.revenue_minor, report.refunded_minor, report.paid_orders), (5_000, 10_000, 1));
     // A refunded ticket is not asked for again.
     assert_eq!(outcome(c.request_refund(authed(ask(&order, &[t0], "twice"), &fan)).await), "ERR_6016");
+    // Once the gates may be open (offline scanners hold snapshots), refunds close.
+    env.announce(f.id, program::FestivalStatus::Ongoing, 2).await;
+    assert_eq!(outcome(c.request_refund(authed(ask(&order, &[t2], "too late"), &fan)).await), "ERR_6016");
 }
 
 #[tokio::test]
