@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use festival_proto::ticketing::v1 as pb;
 
-use crate::domain::sale::{in_window, total, within_account_limit};
+use crate::domain::sale::{in_window, total};
 use crate::domain::status::{HoldStatus, festival_on_sale};
 use crate::stock::{self, Shortage};
 use crate::store::{self, holds::HoldRow, holds::ItemRow, vouchers::VoucherRow, waitlist::WaitingStatus};
@@ -158,15 +158,11 @@ async fn serve_head(
     if !festival_on_sale(festival.status) || !in_window(now, category.sale_start, category.sale_end) {
         return Ok((Served::Stop, false));
     }
-    if category.max_per_account > 0 {
-        store::categories::lock_account_purchases(&mut tx, category_id, user_id).await?;
-        let already = store::categories::taken_by_account(&mut tx, category_id, user_id).await?;
-        if !within_account_limit(already, quantity, category.max_per_account) {
-            // They bought elsewhere meanwhile: the place goes to the next in line.
-            store::waitlist::set_status(&mut tx, entry_id, WaitingStatus::Expired).await?;
-            tx.commit().await?;
-            return Ok((Served::Next, false));
-        }
+    if !store::categories::account_may_take(&mut tx, &category, user_id, quantity).await? {
+        // They bought elsewhere meanwhile: the place goes to the next in line.
+        store::waitlist::set_status(&mut tx, entry_id, WaitingStatus::Expired).await?;
+        tx.commit().await?;
+        return Ok((Served::Next, false));
     }
     let plan = match stock::Plan::new(&mut tx, &[(category_id, quantity)]).await? {
         Ok(plan) => plan,

@@ -66,13 +66,9 @@ impl TicketingApi {
                 return Err(ApiError::field(codes::SALES_CLOSED, &field, "this category is not on sale now"));
             }
             quantity_allowed(&format!("{field}.quantity"), quantity, category.min_per_order, category.max_per_order)?;
-            if category.max_per_account > 0 {
-                store::categories::lock_account_purchases(&mut tx, category_id, caller.user_id).await?;
-                let already = store::categories::taken_by_account(&mut tx, category_id, caller.user_id).await?;
-                if !sale::within_account_limit(already, quantity, category.max_per_account) {
-                    let why = format!("at most {} per account", category.max_per_account);
-                    return Err(ApiError::field(codes::PURCHASE_LIMIT_EXCEEDED, &field, why));
-                }
+            if !store::categories::account_may_take(&mut tx, category, caller.user_id, quantity).await? {
+                let why = format!("at most {} per account", category.max_per_account);
+                return Err(ApiError::field(codes::PURCHASE_LIMIT_EXCEEDED, &field, why));
             }
             items.push(ItemRow {
                 category_id,

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::convert::to_ticket;
 use super::{TicketLine, TicketingApi};
 use crate::domain::status::{FestivalStatus, OrderStatus, TicketStatus, gates_may_be_open};
-use crate::domain::{sale, transfer};
+use crate::domain::transfer;
 use crate::events;
 use crate::store::{self, tickets::TicketRow, transfers::TransferRow, transfers::TransferStatus};
 
@@ -258,13 +258,9 @@ impl TicketingApi {
             .await?
             .pop()
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("ticket {} without its category", ticket.id)))?;
-        if category.max_per_account > 0 {
-            store::categories::lock_account_purchases(conn, category.id, to).await?;
-            let already = store::categories::taken_by_account(conn, category.id, to).await?;
-            if !sale::within_account_limit(already, 1, category.max_per_account) {
-                return Err(ApiError::new(codes::PURCHASE_LIMIT_EXCEEDED)
-                    .with_message(format!("The recipient may hold at most {} of these", category.max_per_account)));
-            }
+        if !store::categories::account_may_take(conn, &category, to, 1).await? {
+            return Err(ApiError::new(codes::PURCHASE_LIMIT_EXCEEDED)
+                .with_message(format!("The recipient may hold at most {} of these", category.max_per_account)));
         }
         let issuer = self.keys.issuer(ticket.festival_id).await.map_err(super::kit_error)?;
         let order = store::orders::find(conn, ticket.order_id)

@@ -208,13 +208,9 @@ impl TicketingApi {
             .pop()
             .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "items[0].category_id", "no such category"))?;
         quantity_allowed("items[0].quantity", quantity, category.min_per_order, category.max_per_order)?;
-        if category.max_per_account > 0 {
-            store::categories::lock_account_purchases(&mut tx, category_id, caller.user_id).await?;
-            let already = store::categories::taken_by_account(&mut tx, category_id, caller.user_id).await?;
-            if !sale::within_account_limit(already, quantity, category.max_per_account) {
-                let why = format!("at most {} per account", category.max_per_account);
-                return Err(ApiError::field(codes::PURCHASE_LIMIT_EXCEEDED, "items[0]", why));
-            }
+        if !store::categories::account_may_take(&mut tx, &category, caller.user_id, quantity).await? {
+            let why = format!("at most {} per account", category.max_per_account);
+            return Err(ApiError::field(codes::PURCHASE_LIMIT_EXCEEDED, "items[0]", why));
         }
         let unit_price_minor = voucher.price_minor.unwrap_or(category.price_minor);
         let items = vec![ItemRow {

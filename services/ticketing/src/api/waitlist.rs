@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use super::TicketingApi;
 use super::holds::quantity_allowed;
-use crate::domain::sale;
 use crate::domain::status::{HoldStatus, Visibility};
 use crate::lifecycle;
 use crate::store::{self, waitlist::EntryRow, waitlist::WaitingStatus};
@@ -57,12 +56,9 @@ impl TicketingApi {
         if category.sale_end.is_some_and(|end| end <= now) {
             return Err(ApiError::new(codes::SALES_CLOSED).with_message("The sale of this category has ended"));
         }
-        if category.max_per_account > 0 {
-            let already = store::categories::taken_by_account(&mut tx, category_id, caller.user_id).await?;
-            if !sale::within_account_limit(already, req.quantity, category.max_per_account) {
-                let why = format!("at most {} per account", category.max_per_account);
-                return Err(ApiError::field(codes::PURCHASE_LIMIT_EXCEEDED, "quantity", why));
-            }
+        if !store::categories::account_may_take(&mut tx, &category, caller.user_id, req.quantity).await? {
+            let why = format!("at most {} per account", category.max_per_account);
+            return Err(ApiError::field(codes::PURCHASE_LIMIT_EXCEEDED, "quantity", why));
         }
         let id = Uuid::now_v7();
         store::waitlist::insert(&mut tx, id, festival_id, category_id, caller.user_id, req.quantity, now)

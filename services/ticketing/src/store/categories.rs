@@ -108,8 +108,25 @@ pub async fn count(conn: &mut PgConnection, festival_id: Uuid) -> Result<i64, sq
     sqlx::query_scalar("select count(*) from categories where festival_id = $1").bind(festival_id).fetch_one(conn).await
 }
 
+/// Whether an account may take `wanted` more tickets of the category within its
+/// per-account limit (0: none). Holds the account's purchase lock for the category until
+/// the transaction ends, so two of its commands never both pass the limit.
+pub async fn account_may_take(
+    conn: &mut PgConnection,
+    category: &CategoryRow,
+    user_id: Uuid,
+    wanted: i32,
+) -> Result<bool, sqlx::Error> {
+    if category.max_per_account <= 0 {
+        return Ok(true);
+    }
+    lock_account_purchases(conn, category.id, user_id).await?;
+    let already = taken_by_account(conn, category.id, user_id).await?;
+    Ok(crate::domain::sale::within_account_limit(already, wanted, category.max_per_account))
+}
+
 /// Tickets of a category an account holds in active holds or owns (sold or used).
-pub async fn taken_by_account(conn: &mut PgConnection, category_id: Uuid, user_id: Uuid) -> Result<i64, sqlx::Error> {
+async fn taken_by_account(conn: &mut PgConnection, category_id: Uuid, user_id: Uuid) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "select (select coalesce(sum(i.quantity), 0) from hold_items i join holds h on h.id = i.hold_id
                  where i.category_id = $1 and h.user_id = $2 and h.status = 'ACTIVE')
@@ -123,11 +140,7 @@ pub async fn taken_by_account(conn: &mut PgConnection, category_id: Uuid, user_i
 }
 
 /// Serialises one account's purchases of one category (its per-account limit).
-pub async fn lock_account_purchases(
-    conn: &mut PgConnection,
-    category_id: Uuid,
-    user_id: Uuid,
-) -> Result<(), sqlx::Error> {
+async fn lock_account_purchases(conn: &mut PgConnection, category_id: Uuid, user_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("select pg_advisory_xact_lock(hashtextextended($1::text || '/' || $2::text, 0))")
         .bind(category_id)
         .bind(user_id)

@@ -133,6 +133,24 @@ impl Env {
         self.client().cancel_order(authed(request, &festival.organizer)).await.expect("cancel");
     }
 
+    /// Waits (at most 10 s, the worker sweeping on the test's clock) until the festival's
+    /// quotas hold `held` tickets in all; whether they did.
+    pub async fn held_becomes(&self, festival: &Festival, held: i64) -> bool {
+        let (pool, id) = (self.app.pool.clone(), festival.id);
+        festival_testkit::eventually(Duration::from_secs(10), || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("select coalesce(sum(held), 0)::bigint from quotas where festival_id = $1")
+                    .bind(id)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap_or(-1)
+                    == held
+            }
+        })
+        .await
+    }
+
     /// `(size, held, sold)` of the festival's quotas, by name.
     pub async fn quotas(&self, festival: &Festival) -> Vec<(String, i64, i64, i64)> {
         sqlx::query_as("select name, size, held, sold from quotas where festival_id = $1 order by name")

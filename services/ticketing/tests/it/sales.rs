@@ -109,19 +109,7 @@ async fn holds_expire_on_the_clock_and_give_their_tickets_back() {
     );
 
     env.app.clock.advance(Duration::from_secs(30 * 60));
-    let pool = env.app.pool.clone();
-    let released = festival_testkit::eventually(Duration::from_secs(10), || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("select held from quotas where festival_id = $1")
-                .bind(f.id)
-                .fetch_one(&pool)
-                .await
-                .unwrap_or(-1)
-                == 0
-        }
-    })
-    .await;
+    let released = env.held_becomes(&f, 0).await;
     assert!(released, "the expired hold's tickets came back");
     let expired = c.get_hold(authed(pb::GetHoldRequest { hold_id: hold.id.clone() }, &first)).await.expect("hold");
     assert_eq!(expired.into_inner().status, pb::HoldStatus::Expired as i32);

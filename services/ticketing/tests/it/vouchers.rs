@@ -132,19 +132,7 @@ async fn an_expired_voucher_frees_its_places_and_its_buyers_unsold_holds_free_th
 
     // Past the voucher's end and the hold's: both places go back to the public.
     env.app.clock.advance(Duration::from_secs(20 * 60));
-    let pool = env.app.pool.clone();
-    let freed = festival_testkit::eventually(Duration::from_secs(10), || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("select held from quotas where festival_id = $1")
-                .bind(f.id)
-                .fetch_one(&pool)
-                .await
-                .unwrap_or(-1)
-                == 0
-        }
-    })
-    .await;
+    let freed = env.held_becomes(&f, 0).await;
     assert!(freed, "the voucher's and its buyer's places came back");
     // Closed, whichever the worker ended first (the voucher or the hold).
     let state = voucher_state(&env, &f).await;
