@@ -234,7 +234,13 @@ fn set_path(
 fn scalar_json(kind: &Kind, raw: &str) -> Option<Value> {
     Some(match kind {
         Kind::Bool => Value::Bool(raw.parse().ok()?),
-        Kind::Enum(_) => raw.parse::<i32>().map(Value::from).unwrap_or_else(|_| Value::String(raw.to_owned())),
+        // By name only, as the OpenAPI document says: a URL is text a person types, and a
+        // number would slip past the spec's enum (JSON bodies still take numbers, as
+        // the proto3 mapping asks).
+        Kind::Enum(e) => {
+            e.get_value_by_name(raw)?;
+            Value::String(raw.to_owned())
+        }
         Kind::Message(m) if m.full_name() == "google.protobuf.BoolValue" => Value::Bool(raw.parse().ok()?),
         Kind::Message(m) if !is_string_shaped_wkt(m.full_name()) => return None,
         // Numbers, bytes (base64) and the string-shaped well-known types all accept a JSON string.

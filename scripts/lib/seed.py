@@ -1,12 +1,14 @@
 """Seeds demo data through the public REST API (idempotent): a platform admin, the
 published demo festival (English and French) with its stages and line-up, its organizer
 and a staff member signed up for a bar shift, a fan with two clashing favourites, ticket
-categories under one site quota, a box-office order for the fan, a free ticket the fan
-checked out, and the box-office ticket checked in at the main gate by the staff member.
+categories under one site quota, a sponsor's guest-list voucher, a box-office order for
+the fan, a free ticket the fan checked out, and the box-office ticket checked in at the
+main gate by the staff member.
 
 usage: seed.py GATEWAY_URL IDENTITY_BINARY
 """
 
+import datetime
 import json
 import os
 import subprocess
@@ -107,10 +109,12 @@ def main():
                 sys.exit(f"granting {role} to {email}: {status} {body}")
     seed_shifts(base, festival_id, organizer, users["staff@festival.local"])
     seed_favourites(base, festival_id, users["fan@festival.local"]["accessToken"])
-    seed_tickets(base, festival_id, users["fan@festival.local"])
+    voucher = seed_tickets(base, festival_id, users["fan@festival.local"])
     print(f"demo festival {DEMO_SLUG} ({festival_id}), published, {len(STAGES)} stages, {len(LINEUP)} performances; logins (password {PASSWORD}):")
     for email, _, role in ACCOUNTS:
         print(f"  {email:28} {role or ('ADMIN' if email.startswith('admin') else 'USER')}")
+    if voucher:
+        print(f"sponsor guest-list voucher (20 free weekend passes, shown once): {voucher}")
 
 
 def seed_shifts(base, festival_id, organizer, staff):
@@ -196,6 +200,20 @@ def seed_tickets(base, festival_id, fan):
         status, body = call(base, "POST", f"/v1/festivals/{festival_id}/quotas", quota, organizer)
         if status != 200:
             sys.exit(f"creating the site quota: {status} {body}")
+    # A sponsor's guest list: 20 weekend passes reserved, free with the voucher's code
+    # (made once; the code is shown only when it is made).
+    voucher_code = None
+    status, body = call(base, "GET", f"/v1/festivals/{festival_id}/vouchers", token=organizer)
+    if status != 200:
+        sys.exit(f"listing vouchers: {status} {body}")
+    if not body.get("vouchers"):
+        until = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=60)).isoformat()
+        voucher = {"categoryId": ids["Weekend pass"], "partner": "Sponsor guest list", "maxUses": 20,
+                   "priceMinor": 0, "validUntil": until, "idempotencyKey": "demo-sponsor-voucher"}
+        status, body = call(base, "POST", f"/v1/festivals/{festival_id}/vouchers", voucher, organizer)
+        if status != 200:
+            sys.exit(f"creating the demo voucher: {status} {body}")
+        voucher_code = body["code"]
     # The box office sells the fan a weekend pass (idempotent: the same key every run).
     order = {"categoryId": ids["Weekend pass"], "quantity": 1, "buyerUserId": fan["user"]["id"],
              "paymentMethod": "PAYMENT_METHOD_CASH", "idempotencyKey": "demo-box-office-order"}
@@ -216,6 +234,7 @@ def seed_tickets(base, festival_id, fan):
     scan = {"credential": sold["tickets"][0]["credential"], "gate": "main-gate"}
     retrying("checking in the demo ticket",
              lambda: call(base, "POST", f"/v1/festivals/{festival_id}/check-ins", scan, staff), accept=("ERR_6001",))
+    return voucher_code
 
 
 if __name__ == "__main__":

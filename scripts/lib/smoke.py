@@ -154,6 +154,9 @@ def main():
         status, stats = call("GET", f"/v1/festivals/{festival['id']}/check-in-stats", headers={"Authorization": f"Bearer {admin['accessToken']}"})
         if status != 200 or int(stats.get("onSite", 0)) < 1:
             fail(f"the demo festival should have someone on site: {status} {stats}")
+        status, vouchers = call("GET", f"/v1/festivals/{festival['id']}/vouchers", headers={"Authorization": f"Bearer {admin['accessToken']}"})
+        if status != 200 or [(v["partner"], v["maxUses"]) for v in vouchers.get("vouchers", [])] != [("Sponsor guest list", 20)]:
+            fail(f"the demo festival should keep 20 places for its sponsor: {status} {vouchers}")
         status, shifts = call("GET", f"/v1/festivals/{festival['id']}/shifts", headers={"Authorization": f"Bearer {admin['accessToken']}"})
         if status != 200 or not any(s["assignees"] for s in shifts.get("shifts", [])):
             fail(f"the demo staff member should be on a shift: {status} {shifts}")

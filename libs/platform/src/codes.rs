@@ -101,6 +101,7 @@ catalogue! {
     REFUND_ALREADY_DECIDED = ("ERR_6017", FailedPrecondition, 409, "Refund request already decided");
     VOUCHER_CLOSED = ("ERR_6018", FailedPrecondition, 409, "Voucher closed or expired");
     VOUCHER_EXHAUSTED = ("ERR_6019", FailedPrecondition, 409, "Voucher fully used");
+    WALLET_NOT_CONFIGURED = ("ERR_6020", FailedPrecondition, 409, "Wallet passes are not set up");
 
     // 7xxx festivals
     FESTIVAL_NOT_ACTIVE = ("ERR_7001", FailedPrecondition, 409, "Festival not active");

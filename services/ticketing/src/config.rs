@@ -16,6 +16,25 @@ pub struct Config {
     pub limits: Limits,
     pub gates: GatesConfig,
     pub waitlist: WaitlistConfig,
+    pub wallet: WalletConfig,
+}
+
+/// Wallet passes (`TICKETING__WALLET__*`). Google Wallet is on when `google_issuer_id`
+/// is set: the issuer's number from the Google Pay & Wallet console, the service account
+/// that may issue for it, and that account's private key (PEM, as in its JSON key file).
+/// Apple Wallet is on when `apple_pass_type_id` is set: the pass type and team from the
+/// Apple developer account, the pass type's certificate and RSA private key, and Apple's
+/// WWDR intermediate certificate (all PEM).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct WalletConfig {
+    pub google_issuer_id: String,
+    pub google_service_account: String,
+    pub google_private_key: Secret,
+    pub apple_pass_type_id: String,
+    pub apple_team_id: String,
+    pub apple_certificate: String,
+    pub apple_private_key: Secret,
+    pub apple_wwdr_certificate: String,
 }
 
 /// The waiting list (`TICKETING__WAITLIST__*`).
@@ -84,6 +103,7 @@ impl Default for Config {
             },
             gates: GatesConfig { watch_interval_ms: 1_000, watch_max_secs: 15 * 60, max_watchers_per_festival: 20 },
             waitlist: WaitlistConfig { offer_ttl_secs: 3_600 },
+            wallet: WalletConfig::default(),
         }
     }
 }
@@ -112,6 +132,10 @@ impl ServiceConfig for Config {
                 reason: "must be between 1 and 3600".into(),
             });
         }
+        crate::wallet::GoogleWallet::from_config(&self.wallet)
+            .map_err(|reason| ConfigError::Invalid { key: self.common.env_var("wallet"), reason })?;
+        crate::wallet::AppleWallet::from_config(&self.wallet)
+            .map_err(|reason| ConfigError::Invalid { key: self.common.env_var("wallet"), reason })?;
         if self.waitlist.offer_ttl_secs < 60 || self.waitlist.offer_ttl_secs > 7 * 24 * 3600 {
             return Err(ConfigError::Invalid {
                 key: self.common.env_var("waitlist.offer_ttl_secs"),

@@ -72,6 +72,30 @@ pub fn png(m: &Matrix) -> Result<Vec<u8>, png::EncodingError> {
     Ok(out)
 }
 
+/// A square icon of `side` pixels for a wallet pass: a dark ring on white, in the spirit
+/// of a QR code's finder pattern (Apple Wallet requires an icon).
+pub fn icon_png(side: u32) -> Result<Vec<u8>, png::EncodingError> {
+    let n = side as usize;
+    let (ring, hole) = (n / 7, 2 * n / 7);
+    let pixels: Vec<u8> = (0..n * n)
+        .map(|i| {
+            let (x, y) = (i % n, i / n);
+            let edge = x.min(y).min(n - 1 - x).min(n - 1 - y);
+            if edge < ring || edge >= hole { 0 } else { 255 }
+        })
+        .collect();
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, side, side);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header()?;
+        writer.write_image_data(&pixels)?;
+        writer.finish()?;
+    }
+    Ok(out)
+}
+
 /// What a printed ticket says.
 pub struct Printed<'a> {
     pub festival: &'a str,

@@ -7,7 +7,7 @@
 //!
 //! Layout: [`api`] (gRPC), [`domain`] (rules), [`store`] (SQL), [`stock`] (quota moves),
 //! [`lifecycle`] (hold expiry, waiting-list offers), [`signing`] (festival keys),
-//! [`document`] (QR codes and PDF tickets), [`events`].
+//! [`document`] (QR codes and PDF tickets), [`wallet`] (wallet passes), [`events`].
 
 pub mod api;
 pub mod config;
@@ -18,6 +18,7 @@ pub mod lifecycle;
 pub mod signing;
 pub mod stock;
 pub mod store;
+pub mod wallet;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,7 +54,9 @@ impl Service for Ticketing {
             festival_platform::sealing::Sealer::from_config(&config.keys.sealing_key).map_err(anyhow::Error::msg)?;
         let keys = Arc::new(signing::FestivalKeys::new(ctx.pool.clone(), sealer));
         let max = config.common.grpc.max_message_bytes;
-        let api = api::TicketingApi::new(ctx.pool.clone(), verifier, keys, Arc::new(config), ctx.clock.clone());
+        let wallets = Arc::new(wallet::Wallets::from_config(&config.wallet).map_err(anyhow::Error::msg)?);
+        let api =
+            api::TicketingApi::new(ctx.pool.clone(), verifier, keys, Arc::new(config), ctx.clock.clone(), wallets);
         Ok(Routes::new(TicketingServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max)))
     }
 

@@ -33,6 +33,7 @@ use crate::domain::sale;
 use crate::domain::status::{TicketStatus, festival_on_sale};
 use crate::signing::FestivalKeys;
 use crate::store::{self, festivals::FestivalRow, orders::OrderRow, tickets::TicketRow};
+use crate::wallet::Wallets;
 
 pub struct TicketingApi {
     pool: PgPool,
@@ -42,11 +43,20 @@ pub struct TicketingApi {
     clock: Clock,
     /// Live counters open per festival (see `gates::Watchers`).
     watchers: gates::Watchers,
+    /// The wallets passes are offered for.
+    wallets: Arc<Wallets>,
 }
 
 impl TicketingApi {
-    pub fn new(pool: PgPool, verifier: Verifier, keys: Arc<FestivalKeys>, config: Arc<Config>, clock: Clock) -> Self {
-        Self { pool, verifier, keys, config, clock, watchers: gates::Watchers::default() }
+    pub fn new(
+        pool: PgPool,
+        verifier: Verifier,
+        keys: Arc<FestivalKeys>,
+        config: Arc<Config>,
+        clock: Clock,
+        wallets: Arc<Wallets>,
+    ) -> Self {
+        Self { pool, verifier, keys, config, clock, watchers: gates::Watchers::default(), wallets }
     }
 
     /// A festival ticketing knows of (from program's events).
@@ -195,6 +205,8 @@ festival_platform::bind_rpcs! {
         auth withdraw_refund_request(pb::WithdrawRefundRequestRequest) -> pb::RefundRequest;
         auth list_my_tickets(pb::ListMyTicketsRequest) -> pb::ListMyTicketsResponse;
         auth_response get_ticket_document(pb::GetTicketDocumentRequest) -> festival_proto::google::api::HttpBody;
+        auth get_google_wallet_link(pb::GetGoogleWalletLinkRequest) -> pb::WalletLink;
+        auth_response get_apple_wallet_pass(pb::GetAppleWalletPassRequest) -> festival_proto::google::api::HttpBody;
         public get_ticket_keys(pb::GetTicketKeysRequest) -> pb::TicketKeys;
         auth join_waiting_list(pb::JoinWaitingListRequest) -> pb::WaitingListEntry;
         auth list_my_waiting_list(pb::ListMyWaitingListRequest) -> pb::ListMyWaitingListResponse;

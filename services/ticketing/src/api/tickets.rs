@@ -9,13 +9,19 @@ use festival_platform::rpc::{cacheable, record_festival};
 use festival_platform::{ApiError, ApiResult, codes, validate};
 use festival_proto::google::api::HttpBody;
 use festival_proto::ticketing::v1 as pb;
+use sqlx::PgConnection;
 use tonic::Response;
+use uuid::Uuid;
 
 use super::TicketingApi;
 use super::convert::to_ticket;
 use crate::document;
 use crate::domain::status::is_revoked;
 use crate::store;
+use crate::store::categories::CategoryRow;
+use crate::store::festivals::FestivalRow;
+use crate::store::tickets::TicketRow;
+use crate::wallet;
 
 /// A festival's public key as scanners download it.
 pub(super) fn to_key(k: &store::keys::KeyRow) -> pb::TicketKey {
@@ -72,20 +78,7 @@ impl TicketingApi {
         let format = validate::known_enum::<pb::TicketDocumentFormat>("format", req.format, true)?
             .unwrap_or(pb::TicketDocumentFormat::Pdf);
         let mut conn = self.pool.acquire().await?;
-        let not_found = || ApiError::field(codes::NOT_FOUND, "ticket_id", "no such ticket of yours");
-        let ticket = store::tickets::find_by_id(&mut conn, ticket_id).await?.ok_or_else(not_found)?;
-        record_festival(ticket.festival_id);
-        let staff = caller.require_any(ticket.festival_id, &[Role::Organizer, Role::Cashier]).is_ok();
-        if ticket.holder_user_id != Some(caller.user_id) && !staff {
-            return Err(not_found());
-        }
-        if is_revoked(ticket.status) {
-            return Err(ApiError::new(codes::TICKET_REVOKED).with_message(if ticket.replaced_by.is_some() {
-                "This ticket was transferred"
-            } else {
-                "This ticket was cancelled"
-            }));
-        }
+        let ticket = Self::readable_ticket(&mut conn, &caller, ticket_id).await?;
         let matrix =
             document::Matrix::of(&ticket.credential).map_err(|e| ApiError::internal(anyhow::anyhow!("{e:?}")))?;
         let (content_type, data, extension) = match format {
@@ -121,5 +114,79 @@ impl TicketingApi {
             false,
             Some(&format!("ticket-{ticket_id}.{extension}")),
         ))
+    }
+
+    pub(super) async fn get_google_wallet_link(
+        &self,
+        caller: Principal,
+        req: pb::GetGoogleWalletLinkRequest,
+    ) -> ApiResult<pb::WalletLink> {
+        let ticket_id = validate::uuid("ticket_id", &req.ticket_id)?;
+        let mut conn = self.pool.acquire().await?;
+        let ticket = Self::readable_ticket(&mut conn, &caller, ticket_id).await?;
+        let wallet = self.wallets.google.as_ref().ok_or(ApiError::new(codes::WALLET_NOT_CONFIGURED))?;
+        let (festival, category) = Self::pass_facts(&mut conn, &ticket).await?;
+        let url =
+            wallet.save_url(&pass_of(&ticket, &festival, &category), self.clock.now()).map_err(ApiError::internal)?;
+        Ok(pb::WalletLink { url })
+    }
+
+    pub(super) async fn get_apple_wallet_pass(
+        &self,
+        caller: Principal,
+        req: pb::GetAppleWalletPassRequest,
+    ) -> ApiResult<Response<HttpBody>> {
+        let ticket_id = validate::uuid("ticket_id", &req.ticket_id)?;
+        let mut conn = self.pool.acquire().await?;
+        let ticket = Self::readable_ticket(&mut conn, &caller, ticket_id).await?;
+        let wallet = self.wallets.apple.as_ref().ok_or(ApiError::new(codes::WALLET_NOT_CONFIGURED))?;
+        let (festival, category) = Self::pass_facts(&mut conn, &ticket).await?;
+        let data = wallet
+            .pkpass(&pass_of(&ticket, &festival, &category))
+            .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+        let body = HttpBody { content_type: "application/vnd.apple.pkpass".into(), data, extensions: Vec::new() };
+        Ok(cacheable(body, &format!("{ticket_id}-pkpass"), false, Some(&format!("ticket-{ticket_id}.pkpass"))))
+    }
+
+    /// What a pass shows beside the ticket: its festival and category.
+    async fn pass_facts(conn: &mut PgConnection, ticket: &TicketRow) -> ApiResult<(FestivalRow, CategoryRow)> {
+        let festival = Self::festival(conn, ticket.festival_id).await?;
+        let category = store::categories::find(conn, ticket.category_id)
+            .await?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("ticket {} without its category", ticket.id)))?;
+        Ok((festival, category))
+    }
+
+    /// A live ticket the caller may show or print: its holder's, or any of the festival's
+    /// for its organisers and cashiers (the box office prints anonymous tickets). Anyone
+    /// else's is "not found".
+    async fn readable_ticket(conn: &mut PgConnection, caller: &Principal, ticket_id: Uuid) -> ApiResult<TicketRow> {
+        let not_found = || ApiError::field(codes::NOT_FOUND, "ticket_id", "no such ticket of yours");
+        let ticket = store::tickets::find_by_id(conn, ticket_id).await?.ok_or_else(not_found)?;
+        record_festival(ticket.festival_id);
+        let staff = caller.require_any(ticket.festival_id, &[Role::Organizer, Role::Cashier]).is_ok();
+        if ticket.holder_user_id != Some(caller.user_id) && !staff {
+            return Err(not_found());
+        }
+        if is_revoked(ticket.status) {
+            return Err(ApiError::new(codes::TICKET_REVOKED).with_message(if ticket.replaced_by.is_some() {
+                "This ticket was transferred"
+            } else {
+                "This ticket was cancelled"
+            }));
+        }
+        Ok(ticket)
+    }
+}
+
+fn pass_of<'a>(ticket: &'a TicketRow, festival: &'a FestivalRow, category: &'a CategoryRow) -> wallet::Pass<'a> {
+    wallet::Pass {
+        festival_id: festival.id,
+        festival: &festival.name,
+        category: &category.name,
+        ticket_id: ticket.id,
+        credential: &ticket.credential,
+        starts: festival.start_time,
+        ends: festival.end_time,
     }
 }

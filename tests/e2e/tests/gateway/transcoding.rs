@@ -94,6 +94,8 @@ async fn bad_input_gets_err_1000_naming_the_field_never_a_500() {
         ("GET", "/v1/test/shelves/s1/books/b1?unknown=1", "", "unknown"),
         ("GET", "/v1/test/shelves/s1/books/b1?flag=maybe", "", "flag"),
         ("GET", "/v1/test/shelves/s1/books/b1?numbers=x", "", "numbers"),
+        ("GET", "/v1/test/shelves/s1/books/b1?kind=1", "", "kind"),
+        ("GET", "/v1/test/shelves/s1/books/b1?kind=KIND_SONG", "", "kind"),
         ("GET", "/v1/test/shelves//books/b1", "", "shelf.id"),
     ];
     for (method, path, body, field) in cases {
