@@ -79,4 +79,6 @@ ensure_infra() {
   ensure_nats
   # Tests start private nats-servers of their own: the binary must exist even if NATS was already up.
   command -v nats-server >/dev/null || apt_install nats-server
+  # Ticketing's wallet-pass test makes a certificate chain and verifies signatures with it.
+  command -v openssl >/dev/null || apt_install openssl
 }
