@@ -48,21 +48,31 @@ pub async fn close_voucher(
     store::vouchers::close(conn, voucher.id, at).await
 }
 
-/// Closes the vouchers past their end, each in its own transaction; returns how many.
+/// Closes the vouchers past their end, each in its own transaction (one that fails is
+/// logged and left for the next sweep); returns how many.
 pub async fn close_expired_vouchers(pool: &PgPool, clock: &Clock) -> Result<usize, sqlx::Error> {
     let now = clock.now();
+    let due = store::vouchers::expired(&mut *pool.acquire().await?, now, 200).await?;
     let mut closed = 0;
-    for id in store::vouchers::expired(&mut *pool.acquire().await?, now, 200).await? {
-        let mut tx = pool.begin().await?;
-        if let Some(voucher) = store::vouchers::lock(&mut tx, id).await?
-            && voucher.closed_at.is_none()
-        {
-            close_voucher(&mut tx, &voucher, now).await?;
-            tx.commit().await?;
-            closed += 1;
+    for id in due {
+        match close_expired(pool, id, now).await {
+            Ok(true) => closed += 1,
+            Ok(false) => {}
+            Err(e) => tracing::error!(voucher_id = %id, error = %e, "could not close an expired voucher; retrying"),
         }
     }
     Ok(closed)
+}
+
+async fn close_expired(pool: &PgPool, id: uuid::Uuid, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let Some(voucher) = store::vouchers::lock(&mut tx, id).await? else { return Ok(false) };
+    if voucher.closed_at.is_some() {
+        return Ok(false);
+    }
+    close_voucher(&mut tx, &voucher, now).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Expires what is due; returns how many holds it ended. Each hold ends in its own

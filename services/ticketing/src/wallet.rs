@@ -57,7 +57,10 @@ impl GoogleWallet {
         if !config.google_service_account.contains('@') {
             return Err("google_service_account: the service account's email".into());
         }
-        let key = EncodingKey::from_rsa_pem(config.google_private_key.expose().as_bytes())
+        // jsonwebtoken only unwraps the PEM (a public key would pass); parse it for real.
+        let pem = config.google_private_key.expose();
+        rsa_private_key(pem).map_err(|e| format!("google_private_key: {e}"))?;
+        let key = EncodingKey::from_rsa_pem(pem.as_bytes())
             .map_err(|e| format!("google_private_key: not an RSA private key in PEM ({e})"))?;
         Ok(Some(Self {
             issuer_id: config.google_issuer_id.clone(),
@@ -86,7 +89,7 @@ pub fn google_claims(issuer_id: &str, service_account: &str, pass: &Pass<'_>, no
         "reviewStatus": "UNDER_REVIEW",
     });
     if let (Some(start), Some(end)) = (pass.starts, pass.ends) {
-        class["dateTime"] = json!({"start": start.to_rfc3339(), "end": end.to_rfc3339()});
+        class["dateTime"] = json!({"start": wallet_date(start), "end": wallet_date(end)});
     }
     json!({
         "iss": service_account,
@@ -141,10 +144,7 @@ impl AppleWallet {
         if config.apple_team_id.is_empty() {
             return Err("apple_team_id: the team of the pass type".into());
         }
-        let pem = config.apple_private_key.expose();
-        let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem)
-            .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(pem))
-            .map_err(|e| format!("apple_private_key: not an RSA private key in PEM ({e})"))?;
+        let key = rsa_private_key(config.apple_private_key.expose()).map_err(|e| format!("apple_private_key: {e}"))?;
         let certificate = Certificate::from_pem(config.apple_certificate.as_bytes())
             .map_err(|e| format!("apple_certificate: not a certificate in PEM ({e})"))?;
         let wwdr = Certificate::from_pem(config.apple_wwdr_certificate.as_bytes())
@@ -153,6 +153,14 @@ impl AppleWallet {
         let certified = certificate.tbs_certificate.subject_public_key_info.to_der().map_err(|e| e.to_string())?;
         if public.as_bytes() != certified.as_slice() {
             return Err("apple_private_key: not the key of apple_certificate".into());
+        }
+        if wwdr == certificate || certificate.tbs_certificate.issuer != wwdr.tbs_certificate.subject {
+            return Err("apple_wwdr_certificate: not the issuer of apple_certificate".into());
+        }
+        let now = std::time::SystemTime::now();
+        let validity = &certificate.tbs_certificate.validity;
+        if now < validity.not_before.to_system_time() || now > validity.not_after.to_system_time() {
+            return Err("apple_certificate: not valid now (renew it in the Apple developer account)".into());
         }
         Ok(Some(Self {
             pass_type_id: config.apple_pass_type_id.clone(),
@@ -189,8 +197,10 @@ impl AppleWallet {
             issuer: self.certificate.tbs_certificate.issuer.clone(),
             serial_number: self.certificate.tbs_certificate.serial_number.clone(),
         });
-        let signer_info =
+        let mut signer_info =
             SignerInfoBuilder::new(&self.signer, sid, sha256.clone(), &content, Some(&digest[..])).map_err(err)?;
+        // Wallet refuses a pass whose signature carries no signing time.
+        signer_info.add_signed_attribute(cms::builder::create_signing_time_attribute().map_err(err)?).map_err(err)?;
         let mut builder = SignedDataBuilder::new(&content);
         builder
             .add_digest_algorithm(sha256)
@@ -203,6 +213,18 @@ impl AppleWallet {
             .map_err(err)?;
         builder.build().map_err(err)?.to_der().map_err(|e| e.to_string())
     }
+}
+
+/// An RSA private key in PEM, PKCS #8 or PKCS #1.
+fn rsa_private_key(pem: &str) -> Result<rsa::RsaPrivateKey, String> {
+    rsa::RsaPrivateKey::from_pkcs8_pem(pem)
+        .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(pem))
+        .map_err(|e| format!("not an RSA private key in PEM ({e})"))
+}
+
+/// A date as Wallet reads it: RFC 3339 to the second.
+fn wallet_date(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// `pass.json` of an event ticket.
@@ -223,10 +245,10 @@ pub fn apple_pass(pass_type_id: &str, team_id: &str, pass: &Pass<'_>) -> Value {
         "barcodes": [{"format": "PKBarcodeFormatQR", "message": pass.credential, "messageEncoding": "iso-8859-1"}],
     });
     if let Some(start) = pass.starts {
-        json["relevantDate"] = json!(start.to_rfc3339());
+        json["relevantDate"] = json!(wallet_date(start));
     }
     if let Some(end) = pass.ends {
-        json["expirationDate"] = json!(end.to_rfc3339());
+        json["expirationDate"] = json!(wallet_date(end));
     }
     json
 }
@@ -336,5 +358,9 @@ mod tests {
         assert!(GoogleWallet::from_config(&config("33x", "a@b", "")).is_err());
         assert!(GoogleWallet::from_config(&config("3388", "nobody", "")).is_err());
         assert!(GoogleWallet::from_config(&config("3388", "a@b", "-----BEGIN PRIVATE KEY-----\nnope\n")).is_err());
+        let public = include_str!("../tests/fixtures/google-wallet-test-key.pub.pem");
+        assert!(GoogleWallet::from_config(&config("3388", "a@b", public)).is_err(), "a public key cannot sign");
+        let private = include_str!("../tests/fixtures/google-wallet-test-key.pem");
+        assert!(GoogleWallet::from_config(&config("3388", "a@b", private)).expect("valid").is_some());
     }
 }

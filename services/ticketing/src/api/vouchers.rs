@@ -241,11 +241,15 @@ impl TicketingApi {
         fresh.complete(&mut tx, &response).await?;
         // The voucher's places last, guarded by one conditional statement.
         if !store::vouchers::take(&mut tx, voucher.id, quantity, now).await? {
-            return Err(ApiError::new(codes::VOUCHER_EXHAUSTED).with_message(format!(
-                "{} of {} places are left",
-                voucher.max_uses - voucher.used,
-                voucher.max_uses
-            )));
+            // Closed meanwhile, or used up: say which, as it is now (read, not locked: this
+            // hold's row already holds a key-share lock on the voucher).
+            let seen = store::vouchers::find(&mut tx, voucher.id).await?.unwrap_or(voucher);
+            if seen.closed_at.is_some() || seen.valid_until <= now {
+                return Err(ApiError::new(codes::VOUCHER_CLOSED));
+            }
+            let left = seen.max_uses - seen.used;
+            return Err(ApiError::new(codes::VOUCHER_EXHAUSTED)
+                .with_message(format!("{left} of {} places are left", seen.max_uses)));
         }
         tx.commit().await?;
         Ok(response)

@@ -69,6 +69,10 @@ pub async fn find_by_code(
         .await
 }
 
+pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<VoucherRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", columns!(), " from vouchers where id = $1")).bind(id).fetch_optional(conn).await
+}
+
 /// The voucher, locked: closing it and giving places back to it serialise here.
 pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<VoucherRow>, sqlx::Error> {
     sqlx::query_as(concat!("select ", columns!(), " from vouchers where id = $1 for update"))

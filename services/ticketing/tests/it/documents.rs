@@ -322,6 +322,13 @@ async fn an_apple_wallet_pass_is_signed_so_that_openssl_verifies_it_against_the_
         )
     };
     assert!(verify("manifest.json"), "the signature verifies");
+    let printed = std::process::Command::new("openssl")
+        .args(["cms", "-cmsout", "-print", "-inform", "DER", "-in", "signature"])
+        .current_dir(&dir)
+        .output()
+        .expect("openssl cms");
+    let printed = String::from_utf8_lossy(&printed.stdout);
+    assert!(printed.contains("signingTime"), "Wallet needs a signing time: {printed:.400}");
     let mut changed = files["manifest.json"].clone();
     changed.push(b' ');
     std::fs::write(dir.join("changed.json"), changed).expect("write");
