@@ -32,7 +32,8 @@ async fn concurrent_buyers_never_oversell_a_quota() {
                 oversold_rounds += 1;
             }
         } else {
-            let mut others: Vec<&String> = answers.iter().filter(|a| !matches!(a.as_str(), "OK" | "ERR_6002")).collect();
+            let mut others: Vec<&String> =
+                answers.iter().filter(|a| !matches!(a.as_str(), "OK" | "ERR_6002")).collect();
             others.dedup();
             assert_eq!(
                 (held, refused),
