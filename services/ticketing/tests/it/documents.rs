@@ -48,9 +48,7 @@ async fn a_ticket_prints_as_a_pdf_and_shows_as_a_qr_code_holding_its_credential(
     let mut c = env.client();
     let f = env.festival(program::FestivalStatus::Published).await;
     let weekend = env.category(&f, "Weekend pass", 0, 10).await;
-    let (_, fan) = env.issuer.user();
-    let hold = c.create_hold(authed(hold_request(&f, &[(&weekend.id, 1)]), &fan)).await.expect("hold").into_inner();
-    let order = c.checkout_hold(authed(checkout(&hold), &fan)).await.expect("order").into_inner();
+    let (fan, order) = env.free_ticket(&f, &weekend.id).await;
     let ticket = &order.tickets[0];
 
     // PDF (the default): one page, with the category and the ticket's id in its text.
@@ -131,12 +129,9 @@ async fn a_google_wallet_link_carries_the_ticket_signed_with_the_issuer_s_key() 
             festival_platform::config::Secret::new(include_str!("../fixtures/google-wallet-test-key.pem"));
     })
     .await;
-    let mut c = env.client();
     let f = env.festival(program::FestivalStatus::Published).await;
     let pass = env.category(&f, "Weekend", 0, 10).await;
-    let (_, fan) = env.issuer.user();
-    let hold = c.create_hold(authed(hold_request(&f, &[(&pass.id, 1)]), &fan)).await.expect("hold").into_inner();
-    let order = c.checkout_hold(authed(checkout(&hold), &fan)).await.expect("order").into_inner();
+    let (fan, order) = env.free_ticket(&f, &pass.id).await;
     let ticket = &order.tickets[0];
     let link = |token: &str| {
         let (mut c, token) = (env.client(), token.to_owned());
@@ -180,9 +175,7 @@ async fn without_a_wallet_issuer_there_is_no_wallet_link() {
     let mut c = env.client();
     let f = env.festival(program::FestivalStatus::Published).await;
     let pass = env.category(&f, "Weekend", 0, 10).await;
-    let (_, fan) = env.issuer.user();
-    let hold = c.create_hold(authed(hold_request(&f, &[(&pass.id, 1)]), &fan)).await.expect("hold").into_inner();
-    let order = c.checkout_hold(authed(checkout(&hold), &fan)).await.expect("order").into_inner();
+    let (fan, order) = env.free_ticket(&f, &pass.id).await;
     let request = pb::GetGoogleWalletLinkRequest { ticket_id: order.tickets[0].id.clone() };
     assert_eq!(outcome(c.get_google_wallet_link(authed(request, &fan)).await), "ERR_6020");
 }
@@ -263,9 +256,7 @@ async fn an_apple_wallet_pass_is_signed_so_that_openssl_verifies_it_against_the_
     let mut c = env.client();
     let f = env.festival(program::FestivalStatus::Published).await;
     let weekend = env.category(&f, "Weekend", 0, 10).await;
-    let (_, fan) = env.issuer.user();
-    let hold = c.create_hold(authed(hold_request(&f, &[(&weekend.id, 1)]), &fan)).await.expect("hold").into_inner();
-    let order = c.checkout_hold(authed(checkout(&hold), &fan)).await.expect("order").into_inner();
+    let (fan, order) = env.free_ticket(&f, &weekend.id).await;
     let ticket = &order.tickets[0];
     let request = pb::GetAppleWalletPassRequest { ticket_id: ticket.id.clone() };
     let body = c.get_apple_wallet_pass(authed(request.clone(), &fan)).await.expect("pass").into_inner();

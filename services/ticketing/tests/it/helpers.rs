@@ -133,6 +133,15 @@ impl Env {
         self.client().cancel_order(authed(request, &festival.organizer)).await.expect("cancel");
     }
 
+    /// A new fan who reserved and checked out one free ticket of `category`: (their
+    /// token, the order).
+    pub async fn free_ticket(&self, festival: &Festival, category: &str) -> (String, pb::Order) {
+        let (mut c, (_, fan)) = (self.client(), self.issuer.user());
+        let hold = c.create_hold(authed(hold_request(festival, &[(category, 1)]), &fan)).await.expect("hold");
+        let order = c.checkout_hold(authed(checkout(&hold.into_inner()), &fan)).await.expect("free order");
+        (fan, order.into_inner())
+    }
+
     /// Waits (at most 10 s, the worker sweeping on the test's clock) until the festival's
     /// quotas hold `held` tickets in all; whether they did.
     pub async fn held_becomes(&self, festival: &Festival, held: i64) -> bool {
