@@ -123,7 +123,8 @@ pub async fn shift_and_commit(
     let deltas = shift_deltas(taken, per_ticket);
     match commit_with(tx, &deltas, false).await? {
         Ok(()) => Ok(()),
-        Err(Shortage) => unreachable!("an unguarded move is never refused"),
+        // An unguarded move is never refused; if the database ever did, fail the command.
+        Err(Shortage) => Err(sqlx::Error::Protocol("an unguarded stock move was refused".into())),
     }
 }
 

@@ -66,6 +66,24 @@ impl TicketingApi {
         })
     }
 
+    /// The festival's category `category_id` (field `category_id`), refused if it is an
+    /// add-on (those go with an admission ticket, `why` says how).
+    async fn admission_category(
+        conn: &mut PgConnection,
+        festival_id: Uuid,
+        category_id: Uuid,
+        why: &str,
+    ) -> ApiResult<store::categories::CategoryRow> {
+        let category = store::categories::find_many(conn, festival_id, &[category_id])
+            .await?
+            .pop()
+            .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "category_id", "no such category"))?;
+        if category.addon {
+            return Err(ApiError::field(codes::ADDON_NEEDS_ADMISSION, "category_id", why));
+        }
+        Ok(category)
+    }
+
     /// A festival that sells now: published or under way (`ERR_7001` otherwise).
     async fn festival_on_sale(conn: &mut PgConnection, id: Uuid) -> ApiResult<FestivalRow> {
         let festival = Self::festival(conn, id).await?;

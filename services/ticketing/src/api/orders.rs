@@ -48,18 +48,9 @@ impl TicketingApi {
                 Claim::Fresh(fresh) => fresh,
             };
         let festival = Self::festival_on_sale(&mut tx, festival_id).await?;
-        let category = store::categories::find_many(&mut tx, festival_id, &[category_id])
-            .await?
-            .pop()
-            .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "category_id", "no such category"))?;
-        if category.addon {
-            // One call sells one category: an add-on goes with its admission ticket (a hold).
-            return Err(ApiError::field(
-                codes::ADDON_NEEDS_ADMISSION,
-                "category_id",
-                "sell add-ons with a reservation",
-            ));
-        }
+        // One call sells one category: an add-on goes with its admission ticket (a hold).
+        let category =
+            Self::admission_category(&mut tx, festival_id, category_id, "sell add-ons with a reservation").await?;
         if !in_window(self.clock.now(), category.sale_start, category.sale_end) {
             return Err(ApiError::field(codes::SALES_CLOSED, "category_id", "this category is not on sale now"));
         }

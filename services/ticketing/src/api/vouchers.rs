@@ -81,17 +81,8 @@ impl TicketingApi {
                 Claim::Fresh(fresh) => fresh,
             };
         Self::festival(&mut tx, festival_id).await?;
-        let category = store::categories::find_many(&mut tx, festival_id, &[category_id])
-            .await?
-            .pop()
-            .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "category_id", "no such category"))?;
-        if category.addon {
-            return Err(ApiError::field(
-                codes::ADDON_NEEDS_ADMISSION,
-                "category_id",
-                "an add-on is bought with its admission ticket",
-            ));
-        }
+        Self::admission_category(&mut tx, festival_id, category_id, "an add-on is bought with its admission ticket")
+            .await?;
         if store::vouchers::count(&mut tx, festival_id).await? >= MAX_VOUCHERS {
             return Err(ApiError::new(codes::LIMIT_REACHED)
                 .with_message(format!("A festival has at most {MAX_VOUCHERS} vouchers")));
