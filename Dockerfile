@@ -1,5 +1,6 @@
-# One image with every binary (each service and the gateway); the chart and compose pick
-# the binary with `command`. Build: docker build -t festival .
+# One image with every binary (each service, the gateway, and the test kit's `fake-stripe`,
+# which only compose's local demo runs); the chart and compose pick the binary with
+# `command`. Build: docker build -t festival .
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY . .

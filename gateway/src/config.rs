@@ -75,6 +75,7 @@ impl Default for Config {
                 ("identity".to_owned(), "http://127.0.0.1:50051".to_owned()),
                 ("program".to_owned(), "http://127.0.0.1:50052".to_owned()),
                 ("ticketing".to_owned(), "http://127.0.0.1:50053".to_owned()),
+                ("payments".to_owned(), "http://127.0.0.1:50054".to_owned()),
             ]),
             api_version: "1".into(),
             cors: CorsConfig {
@@ -98,6 +99,9 @@ impl Default for Config {
                     ("POST /v1/auth/register".to_owned(), 10),
                     ("/festival.identity.v1.IdentityService/Login".to_owned(), 20),
                     ("/festival.identity.v1.IdentityService/Register".to_owned(), 10),
+                    // Stripe delivers many webhooks from a few addresses during an on-sale
+                    // rush; the default budget per client would drop them.
+                    ("POST /webhooks/stripe".to_owned(), 60_000),
                 ]),
                 trusted_proxy_hops: 0,
             },

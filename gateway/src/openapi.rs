@@ -129,6 +129,8 @@ fn operation(route: &Route, operation_id: String, schemas: &mut BTreeMap<String,
     }
     let body_schema = match &route.body {
         BodyRule::None => None,
+        // Taken as it comes (see `transcode::raw_body_message`): any JSON document.
+        BodyRule::All if input.full_name() == "google.api.HttpBody" => Some(json!({})),
         BodyRule::All => Some(message_ref(&input, schemas)),
         BodyRule::Field(f) => input.get_field_by_name(f).map(|f| field_schema(&f, schemas)),
     };

@@ -64,14 +64,17 @@ pub async fn handle(state: Shared, request: Request) -> Response {
                 .into_response();
         }
     };
-    let mut message = match transcode::request_message(&route, &bindings, parts.uri.query(), &body) {
-        Ok(m) => m,
-        Err(bad) => {
-            return HttpError::field(codes::VALIDATION_FAILED, &request_id, &bad.field, &bad.description)
-                .with_message(format!("Invalid request: {}", bad.description))
-                .into_response();
-        }
-    };
+    let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let raw = transcode::raw_body_message(&route, content_type, &body);
+    let mut message =
+        match raw.map(Ok).unwrap_or_else(|| transcode::request_message(&route, &bindings, parts.uri.query(), &body)) {
+            Ok(m) => m,
+            Err(bad) => {
+                return HttpError::field(codes::VALIDATION_FAILED, &request_id, &bad.field, &bad.description)
+                    .with_message(format!("Invalid request: {}", bad.description))
+                    .into_response();
+            }
+        };
     if browser {
         session::fill_refresh_token(&mut message, &parts.headers, &state.config.cookies);
     }
@@ -168,7 +171,9 @@ fn upstream_request(
     if let Ok(value) = request_id.parse() {
         metadata.insert("x-request-id", value);
     }
-    for name in ["traceparent", "tracestate"] {
+    // Trace context, and the signature a provider's webhook carries (checked by the
+    // service that owns the webhook, over the raw body).
+    for name in ["traceparent", "tracestate", "stripe-signature"] {
         if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()) {
             metadata.insert(name, value);
         }

@@ -41,6 +41,20 @@ pub fn resolve(message: &MessageDescriptor, path: &str) -> Option<Vec<FieldDescr
     Some(fields)
 }
 
+/// A route whose request is `google.api.HttpBody` takes the body as it came: its bytes
+/// and content type, unparsed (a provider's webhook, whose signature covers the exact
+/// bytes). `None` for every other route.
+pub fn raw_body_message(route: &Route, content_type: Option<&str>, body: &[u8]) -> Option<DynamicMessage> {
+    let input = route.method.input();
+    if input.full_name() != "google.api.HttpBody" {
+        return None;
+    }
+    let mut message = DynamicMessage::new(input);
+    message.set_field_by_name("content_type", prost_reflect::Value::String(content_type.unwrap_or("").to_owned()));
+    message.set_field_by_name("data", prost_reflect::Value::Bytes(bytes::Bytes::copy_from_slice(body)));
+    Some(message)
+}
+
 /// Builds the request message for `route`.
 pub fn request_message(
     route: &Route,

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Third-party clients against the real binaries: identity, program, ticketing and the
-# gateway are started on free ports against fresh databases, then
+# Third-party clients against the real binaries: identity, program, ticketing, payments
+# (with the test kit's fake Stripe) and the gateway are started on free ports against
+# fresh databases, then
 #   1. Python grpcio (health, reflection v1alpha, Register/Login/GetMe) → identity directly,
 #   2. Connect's gRPC-web transport, run by Node (code from protoc-gen-es) → the gateway,
-#   3. schemathesis against the gateway's /openapi.json (identity, program and ticketing
-#      behind it), as a fan and as an organiser: no 5xx, responses match the schema, input
-#      the schema forbids is refused, operations that declare authentication refuse calls
-#      without it.
+#   3. schemathesis against the gateway's /openapi.json (identity, program, ticketing and
+#      payments behind it), as a fan and as an organiser: no 5xx, responses match the
+#      schema, input the schema forbids is refused, operations that declare
+#      authentication refuse calls without it.
 # Called by scripts/test.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,6 +28,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 ID_PORT=$(free_port)
 PG_PORT_PROGRAM=$(free_port)
 TK_PORT=$(free_port)
+PM_PORT=$(free_port)
+FS_PORT=$(free_port)
 GW_PORT=$(free_port)
 NAME="clientcheck$RANDOM$RANDOM"
 mkdir -p "$STATE_DIR"
@@ -56,15 +59,34 @@ TICKETING__AUTH__IDENTITY_URL="http://127.0.0.1:$ID_PORT" \
 TICKETING__GRPC__DRAIN_GRACE_MS=0 \
   target/debug/ticketing serve >"$STATE_DIR/ticketing-client-check.log" 2>&1 &
 TICKETING_PID=$!
+# payments calls the fake Stripe, which sends its signed webhooks through the gateway.
+FAKE_STRIPE_ADDR="127.0.0.1:$FS_PORT" \
+FAKE_STRIPE_SECRET_KEY=sk_test_festival_dev \
+FAKE_STRIPE_WEBHOOK_SECRET=whsec_festival_dev \
+FAKE_STRIPE_WEBHOOK_URL="http://127.0.0.1:$GW_PORT/webhooks/stripe" \
+  target/debug/fake-stripe >"$STATE_DIR/fake-stripe-client-check.log" 2>&1 &
+FAKE_STRIPE_PID=$!
+PAYMENTS__GRPC__LISTEN="127.0.0.1:$PM_PORT" \
+PAYMENTS__METRICS__ENABLED=false \
+PAYMENTS__DATABASE__URL="postgres://festival:festival@127.0.0.1:5432/festival_test_${NAME}_payments" \
+PAYMENTS__NATS__SUBJECT_PREFIX="$NAME" \
+PAYMENTS__AUTH__IDENTITY_URL="http://127.0.0.1:$ID_PORT" \
+PAYMENTS__GRPC__DRAIN_GRACE_MS=0 \
+PAYMENTS__STRIPE__API_BASE="http://127.0.0.1:$FS_PORT/" \
+PAYMENTS__STRIPE__SECRET_KEY=sk_test_festival_dev \
+PAYMENTS__STRIPE__WEBHOOK_SECRETS=whsec_festival_dev \
+  target/debug/payments serve >"$STATE_DIR/payments-client-check.log" 2>&1 &
+PAYMENTS_PID=$!
 GATEWAY__LISTEN="127.0.0.1:$GW_PORT" \
 GATEWAY__UPSTREAMS__IDENTITY="http://127.0.0.1:$ID_PORT" \
 GATEWAY__UPSTREAMS__PROGRAM="http://127.0.0.1:$PG_PORT_PROGRAM" \
 GATEWAY__UPSTREAMS__TICKETING="http://127.0.0.1:$TK_PORT" \
+GATEWAY__UPSTREAMS__PAYMENTS="http://127.0.0.1:$PM_PORT" \
 GATEWAY__REDIS__KEY_PREFIX="$NAME:" \
 GATEWAY__RATE_LIMIT__ENABLED=false \
   target/debug/gateway >"$GW_LOG" 2>&1 &
 GW_PID=$!
-trap 'kill $ID_PID $PROGRAM_PID $TICKETING_PID $GW_PID 2>/dev/null || true; wait $ID_PID $PROGRAM_PID $TICKETING_PID $GW_PID 2>/dev/null || true' EXIT
+trap 'kill $ID_PID $PROGRAM_PID $TICKETING_PID $PAYMENTS_PID $FAKE_STRIPE_PID $GW_PID 2>/dev/null || true; wait $ID_PID $PROGRAM_PID $TICKETING_PID $PAYMENTS_PID $FAKE_STRIPE_PID $GW_PID 2>/dev/null || true' EXIT
 show_logs() { echo "--- identity log ---" >&2; tail -30 "$ID_LOG" >&2; echo "--- gateway log ---" >&2; tail -30 "$GW_LOG" >&2; }
 
 "$VENV/bin/python" scripts/lib/grpc_client_check.py "127.0.0.1:$ID_PORT" || { show_logs; exit 1; }
@@ -120,9 +142,11 @@ for token in "$FAN_TOKEN" "$ORGANISER_TOKEN"; do
     --max-examples 25 --no-color || { show_logs; exit 1; }
 done
 
-kill -TERM $ID_PID $PROGRAM_PID $TICKETING_PID $GW_PID
+kill -TERM $ID_PID $PROGRAM_PID $TICKETING_PID $PAYMENTS_PID $FAKE_STRIPE_PID $GW_PID
 wait $PROGRAM_PID || { echo "program did not exit cleanly on SIGTERM" >&2; exit 1; }
 wait $TICKETING_PID || { echo "ticketing did not exit cleanly on SIGTERM" >&2; tail -20 "$STATE_DIR/ticketing-client-check.log" >&2; exit 1; }
+wait $PAYMENTS_PID || { echo "payments did not exit cleanly on SIGTERM" >&2; tail -20 "$STATE_DIR/payments-client-check.log" >&2; exit 1; }
+wait $FAKE_STRIPE_PID 2>/dev/null || true
 wait $ID_PID || { echo "identity did not exit cleanly on SIGTERM" >&2; tail -20 "$ID_LOG" >&2; exit 1; }
 wait $GW_PID || { echo "the gateway did not exit cleanly on SIGTERM" >&2; tail -20 "$GW_LOG" >&2; exit 1; }
 trap - EXIT

@@ -11,6 +11,7 @@
 //! | `optional` | anonymous callers are served too | `(caller: Option<Principal>, req)` |
 //! | `public` | no token is read | `(req)` |
 //! | `public_addr` | no token is read | `(client: Option<IpAddr>, req)`, the address from [`client_addr`](crate::client_addr) |
+//! | `public_metadata` | no token is read | `(metadata: MetadataMap, req)`: a caller that proves itself otherwise (a provider's signed webhook) |
 //! | `auth_addr` | a valid token is required | `(caller: Principal, client: Option<IpAddr>, req)` |
 //! | `gate` | a person's or a paired device's token | `(caller: GateCaller, req)` |
 //! | `auth_response`, `optional_response`, `public_response` | as above | returns `ApiResult<Response<Resp>>` (cache metadata) |
@@ -180,6 +181,10 @@ macro_rules! bind_rpcs {
     (@call public_addr $self:ident $request:ident $name:ident) => {{
         let client = $crate::client_addr::of_grpc(&$request);
         Ok(::tonic::Response::new($self.$name(client, $request.into_inner()).await?))
+    }};
+    (@call public_metadata $self:ident $request:ident $name:ident) => {{
+        let (metadata, _, message) = $request.into_parts();
+        Ok(::tonic::Response::new($self.$name(metadata, message).await?))
     }};
     (@call auth_response $self:ident $request:ident $name:ident) => {{
         let caller = $crate::rpc::Authenticate::caller($self, &$request).await?;

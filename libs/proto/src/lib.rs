@@ -54,11 +54,17 @@ pub mod festival {
             tonic::include_proto!("festival.ticketing.v1");
         }
     }
+
+    pub mod payments {
+        pub mod v1 {
+            tonic::include_proto!("festival.payments.v1");
+        }
+    }
 }
 
 #[cfg(feature = "testing")]
 pub use festival::testing;
-pub use festival::{common, identity, program, ticketing};
+pub use festival::{common, identity, payments, program, ticketing};
 
 /// A domain event: a protobuf message that knows the subject it is published on.
 ///
@@ -111,6 +117,10 @@ events! {
     ticketing::v1::WaitingListOffered => "festival.ticketing.waiting_list.offered";
     ticketing::v1::RefundRequested => "festival.ticketing.refund.requested";
     ticketing::v1::RefundApproved => "festival.ticketing.refund.approved";
+    payments::v1::PaymentCompleted => "festival.payments.payment.completed";
+    payments::v1::PaymentFailed => "festival.payments.payment.failed";
+    payments::v1::PaymentRefunded => "festival.payments.payment.refunded";
+    payments::v1::PaymentDisputed => "festival.payments.payment.disputed";
     #[cfg(feature = "testing")]
     testing::v1::ThingHappened => "festival.testing.thing.happened";
 }

@@ -1,0 +1,114 @@
+//! Refunds.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::status::RefundStatus;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RefundRow {
+    pub id: Uuid,
+    pub payment_id: Uuid,
+    pub amount_minor: i64,
+    #[sqlx(try_from = "String")]
+    pub status: RefundStatus,
+    pub reason: String,
+    pub requested_by: String,
+    pub provider_refund_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+macro_rules! columns {
+    () => {
+        "id, payment_id, amount_minor, status, reason, requested_by, provider_refund_id, created_at"
+    };
+}
+
+pub async fn insert(conn: &mut PgConnection, r: &RefundRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into refunds (id, payment_id, amount_minor, status, reason, requested_by, provider_refund_id, \
+         created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+    )
+    .bind(r.id)
+    .bind(r.payment_id)
+    .bind(r.amount_minor)
+    .bind(r.status.as_str())
+    .bind(&r.reason)
+    .bind(&r.requested_by)
+    .bind(&r.provider_refund_id)
+    .bind(r.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn of_payment(conn: &mut PgConnection, payment_id: Uuid) -> Result<Vec<RefundRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", columns!(), " from refunds where payment_id = $1 order by created_at, id"))
+        .bind(payment_id)
+        .fetch_all(conn)
+        .await
+}
+
+/// Our refund a provider event is about: by the provider's id, or by ours (in its
+/// metadata, before we stored the provider's id). Locked.
+pub async fn lock_for_event(
+    conn: &mut PgConnection,
+    provider_refund_id: &str,
+    our_id: Option<Uuid>,
+) -> Result<Option<RefundRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "select ",
+        columns!(),
+        " from refunds where provider_refund_id = $1 or id = $2 limit 1 for update"
+    ))
+    .bind(provider_refund_id)
+    .bind(our_id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn set_outcome(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: RefundStatus,
+    provider_refund_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update refunds set status = $2, provider_refund_id = coalesce(provider_refund_id, $3), updated_at = $4 \
+         where id = $1",
+    )
+    .bind(id)
+    .bind(status.as_str())
+    .bind(provider_refund_id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Refunds asked of us but not yet accepted by the provider (it was down): the sweep
+/// sends them again, with the same idempotency key.
+pub async fn unsent(conn: &mut PgConnection, limit: i64) -> Result<Vec<RefundRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "select ",
+        columns!(),
+        " from refunds where status = 'PENDING' and provider_refund_id is null \
+         order by created_at limit $1"
+    ))
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn of_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<RefundRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", columns!(), " from refunds where id = $1")).bind(id).fetch_optional(conn).await
+}
+
+pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<RefundRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", columns!(), " from refunds where id = $1 for update"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}

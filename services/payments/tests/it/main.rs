@@ -1,0 +1,7 @@
+//! Payments against real PostgreSQL and NATS and the test kit's fake Stripe (the real
+//! async-stripe client pointed at it by base URL), tokens from the test kit's issuer.
+
+mod checkout;
+mod helpers;
+mod refunds;
+mod webhooks;
