@@ -15,6 +15,10 @@ pub struct Config {
     pub upstreams: BTreeMap<String, String>,
     /// Value of the `X-API-Version` response header.
     pub api_version: String,
+    /// gRPC methods only services call each other with, never served to clients
+    /// (`/package.Service/Method`): a payment's checkout is opened by the service that
+    /// owns what is paid for, never by a client with its own amount.
+    pub internal_methods: Vec<String>,
     pub cors: CorsConfig,
     pub limits: LimitsConfig,
     pub rate_limit: RateLimitConfig,
@@ -78,6 +82,7 @@ impl Default for Config {
                 ("payments".to_owned(), "http://127.0.0.1:50054".to_owned()),
             ]),
             api_version: "1".into(),
+            internal_methods: vec!["/festival.payments.v1.PaymentsService/CreateCheckout".into()],
             cors: CorsConfig {
                 allowed_origins: vec![
                     "http://localhost:3000".into(),

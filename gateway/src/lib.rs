@@ -69,6 +69,7 @@ impl State {
             .services()
             .filter(|s| upstreams.serves(s.full_name()))
             .flat_map(|s| s.methods().map(|m| format!("/{}/{}", s.full_name(), m.name())).collect::<Vec<_>>())
+            .filter(|path| !config.internal_methods.contains(path))
             .collect();
         Ok(Self { config, routes, upstreams, limiter, openapi, grpc_methods })
     }

@@ -39,6 +39,8 @@ create table refunds (
     -- What asked for it: an organiser's id, or the event that caused it.
     requested_by        text not null,
     provider_refund_id  text constraint refunds_provider_key unique,
+    -- A sender's lease: one sender at a time asks the provider for it.
+    sending_until       timestamptz,
     created_at          timestamptz not null default now(),
     updated_at          timestamptz not null default now()
 );

@@ -15,8 +15,18 @@ use crate::store::payments::PaymentRow;
 use crate::store::refunds::RefundRow;
 use crate::store::{self, webhooks::Outcome};
 
-/// Applies a verified event (already recorded by id). `Parked`: it names a payment
-/// intent we do not know yet; the caller keeps it for later.
+/// What the provider says it captured (Stripe's `amount_total` and currency), when it
+/// says: the completion event carries these, not what we asked for, so the owner
+/// compares what was really paid with what is owed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Captured {
+    pub amount_minor: Option<i64>,
+    pub currency: Option<String>,
+}
+
+/// Applies a verified event (already recorded by id). `Parked`: it cannot apply yet (it
+/// names a payment intent we do not know yet, or a refund that does not fit until our
+/// pending ones settle); the caller keeps it and the sweep tries again.
 pub async fn apply(conn: &mut PgConnection, event: &ProviderEvent, now: DateTime<Utc>) -> Result<Outcome, sqlx::Error> {
     let Some(effect) = event.change.effect_key(&event.kind) else { return Ok(Outcome::Ignored) };
     let payment = match &event.change {
@@ -37,28 +47,30 @@ pub async fn apply(conn: &mut PgConnection, event: &ProviderEvent, now: DateTime
         tracing::info!(event = %event.id, kind = %event.kind, "provider event about no payment of ours; ignored");
         return Ok(Outcome::Ignored);
     };
+    if let Change::Refund(change) = &event.change {
+        // Claims its effect itself, only once it applies.
+        return refund_changed(conn, &payment, change, &effect, &event.id, now).await;
+    }
     if !store::webhooks::claim_effect(conn, &effect, &event.id).await? {
         return Ok(Outcome::Ignored);
     }
     let applied = match &event.change {
-        Change::CheckoutCompleted { intent_id, paid, amount_total, .. } => {
-            if *paid && amount_total.is_some_and(|a| a != payment.amount_minor) {
-                tracing::error!(payment = %payment.id, ?amount_total, expected = payment.amount_minor,
-                    "the provider captured another amount than the checkout asked");
-            }
+        Change::CheckoutCompleted { intent_id, paid, amount_total, currency, .. } => {
             let step = if *paid { PaymentEvent::Captured } else { PaymentEvent::Submitted };
-            advance(conn, &payment, step, intent_id.as_deref(), "", now).await?
+            let captured = Captured { amount_minor: *amount_total, currency: currency.clone() };
+            advance(conn, &payment, step, intent_id.as_deref(), "", &captured, now).await?
         }
         Change::AsyncSucceeded { intent_id, .. } => {
-            advance(conn, &payment, PaymentEvent::Captured, intent_id.as_deref(), "", now).await?
+            advance(conn, &payment, PaymentEvent::Captured, intent_id.as_deref(), "", &Captured::default(), now).await?
         }
         Change::AsyncFailed { .. } => {
-            advance(conn, &payment, PaymentEvent::Failed, None, "the delayed payment failed", now).await?
+            let why = "the delayed payment failed";
+            advance(conn, &payment, PaymentEvent::Failed, None, why, &Captured::default(), now).await?
         }
         Change::CheckoutExpired { .. } => {
-            advance(conn, &payment, PaymentEvent::Failed, None, "the checkout expired unpaid", now).await?
+            let why = "the checkout expired unpaid";
+            advance(conn, &payment, PaymentEvent::Failed, None, why, &Captured::default(), now).await?
         }
-        Change::Refund(change) => refund_changed(conn, &payment, change, now).await?,
         Change::DisputeOpened { dispute_id, amount, .. } => {
             store::payments::set_disputed(conn, payment.id, now).await?;
             publish(
@@ -76,7 +88,7 @@ pub async fn apply(conn: &mut PgConnection, event: &ProviderEvent, now: DateTime
             .await?;
             true
         }
-        Change::Other => false,
+        Change::Refund(_) | Change::Other => false,
     };
     Ok(if applied { Outcome::Applied } else { Outcome::Ignored })
 }
@@ -89,6 +101,7 @@ pub async fn advance(
     step: PaymentEvent,
     intent_id: Option<&str>,
     failure_reason: &str,
+    captured: &Captured,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
     let Some(next) = transition(payment.status, step) else {
@@ -96,8 +109,14 @@ pub async fn advance(
         return Ok(false);
     };
     store::payments::set_status(conn, payment.id, next, intent_id, failure_reason, now).await?;
-    match next {
-        PaymentStatus::Completed => {
+    match (step, next) {
+        (PaymentEvent::Captured, PaymentStatus::Completed) => {
+            let amount = captured.amount_minor.unwrap_or(payment.amount_minor);
+            let currency = captured.currency.clone().unwrap_or_else(|| payment.currency.clone());
+            if amount != payment.amount_minor || !currency.eq_ignore_ascii_case(&payment.currency) {
+                tracing::error!(payment = %payment.id, amount, %currency, asked = payment.amount_minor,
+                    "the provider captured another amount than the checkout asked; the owner will refuse it");
+            }
             publish(
                 conn,
                 &pb::PaymentCompleted {
@@ -106,13 +125,13 @@ pub async fn advance(
                     purpose: purpose_pb(payment.purpose) as i32,
                     reference: payment.reference.clone(),
                     payer_user_id: payment.payer_user_id.to_string(),
-                    amount_minor: payment.amount_minor,
-                    currency: payment.currency.clone(),
+                    amount_minor: amount,
+                    currency,
                 },
             )
             .await?;
         }
-        PaymentStatus::Failed => {
+        (_, PaymentStatus::Failed) => {
             publish(
                 conn,
                 &pb::PaymentFailed {
@@ -125,50 +144,73 @@ pub async fn advance(
             )
             .await?;
         }
-        PaymentStatus::Pending | PaymentStatus::Processing | PaymentStatus::Refunded => {}
+        _ => {}
     }
     Ok(true)
 }
 
-/// A refund changed at the provider: ours (asked through the API or an owner's event) or
-/// one made in Stripe's dashboard, which is recorded so our books match the provider's.
+/// A refund changed at the provider: ours (asked through the API or an owner's event),
+/// or one made in Stripe's dashboard, which is recorded so our books match the
+/// provider's. One that does not fit beside our pending refunds waits (parked) until
+/// they settle: Stripe never pays back more than it captured, so one of them fails.
 async fn refund_changed(
     conn: &mut PgConnection,
     payment: &PaymentRow,
     change: &RefundChange,
+    effect: &str,
+    event_id: &str,
     now: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Outcome, sqlx::Error> {
     let our_id = change.our_id.as_deref().and_then(|id| Uuid::parse_str(id).ok());
-    if let Some(refund) = store::refunds::lock_for_event(conn, &change.refund_id, our_id).await? {
-        return refund_outcome(conn, payment, &refund, Some(&change.refund_id), change.status, now).await;
-    }
-    if change.status == ProviderRefundStatus::Failed {
-        return Ok(false);
-    }
-    if payment.refunded_minor + change.amount > payment.amount_minor {
-        tracing::error!(payment = %payment.id, refund = %change.refund_id,
-            "the provider reports refunds beyond the captured amount; left for the reconciliation report");
-        return Ok(false);
-    }
-    let refund = RefundRow {
-        id: Uuid::now_v7(),
-        payment_id: payment.id,
-        amount_minor: change.amount,
-        status: RefundStatus::Pending,
-        reason: "made at the provider".into(),
-        requested_by: "provider".into(),
-        provider_refund_id: Some(change.refund_id.clone()),
-        created_at: now,
+    let ours = store::refunds::lock_for_event(conn, payment.id, &change.refund_id, our_id).await?;
+    let refund = match ours {
+        Some(refund) => refund,
+        None if change.status == ProviderRefundStatus::Failed => return Ok(Outcome::Ignored),
+        None => {
+            let fits = payment.refunded_minor.checked_add(change.amount).is_some_and(|t| t <= payment.amount_minor);
+            if !fits {
+                tracing::warn!(payment = %payment.id, refund = %change.refund_id,
+                    "a refund made at the provider does not fit beside our pending ones yet; parked");
+                return Ok(Outcome::Parked);
+            }
+            if !store::webhooks::claim_effect(conn, effect, event_id).await? {
+                return Ok(Outcome::Ignored);
+            }
+            let refund = RefundRow {
+                id: Uuid::now_v7(),
+                payment_id: payment.id,
+                amount_minor: change.amount,
+                status: RefundStatus::Pending,
+                reason: "made at the provider".into(),
+                requested_by: "provider".into(),
+                provider_refund_id: Some(change.refund_id.clone()),
+                created_at: now,
+            };
+            store::refunds::insert(conn, &refund).await?;
+            let refunded = store::payments::add_refunded(conn, payment.id, change.amount, now).await?;
+            let payment = PaymentRow { refunded_minor: refunded, ..payment.clone() };
+            let applied = refund_outcome(conn, &payment, &refund, Some(&change.refund_id), change.status, now).await?;
+            return Ok(if applied { Outcome::Applied } else { Outcome::Ignored });
+        }
     };
-    store::refunds::insert(conn, &refund).await?;
-    let refunded = store::payments::add_refunded(conn, payment.id, change.amount, now).await?;
-    let payment = PaymentRow { refunded_minor: refunded, ..payment.clone() };
-    refund_outcome(conn, &payment, &refund, Some(&change.refund_id), change.status, now).await
+    if !store::webhooks::claim_effect(conn, effect, event_id).await? {
+        return Ok(Outcome::Ignored);
+    }
+    let applied = refund_outcome(conn, payment, &refund, Some(&change.refund_id), change.status, now).await?;
+    Ok(if applied { Outcome::Applied } else { Outcome::Ignored })
 }
 
-/// Records what the provider says of one of our refunds: success tells the owner (and a
-/// payment refunded in full becomes REFUNDED); failure makes the amount refundable
-/// again. Only a PENDING refund moves, so repeating it changes nothing.
+/// Records what the provider says of one of our refunds. `payment` is locked and its
+/// `refunded_minor` counts every refund booked and not failed.
+///
+/// - pending → succeeded: the owner hears of it; the payment is REFUNDED once what the
+///   provider confirmed reaches what it captured (pending ones do not count).
+/// - pending → failed: the amount is refundable again.
+/// - failed → succeeded (the provider paid it after all): booked again.
+/// - succeeded → failed (Stripe's `refund.failed` after a success): the money is held
+///   again, and a REFUNDED payment is COMPLETED again.
+///
+/// Repeating an outcome changes nothing.
 pub async fn refund_outcome(
     conn: &mut PgConnection,
     payment: &PaymentRow,
@@ -177,42 +219,73 @@ pub async fn refund_outcome(
     status: ProviderRefundStatus,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    if refund.status != RefundStatus::Pending {
-        return Ok(false);
-    }
-    match status {
-        ProviderRefundStatus::Pending => {
+    match (refund.status, status) {
+        (RefundStatus::Pending, ProviderRefundStatus::Pending) => {
             store::refunds::set_outcome(conn, refund.id, RefundStatus::Pending, provider_refund_id, now).await?;
             Ok(false)
         }
-        ProviderRefundStatus::Failed => {
+        (RefundStatus::Pending, ProviderRefundStatus::Failed) => {
             store::refunds::set_outcome(conn, refund.id, RefundStatus::Failed, provider_refund_id, now).await?;
             store::payments::add_refunded(conn, payment.id, -refund.amount_minor, now).await?;
             tracing::warn!(payment = %payment.id, refund = %refund.id, "the provider could not pay a refund back");
             Ok(true)
         }
-        ProviderRefundStatus::Succeeded => {
+        (RefundStatus::Pending, ProviderRefundStatus::Succeeded) => {
             store::refunds::set_outcome(conn, refund.id, RefundStatus::Succeeded, provider_refund_id, now).await?;
-            if payment.refunded_minor >= payment.amount_minor {
-                advance(conn, payment, PaymentEvent::FullyRefunded, None, "", now).await?;
-            }
-            publish(
-                conn,
-                &pb::PaymentRefunded {
-                    payment_id: payment.id.to_string(),
-                    festival_id: payment.festival_id.to_string(),
-                    purpose: purpose_pb(payment.purpose) as i32,
-                    reference: payment.reference.clone(),
-                    refund_id: refund.id.to_string(),
-                    amount_minor: refund.amount_minor,
-                    currency: payment.currency.clone(),
-                    refunded_minor: payment.refunded_minor,
-                },
-            )
-            .await?;
+            refund_succeeded(conn, payment, refund, now).await?;
             Ok(true)
         }
+        (RefundStatus::Failed, ProviderRefundStatus::Succeeded) => {
+            if payment.refunded_minor.checked_add(refund.amount_minor).is_none_or(|t| t > payment.amount_minor) {
+                tracing::error!(payment = %payment.id, refund = %refund.id,
+                    "the provider paid a refund we had marked failed, beyond what is left: needs an organiser");
+                return Ok(false);
+            }
+            store::refunds::set_outcome(conn, refund.id, RefundStatus::Succeeded, provider_refund_id, now).await?;
+            store::payments::add_refunded(conn, payment.id, refund.amount_minor, now).await?;
+            refund_succeeded(conn, payment, refund, now).await?;
+            Ok(true)
+        }
+        (RefundStatus::Succeeded, ProviderRefundStatus::Failed) => {
+            store::refunds::set_outcome(conn, refund.id, RefundStatus::Failed, provider_refund_id, now).await?;
+            store::payments::add_refunded(conn, payment.id, -refund.amount_minor, now).await?;
+            if payment.status == PaymentStatus::Refunded {
+                advance(conn, payment, PaymentEvent::RefundReversed, None, "", &Captured::default(), now).await?;
+            }
+            tracing::warn!(payment = %payment.id, refund = %refund.id, "a refund failed after it had succeeded");
+            Ok(true)
+        }
+        _ => Ok(false),
     }
+}
+
+/// A refund went through: REFUNDED once the confirmed total reaches the capture, and the
+/// owner is told (with the confirmed total).
+async fn refund_succeeded(
+    conn: &mut PgConnection,
+    payment: &PaymentRow,
+    refund: &RefundRow,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let confirmed = store::refunds::succeeded_total(conn, payment.id).await?;
+    if confirmed >= payment.amount_minor {
+        advance(conn, payment, PaymentEvent::FullyRefunded, None, "", &Captured::default(), now).await?;
+    }
+    publish(
+        conn,
+        &pb::PaymentRefunded {
+            payment_id: payment.id.to_string(),
+            festival_id: payment.festival_id.to_string(),
+            purpose: purpose_pb(payment.purpose) as i32,
+            reference: payment.reference.clone(),
+            refund_id: refund.id.to_string(),
+            amount_minor: refund.amount_minor,
+            currency: payment.currency.clone(),
+            refunded_minor: confirmed,
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 pub fn purpose_pb(p: Purpose) -> pb::PaymentPurpose {

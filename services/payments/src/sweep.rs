@@ -1,6 +1,7 @@
-//! The worker's sweep: refunds the provider has not accepted yet are sent again, and
-//! payments still open after their checkout expired are settled by asking the provider
-//! (a webhook lost for good must not leave a buyer charged without a ticket).
+//! The worker's sweep: refunds the provider has not accepted yet are sent again, payments
+//! still open after their checkout expired are settled by asking the provider (a webhook
+//! lost for good must not leave a buyer charged without a ticket), and parked webhook
+//! events whose payment is known now are applied.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,25 +10,32 @@ use festival_platform::clock::Clock;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::event;
 use crate::domain::status::PaymentEvent;
 use crate::provider::{PaymentProvider, SessionState};
+use crate::settle::Captured;
+use crate::store::webhooks::Outcome;
 use crate::{refunding, settle, store};
 
-/// How often the sweep runs.
-const EVERY: Duration = Duration::from_secs(15);
 /// How many items one round handles.
 const BATCH: i64 = 100;
 
-pub async fn run(pool: PgPool, provider: Arc<dyn PaymentProvider>, clock: Clock, shutdown: CancellationToken) {
+pub async fn run(
+    pool: PgPool,
+    provider: Arc<dyn PaymentProvider>,
+    clock: Clock,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
     loop {
         match once(&pool, provider.as_ref(), &clock).await {
-            Ok(Swept { refunds_sent: 0, payments_settled: 0 }) => {}
+            Ok(Swept { refunds_sent: 0, payments_settled: 0, events_applied: 0 }) => {}
             Ok(swept) => tracing::info!(?swept, "payments sweep"),
             Err(e) => tracing::warn!(error = %e, "payments sweep failed; retrying"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(EVERY) => {}
+            _ = tokio::time::sleep(every) => {}
         }
     }
 }
@@ -37,12 +45,14 @@ pub async fn run(pool: PgPool, provider: Arc<dyn PaymentProvider>, clock: Clock,
 pub struct Swept {
     pub refunds_sent: usize,
     pub payments_settled: usize,
+    /// Parked webhook events applied.
+    pub events_applied: usize,
 }
 
 /// One round (tests call it directly).
 pub async fn once(pool: &PgPool, provider: &dyn PaymentProvider, clock: &Clock) -> Result<Swept, sqlx::Error> {
     let mut swept = Swept::default();
-    let unsent = store::refunds::unsent(&mut *pool.acquire().await?, BATCH).await?;
+    let unsent = store::refunds::unsent(&mut *pool.acquire().await?, clock.now(), BATCH).await?;
     for refund in unsent {
         if let Some(r) = refunding::send(pool, provider, clock, refund.id).await?
             && r.provider_refund_id.is_some()
@@ -63,15 +73,17 @@ pub async fn once(pool: &PgPool, provider: &dyn PaymentProvider, clock: &Clock) 
         let Some(current) = store::payments::lock(&mut tx, payment.id).await? else { continue };
         let now = clock.now();
         let moved = match &session.state {
-            SessionState::Paid { intent_id, .. } => {
-                settle::advance(&mut tx, &current, PaymentEvent::Captured, Some(intent_id), "", now).await?
+            SessionState::Paid { intent_id, amount_total } => {
+                let captured = Captured { amount_minor: Some(*amount_total), currency: None };
+                settle::advance(&mut tx, &current, PaymentEvent::Captured, Some(intent_id), "", &captured, now).await?
             }
             SessionState::Processing { intent_id } => {
-                settle::advance(&mut tx, &current, PaymentEvent::Submitted, Some(intent_id), "", now).await?
+                let none = Captured::default();
+                settle::advance(&mut tx, &current, PaymentEvent::Submitted, Some(intent_id), "", &none, now).await?
             }
             SessionState::Expired => {
-                settle::advance(&mut tx, &current, PaymentEvent::Failed, None, "the checkout expired unpaid", now)
-                    .await?
+                let why = "the checkout expired unpaid";
+                settle::advance(&mut tx, &current, PaymentEvent::Failed, None, why, &Captured::default(), now).await?
             }
             // Stripe expires a session shortly after its time; the next round sees it.
             SessionState::Open => false,
@@ -81,6 +93,21 @@ pub async fn once(pool: &PgPool, provider: &dyn PaymentProvider, clock: &Clock) 
             tracing::info!(payment = %payment.id, state = ?session.state, "payment settled by the sweep");
             swept.payments_settled += 1;
         }
+    }
+    // Events that waited for their payment intent (or for pending refunds to settle).
+    let parked = store::webhooks::parked_known(&mut *pool.acquire().await?, BATCH).await?;
+    for event_id in parked {
+        let mut tx = pool.begin().await?;
+        let Some(raw) = store::webhooks::lock_parked(&mut tx, &event_id).await? else { continue };
+        let outcome = match event::parse(&raw) {
+            Ok(parked) => settle::apply(&mut tx, &parked, clock.now()).await?,
+            Err(_) => Outcome::Ignored,
+        };
+        if outcome != Outcome::Parked {
+            store::webhooks::unpark(&mut tx, &event_id, outcome).await?;
+            swept.events_applied += 1;
+        }
+        tx.commit().await?;
     }
     Ok(swept)
 }

@@ -92,7 +92,16 @@ impl PaymentsApi {
         let payment = store::payments::find(&mut conn, payment_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         Self::may_read(&caller, &payment)?;
         let refunds = store::refunds::of_payment(&mut conn, payment_id).await?;
-        Ok(pb::ListRefundsResponse { refunds: refunds.iter().map(|r| to_refund(r, &payment.currency)).collect() })
+        // The organisers' reasons are theirs: the payer sees amounts and states.
+        let organiser = caller.has(payment.festival_id, Role::Organizer);
+        let shown = |r: &RefundRow| {
+            let mut refund = to_refund(r, &payment.currency);
+            if !organiser {
+                refund.reason.clear();
+            }
+            refund
+        };
+        Ok(pb::ListRefundsResponse { refunds: refunds.iter().map(shown).collect() })
     }
 }
 

@@ -15,6 +15,8 @@ use crate::store::{self, webhooks::Outcome};
 
 /// Where the gateway puts Stripe's header.
 const SIGNATURE_HEADER: &str = "stripe-signature";
+/// The largest event body accepted.
+const MAX_BODY_BYTES: usize = 256 * 1024;
 
 impl PaymentsApi {
     pub(super) async fn receive_stripe_webhook(
@@ -22,6 +24,10 @@ impl PaymentsApi {
         metadata: MetadataMap,
         body: HttpBody,
     ) -> ApiResult<pb::WebhookReceipt> {
+        // Stripe's events are a few kilobytes; nothing larger is even hashed.
+        if body.data.len() > MAX_BODY_BYTES {
+            return Err(ApiError::new(codes::PAYLOAD_TOO_LARGE));
+        }
         let header = metadata.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
         let now = self.clock.now();
         if let Err(refusal) = signature::verify(
@@ -58,8 +64,10 @@ impl PaymentsApi {
                             Ok(parked) => settle::apply(&mut tx, &parked, now).await?,
                             Err(_) => Outcome::Ignored,
                         };
-                        let outcome = if outcome == Outcome::Parked { Outcome::Ignored } else { outcome };
-                        store::webhooks::unpark(&mut tx, &parked_id, outcome).await?;
+                        // Still waiting (a refund that does not fit yet): the sweep retries.
+                        if outcome != Outcome::Parked {
+                            store::webhooks::unpark(&mut tx, &parked_id, outcome).await?;
+                        }
                     }
                 }
             }

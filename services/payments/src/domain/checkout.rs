@@ -20,9 +20,10 @@ pub fn total(lines: &[Line], max: i64) -> Option<i64> {
 }
 
 /// When the checkout closes: as asked, kept within what Stripe accepts (30 minutes to
-/// 24 hours from now, a minute of margin each side); unset: 30 minutes and a minute.
+/// 24 hours from now). `now` may be rounded down to the minute by the caller, so the
+/// earliest keeps two minutes of margin; unset: that earliest.
 pub fn expiry(asked: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
-    let earliest = now + Duration::minutes(31);
+    let earliest = now + Duration::minutes(32);
     let latest = now + Duration::hours(24) - Duration::minutes(1);
     asked.unwrap_or(earliest).clamp(earliest, latest)
 }
@@ -59,8 +60,8 @@ mod tests {
     #[test]
     fn expiry_stays_within_stripe_s_window() {
         let now = Utc::now();
-        assert_eq!(expiry(None, now), now + Duration::minutes(31));
-        assert_eq!(expiry(Some(now + Duration::minutes(5)), now), now + Duration::minutes(31));
+        assert_eq!(expiry(None, now), now + Duration::minutes(32));
+        assert_eq!(expiry(Some(now + Duration::minutes(5)), now), now + Duration::minutes(32));
         assert_eq!(expiry(Some(now + Duration::hours(2)), now), now + Duration::hours(2));
         assert_eq!(expiry(Some(now + Duration::days(3)), now), now + Duration::hours(24) - Duration::minutes(1));
     }

@@ -19,7 +19,13 @@ pub struct ProviderEvent {
 pub enum Change {
     /// A checkout finished. `paid`: the money is captured; otherwise a delayed method
     /// (a bank debit) settles later.
-    CheckoutCompleted { session_id: String, intent_id: Option<String>, paid: bool, amount_total: Option<i64> },
+    CheckoutCompleted {
+        session_id: String,
+        intent_id: Option<String>,
+        paid: bool,
+        amount_total: Option<i64>,
+        currency: Option<String>,
+    },
     /// A delayed payment settled.
     AsyncSucceeded { session_id: String, intent_id: Option<String> },
     /// A delayed payment failed.
@@ -110,12 +116,20 @@ pub fn parse(body: &[u8]) -> Result<ProviderEvent, Unreadable> {
             intent_id: intent_of(object),
             paid: matches!(text(object, "payment_status").as_deref(), Some("paid")),
             amount_total: object.get("amount_total").and_then(Value::as_i64),
+            currency: text(object, "currency").map(|c| c.to_ascii_uppercase()),
         },
         "checkout.session.async_payment_succeeded" => {
             Change::AsyncSucceeded { session_id: session()?, intent_id: intent_of(object) }
         }
         "checkout.session.async_payment_failed" => Change::AsyncFailed { session_id: session()? },
         "checkout.session.expired" => Change::CheckoutExpired { session_id: session()? },
+        // A refund or dispute without a payment intent belongs to another integration on
+        // the account (a charge made without Checkout): nothing of ours.
+        "refund.created" | "refund.updated" | "refund.failed" | "charge.refund.updated" | "charge.dispute.created"
+            if intent_of(object).is_none() =>
+        {
+            Change::Other
+        }
         "refund.created" | "refund.updated" | "refund.failed" | "charge.refund.updated" => {
             Change::Refund(RefundChange {
                 refund_id: text(object, "id").ok_or(Unreadable("no refund id"))?,
@@ -178,7 +192,8 @@ mod tests {
                 session_id: "cs_1".into(),
                 intent_id: Some("pi_1".into()),
                 paid: true,
-                amount_total: Some(9000)
+                amount_total: Some(9000),
+                currency: None,
             }
         );
         assert_eq!(e.change.effect_key(&e.kind).as_deref(), Some("cs_1:checkout.session.completed"));

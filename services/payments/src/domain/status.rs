@@ -30,6 +30,9 @@ pub enum PaymentEvent {
     Failed,
     /// Everything captured went back.
     FullyRefunded,
+    /// A refund the provider had paid failed after all (Stripe's `refund.failed`): money
+    /// is held again.
+    RefundReversed,
 }
 
 /// The transition table. `None`: not allowed.
@@ -41,6 +44,7 @@ pub fn transition(from: PaymentStatus, event: PaymentEvent) -> Option<PaymentSta
         (Pending | Processing, Captured) => Some(Completed),
         (Pending | Processing, PaymentEvent::Failed) => Some(PaymentStatus::Failed),
         (Completed, FullyRefunded) => Some(Refunded),
+        (Refunded, RefundReversed) => Some(Completed),
         _ => None,
     }
 }
@@ -64,6 +68,8 @@ mod tests {
         assert_eq!(transition(PaymentStatus::Failed, Captured), None);
         assert_eq!(transition(Refunded, Captured), None);
         assert_eq!(transition(Pending, FullyRefunded), None);
+        assert_eq!(transition(Refunded, RefundReversed), Some(Completed));
+        assert_eq!(transition(Completed, RefundReversed), None);
     }
 
     #[test]

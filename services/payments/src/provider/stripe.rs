@@ -45,11 +45,17 @@ fn idempotent(key: &str) -> Result<RequestStrategy, ProviderError> {
         .map_err(|e| ProviderError::Refused(format!("idempotency key: {e}")))
 }
 
-/// Outages and throttling are worth retrying; any other answer is Stripe's decision.
+/// Outages, throttling, a concurrent request with the same idempotency key (409), an
+/// idempotency conflict and our own key refused (401/403: a rotation gone wrong) are
+/// worth retrying later; any other answer is Stripe's decision about the request. A
+/// refund must never be marked failed for what was our or Stripe's trouble.
 fn classify(error: StripeError) -> ProviderError {
     match error {
-        StripeError::Stripe(_, status) if status == 429 || status >= 500 => {
+        StripeError::Stripe(_, status) if matches!(status, 401 | 403 | 409 | 429) || status >= 500 => {
             ProviderError::Unavailable(format!("Stripe answered {status}"))
+        }
+        StripeError::Stripe(api, status) if matches!(api.type_, stripe::ApiErrorsType::IdempotencyError) => {
+            ProviderError::Unavailable(format!("Stripe answered {status}: an idempotency conflict"))
         }
         StripeError::Stripe(api, status) => ProviderError::Refused(format!(
             "Stripe answered {status}: {}",

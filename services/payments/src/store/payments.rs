@@ -189,12 +189,14 @@ pub async fn page(
     .await
 }
 
-/// Payments still open at the provider past their checkout's expiry (the sweep's work).
+/// Payments still PENDING past their checkout's expiry (the sweep's work). PROCESSING
+/// ones (a bank debit, days) settle by their own webhooks and are left out, so they never
+/// crowd out a checkout whose completion was lost.
 pub async fn overdue(conn: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<PaymentRow>, sqlx::Error> {
     sqlx::query_as(concat!(
         "select ",
         columns!(),
-        " from payments where status in ('PENDING', 'PROCESSING') and expires_at < $1 \
+        " from payments where status = 'PENDING' and expires_at < $1 \
          order by expires_at limit $2"
     ))
     .bind(now)

@@ -50,18 +50,20 @@ pub async fn of_payment(conn: &mut PgConnection, payment_id: Uuid) -> Result<Vec
         .await
 }
 
-/// Our refund a provider event is about: by the provider's id, or by ours (in its
-/// metadata, before we stored the provider's id). Locked.
+/// Our refund of `payment_id` a provider event is about: by the provider's id, or by
+/// ours (in its metadata, before we stored the provider's id). Locked.
 pub async fn lock_for_event(
     conn: &mut PgConnection,
+    payment_id: Uuid,
     provider_refund_id: &str,
     our_id: Option<Uuid>,
 ) -> Result<Option<RefundRow>, sqlx::Error> {
     sqlx::query_as(concat!(
         "select ",
         columns!(),
-        " from refunds where provider_refund_id = $1 or id = $2 limit 1 for update"
+        " from refunds where payment_id = $1 and (provider_refund_id = $2 or id = $3) limit 1 for update"
     ))
+    .bind(payment_id)
     .bind(provider_refund_id)
     .bind(our_id)
     .fetch_optional(conn)
@@ -88,17 +90,54 @@ pub async fn set_outcome(
     Ok(())
 }
 
-/// Refunds asked of us but not yet accepted by the provider (it was down): the sweep
-/// sends them again, with the same idempotency key.
-pub async fn unsent(conn: &mut PgConnection, limit: i64) -> Result<Vec<RefundRow>, sqlx::Error> {
+/// Refunds booked but not yet accepted by the provider (it was down, or an owner's event
+/// booked them) and held by no sender: the sweep sends them, with the same idempotency key.
+pub async fn unsent(conn: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<RefundRow>, sqlx::Error> {
     sqlx::query_as(concat!(
         "select ",
         columns!(),
         " from refunds where status = 'PENDING' and provider_refund_id is null \
-         order by created_at limit $1"
+         and (sending_until is null or sending_until < $1) order by created_at limit $2"
     ))
+    .bind(now)
     .bind(limit)
     .fetch_all(conn)
+    .await
+}
+
+/// Takes the sender's lease on an unsent refund until `until`; `None` when it is sent,
+/// settled or held by another sender.
+pub async fn lease(
+    conn: &mut PgConnection,
+    id: Uuid,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Option<RefundRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "update refunds set sending_until = $3 where id = $1 and status = 'PENDING' and provider_refund_id is null \
+         and (sending_until is null or sending_until < $2) returning ",
+        columns!()
+    ))
+    .bind(id)
+    .bind(now)
+    .bind(until)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Gives the lease back (the provider could not be reached): the next sweep tries.
+pub async fn release(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("update refunds set sending_until = null where id = $1").bind(id).execute(conn).await?;
+    Ok(())
+}
+
+/// What the provider confirmed paying back for a payment.
+pub async fn succeeded_total(conn: &mut PgConnection, payment_id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "select coalesce(sum(amount_minor), 0)::bigint from refunds where payment_id = $1 and status = 'SUCCEEDED'",
+    )
+    .bind(payment_id)
+    .fetch_one(conn)
     .await
 }
 

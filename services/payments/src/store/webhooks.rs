@@ -98,3 +98,26 @@ pub async fn unpark(conn: &mut PgConnection, event_id: &str, outcome: Outcome) -
         .await?;
     Ok(())
 }
+
+/// Parked events whose payment intent is known now (the sweep applies them), oldest first.
+pub async fn parked_known(conn: &mut PgConnection, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select w.event_id from webhook_events w join payments p on p.provider_intent_id = w.intent_id \
+         where w.outcome = 'PARKED' order by w.received_at limit $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// A parked event's body, locked (another sweep skips it); `None` when it is no longer
+/// parked or another holds it.
+pub async fn lock_parked(conn: &mut PgConnection, event_id: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    let payload: Option<serde_json::Value> = sqlx::query_scalar(
+        "select payload from webhook_events where event_id = $1 and outcome = 'PARKED' for update skip locked",
+    )
+    .bind(event_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(payload.map(|p| serde_json::to_vec(&p).unwrap_or_default()))
+}

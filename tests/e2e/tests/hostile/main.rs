@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use festival_identity::Identity;
+use festival_payments::Payments;
 use festival_platform::codes;
 use festival_platform::error::reason;
 use festival_program::Program;
@@ -24,6 +25,7 @@ struct Mesh {
     identity: TestApp<Identity>,
     program: TestApp<Program>,
     ticketing: TestApp<Ticketing>,
+    payments: TestApp<Payments>,
 }
 
 impl Mesh {
@@ -37,11 +39,19 @@ impl Mesh {
         })
         .await;
         let ticketing = TestApp::<Ticketing>::spawn_with(|c| {
-            c.common.auth.identity_url = identity_url;
-            c.common.nats.subject_prefix = prefix;
+            c.common.auth.identity_url = identity_url.clone();
+            c.common.nats.subject_prefix = prefix.clone();
         })
         .await;
-        Self { identity, program, ticketing }
+        // Stripe unreachable (nothing listens at the development default): whatever gets
+        // that far must still answer a catalogued code.
+        let payments = TestApp::<Payments>::spawn_with(|c| {
+            c.common.auth.identity_url = identity_url;
+            c.common.nats.subject_prefix = prefix;
+            c.stripe.api_base = "http://127.0.0.1:9/".into();
+        })
+        .await;
+        Self { identity, program, ticketing, payments }
     }
 
     /// The channel of the service serving `full_name`, if it is one of ours.
@@ -50,6 +60,7 @@ impl Mesh {
             "identity" => Some(self.identity.channel.clone()),
             "program" => Some(self.program.channel.clone()),
             "ticketing" => Some(self.ticketing.channel.clone()),
+            "payments" => Some(self.payments.channel.clone()),
             _ => None,
         }
     }
