@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use festival_e2e::bench::{DURATION, Row, closed_loop};
 use festival_platform::auth::Role;
 use festival_platform::credential::Keyring;
 use festival_proto::program::v1 as program;
@@ -22,8 +23,6 @@ use festival_testkit::{TestApp, TestIssuer};
 use festival_ticketing::Ticketing;
 use tokio::sync::Mutex;
 use uuid::Uuid;
-
-const DURATION: Duration = Duration::from_secs(5);
 
 fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
@@ -38,56 +37,6 @@ fn post(gw: std::net::SocketAddr, path: &str, token: &str, body: &serde_json::Va
         body.len()
     )
     .into_bytes()
-}
-
-struct Row {
-    label: String,
-    latencies: Vec<Duration>,
-    elapsed: Duration,
-    unit: &'static str,
-}
-
-impl Row {
-    fn print(mut self) {
-        self.latencies.sort();
-        let p = |q: f64| {
-            self.latencies
-                .get(((self.latencies.len() as f64 - 1.0) * q) as usize)
-                .map_or(0.0, |d| d.as_secs_f64() * 1e3)
-        };
-        let rate = self.latencies.len() as f64 / self.elapsed.as_secs_f64();
-        println!("| {} | {:.2} ms | {:.2} ms | {rate:.0} {} |", self.label, p(0.5), p(0.99), self.unit);
-    }
-}
-
-/// Runs `concurrency` closed-loop workers for [`DURATION`]; each call of `work` is one
-/// measured operation.
-async fn closed_loop<F, Fut>(label: &str, unit: &'static str, concurrency: usize, work: F) -> Row
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let work = Arc::new(work);
-    let started = Instant::now();
-    let workers: Vec<_> = (0..concurrency)
-        .map(|w| {
-            let work = work.clone();
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                while started.elapsed() < DURATION {
-                    let t = Instant::now();
-                    work(w).await;
-                    latencies.push(t.elapsed());
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    for w in workers {
-        latencies.extend(w.await.expect("worker"));
-    }
-    Row { label: label.to_owned(), latencies, elapsed: started.elapsed(), unit }
 }
 
 fn main() -> anyhow::Result<()> {

@@ -4,4 +4,8 @@
 //! test); what only shows when the real services talk to each other lives here:
 //!
 //! - `tests/gateway`: the gateway in front of the real identity service and a test upstream;
-//! - `benches/gateway`, `benches/program`: the REST benchmarks of `scripts/bench`.
+//! - `tests/mesh`: services together without the gateway (a scanner paired through
+//!   identity; the purchase: ticketing, payments and the fake Stripe);
+//! - `benches/*`: the benchmarks of `scripts/bench`, sharing [`bench`].
+
+pub mod bench;
