@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 GATEWAY = "http://127.0.0.1:8080"
 DEMO_SLUG = "demo-festival"
+FAKE_STRIPE = "http://127.0.0.1:12111/"
 spans = []  # (service.name, trace_id hex, span name)
 lock = threading.Lock()
 
@@ -157,6 +158,36 @@ def main():
         status, vouchers = call("GET", f"/v1/festivals/{festival['id']}/vouchers", headers={"Authorization": f"Bearer {admin['accessToken']}"})
         if status != 200 or [(v["partner"], v["maxUses"]) for v in vouchers.get("vouchers", [])] != [("Sponsor guest list", 20)]:
             fail(f"the demo festival should keep 20 places for its sponsor: {status} {vouchers}")
+        # The purchase end to end: a paid hold, Stripe Checkout (the local fake), its signed
+        # webhook through the gateway, the order paid with a ticket.
+        status, categories = call("GET", f"/v1/festivals/{festival['id']}/ticket-categories")
+        weekend = [c for c in categories.get("categories", []) if c["name"] == "Weekend pass"]
+        if status != 200 or not weekend:
+            fail(f"the demo festival should sell weekend passes: {status} {categories}")
+        status, hold = call("POST", f"/v1/festivals/{festival['id']}/holds",
+                            {"items": [{"categoryId": weekend[0]["id"], "quantity": 1}], "idempotencyKey": f"smoke-{os.urandom(6).hex()}"},
+                            fan_auth)
+        if status != 200:
+            fail(f"holding a weekend pass: {status} {hold}")
+        status, order = call("POST", f"/v1/holds/{hold['id']}:checkout", {"idempotencyKey": f"smoke-{os.urandom(6).hex()}"}, fan_auth)
+        if status != 200 or order.get("status") != "ORDER_STATUS_AWAITING_PAYMENT" or "/pay/cs_" not in order.get("checkoutUrl", ""):
+            fail(f"checking out a paid hold should open a Stripe checkout: {status} {order}")
+        session = order["checkoutUrl"].rsplit("/pay/", 1)[1]
+        req = urllib.request.Request(f"{FAKE_STRIPE}_fake/checkout/sessions/{session}/complete", data=b"", method="POST")
+        with urllib.request.urlopen(req, timeout=15) as r:
+            delivered = json.load(r).get("delivered")
+        if delivered != 200:
+            fail(f"the gateway should accept Stripe's signed webhook: {delivered}")
+        for _ in range(100):
+            status, paid = call("GET", f"/v1/orders/{order['id']}", headers=fan_auth)
+            if paid.get("status") == "ORDER_STATUS_PAID":
+                break
+            time.sleep(0.1)
+        if paid.get("status") != "ORDER_STATUS_PAID" or len(paid.get("tickets", [])) != 1:
+            fail(f"the paid order should carry its ticket: {status} {paid}")
+        status, payment = call("GET", f"/v1/payments/{order['paymentId']}", headers=fan_auth)
+        if status != 200 or payment.get("status") != "PAYMENT_STATUS_COMPLETED" or payment.get("amountMinor") != "18900":
+            fail(f"the fan's payment should be completed: {status} {payment}")
         status, shifts = call("GET", f"/v1/festivals/{festival['id']}/shifts", headers={"Authorization": f"Bearer {admin['accessToken']}"})
         if status != 200 or not any(s["assignees"] for s in shifts.get("shifts", [])):
             fail(f"the demo staff member should be on a shift: {status} {shifts}")
@@ -166,7 +197,8 @@ def main():
         print(f"smoke: /readyz all SERVING; {festival['name']} published with {len(stages['stages'])} stages, "
               f"{len(schedule['entries'])} sets on Friday, {len(roster['memberships'])} staff, "
               f"a {len(line_up)}-event line-up calendar and a personal feed read back by icalendar, "
-              f"the timetable revalidated with its ETag (304), over REST")
+              f"the timetable revalidated with its ETag (304), a weekend pass bought through Stripe Checkout "
+              f"(fake) and its signed webhook, over REST")
     finally:
         up.send_signal(signal.SIGINT)
         try:

@@ -11,6 +11,7 @@
 //! | `optional` | anonymous callers are served too | `(caller: Option<Principal>, req)` |
 //! | `public` | no token is read | `(req)` |
 //! | `public_addr` | no token is read | `(client: Option<IpAddr>, req)`, the address from [`client_addr`](crate::client_addr) |
+//! | `auth_bearer` | a valid token is required | `(caller: Principal, bearer: String, req)`: the token itself, for a call made on the caller's behalf to another service |
 //! | `public_metadata` | no token is read | `(metadata: MetadataMap, req)`: a caller that proves itself otherwise (a provider's signed webhook) |
 //! | `auth_addr` | a valid token is required | `(caller: Principal, client: Option<IpAddr>, req)` |
 //! | `gate` | a person's or a paired device's token | `(caller: GateCaller, req)` |
@@ -181,6 +182,12 @@ macro_rules! bind_rpcs {
     (@call public_addr $self:ident $request:ident $name:ident) => {{
         let client = $crate::client_addr::of_grpc(&$request);
         Ok(::tonic::Response::new($self.$name(client, $request.into_inner()).await?))
+    }};
+    (@call auth_bearer $self:ident $request:ident $name:ident) => {{
+        let caller = $crate::rpc::Authenticate::caller($self, &$request).await?;
+        $crate::rpc::record_caller(&caller);
+        let bearer = $crate::auth::bearer_token($request.metadata()).unwrap_or_default().to_owned();
+        Ok(::tonic::Response::new($self.$name(caller, bearer, $request.into_inner()).await?))
     }};
     (@call public_metadata $self:ident $request:ident $name:ident) => {{
         let (metadata, _, message) = $request.into_parts();

@@ -39,7 +39,7 @@ pub trait Service: Send + Sync + 'static {
     fn routes(config: Self::Config, ctx: Context) -> impl Future<Output = anyhow::Result<Routes>> + Send;
 
     /// The events this service follows ([`consumer::follow`]), run by the worker role.
-    fn consumers(_config: &Self::Config) -> Vec<Subscription> {
+    fn consumers(_config: &Self::Config, _ctx: &Context) -> Vec<Subscription> {
         Vec::new()
     }
 
@@ -188,7 +188,7 @@ pub async fn start_with_clock<S: Service>(
         let relay =
             OutboxRelay::new(pool.clone(), jetstream.clone(), naming.clone(), S::NAME, common.nats.stream_replicas);
         background.push(tokio::spawn(relay.run(shutdown.clone())));
-        for subscription in S::consumers(&config) {
+        for subscription in S::consumers(&config, &ctx) {
             background.push(tokio::spawn(consumer::run(ctx.consumer_runtime(), subscription, shutdown.clone())));
         }
         for worker in S::workers(&config, &ctx) {

@@ -117,6 +117,7 @@ events! {
     ticketing::v1::WaitingListOffered => "festival.ticketing.waiting_list.offered";
     ticketing::v1::RefundRequested => "festival.ticketing.refund.requested";
     ticketing::v1::RefundApproved => "festival.ticketing.refund.approved";
+    ticketing::v1::OrderPaymentRefused => "festival.ticketing.order.payment_refused";
     payments::v1::PaymentCompleted => "festival.payments.payment.completed";
     payments::v1::PaymentFailed => "festival.payments.payment.failed";
     payments::v1::PaymentRefunded => "festival.payments.payment.refunded";

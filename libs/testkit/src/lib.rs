@@ -165,6 +165,11 @@ impl<S: Service> TestApp<S> {
         Self::start_with_clock(config, name, festival_platform::clock::Clock::system()).await
     }
 
+    /// Boots the service with exactly this configuration, on a manual clock.
+    pub async fn start_on_manual_clock(config: S::Config, name: String) -> Self {
+        Self::start_with_clock(config, name, festival_platform::clock::Clock::manual()).await
+    }
+
     async fn start_with_clock(config: S::Config, name: String, clock: festival_platform::clock::Clock) -> Self {
         let running =
             server::start_with_clock::<S>(config.clone(), Roles::ALL, clock.clone()).await.expect("service starts");

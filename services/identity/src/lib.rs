@@ -86,7 +86,7 @@ impl Service for Identity {
         Ok(Routes::new(service))
     }
 
-    fn consumers(_config: &Config) -> Vec<festival_platform::events::consumer::Subscription> {
+    fn consumers(_config: &Config, _ctx: &Context) -> Vec<festival_platform::events::consumer::Subscription> {
         events::consumers()
     }
 }

@@ -19,6 +19,15 @@ pub struct Config {
     pub stripe: StripeConfig,
     pub webhook: WebhookConfig,
     pub limits: Limits,
+    pub sweep: SweepConfig,
+}
+
+/// The worker's sweep (`PAYMENTS__SWEEP__*`): refunds not yet accepted by the provider
+/// are sent again, checkouts open past their expiry are asked about.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct SweepConfig {
+    /// How often, in milliseconds.
+    pub interval_ms: u64,
 }
 
 /// The Stripe account (`PAYMENTS__STRIPE__*`).
@@ -68,6 +77,7 @@ impl Default for Config {
             },
             webhook: WebhookConfig { tolerance_secs: 300 },
             limits: Limits { amount_minor: 100_000_000 },
+            sweep: SweepConfig { interval_ms: 5_000 },
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod provider;
 pub mod refunding;
 pub mod settle;
@@ -68,10 +69,15 @@ impl Service for Payments {
         Ok(Routes::new(PaymentsServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max)))
     }
 
+    fn consumers(_config: &Config, _ctx: &Context) -> Vec<festival_platform::events::consumer::Subscription> {
+        events::consumers()
+    }
+
     fn workers(config: &Config, ctx: &Context) -> Vec<futures::future::BoxFuture<'static, ()>> {
         match provider(config, ctx.clock.clone()) {
             Ok(provider) => {
-                vec![Box::pin(sweep::run(ctx.pool.clone(), provider, ctx.clock.clone(), ctx.shutdown.clone()))]
+                let every = Duration::from_millis(config.sweep.interval_ms.max(10));
+                vec![Box::pin(sweep::run(ctx.pool.clone(), provider, ctx.clock.clone(), every, ctx.shutdown.clone()))]
             }
             Err(e) => {
                 tracing::error!(error = %e, "no payment provider: the sweep does not run");

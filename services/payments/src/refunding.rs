@@ -6,25 +6,35 @@ use festival_platform::clock::Clock;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::status::RefundStatus;
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use crate::domain::event::ProviderRefundStatus;
+use crate::domain::status::{PaymentStatus, RefundStatus};
 use crate::provider::{PaymentProvider, ProviderError, RefundSpec};
 use crate::settle;
+use crate::store::payments::PaymentRow;
 use crate::store::{self, refunds::RefundRow};
 
-/// Asks the provider for refund `id` if it is still unsent, and records the answer.
-/// `Ok(None)` when the provider could not be reached (the refund stays PENDING for the
-/// sweep); a refusal marks it FAILED and gives the amount back.
+/// How long a sender holds a refund before another may try it (longer than any call).
+const LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// Asks the provider for refund `id` if it is still unsent and no other sender holds it
+/// (a lease, taken atomically, held without a database lock during the call), and records
+/// the answer. `Ok(None)` when another sender has it or the provider could not be
+/// reached (the refund stays PENDING for the sweep); a refusal marks it FAILED and gives
+/// the amount back.
 pub async fn send(
     pool: &PgPool,
     provider: &dyn PaymentProvider,
     clock: &Clock,
     id: Uuid,
 ) -> Result<Option<RefundRow>, sqlx::Error> {
+    let now = clock.now();
     let mut conn = pool.acquire().await?;
-    let Some(refund) = store::refunds::of_id(&mut conn, id).await? else { return Ok(None) };
-    if refund.status != RefundStatus::Pending || refund.provider_refund_id.is_some() {
-        return Ok(Some(refund));
-    }
+    let Some(refund) = store::refunds::lease(&mut conn, id, now, now + LEASE).await? else {
+        return store::refunds::of_id(&mut conn, id).await;
+    };
     let Some(payment) = store::payments::find(&mut conn, refund.payment_id).await? else { return Ok(None) };
     let Some(intent_id) = payment.provider_intent_id.clone() else { return Ok(None) };
     drop(conn);
@@ -36,30 +46,57 @@ pub async fn send(
     };
     let answer = provider.refund(&spec).await;
     let mut tx = pool.begin().await?;
+    // Payment, then refund: the order every writer takes them in.
     let Some(payment) = store::payments::lock(&mut tx, refund.payment_id).await? else { return Ok(None) };
     let Some(current) = store::refunds::lock(&mut tx, refund.id).await? else { return Ok(None) };
+    let now = clock.now();
     match answer {
         Ok(r) => {
-            settle::refund_outcome(&mut tx, &payment, &current, Some(&r.id), r.status, clock.now()).await?;
+            settle::refund_outcome(&mut tx, &payment, &current, Some(&r.id), r.status, now).await?;
         }
         Err(ProviderError::Refused(why)) => {
             tracing::warn!(refund = %refund.id, %why, "the provider refused a refund");
-            settle::refund_outcome(
-                &mut tx,
-                &payment,
-                &current,
-                None,
-                crate::domain::event::ProviderRefundStatus::Failed,
-                clock.now(),
-            )
-            .await?;
+            settle::refund_outcome(&mut tx, &payment, &current, None, ProviderRefundStatus::Failed, now).await?;
         }
         Err(ProviderError::Unavailable(why)) => {
             tracing::warn!(refund = %refund.id, %why, "refund not sent yet; the sweep retries");
+            store::refunds::release(&mut tx, refund.id).await?;
+            tx.commit().await?;
             return Ok(Some(current));
         }
     }
     let updated = store::refunds::of_id(&mut tx, refund.id).await?;
     tx.commit().await?;
     Ok(updated)
+}
+
+/// Books a refund of at most `amount` (what is left, if less) of a locked, completed
+/// payment, for the sweep to send: what an owner's event asks (a refused or cancelled
+/// order, an approved refund request). `None` when nothing is left to refund.
+pub async fn book(
+    conn: &mut PgConnection,
+    payment: &PaymentRow,
+    amount: i64,
+    reason: &str,
+    requested_by: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<RefundRow>, sqlx::Error> {
+    let left = payment.amount_minor - payment.refunded_minor;
+    let amount = amount.min(left);
+    if payment.status != PaymentStatus::Completed || payment.provider_intent_id.is_none() || amount <= 0 {
+        return Ok(None);
+    }
+    let refund = RefundRow {
+        id: Uuid::now_v7(),
+        payment_id: payment.id,
+        amount_minor: amount,
+        status: RefundStatus::Pending,
+        reason: reason.chars().take(500).collect(),
+        requested_by: requested_by.to_owned(),
+        provider_refund_id: None,
+        created_at: now,
+    };
+    store::refunds::insert(conn, &refund).await?;
+    store::payments::add_refunded(conn, payment.id, amount, now).await?;
+    Ok(Some(refund))
 }

@@ -43,7 +43,7 @@ impl Service for Program {
         Ok(Routes::new(ProgramServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max)))
     }
 
-    fn consumers(_config: &Config) -> Vec<festival_platform::events::consumer::Subscription> {
+    fn consumers(_config: &Config, _ctx: &Context) -> Vec<festival_platform::events::consumer::Subscription> {
         events::consumers()
     }
 }

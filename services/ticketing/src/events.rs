@@ -1,28 +1,79 @@
 //! Events: ticketing publishes `festival.ticketing.*` (`OrderPaid`, `OrderCancelled`,
-//! `TicketAdmitted`, `TicketExited`) through [`publish`], in the transaction of the change;
-//! it keeps a projection of program's festival facts (status, currency, time zone, dates)
-//! and the devices identity revoked.
+//! `TicketAdmitted`, `TicketExited`, `OrderPaymentRefused`, …) through [`publish`], in the
+//! transaction of the change; it keeps a projection of program's festival facts (status,
+//! currency, time zone, dates) and the devices identity revoked, and settles card orders
+//! on payments' `payment.completed` and `payment.failed`.
 
-use festival_platform::events::consumer::{self, Meta, Subscription};
+use std::sync::Arc;
+
+use festival_platform::clock::Clock;
+use festival_platform::events::consumer::{self, EventHandler, Meta, Subscription};
 use festival_proto::identity::v1 as identity;
+use festival_proto::payments::v1 as pay;
 use festival_proto::program::v1 as program;
+use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 pub use festival_platform::events::outbox::publish;
 
+use crate::card_orders;
 use crate::domain::status::FestivalStatus;
+use crate::signing::FestivalKeys;
 use crate::store;
 
 /// The events ticketing follows.
-pub fn consumers() -> Vec<Subscription> {
+pub fn consumers(keys: Arc<FestivalKeys>, clock: Clock) -> Vec<Subscription> {
     vec![
+        consumer::follow("ticketing-payment-completed", PaymentCompleted { keys, clock }),
+        consumer::follow("ticketing-payment-failed", payment_failed),
         consumer::follow("ticketing-festival-created", festival_created),
         consumer::follow("ticketing-festival-updated", festival_updated),
         consumer::follow("ticketing-festival-status-changed", festival_status_changed),
         consumer::follow("ticketing-festival-deleted", festival_deleted),
         consumer::follow("ticketing-device-revoked", device_revoked),
     ]
+}
+
+/// Payments captured a card order's money: deliver its tickets, or refuse (and so
+/// refund) what cannot be honoured. Holds the festival keys the tickets are signed with.
+struct PaymentCompleted {
+    keys: Arc<FestivalKeys>,
+    clock: Clock,
+}
+
+impl<'a> EventHandler<'a, pay::PaymentCompleted> for PaymentCompleted {
+    type Future = BoxFuture<'a, anyhow::Result<()>>;
+
+    fn call(&self, conn: &'a mut PgConnection, e: pay::PaymentCompleted, meta: &'a Meta) -> Self::Future {
+        let (keys, clock) = (self.keys.clone(), self.clock.clone());
+        Box::pin(async move {
+            if e.purpose != pay::PaymentPurpose::TicketOrder as i32 {
+                return Ok(());
+            }
+            // The signing key before any lock (the first sale of a festival makes it).
+            let festival = match Uuid::parse_str(&e.festival_id) {
+                Ok(id) => store::festivals::find(conn, id).await?.map(|_| id),
+                Err(_) => None,
+            };
+            let issuer = match festival {
+                Some(id) => Some(keys.issuer(id).await?),
+                None => None,
+            };
+            let settled = card_orders::payment_completed(conn, issuer.as_ref(), clock.now(), &e).await?;
+            tracing::info!(event = %meta.id, payment = %e.payment_id, order = %e.reference, ?settled, "card payment settled");
+            Ok(())
+        })
+    }
+}
+
+/// A card order's payment failed or its checkout expired: the order fails, its hold
+/// gives the tickets back.
+async fn payment_failed(conn: &mut PgConnection, e: pay::PaymentFailed, _meta: &Meta) -> anyhow::Result<()> {
+    if e.purpose == pay::PaymentPurpose::TicketOrder as i32 {
+        card_orders::payment_failed(conn, &e).await?;
+    }
+    Ok(())
 }
 
 /// Identity revoked a device: its tokens (valid up to 10 more minutes) are refused from

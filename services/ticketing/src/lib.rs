@@ -10,11 +10,14 @@
 //! [`document`] (QR codes and PDF tickets), [`wallet`] (wallet passes), [`events`].
 
 pub mod api;
+pub mod card_orders;
 pub mod config;
 pub mod document;
 pub mod domain;
 pub mod events;
+pub mod fulfil;
 pub mod lifecycle;
+pub mod payments;
 pub mod signing;
 pub mod stock;
 pub mod store;
@@ -55,13 +58,33 @@ impl Service for Ticketing {
         let keys = Arc::new(signing::FestivalKeys::new(ctx.pool.clone(), sealer));
         let max = config.common.grpc.max_message_bytes;
         let wallets = Arc::new(wallet::Wallets::from_config(&config.wallet).map_err(anyhow::Error::msg)?);
-        let api =
-            api::TicketingApi::new(ctx.pool.clone(), verifier, keys, Arc::new(config), ctx.clock.clone(), wallets);
+        let payments: Arc<dyn payments::PaymentPort> = Arc::new(payments::GrpcPayments::new(
+            &config.payments.url,
+            Duration::from_millis(config.payments.timeout_ms),
+        )?);
+        let api = api::TicketingApi::new(
+            ctx.pool.clone(),
+            verifier,
+            keys,
+            Arc::new(config),
+            ctx.clock.clone(),
+            wallets,
+            payments,
+        );
         Ok(Routes::new(TicketingServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max)))
     }
 
-    fn consumers(_config: &Config) -> Vec<festival_platform::events::consumer::Subscription> {
-        events::consumers()
+    fn consumers(config: &Config, ctx: &Context) -> Vec<festival_platform::events::consumer::Subscription> {
+        match festival_platform::sealing::Sealer::from_config(&config.keys.sealing_key) {
+            Ok(sealer) => {
+                let keys = Arc::new(signing::FestivalKeys::new(ctx.pool.clone(), sealer));
+                events::consumers(keys, ctx.clock.clone())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "no sealing key: ticketing follows no events");
+                Vec::new()
+            }
+        }
     }
 
     fn workers(config: &Config, ctx: &Context) -> Vec<futures::future::BoxFuture<'static, ()>> {

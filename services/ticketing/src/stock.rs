@@ -114,6 +114,39 @@ pub async fn shift(
     Ok(())
 }
 
+/// A guarded move of recorded allocations inside the caller's transaction (a savepoint
+/// keeps the transaction usable when a quota is short): a card payment that completes
+/// after its hold ended takes its places again, straight to sold, if they are still there.
+pub async fn take_again(
+    conn: &mut PgConnection,
+    taken: &[(&[Uuid], i64)],
+    per_ticket: (i64, i64),
+) -> Result<Result<(), Shortage>, sqlx::Error> {
+    let deltas = shift_deltas(taken, per_ticket);
+    if deltas.is_empty() {
+        return Ok(Ok(()));
+    }
+    let (ids, held, sold) = columns(&deltas);
+    let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
+    let moved = sqlx::query("select move_stock($1, $2, $3, true)")
+        .bind(ids)
+        .bind(held)
+        .bind(sold)
+        .execute(&mut *savepoint)
+        .await;
+    match moved {
+        Ok(_) => {
+            savepoint.commit().await?;
+            Ok(Ok(()))
+        }
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(SHORTAGE_STATE) => {
+            savepoint.rollback().await?;
+            Ok(Err(Shortage))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// [`shift`] as the command's last write, committing `tx` in the same round trip.
 pub async fn shift_and_commit(
     tx: Transaction<'_, Postgres>,

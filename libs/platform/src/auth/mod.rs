@@ -10,4 +10,4 @@ mod verifier;
 
 pub use claims::{ACCESS_TOKEN_USE, AccessClaims, DEVICE_TOKEN_USE, DeviceClaims, DeviceLevel, MembershipClaim, Role};
 pub use principal::{Device, GateCaller, Principal};
-pub use verifier::{IdentityKeySource, KeySource, PublicKey, Verifier};
+pub use verifier::{IdentityKeySource, KeySource, PublicKey, Verifier, bearer_token};

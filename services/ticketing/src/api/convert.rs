@@ -108,11 +108,7 @@ pub(super) fn to_ticket(t: &TicketRow) -> pb::Ticket {
 }
 
 pub(super) fn payment_method(m: PaymentMethod) -> pb::PaymentMethod {
-    match m {
-        PaymentMethod::Free => pb::PaymentMethod::Free,
-        PaymentMethod::Cash => pb::PaymentMethod::Cash,
-        PaymentMethod::External => pb::PaymentMethod::External,
-    }
+    crate::fulfil::payment_method_pb(m)
 }
 
 pub(super) fn to_order(o: &OrderRow, tickets: &[TicketRow]) -> pb::Order {
@@ -123,6 +119,8 @@ pub(super) fn to_order(o: &OrderRow, tickets: &[TicketRow]) -> pb::Order {
         status: match o.status {
             OrderStatus::Paid => pb::OrderStatus::Paid,
             OrderStatus::Cancelled => pb::OrderStatus::Cancelled,
+            OrderStatus::AwaitingPayment => pb::OrderStatus::AwaitingPayment,
+            OrderStatus::PaymentFailed => pb::OrderStatus::PaymentFailed,
         } as i32,
         total_minor: o.total_minor,
         currency: o.currency.clone(),
@@ -131,6 +129,8 @@ pub(super) fn to_order(o: &OrderRow, tickets: &[TicketRow]) -> pb::Order {
         create_time: Some(timestamp(o.created_at)),
         cancel_time: o.cancelled_at.map(timestamp),
         refunded_minor: o.refunded_minor,
+        checkout_url: o.checkout_url.clone(),
+        payment_id: o.payment_id.map(|p| p.to_string()).unwrap_or_default(),
     }
 }
 

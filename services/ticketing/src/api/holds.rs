@@ -8,22 +8,23 @@ use festival_platform::auth::{Principal, Role};
 use festival_platform::idempotency::{self, Claim};
 use festival_platform::rpc::record_festival;
 use festival_platform::{ApiError, ApiResult, codes, validate};
+use festival_proto::payments::v1 as pay;
 use festival_proto::ticketing::v1 as pb;
 use uuid::Uuid;
 
+use super::TicketingApi;
 use super::convert::{to_hold, to_order};
 use super::promos;
-use super::{TicketLine, TicketingApi};
 use crate::domain::promo::{self, Applied, Discount, Line, Priced, PromoError};
 use crate::domain::sale::{self, QuantityError, check_quantity, in_window};
-use crate::domain::status::{HoldStatus, OrderStatus, PaymentMethod, TicketStatus};
-use crate::lifecycle;
+use crate::domain::status::{HoldStatus, OrderStatus, PaymentMethod};
 use crate::stock::{self, Shortage};
 use crate::store::{
     self,
     holds::{HoldRow, ItemRow},
     orders::OrderRow,
 };
+use crate::{fulfil, lifecycle};
 
 impl TicketingApi {
     pub(super) async fn create_hold(&self, caller: Principal, req: pb::CreateHoldRequest) -> ApiResult<pb::Hold> {
@@ -91,7 +92,7 @@ impl TicketingApi {
             })
         })?;
         if let Some(parent) = for_ticket {
-            self.addon_parent(&mut tx, festival_id, parent, caller.user_id, &wanted).await?;
+            fulfil::addon_parent(&mut tx, festival_id, parent, caller.user_id, &wanted).await?;
         }
         let gross = sale::total(items.iter().map(|i| (i.unit_price_minor, i.quantity)))
             .ok_or_else(|| ApiError::new(codes::INVALID_AMOUNT).with_message("The total is too large"))?;
@@ -147,73 +148,6 @@ impl TicketingApi {
             return Err(ApiError::new(codes::SOLD_OUT));
         }
         Ok(response)
-    }
-
-    /// The ticket add-ons are bought for: the caller's, live, an admission ticket of this
-    /// festival, without an add-on of these categories yet.
-    async fn addon_parent(
-        &self,
-        conn: &mut sqlx::PgConnection,
-        festival_id: Uuid,
-        parent: Uuid,
-        user_id: Uuid,
-        wanted: &[(Uuid, i32)],
-    ) -> ApiResult<store::tickets::TicketRow> {
-        let ticket = store::tickets::find_by_id(conn, parent)
-            .await?
-            .filter(|t| t.festival_id == festival_id && t.holder_user_id == Some(user_id))
-            .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "for_ticket_id", "no such ticket of yours"))?;
-        if !matches!(ticket.status, TicketStatus::Sold | TicketStatus::Used) {
-            return Err(ApiError::field(codes::TICKET_REVOKED, "for_ticket_id", "this ticket is no longer valid"));
-        }
-        let category = store::categories::find(conn, ticket.category_id).await?;
-        if category.is_some_and(|c| c.addon) {
-            return Err(ApiError::field(codes::ADDON_NEEDS_ADMISSION, "for_ticket_id", "an add-on has no add-ons"));
-        }
-        for (i, (addon, _)) in wanted.iter().enumerate() {
-            if store::tickets::has_live_addon(conn, parent, *addon).await? {
-                let field = format!("items[{i}].category_id");
-                return Err(ApiError::field(codes::ALREADY_EXISTS, &field, "this ticket has it already"));
-            }
-        }
-        Ok(ticket)
-    }
-
-    /// Attaches a checked-out hold's add-on tickets to their admission tickets: the
-    /// ticket they were bought for (locked, and checked again: it may have changed hands
-    /// or got its add-on meanwhile), or the hold's own admission tickets, one each.
-    async fn attach_addons(
-        &self,
-        conn: &mut sqlx::PgConnection,
-        hold: &HoldRow,
-        tickets: &mut [store::tickets::TicketRow],
-    ) -> ApiResult<()> {
-        let ids: Vec<Uuid> = tickets.iter().map(|t| t.category_id).collect();
-        let addons: Vec<Uuid> = store::categories::find_many(conn, hold.festival_id, &ids)
-            .await?
-            .into_iter()
-            .filter(|c| c.addon)
-            .map(|c| c.id)
-            .collect();
-        let mut pairs = Vec::new();
-        if let Some(parent) = hold.for_ticket_id {
-            store::tickets::lock(conn, parent).await?;
-            let wanted: Vec<(Uuid, i32)> = addons.iter().map(|c| (*c, 1)).collect();
-            self.addon_parent(conn, hold.festival_id, parent, hold.user_id, &wanted).await?;
-            pairs.extend(tickets.iter().filter(|t| addons.contains(&t.category_id)).map(|t| (t.id, parent)));
-        } else {
-            let admissions: Vec<Uuid> =
-                tickets.iter().filter(|t| !addons.contains(&t.category_id)).map(|t| t.id).collect();
-            for addon in &addons {
-                let of_category = tickets.iter().filter(|t| t.category_id == *addon).map(|t| t.id);
-                pairs.extend(of_category.zip(admissions.iter().copied()));
-            }
-        }
-        store::tickets::attach(conn, &pairs).await?;
-        for ticket in tickets.iter_mut() {
-            ticket.parent_ticket_id = pairs.iter().find(|(child, _)| *child == ticket.id).map(|(_, parent)| *parent);
-        }
-        Ok(())
     }
 
     /// The codes' discounts on a basket, checked against their window, categories,
@@ -377,7 +311,12 @@ impl TicketingApi {
         Ok(to_hold(&hold, &items, &codes, hold.status))
     }
 
-    pub(super) async fn checkout_hold(&self, caller: Principal, req: pb::CheckoutHoldRequest) -> ApiResult<pb::Order> {
+    pub(super) async fn checkout_hold(
+        &self,
+        caller: Principal,
+        bearer: String,
+        req: pb::CheckoutHoldRequest,
+    ) -> ApiResult<pb::Order> {
         let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
         let hold_id = validate::uuid("hold_id", &req.hold_id)?;
         let festival_id = store::holds::find(&mut *self.pool.acquire().await?, hold_id)
@@ -394,14 +333,26 @@ impl TicketingApi {
             Claim::Fresh(fresh) => fresh,
         };
         let hold = self.own_hold(&mut tx, &caller, &req.hold_id).await?;
+        // Checked out before (a second click, a retry under another key): that order,
+        // with its checkout page if it still waits for its payment.
+        if let Some(order) = store::orders::of_hold(&mut tx, hold.id).await? {
+            let tickets = store::tickets::of_order(&mut tx, order.id).await?;
+            let response = to_order(&order, &tickets);
+            fresh.complete(&mut tx, &response).await?;
+            tx.commit().await?;
+            return Ok(response);
+        }
         self.still_active(&hold)?;
         // A cancelled festival stops sales at once, held tickets included.
         Self::festival_on_sale(&mut tx, hold.festival_id).await?;
-        if hold.total_minor > 0 {
-            return Err(ApiError::new(codes::PAYMENT_PROVIDER_UNAVAILABLE)
-                .with_message("Paid orders are not taken online yet; the hold stays until it expires"));
-        }
         let items = store::holds::items(&mut tx, hold.id).await?;
+        if hold.total_minor > 0 {
+            let order = self.open_checkout(&mut tx, &bearer, &hold, &items).await?;
+            let response = to_order(&order, &[]);
+            fresh.complete(&mut tx, &response).await?;
+            tx.commit().await?;
+            return Ok(response);
+        }
         let order = store::orders::insert(
             &mut tx,
             &OrderRow {
@@ -417,23 +368,12 @@ impl TicketingApi {
                 cancelled_at: None,
                 created_at: self.clock.now(),
                 refunded_minor: 0,
+                payment_id: None,
+                checkout_url: String::new(),
             },
         )
         .await?;
-        let lines: Vec<TicketLine> = items
-            .iter()
-            .map(|i| TicketLine {
-                category_id: i.category_id,
-                quantity: i.quantity,
-                unit_price_minor: i.net_unit_price_minor,
-                quota_ids: i.quota_ids.clone(),
-            })
-            .collect();
-        let mut tickets =
-            self.issue_tickets(&mut tx, &issuer, &order, &lines, order.buyer_user_id, hold.total_minor).await?;
-        self.attach_addons(&mut tx, &hold, &mut tickets).await?;
-        store::holds::set_status(&mut tx, hold.id, HoldStatus::CheckedOut, Some(order.id)).await?;
-        self.publish_paid(&mut tx, &order, &tickets).await?;
+        let tickets = fulfil::deliver_hold(&mut tx, &issuer, self.clock.now(), &hold, &order, &items).await?;
         let response = to_order(&order, &tickets);
         fresh.complete(&mut tx, &response).await?;
         // Held → sold last, with the commit: see `stock` on hot rows.
@@ -441,6 +381,75 @@ impl TicketingApi {
             items.iter().map(|i| (i.quota_ids.as_slice(), i64::from(i.quantity))).collect();
         stock::shift_and_commit(tx, &taken, (-1, 1)).await?;
         Ok(response)
+    }
+
+    /// A paid hold's order, AWAITING_PAYMENT with a checkout opened at payments on the
+    /// buyer's behalf. The checkout stays open at least as long as the hold (Stripe's
+    /// minimum is 30 minutes): a payment that completes after the hold expired is
+    /// honoured while the stock lasts, refunded otherwise (see `events`). Payments
+    /// unreachable: ERR_5002 and nothing written (the caller's transaction rolls back).
+    async fn open_checkout(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        bearer: &str,
+        hold: &HoldRow,
+        items: &[ItemRow],
+    ) -> ApiResult<OrderRow> {
+        let order_id = Uuid::now_v7();
+        let ids: Vec<Uuid> = items.iter().map(|i| i.category_id).collect();
+        let names = store::categories::find_many(tx, hold.festival_id, &ids).await?;
+        let name_of = |id: Uuid| names.iter().find(|c| c.id == id).map_or("Ticket", |c| c.name.as_str()).to_owned();
+        let lines: Vec<pay::LineItem> = items
+            .iter()
+            .map(|i| pay::LineItem {
+                name: name_of(i.category_id),
+                quantity: i.quantity,
+                unit_amount_minor: i.net_unit_price_minor,
+            })
+            .collect();
+        // Per category when the lines add up to the total exactly; one line otherwise.
+        let sum: i64 = lines.iter().map(|l| l.unit_amount_minor * i64::from(l.quantity)).sum();
+        let lines = if sum == hold.total_minor {
+            lines
+        } else {
+            vec![pay::LineItem { name: "Tickets".into(), quantity: 1, unit_amount_minor: hold.total_minor }]
+        };
+        let url = |template: &str| template.replace("{ORDER_ID}", &order_id.to_string());
+        let request = pay::CreateCheckoutRequest {
+            festival_id: hold.festival_id.to_string(),
+            purpose: pay::PaymentPurpose::TicketOrder as i32,
+            reference: order_id.to_string(),
+            currency: hold.currency.clone(),
+            line_items: lines,
+            success_url: url(&self.config.payments.success_url),
+            cancel_url: url(&self.config.payments.cancel_url),
+            idempotency_key: format!("order-{order_id}"),
+            expire_time: Some(festival_platform::convert::timestamp(hold.expires_at)),
+        };
+        let payment = self.payments.create_checkout(bearer, request).await?;
+        let payment_id = Uuid::parse_str(&payment.id).map_err(ApiError::internal)?;
+        let order = store::orders::insert(
+            tx,
+            &OrderRow {
+                id: order_id,
+                festival_id: hold.festival_id,
+                buyer_user_id: Some(hold.user_id),
+                status: OrderStatus::AwaitingPayment,
+                total_minor: hold.total_minor,
+                currency: hold.currency.clone(),
+                payment_method: PaymentMethod::Card,
+                hold_id: Some(hold.id),
+                created_by: hold.user_id,
+                cancelled_at: None,
+                created_at: self.clock.now(),
+                refunded_minor: 0,
+                payment_id: Some(payment_id),
+                checkout_url: payment.checkout_url,
+            },
+        )
+        .await?;
+        store::holds::set_status(tx, hold.id, HoldStatus::Active, Some(order.id)).await?;
+        Ok(order)
     }
 }
 

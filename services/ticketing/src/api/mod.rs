@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use festival_platform::auth::{GateCaller, Principal, Role, Verifier};
 use festival_platform::clock::Clock;
-use festival_platform::credential::{Claims, Issuer, Kind};
+use festival_platform::credential::Issuer;
 use festival_platform::rpc::Authenticate;
 use festival_platform::{ApiError, ApiResult, codes};
 use festival_proto::ticketing::v1 as pb;
@@ -29,8 +29,9 @@ use tonic::Request;
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::domain::sale;
-use crate::domain::status::{TicketStatus, festival_on_sale};
+use crate::domain::status::festival_on_sale;
+use crate::fulfil::{self, TicketLine};
+use crate::payments::PaymentPort;
 use crate::signing::FestivalKeys;
 use crate::store::{self, festivals::FestivalRow, orders::OrderRow, tickets::TicketRow};
 use crate::wallet::Wallets;
@@ -45,6 +46,8 @@ pub struct TicketingApi {
     watchers: gates::Watchers,
     /// The wallets passes are offered for.
     wallets: Arc<Wallets>,
+    /// Where paid holds are paid (the payments service).
+    payments: Arc<dyn PaymentPort>,
 }
 
 impl TicketingApi {
@@ -55,8 +58,9 @@ impl TicketingApi {
         config: Arc<Config>,
         clock: Clock,
         wallets: Arc<Wallets>,
+        payments: Arc<dyn PaymentPort>,
     ) -> Self {
-        Self { pool, verifier, keys, config, clock, watchers: gates::Watchers::default(), wallets }
+        Self { pool, verifier, keys, config, clock, watchers: gates::Watchers::default(), wallets, payments }
     }
 
     /// A festival ticketing knows of (from program's events).
@@ -106,9 +110,7 @@ impl TicketingApi {
         self.keys.issuer(festival_id).await.map_err(kit_error)
     }
 
-    /// Issues tickets of `order` for `lines` to `holder` (none: an anonymous box-office
-    /// sale), each with its signed credential and its share of `paid` (the order's total
-    /// for these tickets, spread in proportion to list prices).
+    /// Issues tickets (see [`fulfil::issue_tickets`]) at the service's time.
     async fn issue_tickets(
         &self,
         conn: &mut PgConnection,
@@ -118,59 +120,7 @@ impl TicketingApi {
         holder: Option<Uuid>,
         paid: i64,
     ) -> ApiResult<Vec<TicketRow>> {
-        let issued_at = self.clock.now();
-        let stamp = u32::try_from(issued_at.timestamp()).unwrap_or(u32::MAX);
-        let each: Vec<&TicketLine> =
-            lines.iter().flat_map(|l| std::iter::repeat_n(l, usize::try_from(l.quantity).unwrap_or(0))).collect();
-        let units: Vec<i64> = each.iter().map(|l| l.unit_price_minor).collect();
-        let tickets: Vec<TicketRow> = each
-            .iter()
-            .zip(sale::ticket_prices(paid, &units))
-            .map(|(line, price_minor)| {
-                let id = Uuid::now_v7();
-                let claims = Claims { kind: Kind::Ticket, festival: order.festival_id, subject: id, issued_at: stamp };
-                TicketRow {
-                    id,
-                    festival_id: order.festival_id,
-                    order_id: order.id,
-                    category_id: line.category_id,
-                    holder_user_id: holder,
-                    status: TicketStatus::Sold,
-                    credential: issuer.issue(&claims),
-                    quota_ids: line.quota_ids.clone(),
-                    issued_at,
-                    used_at: None,
-                    used_gate: None,
-                    replaced_by: None,
-                    parent_ticket_id: None,
-                    price_minor,
-                }
-            })
-            .collect();
-        store::tickets::insert_many(conn, &tickets).await?;
-        Ok(tickets)
-    }
-}
-
-/// Tickets to issue: `quantity` of a category at its list price, from the quotas they
-/// were taken from.
-#[derive(Debug, Clone)]
-struct TicketLine {
-    category_id: Uuid,
-    quantity: i32,
-    unit_price_minor: i64,
-    quota_ids: Vec<Uuid>,
-}
-
-impl TicketLine {
-    /// The successor of a ticket that changes hands: same category, price and quotas.
-    fn again(ticket: &TicketRow) -> Self {
-        Self {
-            category_id: ticket.category_id,
-            quantity: 1,
-            unit_price_minor: ticket.price_minor,
-            quota_ids: ticket.quota_ids.clone(),
-        }
+        Ok(fulfil::issue_tickets(conn, issuer, self.clock.now(), order, lines, holder, paid).await?)
     }
 }
 
@@ -213,7 +163,7 @@ festival_platform::bind_rpcs! {
         auth get_hold(pb::GetHoldRequest) -> pb::Hold;
         auth extend_hold(pb::ExtendHoldRequest) -> pb::Hold;
         auth release_hold(pb::ReleaseHoldRequest) -> pb::Hold;
-        auth checkout_hold(pb::CheckoutHoldRequest) -> pb::Order;
+        auth_bearer checkout_hold(pb::CheckoutHoldRequest) -> pb::Order;
         auth create_order(pb::CreateOrderRequest) -> pb::Order;
         auth get_order(pb::GetOrderRequest) -> pb::Order;
         auth cancel_order(pb::CancelOrderRequest) -> pb::Order;

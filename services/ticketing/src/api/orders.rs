@@ -7,17 +7,16 @@ use festival_platform::idempotency::{self, Claim};
 use festival_platform::rpc::record_festival;
 use festival_platform::{ApiError, ApiResult, codes, validate};
 use festival_proto::ticketing::v1 as pb;
-use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::convert::{payment_method, to_order};
+use super::convert::to_order;
 use super::holds::quantity_allowed;
 use super::{TicketLine, TicketingApi};
 use crate::domain::sale::{self, in_window};
-use crate::domain::status::{OrderStatus, PaymentMethod, TicketStatus};
-use crate::events;
+use crate::domain::status::{HoldStatus, OrderStatus, PaymentMethod, TicketStatus};
 use crate::stock::{self, Shortage};
-use crate::store::{self, orders::OrderRow, tickets::TicketRow};
+use crate::store::{self, orders::OrderRow};
+use crate::{events, fulfil, lifecycle};
 
 impl TicketingApi {
     pub(super) async fn create_order(&self, caller: Principal, req: pb::CreateOrderRequest) -> ApiResult<pb::Order> {
@@ -37,6 +36,13 @@ impl TicketingApi {
             Some(pb::PaymentMethod::Cash) => PaymentMethod::Cash,
             Some(pb::PaymentMethod::External) => PaymentMethod::External,
             Some(pb::PaymentMethod::Free) => PaymentMethod::Free,
+            Some(pb::PaymentMethod::Card) => {
+                return Err(ApiError::field(
+                    codes::VALIDATION_FAILED,
+                    "payment_method",
+                    "card payments go through a hold's checkout",
+                ));
+            }
             _ => return Err(ApiError::field(codes::REQUIRED_FIELD, "payment_method", "is required")),
         };
         let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
@@ -85,11 +91,13 @@ impl TicketingApi {
                 cancelled_at: None,
                 created_at: self.clock.now(),
                 refunded_minor: 0,
+                payment_id: None,
+                checkout_url: String::new(),
             },
         )
         .await?;
         let tickets = self.issue_tickets(&mut tx, &issuer, &order, &lines, order.buyer_user_id, total).await?;
-        self.publish_paid(&mut tx, &order, &tickets).await?;
+        fulfil::publish_paid(&mut tx, &order, &tickets).await?;
         let response = to_order(&order, &tickets);
         fresh.complete(&mut tx, &response).await?;
         // The stock last, with the commit: see `stock` on hot rows.
@@ -142,6 +150,17 @@ impl TicketingApi {
             let parents: Vec<Uuid> = revoked.iter().map(|t| t.id).collect();
             revoked.extend(store::tickets::revoke_children(&mut tx, &parents, TicketStatus::Cancelled, false).await?);
             let cancelled = store::orders::cancel(&mut tx, id, self.clock.now(), reason).await?;
+            // A card order still waiting for its payment: its hold gives the tickets back
+            // (a payment completing later is refused and refunded, see `card_orders`).
+            if order.status == OrderStatus::AwaitingPayment
+                && let Some(hold) = match order.hold_id {
+                    Some(hold) => store::holds::lock(&mut tx, hold).await?,
+                    None => None,
+                }
+                && hold.status == HoldStatus::Active
+            {
+                lifecycle::end_hold(&mut tx, &hold, HoldStatus::Released).await?;
+            }
             // Its tickets are revoked: a refund still asked for is answered here.
             store::refunds::reject_pending_of_order(
                 &mut tx,
@@ -157,7 +176,12 @@ impl TicketingApi {
                     order_id: id.to_string(),
                     festival_id: order.festival_id.to_string(),
                     ticket_ids: revoked.iter().map(|t| t.id.to_string()).collect(),
-                    refundable_minor: order.total_minor - order.refunded_minor,
+                    // Nothing was paid for an order still waiting for (or failed) its payment.
+                    refundable_minor: if order.status == OrderStatus::Paid {
+                        order.total_minor - order.refunded_minor
+                    } else {
+                        0
+                    },
                 },
             )
             .await?;
@@ -172,28 +196,5 @@ impl TicketingApi {
             revoked.iter().filter(|t| t.was_unused).map(|t| (t.quota_ids.as_slice(), 1)).collect();
         stock::shift_and_commit(tx, &freed, (0, -1)).await?;
         Ok(response)
-    }
-
-    /// `order.paid`, in the order's transaction.
-    pub(super) async fn publish_paid(
-        &self,
-        conn: &mut PgConnection,
-        order: &OrderRow,
-        tickets: &[TicketRow],
-    ) -> ApiResult<()> {
-        events::publish(
-            conn,
-            &pb::OrderPaid {
-                order_id: order.id.to_string(),
-                festival_id: order.festival_id.to_string(),
-                buyer_user_id: order.buyer_user_id.map(|u| u.to_string()).unwrap_or_default(),
-                total_minor: order.total_minor,
-                currency: order.currency.clone(),
-                payment_method: payment_method(order.payment_method) as i32,
-                ticket_ids: tickets.iter().map(|t| t.id.to_string()).collect(),
-            },
-        )
-        .await?;
-        Ok(())
     }
 }

@@ -18,11 +18,18 @@ festival_platform::text_enum! {
 }
 
 festival_platform::text_enum! {
-    OrderStatus { Paid = "PAID", Cancelled = "CANCELLED" }
+    /// AWAITING_PAYMENT: paid online, the payment not settled yet (no tickets);
+    /// PAYMENT_FAILED: it never was (nothing charged).
+    OrderStatus {
+        Paid = "PAID",
+        Cancelled = "CANCELLED",
+        AwaitingPayment = "AWAITING_PAYMENT",
+        PaymentFailed = "PAYMENT_FAILED",
+    }
 }
 
 festival_platform::text_enum! {
-    PaymentMethod { Free = "FREE", Cash = "CASH", External = "EXTERNAL" }
+    PaymentMethod { Free = "FREE", Cash = "CASH", External = "EXTERNAL", Card = "CARD" }
 }
 
 festival_platform::text_enum! {

@@ -21,17 +21,21 @@ pub struct OrderRow {
     pub created_at: DateTime<Utc>,
     /// Refunded so far (approved refund requests), never more than `total_minor`.
     pub refunded_minor: i64,
+    /// The payments service's payment of a card order.
+    pub payment_id: Option<Uuid>,
+    /// Where the buyer pays, while AWAITING_PAYMENT.
+    pub checkout_url: String,
 }
 
 macro_rules! columns {
     () => {
-        "id, festival_id, buyer_user_id, status, total_minor, currency, payment_method, hold_id, created_by, cancelled_at, created_at, refunded_minor"
+        "id, festival_id, buyer_user_id, status, total_minor, currency, payment_method, hold_id, created_by, cancelled_at, created_at, refunded_minor, payment_id, checkout_url"
     };
 }
 
 pub async fn insert(conn: &mut PgConnection, o: &OrderRow) -> Result<OrderRow, sqlx::Error> {
-    sqlx::query_as(concat!("insert into orders (id, festival_id, buyer_user_id, status, total_minor, currency, payment_method, hold_id, created_by, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning ", columns!()))
+    sqlx::query_as(concat!("insert into orders (id, festival_id, buyer_user_id, status, total_minor, currency, payment_method, hold_id, created_by, created_at, payment_id, checkout_url)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) returning ", columns!()))
     .bind(o.id)
     .bind(o.festival_id)
     .bind(o.buyer_user_id)
@@ -42,6 +46,28 @@ pub async fn insert(conn: &mut PgConnection, o: &OrderRow) -> Result<OrderRow, s
     .bind(o.hold_id)
     .bind(o.created_by)
     .bind(o.created_at)
+    .bind(o.payment_id)
+    .bind(&o.checkout_url)
+    .fetch_one(conn)
+    .await
+}
+
+/// The order of a hold, if it has one.
+pub async fn of_hold(conn: &mut PgConnection, hold_id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", columns!(), " from orders where hold_id = $1"))
+        .bind(hold_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// A card order's payment settled: PAID (tickets issued) or PAYMENT_FAILED.
+pub async fn settle(conn: &mut PgConnection, id: Uuid, status: OrderStatus) -> Result<OrderRow, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "update orders set status = $2, checkout_url = '', updated_at = now() where id = $1 returning ",
+        columns!()
+    ))
+    .bind(id)
+    .bind(status.as_str())
     .fetch_one(conn)
     .await
 }

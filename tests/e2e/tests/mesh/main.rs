@@ -1,6 +1,8 @@
 //! Real services together, without the gateway: what one service's suite cannot show
 //! with the test kit's token issuer standing in for identity.
 
+mod purchase;
+
 use std::time::Duration;
 
 use base64::Engine as _;

@@ -1,0 +1,158 @@
+//! Card orders settle when payments says so: `payment.completed` delivers the tickets,
+//! `payment.failed` gives the hold back. A completed payment ticketing cannot honour (the
+//! places went while the buyer paid after the hold expired, the order was cancelled or
+//! paid already, the amount, currency or payer is not the order's) is refused with
+//! `order.payment_refused`, and payments refunds it in full: never "paid without a
+//! ticket", never "a ticket without a payment".
+
+use chrono::{DateTime, Utc};
+use festival_platform::credential::Issuer;
+use festival_proto::payments::v1 as pay;
+use festival_proto::ticketing::v1 as pb;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::status::{HoldStatus, OrderStatus, festival_on_sale};
+use crate::store::{self, orders::OrderRow};
+use crate::{events, fulfil, lifecycle, stock};
+
+/// What became of a completed payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// Tickets issued.
+    Delivered,
+    /// Seen before: nothing to do.
+    AlreadyDelivered,
+    /// Refused, and payments told to refund it.
+    Refused(&'static str),
+}
+
+/// Applies `payment.completed` for a ticket order, in the consumer's transaction.
+/// `issuer` is the event's festival's (fetched before, outside any lock; `None` for a
+/// festival ticketing does not know).
+pub async fn payment_completed(
+    conn: &mut PgConnection,
+    issuer: Option<&Issuer>,
+    now: DateTime<Utc>,
+    e: &pay::PaymentCompleted,
+) -> anyhow::Result<Settled> {
+    let payment_id = Uuid::parse_str(&e.payment_id).ok();
+    let order = match Uuid::parse_str(&e.reference) {
+        Ok(id) => store::orders::lock(conn, id).await?,
+        Err(_) => None,
+    };
+    let Some(order) = order else {
+        return refuse(conn, e, None, "the payment names no order of ours").await;
+    };
+    if order.payment_id.is_none() || order.payment_id != payment_id || order.festival_id.to_string() != e.festival_id {
+        // Not this order's payment: refunded, and the order keeps waiting for its own.
+        return refuse(conn, e, None, "the order waits for another payment").await;
+    }
+    match order.status {
+        OrderStatus::AwaitingPayment => {}
+        OrderStatus::Paid => return Ok(Settled::AlreadyDelivered),
+        OrderStatus::Cancelled => return refuse(conn, e, Some(&order), "the order was cancelled").await,
+        OrderStatus::PaymentFailed => return refuse(conn, e, Some(&order), "the order's payment had failed").await,
+    }
+    let paid_as_owed = e.amount_minor == order.total_minor
+        && e.currency.eq_ignore_ascii_case(&order.currency)
+        && order.buyer_user_id.is_some_and(|b| b.to_string() == e.payer_user_id);
+    let Some(hold_id) = order.hold_id else {
+        return refuse(conn, e, Some(&order), "the order has no reservation").await;
+    };
+    let Some(hold) = store::holds::lock(conn, hold_id).await? else {
+        return refuse(conn, e, Some(&order), "the order has no reservation").await;
+    };
+    let on_sale = issuer.is_some()
+        && store::festivals::find(conn, order.festival_id).await?.is_some_and(|f| festival_on_sale(f.status));
+    if !paid_as_owed || !on_sale {
+        if hold.status == HoldStatus::Active {
+            lifecycle::end_hold(conn, &hold, HoldStatus::Released).await?;
+        }
+        let why = if paid_as_owed { "the festival no longer sells" } else { "the payment is not what the order owes" };
+        return refuse(conn, e, Some(&order), why).await;
+    }
+    let items = store::holds::items(conn, hold.id).await?;
+    let taken: Vec<(&[Uuid], i64)> = items.iter().map(|i| (i.quota_ids.as_slice(), i64::from(i.quantity))).collect();
+    if hold.status == HoldStatus::Active {
+        // Still held (even past its time, before the sweep): held → sold.
+        stock::shift(conn, &taken, (-1, 1)).await?;
+    } else {
+        // The hold ended and its places went back: honoured while they are still there.
+        // A voucher's or a promo code's terms ended with the hold, so those are refunded.
+        if hold.voucher_id.is_some() || hold.discount_minor > 0 {
+            return refuse(conn, e, Some(&order), "the reservation ended, and its voucher or promo code with it").await;
+        }
+        if stock::take_again(conn, &taken, (0, 1)).await?.is_err() {
+            return refuse(conn, e, Some(&order), "sold out after the reservation ended").await;
+        }
+    }
+    let Some(issuer) = issuer else { return refuse(conn, e, Some(&order), "the festival is unknown").await };
+    let order = store::orders::settle(conn, order.id, OrderStatus::Paid).await?;
+    // A delivery the rules refuse now (an add-on's ticket changed hands meanwhile) is
+    // refunded rather than retried forever: a savepoint undoes its partial writes.
+    let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
+    match fulfil::deliver_hold(&mut savepoint, issuer, now, &hold, &order, &items).await {
+        Ok(_) => {
+            savepoint.commit().await?;
+            Ok(Settled::Delivered)
+        }
+        Err(error) if error.code.code != festival_platform::codes::INTERNAL.code => {
+            savepoint.rollback().await?;
+            tracing::warn!(order = %order.id, %error, "a paid order could not be delivered; refunding");
+            // Its places were taken as sold above: free them, and end the hold so the
+            // sweep does not give them back a second time.
+            stock::shift(conn, &taken, (0, -1)).await?;
+            store::holds::set_status(conn, hold.id, HoldStatus::Released, None).await?;
+            refuse(conn, e, Some(&order), "the tickets could not be delivered").await
+        }
+        Err(error) => Err(anyhow::anyhow!("delivering order {}: {error}", order.id)),
+    }
+}
+
+/// Applies `payment.failed` for a ticket order: the order fails and its hold, if still
+/// active, gives its tickets back. Anything else (an older attempt's payment, an order
+/// settled meanwhile) changes nothing.
+pub async fn payment_failed(conn: &mut PgConnection, e: &pay::PaymentFailed) -> anyhow::Result<bool> {
+    let (Ok(order_id), Ok(payment_id)) = (Uuid::parse_str(&e.reference), Uuid::parse_str(&e.payment_id)) else {
+        return Ok(false);
+    };
+    let Some(order) = store::orders::lock(conn, order_id).await? else { return Ok(false) };
+    if order.status != OrderStatus::AwaitingPayment || order.payment_id != Some(payment_id) {
+        return Ok(false);
+    }
+    store::orders::settle(conn, order.id, OrderStatus::PaymentFailed).await?;
+    if let Some(hold) = match order.hold_id {
+        Some(id) => store::holds::lock(conn, id).await?,
+        None => None,
+    } && hold.status == HoldStatus::Active
+    {
+        lifecycle::end_hold(conn, &hold, HoldStatus::Released).await?;
+    }
+    Ok(true)
+}
+
+/// Tells payments to refund the payment in full; an order still waiting is cancelled.
+async fn refuse(
+    conn: &mut PgConnection,
+    e: &pay::PaymentCompleted,
+    order: Option<&OrderRow>,
+    reason: &'static str,
+) -> anyhow::Result<Settled> {
+    tracing::warn!(payment = %e.payment_id, reference = %e.reference, reason, "a completed payment is refused; payments refunds it");
+    if let Some(order) = order.filter(|o| o.status == OrderStatus::AwaitingPayment) {
+        store::orders::cancel(conn, order.id, Utc::now(), reason).await?;
+    }
+    events::publish(
+        conn,
+        &pb::OrderPaymentRefused {
+            payment_id: e.payment_id.clone(),
+            festival_id: e.festival_id.clone(),
+            order_id: order.map(|o| o.id.to_string()).unwrap_or_default(),
+            amount_minor: e.amount_minor,
+            reason: reason.to_owned(),
+        },
+    )
+    .await?;
+    Ok(Settled::Refused(reason))
+}

@@ -1,0 +1,356 @@
+//! The end-to-end purchase: ticketing and payments together with the test kit's fake
+//! Stripe. Hold → checkout (payments opens a Stripe Checkout) → Stripe's signed webhook →
+//! `payment.completed` → tickets issued; a failed payment gives the hold back; a payment
+//! completing after the hold expired is honoured while stock remains and refunded
+//! otherwise.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use festival_payments::Payments;
+use festival_platform::auth::Role;
+use festival_proto::google::api::HttpBody;
+use festival_proto::payments::v1 as pay;
+use festival_proto::payments::v1::payments_service_client::PaymentsServiceClient;
+use festival_proto::program::v1 as program;
+use festival_proto::ticketing::v1 as pb;
+use festival_proto::ticketing::v1::ticketing_service_client::TicketingServiceClient;
+use festival_testkit::fake_stripe::{self, FakeStripe, FakeStripeConfig};
+use festival_testkit::{TestApp, TestIssuer, authed};
+use festival_ticketing::Ticketing;
+use uuid::Uuid;
+
+const WEBHOOK_SECRET: &str = "whsec_e2e_purchase";
+
+struct Mesh {
+    issuer: TestIssuer,
+    stripe: FakeStripe,
+    payments: TestApp<Payments>,
+    ticketing: TestApp<Ticketing>,
+    festival: Uuid,
+    organizer: String,
+}
+
+async fn mesh() -> Mesh {
+    let issuer = TestIssuer::start().await;
+    let stripe =
+        FakeStripe::start(FakeStripeConfig { webhook_secret: WEBHOOK_SECRET.into(), ..FakeStripeConfig::default() })
+            .await
+            .expect("fake Stripe");
+    let name = festival_testkit::unique_name();
+    let mut config = <Payments as festival_platform::server::Service>::default_config();
+    festival_testkit::isolate(&mut config.common, &name);
+    config.common.auth.identity_url = issuer.url();
+    config.stripe.api_base = stripe.base_url();
+    config.stripe.secret_key = festival_platform::config::Secret::new(fake_stripe::DEV_SECRET_KEY);
+    config.stripe.webhook_secrets = festival_platform::config::Secret::new(WEBHOOK_SECRET);
+    config.sweep.interval_ms = 100;
+    let payments = TestApp::<Payments>::start(config, name.clone()).await;
+    let mut config = <Ticketing as festival_platform::server::Service>::default_config();
+    festival_testkit::isolate(&mut config.common, &name);
+    config.common.auth.identity_url = issuer.url();
+    config.payments.url = format!("http://{}", payments.addr);
+    config.holds.sweep_interval_ms = 50;
+    let ticketing = TestApp::<Ticketing>::start_on_manual_clock(config, name).await;
+
+    let festival = Uuid::now_v7();
+    let facts = program::FestivalFacts {
+        name: "Purchase".into(),
+        time_zone: "Europe/Paris".into(),
+        currency: "EUR".into(),
+        status: program::FestivalStatus::Published as i32,
+        version: 1,
+        ..Default::default()
+    };
+    festival_testkit::publish_event(
+        &ticketing.naming(),
+        &program::FestivalStatusChanged {
+            festival_id: festival.to_string(),
+            to: program::FestivalStatus::Published as i32,
+            facts: Some(facts),
+            ..Default::default()
+        },
+    )
+    .await;
+    let pool = ticketing.pool.clone();
+    let known = festival_testkit::eventually(Duration::from_secs(15), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>("select exists(select 1 from festivals where id = $1)")
+                .bind(festival)
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    assert!(known, "ticketing never heard of the festival");
+    let (organizer_id, _) = issuer.user();
+    let organizer = issuer.member(organizer_id, festival, Role::Organizer);
+    Mesh { issuer, stripe, payments, ticketing, festival, organizer }
+}
+
+impl Mesh {
+    fn tickets(&self) -> TicketingServiceClient<tonic::transport::Channel> {
+        TicketingServiceClient::new(self.ticketing.channel.clone())
+    }
+
+    /// A category of `price` in a quota of `size`.
+    async fn category(&self, price: i64, size: i64) -> String {
+        let mut c = self.tickets();
+        let category = c
+            .create_category(authed(
+                pb::CreateCategoryRequest {
+                    festival_id: self.festival.to_string(),
+                    name: format!("Weekend {}", Uuid::now_v7().simple()),
+                    price_minor: price,
+                    ..Default::default()
+                },
+                &self.organizer,
+            ))
+            .await
+            .expect("category")
+            .into_inner();
+        c.create_quota(authed(
+            pb::CreateQuotaRequest {
+                festival_id: self.festival.to_string(),
+                name: format!("{} capacity", category.name),
+                size,
+                category_ids: vec![category.id.clone()],
+            },
+            &self.organizer,
+        ))
+        .await
+        .expect("quota");
+        category.id
+    }
+
+    /// A new fan's hold of one ticket of `category`, checked out: (token, hold, order).
+    async fn checked_out(&self, category: &str) -> (String, pb::Hold, pb::Order) {
+        let (_, fan) = self.issuer.user();
+        let mut c = self.tickets();
+        let hold = c
+            .create_hold(authed(
+                pb::CreateHoldRequest {
+                    festival_id: self.festival.to_string(),
+                    items: vec![pb::HoldItem { category_id: category.into(), quantity: 1, ..Default::default() }],
+                    idempotency_key: format!("hold-{}", Uuid::now_v7()),
+                    ..Default::default()
+                },
+                &fan,
+            ))
+            .await
+            .expect("hold")
+            .into_inner();
+        let order = c
+            .checkout_hold(authed(
+                pb::CheckoutHoldRequest { hold_id: hold.id.clone(), idempotency_key: format!("co-{}", Uuid::now_v7()) },
+                &fan,
+            ))
+            .await
+            .expect("checkout")
+            .into_inner();
+        (fan, hold, order)
+    }
+
+    /// The provider's session of a payment.
+    async fn session_of(&self, payment_id: &str) -> String {
+        sqlx::query_scalar("select provider_session_id from payments where id = $1")
+            .bind(Uuid::parse_str(payment_id).expect("payment id"))
+            .fetch_one(&self.payments.pool)
+            .await
+            .expect("payment row")
+    }
+
+    /// Stripe's signed webhook for `event`, as the gateway hands it to payments.
+    async fn webhook(&self, event: &serde_json::Value) {
+        let body = serde_json::to_vec(event).expect("json");
+        let header = fake_stripe::sign(WEBHOOK_SECRET, chrono::Utc::now().timestamp(), &body);
+        let mut request =
+            tonic::Request::new(HttpBody { content_type: "application/json".into(), data: body, extensions: vec![] });
+        request.metadata_mut().insert("stripe-signature", header.parse().expect("header"));
+        PaymentsServiceClient::new(self.payments.channel.clone())
+            .receive_stripe_webhook(request)
+            .await
+            .expect("webhook");
+    }
+
+    /// Waits (at most 15 s) until the buyer's order is in `status`; the order.
+    async fn order_becomes(&self, fan: &str, order_id: &str, status: pb::OrderStatus) -> pb::Order {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let order = self
+                .tickets()
+                .get_order(authed(pb::GetOrderRequest { order_id: order_id.into() }, fan))
+                .await
+                .expect("the buyer reads the order")
+                .into_inner();
+            if order.status == status as i32 {
+                return order;
+            }
+            assert!(std::time::Instant::now() < deadline, "order never became {status:?}: {order:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits (at most 10 s, the worker sweeping on the test's clock) until the hold is
+    /// EXPIRED; whether it was.
+    async fn hold_expires(&self, hold_id: &str) -> bool {
+        let (pool, id) = (self.ticketing.pool.clone(), Uuid::parse_str(hold_id).expect("hold id"));
+        festival_testkit::eventually(Duration::from_secs(10), || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, String>("select status from holds where id = $1")
+                    .bind(id)
+                    .fetch_one(&pool)
+                    .await
+                    .is_ok_and(|s| s == "EXPIRED")
+            }
+        })
+        .await
+    }
+
+    /// `(held, sold)` of the festival's quotas together.
+    async fn stock(&self) -> (i64, i64) {
+        sqlx::query_as(
+            "select coalesce(sum(held), 0)::bigint, coalesce(sum(sold), 0)::bigint from quotas where festival_id = $1",
+        )
+        .bind(self.festival)
+        .fetch_one(&self.ticketing.pool)
+        .await
+        .expect("quotas")
+    }
+
+    async fn payment(&self, id: &str) -> pay::Payment {
+        PaymentsServiceClient::new(self.payments.channel.clone())
+            .get_payment(authed(pay::GetPaymentRequest { payment_id: id.into() }, &self.issuer.admin()))
+            .await
+            .expect("payment")
+            .into_inner()
+    }
+}
+
+#[tokio::test]
+async fn a_paid_hold_becomes_an_order_with_signed_tickets_once_stripe_says_it_is_paid() {
+    let m = mesh().await;
+    let category = m.category(4_500, 10).await;
+    let (fan, _, order) = m.checked_out(&category).await;
+    assert_eq!(order.status, pb::OrderStatus::AwaitingPayment as i32);
+    assert_eq!(order.payment_method, pb::PaymentMethod::Card as i32);
+    assert!(order.tickets.is_empty(), "no ticket before the payment");
+    assert!(order.checkout_url.contains("/pay/cs_"), "{}", order.checkout_url);
+    let session = m.stripe.session(&m.session_of(&order.payment_id).await).expect("a Stripe session");
+    assert_eq!(session["amount_total"], 4_500);
+    assert_eq!(session["currency"], "eur");
+    assert_eq!((m.stock().await), (1, 0), "held while the buyer pays");
+
+    let completed = m.stripe.complete_session(session["id"].as_str().expect("id")).expect("paid");
+    m.webhook(&completed).await;
+    let paid = m.order_becomes(&fan, &order.id, pb::OrderStatus::Paid).await;
+    assert_eq!(paid.tickets.len(), 1);
+    let ticket = &paid.tickets[0];
+    assert_eq!((ticket.status, ticket.price_minor), (pb::TicketStatus::Sold as i32, 4_500));
+    assert!(!ticket.credential.is_empty());
+    assert_eq!(m.stock().await, (0, 1));
+    // The QR credential verifies offline with the festival's published keys.
+    let keys = m
+        .tickets()
+        .get_ticket_keys(pb::GetTicketKeysRequest { festival_id: m.festival.to_string() })
+        .await
+        .expect("keys")
+        .into_inner();
+    assert_eq!(keys.keys.len(), 1);
+    let mut keyring = festival_platform::credential::Keyring::default();
+    for key in &keys.keys {
+        let bytes = URL_SAFE_NO_PAD.decode(&key.public_key).expect("base64");
+        keyring.insert(ed25519_dalek::VerifyingKey::from_bytes(&bytes.try_into().expect("32 bytes")).expect("key"));
+    }
+    let claims = keyring.verify(&ticket.credential).expect("the credential verifies offline");
+    assert_eq!((claims.festival, claims.subject.to_string()), (m.festival, ticket.id.clone()));
+    // Stripe repeating itself changes nothing.
+    m.webhook(&completed).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(m.stock().await, (0, 1));
+    m.ticketing.stop().await;
+    m.payments.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_payment_gives_the_hold_back_and_a_retry_of_checkout_answers_the_same_order() {
+    let m = mesh().await;
+    let category = m.category(2_000, 5).await;
+    let (fan, hold, order) = m.checked_out(&category).await;
+    // A second click on "pay" (another key): the same order and checkout.
+    let again = m
+        .tickets()
+        .checkout_hold(authed(
+            pb::CheckoutHoldRequest { hold_id: hold.id.clone(), idempotency_key: "second-click".into() },
+            &fan,
+        ))
+        .await
+        .expect("again")
+        .into_inner();
+    assert_eq!((again.id.as_str(), again.checkout_url.as_str()), (order.id.as_str(), order.checkout_url.as_str()));
+    assert_eq!(m.stripe.sessions().len(), 1);
+    let expired = m.stripe.expire_session(&m.session_of(&order.payment_id).await).expect("expired");
+    m.webhook(&expired).await;
+    let failed = m.order_becomes(&fan, &order.id, pb::OrderStatus::PaymentFailed).await;
+    assert!(failed.tickets.is_empty());
+    assert!(failed.checkout_url.is_empty());
+    assert_eq!(m.stock().await, (0, 0), "the hold gave its ticket back");
+    m.ticketing.stop().await;
+    m.payments.stop().await;
+}
+
+#[tokio::test]
+async fn a_payment_after_the_hold_expired_is_honoured_while_stock_remains_and_refunded_once_it_is_gone() {
+    let m = mesh().await;
+    let category = m.category(3_000, 1).await;
+    // A pays, but only after the hold expired: the place is still free, so A gets it.
+    let (a, hold_a, order_a) = m.checked_out(&category).await;
+    m.ticketing.clock.advance(Duration::from_secs(16 * 60));
+    assert!(m.hold_expires(&hold_a.id).await, "A's hold expired");
+    assert_eq!(m.stock().await, (0, 0));
+    let done = m.stripe.complete_session(&m.session_of(&order_a.payment_id).await).expect("paid");
+    m.webhook(&done).await;
+    let paid = m.order_becomes(&a, &order_a.id, pb::OrderStatus::Paid).await;
+    assert_eq!(paid.tickets.len(), 1);
+    assert_eq!(m.stock().await, (0, 1));
+
+    // Another category of one place: B's hold expires, C buys the place, then B's payment
+    // arrives. B is refunded in full, automatically; nobody holds a ticket unpaid.
+    let category = m.category(3_000, 1).await;
+    let (b, hold_b, order_b) = m.checked_out(&category).await;
+    m.ticketing.clock.advance(Duration::from_secs(16 * 60));
+    assert!(m.hold_expires(&hold_b.id).await, "B's hold expired");
+    let (c, _, order_c) = m.checked_out(&category).await;
+    let paid_c = m.stripe.complete_session(&m.session_of(&order_c.payment_id).await).expect("paid");
+    m.webhook(&paid_c).await;
+    m.order_becomes(&c, &order_c.id, pb::OrderStatus::Paid).await;
+    let late = m.stripe.complete_session(&m.session_of(&order_b.payment_id).await).expect("paid");
+    m.webhook(&late).await;
+    let refused = m.order_becomes(&b, &order_b.id, pb::OrderStatus::Cancelled).await;
+    assert!(refused.tickets.is_empty(), "no ticket without a payment kept");
+    // Payments refunds B's payment in full at Stripe (the sweep sends the booked refund).
+    let refunded = festival_testkit::eventually(Duration::from_secs(15), || {
+        let m = &m;
+        let id = order_b.payment_id.clone();
+        async move { m.payment(&id).await.status == pay::PaymentStatus::Refunded as i32 }
+    })
+    .await;
+    assert!(refunded, "B's payment was refunded");
+    let intent = late["data"]["object"]["payment_intent"].as_str().expect("intent").to_owned();
+    let at_stripe: Vec<i64> = m
+        .stripe
+        .refunds()
+        .iter()
+        .filter(|r| r["payment_intent"] == intent.as_str())
+        .map(|r| r["amount"].as_i64().unwrap_or(0))
+        .collect();
+    assert_eq!(at_stripe, vec![3_000]);
+    assert_eq!(m.stock().await, (0, 2), "one place each, sold once");
+    m.ticketing.stop().await;
+    m.payments.stop().await;
+}
