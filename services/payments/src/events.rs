@@ -16,9 +16,9 @@ use crate::{refunding, store};
 /// The events payments follows.
 pub fn consumers() -> Vec<Subscription> {
     vec![
-        consumer::follow("payments-order-payment-refused", payment_refused),
-        consumer::follow("payments-order-cancelled", order_cancelled),
-        consumer::follow("payments-refund-approved", refund_approved),
+        consumer::follow("payments-order-payment-refused", payment_refused).until_applied(),
+        consumer::follow("payments-order-cancelled", order_cancelled).until_applied(),
+        consumer::follow("payments-refund-approved", refund_approved).until_applied(),
     ]
 }
 
@@ -36,8 +36,15 @@ async fn payment_refused(
         return Ok(());
     };
     let reason = format!("Refused by ticketing: {}", e.reason);
-    let booked = refunding::book(conn, &payment, payment.amount_minor, &reason, "ticketing", Utc::now()).await?;
-    tracing::info!(event = %meta.id, payment = %payment_id, refunded = ?booked.map(|r| r.amount_minor), "refund booked for a refused payment");
+    match refunding::book(conn, &payment, payment.amount_minor, &reason, "ticketing", Utc::now()).await? {
+        Some(refund) => {
+            tracing::info!(event = %meta.id, payment = %payment_id, amount = refund.amount_minor, "refund booked for a refused payment");
+        }
+        None => {
+            tracing::error!(event = %meta.id, payment = %payment_id, status = %payment.status,
+                refunded = payment.refunded_minor, "a refused payment has nothing left to refund here: needs an organiser");
+        }
+    }
     Ok(())
 }
 

@@ -12,8 +12,11 @@ use festival_proto::ticketing::v1 as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use festival_platform::codes;
+
+use crate::domain::sale::in_window;
 use crate::domain::status::{HoldStatus, OrderStatus, festival_on_sale};
-use crate::store::{self, orders::OrderRow};
+use crate::store::{self, holds::HoldRow, holds::ItemRow, orders::OrderRow};
 use crate::{events, fulfil, lifecycle, stock};
 
 /// What became of a completed payment.
@@ -73,41 +76,87 @@ pub async fn payment_completed(
         return refuse(conn, e, Some(&order), why).await;
     }
     let items = store::holds::items(conn, hold.id).await?;
-    let taken: Vec<(&[Uuid], i64)> = items.iter().map(|i| (i.quota_ids.as_slice(), i64::from(i.quantity))).collect();
-    if hold.status == HoldStatus::Active {
-        // Still held (even past its time, before the sweep): held → sold.
-        stock::shift(conn, &taken, (-1, 1)).await?;
-    } else {
-        // The hold ended and its places went back: honoured while they are still there.
-        // A voucher's or a promo code's terms ended with the hold, so those are refunded.
+    let late = hold.status != HoldStatus::Active;
+    if late {
+        // The hold ended and its places went back: honoured while they are still there
+        // and the sale's rules still allow it (its window, the account's limit). A
+        // voucher's or a promo code's terms ended with the hold, so those are refunded.
         if hold.voucher_id.is_some() || hold.discount_minor > 0 {
             return refuse(conn, e, Some(&order), "the reservation ended, and its voucher or promo code with it").await;
         }
-        if stock::take_again(conn, &taken, (0, 1)).await?.is_err() {
-            return refuse(conn, e, Some(&order), "sold out after the reservation ended").await;
+        if let Some(why) = late_sale_refused(conn, &hold, &items, now).await? {
+            return refuse(conn, e, Some(&order), why).await;
         }
     }
     let Some(issuer) = issuer else { return refuse(conn, e, Some(&order), "the festival is unknown").await };
-    let order = store::orders::settle(conn, order.id, OrderStatus::Paid).await?;
-    // A delivery the rules refuse now (an add-on's ticket changed hands meanwhile) is
-    // refunded rather than retried forever: a savepoint undoes its partial writes.
+    let taken: Vec<(&[Uuid], i64)> = items.iter().map(|i| (i.quota_ids.as_slice(), i64::from(i.quantity))).collect();
+    // Delivery, then the stock, last: under a savepoint, so a delivery the rules refuse
+    // now (an add-on's ticket changed hands meanwhile) or a place gone is undone whole
+    // and refunded instead of retried forever.
     let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
-    match fulfil::deliver_hold(&mut savepoint, issuer, now, &hold, &order, &items).await {
+    let paid = store::orders::settle(&mut savepoint, order.id, OrderStatus::Paid).await?;
+    let refusal = match fulfil::deliver_hold(&mut savepoint, issuer, now, &hold, &paid, &items).await {
         Ok(_) => {
+            let moved = if late {
+                stock::take_again(&mut savepoint, &taken, (0, 1)).await?
+            } else {
+                // Still held (even past its time, before the sweep): held → sold.
+                stock::shift(&mut savepoint, &taken, (-1, 1)).await.map(Ok)?
+            };
+            match moved {
+                Ok(()) => None,
+                Err(stock::Shortage) => Some("sold out after the reservation ended"),
+            }
+        }
+        Err(error) if DELIVERY_REFUSALS.contains(&error.code.code) => {
+            tracing::warn!(order = %order.id, %error, "a paid order cannot be delivered; refunding");
+            Some("the tickets could not be delivered")
+        }
+        // Anything else (a deadlock, the database): retried.
+        Err(error) => return Err(anyhow::anyhow!("delivering order {}: {error}", order.id)),
+    };
+    match refusal {
+        None => {
             savepoint.commit().await?;
             Ok(Settled::Delivered)
         }
-        Err(error) if error.code.code != festival_platform::codes::INTERNAL.code => {
+        Some(why) => {
             savepoint.rollback().await?;
-            tracing::warn!(order = %order.id, %error, "a paid order could not be delivered; refunding");
-            // Its places were taken as sold above: free them, and end the hold so the
-            // sweep does not give them back a second time.
-            stock::shift(conn, &taken, (0, -1)).await?;
-            store::holds::set_status(conn, hold.id, HoldStatus::Released, None).await?;
-            refuse(conn, e, Some(&order), "the tickets could not be delivered").await
+            if hold.status == HoldStatus::Active {
+                lifecycle::end_hold(conn, &hold, HoldStatus::Released).await?;
+            }
+            refuse(conn, e, Some(&order), why).await
         }
-        Err(error) => Err(anyhow::anyhow!("delivering order {}: {error}", order.id)),
     }
+}
+
+/// What a delivery may refuse for good: the rules, not the database.
+const DELIVERY_REFUSALS: [&str; 4] =
+    [codes::NOT_FOUND.code, codes::TICKET_REVOKED.code, codes::ADDON_NEEDS_ADMISSION.code, codes::ALREADY_EXISTS.code];
+
+/// Why an ended hold's late payment may not buy its tickets now: a category past its
+/// sale window, or an account that bought up to its limit meanwhile (checked under the
+/// account's purchase lock). `None`: it may.
+async fn late_sale_refused(
+    conn: &mut PgConnection,
+    hold: &HoldRow,
+    items: &[ItemRow],
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<&'static str>> {
+    let ids: Vec<Uuid> = items.iter().map(|i| i.category_id).collect();
+    let categories = store::categories::find_many(conn, hold.festival_id, &ids).await?;
+    for item in items {
+        let Some(category) = categories.iter().find(|c| c.id == item.category_id) else {
+            return Ok(Some("a category is gone"));
+        };
+        if !in_window(now, category.sale_start, category.sale_end) {
+            return Ok(Some("the sale closed after the reservation ended"));
+        }
+        if !store::categories::account_may_take(conn, category, hold.user_id, item.quantity).await? {
+            return Ok(Some("the account reached its limit after the reservation ended"));
+        }
+    }
+    Ok(None)
 }
 
 /// Applies `payment.failed` for a ticket order: the order fails and its hold, if still

@@ -25,8 +25,8 @@ use crate::store;
 /// The events ticketing follows.
 pub fn consumers(keys: Arc<FestivalKeys>, clock: Clock) -> Vec<Subscription> {
     vec![
-        consumer::follow("ticketing-payment-completed", PaymentCompleted { keys, clock }),
-        consumer::follow("ticketing-payment-failed", payment_failed),
+        consumer::follow("ticketing-payment-completed", PaymentCompleted { keys, clock }).until_applied(),
+        consumer::follow("ticketing-payment-failed", payment_failed).until_applied(),
         consumer::follow("ticketing-festival-created", festival_created),
         consumer::follow("ticketing-festival-updated", festival_updated),
         consumer::follow("ticketing-festival-status-changed", festival_status_changed),

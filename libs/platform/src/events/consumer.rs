@@ -188,7 +188,22 @@ pub struct Subscription {
     pub subject: &'static str,
     /// The publishing service (whose stream is read).
     pub service: &'static str,
+    /// Retried for as long as it takes, never dead-lettered for a handler's failure
+    /// ([`Subscription::until_applied`]).
+    pub until_applied: bool,
     handler: Arc<dyn ErasedHandler>,
+}
+
+impl Subscription {
+    /// For events that move money or deliver what was paid for: a handler's transient
+    /// failure (a deadlock, a timeout, a peer down) is retried with back-off for as long
+    /// as it takes and logged as an error each time, instead of being dead-lettered after
+    /// `max_deliveries`: dropping a paid order's completion would leave a buyer charged
+    /// without a ticket. A permanent verdict ([`permanent`]) still dead-letters at once.
+    pub fn until_applied(mut self) -> Self {
+        self.until_applied = true;
+        self
+    }
 }
 
 impl std::fmt::Debug for Subscription {
@@ -208,6 +223,7 @@ where
         event_type: E::full_name(),
         subject: E::SUBJECT,
         service: E::service(),
+        until_applied: false,
         handler: Arc::new(Typed { handler, event: PhantomData }),
     }
 }
@@ -350,7 +366,7 @@ async fn consume(rt: &Runtime, sub: &Subscription) -> anyhow::Result<()> {
                 });
                 message.ack_with(AckKind::Nak(Some(delay))).await.map_err(anyhow::Error::msg)?;
             }
-            Err(Failure::Transient(e)) if delivered < rt.delivery.max_deliveries => {
+            Err(Failure::Transient(e)) if sub.until_applied || delivered < rt.delivery.max_deliveries => {
                 let delay = retry_delay(&rt.delivery, delivered);
                 span.in_scope(|| {
                     tracing::error!(consumer = %sub.name, delivered, retry_in_ms = delay.as_millis() as u64,

@@ -10,6 +10,7 @@ use festival_platform::rpc::record_festival;
 use festival_platform::{ApiError, ApiResult, codes, validate};
 use festival_proto::payments::v1 as pay;
 use festival_proto::ticketing::v1 as pb;
+use sha2::Digest as _;
 use uuid::Uuid;
 
 use super::TicketingApi;
@@ -300,6 +301,15 @@ impl TicketingApi {
     pub(super) async fn release_hold(&self, caller: Principal, req: pb::ReleaseHoldRequest) -> ApiResult<pb::Hold> {
         let mut tx = self.pool.begin().await?;
         let mut hold = self.own_hold(&mut tx, &caller, &req.hold_id).await?;
+        // A hold whose order waits for its payment stays until the payment settles or the
+        // hold expires: releasing it would let the account buy again around its limit
+        // while the checkout can still be paid.
+        if hold.status == HoldStatus::Active
+            && store::orders::of_hold(&mut tx, hold.id).await?.is_some_and(|o| o.status == OrderStatus::AwaitingPayment)
+        {
+            return Err(ApiError::new(codes::HOLD_NOT_ACTIVE)
+                .with_message("The reservation is being paid; it ends when the payment settles or when it expires"));
+        }
         // Releasing twice, or after expiry, changes nothing and says where it stands.
         if hold.status == HoldStatus::Active {
             lifecycle::end_hold(&mut tx, &hold, HoldStatus::Released).await?;
@@ -319,12 +329,20 @@ impl TicketingApi {
     ) -> ApiResult<pb::Order> {
         let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
         let hold_id = validate::uuid("hold_id", &req.hold_id)?;
-        let festival_id = store::holds::find(&mut *self.pool.acquire().await?, hold_id)
+        let seen = store::holds::find(&mut *self.pool.acquire().await?, hold_id)
             .await?
             .filter(|h| h.user_id == caller.user_id)
-            .ok_or(ApiError::new(codes::NOT_FOUND))?
-            .festival_id;
-        let issuer = self.issuer(festival_id).await?;
+            .ok_or(ApiError::new(codes::NOT_FOUND))?;
+        let issuer = self.issuer(seen.festival_id).await?;
+        // A paid hold's checkout is opened before any transaction: payments (and Stripe
+        // behind it) may take seconds, and no lock or connection is held meanwhile. The
+        // order's id comes from the hold, and payments' key from the order, so a retry or
+        // a second click reaches the same checkout; a failure writes nothing.
+        let checkout = if seen.total_minor > 0 && seen.status == HoldStatus::Active {
+            Some(self.open_checkout(&bearer, &seen).await?)
+        } else {
+            None
+        };
         let mut tx = self.pool.begin().await?;
         let fresh = match idempotency::claim::<pb::Order>(&mut tx, "ticketing.CheckoutHold", caller.user_id, key, &req)
             .await?
@@ -347,7 +365,29 @@ impl TicketingApi {
         Self::festival_on_sale(&mut tx, hold.festival_id).await?;
         let items = store::holds::items(&mut tx, hold.id).await?;
         if hold.total_minor > 0 {
-            let order = self.open_checkout(&mut tx, &bearer, &hold, &items).await?;
+            let Some(payment) = checkout else { return Err(ApiError::new(codes::CONCURRENT_UPDATE)) };
+            let payment_id = Uuid::parse_str(&payment.id).map_err(ApiError::internal)?;
+            let order = store::orders::insert(
+                &mut tx,
+                &OrderRow {
+                    id: order_id_of(hold.id),
+                    festival_id: hold.festival_id,
+                    buyer_user_id: Some(hold.user_id),
+                    status: OrderStatus::AwaitingPayment,
+                    total_minor: hold.total_minor,
+                    currency: hold.currency.clone(),
+                    payment_method: PaymentMethod::Card,
+                    hold_id: Some(hold.id),
+                    created_by: hold.user_id,
+                    cancelled_at: None,
+                    created_at: self.clock.now(),
+                    refunded_minor: 0,
+                    payment_id: Some(payment_id),
+                    checkout_url: payment.checkout_url,
+                },
+            )
+            .await?;
+            store::holds::set_status(&mut tx, hold.id, HoldStatus::Active, Some(order.id)).await?;
             let response = to_order(&order, &[]);
             fresh.complete(&mut tx, &response).await?;
             tx.commit().await?;
@@ -383,21 +423,19 @@ impl TicketingApi {
         Ok(response)
     }
 
-    /// A paid hold's order, AWAITING_PAYMENT with a checkout opened at payments on the
-    /// buyer's behalf. The checkout stays open at least as long as the hold (Stripe's
-    /// minimum is 30 minutes): a payment that completes after the hold expired is
-    /// honoured while the stock lasts, refunded otherwise (see `events`). Payments
-    /// unreachable: ERR_5002 and nothing written (the caller's transaction rolls back).
-    async fn open_checkout(
-        &self,
-        tx: &mut sqlx::PgConnection,
-        bearer: &str,
-        hold: &HoldRow,
-        items: &[ItemRow],
-    ) -> ApiResult<OrderRow> {
-        let order_id = Uuid::now_v7();
+    /// Opens (or finds again) the checkout of a paid hold's order at payments, on the
+    /// buyer's behalf. Its lines are the hold's items at the prices after promo codes (one
+    /// line for the total when those do not add up exactly). The checkout stays open
+    /// longer than the hold (Stripe's minimum is 30 minutes): a payment that completes
+    /// after the hold expired is honoured while the sale allows, refunded otherwise (see
+    /// `card_orders`). Payments unreachable: ERR_5002.
+    async fn open_checkout(&self, bearer: &str, hold: &HoldRow) -> ApiResult<pay::Payment> {
+        let order_id = order_id_of(hold.id);
+        let mut conn = self.pool.acquire().await?;
+        let items = store::holds::items(&mut conn, hold.id).await?;
         let ids: Vec<Uuid> = items.iter().map(|i| i.category_id).collect();
-        let names = store::categories::find_many(tx, hold.festival_id, &ids).await?;
+        let names = store::categories::find_many(&mut conn, hold.festival_id, &ids).await?;
+        drop(conn);
         let name_of = |id: Uuid| names.iter().find(|c| c.id == id).map_or("Ticket", |c| c.name.as_str()).to_owned();
         let lines: Vec<pay::LineItem> = items
             .iter()
@@ -407,7 +445,6 @@ impl TicketingApi {
                 unit_amount_minor: i.net_unit_price_minor,
             })
             .collect();
-        // Per category when the lines add up to the total exactly; one line otherwise.
         let sum: i64 = lines.iter().map(|l| l.unit_amount_minor * i64::from(l.quantity)).sum();
         let lines = if sum == hold.total_minor {
             lines
@@ -424,33 +461,23 @@ impl TicketingApi {
             success_url: url(&self.config.payments.success_url),
             cancel_url: url(&self.config.payments.cancel_url),
             idempotency_key: format!("order-{order_id}"),
-            expire_time: Some(festival_platform::convert::timestamp(hold.expires_at)),
+            // Payments' default (at least Stripe's 30 minutes): a hold's time changes
+            // when it is extended, and a retry must ask for the same checkout.
+            expire_time: None,
         };
-        let payment = self.payments.create_checkout(bearer, request).await?;
-        let payment_id = Uuid::parse_str(&payment.id).map_err(ApiError::internal)?;
-        let order = store::orders::insert(
-            tx,
-            &OrderRow {
-                id: order_id,
-                festival_id: hold.festival_id,
-                buyer_user_id: Some(hold.user_id),
-                status: OrderStatus::AwaitingPayment,
-                total_minor: hold.total_minor,
-                currency: hold.currency.clone(),
-                payment_method: PaymentMethod::Card,
-                hold_id: Some(hold.id),
-                created_by: hold.user_id,
-                cancelled_at: None,
-                created_at: self.clock.now(),
-                refunded_minor: 0,
-                payment_id: Some(payment_id),
-                checkout_url: payment.checkout_url,
-            },
-        )
-        .await?;
-        store::holds::set_status(tx, hold.id, HoldStatus::Active, Some(order.id)).await?;
-        Ok(order)
+        self.payments.create_checkout(bearer, request).await
     }
+}
+
+/// The id of a paid hold's order, fixed by the hold: every attempt to check it out names
+/// the same order (and so the same checkout at payments).
+fn order_id_of(hold_id: Uuid) -> Uuid {
+    let digest = sha2::Sha256::new().chain_update(b"ticketing.order\0").chain_update(hold_id.as_bytes()).finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    Uuid::from_bytes(bytes)
 }
 
 /// The codes of a request: at most 3, each well-formed, none twice.

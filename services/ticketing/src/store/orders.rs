@@ -91,7 +91,7 @@ pub async fn cancel(
     reason: &str,
 ) -> Result<OrderRow, sqlx::Error> {
     sqlx::query_as(concat!(
-        "update orders set status = 'CANCELLED', cancelled_at = $2, cancel_reason = $3, updated_at = now()
+        "update orders set status = 'CANCELLED', cancelled_at = $2, cancel_reason = $3, checkout_url = '', updated_at = now()
          where id = $1 returning ",
         columns!()
     ))

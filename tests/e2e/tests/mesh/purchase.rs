@@ -294,6 +294,9 @@ async fn a_failed_payment_gives_the_hold_back_and_a_retry_of_checkout_answers_th
         .into_inner();
     assert_eq!((again.id.as_str(), again.checkout_url.as_str()), (order.id.as_str(), order.checkout_url.as_str()));
     assert_eq!(m.stripe.sessions().len(), 1);
+    // While it is being paid, the hold cannot be given up (and bought again around a limit).
+    let release = m.tickets().release_hold(authed(pb::ReleaseHoldRequest { hold_id: hold.id.clone() }, &fan)).await;
+    assert_eq!(festival_testkit::code(release), "ERR_6011");
     let expired = m.stripe.expire_session(&m.session_of(&order.payment_id).await).expect("expired");
     m.webhook(&expired).await;
     let failed = m.order_becomes(&fan, &order.id, pb::OrderStatus::PaymentFailed).await;
@@ -333,6 +336,12 @@ async fn a_payment_after_the_hold_expired_is_honoured_while_stock_remains_and_re
     m.webhook(&late).await;
     let refused = m.order_becomes(&b, &order_b.id, pb::OrderStatus::Cancelled).await;
     assert!(refused.tickets.is_empty(), "no ticket without a payment kept");
+    let reason: String = sqlx::query_scalar("select cancel_reason from orders where id = $1")
+        .bind(Uuid::parse_str(&order_b.id).expect("id"))
+        .fetch_one(&m.ticketing.pool)
+        .await
+        .expect("order");
+    assert_eq!(reason, "sold out after the reservation ended");
     // Payments refunds B's payment in full at Stripe (the sweep sends the booked refund).
     let refunded = festival_testkit::eventually(Duration::from_secs(15), || {
         let m = &m;
@@ -351,6 +360,42 @@ async fn a_payment_after_the_hold_expired_is_honoured_while_stock_remains_and_re
         .collect();
     assert_eq!(at_stripe, vec![3_000]);
     assert_eq!(m.stock().await, (0, 2), "one place each, sold once");
+    m.ticketing.stop().await;
+    m.payments.stop().await;
+}
+
+#[tokio::test]
+async fn a_payment_for_an_order_the_organiser_cancelled_meanwhile_is_refunded_in_full() {
+    let m = mesh().await;
+    let category = m.category(5_000, 3).await;
+    let (fan, _, order) = m.checked_out(&category).await;
+    m.tickets()
+        .cancel_order(authed(
+            pb::CancelOrderRequest {
+                order_id: order.id.clone(),
+                reason: "Duplicate".into(),
+                idempotency_key: "cancel-1".into(),
+            },
+            &m.organizer,
+        ))
+        .await
+        .expect("cancel");
+    assert_eq!(m.stock().await, (0, 0), "the hold gave its ticket back");
+    let done = m.stripe.complete_session(&m.session_of(&order.payment_id).await).expect("paid");
+    m.webhook(&done).await;
+    let refunded = festival_testkit::eventually(Duration::from_secs(15), || {
+        let m = &m;
+        let id = order.payment_id.clone();
+        async move { m.payment(&id).await.status == pay::PaymentStatus::Refunded as i32 }
+    })
+    .await;
+    assert!(refunded, "the payment was refunded");
+    let cancelled = m.order_becomes(&fan, &order.id, pb::OrderStatus::Cancelled).await;
+    assert!(cancelled.tickets.is_empty());
+    assert!(cancelled.checkout_url.is_empty(), "a cancelled order offers no payment page");
+    assert_eq!(m.stock().await, (0, 0));
+    let at_stripe: i64 = m.stripe.refunds().iter().map(|r| r["amount"].as_i64().unwrap_or(0)).sum();
+    assert_eq!(at_stripe, 5_000);
     m.ticketing.stop().await;
     m.payments.stop().await;
 }
