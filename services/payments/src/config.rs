@@ -140,3 +140,43 @@ impl ServiceConfig for Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use festival_platform::config::Environment;
+
+    fn production(key: &str, secrets: &str) -> Config {
+        let mut config = Config::default();
+        config.common.env = Environment::Production;
+        config.stripe.secret_key = Secret::new(key);
+        config.stripe.webhook_secrets = Secret::new(secrets);
+        config.stripe.api_base = "https://api.stripe.com/".into();
+        config
+    }
+
+    #[test]
+    fn production_refuses_to_start_without_real_stripe_secrets() {
+        let refused = |c: Config| c.validate().expect_err("refused").to_string();
+        assert!(refused(production("", "whsec_live")).contains("PAYMENTS__STRIPE__SECRET_KEY"));
+        assert!(refused(production(DEV_SECRET_KEY, "whsec_live")).contains("PAYMENTS__STRIPE__SECRET_KEY"));
+        assert!(refused(production("pk_live_publishable", "whsec_live")).contains("PAYMENTS__STRIPE__SECRET_KEY"));
+        assert!(refused(production("sk_live_x", "")).contains("PAYMENTS__STRIPE__WEBHOOK_SECRETS"));
+        assert!(refused(production("sk_live_x", DEV_WEBHOOK_SECRET)).contains("PAYMENTS__STRIPE__WEBHOOK_SECRETS"));
+        assert!(
+            refused(production("sk_live_x", "whsec_live,not-a-secret")).contains("PAYMENTS__STRIPE__WEBHOOK_SECRETS")
+        );
+        let mut plain_http = production("sk_live_x", "whsec_live");
+        plain_http.stripe.api_base = "http://api.stripe.com/".into();
+        assert!(refused(plain_http).contains("PAYMENTS__STRIPE__API_BASE"));
+        assert!(production("sk_live_x", "whsec_new, whsec_old").validate().is_ok());
+        // Outside production the development defaults work.
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn a_rotation_configures_several_webhook_secrets() {
+        let config = production("sk_live_x", " whsec_new , whsec_old ,");
+        assert_eq!(config.stripe.webhook_secrets(), vec!["whsec_new".to_owned(), "whsec_old".to_owned()]);
+    }
+}

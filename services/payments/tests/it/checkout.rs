@@ -170,3 +170,28 @@ async fn a_payment_is_visible_to_its_payer_and_its_festival_s_organisers_only() 
     assert_eq!(code(refused), "ERR_3002");
     env.app.stop().await;
 }
+
+#[tokio::test]
+async fn the_sweep_settles_a_checkout_whose_webhook_never_came() {
+    let env = spawn_on_manual_clock().await;
+    let festival = env.festival();
+    let paid = env.checkout(&festival, &env.buyer(), "lost-1", 2_500).await.expect("checkout");
+    let unpaid = env.checkout(&festival, &env.buyer(), "lost-2", 2_500).await.expect("checkout");
+    let open = env.checkout(&festival, &env.buyer(), "lost-3", 2_500).await.expect("checkout");
+    // Paid and expired at Stripe, but the webhooks were lost.
+    env.stripe.complete_session(&env.session_id(&paid).await).expect("session");
+    env.stripe.expire_session(&env.session_id(&unpaid).await).expect("session");
+    // Before the checkouts' expiry the sweep leaves them to their webhooks.
+    assert_eq!(env.sweep().await.payments_settled, 0);
+    env.app.clock.advance(std::time::Duration::from_secs(40 * 60));
+    let swept = env.sweep().await;
+    assert_eq!(swept.payments_settled, 2, "{swept:?}");
+    assert_eq!(env.payment(&paid.id).await.status, pb::PaymentStatus::Completed as i32);
+    assert_eq!(env.payment(&unpaid.id).await.status, pb::PaymentStatus::Failed as i32);
+    assert_eq!(env.payment(&open.id).await.status, pb::PaymentStatus::Pending as i32, "still open at Stripe");
+    assert_eq!(env.published("festival.payments.payment.completed").await, 1);
+    assert_eq!(env.published("festival.payments.payment.failed").await, 1);
+    let completed = env.app.last_event::<pb::PaymentCompleted>().await;
+    assert_eq!((completed.payment_id.as_str(), completed.amount_minor), (paid.id.as_str(), 2_500));
+    env.app.stop().await;
+}

@@ -26,7 +26,16 @@ pub async fn spawn() -> Env {
     spawn_with(|_| {}).await
 }
 
+/// Payments on a manual clock (`env.app.clock.advance(..)` moves its time).
+pub async fn spawn_on_manual_clock() -> Env {
+    spawn_inner(|_| {}, true).await
+}
+
 pub async fn spawn_with(adjust: impl FnOnce(&mut festival_payments::Config)) -> Env {
+    spawn_inner(adjust, false).await
+}
+
+async fn spawn_inner(adjust: impl FnOnce(&mut festival_payments::Config), manual_clock: bool) -> Env {
     let issuer = TestIssuer::start().await;
     let stripe = FakeStripe::start(FakeStripeConfig {
         secret_key: SECRET_KEY.into(),
@@ -38,16 +47,23 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut festival_payments::Config)) -> 
     .expect("fake Stripe starts");
     let identity_url = issuer.url();
     let api_base = stripe.base_url();
-    let app = TestApp::<Payments>::spawn_with(|c| {
+    let configure = |c: &mut festival_payments::Config| {
         c.common.auth.identity_url = identity_url;
         c.stripe.secret_key = festival_platform::config::Secret::new(SECRET_KEY);
         c.stripe.webhook_secrets =
             festival_platform::config::Secret::new(format!("{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}"));
         c.stripe.api_base = api_base;
         c.stripe.timeout_ms = 1_000;
+        // The tests sweep when they mean to (`Env::sweep`): the worker's own rounds
+        // would race them.
+        c.sweep.interval_ms = 3_600_000;
         adjust(c);
-    })
-    .await;
+    };
+    let app = if manual_clock {
+        TestApp::<Payments>::spawn_on_manual_clock(configure).await
+    } else {
+        TestApp::<Payments>::spawn_with(configure).await
+    };
     Env { issuer, stripe, app }
 }
 
@@ -134,6 +150,37 @@ impl Env {
             request.metadata_mut().insert("stripe-signature", signature.parse().expect("ascii header"));
         }
         self.client().receive_stripe_webhook(request).await.map(|r| r.into_inner())
+    }
+
+    /// One sweep round, as the worker runs it.
+    pub async fn sweep(&self) -> festival_payments::sweep::Swept {
+        let provider = festival_payments::provider(&self.app.config, self.app.clock.clone()).expect("provider");
+        festival_payments::sweep::once(&self.app.pool, provider.as_ref(), &self.app.clock).await.expect("sweep")
+    }
+
+    /// A refund made at Stripe itself (an organiser in Stripe's dashboard): its id.
+    pub async fn dashboard_refund(&self, intent: &str, amount: i64) -> String {
+        let body = format!("payment_intent={intent}&amount={amount}");
+        let request = format!(
+            "POST /v1/refunds HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {SECRET_KEY}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            self.stripe.addr(),
+            body.len()
+        );
+        let (status, answer) =
+            festival_testkit::http1::Conn::open(self.stripe.addr()).await.roundtrip_body(request.as_bytes()).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+        let refund: serde_json::Value = serde_json::from_slice(&answer).expect("json");
+        refund["id"].as_str().expect("refund id").to_owned()
+    }
+
+    /// The payment intent Stripe made for a completed payment.
+    pub async fn intent_of(&self, payment: &pb::Payment) -> String {
+        sqlx::query_scalar("select provider_intent_id from payments where id = $1")
+            .bind(Uuid::parse_str(&payment.id).expect("id"))
+            .fetch_one(&self.app.pool)
+            .await
+            .expect("intent")
     }
 
     /// How many events of `subject` (`festival.payments.payment.completed`) were published.

@@ -3,5 +3,6 @@
 
 mod checkout;
 mod helpers;
+mod logs;
 mod refunds;
 mod webhooks;

@@ -101,8 +101,7 @@ async fn a_refund_asked_during_an_outage_is_sent_by_the_sweep_once_stripe_is_bac
     assert_eq!(booked.status, pb::RefundStatus::Pending as i32);
     assert_eq!(env.payment(&payment.id).await.refunded_minor, 3_000, "booked: no second refund can take it");
     env.stripe.set_mode(Mode::Normal);
-    let provider = festival_payments::provider(&env.app.config, env.app.clock.clone()).expect("provider");
-    let swept = festival_payments::sweep::once(&env.app.pool, provider.as_ref(), &env.app.clock).await.expect("sweep");
+    let swept = env.sweep().await;
     assert_eq!(swept.refunds_sent, 1);
     assert_eq!(env.stripe.refunds().len(), 1);
     let settled = env.payment(&payment.id).await;
@@ -150,5 +149,78 @@ async fn concurrent_partial_refunds_never_exceed_the_captured_amount() {
     } else {
         assert_eq!(overs, 0);
     }
+    env.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_refund_failing_after_it_succeeded_makes_the_money_refundable_again() {
+    let env = spawn().await;
+    let festival = env.festival();
+    let payment = env.paid(&festival, 1_000).await;
+    let done = env
+        .client()
+        .refund_payment(authed(refund(&payment, 0, "all"), &festival.organizer))
+        .await
+        .expect("refund")
+        .into_inner();
+    assert_eq!(done.status, pb::RefundStatus::Succeeded as i32);
+    assert_eq!(env.payment(&payment.id).await.status, pb::PaymentStatus::Refunded as i32);
+    // Stripe's refund.failed after the success (the card was closed, say).
+    let provider_id = env.stripe.refunds()[0]["id"].as_str().unwrap_or_default().to_owned();
+    let mut failed = env.stripe.refund_event(&provider_id).expect("refund");
+    failed["type"] = serde_json::json!("refund.failed");
+    failed["data"]["object"]["status"] = serde_json::json!("failed");
+    env.deliver(&failed).await.expect("webhook");
+    let reopened = env.payment(&payment.id).await;
+    assert_eq!((reopened.status, reopened.refunded_minor), (pb::PaymentStatus::Completed as i32, 0));
+    let refunds = env
+        .client()
+        .list_refunds(authed(pb::ListRefundsRequest { payment_id: payment.id.clone() }, &festival.organizer))
+        .await
+        .expect("refunds")
+        .into_inner()
+        .refunds;
+    assert_eq!(refunds.iter().map(|r| r.status).collect::<Vec<_>>(), vec![pb::RefundStatus::Failed as i32]);
+    env.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_dashboard_refund_that_does_not_fit_beside_ours_waits_and_is_never_lost() {
+    let env = spawn_with(|c| c.stripe.breaker_failures = 100).await;
+    let festival = env.festival();
+    let payment = env.paid(&festival, 1_000).await;
+    let intent = env.intent_of(&payment).await;
+    // Ours: 600, booked while Stripe is down.
+    env.stripe.set_mode(Mode::Fail500);
+    let ours = env
+        .client()
+        .refund_payment(authed(refund(&payment, 600, "ours"), &festival.organizer))
+        .await
+        .expect("booked")
+        .into_inner();
+    assert_eq!(ours.status, pb::RefundStatus::Pending as i32);
+    env.stripe.set_mode(Mode::Normal);
+    // Meanwhile an organiser refunds 800 in Stripe's dashboard; its event cannot be
+    // booked beside our pending 600 (1,400 > 1,000): it waits.
+    let theirs = env.dashboard_refund(&intent, 800).await;
+    env.deliver(&env.stripe.refund_event(&theirs).expect("refund")).await.expect("webhook");
+    assert_eq!(env.payment(&payment.id).await.refunded_minor, 600);
+    // The sweep sends ours: Stripe refuses it (only 200 left), so it fails and the
+    // dashboard's refund, waiting, is booked.
+    let swept = env.sweep().await;
+    assert_eq!(swept.events_applied, 1, "{swept:?}");
+    let settled = env.payment(&payment.id).await;
+    assert_eq!((settled.refunded_minor, settled.status), (800, pb::PaymentStatus::Completed as i32));
+    let refunds = env
+        .client()
+        .list_refunds(authed(pb::ListRefundsRequest { payment_id: payment.id.clone() }, &festival.organizer))
+        .await
+        .expect("refunds")
+        .into_inner()
+        .refunds;
+    let mut seen: Vec<(i64, i32)> = refunds.iter().map(|r| (r.amount_minor, r.status)).collect();
+    seen.sort();
+    assert_eq!(seen, vec![(600, pb::RefundStatus::Failed as i32), (800, pb::RefundStatus::Succeeded as i32)]);
+    assert_eq!(env.published("festival.payments.payment.refunded").await, 1);
     env.app.stop().await;
 }
