@@ -94,7 +94,8 @@ fn main() -> anyhow::Result<()> {
         println!("| row | p50 | p99 | rate |");
         println!("|---|---|---|---|");
 
-        // 1. Checkout creations against the fake.
+        // 1. Checkout creations against the fake (camping bookings: no owner answers them
+        // here; a ticket order naming no order would be refused by ticketing and refunded).
         let client = PaymentsServiceClient::new(payments.channel.clone());
         let created = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (c, token, made) = (client.clone(), buyer.clone(), created.clone());
@@ -107,7 +108,7 @@ fn main() -> anyhow::Result<()> {
                 async move {
                     let request = pay::CreateCheckoutRequest {
                         festival_id: festival.to_string(),
-                        purpose: pay::PaymentPurpose::TicketOrder as i32,
+                        purpose: pay::PaymentPurpose::CampingBooking as i32,
                         reference: Uuid::now_v7().to_string(),
                         currency: "EUR".into(),
                         line_items: vec![pay::LineItem {
