@@ -15,7 +15,7 @@ use uuid::Uuid;
 use festival_platform::codes;
 
 use crate::domain::sale::in_window;
-use crate::domain::status::{HoldStatus, OrderStatus, festival_on_sale};
+use crate::domain::status::{HoldStatus, OrderStatus, TicketStatus, festival_on_sale};
 use crate::store::{self, holds::HoldRow, holds::ItemRow, orders::OrderRow};
 use crate::{events, fulfil, lifecycle, stock};
 
@@ -204,4 +204,54 @@ async fn refuse(
     )
     .await?;
     Ok(Settled::Refused(reason))
+}
+
+/// Applies `payment.refunded` for a ticket order: a refund made outside ticketing (in
+/// Stripe's dashboard) that pays back everything leaves no ticket valid. The order's
+/// tickets (and their add-ons) are revoked as REFUNDED, the unused ones' places freed,
+/// and the order cancelled. Refunds ticketing asked for itself (approved requests, a
+/// cancelled or refused order) find their tickets revoked already; a partial refund
+/// from outside names no tickets and is left to the organisers. `true` when revoked.
+pub async fn payment_refunded(
+    conn: &mut PgConnection,
+    e: &pay::PaymentRefunded,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let (Ok(order_id), Ok(payment_id)) = (Uuid::parse_str(&e.reference), Uuid::parse_str(&e.payment_id)) else {
+        return Ok(false);
+    };
+    let Some(order) = store::orders::lock(conn, order_id).await? else { return Ok(false) };
+    if order.status != OrderStatus::Paid || order.payment_id != Some(payment_id) || e.refunded_minor < order.total_minor
+    {
+        if order.status == OrderStatus::Paid && order.payment_id == Some(payment_id) {
+            tracing::warn!(order = %order.id, refunded = e.refunded_minor, total = order.total_minor,
+                "part of a card order was refunded at the provider; its tickets stay valid until an organiser decides");
+        }
+        return Ok(false);
+    }
+    let mut revoked = store::tickets::revoke_of_order(conn, order.id, TicketStatus::Refunded).await?;
+    let parents: Vec<Uuid> = revoked.iter().map(|t| t.id).collect();
+    revoked.extend(store::tickets::revoke_children(conn, &parents, TicketStatus::Refunded, false).await?);
+    if revoked.is_empty() {
+        return Ok(false); // revoked already (an approved refund request)
+    }
+    store::orders::cancel(conn, order.id, now, "refunded at the payment provider").await?;
+    let nobody = Uuid::nil();
+    store::refunds::reject_pending_of_order(conn, order.id, nobody, "The order was refunded", now).await?;
+    events::publish(
+        conn,
+        &pb::OrderCancelled {
+            order_id: order.id.to_string(),
+            festival_id: order.festival_id.to_string(),
+            ticket_ids: revoked.iter().map(|t| t.id.to_string()).collect(),
+            // Paid back already, at the provider.
+            refundable_minor: 0,
+        },
+    )
+    .await?;
+    let freed: Vec<(&[Uuid], i64)> =
+        revoked.iter().filter(|t| t.was_unused).map(|t| (t.quota_ids.as_slice(), 1)).collect();
+    stock::shift(conn, &freed, (0, -1)).await?;
+    tracing::warn!(order = %order.id, tickets = revoked.len(), "a card order refunded at the provider: its tickets are revoked");
+    Ok(true)
 }

@@ -27,6 +27,7 @@ pub fn consumers(keys: Arc<FestivalKeys>, clock: Clock) -> Vec<Subscription> {
     vec![
         consumer::follow("ticketing-payment-completed", PaymentCompleted { keys, clock }).until_applied(),
         consumer::follow("ticketing-payment-failed", payment_failed).until_applied(),
+        consumer::follow("ticketing-payment-refunded", payment_refunded).until_applied(),
         consumer::follow("ticketing-festival-created", festival_created),
         consumer::follow("ticketing-festival-updated", festival_updated),
         consumer::follow("ticketing-festival-status-changed", festival_status_changed),
@@ -72,6 +73,14 @@ impl<'a> EventHandler<'a, pay::PaymentCompleted> for PaymentCompleted {
 async fn payment_failed(conn: &mut PgConnection, e: pay::PaymentFailed, _meta: &Meta) -> anyhow::Result<()> {
     if e.purpose == pay::PaymentPurpose::TicketOrder as i32 {
         card_orders::payment_failed(conn, &e).await?;
+    }
+    Ok(())
+}
+
+/// A card order's payment was refunded: in full from outside ticketing, its tickets go.
+async fn payment_refunded(conn: &mut PgConnection, e: pay::PaymentRefunded, _meta: &Meta) -> anyhow::Result<()> {
+    if e.purpose == pay::PaymentPurpose::TicketOrder as i32 {
+        card_orders::payment_refunded(conn, &e, chrono::Utc::now()).await?;
     }
     Ok(())
 }

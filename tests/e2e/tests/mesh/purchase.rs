@@ -273,6 +273,27 @@ async fn a_paid_hold_becomes_an_order_with_signed_tickets_once_stripe_says_it_is
     m.webhook(&completed).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(m.stock().await, (0, 1));
+    assert_eq!(m.order_becomes(&fan, &order.id, pb::OrderStatus::Paid).await.tickets.len(), 1);
+
+    // An organiser refunds it all in Stripe's dashboard: the ticket stops being valid.
+    let intent = completed["data"]["object"]["payment_intent"].as_str().expect("intent").to_owned();
+    let body = format!("payment_intent={intent}&amount=4500");
+    let request = format!(
+        "POST /v1/refunds HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        m.stripe.addr(),
+        fake_stripe::DEV_SECRET_KEY,
+        body.len()
+    );
+    let (status, answer) =
+        festival_testkit::http1::Conn::open(m.stripe.addr()).await.roundtrip_body(request.as_bytes()).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let refund: serde_json::Value = serde_json::from_slice(&answer).expect("json");
+    m.webhook(&m.stripe.refund_event(refund["id"].as_str().expect("id")).expect("event")).await;
+    let cancelled = m.order_becomes(&fan, &order.id, pb::OrderStatus::Cancelled).await;
+    assert_eq!(cancelled.tickets.iter().map(|t| t.status).collect::<Vec<_>>(), vec![pb::TicketStatus::Refunded as i32]);
+    assert_eq!(m.stock().await, (0, 0), "its place is free again");
+    assert_eq!(m.payment(&order.payment_id).await.status, pay::PaymentStatus::Refunded as i32);
     m.ticketing.stop().await;
     m.payments.stop().await;
 }
