@@ -280,6 +280,23 @@ impl FakeStripe {
         self.shared.expire_session(id)
     }
 
+    /// A refund made at Stripe itself, as an organiser does in its dashboard: through the
+    /// fake's own API (so it counts against what is left to refund); its id.
+    pub async fn dashboard_refund(&self, payment_intent: &str, amount: i64) -> String {
+        let secret_key = self.shared.secret_key.clone();
+        let body = format!("payment_intent={payment_intent}&amount={amount}");
+        let request = format!(
+            "POST /v1/refunds HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {secret_key}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        let (status, answer) = crate::http1::Conn::open(self.addr).await.roundtrip_body(request.as_bytes()).await;
+        assert_eq!(status, 200, "the fake refused the refund: {}", String::from_utf8_lossy(&answer));
+        let refund: Value = serde_json::from_slice(&answer).expect("a refund");
+        refund["id"].as_str().expect("refund id").to_owned()
+    }
+
     /// A `refund.updated` event for a refund created through the API.
     pub fn refund_event(&self, refund_id: &str) -> Option<Value> {
         let refund = self.refund(refund_id)?;

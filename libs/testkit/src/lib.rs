@@ -74,6 +74,32 @@ pub async fn publish_event<E: Event>(naming: &Naming, event: &E) -> uuid::Uuid {
     id
 }
 
+/// Announces a festival as program does (`festival.status_changed` with its facts: EUR,
+/// Europe/Paris, version 1) on `naming`'s subjects.
+pub async fn announce_festival(
+    naming: &Naming,
+    id: uuid::Uuid,
+    name: &str,
+    status: festival_proto::program::v1::FestivalStatus,
+) {
+    use festival_proto::program::v1 as program;
+    let facts = program::FestivalFacts {
+        name: name.into(),
+        time_zone: "Europe/Paris".into(),
+        currency: "EUR".into(),
+        status: status as i32,
+        version: 1,
+        ..Default::default()
+    };
+    let event = program::FestivalStatusChanged {
+        festival_id: id.to_string(),
+        to: status as i32,
+        facts: Some(facts),
+        ..Default::default()
+    };
+    publish_event(naming, &event).await;
+}
+
 /// The test server's URL. Loopback without TLS by default: the tests and benchmarks share
 /// two cores with PostgreSQL, and TLS on a loopback link only burns them (a deployment
 /// must ask for TLS; the production configuration check refuses a URL without it).

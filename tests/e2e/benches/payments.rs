@@ -189,23 +189,8 @@ fn main() -> anyhow::Result<()> {
         payments.assert_outbox_drained().await;
 
         // 4. The purchase end to end through the gateway, as a shop and Stripe drive it.
-        festival_testkit::publish_event(
-            &ticketing.naming(),
-            &program::FestivalStatusChanged {
-                festival_id: festival.to_string(),
-                to: program::FestivalStatus::Published as i32,
-                facts: Some(program::FestivalFacts {
-                    name: "Bench".into(),
-                    time_zone: "Europe/Paris".into(),
-                    currency: "EUR".into(),
-                    status: program::FestivalStatus::Published as i32,
-                    version: 1,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        )
-        .await;
+        festival_testkit::announce_festival(&ticketing.naming(), festival, "Bench", program::FestivalStatus::Published)
+            .await;
         let organizer = issuer.member(issuer.user().0, festival, Role::Organizer);
         let mut tickets = TicketingServiceClient::new(ticketing.channel.clone());
         let category = loop {

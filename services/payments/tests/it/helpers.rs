@@ -158,20 +158,14 @@ impl Env {
         festival_payments::sweep::once(&self.app.pool, provider.as_ref(), &self.app.clock).await.expect("sweep")
     }
 
-    /// A refund made at Stripe itself (an organiser in Stripe's dashboard): its id.
-    pub async fn dashboard_refund(&self, intent: &str, amount: i64) -> String {
-        let body = format!("payment_intent={intent}&amount={amount}");
-        let request = format!(
-            "POST /v1/refunds HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {SECRET_KEY}\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-            self.stripe.addr(),
-            body.len()
-        );
-        let (status, answer) =
-            festival_testkit::http1::Conn::open(self.stripe.addr()).await.roundtrip_body(request.as_bytes()).await;
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
-        let refund: serde_json::Value = serde_json::from_slice(&answer).expect("json");
-        refund["id"].as_str().expect("refund id").to_owned()
+    /// A payment's refunds, as `token` reads them.
+    pub async fn refunds(&self, payment_id: &str, token: &str) -> Vec<pb::Refund> {
+        self.client()
+            .list_refunds(authed(pb::ListRefundsRequest { payment_id: payment_id.into() }, token))
+            .await
+            .expect("refunds")
+            .into_inner()
+            .refunds
     }
 
     /// The payment intent Stripe made for a completed payment.

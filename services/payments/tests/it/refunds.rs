@@ -173,13 +173,7 @@ async fn a_refund_failing_after_it_succeeded_makes_the_money_refundable_again() 
     env.deliver(&failed).await.expect("webhook");
     let reopened = env.payment(&payment.id).await;
     assert_eq!((reopened.status, reopened.refunded_minor), (pb::PaymentStatus::Completed as i32, 0));
-    let refunds = env
-        .client()
-        .list_refunds(authed(pb::ListRefundsRequest { payment_id: payment.id.clone() }, &festival.organizer))
-        .await
-        .expect("refunds")
-        .into_inner()
-        .refunds;
+    let refunds = env.refunds(&payment.id, &festival.organizer).await;
     assert_eq!(refunds.iter().map(|r| r.status).collect::<Vec<_>>(), vec![pb::RefundStatus::Failed as i32]);
     env.app.stop().await;
 }
@@ -202,7 +196,7 @@ async fn a_dashboard_refund_that_does_not_fit_beside_ours_waits_and_is_never_los
     env.stripe.set_mode(Mode::Normal);
     // Meanwhile an organiser refunds 800 in Stripe's dashboard; its event cannot be
     // booked beside our pending 600 (1,400 > 1,000): it waits.
-    let theirs = env.dashboard_refund(&intent, 800).await;
+    let theirs = env.stripe.dashboard_refund(&intent, 800).await;
     env.deliver(&env.stripe.refund_event(&theirs).expect("refund")).await.expect("webhook");
     assert_eq!(env.payment(&payment.id).await.refunded_minor, 600);
     // The sweep sends ours: Stripe refuses it (only 200 left), so it fails and the
@@ -211,13 +205,7 @@ async fn a_dashboard_refund_that_does_not_fit_beside_ours_waits_and_is_never_los
     assert_eq!(swept.events_applied, 1, "{swept:?}");
     let settled = env.payment(&payment.id).await;
     assert_eq!((settled.refunded_minor, settled.status), (800, pb::PaymentStatus::Completed as i32));
-    let refunds = env
-        .client()
-        .list_refunds(authed(pb::ListRefundsRequest { payment_id: payment.id.clone() }, &festival.organizer))
-        .await
-        .expect("refunds")
-        .into_inner()
-        .refunds;
+    let refunds = env.refunds(&payment.id, &festival.organizer).await;
     let mut seen: Vec<(i64, i32)> = refunds.iter().map(|r| (r.amount_minor, r.status)).collect();
     seen.sort();
     assert_eq!(seen, vec![(600, pb::RefundStatus::Failed as i32), (800, pb::RefundStatus::Succeeded as i32)]);

@@ -73,24 +73,8 @@ async fn a_scanner_paired_through_identity_scans_at_ticketing_until_identity_rev
         .expect("refresh")
         .into_inner()
         .access_token;
-    let facts = program::FestivalFacts {
-        name: "Mesh".into(),
-        time_zone: "Europe/Paris".into(),
-        currency: "EUR".into(),
-        status: program::FestivalStatus::Published as i32,
-        version: 1,
-        ..Default::default()
-    };
-    festival_testkit::publish_event(
-        &ticketing.naming(),
-        &program::FestivalStatusChanged {
-            festival_id: festival.to_string(),
-            to: program::FestivalStatus::Published as i32,
-            facts: Some(facts),
-            ..Default::default()
-        },
-    )
-    .await;
+    festival_testkit::announce_festival(&ticketing.naming(), festival, "Mesh", program::FestivalStatus::Published)
+        .await;
     let category = festival_testkit::eventually(Duration::from_secs(15), || {
         let (mut tix, token) = (tix.clone(), organiser.clone());
         async move {

@@ -56,24 +56,8 @@ async fn mesh() -> Mesh {
     let ticketing = TestApp::<Ticketing>::start_on_manual_clock(config, name).await;
 
     let festival = Uuid::now_v7();
-    let facts = program::FestivalFacts {
-        name: "Purchase".into(),
-        time_zone: "Europe/Paris".into(),
-        currency: "EUR".into(),
-        status: program::FestivalStatus::Published as i32,
-        version: 1,
-        ..Default::default()
-    };
-    festival_testkit::publish_event(
-        &ticketing.naming(),
-        &program::FestivalStatusChanged {
-            festival_id: festival.to_string(),
-            to: program::FestivalStatus::Published as i32,
-            facts: Some(facts),
-            ..Default::default()
-        },
-    )
-    .await;
+    festival_testkit::announce_festival(&ticketing.naming(), festival, "Purchase", program::FestivalStatus::Published)
+        .await;
     let pool = ticketing.pool.clone();
     let known = festival_testkit::eventually(Duration::from_secs(15), || {
         let pool = pool.clone();
@@ -277,19 +261,8 @@ async fn a_paid_hold_becomes_an_order_with_signed_tickets_once_stripe_says_it_is
 
     // An organiser refunds it all in Stripe's dashboard: the ticket stops being valid.
     let intent = completed["data"]["object"]["payment_intent"].as_str().expect("intent").to_owned();
-    let body = format!("payment_intent={intent}&amount=4500");
-    let request = format!(
-        "POST /v1/refunds HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        m.stripe.addr(),
-        fake_stripe::DEV_SECRET_KEY,
-        body.len()
-    );
-    let (status, answer) =
-        festival_testkit::http1::Conn::open(m.stripe.addr()).await.roundtrip_body(request.as_bytes()).await;
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
-    let refund: serde_json::Value = serde_json::from_slice(&answer).expect("json");
-    m.webhook(&m.stripe.refund_event(refund["id"].as_str().expect("id")).expect("event")).await;
+    let refund = m.stripe.dashboard_refund(&intent, 4_500).await;
+    m.webhook(&m.stripe.refund_event(&refund).expect("event")).await;
     let cancelled = m.order_becomes(&fan, &order.id, pb::OrderStatus::Cancelled).await;
     assert_eq!(cancelled.tickets.iter().map(|t| t.status).collect::<Vec<_>>(), vec![pb::TicketStatus::Refunded as i32]);
     assert_eq!(m.stock().await, (0, 0), "its place is free again");
