@@ -45,26 +45,28 @@ pub async fn payment_completed(
         Err(_) => None,
     };
     let Some(order) = order else {
-        return refuse(conn, e, None, "the payment names no order of ours").await;
+        return refuse(conn, now, e, None, "the payment names no order of ours").await;
     };
     if order.payment_id.is_none() || order.payment_id != payment_id || order.festival_id.to_string() != e.festival_id {
         // Not this order's payment: refunded, and the order keeps waiting for its own.
-        return refuse(conn, e, None, "the order waits for another payment").await;
+        return refuse(conn, now, e, None, "the order waits for another payment").await;
     }
     match order.status {
         OrderStatus::AwaitingPayment => {}
         OrderStatus::Paid => return Ok(Settled::AlreadyDelivered),
-        OrderStatus::Cancelled => return refuse(conn, e, Some(&order), "the order was cancelled").await,
-        OrderStatus::PaymentFailed => return refuse(conn, e, Some(&order), "the order's payment had failed").await,
+        OrderStatus::Cancelled => return refuse(conn, now, e, Some(&order), "the order was cancelled").await,
+        OrderStatus::PaymentFailed => {
+            return refuse(conn, now, e, Some(&order), "the order's payment had failed").await;
+        }
     }
     let paid_as_owed = e.amount_minor == order.total_minor
         && e.currency.eq_ignore_ascii_case(&order.currency)
         && order.buyer_user_id.is_some_and(|b| b.to_string() == e.payer_user_id);
     let Some(hold_id) = order.hold_id else {
-        return refuse(conn, e, Some(&order), "the order has no reservation").await;
+        return refuse(conn, now, e, Some(&order), "the order has no reservation").await;
     };
     let Some(hold) = store::holds::lock(conn, hold_id).await? else {
-        return refuse(conn, e, Some(&order), "the order has no reservation").await;
+        return refuse(conn, now, e, Some(&order), "the order has no reservation").await;
     };
     let on_sale = issuer.is_some()
         && store::festivals::find(conn, order.festival_id).await?.is_some_and(|f| festival_on_sale(f.status));
@@ -73,7 +75,7 @@ pub async fn payment_completed(
             lifecycle::end_hold(conn, &hold, HoldStatus::Released).await?;
         }
         let why = if paid_as_owed { "the festival no longer sells" } else { "the payment is not what the order owes" };
-        return refuse(conn, e, Some(&order), why).await;
+        return refuse(conn, now, e, Some(&order), why).await;
     }
     let items = store::holds::items(conn, hold.id).await?;
     let late = hold.status != HoldStatus::Active;
@@ -82,13 +84,14 @@ pub async fn payment_completed(
         // and the sale's rules still allow it (its window, the account's limit). A
         // voucher's or a promo code's terms ended with the hold, so those are refunded.
         if hold.voucher_id.is_some() || hold.discount_minor > 0 {
-            return refuse(conn, e, Some(&order), "the reservation ended, and its voucher or promo code with it").await;
+            return refuse(conn, now, e, Some(&order), "the reservation ended, and its voucher or promo code with it")
+                .await;
         }
         if let Some(why) = late_sale_refused(conn, &hold, &items, now).await? {
-            return refuse(conn, e, Some(&order), why).await;
+            return refuse(conn, now, e, Some(&order), why).await;
         }
     }
-    let Some(issuer) = issuer else { return refuse(conn, e, Some(&order), "the festival is unknown").await };
+    let Some(issuer) = issuer else { return refuse(conn, now, e, Some(&order), "the festival is unknown").await };
     let taken: Vec<(&[Uuid], i64)> = items.iter().map(|i| (i.quota_ids.as_slice(), i64::from(i.quantity))).collect();
     // Delivery, then the stock, last: under a savepoint, so a delivery the rules refuse
     // now (an add-on's ticket changed hands meanwhile) or a place gone is undone whole
@@ -125,7 +128,7 @@ pub async fn payment_completed(
             if hold.status == HoldStatus::Active {
                 lifecycle::end_hold(conn, &hold, HoldStatus::Released).await?;
             }
-            refuse(conn, e, Some(&order), why).await
+            refuse(conn, now, e, Some(&order), why).await
         }
     }
 }
@@ -184,13 +187,14 @@ pub async fn payment_failed(conn: &mut PgConnection, e: &pay::PaymentFailed) -> 
 /// Tells payments to refund the payment in full; an order still waiting is cancelled.
 async fn refuse(
     conn: &mut PgConnection,
+    now: DateTime<Utc>,
     e: &pay::PaymentCompleted,
     order: Option<&OrderRow>,
     reason: &'static str,
 ) -> anyhow::Result<Settled> {
     tracing::warn!(payment = %e.payment_id, reference = %e.reference, reason, "a completed payment is refused; payments refunds it");
     if let Some(order) = order.filter(|o| o.status == OrderStatus::AwaitingPayment) {
-        store::orders::cancel(conn, order.id, Utc::now(), reason).await?;
+        store::orders::cancel(conn, order.id, now, reason).await?;
     }
     events::publish(
         conn,

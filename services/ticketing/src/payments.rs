@@ -55,25 +55,31 @@ impl PaymentPort for GrpcPayments {
     }
 }
 
-/// What the buyer is told when payments could not open a checkout: the provider (or
-/// payments itself) unavailable is ERR_5002, a refusal ERR_5001; anything else is our
-/// own mistake and logged.
+/// What the buyer is told when payments could not open a checkout: payments (or the
+/// provider behind it) unavailable is ERR_5002; a refusal in payments' own range (a
+/// refused charge, an amount or currency the provider will not take) is passed on;
+/// anything else is our own mistake and logged.
 fn checkout_error(status: &tonic::Status) -> ApiError {
     let reason = festival_platform::error::reason(status);
-    match (reason.as_deref(), status.code()) {
-        (Some("ERR_5001"), _) => ApiError::new(codes::PAYMENT_FAILED),
-        (Some("ERR_5002"), _)
-        | (
+    let catalogued = reason.as_deref().and_then(|r| codes::ALL.iter().find(|c| c.code == r));
+    match (catalogued, status.code()) {
+        (Some(code), _) if code.code == codes::PAYMENT_PROVIDER_UNAVAILABLE.code => unavailable(status),
+        // Payments' own codes (ERR_5xxx) speak to the buyer; a validation or key error
+        // (ERR_1xxx) would be ticketing's mistake, not theirs.
+        (Some(code), _) if code.code.starts_with("ERR_5") && code.http < 500 => ApiError::new(*code),
+        (
             _,
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled | tonic::Code::Unknown,
-        ) => {
-            tracing::warn!(code = ?status.code(), "payments could not open a checkout");
-            ApiError::new(codes::PAYMENT_PROVIDER_UNAVAILABLE)
-                .with_message("Payments are unavailable right now; the reservation keeps its tickets, try again")
-        }
+        ) => unavailable(status),
         _ => {
             tracing::error!(?reason, code = ?status.code(), message = status.message(), "payments refused a checkout request");
             ApiError::new(codes::INTERNAL)
         }
     }
+}
+
+fn unavailable(status: &tonic::Status) -> ApiError {
+    tracing::warn!(code = ?status.code(), "payments could not open a checkout");
+    ApiError::new(codes::PAYMENT_PROVIDER_UNAVAILABLE)
+        .with_message("Payments are unavailable right now; the reservation keeps its tickets, try again")
 }
