@@ -27,15 +27,17 @@ pub async fn run(
     every: Duration,
     shutdown: CancellationToken,
 ) {
+    // Each round after a full interval (the first too): what a round would find at start
+    // is at most an interval old, and tests that sweep by hand are not raced by it.
     loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
         match once(&pool, provider.as_ref(), &clock).await {
             Ok(Swept { refunds_sent: 0, payments_settled: 0, events_applied: 0 }) => {}
             Ok(swept) => tracing::info!(?swept, "payments sweep"),
             Err(e) => tracing::warn!(error = %e, "payments sweep failed; retrying"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
         }
     }
 }
