@@ -82,13 +82,24 @@ pub async fn announce_festival(
     name: &str,
     status: festival_proto::program::v1::FestivalStatus,
 ) {
+    announce_festival_version(naming, id, name, status, 1).await;
+}
+
+/// [`announce_festival`] as its `version`th change (a later status: version 2, 3…).
+pub async fn announce_festival_version(
+    naming: &Naming,
+    id: uuid::Uuid,
+    name: &str,
+    status: festival_proto::program::v1::FestivalStatus,
+    version: i64,
+) {
     use festival_proto::program::v1 as program;
     let facts = program::FestivalFacts {
         name: name.into(),
         time_zone: "Europe/Paris".into(),
         currency: "EUR".into(),
         status: status as i32,
-        version: 1,
+        version,
         ..Default::default()
     };
     let event = program::FestivalStatusChanged {
@@ -245,6 +256,35 @@ impl<S: Service> TestApp<S> {
         let naming = self.naming();
         let stream = jetstream().await.get_stream(naming.stream(E::service())).await.expect("the publisher's stream");
         stream.get_last_raw_message_by_subject(&naming.subject(E::SUBJECT)).await.expect("event published")
+    }
+
+    /// Every event of type `E` this service published, oldest first (after the outbox
+    /// drained): read by an ephemeral consumer, so nothing is taken from the service's
+    /// own subscribers.
+    pub async fn published<E: Event>(&self) -> Vec<E> {
+        use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+        use futures::StreamExt as _;
+        self.assert_outbox_drained().await;
+        let naming = self.naming();
+        let Ok(stream) = jetstream().await.get_stream(naming.stream(E::service())).await else { return Vec::new() };
+        let config = pull::Config {
+            filter_subject: naming.subject(E::SUBJECT),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::None,
+            ..Default::default()
+        };
+        let consumer = stream.create_consumer(config).await.expect("ephemeral consumer");
+        let pending = consumer.cached_info().num_pending as usize;
+        let mut events = Vec::with_capacity(pending);
+        while events.len() < pending {
+            let mut batch = consumer.fetch().max_messages(1_000).messages().await.expect("fetch");
+            let before = events.len();
+            while let Some(message) = batch.next().await {
+                events.push(E::decode(message.expect("message").payload.as_ref()).expect("protobuf payload"));
+            }
+            assert!(events.len() > before, "the stream held {pending} events, {} were read", events.len());
+        }
+        events
     }
 
     /// Checks that every event was published, then drains and stops the service. A test

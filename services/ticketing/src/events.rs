@@ -17,10 +17,10 @@ use uuid::Uuid;
 
 pub use festival_platform::events::outbox::publish;
 
-use crate::card_orders;
 use crate::domain::status::FestivalStatus;
 use crate::signing::FestivalKeys;
 use crate::store;
+use crate::{cancellation, card_orders};
 
 /// The events ticketing follows.
 pub fn consumers(keys: Arc<FestivalKeys>, clock: Clock) -> Vec<Subscription> {
@@ -81,6 +81,9 @@ async fn payment_failed(conn: &mut PgConnection, e: pay::PaymentFailed, _meta: &
 async fn payment_refunded(conn: &mut PgConnection, e: pay::PaymentRefunded, _meta: &Meta) -> anyhow::Result<()> {
     if e.purpose == pay::PaymentPurpose::TicketOrder as i32 {
         card_orders::payment_refunded(conn, &e, chrono::Utc::now()).await?;
+        if let Ok(order_id) = Uuid::parse_str(&e.reference) {
+            cancellation::confirm_refund(conn, order_id, chrono::Utc::now()).await?;
+        }
     }
     Ok(())
 }
@@ -144,7 +147,7 @@ async fn apply_facts(
     let time = |t: Option<prost_types::Timestamp>| {
         t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
     };
-    store::festivals::apply(
+    let applied = store::festivals::apply(
         tx,
         &store::festivals::Facts {
             id,
@@ -158,5 +161,9 @@ async fn apply_facts(
         },
     )
     .await?;
+    // Cancelled is final in program: the festival's orders are refunded from now on.
+    if applied && status == FestivalStatus::Cancelled {
+        cancellation::open(tx, id, chrono::Utc::now()).await?;
+    }
     Ok(())
 }

@@ -6,10 +6,12 @@
 //! devices identity revoked; publishes `festival.ticketing.*`.
 //!
 //! Layout: [`api`] (gRPC), [`domain`] (rules), [`store`] (SQL), [`stock`] (quota moves),
-//! [`lifecycle`] (hold expiry, waiting-list offers), [`signing`] (festival keys),
+//! [`lifecycle`] (hold expiry, waiting-list offers), [`cancellation`] (cancelled orders
+//! and festivals), [`signing`] (festival keys),
 //! [`document`] (QR codes and PDF tickets), [`wallet`] (wallet passes), [`events`].
 
 pub mod api;
+pub mod cancellation;
 pub mod card_orders;
 pub mod config;
 pub mod document;

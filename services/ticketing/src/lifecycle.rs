@@ -1,7 +1,8 @@
 //! The end of holds: released by their buyer, or expired. The worker gives expired holds'
 //! stock back every `holds.sweep_interval_ms`, comparing with the service clock; a hold
 //! found expired by a checkout is refused whether or not the sweep has run. Then it
-//! offers what is free to the waiting list, first come first served.
+//! offers what is free to the waiting list, first come first served, and settles the
+//! orders of cancelled festivals (see `cancellation`).
 
 use std::time::Duration;
 
@@ -241,6 +242,11 @@ pub async fn run(pool: PgPool, clock: Clock, every: Duration, offer_ttl: TimeDel
             Ok(0) => {}
             Ok(n) => tracing::info!(offers = n, "waiting-list offers made"),
             Err(e) => tracing::warn!(error = %e, "waiting-list offers failed; retrying"),
+        }
+        match crate::cancellation::settle_due(&pool, clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(orders = n, "orders of cancelled festivals cancelled and refunded"),
+            Err(e) => tracing::warn!(error = %e, "cancelled festivals' orders could not be settled; retrying"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -190,6 +190,7 @@ festival_platform::bind_rpcs! {
         gate upload_scans(pb::UploadScansRequest) -> pb::UploadScansResponse;
         auth get_check_in_stats(pb::GetCheckInStatsRequest) -> pb::CheckInStats;
         auth get_sales_report(pb::GetSalesReportRequest) -> pb::SalesReport;
+        auth get_cancellation_progress(pb::GetCancellationProgressRequest) -> pb::CancellationProgress;
     } streams {
         auth watch_check_ins(pb::WatchCheckInsRequest) -> pb::CheckInStats as WatchCheckInsStream;
     }

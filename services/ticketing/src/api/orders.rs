@@ -13,10 +13,10 @@ use super::convert::to_order;
 use super::holds::quantity_allowed;
 use super::{TicketLine, TicketingApi};
 use crate::domain::sale::{self, in_window};
-use crate::domain::status::{HoldStatus, OrderStatus, PaymentMethod, TicketStatus};
+use crate::domain::status::{OrderStatus, PaymentMethod, TicketStatus};
 use crate::stock::{self, Shortage};
 use crate::store::{self, orders::OrderRow};
-use crate::{events, fulfil, lifecycle};
+use crate::{cancellation, fulfil};
 
 impl TicketingApi {
     pub(super) async fn create_order(&self, caller: Principal, req: pb::CreateOrderRequest) -> ApiResult<pb::Order> {
@@ -145,44 +145,14 @@ impl TicketingApi {
         let order = if order.status == OrderStatus::Cancelled {
             order // cancelled before: nothing is freed twice
         } else {
-            revoked = store::tickets::revoke_of_order(&mut tx, id, TicketStatus::Cancelled).await?;
-            // Add-ons bought later for these tickets (in their own orders) go with them.
-            let parents: Vec<Uuid> = revoked.iter().map(|t| t.id).collect();
-            revoked.extend(store::tickets::revoke_children(&mut tx, &parents, TicketStatus::Cancelled, false).await?);
-            let cancelled = store::orders::cancel(&mut tx, id, self.clock.now(), reason).await?;
-            // A card order still waiting for its payment: its hold gives the tickets back
-            // (a payment completing later is refused and refunded, see `card_orders`).
-            if order.status == OrderStatus::AwaitingPayment
-                && let Some(hold) = match order.hold_id {
-                    Some(hold) => store::holds::lock(&mut tx, hold).await?,
-                    None => None,
-                }
-                && hold.status == HoldStatus::Active
-            {
-                lifecycle::end_hold(&mut tx, &hold, HoldStatus::Released).await?;
-            }
-            // Its tickets are revoked: a refund still asked for is answered here.
-            store::refunds::reject_pending_of_order(
+            let cancelled;
+            (cancelled, revoked) = cancellation::cancel_locked(
                 &mut tx,
-                id,
+                &order,
                 caller.user_id,
-                "The order was cancelled",
+                reason,
+                TicketStatus::Cancelled,
                 self.clock.now(),
-            )
-            .await?;
-            events::publish(
-                &mut tx,
-                &pb::OrderCancelled {
-                    order_id: id.to_string(),
-                    festival_id: order.festival_id.to_string(),
-                    ticket_ids: revoked.iter().map(|t| t.id.to_string()).collect(),
-                    // Nothing was paid for an order still waiting for (or failed) its payment.
-                    refundable_minor: if order.status == OrderStatus::Paid {
-                        order.total_minor - order.refunded_minor
-                    } else {
-                        0
-                    },
-                },
             )
             .await?;
             cancelled
@@ -196,5 +166,21 @@ impl TicketingApi {
             revoked.iter().filter(|t| t.was_unused).map(|t| (t.quota_ids.as_slice(), 1)).collect();
         stock::shift_and_commit(tx, &freed, (0, -1)).await?;
         Ok(response)
+    }
+
+    /// How far the refunds of a cancelled festival are (see `cancellation`).
+    pub(super) async fn get_cancellation_progress(
+        &self,
+        caller: Principal,
+        req: pb::GetCancellationProgressRequest,
+    ) -> ApiResult<pb::CancellationProgress> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        caller.require(festival_id, Role::Organizer)?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
+        let progress = cancellation::progress(&mut tx, festival_id).await?;
+        tx.commit().await?;
+        progress.ok_or_else(|| ApiError::new(codes::NOT_FOUND).with_message("The festival is not cancelled"))
     }
 }

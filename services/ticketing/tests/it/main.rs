@@ -2,6 +2,7 @@
 //! festivals made known the way program announces them (its events).
 
 mod addons;
+mod cancellation;
 mod catalog;
 mod checkin;
 mod documents;

@@ -2,7 +2,7 @@
 //! Stripe. Hold → checkout (payments opens a Stripe Checkout) → Stripe's signed webhook →
 //! `payment.completed` → tickets issued; a failed payment gives the hold back; a payment
 //! completing after the hold expired is honoured while stock remains and refunded
-//! otherwise.
+//! otherwise; a cancelled festival's card orders are refunded at Stripe.
 
 use std::time::Duration;
 
@@ -390,6 +390,88 @@ async fn a_payment_for_an_order_the_organiser_cancelled_meanwhile_is_refunded_in
     assert_eq!(m.stock().await, (0, 0));
     let at_stripe: i64 = m.stripe.refunds().iter().map(|r| r["amount"].as_i64().unwrap_or(0)).sum();
     assert_eq!(at_stripe, 5_000);
+    m.ticketing.stop().await;
+    m.payments.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_festival_refunds_its_card_orders_at_stripe_and_reports_it() {
+    let m = mesh().await;
+    let category = m.category(4_000, 10).await;
+    let mut paid = Vec::new();
+    for _ in 0..2 {
+        let (fan, _, order) = m.checked_out(&category).await;
+        let done = m.stripe.complete_session(&m.session_of(&order.payment_id).await).expect("paid");
+        m.webhook(&done).await;
+        m.order_becomes(&fan, &order.id, pb::OrderStatus::Paid).await;
+        let intent = done["data"]["object"]["payment_intent"].as_str().expect("intent").to_owned();
+        paid.push((fan, order, intent));
+    }
+    // One buyer is still on the payment page when the festival is cancelled.
+    let (late_fan, _, late) = m.checked_out(&category).await;
+    assert_eq!(m.stock().await, (1, 2));
+
+    festival_testkit::announce_festival_version(
+        &m.ticketing.naming(),
+        m.festival,
+        "Purchase",
+        program::FestivalStatus::Cancelled,
+        2,
+    )
+    .await;
+    for (fan, order, _) in &paid {
+        let cancelled = m.order_becomes(fan, &order.id, pb::OrderStatus::Cancelled).await;
+        assert_eq!(
+            cancelled.tickets.iter().map(|t| t.status).collect::<Vec<_>>(),
+            vec![pb::TicketStatus::Refunded as i32]
+        );
+    }
+    m.order_becomes(&late_fan, &late.id, pb::OrderStatus::Cancelled).await;
+    assert_eq!(m.stock().await, (0, 0), "every place given back");
+    // Payments refunds each card order at Stripe, and ticketing hears it was.
+    let progress = || async {
+        m.tickets()
+            .get_cancellation_progress(authed(
+                pb::GetCancellationProgressRequest { festival_id: m.festival.to_string() },
+                &m.organizer,
+            ))
+            .await
+            .expect("progress")
+            .into_inner()
+    };
+    let confirmed = festival_testkit::eventually(Duration::from_secs(15), || async {
+        progress().await.by_method.iter().any(|b| b.payment_method == "CARD" && b.confirmed == 2)
+    })
+    .await;
+    assert!(confirmed, "both card refunds confirmed: {:?}", progress().await);
+    let report = progress().await;
+    assert_eq!((report.orders, report.settled, report.refunded_minor), (3, 3, 8_000));
+    assert!(report.finish_time.is_some());
+    for (_, order, intent) in &paid {
+        assert_eq!(m.payment(&order.payment_id).await.status, pay::PaymentStatus::Refunded as i32);
+        let at_stripe: Vec<i64> = m
+            .stripe
+            .refunds()
+            .iter()
+            .filter(|r| r["payment_intent"] == intent.as_str())
+            .map(|r| r["amount"].as_i64().unwrap_or(0))
+            .collect();
+        assert_eq!(at_stripe, vec![4_000], "one refund of what was paid");
+    }
+    // The buyer who was still paying pays after all: refused, and refunded in full.
+    let done = m.stripe.complete_session(&m.session_of(&late.payment_id).await).expect("paid");
+    m.webhook(&done).await;
+    let refunded = festival_testkit::eventually(Duration::from_secs(15), || {
+        let m = &m;
+        let id = late.payment_id.clone();
+        async move { m.payment(&id).await.status == pay::PaymentStatus::Refunded as i32 }
+    })
+    .await;
+    assert!(refunded, "the late payment was refunded");
+    let late_order = m.order_becomes(&late_fan, &late.id, pb::OrderStatus::Cancelled).await;
+    assert!(late_order.tickets.is_empty(), "no ticket for a cancelled festival");
+    let refunded_at_stripe: i64 = m.stripe.refunds().iter().map(|r| r["amount"].as_i64().unwrap_or(0)).sum();
+    assert_eq!(refunded_at_stripe, 3 * 4_000);
     m.ticketing.stop().await;
     m.payments.stop().await;
 }

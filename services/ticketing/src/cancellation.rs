@@ -1,0 +1,283 @@
+//! Cancelling orders: one order an organiser cancels, or every order of a festival that
+//! program cancelled.
+//!
+//! A festival's cancellation is a run: when ticketing learns the festival is CANCELLED
+//! (a terminal status in program), every order it had paid or was still being paid is
+//! listed once ([`open`]), and the worker settles them ([`settle_due`]), each in its own
+//! transaction: the order is cancelled, its tickets revoked as REFUNDED, and
+//! `order.cancelled` carries what it paid and was not refunded yet, which payments sends
+//! back to the card (the box office pays cash back). No order is settled twice (its row
+//! is claimed under lock), and one that fails is retried at the next round without
+//! holding the others back, so the run survives crashes and restarts. [`progress`] is
+//! the organisers' report.
+
+use chrono::{DateTime, Utc};
+use festival_proto::ticketing::v1 as pb;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::status::{HoldStatus, OrderStatus, TicketStatus};
+use crate::store::{self, orders::OrderRow, tickets::Revoked};
+use crate::{events, lifecycle, stock};
+
+/// Orders one round of the worker settles at most (each in its own transaction).
+const ROUND: i64 = 200;
+/// Orders a progress report names among those that keep failing.
+const FAILURES_LISTED: i64 = 100;
+/// Why a cancelled festival's orders are cancelled (shown to buyers with the order).
+pub const FESTIVAL_CANCELLED: &str = "The festival was cancelled";
+
+/// Cancels a locked order that is not cancelled yet: its live tickets are revoked as
+/// `ticket_status` with the add-ons bought later for them, the hold of an order still
+/// waiting for its payment gives its tickets back (a payment completing later is refused
+/// and refunded, see `card_orders`), its pending refund requests are answered, and
+/// `order.cancelled` says what is to be paid back. Returns the cancelled order and what
+/// was revoked: the caller frees the unused tickets' places with its commit.
+pub async fn cancel_locked(
+    conn: &mut PgConnection,
+    order: &OrderRow,
+    by: Uuid,
+    reason: &str,
+    ticket_status: TicketStatus,
+    now: DateTime<Utc>,
+) -> Result<(OrderRow, Vec<Revoked>), sqlx::Error> {
+    let mut revoked = store::tickets::revoke_of_order(conn, order.id, ticket_status).await?;
+    let parents: Vec<Uuid> = revoked.iter().map(|t| t.id).collect();
+    revoked.extend(store::tickets::revoke_children(conn, &parents, ticket_status, false).await?);
+    let cancelled = store::orders::cancel(conn, order.id, now, reason).await?;
+    if order.status == OrderStatus::AwaitingPayment
+        && let Some(hold) = match order.hold_id {
+            Some(hold) => store::holds::lock(conn, hold).await?,
+            None => None,
+        }
+        && hold.status == HoldStatus::Active
+    {
+        lifecycle::end_hold(conn, &hold, HoldStatus::Released).await?;
+    }
+    // An organiser's reason may be internal: buyers are told only what happened.
+    let answer = if reason == FESTIVAL_CANCELLED { reason } else { "The order was cancelled" };
+    store::refunds::reject_pending_of_order(conn, order.id, by, answer, now).await?;
+    events::publish(
+        conn,
+        &pb::OrderCancelled {
+            order_id: order.id.to_string(),
+            festival_id: order.festival_id.to_string(),
+            ticket_ids: revoked.iter().map(|t| t.id.to_string()).collect(),
+            refundable_minor: refundable(order),
+        },
+    )
+    .await?;
+    Ok((cancelled, revoked))
+}
+
+/// What cancelling gives back: what a paid order paid and was not refunded yet; nothing
+/// for an order still waiting for (or failed) its payment.
+pub fn refundable(order: &OrderRow) -> i64 {
+    if order.status == OrderStatus::Paid { order.total_minor - order.refunded_minor } else { 0 }
+}
+
+/// Opens the cancellation run of a festival ticketing now knows as CANCELLED, listing
+/// every order that paid or is paying; `false` if it was open already (a redelivered or
+/// repeated event lists nothing twice). Nothing is sold once the festival is cancelled,
+/// and a payment that completes later is refused and refunded, so the list is complete.
+pub async fn open(conn: &mut PgConnection, festival_id: Uuid, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let opened = sqlx::query(
+        "insert into cancellation_runs (festival_id, started_at) values ($1, $2) on conflict (festival_id) do nothing",
+    )
+    .bind(festival_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if opened {
+        let listed = sqlx::query(
+            "insert into cancellation_orders (order_id, festival_id, payment_method)
+             select id, festival_id, payment_method from orders
+              where festival_id = $1 and status in ('PAID', 'AWAITING_PAYMENT')",
+        )
+        .bind(festival_id)
+        .execute(conn)
+        .await?
+        .rows_affected();
+        tracing::warn!(festival = %festival_id, orders = listed, "festival cancelled: its orders will be refunded");
+    }
+    Ok(opened)
+}
+
+/// Settles what waits, in rounds of [`ROUND`] orders, until nothing is left that has not
+/// failed in this call; returns how many orders it settled. Several workers (replicas)
+/// share the work: each claims orders the others have not locked.
+pub async fn settle_due(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, sqlx::Error> {
+    let mut settled = 0;
+    let mut failed: Vec<Uuid> = Vec::new();
+    loop {
+        let due: Vec<Uuid> = sqlx::query_scalar(
+            "select order_id from cancellation_orders
+              where status = 'WAITING' and order_id <> all($1) order by festival_id, order_id limit $2",
+        )
+        .bind(&failed)
+        .bind(ROUND)
+        .fetch_all(pool)
+        .await?;
+        if due.is_empty() {
+            break;
+        }
+        for order_id in due {
+            match settle_one(pool, order_id, now).await {
+                Ok(true) => settled += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    failed.push(order_id);
+                    tracing::error!(order = %order_id, error = %e, "could not cancel an order of a cancelled festival; retrying at the next round");
+                    record_failure(pool, order_id, &e).await;
+                }
+            }
+        }
+    }
+    let finished = sqlx::query(
+        "update cancellation_runs r set finished_at = $1
+          where finished_at is null
+            and not exists (select 1 from cancellation_orders o where o.festival_id = r.festival_id and o.status = 'WAITING')",
+    )
+    .bind(now)
+    .execute(pool)
+    .await?;
+    if finished.rows_affected() > 0 {
+        tracing::info!(runs = finished.rows_affected(), "festival cancellations finished");
+    }
+    Ok(settled)
+}
+
+/// Settles one listed order in one transaction; `false` when another worker holds or
+/// settled it. The order's row is locked before anything it owns, as a cancellation or
+/// a refund decision takes them.
+async fn settle_one(pool: &PgPool, order_id: Uuid, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let claimed: Option<Uuid> = sqlx::query_scalar(
+        "select order_id from cancellation_orders where order_id = $1 and status = 'WAITING' for update skip locked",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    // The guard: the listed row claimed, the order read under its lock. The test-only
+    // race-hooks build drops both, so its negative control sees an order cancelled twice.
+    let guarded = !cfg!(feature = "race-hooks");
+    if claimed.is_none() && guarded {
+        return Ok(false);
+    }
+    let order = if guarded {
+        store::orders::lock(&mut tx, order_id).await?
+    } else {
+        store::orders::find(&mut tx, order_id).await?
+    };
+    let Some(order) = order else { return Ok(false) };
+    let (refunded, revoked) = if matches!(order.status, OrderStatus::Paid | OrderStatus::AwaitingPayment) || !guarded {
+        let (_, revoked) =
+            cancel_locked(&mut tx, &order, Uuid::nil(), FESTIVAL_CANCELLED, TicketStatus::Refunded, now).await?;
+        (refundable(&order), revoked)
+    } else {
+        (0, Vec::new()) // cancelled (or failed) since it was listed: nothing left to give back
+    };
+    sqlx::query(
+        "update cancellation_orders set status = 'SETTLED', refunded_minor = $2, settled_at = $3, last_error = null
+          where order_id = $1",
+    )
+    .bind(order_id)
+    .bind(refunded)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let freed: Vec<(&[Uuid], i64)> =
+        revoked.iter().filter(|t| t.was_unused).map(|t| (t.quota_ids.as_slice(), 1)).collect();
+    stock::shift_and_commit(tx, &freed, (0, -1)).await?;
+    Ok(true)
+}
+
+/// Notes a failed attempt on the order's row (outside the failed transaction); a failure
+/// to note it is only logged: the order still waits and is retried.
+async fn record_failure(pool: &PgPool, order_id: Uuid, error: &sqlx::Error) {
+    let noted = sqlx::query(
+        "update cancellation_orders set attempts = attempts + 1, last_error = left($2, 500) where order_id = $1",
+    )
+    .bind(order_id)
+    .bind(error.to_string())
+    .execute(pool)
+    .await;
+    if let Err(e) = noted {
+        tracing::warn!(order = %order_id, error = %e, "could not note a failed cancellation attempt");
+    }
+}
+
+/// Payments refunded a card order of a cancelled festival in full: the report counts it
+/// as paid back. `true` if the order was one of a run's.
+pub async fn confirm_refund(conn: &mut PgConnection, order_id: Uuid, at: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let confirmed = sqlx::query(
+        "update cancellation_orders set confirmed_at = coalesce(confirmed_at, $2) where order_id = $1 and status = 'SETTLED'",
+    )
+    .bind(order_id)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(confirmed.rows_affected() == 1)
+}
+
+/// A run's progress, per payment method; `None` if the festival has no run.
+pub async fn progress(
+    conn: &mut PgConnection,
+    festival_id: Uuid,
+) -> Result<Option<pb::CancellationProgress>, sqlx::Error> {
+    let run: Option<(DateTime<Utc>, Option<DateTime<Utc>>)> =
+        sqlx::query_as("select started_at, finished_at from cancellation_runs where festival_id = $1")
+            .bind(festival_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((started_at, finished_at)) = run else { return Ok(None) };
+    let methods: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "select payment_method, count(*), count(*) filter (where status = 'SETTLED'),
+                count(*) filter (where status = 'WAITING' and attempts > 0),
+                coalesce(sum(refunded_minor), 0)::bigint, count(confirmed_at)
+           from cancellation_orders where festival_id = $1 group by payment_method order by payment_method",
+    )
+    .bind(festival_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let failures: Vec<(Uuid, i32, Option<String>)> = sqlx::query_as(
+        "select order_id, attempts, last_error from cancellation_orders
+          where festival_id = $1 and status = 'WAITING' and attempts > 0 order by attempts desc, order_id limit $2",
+    )
+    .bind(festival_id)
+    .bind(FAILURES_LISTED)
+    .fetch_all(&mut *conn)
+    .await?;
+    let currency = store::festivals::find(conn, festival_id).await?.map(|f| f.currency).unwrap_or_default();
+    let by_method: Vec<pb::CancellationByMethod> = methods
+        .into_iter()
+        .map(|(method, orders, settled, retrying, refunded, confirmed)| pb::CancellationByMethod {
+            payment_method: method,
+            orders,
+            settled,
+            retrying,
+            refunded_minor: refunded,
+            confirmed,
+        })
+        .collect();
+    Ok(Some(pb::CancellationProgress {
+        festival_id: festival_id.to_string(),
+        start_time: Some(festival_platform::convert::timestamp(started_at)),
+        finish_time: finished_at.map(festival_platform::convert::timestamp),
+        currency,
+        orders: by_method.iter().map(|m| m.orders).sum(),
+        settled: by_method.iter().map(|m| m.settled).sum(),
+        refunded_minor: by_method.iter().map(|m| m.refunded_minor).sum(),
+        by_method,
+        failures: failures
+            .into_iter()
+            .map(|(order_id, attempts, error)| pb::CancellationFailure {
+                order_id: order_id.to_string(),
+                attempts,
+                last_error: error.unwrap_or_default(),
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,318 @@
+//! A cancelled festival: every order it had paid is cancelled and paid back once, order
+//! by order, resuming after failures, with a progress report for its organisers. The
+//! worker sweeps on a long interval here; the tests settle by hand.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use festival_proto::program::v1 as program;
+use festival_proto::ticketing::v1 as pb;
+use festival_ticketing::cancellation;
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+async fn spawn_by_hand() -> Env {
+    spawn_with(|c| c.holds.sweep_interval_ms = 3_600_000).await
+}
+
+/// A box-office order of `quantity` tickets paid by `method`, sold to a new fan.
+async fn sold(
+    env: &Env,
+    f: &Festival,
+    category: &str,
+    quantity: i32,
+    method: pb::PaymentMethod,
+) -> (String, pb::Order) {
+    let (fan_id, fan) = env.issuer.user();
+    let request = pb::CreateOrderRequest {
+        buyer_user_id: fan_id.to_string(),
+        payment_method: method as i32,
+        ..box_office(f, category, quantity)
+    };
+    let order = env.client().create_order(authed(request, &f.organizer)).await.expect("order").into_inner();
+    (fan, order)
+}
+
+/// Announces the festival CANCELLED (as program's `festival.status_changed`, version 2)
+/// and waits until ticketing opened its run.
+async fn cancel_festival(env: &Env, f: &Festival) {
+    env.announce(f.id, program::FestivalStatus::Cancelled, 2).await;
+    let (pool, id) = (env.app.pool.clone(), f.id);
+    let opened = festival_testkit::eventually(Duration::from_secs(10), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>("select exists(select 1 from cancellation_runs where festival_id = $1)")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    assert!(opened, "the cancellation run was never opened");
+}
+
+async fn progress(env: &Env, f: &Festival) -> pb::CancellationProgress {
+    let request = pb::GetCancellationProgressRequest { festival_id: f.id.to_string() };
+    env.client().get_cancellation_progress(authed(request, &f.organizer)).await.expect("progress").into_inner()
+}
+
+async fn settle(env: &Env) -> usize {
+    cancellation::settle_due(&env.app.pool, chrono::Utc::now()).await.expect("settle")
+}
+
+/// `(payment method, orders, settled, retrying, refunded)` per method.
+fn methods(p: &pb::CancellationProgress) -> Vec<(String, i64, i64, i64, i64)> {
+    p.by_method.iter().map(|m| (m.payment_method.clone(), m.orders, m.settled, m.retrying, m.refunded_minor)).collect()
+}
+
+/// What `order.cancelled` gave back, per order, for the orders of `festival`.
+async fn refunds_published(env: &Env, festival: &Festival) -> BTreeMap<String, Vec<i64>> {
+    let mut per_order: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for e in env.app.published::<pb::OrderCancelled>().await {
+        if e.festival_id == festival.id.to_string() {
+            per_order.entry(e.order_id).or_default().push(e.refundable_minor);
+        }
+    }
+    per_order
+}
+
+#[tokio::test]
+async fn a_cancelled_festival_cancels_and_pays_back_every_paid_order_once() {
+    let env = spawn_by_hand().await;
+    let mut c = env.client();
+    let f = env.festival(program::FestivalStatus::Published).await;
+    let weekend = env.category(&f, "Weekend", 5_000, 20).await;
+    let free = env.category(&f, "Kids", 0, 20).await;
+    let (cash_fan, cash) = sold(&env, &f, &weekend.id, 2, pb::PaymentMethod::Cash).await;
+    let (_, partner) = sold(&env, &f, &weekend.id, 1, pb::PaymentMethod::External).await;
+    let (_, kids) = env.free_ticket(&f, &free.id).await;
+    // Part of this one was refunded before: only the rest goes back.
+    let (fan, partly) = sold(&env, &f, &weekend.id, 3, pb::PaymentMethod::Cash).await;
+    let asked = c
+        .request_refund(authed(
+            pb::RequestRefundRequest {
+                order_id: partly.id.clone(),
+                ticket_ids: vec![partly.tickets[0].id.clone()],
+                reason: "One of us cannot come".into(),
+                idempotency_key: "refund-1".into(),
+            },
+            &fan,
+        ))
+        .await
+        .expect("request")
+        .into_inner();
+    c.decide_refund_request(authed(
+        pb::DecideRefundRequestRequest {
+            request_id: asked.id,
+            approve: true,
+            note: String::new(),
+            idempotency_key: "decide-1".into(),
+        },
+        &f.organizer,
+    ))
+    .await
+    .expect("approved");
+    // A refund still asked for is answered by the cancellation.
+    let pending = c
+        .request_refund(authed(
+            pb::RequestRefundRequest {
+                order_id: cash.id.clone(),
+                ticket_ids: Vec::new(),
+                reason: "Changed plans".into(),
+                idempotency_key: "refund-2".into(),
+            },
+            &cash_fan,
+        ))
+        .await;
+    let (_, gone) = sold(&env, &f, &weekend.id, 1, pb::PaymentMethod::Cash).await;
+    env.cancel(&f, &gone.id).await;
+    // Another festival's order is not touched.
+    let other = env.festival(program::FestivalStatus::Published).await;
+    let elsewhere = env.category(&other, "Day", 2_000, 5).await;
+    let (_, untouched) = sold(&env, &other, &elsewhere.id, 1, pb::PaymentMethod::Cash).await;
+    let refunds_before = refunds_published(&env, &f).await;
+
+    // Nothing to report before the festival is cancelled.
+    let request = pb::GetCancellationProgressRequest { festival_id: f.id.to_string() };
+    assert_eq!(outcome(c.get_cancellation_progress(authed(request.clone(), &f.organizer)).await), "ERR_4000");
+
+    cancel_festival(&env, &f).await;
+    let before = progress(&env, &f).await;
+    assert_eq!((before.orders, before.settled, before.refunded_minor), (4, 0, 0));
+    assert!(before.finish_time.is_none());
+    assert_eq!(before.currency, "EUR");
+    // Only the festival's organisers read it.
+    assert_eq!(outcome(c.get_cancellation_progress(authed(request.clone(), &other.organizer)).await), "ERR_3002");
+    assert_eq!(outcome(c.get_cancellation_progress(authed(request, &fan)).await), "ERR_3002");
+
+    assert_eq!(settle(&env).await, 4);
+    assert_eq!(settle(&env).await, 0, "a second round settles nothing again");
+    let after = progress(&env, &f).await;
+    assert_eq!((after.orders, after.settled, after.refunded_minor), (4, 4, 10_000 + 5_000 + 10_000));
+    assert_eq!(
+        methods(&after),
+        vec![("CASH".into(), 2, 2, 0, 20_000), ("EXTERNAL".into(), 1, 1, 0, 5_000), ("FREE".into(), 1, 1, 0, 0)]
+    );
+    assert!(after.finish_time.is_some() && after.failures.is_empty());
+
+    // Each order cancelled, its tickets refunded, its places free; one event each.
+    for order in [&cash, &partner, &kids, &partly] {
+        let now = c
+            .get_order(authed(pb::GetOrderRequest { order_id: order.id.clone() }, &f.organizer))
+            .await
+            .expect("order")
+            .into_inner();
+        assert_eq!(now.status, pb::OrderStatus::Cancelled as i32, "{}", order.id);
+        assert!(!now.tickets.is_empty());
+        assert!(now.tickets.iter().all(|t| t.status == pb::TicketStatus::Refunded as i32), "{:?}", now.tickets);
+    }
+    let mut published = refunds_published(&env, &f).await;
+    for (order, amounts) in &refunds_before {
+        assert_eq!(published.remove(order).as_ref(), Some(amounts), "earlier events stay as they were");
+    }
+    let expected: BTreeMap<String, Vec<i64>> = [
+        (cash.id.clone(), vec![10_000]),
+        (partner.id.clone(), vec![5_000]),
+        (kids.id.clone(), vec![0]),
+        (partly.id.clone(), vec![10_000]),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(published, expected);
+    assert_eq!(env.quotas(&f).await, vec![("Kids capacity".into(), 20, 0, 0), ("Weekend capacity".into(), 20, 0, 0)]);
+    // The request still pending was answered.
+    let request = pending.expect("a pending request").into_inner();
+    let requests = c
+        .list_refund_requests(authed(
+            pb::ListRefundRequestsRequest { festival_id: f.id.to_string(), status: 0 },
+            &f.organizer,
+        ))
+        .await
+        .expect("requests")
+        .into_inner()
+        .requests;
+    let answered = requests.iter().find(|r| r.id == request.id).expect("the request");
+    assert_eq!(
+        (answered.status, answered.decision_note.as_str()),
+        (pb::RefundRequestStatus::Rejected as i32, cancellation::FESTIVAL_CANCELLED)
+    );
+    let still = c
+        .get_order(authed(pb::GetOrderRequest { order_id: untouched.id.clone() }, &other.organizer))
+        .await
+        .expect("order")
+        .into_inner();
+    assert_eq!(still.status, pb::OrderStatus::Paid as i32);
+
+    // The event again (redelivered, or a later version): nothing is listed twice.
+    env.announce(f.id, program::FestivalStatus::Cancelled, 3).await;
+    assert_eq!(settle(&env).await, 0);
+    assert_eq!(progress(&env, &f).await.orders, 4);
+    env.app.stop().await;
+}
+
+#[tokio::test]
+async fn an_order_that_fails_is_retried_while_the_others_settle() {
+    let env = spawn_by_hand().await;
+    let f = env.festival(program::FestivalStatus::Published).await;
+    let weekend = env.category(&f, "Weekend", 5_000, 20).await;
+    let mut orders = Vec::new();
+    for _ in 0..3 {
+        orders.push(sold(&env, &f, &weekend.id, 1, pb::PaymentMethod::Cash).await.1);
+    }
+    let stuck = Uuid::parse_str(&orders[1].id).expect("id");
+    // The database refuses to cancel one order, as a failing disk or a bad row would.
+    sqlx::raw_sql(
+        "create table refused_orders (id uuid primary key);
+         create function refuse_cancel() returns trigger language plpgsql as $$
+         begin
+             if new.status = 'CANCELLED' and exists (select 1 from refused_orders where id = new.id) then
+                 raise exception 'disk on fire';
+             end if;
+             return new;
+         end $$;
+         create trigger refuse_cancel before update on orders for each row execute function refuse_cancel();",
+    )
+    .execute(&env.app.pool)
+    .await
+    .expect("trigger");
+    sqlx::query("insert into refused_orders (id) values ($1)")
+        .bind(stuck)
+        .execute(&env.app.pool)
+        .await
+        .expect("refuse");
+    cancel_festival(&env, &f).await;
+
+    assert_eq!(settle(&env).await, 2, "the others settle");
+    let halfway = progress(&env, &f).await;
+    assert_eq!((halfway.orders, halfway.settled), (3, 2));
+    assert_eq!(methods(&halfway), vec![("CASH".into(), 3, 2, 1, 10_000)]);
+    assert!(halfway.finish_time.is_none());
+    assert_eq!(halfway.failures.len(), 1);
+    let failure = &halfway.failures[0];
+    assert_eq!((failure.order_id.as_str(), failure.attempts), (orders[1].id.as_str(), 1));
+    assert!(failure.last_error.contains("disk on fire"), "{}", failure.last_error);
+    assert_eq!(settle(&env).await, 0, "still failing");
+    assert_eq!(progress(&env, &f).await.failures[0].attempts, 2);
+
+    sqlx::raw_sql("drop trigger refuse_cancel on orders").execute(&env.app.pool).await.expect("drop");
+    assert_eq!(settle(&env).await, 1, "the next round resumes it");
+    let done = progress(&env, &f).await;
+    assert_eq!(methods(&done), vec![("CASH".into(), 3, 3, 0, 15_000)]);
+    assert!(done.finish_time.is_some() && done.failures.is_empty());
+    let published = refunds_published(&env, &f).await;
+    assert_eq!(published.len(), 3);
+    assert!(published.values().all(|amounts| amounts == &vec![5_000]), "{published:?}");
+    env.app.stop().await;
+}
+
+/// Four workers (replicas) settle one festival's orders at once, over several rounds:
+/// each order is cancelled, and paid back, exactly once. The negative control (no claim,
+/// no order lock) must see an order cancelled twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_settlers_cancel_each_order_once() {
+    let env = spawn_with(|c| {
+        c.holds.sweep_interval_ms = 3_600_000;
+        c.common.database.max_connections = 20;
+    })
+    .await;
+    let mut doubled_rounds = 0;
+    for round in 0..3 {
+        let f = env.festival(program::FestivalStatus::Published).await;
+        let weekend = env.category(&f, "Weekend", 5_000, 100).await;
+        for _ in 0..30 {
+            sold(&env, &f, &weekend.id, 1, pb::PaymentMethod::Cash).await;
+        }
+        cancel_festival(&env, &f).await;
+        let pool = env.app.pool.clone();
+        let settled: usize = all_at_once(
+            (0..4)
+                .map(|_| {
+                    let pool = pool.clone();
+                    async move { cancellation::settle_due(&pool, chrono::Utc::now()).await.expect("settle") }
+                })
+                .collect(),
+        )
+        .await
+        .into_iter()
+        .sum();
+        let published = refunds_published(&env, &f).await;
+        let events: usize = published.values().map(Vec::len).sum();
+        let refunded: i64 = published.values().flatten().sum();
+        if cfg!(feature = "race-hooks") {
+            if events > 30 {
+                doubled_rounds += 1;
+            }
+        } else {
+            assert_eq!((settled, published.len(), events), (30, 30, 30), "round {round}: each order once");
+            assert_eq!(refunded, 30 * 5_000, "round {round}: what was paid, once");
+            let report = progress(&env, &f).await;
+            assert_eq!(methods(&report), vec![("CASH".into(), 30, 30, 0, 150_000)], "round {round}");
+            assert_eq!(env.quotas(&f).await, vec![("Weekend capacity".into(), 100, 0, 0)], "round {round}");
+        }
+    }
+    if cfg!(feature = "race-hooks") {
+        assert!(doubled_rounds > 0, "negative control: without the guard an order is cancelled twice");
+    }
+}
