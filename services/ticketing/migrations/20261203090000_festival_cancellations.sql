@@ -27,3 +27,14 @@ create table cancellation_orders (
     confirmed_at    timestamptz
 );
 create index cancellation_orders_waiting_idx on cancellation_orders (festival_id, order_id) where status = 'WAITING';
+create index cancellation_orders_festival_idx on cancellation_orders (festival_id, payment_method);
+-- Listing a festival's orders when it is cancelled, and again for stragglers.
+create index orders_festival_status_idx on orders (festival_id, status);
+
+-- Festivals cancelled before runs existed: their paid orders are owed too.
+insert into cancellation_runs (festival_id, started_at)
+select id, now() from festivals where status = 'CANCELLED';
+insert into cancellation_orders (order_id, festival_id, payment_method)
+select o.id, o.festival_id, o.payment_method
+  from orders o join cancellation_runs r using (festival_id)
+ where o.status in ('PAID', 'AWAITING_PAYMENT');

@@ -20,8 +20,8 @@ use crate::domain::status::{HoldStatus, OrderStatus, TicketStatus};
 use crate::store::{self, orders::OrderRow, tickets::Revoked};
 use crate::{events, lifecycle, stock};
 
-/// Orders one round of the worker settles at most (each in its own transaction).
-const ROUND: i64 = 200;
+/// Orders one call of the worker settles at most (each in its own transaction).
+const ROUND: i64 = 500;
 /// Orders a progress report names among those that keep failing.
 const FAILURES_LISTED: i64 = 100;
 /// Why a cancelled festival's orders are cancelled (shown to buyers with the order).
@@ -105,33 +105,27 @@ pub async fn open(conn: &mut PgConnection, festival_id: Uuid, now: DateTime<Utc>
     Ok(opened)
 }
 
-/// Settles what waits, in rounds of [`ROUND`] orders, until nothing is left that has not
-/// failed in this call; returns how many orders it settled. Several workers (replicas)
-/// share the work: each claims orders the others have not locked.
+/// Settles what waits, up to [`ROUND`] orders a call (the worker calls it every tick, so
+/// a large festival never holds back hold expiry and the other sweeps); returns how many
+/// it settled. Several workers (replicas) share the work: each claims orders the others
+/// have not locked, and skips those. First it lists stragglers: an order a sale
+/// committed just after the run was opened (the sale read the festival on sale).
 pub async fn settle_due(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, sqlx::Error> {
+    list_stragglers(pool, now).await?;
+    let due: Vec<Uuid> = sqlx::query_scalar(
+        "select order_id from cancellation_orders where status = 'WAITING' order by festival_id, order_id limit $1",
+    )
+    .bind(ROUND)
+    .fetch_all(pool)
+    .await?;
     let mut settled = 0;
-    let mut failed: Vec<Uuid> = Vec::new();
-    loop {
-        let due: Vec<Uuid> = sqlx::query_scalar(
-            "select order_id from cancellation_orders
-              where status = 'WAITING' and order_id <> all($1) order by festival_id, order_id limit $2",
-        )
-        .bind(&failed)
-        .bind(ROUND)
-        .fetch_all(pool)
-        .await?;
-        if due.is_empty() {
-            break;
-        }
-        for order_id in due {
-            match settle_one(pool, order_id, now).await {
-                Ok(true) => settled += 1,
-                Ok(false) => {}
-                Err(e) => {
-                    failed.push(order_id);
-                    tracing::error!(order = %order_id, error = %e, "could not cancel an order of a cancelled festival; retrying at the next round");
-                    record_failure(pool, order_id, &e).await;
-                }
+    for order_id in due {
+        match settle_one(pool, order_id, now).await {
+            Ok(true) => settled += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(order = %order_id, error = %e, "could not cancel an order of a cancelled festival; retrying at the next round");
+                record_failure(pool, order_id, &e).await;
             }
         }
     }
@@ -147,6 +141,30 @@ pub async fn settle_due(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, sqlx
         tracing::info!(runs = finished.rows_affected(), "festival cancellations finished");
     }
     Ok(settled)
+}
+
+/// Lists orders of runs opened in the last hour that are paid or paying but not listed
+/// (a sale in flight when the run opened commits within seconds), reopening their run.
+async fn list_stragglers(pool: &PgPool, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    let listed: Vec<Uuid> = sqlx::query_scalar(
+        "insert into cancellation_orders (order_id, festival_id, payment_method)
+         select o.id, o.festival_id, o.payment_method
+           from cancellation_runs r join orders o on o.festival_id = r.festival_id
+          where r.started_at > $1 - interval '1 hour' and o.status in ('PAID', 'AWAITING_PAYMENT')
+         on conflict (order_id) do nothing
+         returning festival_id",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    if !listed.is_empty() {
+        tracing::warn!(orders = listed.len(), "orders sold as their festival was cancelled: listed for refund");
+        sqlx::query("update cancellation_runs set finished_at = null where festival_id = any($1)")
+            .bind(&listed)
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Settles one listed order in one transaction; `false` when another worker holds or
@@ -194,28 +212,45 @@ async fn settle_one(pool: &PgPool, order_id: Uuid, now: DateTime<Utc>) -> Result
     Ok(true)
 }
 
-/// Notes a failed attempt on the order's row (outside the failed transaction); a failure
-/// to note it is only logged: the order still waits and is retried.
+/// Notes a failed attempt on the order's row (outside the failed transaction), in
+/// words an organiser may read (the details are in the log); a failure to note it is
+/// only logged: the order still waits and is retried.
 async fn record_failure(pool: &PgPool, order_id: Uuid, error: &sqlx::Error) {
-    let noted = sqlx::query(
-        "update cancellation_orders set attempts = attempts + 1, last_error = left($2, 500) where order_id = $1",
-    )
-    .bind(order_id)
-    .bind(error.to_string())
-    .execute(pool)
-    .await;
+    let said = match error {
+        sqlx::Error::Database(e) => {
+            format!("the database refused the change (SQLSTATE {})", e.code().as_deref().unwrap_or("unknown"))
+        }
+        _ => "the database could not be reached".to_owned(),
+    };
+    let noted =
+        sqlx::query("update cancellation_orders set attempts = attempts + 1, last_error = $2 where order_id = $1")
+            .bind(order_id)
+            .bind(said)
+            .execute(pool)
+            .await;
     if let Err(e) = noted {
         tracing::warn!(order = %order_id, error = %e, "could not note a failed cancellation attempt");
     }
 }
 
-/// Payments refunded a card order of a cancelled festival in full: the report counts it
-/// as paid back. `true` if the order was one of a run's.
-pub async fn confirm_refund(conn: &mut PgConnection, order_id: Uuid, at: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+/// Payments refunded a card order of a cancelled festival: once the order's own payment
+/// is refunded in full, the report counts it as paid back. `true` if it was.
+pub async fn confirm_refund(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    payment_id: Uuid,
+    refunded_minor: i64,
+    at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
     let confirmed = sqlx::query(
-        "update cancellation_orders set confirmed_at = coalesce(confirmed_at, $2) where order_id = $1 and status = 'SETTLED'",
+        "update cancellation_orders c set confirmed_at = coalesce(c.confirmed_at, $4)
+           from orders o
+          where c.order_id = $1 and c.status = 'SETTLED' and o.id = c.order_id
+            and o.payment_id = $2 and $3 >= o.total_minor",
     )
     .bind(order_id)
+    .bind(payment_id)
+    .bind(refunded_minor)
     .bind(at)
     .execute(conn)
     .await?;
@@ -250,7 +285,12 @@ pub async fn progress(
     .bind(FAILURES_LISTED)
     .fetch_all(&mut *conn)
     .await?;
-    let currency = store::festivals::find(conn, festival_id).await?.map(|f| f.currency).unwrap_or_default();
+    // Also of a festival deleted since (its row stays, marked).
+    let currency: String = sqlx::query_scalar("select currency from festivals where id = $1")
+        .bind(festival_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .unwrap_or_default();
     let by_method: Vec<pb::CancellationByMethod> = methods
         .into_iter()
         .map(|(method, orders, settled, retrying, refunded, confirmed)| pb::CancellationByMethod {

@@ -28,10 +28,11 @@ pub fn consumers(keys: Arc<FestivalKeys>, clock: Clock) -> Vec<Subscription> {
         consumer::follow("ticketing-payment-completed", PaymentCompleted { keys, clock }).until_applied(),
         consumer::follow("ticketing-payment-failed", payment_failed).until_applied(),
         consumer::follow("ticketing-payment-refunded", payment_refunded).until_applied(),
-        consumer::follow("ticketing-festival-created", festival_created),
-        consumer::follow("ticketing-festival-updated", festival_updated),
-        consumer::follow("ticketing-festival-status-changed", festival_status_changed),
-        consumer::follow("ticketing-festival-deleted", festival_deleted),
+        // A cancellation opens the refund of every order: never dead-lettered.
+        consumer::follow("ticketing-festival-created", festival_created).until_applied(),
+        consumer::follow("ticketing-festival-updated", festival_updated).until_applied(),
+        consumer::follow("ticketing-festival-status-changed", festival_status_changed).until_applied(),
+        consumer::follow("ticketing-festival-deleted", festival_deleted).until_applied(),
         consumer::follow("ticketing-device-revoked", device_revoked),
     ]
 }
@@ -81,8 +82,8 @@ async fn payment_failed(conn: &mut PgConnection, e: pay::PaymentFailed, _meta: &
 async fn payment_refunded(conn: &mut PgConnection, e: pay::PaymentRefunded, _meta: &Meta) -> anyhow::Result<()> {
     if e.purpose == pay::PaymentPurpose::TicketOrder as i32 {
         card_orders::payment_refunded(conn, &e, chrono::Utc::now()).await?;
-        if let Ok(order_id) = Uuid::parse_str(&e.reference) {
-            cancellation::confirm_refund(conn, order_id, chrono::Utc::now()).await?;
+        if let (Ok(order_id), Ok(payment_id)) = (Uuid::parse_str(&e.reference), Uuid::parse_str(&e.payment_id)) {
+            cancellation::confirm_refund(conn, order_id, payment_id, e.refunded_minor, chrono::Utc::now()).await?;
         }
     }
     Ok(())
@@ -119,6 +120,9 @@ async fn festival_deleted(tx: &mut PgConnection, e: program::FestivalDeleted, me
         return Err(consumer::permanent(format!("festival.deleted {} with a malformed id", meta.id)));
     };
     store::festivals::mark_deleted(tx, id).await?;
+    // Program deletes only drafts and cancelled festivals; this event may be handled
+    // before the cancellation's, which then changes nothing: the run opens here.
+    cancellation::open(tx, id, chrono::Utc::now()).await?;
     Ok(())
 }
 
