@@ -2,8 +2,9 @@
 //!
 //! It serves what the payments service uses, through the real `async-stripe` client
 //! pointed at it with `ClientBuilder::url(fake.base_url())`: Checkout Sessions (create,
-//! retrieve, expire) and Refunds (create, retrieve), with Stripe's bearer-key check,
-//! idempotency keys and error shapes. It also plays Stripe's side of webhooks: it builds
+//! retrieve, expire, list) and Refunds (create, retrieve, list; lists paged newest first
+//! and filtered by `created`, as Stripe's), with Stripe's bearer-key check, idempotency
+//! keys and error shapes. It also plays Stripe's side of webhooks: it builds
 //! `checkout.session.*`, `refund.updated` and `charge.dispute.created` events, signs them
 //! as Stripe does and POSTs them to the configured URL. Tests can make every `/v1` call
 //! fail or hang ([`Mode`]) and read back what was requested and created.
@@ -29,6 +30,7 @@
 //!   `total_details.amount_discount` and `.amount_tax`.
 //! - `Refund`: `amount`, `created`, `currency`, `id`; everything else is optional.
 //! - Errors (`stripe_shared::Error`): `error`, and inside it `type`.
+//! - Lists (`stripe_types::List`): `data`, `has_more`, `url`.
 //!
 //! Every other field Stripe sends for a session is sent as `null` (see
 //! [`SESSION_NULL_FIELDS`]); `payment_intent` is an id string (an unexpanded
@@ -794,6 +796,42 @@ fn integer(value: Option<&Value>, param: &str) -> Result<Option<i64>, Reply> {
     }
 }
 
+/// A list answer as Stripe pages it: newest first (`items` are oldest first, as made),
+/// filtered by `created` (`created=t`, or `created[gt|gte|lt|lte]=t`), `limit` 1 to 100
+/// (10 by default), starting after the object `starting_after`.
+fn list(form: &Value, url: &str, items: Vec<(&str, i64, Value)>) -> ApiResult {
+    let limit = integer(form.get("limit"), "limit")?.unwrap_or(10);
+    if !(1..=100).contains(&limit) {
+        return Err(Reply::bad_request(None, "This value must be between 1 and 100.", Some("limit")));
+    }
+    let created = form.get("created");
+    let exact = match created {
+        Some(Value::String(_)) => integer(created, "created")?,
+        _ => None,
+    };
+    let bound = |op: &str| integer(created.and_then(|c| c.get(op)), "created");
+    let (gt, gte, lt, lte) = (bound("gt")?, bound("gte")?, bound("lt")?, bound("lte")?);
+    let within = |t: i64| {
+        exact.is_none_or(|e| t == e)
+            && gt.is_none_or(|b| t > b)
+            && gte.is_none_or(|b| t >= b)
+            && lt.is_none_or(|b| t < b)
+            && lte.is_none_or(|b| t <= b)
+    };
+    let mut newest_first: Vec<(&str, Value)> =
+        items.into_iter().rev().filter(|(_, t, _)| within(*t)).map(|(id, _, v)| (id, v)).collect();
+    if let Some(after) = text(form, "starting_after") {
+        let Some(at) = newest_first.iter().position(|(id, _)| *id == after) else {
+            return Err(no_such("object", &after, "starting_after"));
+        };
+        newest_first.drain(..=at);
+    }
+    let limit = usize::try_from(limit).unwrap_or(10);
+    let has_more = newest_first.len() > limit;
+    let data: Vec<Value> = newest_first.into_iter().take(limit).map(|(_, v)| v).collect();
+    Ok(json!({ "object": "list", "data": data, "has_more": has_more, "url": url }))
+}
+
 /// A `metadata[k]=v` map, keeping only string values (Stripe metadata is flat).
 fn string_map(value: Option<&Value>) -> Value {
     let map: Map<String, Value> = match value {
@@ -862,9 +900,17 @@ impl Store {
         let segments: Vec<&str> = route.split('/').filter(|s| !s.is_empty()).collect();
         let result = match (method, segments.as_slice()) {
             ("POST", ["checkout", "sessions"]) => self.create_session(&form),
+            ("GET", ["checkout", "sessions"]) => {
+                let items = self.sessions.iter().map(|s| (s.id.as_str(), s.created, s.to_json())).collect();
+                list(&form, "/v1/checkout/sessions", items)
+            }
             ("GET", ["checkout", "sessions", id]) => self.get_session(id),
             ("POST", ["checkout", "sessions", id, "expire"]) => self.expire(id),
             ("POST", ["refunds"]) => self.create_refund(&form),
+            ("GET", ["refunds"]) => {
+                let items = self.refunds.iter().map(|r| (r.id.as_str(), r.created, r.to_json())).collect();
+                list(&form, "/v1/refunds", items)
+            }
             ("GET", ["refunds", id]) => self.get_refund(id),
             _ => Err(Reply::error(
                 StatusCode::NOT_FOUND,
@@ -1210,7 +1256,9 @@ async fn api(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, header
     if !shared.authorized(&headers) {
         return Reply::unauthorized().into_response();
     }
-    shared.serve(method.as_str(), uri.path(), idempotency_key.as_deref(), &body).into_response()
+    // A GET's parameters are its query string, read as a POST's form body.
+    let params = if method == Method::GET { Bytes::from(uri.query().unwrap_or_default().to_owned()) } else { body };
+    shared.serve(method.as_str(), uri.path(), idempotency_key.as_deref(), &params).into_response()
 }
 
 /// What the hosted page shows about a session.

@@ -1,9 +1,10 @@
 //! The gRPC surface: decode and validate, authorize, call the provider and the store,
-//! encode. One module per area ([`checkout`], [`refunds`], [`webhooks`]); [`convert`]
+//! encode. One module per area ([`checkout`], [`refunds`], [`reconcile`], [`webhooks`]); [`convert`]
 //! maps protos.
 
 mod checkout;
 mod convert;
+mod reconcile;
 mod refunds;
 mod webhooks;
 
@@ -79,6 +80,7 @@ festival_platform::bind_rpcs! {
         auth list_payments(pb::ListPaymentsRequest) -> pb::ListPaymentsResponse;
         auth refund_payment(pb::RefundPaymentRequest) -> pb::Refund;
         auth list_refunds(pb::ListRefundsRequest) -> pb::ListRefundsResponse;
+        auth get_reconciliation_report(pb::GetReconciliationReportRequest) -> pb::ReconciliationReport;
         public_metadata receive_stripe_webhook(festival_proto::google::api::HttpBody) -> pb::WebhookReceipt;
     }
 }

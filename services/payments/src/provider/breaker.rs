@@ -8,10 +8,14 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use festival_platform::clock::Clock;
 use futures::future::BoxFuture;
 
-use super::{CheckoutSpec, PaymentProvider, ProviderError, ProviderRefund, RefundSpec, Session};
+use super::{
+    CheckoutSpec, ListedRefund, ListedSession, Page, PaymentProvider, ProviderError, ProviderRefund, RefundSpec,
+    Session,
+};
 
 /// Consecutive failures and, while open, until when.
 #[derive(Debug, Default)]
@@ -98,6 +102,21 @@ impl<P: PaymentProvider> PaymentProvider for Guarded<P> {
     fn refund<'a>(&'a self, spec: &'a RefundSpec) -> BoxFuture<'a, Result<ProviderRefund, ProviderError>> {
         Box::pin(self.call(self.inner.refund(spec)))
     }
+    fn list_sessions<'a>(
+        &'a self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Page<ListedSession>, ProviderError>> {
+        Box::pin(self.call(self.inner.list_sessions(from, to, after)))
+    }
+    fn list_refunds<'a>(
+        &'a self,
+        from: DateTime<Utc>,
+        after: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Page<ListedRefund>, ProviderError>> {
+        Box::pin(self.call(self.inner.list_refunds(from, after)))
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +149,21 @@ mod tests {
             })
         }
         fn refund<'a>(&'a self, _: &'a RefundSpec) -> BoxFuture<'a, Result<ProviderRefund, ProviderError>> {
+            unimplemented_call()
+        }
+        fn list_sessions<'a>(
+            &'a self,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+            _: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<Page<ListedSession>, ProviderError>> {
+            unimplemented_call()
+        }
+        fn list_refunds<'a>(
+            &'a self,
+            _: DateTime<Utc>,
+            _: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<Page<ListedRefund>, ProviderError>> {
             unimplemented_call()
         }
     }

@@ -70,6 +70,38 @@ pub struct ProviderRefund {
     pub status: crate::domain::event::ProviderRefundStatus,
 }
 
+/// One page of a provider's list, newest first; the next page starts after the last
+/// item's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_more: bool,
+}
+
+/// A checkout session as the provider lists it (for reconciliation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedSession {
+    pub id: String,
+    /// Our payment's id and festival, from the session's metadata (absent: a session
+    /// another integration of the account made).
+    pub payment_id: Option<Uuid>,
+    pub festival_id: Option<Uuid>,
+    pub amount_total: i64,
+    /// Lowercase ISO 4217.
+    pub currency: String,
+    pub created: DateTime<Utc>,
+    pub state: SessionState,
+}
+
+/// A refund as the provider lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedRefund {
+    pub id: String,
+    pub intent_id: Option<String>,
+    pub amount_minor: i64,
+    pub status: crate::domain::event::ProviderRefundStatus,
+}
+
 /// Why a provider call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
@@ -86,4 +118,17 @@ pub trait PaymentProvider: Send + Sync + 'static {
     fn create_checkout<'a>(&'a self, spec: &'a CheckoutSpec) -> BoxFuture<'a, Result<Session, ProviderError>>;
     fn session<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<Session, ProviderError>>;
     fn refund<'a>(&'a self, spec: &'a RefundSpec) -> BoxFuture<'a, Result<ProviderRefund, ProviderError>>;
+    /// Checkout sessions created in `[from, to]`, 100 a page, after the session `after`.
+    fn list_sessions<'a>(
+        &'a self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Page<ListedSession>, ProviderError>>;
+    /// Refunds created since `from`, 100 a page, after the refund `after`.
+    fn list_refunds<'a>(
+        &'a self,
+        from: DateTime<Utc>,
+        after: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Page<ListedRefund>, ProviderError>>;
 }

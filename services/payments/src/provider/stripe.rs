@@ -6,16 +6,21 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
-    CreateCheckoutSessionPaymentIntentData, ProductData, RetrieveCheckoutSession,
+    CreateCheckoutSessionPaymentIntentData, ListCheckoutSession, ProductData, RetrieveCheckoutSession,
 };
 use stripe_checkout::{CheckoutSession, CheckoutSessionMode, CheckoutSessionPaymentStatus, CheckoutSessionStatus};
-use stripe_core::refund::CreateRefund;
+use stripe_core::refund::{CreateRefund, ListRefund};
+use stripe_types::{RangeBoundsTs, RangeQueryTs};
 
-use super::{CheckoutSpec, PaymentProvider, ProviderError, ProviderRefund, RefundSpec, Session, SessionState};
+use super::{
+    CheckoutSpec, ListedRefund, ListedSession, Page, PaymentProvider, ProviderError, ProviderRefund, RefundSpec,
+    Session, SessionState,
+};
 use crate::domain::event::ProviderRefundStatus;
 
 /// A Stripe account.
@@ -68,17 +73,34 @@ fn classify(error: StripeError) -> ProviderError {
     }
 }
 
+/// Stripe's list pages: at most 100 items.
+const PAGE: i64 = 100;
+
+fn listed_session(s: CheckoutSession) -> ListedSession {
+    let meta = |key: &str| s.metadata.as_ref().and_then(|m| m.get(key)).and_then(|v| uuid::Uuid::parse_str(v).ok());
+    let (payment_id, festival_id) = (meta("payment_id"), meta("festival_id"));
+    let currency = s.currency.as_ref().map(ToString::to_string).unwrap_or_default();
+    let created = DateTime::from_timestamp(s.created, 0).unwrap_or_default();
+    let amount_total = s.amount_total.unwrap_or(0);
+    let session = session_state(&s);
+    ListedSession { id: s.id.to_string(), payment_id, festival_id, amount_total, currency, created, state: session }
+}
+
 fn session_of(s: CheckoutSession) -> Result<Session, ProviderError> {
+    let state = session_state(&s);
+    Ok(Session { id: s.id.to_string(), url: s.url.unwrap_or_default(), state })
+}
+
+fn session_state(s: &CheckoutSession) -> SessionState {
     let intent_id = s.payment_intent.as_ref().map(|pi| pi.id().to_string());
-    let state = match (&s.status, &s.payment_status, intent_id) {
+    match (&s.status, &s.payment_status, intent_id) {
         (Some(CheckoutSessionStatus::Expired), _, _) => SessionState::Expired,
         (Some(CheckoutSessionStatus::Complete), CheckoutSessionPaymentStatus::Paid, Some(intent_id)) => {
             SessionState::Paid { intent_id, amount_total: s.amount_total.unwrap_or(0) }
         }
         (Some(CheckoutSessionStatus::Complete), _, Some(intent_id)) => SessionState::Processing { intent_id },
         _ => SessionState::Open,
-    };
-    Ok(Session { id: s.id.to_string(), url: s.url.unwrap_or_default(), state })
+    }
 }
 
 impl PaymentProvider for Stripe {
@@ -146,6 +168,53 @@ impl PaymentProvider for Stripe {
             let status =
                 refund.status.as_deref().and_then(ProviderRefundStatus::parse).unwrap_or(ProviderRefundStatus::Pending);
             Ok(ProviderRefund { id: refund.id.to_string(), status })
+        })
+    }
+
+    fn list_sessions<'a>(
+        &'a self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Page<ListedSession>, ProviderError>> {
+        Box::pin(async move {
+            let created =
+                RangeBoundsTs { gte: Some(from.timestamp()), lte: Some(to.timestamp()), ..Default::default() };
+            let mut request = ListCheckoutSession::new().created(RangeQueryTs::Bounds(created)).limit(PAGE);
+            if let Some(after) = after {
+                request = request.starting_after(after);
+            }
+            let list = request.send(&self.client).await.map_err(classify)?;
+            Ok(Page { items: list.data.into_iter().map(listed_session).collect(), has_more: list.has_more })
+        })
+    }
+
+    fn list_refunds<'a>(
+        &'a self,
+        from: DateTime<Utc>,
+        after: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Page<ListedRefund>, ProviderError>> {
+        Box::pin(async move {
+            let mut request = ListRefund::new().created(RangeQueryTs::gte(from.timestamp())).limit(PAGE);
+            if let Some(after) = after {
+                request = request.starting_after(after);
+            }
+            let list = request.send(&self.client).await.map_err(classify)?;
+            let items = list
+                .data
+                .into_iter()
+                .map(|r| ListedRefund {
+                    id: r.id.to_string(),
+                    intent_id: r.payment_intent.as_ref().map(|pi| pi.id().to_string()),
+                    amount_minor: r.amount,
+                    status: r
+                        .status
+                        .as_deref()
+                        .and_then(ProviderRefundStatus::parse)
+                        .unwrap_or(ProviderRefundStatus::Pending),
+                })
+                .collect();
+            Ok(Page { items, has_more: list.has_more })
         })
     }
 }

@@ -189,6 +189,41 @@ pub async fn page(
     .await
 }
 
+/// A festival's payments created in `[start, end)` (at most `limit`), each with the sum
+/// of its SUCCEEDED refunds.
+pub async fn for_reconciliation(
+    conn: &mut PgConnection,
+    festival_id: Uuid,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(PaymentRow, i64)>, sqlx::Error> {
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "select p.id, coalesce(sum(r.amount_minor) filter (where r.status = 'SUCCEEDED'), 0)::bigint
+           from payments p left join refunds r on r.payment_id = p.id
+          where p.festival_id = $1 and p.created_at >= $2 and p.created_at < $3
+          group by p.id order by p.id limit $4",
+    )
+    .bind(festival_id)
+    .bind(start)
+    .bind(end)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+    let payments: Vec<PaymentRow> =
+        sqlx::query_as(concat!("select ", columns!(), " from payments where id = any($1) order by id"))
+            .bind(&ids)
+            .fetch_all(conn)
+            .await?;
+    Ok(payments.into_iter().zip(rows).map(|(p, (_, refunded))| (p, refunded)).collect())
+}
+
+/// Which of `ids` are payments we have.
+pub async fn existing(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("select id from payments where id = any($1)").bind(ids).fetch_all(conn).await
+}
+
 /// Payments still PENDING past their checkout's expiry (the sweep's work). PROCESSING
 /// ones (a bank debit, days) settle by their own webhooks and are left out, so they never
 /// crowd out a checkout whose completion was lost.

@@ -4,5 +4,6 @@
 mod checkout;
 mod helpers;
 mod logs;
+mod reconcile;
 mod refunds;
 mod webhooks;
