@@ -80,6 +80,7 @@ catalogue! {
     WEBHOOK_SIGNATURE_INVALID = ("ERR_5004", Unauthenticated, 400, "Invalid webhook signature");
     CURRENCY_MISMATCH = ("ERR_5005", InvalidArgument, 400, "Currency does not match");
     INVALID_AMOUNT = ("ERR_5006", InvalidArgument, 400, "Invalid amount");
+    VENDOR_ACCOUNT_NOT_READY = ("ERR_5007", FailedPrecondition, 409, "The vendor's payment account cannot take payments yet");
 
     // 6xxx tickets
     TICKET_ALREADY_USED = ("ERR_6001", FailedPrecondition, 409, "Ticket already used");

@@ -29,6 +29,7 @@ pub mod config;
 pub mod convert;
 pub mod credential;
 pub mod db;
+pub mod email;
 pub mod error;
 pub mod events;
 pub mod grpc_edge;

@@ -138,6 +138,20 @@ pub fn shifted(field: &str, t: DateTime<Utc>, offset: TimeDelta) -> ApiResult<Da
         .ok_or_else(|| ApiError::field(codes::VALIDATION_FAILED, field, "moves a date outside 2000–2100"))
 }
 
+/// An email address (normalised: trimmed, lower-cased), or a catalogued refusal naming
+/// `field`.
+pub fn email(field: &str, raw: &str) -> ApiResult<crate::email::Email> {
+    use crate::email::{Email, EmailError};
+    Email::parse(raw).map_err(|e| {
+        let code = match e {
+            EmailError::Empty => codes::REQUIRED_FIELD,
+            EmailError::TooLong => codes::FIELD_TOO_LONG,
+            EmailError::Malformed => codes::INVALID_EMAIL,
+        };
+        ApiError::field(code, field, e.describe())
+    })
+}
+
 /// Rejects control characters (NUL, escapes…) in free text; newlines and tabs pass when
 /// `multiline`.
 pub fn plain_text<'a>(field: &str, value: &'a str, multiline: bool) -> ApiResult<&'a str> {

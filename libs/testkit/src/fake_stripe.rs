@@ -3,8 +3,12 @@
 //! It serves what the payments service uses, through the real `async-stripe` client
 //! pointed at it with `ClientBuilder::url(fake.base_url())`: Checkout Sessions (create,
 //! retrieve, expire, list) and Refunds (create, retrieve, list; lists paged newest first
-//! and filtered by `created`, as Stripe's), with Stripe's bearer-key check, idempotency
-//! keys and error shapes. It also plays Stripe's side of webhooks: it builds
+//! and filtered by `created`, as Stripe's), Connect Express accounts and onboarding links
+//! (a hosted onboarding page under `/connect/onboard/`), destination charges with an
+//! application fee (the transfer builds the account's balance; a refund's
+//! `reverse_transfer` takes the vendor's share back, refused with `balance_insufficient`
+//! once the balance was paid out), with Stripe's bearer-key check, idempotency keys and
+//! error shapes. It also plays Stripe's side of webhooks: it builds
 //! `checkout.session.*`, `refund.updated` and `charge.dispute.created` events, signs them
 //! as Stripe does and POSTs them to the configured URL. Tests can make every `/v1` call
 //! fail or hang ([`Mode`]) and read back what was requested and created.
@@ -260,6 +264,29 @@ impl FakeStripe {
         self.shared.complete_session(id)
     }
 
+    /// The vendor finished Connect onboarding: its account can take charges and be paid
+    /// out. Returns `account.updated` (not delivered; see [`Self::deliver`]).
+    pub fn complete_onboarding(&self, account_id: &str) -> Option<Value> {
+        self.shared.store().onboard(account_id).map(|(account, _)| event("account.updated", account))
+    }
+
+    /// A connected account as the API answers it.
+    pub fn account(&self, account_id: &str) -> Option<Value> {
+        self.shared.store().get_account(account_id).ok()
+    }
+
+    /// What a connected account holds (its transfers less reversals and payouts).
+    pub fn account_balance(&self, account_id: &str) -> Option<i64> {
+        self.shared.store().accounts.iter().find(|a| a.id == account_id).map(|a| a.balance)
+    }
+
+    /// Pays a connected account's balance out to its bank: nothing is left to reverse.
+    pub fn pay_out(&self, account_id: &str) {
+        if let Some(account) = self.shared.store().accounts.iter_mut().find(|a| a.id == account_id) {
+            account.balance = 0;
+        }
+    }
+
     /// The customer chose a delayed method (SEPA debit): the session becomes `complete` but
     /// stays `unpaid`, its payment intent `processing`. Returns `checkout.session.completed`;
     /// follow with [`Self::async_succeed`] or [`Self::async_fail`].
@@ -492,6 +519,7 @@ struct Store {
     sessions: Vec<Session>,
     payment_intents: Vec<PaymentIntent>,
     refunds: Vec<Refund>,
+    accounts: Vec<ConnectedAccount>,
     /// First responses by (secret key, idempotency key), as Stripe scopes them.
     idempotency: HashMap<(String, String), Stored>,
 }
@@ -550,6 +578,9 @@ struct Session {
     status: SessionStatus,
     paid: bool,
     payment_intent: Option<String>,
+    /// A destination charge: the connected account and the platform's fee.
+    destination: Option<String>,
+    application_fee: i64,
 }
 
 impl Session {
@@ -625,6 +656,12 @@ struct PaymentIntent {
     created: i64,
     status: IntentStatus,
     refunded: i64,
+    destination: Option<String>,
+    application_fee: i64,
+    /// Moved to the destination when the payment succeeded, and taken back since.
+    transferred: i64,
+    reversed: i64,
+    fee_refunded: i64,
 }
 
 impl PaymentIntent {
@@ -645,6 +682,12 @@ impl PaymentIntent {
             "livemode": false,
             "metadata": self.metadata,
             "status": self.status.as_str(),
+            "application_fee_amount": if self.application_fee > 0 { json!(self.application_fee) } else { Value::Null },
+            "transfer_data": self.destination.as_ref().map(|d| json!({ "destination": d })),
+            // Not Stripe's fields: what the fake moved, for tests to read.
+            "fake_transferred": self.transferred,
+            "fake_reversed": self.reversed,
+            "fake_fee_refunded": self.fee_refunded,
         })
     }
 }
@@ -659,6 +702,7 @@ struct Refund {
     reason: Option<String>,
     metadata: Value,
     created: i64,
+    transfer_reversal: Option<String>,
 }
 
 impl Refund {
@@ -678,7 +722,42 @@ impl Refund {
             "receipt_number": null,
             "source_transfer_reversal": null,
             "status": "succeeded",
-            "transfer_reversal": null,
+            "transfer_reversal": self.transfer_reversal,
+        })
+    }
+}
+
+/// A Connect Express account: its onboarding state and the balance its transfers built.
+struct ConnectedAccount {
+    id: String,
+    email: Option<String>,
+    country: String,
+    business_name: Option<String>,
+    metadata: Value,
+    created: i64,
+    charges_enabled: bool,
+    payouts_enabled: bool,
+    details_submitted: bool,
+    /// Where the last account link sends the vendor back.
+    return_url: Option<String>,
+    /// Available to reverse transfers from; a payout empties it.
+    balance: i64,
+}
+
+impl ConnectedAccount {
+    fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "object": "account",
+            "type": "express",
+            "business_profile": { "name": self.business_name },
+            "country": self.country,
+            "email": self.email,
+            "created": self.created,
+            "metadata": self.metadata,
+            "charges_enabled": self.charges_enabled,
+            "payouts_enabled": self.payouts_enabled,
+            "details_submitted": self.details_submitted,
         })
     }
 }
@@ -912,6 +991,9 @@ impl Store {
                 list(&form, "/v1/refunds", items)
             }
             ("GET", ["refunds", id]) => self.get_refund(id),
+            ("POST", ["accounts"]) => self.create_account(&form),
+            ("GET", ["accounts", id]) => self.get_account(id),
+            ("POST", ["account_links"]) => self.create_account_link(&form),
             _ => Err(Reply::error(
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
@@ -932,6 +1014,22 @@ impl Store {
             return Err(Reply::bad_request(None, "The fake Stripe supports only mode=payment.", Some("mode")));
         }
         let total = line_items_total(form)?;
+        let destination = form.pointer("/payment_intent_data/transfer_data/destination").and_then(Value::as_str);
+        if let Some(account) = destination
+            && !self.accounts.iter().any(|a| a.id == account)
+        {
+            return Err(no_such("destination", account, "payment_intent_data[transfer_data][destination]"));
+        }
+        let destination = destination.map(str::to_owned);
+        let application_fee = integer(
+            form.pointer("/payment_intent_data/application_fee_amount"),
+            "payment_intent_data[application_fee_amount]",
+        )?
+        .unwrap_or(0);
+        if !(0..=total.amount).contains(&application_fee) {
+            let message = "The application fee must be between 0 and the amount.";
+            return Err(Reply::bad_request(None, message, Some("payment_intent_data[application_fee_amount]")));
+        }
         let created = now();
         let expires_at =
             integer(form.get("expires_at"), "expires_at")?.unwrap_or(created + DEFAULT_SESSION_LIFETIME_SECS);
@@ -953,6 +1051,8 @@ impl Store {
             status: SessionStatus::Open,
             paid: false,
             payment_intent: None,
+            destination,
+            application_fee,
         };
         let json = session.to_json();
         self.sessions.push(session);
@@ -995,12 +1095,21 @@ impl Store {
             created: now(),
             status: if settled { IntentStatus::Succeeded } else { IntentStatus::Processing },
             refunded: 0,
+            destination: session.destination.clone(),
+            application_fee: session.application_fee,
+            transferred: 0,
+            reversed: 0,
+            fee_refunded: 0,
         };
         session.status = SessionStatus::Complete;
         session.paid = settled;
         session.payment_intent = Some(intent.id.clone());
         let json = session.to_json();
         self.payment_intents.push(intent);
+        if settled {
+            let intent = self.payment_intents.len() - 1;
+            self.transfer(intent);
+        }
         Some(json)
     }
 
@@ -1014,7 +1123,22 @@ impl Store {
             self.payment_intents.iter_mut().find(|pi| pi.id == intent_id && pi.status == IntentStatus::Processing)?;
         intent.status = if succeeded { IntentStatus::Succeeded } else { IntentStatus::Failed };
         session.paid = succeeded;
-        Some(session.to_json())
+        let json = session.to_json();
+        if succeeded && let Some(index) = self.payment_intents.iter().position(|pi| pi.id == intent_id) {
+            self.transfer(index);
+        }
+        Some(json)
+    }
+
+    /// A destination charge succeeded: the amount less the fee goes to the account.
+    fn transfer(&mut self, intent: usize) {
+        let pi = &mut self.payment_intents[intent];
+        let Some(destination) = pi.destination.clone() else { return };
+        pi.transferred = pi.amount - pi.application_fee;
+        let amount = pi.transferred;
+        if let Some(account) = self.accounts.iter_mut().find(|a| a.id == destination) {
+            account.balance += amount;
+        }
     }
 
     /// Refunds part or all of what a payment intent captured, never more.
@@ -1048,6 +1172,35 @@ impl Store {
             let message = format!("Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})");
             return Err(Reply::bad_request(Some("amount_too_large"), message, Some("amount")));
         }
+        let reverse = text(form, "reverse_transfer").as_deref() == Some("true");
+        let refund_fee = text(form, "refund_application_fee").as_deref() == Some("true");
+        if refund_fee && intent.application_fee == 0 {
+            let message = format!("The charge {} has no application fee to refund.", intent.charge);
+            return Err(Reply::bad_request(None, message, Some("refund_application_fee")));
+        }
+        let mut reversal = None;
+        if reverse {
+            let Some(destination) = intent.destination.clone() else {
+                let message = "This charge has no transfer to reverse.";
+                return Err(Reply::bad_request(None, message, Some("reverse_transfer")));
+            };
+            // The vendor's share, in proportion to what was transferred.
+            let share = i64::try_from(i128::from(amount) * i128::from(intent.transferred) / i128::from(intent.amount))
+                .unwrap_or(0);
+            let account = self.accounts.iter_mut().find(|a| a.id == destination).ok_or_else(|| missing("account"))?;
+            if account.balance < share {
+                let message = "Insufficient funds in the connected account's balance to reverse the transfer.";
+                return Err(Reply::bad_request(Some("balance_insufficient"), message, None));
+            }
+            account.balance -= share;
+            intent.reversed += share;
+            reversal = Some(new_id("trr"));
+        }
+        if refund_fee {
+            intent.fee_refunded +=
+                i64::try_from(i128::from(amount) * i128::from(intent.application_fee) / i128::from(intent.amount))
+                    .unwrap_or(0);
+        }
         intent.refunded += amount;
         let refund = Refund {
             id: new_id("re"),
@@ -1059,10 +1212,74 @@ impl Store {
             reason,
             metadata: string_map(form.get("metadata")),
             created: now(),
+            transfer_reversal: reversal,
         };
         let json = refund.to_json();
         self.refunds.push(refund);
         Ok(json)
+    }
+
+    fn create_account(&mut self, form: &Value) -> ApiResult {
+        if text(form, "type").as_deref() != Some("express") {
+            return Err(Reply::bad_request(None, "The fake Stripe opens only express accounts.", Some("type")));
+        }
+        let country = text(form, "country").ok_or_else(|| missing("country"))?;
+        if country.len() != 2 {
+            return Err(Reply::bad_request(None, "Country must be two letters.", Some("country")));
+        }
+        let account = ConnectedAccount {
+            id: new_id("acct"),
+            email: text(form, "email"),
+            country,
+            business_name: form.pointer("/business_profile/name").and_then(Value::as_str).map(str::to_owned),
+            metadata: string_map(form.get("metadata")),
+            created: now(),
+            charges_enabled: false,
+            payouts_enabled: false,
+            details_submitted: false,
+            return_url: None,
+            balance: 0,
+        };
+        let json = account.to_json();
+        self.accounts.push(account);
+        Ok(json)
+    }
+
+    fn get_account(&self, id: &str) -> ApiResult {
+        self.accounts
+            .iter()
+            .find(|a| a.id == id)
+            .map(ConnectedAccount::to_json)
+            .ok_or_else(|| no_such("account", id, "account"))
+    }
+
+    fn create_account_link(&mut self, form: &Value) -> ApiResult {
+        let id = text(form, "account").ok_or_else(|| missing("account"))?;
+        let return_url = text(form, "return_url").ok_or_else(|| missing("return_url"))?;
+        text(form, "refresh_url").ok_or_else(|| missing("refresh_url"))?;
+        if text(form, "type").as_deref() != Some("account_onboarding") {
+            return Err(Reply::bad_request(None, "Only account_onboarding links.", Some("type")));
+        }
+        let base = self.public_base.clone();
+        let account =
+            self.accounts.iter_mut().find(|a| a.id == id).ok_or_else(|| no_such("account", &id, "account"))?;
+        account.return_url = Some(return_url);
+        let created = now();
+        Ok(json!({
+            "object": "account_link",
+            "created": created,
+            "expires_at": created + 300,
+            "url": format!("{base}connect/onboard/{id}"),
+        }))
+    }
+
+    /// The vendor finished onboarding: charges and payouts enabled. The account as now.
+    fn onboard(&mut self, id: &str) -> Option<(Value, Option<String>)> {
+        let account = self.accounts.iter_mut().find(|a| a.id == id)?;
+        account.charges_enabled = true;
+        account.payouts_enabled = true;
+        account.details_submitted = true;
+        Some((account.to_json(), account.return_url.clone()))
     }
 
     fn get_refund(&self, id: &str) -> ApiResult {
@@ -1240,6 +1457,7 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/{*path}", any(api))
         .route("/pay/{id}", get(checkout_page).post(pay))
+        .route("/connect/onboard/{id}", get(onboarding_page))
         .route("/_fake/checkout/sessions/{id}/complete", post(control_complete))
         .route("/_fake/checkout/sessions/{id}/expire", post(control_expire))
         .route("/_fake/mode", post(control_mode))
@@ -1322,6 +1540,21 @@ async fn pay(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Respo
     match event.pointer("/data/object/success_url").and_then(Value::as_str) {
         Some(url) => Redirect::to(&url.replace("{CHECKOUT_SESSION_ID}", &id)).into_response(),
         None => (StatusCode::OK, format!("Payment complete; the webhook answered {delivered}.")).into_response(),
+    }
+}
+
+/// `GET /connect/onboard/{id}`: the stand-in for Stripe's hosted onboarding. The vendor
+/// is onboarded at once: the account is enabled, `account.updated` delivered, and the
+/// browser sent to the last link's `return_url`.
+async fn onboarding_page(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let onboarded = shared.store().onboard(&id);
+    let Some((account, return_url)) = onboarded else {
+        return (StatusCode::NOT_FOUND, "No such account.").into_response();
+    };
+    let delivered = shared.deliver(&event("account.updated", account)).await;
+    match return_url {
+        Some(url) => Redirect::to(&url).into_response(),
+        None => (StatusCode::OK, format!("Onboarded; the webhook answered {delivered}.")).into_response(),
     }
 }
 

@@ -38,13 +38,18 @@ pub async fn send(
     let Some(payment) = store::payments::find(&mut conn, refund.payment_id).await? else { return Ok(None) };
     let Some(intent_id) = payment.provider_intent_id.clone() else { return Ok(None) };
     drop(conn);
-    let spec = RefundSpec {
-        refund_id: refund.id,
-        intent_id,
-        amount_minor: refund.amount_minor,
-        idempotency_key: format!("refund-{}", refund.id),
-    };
-    let answer = provider.refund(&spec).await;
+    let mut spec = refund_spec(&refund, &payment, intent_id);
+    let mut answer = provider.refund(&spec).await;
+    if let Err(ProviderError::TransferNotReversible(why)) = &answer {
+        // The vendor's balance cannot give its share back (paid out already): the buyer
+        // is refunded from the platform's balance, and the vendor owes its share once
+        // the refund succeeds (`settle`). Recorded first, so every later send of this
+        // refund, by anyone, goes the same way under the same key.
+        tracing::warn!(refund = %refund.id, %why, "transfer not reversible: refunding from the platform's balance");
+        store::refunds::stop_reversing(&mut *pool.acquire().await?, refund.id).await?;
+        spec = refund_spec(&RefundRow { reverse_transfer: false, ..refund.clone() }, &payment, spec.intent_id);
+        answer = provider.refund(&spec).await;
+    }
     let mut tx = pool.begin().await?;
     // Payment, then refund: the order every writer takes them in.
     let Some(payment) = store::payments::lock(&mut tx, refund.payment_id).await? else { return Ok(None) };
@@ -58,7 +63,7 @@ pub async fn send(
             tracing::warn!(refund = %refund.id, %why, "the provider refused a refund");
             settle::refund_outcome(&mut tx, &payment, &current, None, ProviderRefundStatus::Failed, now).await?;
         }
-        Err(ProviderError::Unavailable(why)) => {
+        Err(ProviderError::Unavailable(why) | ProviderError::TransferNotReversible(why)) => {
             tracing::warn!(refund = %refund.id, %why, "refund not sent yet; the sweep retries");
             store::refunds::release(&mut tx, refund.id).await?;
             tx.commit().await?;
@@ -68,6 +73,27 @@ pub async fn send(
     let updated = store::refunds::of_id(&mut tx, refund.id).await?;
     tx.commit().await?;
     Ok(updated)
+}
+
+/// What to ask the provider for a refund. A vendor's sale reverses the vendor's transfer
+/// (unless its balance could not cover it: then the provider key changes with it, as the
+/// parameters do) and gives the platform's fee back when there was one (Stripe refuses
+/// to refund a fee that does not exist).
+fn refund_spec(refund: &RefundRow, payment: &PaymentRow, intent_id: String) -> RefundSpec {
+    let destination = payment.vendor_account_id.is_some();
+    let reverse_transfer = destination && refund.reverse_transfer;
+    RefundSpec {
+        refund_id: refund.id,
+        intent_id,
+        amount_minor: refund.amount_minor,
+        idempotency_key: if destination && !reverse_transfer {
+            format!("refund-{}-unreversed", refund.id)
+        } else {
+            format!("refund-{}", refund.id)
+        },
+        reverse_transfer,
+        refund_application_fee: payment.application_fee_minor > 0,
+    }
 }
 
 /// Books a refund of at most `amount` (what is left, if less) of a locked, completed
@@ -95,6 +121,7 @@ pub async fn book(
         requested_by: requested_by.to_owned(),
         provider_refund_id: None,
         created_at: now,
+        reverse_transfer: true,
     };
     store::refunds::insert(conn, &refund).await?;
     store::payments::add_refunded(conn, payment.id, amount, now).await?;

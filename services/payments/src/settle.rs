@@ -9,6 +9,7 @@ use festival_proto::payments::v1 as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::connect;
 use crate::domain::event::{Change, ProviderEvent, ProviderRefundStatus, RefundChange};
 use crate::domain::status::{PaymentEvent, PaymentStatus, Purpose, RefundStatus, transition};
 use crate::store::payments::PaymentRow;
@@ -28,6 +29,18 @@ pub struct Captured {
 /// names a payment intent we do not know yet, or a refund that does not fit until our
 /// pending ones settle); the caller keeps it and the sweep tries again.
 pub async fn apply(conn: &mut PgConnection, event: &ProviderEvent, now: DateTime<Utc>) -> Result<Outcome, sqlx::Error> {
+    if let Change::AccountUpdated { account_id, charges_enabled, payouts_enabled, details_submitted, at } =
+        &event.change
+    {
+        let state = store::vendors::State {
+            charges_enabled: *charges_enabled,
+            payouts_enabled: *payouts_enabled,
+            details_submitted: *details_submitted,
+            at: DateTime::from_timestamp(*at, 0).unwrap_or(now),
+        };
+        let changed = store::vendors::set_state(conn, account_id, &state).await?;
+        return Ok(if changed.is_some() { Outcome::Applied } else { Outcome::Ignored });
+    }
     let Some(effect) = event.change.effect_key(&event.kind) else { return Ok(Outcome::Ignored) };
     let payment = match &event.change {
         Change::CheckoutCompleted { session_id, .. }
@@ -40,7 +53,7 @@ pub async fn apply(conn: &mut PgConnection, event: &ProviderEvent, now: DateTime
                 None => return Ok(Outcome::Parked),
             }
         }
-        Change::Other => None,
+        Change::AccountUpdated { .. } | Change::Other => None,
     };
     let Some(payment) = payment else {
         // A session made outside this platform (another integration on the account).
@@ -88,7 +101,7 @@ pub async fn apply(conn: &mut PgConnection, event: &ProviderEvent, now: DateTime
             .await?;
             true
         }
-        Change::Refund(_) | Change::Other => false,
+        Change::Refund(_) | Change::AccountUpdated { .. } | Change::Other => false,
     };
     Ok(if applied { Outcome::Applied } else { Outcome::Ignored })
 }
@@ -185,6 +198,9 @@ async fn refund_changed(
                 requested_by: "provider".into(),
                 provider_refund_id: Some(change.refund_id.clone()),
                 created_at: now,
+                // Made in the dashboard: whether it reversed a vendor's transfer is the
+                // dashboard user's choice, recorded there (no debt is assumed here).
+                reverse_transfer: true,
             };
             store::refunds::insert(conn, &refund).await?;
             let refunded = store::payments::add_refunded(conn, payment.id, change.amount, now).await?;
@@ -249,6 +265,7 @@ pub async fn refund_outcome(
         (RefundStatus::Succeeded, ProviderRefundStatus::Failed) => {
             store::refunds::set_outcome(conn, refund.id, RefundStatus::Failed, provider_refund_id, now).await?;
             store::payments::add_refunded(conn, payment.id, -refund.amount_minor, now).await?;
+            store::vendors::drop_open_debt(conn, refund.id).await?;
             if payment.status == PaymentStatus::Refunded {
                 advance(conn, payment, PaymentEvent::RefundReversed, None, "", &Captured::default(), now).await?;
             }
@@ -267,6 +284,25 @@ async fn refund_succeeded(
     refund: &RefundRow,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
+    // A vendor's share the provider could not take back from its balance: the platform
+    // paid it, the vendor owes it.
+    if let Some(vendor) = payment.vendor_account_id.filter(|_| !refund.reverse_transfer) {
+        let share = connect::vendor_share(refund.amount_minor, payment.amount_minor, payment.application_fee_minor);
+        if share > 0 {
+            let debt = store::vendors::DebtRow {
+                id: uuid::Uuid::now_v7(),
+                vendor_account_id: vendor,
+                refund_id: refund.id,
+                amount_minor: share,
+                currency: payment.currency.clone(),
+                created_at: now,
+                settled_at: None,
+            };
+            store::vendors::add_debt(conn, &debt).await?;
+            tracing::warn!(payment = %payment.id, refund = %refund.id, vendor = %vendor, owed = share,
+                "refund paid from the platform's balance: the vendor owes its share");
+        }
+    }
     let confirmed = store::refunds::succeeded_total(conn, payment.id).await?;
     if confirmed >= payment.amount_minor {
         advance(conn, payment, PaymentEvent::FullyRefunded, None, "", &Captured::default(), now).await?;
@@ -293,5 +329,6 @@ pub fn purpose_pb(p: Purpose) -> pb::PaymentPurpose {
         Purpose::TicketOrder => pb::PaymentPurpose::TicketOrder,
         Purpose::CampingBooking => pb::PaymentPurpose::CampingBooking,
         Purpose::WalletTopUp => pb::PaymentPurpose::WalletTopUp,
+        Purpose::VendorOrder => pb::PaymentPurpose::VendorOrder,
     }
 }

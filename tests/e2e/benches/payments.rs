@@ -120,6 +120,7 @@ fn main() -> anyhow::Result<()> {
                         cancel_url: "https://shop.example/cart".into(),
                         idempotency_key: Uuid::now_v7().to_string(),
                         expire_time: None,
+                        vendor_account_id: String::new(),
                     };
                     let payment = c.create_checkout(authed(request, &token)).await.expect("checkout").into_inner();
                     made.lock().expect("lock").push(payment.id);

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::credentials::Hasher;
-use crate::domain::email::{Email, EmailError};
+use crate::domain::email::Email;
 use crate::domain::session;
 use crate::events;
 use crate::keyring::Keyring;
@@ -151,14 +151,7 @@ impl Authenticate for IdentityApi {
 }
 
 fn parse_email(raw: &str) -> ApiResult<Email> {
-    Email::parse(raw).map_err(|e| {
-        let code = match e {
-            EmailError::Empty => codes::REQUIRED_FIELD,
-            EmailError::TooLong => codes::FIELD_TOO_LONG,
-            EmailError::Malformed => codes::INVALID_EMAIL,
-        };
-        ApiError::field(code, "email", e.describe())
-    })
+    festival_platform::validate::email("email", raw)
 }
 
 /// A hashing failure: ERR_1012 when the hasher is saturated (retry shortly), else internal.

@@ -2,7 +2,7 @@
 //! roles can be granted, how sessions and keys age.
 
 pub mod device;
-pub mod email;
+pub use festival_platform::email;
 pub mod password;
 pub mod profile;
 pub mod session;

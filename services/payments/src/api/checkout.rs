@@ -5,14 +5,14 @@ use festival_platform::auth::{Principal, Role};
 use festival_platform::idempotency::{self, Claim};
 use festival_platform::{ApiError, ApiResult, codes, page_token, validate};
 use festival_proto::payments::v1 as pb;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::convert::{status_of, to_payment};
 use super::{PaymentsApi, provider_error};
 use crate::domain::checkout::{self, Line};
+use crate::domain::connect;
 use crate::domain::status::{PaymentStatus, Purpose};
-use crate::provider::CheckoutSpec;
+use crate::provider::{CheckoutSpec, Destination};
 use crate::store::{self, payments::PaymentRow};
 
 const MAX_LINES: usize = 20;
@@ -30,6 +30,7 @@ impl PaymentsApi {
             Some(pb::PaymentPurpose::TicketOrder) => Purpose::TicketOrder,
             Some(pb::PaymentPurpose::CampingBooking) => Purpose::CampingBooking,
             Some(pb::PaymentPurpose::WalletTopUp) => Purpose::WalletTopUp,
+            Some(pb::PaymentPurpose::VendorOrder) => Purpose::VendorOrder,
             _ => return Err(ApiError::field(codes::REQUIRED_FIELD, "purpose", "is required")),
         };
         let reference = validate::required("reference", &req.reference, 64)?;
@@ -53,7 +54,12 @@ impl PaymentsApi {
         let expires_at = checkout::expiry(asked_expiry, minute);
         // The same caller and key always name the same payment, so a retry whose first
         // attempt reached Stripe but not our database asks Stripe for the same session.
-        let payment_id = payment_id_for(caller.user_id, key);
+        let payment_id = super::derived_id(b"payments.CreateCheckout", caller.user_id, key);
+
+        let vendor = match req.vendor_account_id.as_str() {
+            "" => None,
+            raw => Some(validate::uuid("vendor_account_id", raw)?),
+        };
 
         let mut tx = self.pool.begin().await?;
         let fresh =
@@ -63,6 +69,22 @@ impl PaymentsApi {
                 Claim::Replay(payment) => return Ok(payment),
                 Claim::Fresh(fresh) => fresh,
             };
+        // A vendor's sale: a destination charge to its account, less the commission.
+        let destination = match vendor {
+            None => None,
+            Some(id) => {
+                let account = store::vendors::find(&mut tx, id)
+                    .await?
+                    .filter(|a| a.festival_id == festival_id)
+                    .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "vendor_account_id", "no such vendor account"))?;
+                if !account.charges_enabled {
+                    return Err(ApiError::new(codes::VENDOR_ACCOUNT_NOT_READY)
+                        .with_message("The vendor has not finished the provider's onboarding"));
+                }
+                let fee = connect::application_fee(amount, account.commission_bps);
+                Some((account.id, Destination { account_id: account.provider_account_id, application_fee_minor: fee }))
+            }
+        };
         let spec = CheckoutSpec {
             payment_id,
             festival_id,
@@ -74,6 +96,7 @@ impl PaymentsApi {
             cancel_url: req.cancel_url.clone(),
             expires_at,
             idempotency_key: format!("checkout-{payment_id}"),
+            destination: destination.as_ref().map(|(_, d)| d.clone()),
         };
         // The key's row lock serialises retries of this key while Stripe answers; an
         // outage rolls everything back (nothing written) within the provider deadline.
@@ -96,6 +119,8 @@ impl PaymentsApi {
             expires_at,
             created_at: now,
             updated_at: now,
+            vendor_account_id: destination.as_ref().map(|(id, _)| *id),
+            application_fee_minor: destination.as_ref().map_or(0, |(_, d)| d.application_fee_minor),
         };
         store::payments::insert(&mut tx, &payment).await?;
         let response = to_payment(&payment);
@@ -164,18 +189,4 @@ fn lines_of(items: &[pb::LineItem]) -> ApiResult<Vec<Line>> {
             })
         })
         .collect()
-}
-
-/// A payment id derived from the caller and the idempotency key (UUID version 8).
-fn payment_id_for(caller: Uuid, key: &str) -> Uuid {
-    let digest = Sha256::new()
-        .chain_update(b"payments.CreateCheckout\0")
-        .chain_update(caller.as_bytes())
-        .chain_update(key.as_bytes())
-        .finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x80;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    Uuid::from_bytes(bytes)
 }

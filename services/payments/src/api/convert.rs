@@ -45,6 +45,8 @@ pub(super) fn to_payment(p: &PaymentRow) -> pb::Payment {
         update_time: Some(timestamp(p.updated_at)),
         expire_time: Some(timestamp(p.expires_at)),
         disputed: p.disputed,
+        vendor_account_id: p.vendor_account_id.map(|v| v.to_string()).unwrap_or_default(),
+        application_fee_minor: p.application_fee_minor,
     }
 }
 

@@ -1,11 +1,13 @@
 //! The gRPC surface: decode and validate, authorize, call the provider and the store,
-//! encode. One module per area ([`checkout`], [`refunds`], [`reconcile`], [`webhooks`]); [`convert`]
+//! encode. One module per area ([`checkout`], [`refunds`], [`reconcile`], [`vendors`],
+//! [`webhooks`]); [`convert`]
 //! maps protos.
 
 mod checkout;
 mod convert;
 mod reconcile;
 mod refunds;
+mod vendors;
 mod webhooks;
 
 use std::sync::Arc;
@@ -61,10 +63,28 @@ fn provider_error(e: ProviderError) -> ApiError {
     match e {
         ProviderError::Unavailable(_) => ApiError::new(codes::PAYMENT_PROVIDER_UNAVAILABLE)
             .with_message("The payment provider is not answering; nothing was charged, try again in a moment"),
-        ProviderError::Refused(_) => {
+        ProviderError::Refused(_) | ProviderError::TransferNotReversible(_) => {
             ApiError::new(codes::PAYMENT_FAILED).with_message("The payment provider refused the request")
         }
     }
+}
+
+/// An id derived from an operation, the caller and its idempotency key (UUID version 8):
+/// a retry whose first attempt reached the provider but not our database names the same
+/// object, so the provider (keyed by it) answers the same one.
+fn derived_id(scope: &[u8], caller: uuid::Uuid, key: &str) -> uuid::Uuid {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(scope)
+        .chain_update(b"\0")
+        .chain_update(caller.as_bytes())
+        .chain_update(key.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(bytes)
 }
 
 impl Authenticate for PaymentsApi {
@@ -81,6 +101,11 @@ festival_platform::bind_rpcs! {
         auth refund_payment(pb::RefundPaymentRequest) -> pb::Refund;
         auth list_refunds(pb::ListRefundsRequest) -> pb::ListRefundsResponse;
         auth get_reconciliation_report(pb::GetReconciliationReportRequest) -> pb::ReconciliationReport;
+        auth create_vendor_account(pb::CreateVendorAccountRequest) -> pb::VendorAccount;
+        auth get_vendor_account(pb::GetVendorAccountRequest) -> pb::VendorAccount;
+        auth create_vendor_onboarding_link(pb::CreateVendorOnboardingLinkRequest) -> pb::VendorOnboardingLink;
+        auth get_vendor_report(pb::GetVendorReportRequest) -> pb::VendorReport;
+        auth settle_vendor_debt(pb::SettleVendorDebtRequest) -> pb::VendorDebt;
         public_metadata receive_stripe_webhook(festival_proto::google::api::HttpBody) -> pb::WebhookReceipt;
     }
 }

@@ -70,6 +70,7 @@ impl PaymentsApi {
             requested_by: caller.user_id.to_string(),
             provider_refund_id: None,
             created_at: now,
+            reverse_transfer: true,
         };
         store::refunds::insert(&mut tx, &refund).await?;
         book(&mut tx, &payment, amount, now).await?;

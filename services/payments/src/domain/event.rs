@@ -36,6 +36,15 @@ pub enum Change {
     Refund(RefundChange),
     /// The payer's bank opened a dispute.
     DisputeOpened { dispute_id: String, intent_id: String, amount: i64 },
+    /// A vendor's connected account changed (its onboarding progressed, or Stripe
+    /// restricted it). `at`: the event's time, so an older state never overwrites a newer.
+    AccountUpdated {
+        account_id: String,
+        charges_enabled: bool,
+        payouts_enabled: bool,
+        details_submitted: bool,
+        at: i64,
+    },
     /// An event we do not act on.
     Other,
 }
@@ -92,7 +101,8 @@ impl Change {
             | Change::CheckoutExpired { session_id } => Some(format!("{session_id}:{kind}")),
             Change::Refund(r) => Some(format!("{}:{:?}", r.refund_id, r.status)),
             Change::DisputeOpened { dispute_id, .. } => Some(format!("{dispute_id}:{kind}")),
-            Change::Other => None,
+            // A state, not an effect: newer wins (by time), repeats change nothing.
+            Change::AccountUpdated { .. } | Change::Other => None,
         }
     }
 }
@@ -149,6 +159,13 @@ pub fn parse(body: &[u8]) -> Result<ProviderEvent, Unreadable> {
             dispute_id: text(object, "id").ok_or(Unreadable("no dispute id"))?,
             intent_id: intent_of(object).ok_or(Unreadable("a dispute without a payment intent"))?,
             amount: object.get("amount").and_then(Value::as_i64).ok_or(Unreadable("no amount"))?,
+        },
+        "account.updated" => Change::AccountUpdated {
+            account_id: text(object, "id").filter(|id| id.starts_with("acct_")).ok_or(Unreadable("no account id"))?,
+            charges_enabled: object.get("charges_enabled").and_then(Value::as_bool).unwrap_or(false),
+            payouts_enabled: object.get("payouts_enabled").and_then(Value::as_bool).unwrap_or(false),
+            details_submitted: object.get("details_submitted").and_then(Value::as_bool).unwrap_or(false),
+            at: root.get("created").and_then(Value::as_i64).ok_or(Unreadable("no event time"))?,
         },
         _ => Change::Other,
     };

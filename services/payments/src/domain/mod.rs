@@ -3,6 +3,7 @@
 //! provider's are reconciled.
 
 pub mod checkout;
+pub mod connect;
 pub mod event;
 pub mod reconcile;
 pub mod signature;

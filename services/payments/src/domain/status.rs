@@ -12,7 +12,12 @@ festival_platform::text_enum! {
 }
 
 festival_platform::text_enum! {
-    Purpose { TicketOrder = "TICKET_ORDER", CampingBooking = "CAMPING_BOOKING", WalletTopUp = "WALLET_TOP_UP" }
+    Purpose {
+        TicketOrder = "TICKET_ORDER",
+        CampingBooking = "CAMPING_BOOKING",
+        WalletTopUp = "WALLET_TOP_UP",
+        VendorOrder = "VENDOR_ORDER",
+    }
 }
 
 festival_platform::text_enum! {

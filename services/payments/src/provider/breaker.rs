@@ -13,8 +13,8 @@ use festival_platform::clock::Clock;
 use futures::future::BoxFuture;
 
 use super::{
-    CheckoutSpec, ListedRefund, ListedSession, Page, PaymentProvider, ProviderError, ProviderRefund, RefundSpec,
-    Session,
+    Account, AccountSpec, CheckoutSpec, ListedRefund, ListedSession, Page, PaymentProvider, ProviderError,
+    ProviderRefund, RefundSpec, Session,
 };
 
 /// Consecutive failures and, while open, until when.
@@ -117,6 +117,20 @@ impl<P: PaymentProvider> PaymentProvider for Guarded<P> {
     ) -> BoxFuture<'a, Result<Page<ListedRefund>, ProviderError>> {
         Box::pin(self.call(self.inner.list_refunds(from, after)))
     }
+    fn create_account<'a>(&'a self, spec: &'a AccountSpec) -> BoxFuture<'a, Result<Account, ProviderError>> {
+        Box::pin(self.call(self.inner.create_account(spec)))
+    }
+    fn account<'a>(&'a self, account_id: &'a str) -> BoxFuture<'a, Result<Account, ProviderError>> {
+        Box::pin(self.call(self.inner.account(account_id)))
+    }
+    fn account_link<'a>(
+        &'a self,
+        account_id: &'a str,
+        refresh_url: &'a str,
+        return_url: &'a str,
+    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        Box::pin(self.call(self.inner.account_link(account_id, refresh_url, return_url)))
+    }
 }
 
 #[cfg(test)]
@@ -164,6 +178,20 @@ mod tests {
             _: DateTime<Utc>,
             _: Option<&'a str>,
         ) -> BoxFuture<'a, Result<Page<ListedRefund>, ProviderError>> {
+            unimplemented_call()
+        }
+        fn create_account<'a>(&'a self, _: &'a AccountSpec) -> BoxFuture<'a, Result<Account, ProviderError>> {
+            unimplemented_call()
+        }
+        fn account<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Account, ProviderError>> {
+            unimplemented_call()
+        }
+        fn account_link<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<String, ProviderError>> {
             unimplemented_call()
         }
     }

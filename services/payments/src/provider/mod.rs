@@ -26,6 +26,36 @@ pub struct CheckoutSpec {
     pub expires_at: DateTime<Utc>,
     /// Sent as the provider's idempotency key: a retry gets the same session.
     pub idempotency_key: String,
+    /// A vendor's sale: a destination charge to its connected account.
+    pub destination: Option<Destination>,
+}
+
+/// Where a destination charge's money goes, less the platform's fee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub account_id: String,
+    pub application_fee_minor: i64,
+}
+
+/// A connected account to open for a vendor.
+#[derive(Debug, Clone)]
+pub struct AccountSpec {
+    pub vendor_account_id: Uuid,
+    pub festival_id: Uuid,
+    pub display_name: String,
+    pub email: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+    pub idempotency_key: String,
+}
+
+/// A connected account as the provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub charges_enabled: bool,
+    pub payouts_enabled: bool,
+    pub details_submitted: bool,
 }
 
 /// The provider's checkout session.
@@ -61,6 +91,10 @@ pub struct RefundSpec {
     pub amount_minor: i64,
     /// Sent as the provider's idempotency key.
     pub idempotency_key: String,
+    /// A destination charge: take the vendor's share back from its account.
+    pub reverse_transfer: bool,
+    /// A charge with an application fee: give the fee back in proportion.
+    pub refund_application_fee: bool,
 }
 
 /// The provider's refund.
@@ -111,6 +145,9 @@ pub enum ProviderError {
     /// It refused the request (4xx): retrying the same request gets the same answer.
     #[error("payment provider refused the request: {0}")]
     Refused(String),
+    /// A refund's transfer reversal: the connected account's balance cannot cover it.
+    #[error("the vendor's balance cannot cover the transfer reversal: {0}")]
+    TransferNotReversible(String),
 }
 
 /// What payments needs of a provider.
@@ -125,6 +162,17 @@ pub trait PaymentProvider: Send + Sync + 'static {
         to: DateTime<Utc>,
         after: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Page<ListedSession>, ProviderError>>;
+    /// Opens a connected account (Express) for a vendor.
+    fn create_account<'a>(&'a self, spec: &'a AccountSpec) -> BoxFuture<'a, Result<Account, ProviderError>>;
+    /// A connected account's state now.
+    fn account<'a>(&'a self, account_id: &'a str) -> BoxFuture<'a, Result<Account, ProviderError>>;
+    /// A single-use link to the provider's onboarding page for the account.
+    fn account_link<'a>(
+        &'a self,
+        account_id: &'a str,
+        refresh_url: &'a str,
+        return_url: &'a str,
+    ) -> BoxFuture<'a, Result<String, ProviderError>>;
     /// Refunds created since `from`, 100 a page, after the refund `after`.
     fn list_refunds<'a>(
         &'a self,

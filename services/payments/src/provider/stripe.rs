@@ -11,15 +11,17 @@ use futures::future::BoxFuture;
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
-    CreateCheckoutSessionPaymentIntentData, ListCheckoutSession, ProductData, RetrieveCheckoutSession,
+    CreateCheckoutSessionPaymentIntentData, CreateCheckoutSessionPaymentIntentDataTransferData, ListCheckoutSession,
+    ProductData, RetrieveCheckoutSession,
 };
 use stripe_checkout::{CheckoutSession, CheckoutSessionMode, CheckoutSessionPaymentStatus, CheckoutSessionStatus};
+use stripe_client_core::StripeMethod;
 use stripe_core::refund::{CreateRefund, ListRefund};
 use stripe_types::{RangeBoundsTs, RangeQueryTs};
 
 use super::{
-    CheckoutSpec, ListedRefund, ListedSession, Page, PaymentProvider, ProviderError, ProviderRefund, RefundSpec,
-    Session, SessionState,
+    Account, AccountSpec, CheckoutSpec, ListedRefund, ListedSession, Page, PaymentProvider, ProviderError,
+    ProviderRefund, RefundSpec, Session, SessionState,
 };
 use crate::domain::event::ProviderRefundStatus;
 
@@ -70,6 +72,98 @@ fn classify(error: StripeError) -> ProviderError {
         StripeError::Timeout => ProviderError::Unavailable("Stripe timed out".into()),
         StripeError::JSONDeserialize(e) => ProviderError::Unavailable(format!("unreadable answer from Stripe: {e}")),
         StripeError::ConfigError(e) => ProviderError::Refused(format!("Stripe client configuration: {e}")),
+    }
+}
+
+/// Connect's account calls, sent as raw requests through the client (its key, its
+/// idempotency, its errors) with the few fields we read.
+mod connect {
+    use serde::Serialize;
+    use stripe::StripeRequest;
+    use stripe_client_core::{RequestBuilder, StripeMethod};
+
+    #[derive(miniserde::Deserialize)]
+    pub struct AccountObject {
+        pub id: String,
+        pub charges_enabled: Option<bool>,
+        pub payouts_enabled: Option<bool>,
+        pub details_submitted: Option<bool>,
+    }
+
+    #[derive(miniserde::Deserialize)]
+    pub struct AccountLinkObject {
+        pub url: String,
+    }
+
+    #[derive(Serialize)]
+    pub struct Requested {
+        pub requested: bool,
+    }
+
+    #[derive(Serialize)]
+    pub struct Capabilities {
+        pub card_payments: Requested,
+        pub transfers: Requested,
+    }
+
+    #[derive(Serialize)]
+    pub struct BusinessProfile {
+        pub name: String,
+    }
+
+    #[derive(Serialize)]
+    pub struct CreateAccountForm {
+        #[serde(rename = "type")]
+        pub kind: &'static str,
+        pub country: String,
+        pub email: String,
+        pub business_profile: BusinessProfile,
+        pub capabilities: Capabilities,
+        pub metadata: std::collections::HashMap<String, String>,
+    }
+
+    #[derive(Serialize)]
+    pub struct AccountLinkForm {
+        pub account: String,
+        pub refresh_url: String,
+        pub return_url: String,
+        #[serde(rename = "type")]
+        pub kind: &'static str,
+    }
+
+    /// One request to `path` with an optional form, answered by a `T`.
+    pub struct Raw<T> {
+        pub method: StripeMethod,
+        pub path: String,
+        pub form: Option<RequestForm>,
+        pub output: std::marker::PhantomData<T>,
+    }
+
+    pub enum RequestForm {
+        Account(CreateAccountForm),
+        Link(AccountLinkForm),
+    }
+
+    impl<T> StripeRequest for Raw<T> {
+        type Output = T;
+
+        fn build(&self) -> RequestBuilder {
+            let builder = RequestBuilder::new(self.method, self.path.clone());
+            match &self.form {
+                Some(RequestForm::Account(form)) => builder.form(form),
+                Some(RequestForm::Link(form)) => builder.form(form),
+                None => builder,
+            }
+        }
+    }
+}
+
+fn account_of(a: connect::AccountObject) -> Account {
+    Account {
+        id: a.id,
+        charges_enabled: a.charges_enabled.unwrap_or(false),
+        payouts_enabled: a.payouts_enabled.unwrap_or(false),
+        details_submitted: a.details_submitted.unwrap_or(false),
     }
 }
 
@@ -128,6 +222,13 @@ impl PaymentProvider for Stripe {
             ]);
             let mut intent = CreateCheckoutSessionPaymentIntentData::new();
             intent.metadata = Some(metadata.clone());
+            if let Some(destination) = &spec.destination {
+                intent.transfer_data =
+                    Some(CreateCheckoutSessionPaymentIntentDataTransferData::new(destination.account_id.clone()));
+                // A zero fee is sent as none: Stripe then has no fee to refund later.
+                intent.application_fee_amount =
+                    (destination.application_fee_minor > 0).then_some(destination.application_fee_minor);
+            }
             let request = CreateCheckoutSession::new()
                 .mode(CheckoutSessionMode::Payment)
                 .line_items(lines)
@@ -156,15 +257,36 @@ impl PaymentProvider for Stripe {
 
     fn refund<'a>(&'a self, spec: &'a RefundSpec) -> BoxFuture<'a, Result<ProviderRefund, ProviderError>> {
         Box::pin(async move {
-            let refund = CreateRefund::new()
+            let mut request = CreateRefund::new()
                 .payment_intent(spec.intent_id.clone())
                 .amount(spec.amount_minor)
-                .metadata(HashMap::from([("refund_id".to_owned(), spec.refund_id.to_string())]))
+                .metadata(HashMap::from([("refund_id".to_owned(), spec.refund_id.to_string())]));
+            if spec.reverse_transfer {
+                request = request.reverse_transfer(true);
+            }
+            if spec.refund_application_fee {
+                request = request.refund_application_fee(true);
+            }
+            let refund = request
                 .customize()
                 .request_strategy(idempotent(&spec.idempotency_key)?)
                 .send(&self.client)
                 .await
-                .map_err(classify)?;
+                .map_err(|e| match e {
+                    StripeError::Stripe(api, 400)
+                        if spec.reverse_transfer
+                            && matches!(
+                                api.code,
+                                Some(
+                                    stripe::ApiErrorsCode::BalanceInsufficient
+                                        | stripe::ApiErrorsCode::InsufficientFunds
+                                )
+                            ) =>
+                    {
+                        ProviderError::TransferNotReversible(api.message.unwrap_or_default())
+                    }
+                    other => classify(other),
+                })?;
             let status =
                 refund.status.as_deref().and_then(ProviderRefundStatus::parse).unwrap_or(ProviderRefundStatus::Pending);
             Ok(ProviderRefund { id: refund.id.to_string(), status })
@@ -215,6 +337,73 @@ impl PaymentProvider for Stripe {
                 })
                 .collect();
             Ok(Page { items, has_more: list.has_more })
+        })
+    }
+
+    fn create_account<'a>(&'a self, spec: &'a AccountSpec) -> BoxFuture<'a, Result<Account, ProviderError>> {
+        Box::pin(async move {
+            let form = connect::CreateAccountForm {
+                kind: "express",
+                country: spec.country.clone(),
+                email: spec.email.clone(),
+                business_profile: connect::BusinessProfile { name: spec.display_name.clone() },
+                capabilities: connect::Capabilities {
+                    card_payments: connect::Requested { requested: true },
+                    transfers: connect::Requested { requested: true },
+                },
+                metadata: HashMap::from([
+                    ("vendor_account_id".to_owned(), spec.vendor_account_id.to_string()),
+                    ("festival_id".to_owned(), spec.festival_id.to_string()),
+                ]),
+            };
+            let request = connect::Raw::<connect::AccountObject> {
+                method: StripeMethod::Post,
+                path: "/accounts".into(),
+                form: Some(connect::RequestForm::Account(form)),
+                output: std::marker::PhantomData,
+            };
+            let account = request
+                .customize()
+                .request_strategy(idempotent(&spec.idempotency_key)?)
+                .send(&self.client)
+                .await
+                .map_err(classify)?;
+            Ok(account_of(account))
+        })
+    }
+
+    fn account<'a>(&'a self, account_id: &'a str) -> BoxFuture<'a, Result<Account, ProviderError>> {
+        Box::pin(async move {
+            let request = connect::Raw::<connect::AccountObject> {
+                method: StripeMethod::Get,
+                path: format!("/accounts/{account_id}"),
+                form: None,
+                output: std::marker::PhantomData,
+            };
+            Ok(account_of(request.customize().send(&self.client).await.map_err(classify)?))
+        })
+    }
+
+    fn account_link<'a>(
+        &'a self,
+        account_id: &'a str,
+        refresh_url: &'a str,
+        return_url: &'a str,
+    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        Box::pin(async move {
+            let form = connect::AccountLinkForm {
+                account: account_id.to_owned(),
+                refresh_url: refresh_url.to_owned(),
+                return_url: return_url.to_owned(),
+                kind: "account_onboarding",
+            };
+            let request = connect::Raw::<connect::AccountLinkObject> {
+                method: StripeMethod::Post,
+                path: "/account_links".into(),
+                form: Some(connect::RequestForm::Link(form)),
+                output: std::marker::PhantomData,
+            };
+            Ok(request.customize().send(&self.client).await.map_err(classify)?.url)
         })
     }
 }

@@ -2,4 +2,5 @@
 
 pub mod payments;
 pub mod refunds;
+pub mod vendors;
 pub mod webhooks;

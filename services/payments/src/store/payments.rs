@@ -27,21 +27,25 @@ pub struct PaymentRow {
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// A vendor's sale (a destination charge), and the platform's fee on it.
+    pub vendor_account_id: Option<Uuid>,
+    pub application_fee_minor: i64,
 }
 
 macro_rules! columns {
     () => {
         "id, festival_id, purpose, reference, payer_user_id, status, amount_minor, currency, \
     refunded_minor, provider_session_id, provider_intent_id, checkout_url, failure_reason, disputed, expires_at, \
-    created_at, updated_at"
+    created_at, updated_at, vendor_account_id, application_fee_minor"
     };
 }
 
 pub async fn insert(conn: &mut PgConnection, p: &PaymentRow) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into payments (id, festival_id, purpose, reference, payer_user_id, status, amount_minor, currency, \
-         provider_session_id, checkout_url, expires_at, created_at, updated_at) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+         provider_session_id, checkout_url, expires_at, created_at, updated_at, vendor_account_id, \
+         application_fee_minor) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14)",
     )
     .bind(p.id)
     .bind(p.festival_id)
@@ -55,6 +59,8 @@ pub async fn insert(conn: &mut PgConnection, p: &PaymentRow) -> Result<(), sqlx:
     .bind(&p.checkout_url)
     .bind(p.expires_at)
     .bind(p.created_at)
+    .bind(p.vendor_account_id)
+    .bind(p.application_fee_minor)
     .execute(conn)
     .await?;
     Ok(())

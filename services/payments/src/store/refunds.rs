@@ -17,11 +17,14 @@ pub struct RefundRow {
     pub requested_by: String,
     pub provider_refund_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Of a destination charge: take the vendor's share back (false once the vendor's
+    /// balance could not cover it: the platform pays, the vendor owes).
+    pub reverse_transfer: bool,
 }
 
 macro_rules! columns {
     () => {
-        "id, payment_id, amount_minor, status, reason, requested_by, provider_refund_id, created_at"
+        "id, payment_id, amount_minor, status, reason, requested_by, provider_refund_id, created_at, reverse_transfer"
     };
 }
 
@@ -87,6 +90,16 @@ pub async fn set_outcome(
     .bind(now)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// The vendor's balance could not cover the refund's transfer reversal: it is sent
+/// without one from now on (under another provider key).
+pub async fn stop_reversing(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("update refunds set reverse_transfer = false, updated_at = now() where id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -211,5 +211,6 @@ pub fn checkout_request(festival: &Festival, key: &str, amount: i64) -> pb::Crea
         cancel_url: "https://shop.example/cart".into(),
         idempotency_key: key.into(),
         expire_time: None,
+        vendor_account_id: String::new(),
     }
 }

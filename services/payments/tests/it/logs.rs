@@ -70,6 +70,7 @@ async fn the_binary_s_logs_carry_no_secret_and_no_card_number() {
         cancel_url: "https://shop.example/cart".into(),
         idempotency_key: key.into(),
         expire_time: None,
+        vendor_account_id: String::new(),
     };
     // Stripe failing, then working.
     stripe.set_mode(Mode::Fail500);

@@ -2,6 +2,7 @@
 //! async-stripe client pointed at it by base URL), tokens from the test kit's issuer.
 
 mod checkout;
+mod connect;
 mod helpers;
 mod logs;
 mod reconcile;

@@ -464,6 +464,7 @@ impl TicketingApi {
             // Payments' default (at least Stripe's 30 minutes): a hold's time changes
             // when it is extended, and a retry must ask for the same checkout.
             expire_time: None,
+            vendor_account_id: String::new(),
         };
         self.payments.create_checkout(bearer, request).await
     }
