@@ -43,6 +43,8 @@ create table vendor_debts (
     amount_minor        bigint not null constraint vendor_debts_amount_check check (amount_minor > 0),
     currency            text not null,
     created_at          timestamptz not null default now(),
-    settled_at          timestamptz
+    settled_at          timestamptz,
+    -- Who recorded it paid (an organiser's account).
+    settled_by          uuid
 );
 create index vendor_debts_account_idx on vendor_debts (vendor_account_id) where settled_at is null;

@@ -64,8 +64,12 @@ impl Service for Payments {
     async fn routes(config: Config, ctx: Context) -> anyhow::Result<Routes> {
         let verifier = ctx.verifier().await?;
         let provider = provider(&config, ctx.clock.clone())?;
+        // Reports read long lists: their own breaker, so a report Stripe throttles never
+        // opens the circuit for buyers' checkouts and refunds.
+        let reports = self::provider(&config, ctx.clock.clone())?;
         let max = config.common.grpc.max_message_bytes;
-        let api = api::PaymentsApi::new(ctx.pool.clone(), verifier, provider, Arc::new(config), ctx.clock.clone());
+        let api =
+            api::PaymentsApi::new(ctx.pool.clone(), verifier, provider, reports, Arc::new(config), ctx.clock.clone());
         Ok(Routes::new(PaymentsServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max)))
     }
 

@@ -46,7 +46,10 @@ pub async fn send(
         // the refund succeeds (`settle`). Recorded first, so every later send of this
         // refund, by anyone, goes the same way under the same key.
         tracing::warn!(refund = %refund.id, %why, "transfer not reversible: refunding from the platform's balance");
-        store::refunds::stop_reversing(&mut *pool.acquire().await?, refund.id).await?;
+        let until = clock.now() + LEASE;
+        if !store::refunds::stop_reversing(&mut *pool.acquire().await?, refund.id, until).await? {
+            return store::refunds::of_id(&mut *pool.acquire().await?, refund.id).await;
+        }
         spec = refund_spec(&RefundRow { reverse_transfer: false, ..refund.clone() }, &payment, spec.intent_id);
         answer = provider.refund(&spec).await;
     }
@@ -55,6 +58,20 @@ pub async fn send(
     let Some(payment) = store::payments::lock(&mut tx, refund.payment_id).await? else { return Ok(None) };
     let Some(current) = store::refunds::lock(&mut tx, refund.id).await? else { return Ok(None) };
     let now = clock.now();
+    // A sender whose lease ran out while it waited: another may have recorded an answer.
+    // The same refund again changes nothing; anything else is not applied over it.
+    if let Some(recorded) = current.provider_refund_id.as_deref() {
+        match &answer {
+            Ok(r) if r.id != recorded => tracing::error!(refund = %refund.id, recorded, late = %r.id,
+                "a late sender got a second refund from the provider: needs an organiser (see reconciliation)"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(refund = %refund.id, error = %e, "a late sender's answer ignored"),
+        }
+        if !matches!(&answer, Ok(r) if r.id == recorded) {
+            tx.commit().await?;
+            return Ok(Some(current));
+        }
+    }
     match answer {
         Ok(r) => {
             settle::refund_outcome(&mut tx, &payment, &current, Some(&r.id), r.status, now).await?;
@@ -76,8 +93,9 @@ pub async fn send(
 }
 
 /// What to ask the provider for a refund. A vendor's sale reverses the vendor's transfer
-/// (unless its balance could not cover it: then the provider key changes with it, as the
-/// parameters do) and gives the platform's fee back when there was one (Stripe refuses
+/// and gives the platform's fee back in proportion (unless the vendor's balance could
+/// not cover the reversal: then neither, and the provider key changes with the
+/// parameters); no fee is asked back when there was none (Stripe refuses
 /// to refund a fee that does not exist).
 fn refund_spec(refund: &RefundRow, payment: &PaymentRow, intent_id: String) -> RefundSpec {
     let destination = payment.vendor_account_id.is_some();
@@ -92,7 +110,9 @@ fn refund_spec(refund: &RefundRow, payment: &PaymentRow, intent_id: String) -> R
             format!("refund-{}", refund.id)
         },
         reverse_transfer,
-        refund_application_fee: payment.application_fee_minor > 0,
+        // Only with the reversal: without it the vendor keeps what was transferred and
+        // owes its share, and giving the fee back too would pay the vendor twice.
+        refund_application_fee: reverse_transfer && payment.application_fee_minor > 0,
     }
 }
 

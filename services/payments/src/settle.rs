@@ -198,9 +198,9 @@ async fn refund_changed(
                 requested_by: "provider".into(),
                 provider_refund_id: Some(change.refund_id.clone()),
                 created_at: now,
-                // Made in the dashboard: whether it reversed a vendor's transfer is the
-                // dashboard user's choice, recorded there (no debt is assumed here).
-                reverse_transfer: true,
+                // Made in the dashboard: a vendor's sale refunded without reversing its
+                // transfer leaves the vendor owing its share (booked when it succeeds).
+                reverse_transfer: payment.vendor_account_id.is_none() || change.transfer_reversed,
             };
             store::refunds::insert(conn, &refund).await?;
             let refunded = store::payments::add_refunded(conn, payment.id, change.amount, now).await?;

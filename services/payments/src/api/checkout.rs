@@ -56,9 +56,20 @@ impl PaymentsApi {
         // attempt reached Stripe but not our database asks Stripe for the same session.
         let payment_id = super::derived_id(b"payments.CreateCheckout", caller.user_id, key);
 
-        let vendor = match req.vendor_account_id.as_str() {
-            "" => None,
-            raw => Some(validate::uuid("vendor_account_id", raw)?),
+        // A vendor's order names its vendor; nothing else does.
+        let vendor = match (req.vendor_account_id.as_str(), purpose) {
+            ("", Purpose::VendorOrder) => {
+                return Err(ApiError::field(
+                    codes::REQUIRED_FIELD,
+                    "vendor_account_id",
+                    "a vendor order names its vendor",
+                ));
+            }
+            ("", _) => None,
+            (raw, Purpose::VendorOrder) => Some(validate::uuid("vendor_account_id", raw)?),
+            (_, _) => {
+                return Err(ApiError::field(codes::VALIDATION_FAILED, "vendor_account_id", "only for vendor orders"));
+            }
         };
 
         let mut tx = self.pool.begin().await?;

@@ -28,6 +28,9 @@ pub struct PaymentsApi {
     pool: PgPool,
     verifier: Verifier,
     provider: Arc<dyn PaymentProvider>,
+    /// The provider for reports (its own breaker), one report at a time per replica.
+    reports: Arc<dyn PaymentProvider>,
+    report_slot: Arc<tokio::sync::Semaphore>,
     config: Arc<Config>,
     clock: Clock,
     webhook_secrets: Arc<Vec<String>>,
@@ -38,11 +41,13 @@ impl PaymentsApi {
         pool: PgPool,
         verifier: Verifier,
         provider: Arc<dyn PaymentProvider>,
+        reports: Arc<dyn PaymentProvider>,
         config: Arc<Config>,
         clock: Clock,
     ) -> Self {
         let webhook_secrets = Arc::new(config.stripe.webhook_secrets());
-        Self { pool, verifier, provider, config, clock, webhook_secrets }
+        let report_slot = Arc::new(tokio::sync::Semaphore::new(1));
+        Self { pool, verifier, provider, reports, report_slot, config, clock, webhook_secrets }
     }
 
     /// The payer, an organiser of its festival, or an admin may read a payment; anyone

@@ -25,6 +25,9 @@ const MAX_PAGES: usize = 100;
 /// How far around the window provider objects are read: a session is created at the
 /// provider a moment after our payment row's time, a refund any time later.
 const SLACK: TimeDelta = TimeDelta::minutes(10);
+/// Refunds of the window's payments are read up to this long after its end (the report
+/// is about payments; a refund later than that shows as a REFUNDED difference).
+const REFUND_HORIZON: TimeDelta = TimeDelta::days(180);
 
 fn too_many() -> ApiError {
     let why = format!("the window holds more than {} provider records: narrow it", MAX_PAGES * 100);
@@ -76,8 +79,14 @@ impl PaymentsApi {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "end_time", "at most 31 days after start_time"));
         }
 
+        // One report at a time per replica: each reads up to 200 pages from Stripe.
+        let Ok(_slot) = self.report_slot.clone().try_acquire_owned() else {
+            return Err(
+                ApiError::new(codes::RATE_LIMITED).with_message("Another report is being made; try again shortly")
+            );
+        };
         let ours = self.ours(festival_id, start, end).await?;
-        let provider = self.provider.clone();
+        let provider = self.reports.clone();
         let sessions: Vec<ListedSession> = read_all(
             |after| {
                 let provider = provider.clone();
@@ -89,7 +98,9 @@ impl PaymentsApi {
         let refunds: Vec<ListedRefund> = read_all(
             |after| {
                 let provider = provider.clone();
-                Box::pin(async move { provider.list_refunds(start - SLACK, after.as_deref()).await })
+                Box::pin(
+                    async move { provider.list_refunds(start - SLACK, end + REFUND_HORIZON, after.as_deref()).await },
+                )
             },
             |r: &ListedRefund| r.id.clone(),
         )

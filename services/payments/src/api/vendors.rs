@@ -219,8 +219,11 @@ impl PaymentsApi {
             for (refund, reversed) in sale.refunds.iter().zip(&sale.reversed) {
                 let share = connect::vendor_share(*refund, sale.amount_minor, sale.application_fee_minor);
                 line.refunded_minor += refund;
-                line.fees_refunded_minor += refund - share;
+                // Reversed: the vendor gives its share back, the platform its fee's.
+                // Not reversed: the platform paid it all and the vendor owes its share
+                // (a debt), the fee stays.
                 if *reversed {
+                    line.fees_refunded_minor += refund - share;
                     line.reversed_minor += share;
                     line.net_minor -= share;
                 }
@@ -249,7 +252,8 @@ impl PaymentsApi {
             .ok_or(ApiError::new(codes::NOT_FOUND))?;
         record_festival(festival_id);
         let now = self.clock.now();
-        store::vendors::settle_debt(&mut tx, id, now).await?;
+        store::vendors::settle_debt(&mut tx, id, caller.user_id, now).await?;
+        tracing::info!(debt = %id, by = %caller.user_id, amount = debt.amount_minor, "a vendor's debt recorded as paid");
         tx.commit().await?;
         Ok(to_debt(&DebtRow { settled_at: debt.settled_at.or(Some(now)), ..debt }))
     }

@@ -57,6 +57,8 @@ pub struct RefundChange {
     pub status: ProviderRefundStatus,
     /// Our refund's id, when we asked for it (`metadata.refund_id`).
     pub our_id: Option<String>,
+    /// It reversed a vendor's transfer (`transfer_reversal` set).
+    pub transfer_reversed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +155,7 @@ pub fn parse(body: &[u8]) -> Result<ProviderEvent, Unreadable> {
                     .and_then(|s| ProviderRefundStatus::parse(&s))
                     .ok_or(Unreadable("unknown refund status"))?,
                 our_id: object.get("metadata").and_then(|m| text(m, "refund_id")),
+                transfer_reversed: object.get("transfer_reversal").is_some_and(|r| !r.is_null()),
             })
         }
         "charge.dispute.created" => Change::DisputeOpened {
@@ -160,6 +163,10 @@ pub fn parse(body: &[u8]) -> Result<ProviderEvent, Unreadable> {
             intent_id: intent_of(object).ok_or(Unreadable("a dispute without a payment intent"))?,
             amount: object.get("amount").and_then(Value::as_i64).ok_or(Unreadable("no amount"))?,
         },
+        // A Connect event names the connected account it is from; it must be the object.
+        "account.updated" if root.get("account").is_some_and(|a| a.as_str() != text(object, "id").as_deref()) => {
+            return Err(Unreadable("an account event from another account"));
+        }
         "account.updated" => Change::AccountUpdated {
             account_id: text(object, "id").filter(|id| id.starts_with("acct_")).ok_or(Unreadable("no account id"))?,
             charges_enabled: object.get("charges_enabled").and_then(Value::as_bool).unwrap_or(false),

@@ -113,9 +113,10 @@ impl<P: PaymentProvider> PaymentProvider for Guarded<P> {
     fn list_refunds<'a>(
         &'a self,
         from: DateTime<Utc>,
+        to: DateTime<Utc>,
         after: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Page<ListedRefund>, ProviderError>> {
-        Box::pin(self.call(self.inner.list_refunds(from, after)))
+        Box::pin(self.call(self.inner.list_refunds(from, to, after)))
     }
     fn create_account<'a>(&'a self, spec: &'a AccountSpec) -> BoxFuture<'a, Result<Account, ProviderError>> {
         Box::pin(self.call(self.inner.create_account(spec)))
@@ -175,6 +176,7 @@ mod tests {
         }
         fn list_refunds<'a>(
             &'a self,
+            _: DateTime<Utc>,
             _: DateTime<Utc>,
             _: Option<&'a str>,
         ) -> BoxFuture<'a, Result<Page<ListedRefund>, ProviderError>> {

@@ -173,10 +173,11 @@ pub trait PaymentProvider: Send + Sync + 'static {
         refresh_url: &'a str,
         return_url: &'a str,
     ) -> BoxFuture<'a, Result<String, ProviderError>>;
-    /// Refunds created since `from`, 100 a page, after the refund `after`.
+    /// Refunds created in `[from, to]`, 100 a page, after the refund `after`.
     fn list_refunds<'a>(
         &'a self,
         from: DateTime<Utc>,
+        to: DateTime<Utc>,
         after: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Page<ListedRefund>, ProviderError>>;
 }

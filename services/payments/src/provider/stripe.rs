@@ -314,10 +314,13 @@ impl PaymentProvider for Stripe {
     fn list_refunds<'a>(
         &'a self,
         from: DateTime<Utc>,
+        to: DateTime<Utc>,
         after: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Page<ListedRefund>, ProviderError>> {
         Box::pin(async move {
-            let mut request = ListRefund::new().created(RangeQueryTs::gte(from.timestamp())).limit(PAGE);
+            let created =
+                RangeBoundsTs { gte: Some(from.timestamp()), lte: Some(to.timestamp()), ..Default::default() };
+            let mut request = ListRefund::new().created(RangeQueryTs::Bounds(created)).limit(PAGE);
             if let Some(after) = after {
                 request = request.starting_after(after);
             }

@@ -94,13 +94,19 @@ pub async fn set_outcome(
 }
 
 /// The vendor's balance could not cover the refund's transfer reversal: it is sent
-/// without one from now on (under another provider key).
-pub async fn stop_reversing(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("update refunds set reverse_transfer = false, updated_at = now() where id = $1")
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// without one from now on (under another provider key), and the sender's lease renewed
+/// to `until` for the second call. `false` when the refund is no longer unsent (another
+/// sender recorded an answer meanwhile): the caller sends nothing more.
+pub async fn stop_reversing(conn: &mut PgConnection, id: Uuid, until: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update refunds set reverse_transfer = false, sending_until = $2, updated_at = now() \
+         where id = $1 and status = 'PENDING' and provider_refund_id is null",
+    )
+    .bind(id)
+    .bind(until)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Refunds booked but not yet accepted by the provider (it was down, or an owner's event

@@ -164,10 +164,11 @@ pub async fn lock_debt(conn: &mut PgConnection, id: Uuid) -> Result<Option<(Debt
     Ok(Some((debt, festival)))
 }
 
-pub async fn settle_debt(conn: &mut PgConnection, id: Uuid, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query("update vendor_debts set settled_at = $2 where id = $1 and settled_at is null")
+pub async fn settle_debt(conn: &mut PgConnection, id: Uuid, by: Uuid, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query("update vendor_debts set settled_at = $2, settled_by = $3 where id = $1 and settled_at is null")
         .bind(id)
         .bind(at)
+        .bind(by)
         .execute(conn)
         .await?;
     Ok(())

@@ -168,6 +168,20 @@ async fn a_vendor_onboards_and_is_paid_by_destination_charges_less_the_commissio
     let lines = report(&env, &f).await.vendors;
     assert_eq!(lines.len(), 1);
     assert_eq!(figures(&lines[0]), (1, 10_000, 800, 0, 0, 0, 9_200, 0));
+    // A vendor order names its vendor, and nothing else does.
+    let nameless = pb::CreateCheckoutRequest {
+        purpose: pb::PaymentPurpose::VendorOrder as i32,
+        ..checkout_request(&f, "nameless", 1_000)
+    };
+    assert_eq!(code(c.create_checkout(authed(nameless, &env.buyer())).await), "ERR_1001");
+    let mixed =
+        pb::CreateCheckoutRequest { vendor_account_id: account.id.clone(), ..checkout_request(&f, "mixed", 1_000) };
+    assert_eq!(code(c.create_checkout(authed(mixed, &env.buyer())).await), "ERR_1000");
+    // An account event signed for the platform but sent from another connected account.
+    let mut forged = env.stripe.complete_onboarding(&account.provider_account_id).expect("event");
+    forged["id"] = serde_json::json!(format!("evt_forged_{}", Uuid::now_v7().simple()));
+    forged["account"] = serde_json::json!("acct_someone_else");
+    assert_ne!(code(env.deliver(&forged).await), "OK", "refused");
     env.app.stop().await;
 }
 
@@ -195,7 +209,8 @@ async fn a_refund_takes_the_vendor_s_share_back_and_when_its_balance_is_paid_out
     assert_eq!((full.status, full.amount_minor), (pb::RefundStatus::Succeeded as i32, 5_000));
     assert_eq!(env.payment(&small.id).await.status, pb::PaymentStatus::Refunded as i32);
     let pi = intent(&env, &env.intent_of(&small).await);
-    assert_eq!((pi["fake_reversed"].as_i64(), pi["fake_fee_refunded"].as_i64()), (Some(0), Some(400)));
+    // Neither reversed nor the fee given back: the vendor keeps what it got, and owes its share.
+    assert_eq!((pi["fake_reversed"].as_i64(), pi["fake_fee_refunded"].as_i64()), (Some(0), Some(0)));
     let keys: Vec<Option<String>> =
         env.stripe.requests().into_iter().filter(|r| r.1 == "/v1/refunds").map(|r| r.2).collect();
     assert_eq!(
@@ -209,7 +224,7 @@ async fn a_refund_takes_the_vendor_s_share_back_and_when_its_balance_is_paid_out
     );
 
     let line = report(&env, &f).await.vendors.pop().expect("the vendor's line");
-    assert_eq!(figures(&line), (2, 15_000, 1_200, 800, 10_000, 4_600, 9_200, 4_600));
+    assert_eq!(figures(&line), (2, 15_000, 1_200, 400, 10_000, 4_600, 9_200, 4_600));
     assert_eq!(line.debts.len(), 1);
     let debt = &line.debts[0];
     assert_eq!((debt.refund_id.as_str(), debt.amount_minor, debt.currency.as_str()), (full.id.as_str(), 4_600, "EUR"));
@@ -228,6 +243,13 @@ async fn a_refund_takes_the_vendor_s_share_back_and_when_its_balance_is_paid_out
     assert!(settled.settle_time.is_some());
     let line = report(&env, &f).await.vendors.pop().expect("line");
     assert_eq!((line.owed_minor, line.debts.len()), (0, 1));
+
+    // The rest of the big sale refunded in Stripe's dashboard without reversing the
+    // transfer: recorded, and the vendor owes its share of it.
+    let dashboard = env.stripe.dashboard_refund(&env.intent_of(&big).await, 5_000).await;
+    env.deliver(&env.stripe.refund_event(&dashboard).expect("event")).await.expect("refund event");
+    let line = report(&env, &f).await.vendors.pop().expect("line");
+    assert_eq!((line.owed_minor, line.debts.len(), line.refunded_minor), (4_600, 2, 15_000));
     env.app.stop().await;
 }
 
