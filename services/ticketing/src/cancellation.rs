@@ -33,12 +33,14 @@ pub const FESTIVAL_CANCELLED: &str = "The festival was cancelled";
 /// and refunded, see `card_orders`), its pending refund requests are answered, and
 /// `order.cancelled` says what is to be paid back. Returns the cancelled order and what
 /// was revoked: the caller frees the unused tickets' places with its commit.
+/// `pays_back`: false for an order credited to a next edition instead.
 pub async fn cancel_locked(
     conn: &mut PgConnection,
     order: &OrderRow,
     by: Uuid,
     reason: &str,
     ticket_status: TicketStatus,
+    pays_back: bool,
     now: DateTime<Utc>,
 ) -> Result<(OrderRow, Vec<Revoked>), sqlx::Error> {
     let mut revoked = store::tickets::revoke_of_order(conn, order.id, ticket_status).await?;
@@ -63,7 +65,7 @@ pub async fn cancel_locked(
             order_id: order.id.to_string(),
             festival_id: order.festival_id.to_string(),
             ticket_ids: revoked.iter().map(|t| t.id.to_string()).collect(),
-            refundable_minor: refundable(order),
+            refundable_minor: if pays_back { refundable(order) } else { 0 },
         },
     )
     .await?;
@@ -81,8 +83,12 @@ pub fn refundable(order: &OrderRow) -> i64 {
 /// repeated event lists nothing twice). Nothing is sold once the festival is cancelled,
 /// and a payment that completes later is refused and refunded, so the list is complete.
 pub async fn open(conn: &mut PgConnection, festival_id: Uuid, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    // A credit offer set beforehand opens the buyers' choice.
     let opened = sqlx::query(
-        "insert into cancellation_runs (festival_id, started_at) values ($1, $2) on conflict (festival_id) do nothing",
+        "insert into cancellation_runs (festival_id, started_at, choose_until)
+         select $1, $2, $2 + make_interval(days => p.choice_days)
+           from (select 1) one left join cancellation_policies p on p.festival_id = $1
+         on conflict (festival_id) do nothing",
     )
     .bind(festival_id)
     .bind(now)
@@ -112,10 +118,14 @@ pub async fn open(conn: &mut PgConnection, festival_id: Uuid, now: DateTime<Utc>
 /// committed just after the run was opened (the sale read the festival on sale).
 pub async fn settle_due(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, sqlx::Error> {
     list_stragglers(pool, now).await?;
+    // Orders whose buyer chose, or may no longer choose (or had no choice).
     let due: Vec<Uuid> = sqlx::query_scalar(
-        "select order_id from cancellation_orders where status = 'WAITING' order by festival_id, order_id limit $1",
+        "select o.order_id from cancellation_orders o join cancellation_runs r using (festival_id)
+          where o.status = 'WAITING' and (o.remedy is not null or r.choose_until is null or r.choose_until <= $2)
+          order by o.festival_id, o.order_id limit $1",
     )
     .bind(ROUND)
+    .bind(now)
     .fetch_all(pool)
     .await?;
     let mut settled = 0;
@@ -172,8 +182,8 @@ async fn list_stragglers(pool: &PgPool, now: DateTime<Utc>) -> Result<(), sqlx::
 /// a refund decision takes them.
 async fn settle_one(pool: &PgPool, order_id: Uuid, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let claimed: Option<Uuid> = sqlx::query_scalar(
-        "select order_id from cancellation_orders where order_id = $1 and status = 'WAITING' for update skip locked",
+    let claimed: Option<Option<String>> = sqlx::query_scalar(
+        "select remedy from cancellation_orders where order_id = $1 and status = 'WAITING' for update skip locked",
     )
     .bind(order_id)
     .fetch_optional(&mut *tx)
@@ -190,26 +200,105 @@ async fn settle_one(pool: &PgPool, order_id: Uuid, now: DateTime<Utc>) -> Result
         store::orders::find(&mut tx, order_id).await?
     };
     let Some(order) = order else { return Ok(false) };
-    let (refunded, revoked) = if matches!(order.status, OrderStatus::Paid | OrderStatus::AwaitingPayment) || !guarded {
+    let live = matches!(order.status, OrderStatus::Paid | OrderStatus::AwaitingPayment) || !guarded;
+    // The credit, planned before anything is revoked: the order's live tickets by their
+    // next edition's category (none if one of them does not map: refunded instead).
+    let credit = match claimed.flatten().as_deref() {
+        Some("CREDIT") if live && order.status == OrderStatus::Paid => credit_plan(&mut tx, &order).await?,
+        _ => None,
+    };
+    let (refunded, revoked) = if live {
+        let credited = credit.is_some();
         let (_, revoked) =
-            cancel_locked(&mut tx, &order, Uuid::nil(), FESTIVAL_CANCELLED, TicketStatus::Refunded, now).await?;
-        (refundable(&order), revoked)
+            cancel_locked(&mut tx, &order, Uuid::nil(), FESTIVAL_CANCELLED, TicketStatus::Refunded, !credited, now)
+                .await?;
+        (if credited { 0 } else { refundable(&order) }, revoked)
     } else {
         (0, Vec::new()) // cancelled (or failed) since it was listed: nothing left to give back
     };
+    let codes = match credit {
+        Some((next_festival, plan)) => issue_credit(&mut tx, next_festival, &plan, now).await?,
+        None => Vec::new(),
+    };
     sqlx::query(
-        "update cancellation_orders set status = 'SETTLED', refunded_minor = $2, settled_at = $3, last_error = null
+        "update cancellation_orders set status = 'SETTLED', refunded_minor = $2, settled_at = $3, last_error = null,
+                remedy = case when cardinality($4::text[]) > 0 then 'CREDIT' else 'REFUND' end, credit_codes = $4
           where order_id = $1",
     )
     .bind(order_id)
     .bind(refunded)
     .bind(now)
+    .bind(&codes)
     .execute(&mut *tx)
     .await?;
     let freed: Vec<(&[Uuid], i64)> =
         revoked.iter().filter(|t| t.was_unused).map(|t| (t.quota_ids.as_slice(), 1)).collect();
     stock::shift_and_commit(tx, &freed, (0, -1)).await?;
     Ok(true)
+}
+
+/// What a credited order becomes at the next edition: `(next festival, [(next category,
+/// tickets)])` for its live tickets; `None` (refund instead) if the festival has no policy
+/// or one of the tickets' categories does not map.
+async fn credit_plan(
+    conn: &mut PgConnection,
+    order: &OrderRow,
+) -> Result<Option<(Uuid, Vec<(Uuid, i64)>)>, sqlx::Error> {
+    let rows: Vec<(Uuid, Option<Uuid>, Option<Uuid>, i64)> = sqlx::query_as(
+        "select t.category_id, p.next_festival_id, m.next_category_id, count(*)
+           from tickets t
+           left join cancellation_policies p on p.festival_id = $2
+           left join cancellation_policy_categories m on m.festival_id = $2 and m.category_id = t.category_id
+          where t.order_id = $1 and t.status = 'SOLD' and t.replaced_by is null
+          group by t.category_id, p.next_festival_id, m.next_category_id",
+    )
+    .bind(order.id)
+    .bind(order.festival_id)
+    .fetch_all(conn)
+    .await?;
+    let mut next_festival = None;
+    let mut plan = Vec::with_capacity(rows.len());
+    for (category, festival, next_category, tickets) in rows {
+        let (Some(festival), Some(next_category)) = (festival, next_category) else {
+            tracing::warn!(order = %order.id, %category, "a credited order's category has no next edition: refunded instead");
+            return Ok(None);
+        };
+        next_festival = Some(festival);
+        plan.push((next_category, tickets));
+    }
+    Ok(next_festival.map(|f| (f, plan)))
+}
+
+/// The credit's codes at the next edition: one per category, 100 % off, for as many
+/// tickets as the order had of it, stackable (one basket can use them all), usable by
+/// anyone the buyer gives them to.
+async fn issue_credit(
+    conn: &mut PgConnection,
+    next_festival: Uuid,
+    plan: &[(Uuid, i64)],
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<store::promos::PromoRow> = plan
+        .iter()
+        .map(|(category, tickets)| store::promos::PromoRow {
+            id: Uuid::now_v7(),
+            festival_id: next_festival,
+            code: crate::domain::promo::random_code("CREDIT"),
+            kind: "PERCENT".into(),
+            value: 100,
+            category_ids: vec![*category],
+            min_basket_minor: 0,
+            max_uses: *tickets,
+            max_uses_per_account: 0,
+            used: 0,
+            stackable: true,
+            valid_from: None,
+            valid_until: None,
+            created_at: now,
+        })
+        .collect();
+    store::promos::insert_many(conn, &rows).await?;
+    Ok(rows.into_iter().map(|r| r.code).collect())
 }
 
 /// Notes a failed attempt on the order's row (outside the failed transaction), in
@@ -262,16 +351,29 @@ pub async fn progress(
     conn: &mut PgConnection,
     festival_id: Uuid,
 ) -> Result<Option<pb::CancellationProgress>, sqlx::Error> {
-    let run: Option<(DateTime<Utc>, Option<DateTime<Utc>>)> =
-        sqlx::query_as("select started_at, finished_at from cancellation_runs where festival_id = $1")
-            .bind(festival_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some((started_at, finished_at)) = run else { return Ok(None) };
-    let methods: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Run {
+        started_at: DateTime<Utc>,
+        finished_at: Option<DateTime<Utc>>,
+        choose_until: Option<DateTime<Utc>>,
+        awaiting_choice: i64,
+    }
+    let run: Option<Run> = sqlx::query_as(
+        "select started_at, finished_at, choose_until,
+                (select count(*) from cancellation_orders o
+                  where o.festival_id = r.festival_id and o.status = 'WAITING' and o.remedy is null
+                    and r.choose_until is not null) as awaiting_choice
+           from cancellation_runs r where festival_id = $1",
+    )
+    .bind(festival_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(Run { started_at, finished_at, choose_until, awaiting_choice }) = run else { return Ok(None) };
+    let methods: Vec<(String, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
         "select payment_method, count(*), count(*) filter (where status = 'SETTLED'),
                 count(*) filter (where status = 'WAITING' and attempts > 0),
-                coalesce(sum(refunded_minor), 0)::bigint, count(confirmed_at)
+                coalesce(sum(refunded_minor), 0)::bigint, count(confirmed_at),
+                count(*) filter (where status = 'SETTLED' and remedy = 'CREDIT')
            from cancellation_orders where festival_id = $1 group by payment_method order by payment_method",
     )
     .bind(festival_id)
@@ -293,13 +395,14 @@ pub async fn progress(
         .unwrap_or_default();
     let by_method: Vec<pb::CancellationByMethod> = methods
         .into_iter()
-        .map(|(method, orders, settled, retrying, refunded, confirmed)| pb::CancellationByMethod {
+        .map(|(method, orders, settled, retrying, refunded, confirmed, credited)| pb::CancellationByMethod {
             payment_method: method,
             orders,
             settled,
             retrying,
             refunded_minor: refunded,
             confirmed,
+            credited,
         })
         .collect();
     Ok(Some(pb::CancellationProgress {
@@ -319,5 +422,7 @@ pub async fn progress(
                 last_error: error.unwrap_or_default(),
             })
             .collect(),
+        choose_until: choose_until.map(festival_platform::convert::timestamp),
+        awaiting_choice,
     }))
 }

@@ -4,6 +4,7 @@
 //! One module per area ([`catalog`], [`promos`], [`holds`], [`orders`], [`refunds`], [`tickets`], [`transfers`], [`vouchers`], [`waitlist`], [`gates`]); this one holds
 //! what they share and the tonic binding, [`convert`] the proto mapping.
 
+mod cancellation;
 mod catalog;
 mod convert;
 mod gates;
@@ -191,6 +192,9 @@ festival_platform::bind_rpcs! {
         auth get_check_in_stats(pb::GetCheckInStatsRequest) -> pb::CheckInStats;
         auth get_sales_report(pb::GetSalesReportRequest) -> pb::SalesReport;
         auth get_cancellation_progress(pb::GetCancellationProgressRequest) -> pb::CancellationProgress;
+        auth set_cancellation_policy(pb::SetCancellationPolicyRequest) -> pb::CancellationPolicy;
+        auth choose_cancellation_remedy(pb::ChooseCancellationRemedyRequest) -> pb::CancellationChoice;
+        auth get_cancellation_choice(pb::GetCancellationChoiceRequest) -> pb::CancellationChoice;
     } streams {
         auth watch_check_ins(pb::WatchCheckInsRequest) -> pb::CheckInStats as WatchCheckInsStream;
     }

@@ -152,6 +152,7 @@ impl TicketingApi {
                 caller.user_id,
                 reason,
                 TicketStatus::Cancelled,
+                true,
                 self.clock.now(),
             )
             .await?;
@@ -166,21 +167,5 @@ impl TicketingApi {
             revoked.iter().filter(|t| t.was_unused).map(|t| (t.quota_ids.as_slice(), 1)).collect();
         stock::shift_and_commit(tx, &freed, (0, -1)).await?;
         Ok(response)
-    }
-
-    /// How far the refunds of a cancelled festival are (see `cancellation`).
-    pub(super) async fn get_cancellation_progress(
-        &self,
-        caller: Principal,
-        req: pb::GetCancellationProgressRequest,
-    ) -> ApiResult<pb::CancellationProgress> {
-        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
-        record_festival(festival_id);
-        caller.require(festival_id, Role::Organizer)?;
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
-        let progress = cancellation::progress(&mut tx, festival_id).await?;
-        tx.commit().await?;
-        progress.ok_or_else(|| ApiError::new(codes::NOT_FOUND).with_message("The festival is not cancelled"))
     }
 }

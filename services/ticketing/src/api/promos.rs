@@ -7,7 +7,6 @@ use festival_platform::convert::timestamp;
 use festival_platform::rpc::record_festival;
 use festival_platform::{ApiError, ApiResult, ResultExt, codes, validate};
 use festival_proto::ticketing::v1 as pb;
-use rand::Rng;
 use uuid::Uuid;
 
 use super::TicketingApi;
@@ -16,8 +15,6 @@ use crate::store::{self, promos::PromoRow};
 
 /// Codes a festival may have (bulk generation included).
 const MAX_CODES_PER_FESTIVAL: i64 = 100_000;
-/// Letters and digits that cannot be mistaken for one another when read aloud or typed.
-const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
 impl TicketingApi {
     pub(super) async fn create_promo_code(
@@ -76,23 +73,19 @@ impl TicketingApi {
             &req.valid_from_time,
             &req.valid_until_time,
         )?;
-        let mut rng = rand::rngs::OsRng;
         let mut seen = BTreeSet::new();
-        let rows: Vec<PromoRow> = std::iter::repeat_with(|| {
-            let random: String = (0..10).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
-            if prefix.is_empty() { random } else { format!("{prefix}-{random}") }
-        })
-        .filter(|code| seen.insert(code.clone()))
-        .take(usize::try_from(req.count).unwrap_or(0))
-        .map(|code| PromoRow {
-            id: Uuid::now_v7(),
-            code,
-            max_uses: 1,
-            max_uses_per_account: 0,
-            stackable: false,
-            ..terms.clone()
-        })
-        .collect();
+        let rows: Vec<PromoRow> = std::iter::repeat_with(|| crate::domain::promo::random_code(&prefix))
+            .filter(|code| seen.insert(code.clone()))
+            .take(usize::try_from(req.count).unwrap_or(0))
+            .map(|code| PromoRow {
+                id: Uuid::now_v7(),
+                code,
+                max_uses: 1,
+                max_uses_per_account: 0,
+                stackable: false,
+                ..terms.clone()
+            })
+            .collect();
         self.store_codes(festival_id, &rows).await?;
         Ok(pb::GeneratePromoCodesResponse { codes: rows.into_iter().map(|r| r.code).collect() })
     }

@@ -3,6 +3,17 @@
 
 use uuid::Uuid;
 
+/// Letters and digits that cannot be mistaken for one another when read aloud or typed.
+const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+/// A new code: 10 random characters of [`ALPHABET`] (50 bits), after `prefix-` if any.
+pub fn random_code(prefix: &str) -> String {
+    use rand::Rng as _;
+    let mut rng = rand::rngs::OsRng;
+    let random: String = (0..10).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+    if prefix.is_empty() { random } else { format!("{prefix}-{random}") }
+}
+
 /// How a code discounts each ticket it applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Discount {

@@ -321,6 +321,119 @@ async fn a_sale_that_commits_as_the_festival_is_cancelled_is_refunded_too() {
     env.app.stop().await;
 }
 
+#[tokio::test]
+async fn buyers_choose_the_next_edition_or_their_money_and_silence_means_money() {
+    let env = spawn_by_hand().await;
+    let mut c = env.client();
+    let f = env.festival(program::FestivalStatus::Published).await;
+    let weekend = env.category(&f, "Weekend", 5_000, 20).await;
+    let parking = env.category(&f, "Parking", 1_000, 20).await;
+    // Next year's edition, organised by the same people.
+    let next = env.festival(program::FestivalStatus::Published).await;
+    let next_weekend = env.category(&next, "Weekend 2028", 6_000, 20).await;
+    let (organizer_id, _) = env.issuer.user();
+    let both = env.issuer.token(&festival_testkit::tokens::Grant {
+        user_id: organizer_id,
+        role: festival_platform::auth::Role::User,
+        memberships: vec![
+            (f.id, festival_platform::auth::Role::Organizer),
+            (next.id, festival_platform::auth::Role::Organizer),
+        ],
+    });
+    let policy = pb::SetCancellationPolicyRequest {
+        festival_id: f.id.to_string(),
+        next_festival_id: next.id.to_string(),
+        categories: vec![pb::CategoryRebooking {
+            category_id: weekend.id.clone(),
+            next_category_id: next_weekend.id.clone(),
+        }],
+        choice_days: 14,
+    };
+    // Organisers of both festivals only; the categories must be each festival's.
+    assert_eq!(outcome(c.set_cancellation_policy(authed(policy.clone(), &f.organizer)).await), "ERR_3002");
+    let swapped = pb::SetCancellationPolicyRequest {
+        categories: vec![pb::CategoryRebooking {
+            category_id: next_weekend.id.clone(),
+            next_category_id: weekend.id.clone(),
+        }],
+        ..policy.clone()
+    };
+    assert_eq!(outcome(c.set_cancellation_policy(authed(swapped, &both)).await), "ERR_4000");
+    c.set_cancellation_policy(authed(policy.clone(), &both)).await.expect("policy");
+
+    let (credit_fan, credited) = sold(&env, &f, &weekend.id, 2, pb::PaymentMethod::Cash).await;
+    let (money_fan, refunded) = sold(&env, &f, &weekend.id, 1, pb::PaymentMethod::Cash).await;
+    let (_, silent) = sold(&env, &f, &weekend.id, 1, pb::PaymentMethod::Cash).await;
+    let (parking_fan, parked) = sold(&env, &f, &parking.id, 1, pb::PaymentMethod::Cash).await;
+    cancel_festival(&env, &f).await;
+    // Once cancelled, the policy stands.
+    assert_eq!(outcome(c.set_cancellation_policy(authed(policy, &both)).await), "ERR_7001");
+
+    let choose = |order: &pb::Order, remedy: pb::CancellationRemedy| pb::ChooseCancellationRemedyRequest {
+        order_id: order.id.clone(),
+        remedy: remedy as i32,
+    };
+    let chosen =
+        c.choose_cancellation_remedy(authed(choose(&credited, pb::CancellationRemedy::Credit), &credit_fan)).await;
+    let chosen = chosen.expect("credit chosen").into_inner();
+    assert_eq!((chosen.remedy, chosen.settled), (pb::CancellationRemedy::Credit as i32, false));
+    assert!(chosen.choose_until.is_some());
+    c.choose_cancellation_remedy(authed(choose(&refunded, pb::CancellationRemedy::Refund), &money_fan))
+        .await
+        .expect("refund chosen");
+    // Only the buyer chooses; a category without an equivalent cannot be credited.
+    let stranger =
+        c.choose_cancellation_remedy(authed(choose(&silent, pb::CancellationRemedy::Credit), &money_fan)).await;
+    assert_eq!(outcome(stranger), "ERR_4000");
+    let unmapped =
+        c.choose_cancellation_remedy(authed(choose(&parked, pb::CancellationRemedy::Credit), &parking_fan)).await;
+    assert_eq!(outcome(unmapped), "ERR_1000");
+
+    // Before the choice closes, only the orders whose buyer chose are settled.
+    assert_eq!(settle(&env).await, 2);
+    let waiting = progress(&env, &f).await;
+    assert_eq!((waiting.orders, waiting.settled, waiting.awaiting_choice), (4, 2, 2));
+    assert!(waiting.finish_time.is_none() && waiting.choose_until.is_some());
+    let done = c
+        .get_cancellation_choice(authed(
+            pb::GetCancellationChoiceRequest { order_id: credited.id.clone() },
+            &credit_fan,
+        ))
+        .await
+        .expect("choice")
+        .into_inner();
+    assert_eq!(
+        (done.settled, done.refunded_minor, done.next_festival_id.as_str()),
+        (true, 0, next.id.to_string().as_str())
+    );
+    assert_eq!(done.credit_codes.len(), 1);
+    // The credit's code buys the same number of tickets at the next edition, for nothing.
+    let mut hold = hold_request(&next, &[(&next_weekend.id, 2)]);
+    hold.promo_codes = done.credit_codes.clone();
+    let held = c.create_hold(authed(hold, &credit_fan)).await.expect("hold with the credit").into_inner();
+    assert_eq!(held.total_minor, 0);
+    let rebooked = c.checkout_hold(authed(checkout(&held), &credit_fan)).await.expect("free order").into_inner();
+    assert_eq!((rebooked.status, rebooked.tickets.len()), (pb::OrderStatus::Paid as i32, 2));
+    let mut again = hold_request(&next, &[(&next_weekend.id, 1)]);
+    again.promo_codes = done.credit_codes.clone();
+    assert_ne!(outcome(c.create_hold(authed(again, &credit_fan)).await), "OK", "used up");
+    // Nothing of the credited order goes back as money; the chosen refund does.
+    let published = refunds_published(&env, &f).await;
+    assert_eq!((published.get(&credited.id), published.get(&refunded.id)), (Some(&vec![0]), Some(&vec![5_000])));
+    // Too late to choose; silence means money.
+    env.app.clock.advance(Duration::from_secs(15 * 24 * 3_600));
+    let late =
+        c.choose_cancellation_remedy(authed(choose(&parked, pb::CancellationRemedy::Refund), &parking_fan)).await;
+    assert_eq!(outcome(late), "ERR_6016");
+    assert_eq!(cancellation::settle_due(&env.app.pool, env.app.clock.now()).await.expect("settle"), 2);
+    let after = progress(&env, &f).await;
+    assert_eq!(methods(&after), vec![("CASH".into(), 4, 4, 0, 5_000 + 5_000 + 1_000)]);
+    assert_eq!(after.by_method[0].credited, 1);
+    assert_eq!(after.awaiting_choice, 0);
+    assert!(after.finish_time.is_some());
+    env.app.stop().await;
+}
+
 /// Four workers (replicas) settle one festival's orders at once, over several rounds:
 /// each order is cancelled, and paid back, exactly once. The negative control (no claim,
 /// no order lock) must see an order cancelled twice.

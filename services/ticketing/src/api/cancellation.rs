@@ -1,0 +1,248 @@
+//! A cancelled festival, as organisers and buyers see it: the refunds' progress, the
+//! credit for a next edition offered beforehand, and each buyer's choice (the work itself
+//! is `crate::cancellation`'s).
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use festival_platform::auth::{Principal, Role};
+use festival_platform::convert::timestamp;
+use festival_platform::rpc::record_festival;
+use festival_platform::{ApiError, ApiResult, codes, validate};
+use festival_proto::ticketing::v1 as pb;
+use uuid::Uuid;
+
+use super::TicketingApi;
+use crate::cancellation;
+use crate::store;
+
+/// Categories one policy maps.
+const MAX_MAPPED: usize = 100;
+
+/// One order's row in its festival's run.
+#[derive(sqlx::FromRow)]
+struct ChoiceRow {
+    festival_id: Uuid,
+    status: String,
+    remedy: Option<String>,
+    refunded_minor: i64,
+    credit_codes: Vec<String>,
+    choose_until: Option<DateTime<Utc>>,
+    next_festival_id: Option<Uuid>,
+}
+
+async fn choice_row(
+    conn: &mut sqlx::PgConnection,
+    order_id: Uuid,
+    lock: bool,
+) -> Result<Option<ChoiceRow>, sqlx::Error> {
+    let sql = format!(
+        "select o.festival_id, o.status, o.remedy, o.refunded_minor, o.credit_codes, r.choose_until, p.next_festival_id
+           from cancellation_orders o join cancellation_runs r using (festival_id)
+           left join cancellation_policies p on p.festival_id = o.festival_id
+          where o.order_id = $1 {}",
+        if lock { "for update of o" } else { "" }
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(order_id).fetch_optional(conn).await
+}
+
+fn remedy_of(remedy: Option<&str>) -> pb::CancellationRemedy {
+    match remedy {
+        Some("REFUND") => pb::CancellationRemedy::Refund,
+        Some("CREDIT") => pb::CancellationRemedy::Credit,
+        _ => pb::CancellationRemedy::Unspecified,
+    }
+}
+
+fn to_choice(order_id: Uuid, row: &ChoiceRow) -> pb::CancellationChoice {
+    let settled = row.status == "SETTLED";
+    let credited = settled && !row.credit_codes.is_empty();
+    pb::CancellationChoice {
+        order_id: order_id.to_string(),
+        remedy: remedy_of(row.remedy.as_deref()) as i32,
+        choose_until: row.choose_until.map(timestamp),
+        settled,
+        refunded_minor: row.refunded_minor,
+        next_festival_id: if credited {
+            row.next_festival_id.map(|f| f.to_string()).unwrap_or_default()
+        } else {
+            String::new()
+        },
+        credit_codes: if credited { row.credit_codes.clone() } else { Vec::new() },
+    }
+}
+
+impl TicketingApi {
+    /// How far the refunds of a cancelled festival are.
+    pub(super) async fn get_cancellation_progress(
+        &self,
+        caller: Principal,
+        req: pb::GetCancellationProgressRequest,
+    ) -> ApiResult<pb::CancellationProgress> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        caller.require(festival_id, Role::Organizer)?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
+        let progress = cancellation::progress(&mut tx, festival_id).await?;
+        tx.commit().await?;
+        progress.ok_or_else(|| ApiError::new(codes::NOT_FOUND).with_message("The festival is not cancelled"))
+    }
+
+    pub(super) async fn set_cancellation_policy(
+        &self,
+        caller: Principal,
+        req: pb::SetCancellationPolicyRequest,
+    ) -> ApiResult<pb::CancellationPolicy> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        caller.require(festival_id, Role::Organizer)?;
+        let next_festival_id = validate::uuid("next_festival_id", &req.next_festival_id)?;
+        if next_festival_id == festival_id {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "next_festival_id", "another festival"));
+        }
+        caller.require(next_festival_id, Role::Organizer)?;
+        if !(1..=90).contains(&req.choice_days) {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "choice_days", "1 to 90 days"));
+        }
+        if req.categories.is_empty() || req.categories.len() > MAX_MAPPED {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "categories", "1 to 100 categories"));
+        }
+        let mut pairs = Vec::with_capacity(req.categories.len());
+        let mut seen = BTreeSet::new();
+        for (i, c) in req.categories.iter().enumerate() {
+            let from = validate::uuid(&format!("categories[{i}].category_id"), &c.category_id)?;
+            let to = validate::uuid(&format!("categories[{i}].next_category_id"), &c.next_category_id)?;
+            if !seen.insert(from) {
+                return Err(ApiError::field(codes::VALIDATION_FAILED, "categories", "a category is mapped twice"));
+            }
+            pairs.push((from, to));
+        }
+        let mut tx = self.pool.begin().await?;
+        // The festival's row, locked: a cancellation arriving now waits, and sees the policy.
+        sqlx::query("select 1 from festivals where id = $1 for update").bind(festival_id).execute(&mut *tx).await?;
+        let festival = Self::festival(&mut tx, festival_id).await?;
+        Self::festival(&mut tx, next_festival_id).await.map_err(|_| {
+            ApiError::field(codes::NOT_FOUND, "next_festival_id", "no such festival (or not heard of yet)")
+        })?;
+        let started: bool = sqlx::query_scalar("select exists(select 1 from cancellation_runs where festival_id = $1)")
+            .bind(festival_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if started || festival.status == crate::domain::status::FestivalStatus::Cancelled {
+            return Err(ApiError::new(codes::FESTIVAL_NOT_ACTIVE)
+                .with_message("The festival is cancelled: its refunds have started"));
+        }
+        let (from, to): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
+        let known_from = store::categories::find_many(&mut tx, festival_id, &from).await?.len();
+        let known_to: BTreeSet<Uuid> =
+            store::categories::find_many(&mut tx, next_festival_id, &to).await?.into_iter().map(|c| c.id).collect();
+        if known_from != from.len() || to.iter().any(|t| !known_to.contains(t)) {
+            return Err(ApiError::field(codes::NOT_FOUND, "categories", "a category is not the festival's"));
+        }
+        sqlx::query(
+            "insert into cancellation_policies (festival_id, next_festival_id, choice_days, set_by, set_at)
+             values ($1, $2, $3, $4, $5)
+             on conflict (festival_id) do update set next_festival_id = excluded.next_festival_id,
+                 choice_days = excluded.choice_days, set_by = excluded.set_by, set_at = excluded.set_at",
+        )
+        .bind(festival_id)
+        .bind(next_festival_id)
+        .bind(req.choice_days)
+        .bind(caller.user_id)
+        .bind(self.clock.now())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("delete from cancellation_policy_categories where festival_id = $1")
+            .bind(festival_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "insert into cancellation_policy_categories (festival_id, category_id, next_category_id)
+             select $1, f, t from unnest($2::uuid[], $3::uuid[]) as m(f, t)",
+        )
+        .bind(festival_id)
+        .bind(&from)
+        .bind(&to)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(pb::CancellationPolicy {
+            festival_id: festival_id.to_string(),
+            next_festival_id: next_festival_id.to_string(),
+            categories: req.categories,
+            choice_days: req.choice_days,
+        })
+    }
+
+    pub(super) async fn choose_cancellation_remedy(
+        &self,
+        caller: Principal,
+        req: pb::ChooseCancellationRemedyRequest,
+    ) -> ApiResult<pb::CancellationChoice> {
+        let order_id = validate::uuid("order_id", &req.order_id)?;
+        let remedy = match validate::known_enum::<pb::CancellationRemedy>("remedy", req.remedy, false)? {
+            Some(pb::CancellationRemedy::Refund) => "REFUND",
+            Some(pb::CancellationRemedy::Credit) => "CREDIT",
+            _ => return Err(ApiError::field(codes::REQUIRED_FIELD, "remedy", "REFUND or CREDIT")),
+        };
+        let mut tx = self.pool.begin().await?;
+        let order = store::orders::find(&mut tx, order_id)
+            .await?
+            .filter(|o| o.buyer_user_id == Some(caller.user_id))
+            .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "order_id", "no such order of yours"))?;
+        record_festival(order.festival_id);
+        let row = choice_row(&mut tx, order_id, true).await?.ok_or_else(|| {
+            ApiError::new(codes::REFUND_NOT_ALLOWED).with_message("The order's festival is not cancelled")
+        })?;
+        let open = row.status == "WAITING" && row.choose_until.is_some_and(|until| until > self.clock.now());
+        if !open {
+            return Err(ApiError::new(codes::REFUND_NOT_ALLOWED).with_message("The choice is closed"));
+        }
+        if remedy == "CREDIT" {
+            let unmapped: i64 = sqlx::query_scalar(
+                "select count(*) from tickets t
+                  where t.order_id = $1 and t.status = 'SOLD' and t.replaced_by is null
+                    and not exists (select 1 from cancellation_policy_categories m
+                                     where m.festival_id = $2 and m.category_id = t.category_id)",
+            )
+            .bind(order_id)
+            .bind(row.festival_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if unmapped > 0 {
+                return Err(ApiError::field(
+                    codes::VALIDATION_FAILED,
+                    "remedy",
+                    "some of the order's tickets have no equivalent at the next edition",
+                ));
+            }
+        }
+        sqlx::query("update cancellation_orders set remedy = $2 where order_id = $1")
+            .bind(order_id)
+            .bind(remedy)
+            .execute(&mut *tx)
+            .await?;
+        let row = choice_row(&mut tx, order_id, false).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        tx.commit().await?;
+        Ok(to_choice(order_id, &row))
+    }
+
+    pub(super) async fn get_cancellation_choice(
+        &self,
+        caller: Principal,
+        req: pb::GetCancellationChoiceRequest,
+    ) -> ApiResult<pb::CancellationChoice> {
+        let order_id = validate::uuid("order_id", &req.order_id)?;
+        let mut conn = self.pool.acquire().await?;
+        let order = store::orders::find(&mut conn, order_id)
+            .await?
+            .filter(|o| o.buyer_user_id == Some(caller.user_id) || caller.has(o.festival_id, Role::Organizer))
+            .ok_or(ApiError::new(codes::NOT_FOUND))?;
+        record_festival(order.festival_id);
+        let row = choice_row(&mut conn, order_id, false)
+            .await?
+            .ok_or_else(|| ApiError::new(codes::NOT_FOUND).with_message("The order's festival is not cancelled"))?;
+        Ok(to_choice(order_id, &row))
+    }
+}
