@@ -103,12 +103,33 @@ pub async fn open(conn: &mut PgConnection, festival_id: Uuid, now: DateTime<Utc>
               where festival_id = $1 and status in ('PAID', 'AWAITING_PAYMENT')",
         )
         .bind(festival_id)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?
         .rows_affected();
         tracing::warn!(festival = %festival_id, orders = listed, "festival cancelled: its orders will be refunded");
+        refund_uncreditable(conn, festival_id).await?;
     }
     Ok(opened)
+}
+
+/// With a credit offer, an order that cannot be credited does not wait for a choice:
+/// not paid, no buyer account to choose, or a ticket with no equivalent.
+async fn refund_uncreditable(conn: &mut PgConnection, festival_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update cancellation_orders c set remedy = 'REFUND'
+           from orders o, cancellation_runs r
+          where c.festival_id = $1 and r.festival_id = $1 and r.choose_until is not null
+            and o.id = c.order_id and c.remedy is null and c.status = 'WAITING'
+            and (o.status <> 'PAID' or o.buyer_user_id is null
+                 or exists (select 1 from tickets t
+                             where t.order_id = o.id and t.status = 'SOLD' and t.replaced_by is null
+                               and not exists (select 1 from cancellation_policy_categories m
+                                                where m.festival_id = $1 and m.category_id = t.category_id)))",
+    )
+    .bind(festival_id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Settles what waits, up to [`ROUND`] orders a call (the worker calls it every tick, so
@@ -173,6 +194,12 @@ async fn list_stragglers(pool: &PgPool, now: DateTime<Utc>) -> Result<(), sqlx::
             .bind(&listed)
             .execute(pool)
             .await?;
+        let mut festivals = listed.clone();
+        festivals.sort_unstable();
+        festivals.dedup();
+        for festival in festivals {
+            refund_uncreditable(&mut *pool.acquire().await?, festival).await?;
+        }
     }
     Ok(())
 }
@@ -244,13 +271,16 @@ async fn credit_plan(
     conn: &mut PgConnection,
     order: &OrderRow,
 ) -> Result<Option<(Uuid, Vec<(Uuid, i64)>)>, sqlx::Error> {
+    // The next edition must still sell: a credit at a festival cancelled (or deleted)
+    // since is worth nothing, so the order is refunded instead.
     let rows: Vec<(Uuid, Option<Uuid>, Option<Uuid>, i64)> = sqlx::query_as(
-        "select t.category_id, p.next_festival_id, m.next_category_id, count(*)
+        "select t.category_id, f.id, m.next_category_id, count(*)
            from tickets t
            left join cancellation_policies p on p.festival_id = $2
+           left join festivals f on f.id = p.next_festival_id and not f.deleted and f.status in ('PUBLISHED', 'ONGOING')
            left join cancellation_policy_categories m on m.festival_id = $2 and m.category_id = t.category_id
           where t.order_id = $1 and t.status = 'SOLD' and t.replaced_by is null
-          group by t.category_id, p.next_festival_id, m.next_category_id",
+          group by t.category_id, f.id, m.next_category_id",
     )
     .bind(order.id)
     .bind(order.festival_id)
@@ -334,8 +364,8 @@ pub async fn confirm_refund(
     let confirmed = sqlx::query(
         "update cancellation_orders c set confirmed_at = coalesce(c.confirmed_at, $4)
            from orders o
-          where c.order_id = $1 and c.status = 'SETTLED' and o.id = c.order_id
-            and o.payment_id = $2 and $3 >= o.total_minor",
+          where c.order_id = $1 and c.status = 'SETTLED' and c.remedy is distinct from 'CREDIT'
+            and o.id = c.order_id and o.payment_id = $2 and $3 >= o.total_minor",
     )
     .bind(order_id)
     .bind(payment_id)
@@ -344,6 +374,35 @@ pub async fn confirm_refund(
     .execute(conn)
     .await?;
     Ok(confirmed.rows_affected() == 1)
+}
+
+/// The payment of an order credited to a next edition was refunded at the provider after
+/// all (a dashboard refund, a chargeback): its credit codes stop working (tickets bought
+/// with them stay, and are logged for the organisers). `true` if it was credited.
+pub async fn void_credit(conn: &mut PgConnection, order_id: Uuid, at: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let codes: Option<Vec<String>> = sqlx::query_scalar(
+        "select credit_codes from cancellation_orders where order_id = $1 and status = 'SETTLED' and remedy = 'CREDIT'",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(codes) = codes.filter(|c| !c.is_empty()) else { return Ok(false) };
+    let used: i64 = sqlx::query_scalar(
+        "with voided as (
+             update promo_codes set valid_until = least(coalesce(valid_until, $2), $2), updated_at = now()
+              where code = any($1) and festival_id = (select p.next_festival_id from cancellation_policies p
+                                                        join orders o on o.festival_id = p.festival_id where o.id = $3)
+             returning used)
+         select coalesce(sum(used), 0)::bigint from voided",
+    )
+    .bind(&codes)
+    .bind(at)
+    .bind(order_id)
+    .fetch_one(conn)
+    .await?;
+    tracing::error!(order = %order_id, tickets_taken = used,
+        "a credited order's payment was refunded at the provider: its credit codes are voided; tickets bought with them need an organiser");
+    Ok(true)
 }
 
 /// A run's progress, per payment method; `None` if the festival has no run.

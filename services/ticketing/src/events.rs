@@ -84,6 +84,7 @@ async fn payment_refunded(conn: &mut PgConnection, e: pay::PaymentRefunded, _met
         card_orders::payment_refunded(conn, &e, chrono::Utc::now()).await?;
         if let (Ok(order_id), Ok(payment_id)) = (Uuid::parse_str(&e.reference), Uuid::parse_str(&e.payment_id)) {
             cancellation::confirm_refund(conn, order_id, payment_id, e.refunded_minor, chrono::Utc::now()).await?;
+            cancellation::void_credit(conn, order_id, chrono::Utc::now()).await?;
         }
     }
     Ok(())

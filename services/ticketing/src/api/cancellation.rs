@@ -54,7 +54,8 @@ fn remedy_of(remedy: Option<&str>) -> pb::CancellationRemedy {
     }
 }
 
-fn to_choice(order_id: Uuid, row: &ChoiceRow) -> pb::CancellationChoice {
+/// `buyer`: the codes are bearer credit, shown to the order's buyer only.
+fn to_choice(order_id: Uuid, row: &ChoiceRow, buyer: bool) -> pb::CancellationChoice {
     let settled = row.status == "SETTLED";
     let credited = settled && !row.credit_codes.is_empty();
     pb::CancellationChoice {
@@ -68,7 +69,7 @@ fn to_choice(order_id: Uuid, row: &ChoiceRow) -> pb::CancellationChoice {
         } else {
             String::new()
         },
-        credit_codes: if credited { row.credit_codes.clone() } else { Vec::new() },
+        credit_codes: if credited && buyer { row.credit_codes.clone() } else { Vec::new() },
     }
 }
 
@@ -122,9 +123,16 @@ impl TicketingApi {
         // The festival's row, locked: a cancellation arriving now waits, and sees the policy.
         sqlx::query("select 1 from festivals where id = $1 for update").bind(festival_id).execute(&mut *tx).await?;
         let festival = Self::festival(&mut tx, festival_id).await?;
-        Self::festival(&mut tx, next_festival_id).await.map_err(|_| {
+        let next = Self::festival(&mut tx, next_festival_id).await.map_err(|_| {
             ApiError::field(codes::NOT_FOUND, "next_festival_id", "no such festival (or not heard of yet)")
         })?;
+        if !crate::domain::status::festival_on_sale(next.status) {
+            return Err(ApiError::field(
+                codes::FESTIVAL_NOT_ACTIVE,
+                "next_festival_id",
+                "the next edition must be on sale",
+            ));
+        }
         let started: bool = sqlx::query_scalar("select exists(select 1 from cancellation_runs where festival_id = $1)")
             .bind(festival_id)
             .fetch_one(&mut *tx)
@@ -200,6 +208,16 @@ impl TicketingApi {
             return Err(ApiError::new(codes::REFUND_NOT_ALLOWED).with_message("The choice is closed"));
         }
         if remedy == "CREDIT" {
+            let next_sells = match row.next_festival_id {
+                Some(next) => store::festivals::find(&mut tx, next)
+                    .await?
+                    .is_some_and(|f| crate::domain::status::festival_on_sale(f.status)),
+                None => false,
+            };
+            if !next_sells {
+                return Err(ApiError::new(codes::FESTIVAL_NOT_ACTIVE)
+                    .with_message("The next edition no longer sells: only the refund is open"));
+            }
             let unmapped: i64 = sqlx::query_scalar(
                 "select count(*) from tickets t
                   where t.order_id = $1 and t.status = 'SOLD' and t.replaced_by is null
@@ -225,7 +243,7 @@ impl TicketingApi {
             .await?;
         let row = choice_row(&mut tx, order_id, false).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         tx.commit().await?;
-        Ok(to_choice(order_id, &row))
+        Ok(to_choice(order_id, &row, true))
     }
 
     pub(super) async fn get_cancellation_choice(
@@ -243,6 +261,6 @@ impl TicketingApi {
         let row = choice_row(&mut conn, order_id, false)
             .await?
             .ok_or_else(|| ApiError::new(codes::NOT_FOUND).with_message("The order's festival is not cancelled"))?;
-        Ok(to_choice(order_id, &row))
+        Ok(to_choice(order_id, &row, order.buyer_user_id == Some(caller.user_id)))
     }
 }

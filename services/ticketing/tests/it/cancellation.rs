@@ -389,10 +389,11 @@ async fn buyers_choose_the_next_edition_or_their_money_and_silence_means_money()
         c.choose_cancellation_remedy(authed(choose(&parked, pb::CancellationRemedy::Credit), &parking_fan)).await;
     assert_eq!(outcome(unmapped), "ERR_1000");
 
-    // Before the choice closes, only the orders whose buyer chose are settled.
-    assert_eq!(settle(&env).await, 2);
+    // Before the choice closes, only the orders whose buyer chose are settled, and those
+    // that cannot be credited (the parking pass has no equivalent): they do not wait.
+    assert_eq!(settle(&env).await, 3);
     let waiting = progress(&env, &f).await;
-    assert_eq!((waiting.orders, waiting.settled, waiting.awaiting_choice), (4, 2, 2));
+    assert_eq!((waiting.orders, waiting.settled, waiting.awaiting_choice), (4, 3, 1));
     assert!(waiting.finish_time.is_none() && waiting.choose_until.is_some());
     let done = c
         .get_cancellation_choice(authed(
@@ -416,7 +417,17 @@ async fn buyers_choose_the_next_edition_or_their_money_and_silence_means_money()
     assert_eq!((rebooked.status, rebooked.tickets.len()), (pb::OrderStatus::Paid as i32, 2));
     let mut again = hold_request(&next, &[(&next_weekend.id, 1)]);
     again.promo_codes = done.credit_codes.clone();
-    assert_ne!(outcome(c.create_hold(authed(again, &credit_fan)).await), "OK", "used up");
+    assert_eq!(outcome(c.create_hold(authed(again, &credit_fan)).await), "ERR_13003", "used up");
+    // The codes are the buyer's: an organiser reads the choice without them.
+    let seen = c
+        .get_cancellation_choice(authed(
+            pb::GetCancellationChoiceRequest { order_id: credited.id.clone() },
+            &f.organizer,
+        ))
+        .await
+        .expect("organiser reads")
+        .into_inner();
+    assert_eq!((seen.settled, seen.credit_codes.len()), (true, 0));
     // Nothing of the credited order goes back as money; the chosen refund does.
     let published = refunds_published(&env, &f).await;
     assert_eq!((published.get(&credited.id), published.get(&refunded.id)), (Some(&vec![0]), Some(&vec![5_000])));
@@ -425,7 +436,7 @@ async fn buyers_choose_the_next_edition_or_their_money_and_silence_means_money()
     let late =
         c.choose_cancellation_remedy(authed(choose(&parked, pb::CancellationRemedy::Refund), &parking_fan)).await;
     assert_eq!(outcome(late), "ERR_6016");
-    assert_eq!(cancellation::settle_due(&env.app.pool, env.app.clock.now()).await.expect("settle"), 2);
+    assert_eq!(cancellation::settle_due(&env.app.pool, env.app.clock.now()).await.expect("settle"), 1);
     let after = progress(&env, &f).await;
     assert_eq!(methods(&after), vec![("CASH".into(), 4, 4, 0, 5_000 + 5_000 + 1_000)]);
     assert_eq!(after.by_method[0].credited, 1);
