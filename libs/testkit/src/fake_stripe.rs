@@ -280,6 +280,11 @@ impl FakeStripe {
         self.shared.store().accounts.iter().find(|a| a.id == account_id).map(|a| a.balance)
     }
 
+    /// Makes every refund's transfer reversal refused (`balance_insufficient`), or not.
+    pub fn refuse_reversals(&self, refuse: bool) {
+        self.shared.store().refuse_reversals = refuse;
+    }
+
     /// Pays a connected account's balance out to its bank: nothing is left to reverse.
     pub fn pay_out(&self, account_id: &str) {
         if let Some(account) = self.shared.store().accounts.iter_mut().find(|a| a.id == account_id) {
@@ -520,6 +525,9 @@ struct Store {
     payment_intents: Vec<PaymentIntent>,
     refunds: Vec<Refund>,
     accounts: Vec<ConnectedAccount>,
+    /// Refuse every transfer reversal with `balance_insufficient` (what some accounts
+    /// and charge types get from Stripe), whatever the balance.
+    refuse_reversals: bool,
     /// First responses by (secret key, idempotency key), as Stripe scopes them.
     idempotency: HashMap<(String, String), Stored>,
 }
@@ -742,6 +750,8 @@ struct ConnectedAccount {
     return_url: Option<String>,
     /// Available to reverse transfers from; a payout empties it.
     balance: i64,
+    /// Of its transfers (lowercase).
+    currency: String,
 }
 
 impl ConnectedAccount {
@@ -1135,9 +1145,10 @@ impl Store {
         let pi = &mut self.payment_intents[intent];
         let Some(destination) = pi.destination.clone() else { return };
         pi.transferred = pi.amount - pi.application_fee;
-        let amount = pi.transferred;
+        let (amount, currency) = (pi.transferred, pi.currency.clone());
         if let Some(account) = self.accounts.iter_mut().find(|a| a.id == destination) {
             account.balance += amount;
+            account.currency = currency;
         }
     }
 
@@ -1178,6 +1189,7 @@ impl Store {
             let message = format!("The charge {} has no application fee to refund.", intent.charge);
             return Err(Reply::bad_request(None, message, Some("refund_application_fee")));
         }
+        let refuse_reversals = self.refuse_reversals;
         let mut reversal = None;
         if reverse {
             let Some(destination) = intent.destination.clone() else {
@@ -1188,7 +1200,7 @@ impl Store {
             let share = i64::try_from(i128::from(amount) * i128::from(intent.transferred) / i128::from(intent.amount))
                 .unwrap_or(0);
             let account = self.accounts.iter_mut().find(|a| a.id == destination).ok_or_else(|| missing("account"))?;
-            if account.balance < share {
+            if refuse_reversals || account.balance < share {
                 let message = "Insufficient funds in the connected account's balance to reverse the transfer.";
                 return Err(Reply::bad_request(Some("balance_insufficient"), message, None));
             }
@@ -1239,6 +1251,7 @@ impl Store {
             details_submitted: false,
             return_url: None,
             balance: 0,
+            currency: "eur".into(),
         };
         let json = account.to_json();
         self.accounts.push(account);
@@ -1271,6 +1284,19 @@ impl Store {
             "expires_at": created + 300,
             "url": format!("{base}connect/onboard/{id}"),
         }))
+    }
+
+    /// `GET /v1/balance` for a connected account (the platform's own is not modelled).
+    fn balance(&self, account_id: &str) -> Reply {
+        match self.accounts.iter().find(|a| a.id == account_id) {
+            Some(a) => Reply::ok(json!({
+                "object": "balance",
+                "livemode": false,
+                "available": [{ "amount": a.balance, "currency": a.currency, "source_types": { "card": a.balance } }],
+                "pending": [{ "amount": 0, "currency": a.currency }],
+            })),
+            None => no_such("account", account_id, "Stripe-Account"),
+        }
     }
 
     /// The vendor finished onboarding: charges and payouts enabled. The account as now.
@@ -1473,6 +1499,11 @@ async fn api(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, header
     }
     if !shared.authorized(&headers) {
         return Reply::unauthorized().into_response();
+    }
+    // A connected account's balance: the account is the `Stripe-Account` header's.
+    if method == Method::GET && uri.path() == "/v1/balance" {
+        let account = headers.get("stripe-account").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        return shared.store().balance(account).into_response();
     }
     // A GET's parameters are its query string, read as a POST's form body.
     let params = if method == Method::GET { Bytes::from(uri.query().unwrap_or_default().to_owned()) } else { body };

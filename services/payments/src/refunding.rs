@@ -9,6 +9,7 @@ use uuid::Uuid;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
+use crate::domain::connect;
 use crate::domain::event::ProviderRefundStatus;
 use crate::domain::status::{PaymentStatus, RefundStatus};
 use crate::provider::{PaymentProvider, ProviderError, RefundSpec};
@@ -32,12 +33,35 @@ pub async fn send(
 ) -> Result<Option<RefundRow>, sqlx::Error> {
     let now = clock.now();
     let mut conn = pool.acquire().await?;
-    let Some(refund) = store::refunds::lease(&mut conn, id, now, now + LEASE).await? else {
+    let Some(mut refund) = store::refunds::lease(&mut conn, id, now, now + LEASE).await? else {
         return store::refunds::of_id(&mut conn, id).await;
     };
     let Some(payment) = store::payments::find(&mut conn, refund.payment_id).await? else { return Ok(None) };
     let Some(intent_id) = payment.provider_intent_id.clone() else { return Ok(None) };
+    let vendor = match payment.vendor_account_id.filter(|_| refund.reverse_transfer) {
+        Some(id) => store::vendors::find(&mut conn, id).await?,
+        None => None,
+    };
     drop(conn);
+    // A vendor's share is taken back from its balance. Stripe would take it even from
+    // an empty one (the account goes negative, the platform answering for it): when the
+    // balance cannot cover it, the platform refunds alone and the vendor owes its share,
+    // recorded here rather than left as a negative balance at Stripe.
+    if let Some(vendor) = vendor {
+        let share = connect::vendor_share(refund.amount_minor, payment.amount_minor, payment.application_fee_minor);
+        match provider.available_balance(&vendor.provider_account_id, &payment.currency).await {
+            Ok(available) if available < share => {
+                tracing::warn!(refund = %refund.id, available, share, "the vendor's balance cannot cover its share");
+                let until = clock.now() + LEASE;
+                if !store::refunds::stop_reversing(&mut *pool.acquire().await?, refund.id, until).await? {
+                    return store::refunds::of_id(&mut *pool.acquire().await?, refund.id).await;
+                }
+                refund.reverse_transfer = false;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(refund = %refund.id, error = %e, "the vendor's balance is unknown; reversing"),
+        }
+    }
     let mut spec = refund_spec(&refund, &payment, intent_id);
     let mut answer = provider.refund(&spec).await;
     if let Err(ProviderError::TransferNotReversible(why)) = &answer {

@@ -132,6 +132,13 @@ impl<P: PaymentProvider> PaymentProvider for Guarded<P> {
     ) -> BoxFuture<'a, Result<String, ProviderError>> {
         Box::pin(self.call(self.inner.account_link(account_id, refresh_url, return_url)))
     }
+    fn available_balance<'a>(
+        &'a self,
+        account_id: &'a str,
+        currency: &'a str,
+    ) -> BoxFuture<'a, Result<i64, ProviderError>> {
+        Box::pin(self.call(self.inner.available_balance(account_id, currency)))
+    }
 }
 
 #[cfg(test)]
@@ -194,6 +201,9 @@ mod tests {
             _: &'a str,
             _: &'a str,
         ) -> BoxFuture<'a, Result<String, ProviderError>> {
+            unimplemented_call()
+        }
+        fn available_balance<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<i64, ProviderError>> {
             unimplemented_call()
         }
     }

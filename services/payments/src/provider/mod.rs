@@ -166,6 +166,12 @@ pub trait PaymentProvider: Send + Sync + 'static {
     fn create_account<'a>(&'a self, spec: &'a AccountSpec) -> BoxFuture<'a, Result<Account, ProviderError>>;
     /// A connected account's state now.
     fn account<'a>(&'a self, account_id: &'a str) -> BoxFuture<'a, Result<Account, ProviderError>>;
+    /// What a connected account has available in `currency` (lowercase or not) now.
+    fn available_balance<'a>(
+        &'a self,
+        account_id: &'a str,
+        currency: &'a str,
+    ) -> BoxFuture<'a, Result<i64, ProviderError>>;
     /// A single-use link to the provider's onboarding page for the account.
     fn account_link<'a>(
         &'a self,

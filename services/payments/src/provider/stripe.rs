@@ -95,6 +95,17 @@ mod connect {
         pub url: String,
     }
 
+    #[derive(miniserde::Deserialize)]
+    pub struct BalanceAmount {
+        pub amount: i64,
+        pub currency: String,
+    }
+
+    #[derive(miniserde::Deserialize)]
+    pub struct BalanceObject {
+        pub available: Vec<BalanceAmount>,
+    }
+
     #[derive(Serialize)]
     pub struct Requested {
         pub requested: bool,
@@ -384,6 +395,28 @@ impl PaymentProvider for Stripe {
                 output: std::marker::PhantomData,
             };
             Ok(account_of(request.customize().send(&self.client).await.map_err(classify)?))
+        })
+    }
+
+    fn available_balance<'a>(
+        &'a self,
+        account_id: &'a str,
+        currency: &'a str,
+    ) -> BoxFuture<'a, Result<i64, ProviderError>> {
+        Box::pin(async move {
+            let request = connect::Raw::<connect::BalanceObject> {
+                method: StripeMethod::Get,
+                path: "/balance".into(),
+                form: None,
+                output: std::marker::PhantomData,
+            };
+            let balance = request
+                .customize()
+                .account_id(stripe::AccountId::from(account_id))
+                .send(&self.client)
+                .await
+                .map_err(classify)?;
+            Ok(balance.available.iter().filter(|a| a.currency.eq_ignore_ascii_case(currency)).map(|a| a.amount).sum())
         })
     }
 

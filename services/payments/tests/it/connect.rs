@@ -211,16 +211,13 @@ async fn a_refund_takes_the_vendor_s_share_back_and_when_its_balance_is_paid_out
     let pi = intent(&env, &env.intent_of(&small).await);
     // Neither reversed nor the fee given back: the vendor keeps what it got, and owes its share.
     assert_eq!((pi["fake_reversed"].as_i64(), pi["fake_fee_refunded"].as_i64()), (Some(0), Some(0)));
-    let keys: Vec<Option<String>> =
-        env.stripe.requests().into_iter().filter(|r| r.1 == "/v1/refunds").map(|r| r.2).collect();
+    let refund_keys = || -> Vec<Option<String>> {
+        env.stripe.requests().into_iter().filter(|r| r.1 == "/v1/refunds").map(|r| r.2).collect()
+    };
     assert_eq!(
-        keys,
-        vec![
-            Some(format!("refund-{}", half.id)),
-            Some(format!("refund-{}", full.id)),
-            Some(format!("refund-{}-unreversed", full.id))
-        ],
-        "the refused reversal, then the refund from the platform's balance under its own key"
+        refund_keys(),
+        vec![Some(format!("refund-{}", half.id)), Some(format!("refund-{}-unreversed", full.id))],
+        "the vendor's balance was read first: no reversal asked of an empty balance"
     );
 
     let line = report(&env, &f).await.vendors.pop().expect("the vendor's line");
@@ -250,6 +247,20 @@ async fn a_refund_takes_the_vendor_s_share_back_and_when_its_balance_is_paid_out
     env.deliver(&env.stripe.refund_event(&dashboard).expect("event")).await.expect("refund event");
     let line = report(&env, &f).await.vendors.pop().expect("line");
     assert_eq!((line.owed_minor, line.debts.len(), line.refunded_minor), (4_600, 2, 15_000));
+
+    // The balance covers the share, but Stripe refuses the reversal anyway: the refund
+    // goes through from the platform's balance under its own key, and the vendor owes.
+    let third = sold(&env, &f, &account, 2_000).await;
+    env.stripe.refuse_reversals(true);
+    let refused = refund(&env, &f, &third, 0).await;
+    assert_eq!(refused.status, pb::RefundStatus::Succeeded as i32);
+    let keys = refund_keys();
+    assert_eq!(
+        keys[keys.len() - 2..].to_vec(),
+        vec![Some(format!("refund-{}", refused.id)), Some(format!("refund-{}-unreversed", refused.id))]
+    );
+    let line = report(&env, &f).await.vendors.pop().expect("line");
+    assert_eq!((line.owed_minor, line.debts.len()), (4_600 + 1_840, 3));
     env.app.stop().await;
 }
 
