@@ -38,8 +38,13 @@ async fn sold(
 /// and waits until ticketing opened its run.
 async fn cancel_festival(env: &Env, f: &Festival) {
     env.announce(f.id, program::FestivalStatus::Cancelled, 2).await;
+    assert!(run_opens(env, f).await, "the cancellation run was never opened");
+}
+
+/// Waits (at most 10 s) until ticketing opened the festival's run; whether it did.
+async fn run_opens(env: &Env, f: &Festival) -> bool {
     let (pool, id) = (env.app.pool.clone(), f.id);
-    let opened = festival_testkit::eventually(Duration::from_secs(10), || {
+    festival_testkit::eventually(Duration::from_secs(10), || {
         let pool = pool.clone();
         async move {
             sqlx::query_scalar::<_, bool>("select exists(select 1 from cancellation_runs where festival_id = $1)")
@@ -49,8 +54,7 @@ async fn cancel_festival(env: &Env, f: &Festival) {
                 .unwrap_or(false)
         }
     })
-    .await;
-    assert!(opened, "the cancellation run was never opened");
+    .await
 }
 
 async fn progress(env: &Env, f: &Festival) -> pb::CancellationProgress {
@@ -278,19 +282,7 @@ async fn a_deletion_handled_before_the_cancellation_still_refunds_the_orders() {
     // either order: the deletion first.
     let deleted = program::FestivalDeleted { festival_id: f.id.to_string() };
     festival_testkit::publish_event(&env.app.naming(), &deleted).await;
-    let (pool, id) = (env.app.pool.clone(), f.id);
-    let opened = festival_testkit::eventually(Duration::from_secs(10), || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, bool>("select exists(select 1 from cancellation_runs where festival_id = $1)")
-                .bind(id)
-                .fetch_one(&pool)
-                .await
-                .unwrap_or(false)
-        }
-    })
-    .await;
-    assert!(opened, "the deletion opened the run");
+    assert!(run_opens(&env, &f).await, "the deletion opened the run");
     assert_eq!(settle(&env).await, 1);
     let report = progress(&env, &f).await;
     assert_eq!(methods(&report), vec![("CASH".into(), 1, 1, 0, 10_000)]);

@@ -207,6 +207,15 @@ impl Mesh {
         .expect("quotas")
     }
 
+    /// Waits (at most 15 s, payments' sweep sending the booked refund) until the payment
+    /// is REFUNDED; whether it became so.
+    async fn payment_becomes_refunded(&self, id: &str) -> bool {
+        festival_testkit::eventually(Duration::from_secs(15), || async move {
+            self.payment(id).await.status == pay::PaymentStatus::Refunded as i32
+        })
+        .await
+    }
+
     async fn payment(&self, id: &str) -> pay::Payment {
         PaymentsServiceClient::new(self.payments.channel.clone())
             .get_payment(authed(pay::GetPaymentRequest { payment_id: id.into() }, &self.issuer.admin()))
@@ -337,12 +346,7 @@ async fn a_payment_after_the_hold_expired_is_honoured_while_stock_remains_and_re
         .expect("order");
     assert_eq!(reason, "sold out after the reservation ended");
     // Payments refunds B's payment in full at Stripe (the sweep sends the booked refund).
-    let refunded = festival_testkit::eventually(Duration::from_secs(15), || {
-        let m = &m;
-        let id = order_b.payment_id.clone();
-        async move { m.payment(&id).await.status == pay::PaymentStatus::Refunded as i32 }
-    })
-    .await;
+    let refunded = m.payment_becomes_refunded(&order_b.payment_id).await;
     assert!(refunded, "B's payment was refunded");
     let intent = late["data"]["object"]["payment_intent"].as_str().expect("intent").to_owned();
     let at_stripe: Vec<i64> = m
@@ -377,12 +381,7 @@ async fn a_payment_for_an_order_the_organiser_cancelled_meanwhile_is_refunded_in
     assert_eq!(m.stock().await, (0, 0), "the hold gave its ticket back");
     let done = m.stripe.complete_session(&m.session_of(&order.payment_id).await).expect("paid");
     m.webhook(&done).await;
-    let refunded = festival_testkit::eventually(Duration::from_secs(15), || {
-        let m = &m;
-        let id = order.payment_id.clone();
-        async move { m.payment(&id).await.status == pay::PaymentStatus::Refunded as i32 }
-    })
-    .await;
+    let refunded = m.payment_becomes_refunded(&order.payment_id).await;
     assert!(refunded, "the payment was refunded");
     let cancelled = m.order_becomes(&fan, &order.id, pb::OrderStatus::Cancelled).await;
     assert!(cancelled.tickets.is_empty());
@@ -461,12 +460,7 @@ async fn a_cancelled_festival_refunds_its_card_orders_at_stripe_and_reports_it()
     // The buyer who was still paying pays after all: refused, and refunded in full.
     let done = m.stripe.complete_session(&m.session_of(&late.payment_id).await).expect("paid");
     m.webhook(&done).await;
-    let refunded = festival_testkit::eventually(Duration::from_secs(15), || {
-        let m = &m;
-        let id = late.payment_id.clone();
-        async move { m.payment(&id).await.status == pay::PaymentStatus::Refunded as i32 }
-    })
-    .await;
+    let refunded = m.payment_becomes_refunded(&late.payment_id).await;
     assert!(refunded, "the late payment was refunded");
     let late_order = m.order_becomes(&late_fan, &late.id, pb::OrderStatus::Cancelled).await;
     assert!(late_order.tickets.is_empty(), "no ticket for a cancelled festival");
