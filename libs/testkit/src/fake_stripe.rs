@@ -119,15 +119,19 @@ pub enum Mode {
     /// Never answers a `/v1` call received in this mode: it is held until the mode
     /// changes (or the fake stops), then failed with a 500 and never processed.
     Hang,
+    /// Processes every `/v1` call (and keeps its answer under its idempotency key), then
+    /// answers a 500 anyway: an answer lost on the way back.
+    LoseAnswers,
 }
 
 impl Mode {
-    /// Parses the control endpoint's body: `normal`, `fail` or `hang`.
+    /// Parses the control endpoint's body: `normal`, `fail`, `hang` or `lose`.
     pub fn parse(text: &str) -> Option<Self> {
         match text.trim() {
             "normal" => Some(Self::Normal),
             "fail" => Some(Self::Fail500),
             "hang" => Some(Self::Hang),
+            "lose" => Some(Self::LoseAnswers),
             _ => None,
         }
     }
@@ -1337,7 +1341,7 @@ impl Shared {
         let mut mode = self.mode.subscribe();
         let current = *mode.borrow_and_update();
         match current {
-            Mode::Normal => true,
+            Mode::Normal | Mode::LoseAnswers => true,
             Mode::Fail500 => false,
             Mode::Hang => {
                 self.hold_while_hanging(&mut mode).await;
@@ -1507,7 +1511,11 @@ async fn api(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, header
     }
     // A GET's parameters are its query string, read as a POST's form body.
     let params = if method == Method::GET { Bytes::from(uri.query().unwrap_or_default().to_owned()) } else { body };
-    shared.serve(method.as_str(), uri.path(), idempotency_key.as_deref(), &params).into_response()
+    let reply = shared.serve(method.as_str(), uri.path(), idempotency_key.as_deref(), &params);
+    if *shared.mode.borrow() == Mode::LoseAnswers {
+        return Reply::api_error().into_response();
+    }
+    reply.into_response()
 }
 
 /// What the hosted page shows about a session.

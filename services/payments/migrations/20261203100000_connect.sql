@@ -35,6 +35,9 @@ create index payments_vendor_idx on payments (vendor_account_id) where vendor_ac
 -- When the vendor's balance cannot cover it (paid out already), the buyer is refunded
 -- from the platform's balance and the vendor's share is recorded as a debt.
 alter table refunds add column reverse_transfer boolean not null default true;
+-- When the provider was first asked for it: from then on its key never changes (an
+-- answer lost on the way may have been a refund made), unless the provider refused.
+alter table refunds add column asked_at timestamptz;
 
 create table vendor_debts (
     id                  uuid primary key,

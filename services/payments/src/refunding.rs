@@ -32,72 +32,94 @@ pub async fn send(
     id: Uuid,
 ) -> Result<Option<RefundRow>, sqlx::Error> {
     let now = clock.now();
+    // The lease's end is this sender's token: every later write checks it still holds it.
+    let mut mine = now + LEASE;
     let mut conn = pool.acquire().await?;
-    let Some(mut refund) = store::refunds::lease(&mut conn, id, now, now + LEASE).await? else {
+    let Some(mut refund) = store::refunds::lease(&mut conn, id, now, mine).await? else {
         return store::refunds::of_id(&mut conn, id).await;
     };
-    let Some(payment) = store::payments::find(&mut conn, refund.payment_id).await? else { return Ok(None) };
-    let Some(intent_id) = payment.provider_intent_id.clone() else { return Ok(None) };
-    let vendor = match payment.vendor_account_id.filter(|_| refund.reverse_transfer) {
+    let Some(payment) = store::payments::find(&mut conn, refund.payment_id).await? else {
+        tracing::error!(refund = %id, "a refund of no payment we know; left unsent");
+        return Ok(None);
+    };
+    let Some(intent_id) = payment.provider_intent_id.clone() else {
+        tracing::error!(refund = %id, payment = %payment.id, "a refund of a payment without an intent; left unsent");
+        return Ok(None);
+    };
+    // The balance is read only before the provider was ever asked: once it may have
+    // been (an answer lost on the way), the key must stay what it was.
+    let vendor = match payment.vendor_account_id.filter(|_| refund.reverse_transfer && refund.asked_at.is_none()) {
         Some(id) => store::vendors::find(&mut conn, id).await?,
         None => None,
     };
     drop(conn);
     // A vendor's share is taken back from its balance. Stripe would take it even from
     // an empty one (the account goes negative, the platform answering for it): when the
-    // balance cannot cover it, the platform refunds alone and the vendor owes its share,
-    // recorded here rather than left as a negative balance at Stripe.
+    // balance (available and pending) cannot cover it, the platform refunds alone and the
+    // vendor owes its share, recorded here rather than left negative at Stripe.
     if let Some(vendor) = vendor {
         let share = connect::vendor_share(refund.amount_minor, payment.amount_minor, payment.application_fee_minor);
         match provider.available_balance(&vendor.provider_account_id, &payment.currency).await {
-            Ok(available) if available < share => {
-                tracing::warn!(refund = %refund.id, available, share, "the vendor's balance cannot cover its share");
+            Ok(balance) if balance < share => {
+                tracing::warn!(refund = %refund.id, balance, share, "the vendor's balance cannot cover its share");
                 let until = clock.now() + LEASE;
-                if !store::refunds::stop_reversing(&mut *pool.acquire().await?, refund.id, until).await? {
+                if !store::refunds::stop_reversing(&mut *pool.acquire().await?, refund.id, mine, until).await? {
                     return store::refunds::of_id(&mut *pool.acquire().await?, refund.id).await;
                 }
-                refund.reverse_transfer = false;
+                (mine, refund.reverse_transfer) = (until, false);
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(refund = %refund.id, error = %e, "the vendor's balance is unknown; reversing"),
         }
     }
+    // From here on the provider may hold a refund under this key.
+    let until = clock.now() + LEASE;
+    if !store::refunds::mark_asked(&mut *pool.acquire().await?, refund.id, mine, until).await? {
+        return store::refunds::of_id(&mut *pool.acquire().await?, refund.id).await;
+    }
+    mine = until;
     let mut spec = refund_spec(&refund, &payment, intent_id);
     let mut answer = provider.refund(&spec).await;
     if let Err(ProviderError::TransferNotReversible(why)) = &answer {
-        // The vendor's balance cannot give its share back (paid out already): the buyer
-        // is refunded from the platform's balance, and the vendor owes its share once
-        // the refund succeeds (`settle`). Recorded first, so every later send of this
-        // refund, by anyone, goes the same way under the same key.
+        // A definite refusal (Stripe keeps it under the key: no refund was made), so a
+        // new key is safe: the buyer is refunded from the platform's balance, and the
+        // vendor owes its share once the refund succeeds (`settle`). Recorded first, so
+        // every later send of this refund goes the same way under the same key.
         tracing::warn!(refund = %refund.id, %why, "transfer not reversible: refunding from the platform's balance");
         let until = clock.now() + LEASE;
-        if !store::refunds::stop_reversing(&mut *pool.acquire().await?, refund.id, until).await? {
+        if !store::refunds::stop_reversing(&mut *pool.acquire().await?, refund.id, mine, until).await? {
             return store::refunds::of_id(&mut *pool.acquire().await?, refund.id).await;
         }
+        mine = until;
         spec = refund_spec(&RefundRow { reverse_transfer: false, ..refund.clone() }, &payment, spec.intent_id);
         answer = provider.refund(&spec).await;
     }
     let mut tx = pool.begin().await?;
     // Payment, then refund: the order every writer takes them in.
     let Some(payment) = store::payments::lock(&mut tx, refund.payment_id).await? else { return Ok(None) };
-    let Some(current) = store::refunds::lock(&mut tx, refund.id).await? else { return Ok(None) };
+    let Some(mut current) = store::refunds::lock(&mut tx, refund.id).await? else { return Ok(None) };
     let now = clock.now();
-    // A sender whose lease ran out while it waited: another may have recorded an answer.
-    // The same refund again changes nothing; anything else is not applied over it.
-    if let Some(recorded) = current.provider_refund_id.as_deref() {
-        match &answer {
-            Ok(r) if r.id != recorded => tracing::error!(refund = %refund.id, recorded, late = %r.id,
+    // Another sender (this one's lease ran out) or a webhook recorded the refund first:
+    // that record stands. A different refund from the provider needs an organiser.
+    let same = matches!((&answer, current.provider_refund_id.as_deref()), (Ok(r), Some(recorded)) if r.id == recorded);
+    let recorded_first = current.provider_refund_id.is_some() && !same;
+    if recorded_first || current.status != RefundStatus::Pending {
+        match (&answer, current.provider_refund_id.as_deref()) {
+            (Ok(r), Some(recorded)) if r.id != recorded => tracing::error!(refund = %refund.id, recorded, late = %r.id,
                 "a late sender got a second refund from the provider: needs an organiser (see reconciliation)"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(refund = %refund.id, error = %e, "a late sender's answer ignored"),
+            (Ok(_), _) => {}
+            (Err(e), _) => tracing::warn!(refund = %refund.id, error = %e, "a late sender's answer ignored"),
         }
-        if !matches!(&answer, Ok(r) if r.id == recorded) {
-            tx.commit().await?;
-            return Ok(Some(current));
-        }
+        tx.commit().await?;
+        return Ok(Some(current));
     }
     match answer {
         Ok(r) => {
+            // What the provider did decides whether the vendor owes its share.
+            if payment.vendor_account_id.is_some() && current.reverse_transfer != r.transfer_reversed {
+                store::refunds::set_reversed(&mut tx, current.id, r.transfer_reversed).await?;
+                current.reverse_transfer = r.transfer_reversed;
+            }
             settle::refund_outcome(&mut tx, &payment, &current, Some(&r.id), r.status, now).await?;
         }
         Err(ProviderError::Refused(why)) => {
@@ -105,8 +127,8 @@ pub async fn send(
             settle::refund_outcome(&mut tx, &payment, &current, None, ProviderRefundStatus::Failed, now).await?;
         }
         Err(ProviderError::Unavailable(why) | ProviderError::TransferNotReversible(why)) => {
-            tracing::warn!(refund = %refund.id, %why, "refund not sent yet; the sweep retries");
-            store::refunds::release(&mut tx, refund.id).await?;
+            tracing::warn!(refund = %refund.id, %why, "refund not sent yet; the sweep retries under the same key");
+            store::refunds::release(&mut tx, refund.id, mine).await?;
             tx.commit().await?;
             return Ok(Some(current));
         }
@@ -166,6 +188,7 @@ pub async fn book(
         provider_refund_id: None,
         created_at: now,
         reverse_transfer: true,
+        asked_at: None,
     };
     store::refunds::insert(conn, &refund).await?;
     store::payments::add_refunded(conn, payment.id, amount, now).await?;

@@ -201,6 +201,7 @@ async fn refund_changed(
                 // Made in the dashboard: a vendor's sale refunded without reversing its
                 // transfer leaves the vendor owing its share (booked when it succeeds).
                 reverse_transfer: payment.vendor_account_id.is_none() || change.transfer_reversed,
+                asked_at: None,
             };
             store::refunds::insert(conn, &refund).await?;
             let refunded = store::payments::add_refunded(conn, payment.id, change.amount, now).await?;
@@ -211,6 +212,12 @@ async fn refund_changed(
     };
     if !store::webhooks::claim_effect(conn, effect, event_id).await? {
         return Ok(Outcome::Ignored);
+    }
+    // What the provider did decides whether a vendor owes its share.
+    let mut refund = refund;
+    if payment.vendor_account_id.is_some() && refund.reverse_transfer != change.transfer_reversed {
+        store::refunds::set_reversed(conn, refund.id, change.transfer_reversed).await?;
+        refund.reverse_transfer = change.transfer_reversed;
     }
     let applied = refund_outcome(conn, payment, &refund, Some(&change.refund_id), change.status, now).await?;
     Ok(if applied { Outcome::Applied } else { Outcome::Ignored })

@@ -71,6 +71,7 @@ impl PaymentsApi {
             provider_refund_id: None,
             created_at: now,
             reverse_transfer: true,
+            asked_at: None,
         };
         store::refunds::insert(&mut tx, &refund).await?;
         book(&mut tx, &payment, amount, now).await?;

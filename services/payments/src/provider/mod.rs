@@ -102,6 +102,8 @@ pub struct RefundSpec {
 pub struct ProviderRefund {
     pub id: String,
     pub status: crate::domain::event::ProviderRefundStatus,
+    /// It reversed a vendor's transfer (what the provider did, not what was asked).
+    pub transfer_reversed: bool,
 }
 
 /// One page of a provider's list, newest first; the next page starts after the last

@@ -104,6 +104,7 @@ mod connect {
     #[derive(miniserde::Deserialize)]
     pub struct BalanceObject {
         pub available: Vec<BalanceAmount>,
+        pub pending: Vec<BalanceAmount>,
     }
 
     #[derive(Serialize)]
@@ -300,7 +301,11 @@ impl PaymentProvider for Stripe {
                 })?;
             let status =
                 refund.status.as_deref().and_then(ProviderRefundStatus::parse).unwrap_or(ProviderRefundStatus::Pending);
-            Ok(ProviderRefund { id: refund.id.to_string(), status })
+            Ok(ProviderRefund {
+                id: refund.id.to_string(),
+                status,
+                transfer_reversed: refund.transfer_reversal.is_some(),
+            })
         })
     }
 
@@ -416,7 +421,12 @@ impl PaymentProvider for Stripe {
                 .send(&self.client)
                 .await
                 .map_err(classify)?;
-            Ok(balance.available.iter().filter(|a| a.currency.eq_ignore_ascii_case(currency)).map(|a| a.amount).sum())
+            // Pending funds count: a recent sale's transfer is not available for days, and
+            // Stripe reverses from pending funds too.
+            let of_currency = |amounts: &[connect::BalanceAmount]| -> i64 {
+                amounts.iter().filter(|a| a.currency.eq_ignore_ascii_case(currency)).map(|a| a.amount).sum()
+            };
+            Ok(of_currency(&balance.available) + of_currency(&balance.pending))
         })
     }
 

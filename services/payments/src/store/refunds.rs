@@ -20,11 +20,14 @@ pub struct RefundRow {
     /// Of a destination charge: take the vendor's share back (false once the vendor's
     /// balance could not cover it: the platform pays, the vendor owes).
     pub reverse_transfer: bool,
+    /// When the provider was first asked for it (its key is fixed from then on).
+    pub asked_at: Option<DateTime<Utc>>,
 }
 
 macro_rules! columns {
     () => {
-        "id, payment_id, amount_minor, status, reason, requested_by, provider_refund_id, created_at, reverse_transfer"
+        "id, payment_id, amount_minor, status, reason, requested_by, provider_refund_id, created_at, reverse_transfer, \
+         asked_at"
     };
 }
 
@@ -93,20 +96,52 @@ pub async fn set_outcome(
     Ok(())
 }
 
-/// The vendor's balance could not cover the refund's transfer reversal: it is sent
-/// without one from now on (under another provider key), and the sender's lease renewed
-/// to `until` for the second call. `false` when the refund is no longer unsent (another
-/// sender recorded an answer meanwhile): the caller sends nothing more.
-pub async fn stop_reversing(conn: &mut PgConnection, id: Uuid, until: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+/// The vendor's balance cannot cover the refund's transfer reversal: it is sent without
+/// one (under another provider key). Only by the lease's holder (`mine`), which it renews
+/// to `until`; `false` when the caller no longer holds it or the refund is no longer
+/// unsent: it sends nothing more.
+pub async fn stop_reversing(
+    conn: &mut PgConnection,
+    id: Uuid,
+    mine: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "update refunds set reverse_transfer = false, sending_until = $2, updated_at = now() \
-         where id = $1 and status = 'PENDING' and provider_refund_id is null",
+        "update refunds set reverse_transfer = false, sending_until = $3, updated_at = now() \
+         where id = $1 and sending_until = $2 and status = 'PENDING' and provider_refund_id is null",
     )
     .bind(id)
+    .bind(mine)
     .bind(until)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Records, before the provider is asked, that it is (its key is fixed from now on), and
+/// renews the lease from `mine` to `until`. `false` when the caller lost the lease.
+pub async fn mark_asked(
+    conn: &mut PgConnection,
+    id: Uuid,
+    mine: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update refunds set asked_at = coalesce(asked_at, now()), sending_until = $3, updated_at = now() \
+         where id = $1 and sending_until = $2 and status = 'PENDING' and provider_refund_id is null",
+    )
+    .bind(id)
+    .bind(mine)
+    .bind(until)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// What the provider did with a vendor's share: reversed it, or not (the vendor owes it).
+pub async fn set_reversed(conn: &mut PgConnection, id: Uuid, reversed: bool) -> Result<(), sqlx::Error> {
+    sqlx::query("update refunds set reverse_transfer = $2 where id = $1").bind(id).bind(reversed).execute(conn).await?;
+    Ok(())
 }
 
 /// Refunds booked but not yet accepted by the provider (it was down, or an owner's event
@@ -145,8 +180,13 @@ pub async fn lease(
 }
 
 /// Gives the lease back (the provider could not be reached): the next sweep tries.
-pub async fn release(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("update refunds set sending_until = null where id = $1").bind(id).execute(conn).await?;
+/// Gives the lease back, if the caller (`mine`) still holds it.
+pub async fn release(conn: &mut PgConnection, id: Uuid, mine: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query("update refunds set sending_until = null where id = $1 and sending_until = $2")
+        .bind(id)
+        .bind(mine)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -265,6 +265,39 @@ async fn a_refund_takes_the_vendor_s_share_back_and_when_its_balance_is_paid_out
 }
 
 #[tokio::test]
+async fn a_reversing_refund_whose_answer_was_lost_is_sent_again_under_the_same_key() {
+    let env = spawn().await;
+    let f = env.festival();
+    let account = onboarded(&env, &f, 800).await;
+    let sale = sold(&env, &f, &account, 10_000).await;
+    // Stripe makes the refund (and the reversal) but its answer is lost: the refund
+    // stays PENDING here, and the vendor's balance is now below another share.
+    env.stripe.set_mode(Mode::LoseAnswers);
+    let lost = refund(&env, &f, &sale, 6_000).await;
+    assert_eq!(lost.status, pb::RefundStatus::Pending as i32);
+    env.stripe.set_mode(Mode::Normal);
+    assert_eq!(env.stripe.account_balance(&account.provider_account_id), Some(9_200 - 5_520));
+    // The sweep sends it again under the same key (no balance check any more: the key
+    // is fixed once Stripe may have it), and Stripe answers the refund it made.
+    env.sweep().await;
+    let refunds = env.refunds(&sale.id, &f.organizer).await;
+    assert_eq!(
+        refunds.iter().map(|r| (r.status, r.amount_minor)).collect::<Vec<_>>(),
+        vec![(pb::RefundStatus::Succeeded as i32, 6_000)]
+    );
+    let keys: Vec<Option<String>> =
+        env.stripe.requests().into_iter().filter(|r| r.1 == "/v1/refunds").map(|r| r.2).collect();
+    assert_eq!(keys, vec![Some(format!("refund-{}", lost.id)); 2]);
+    let pi = intent(&env, &env.intent_of(&sale).await);
+    assert_eq!((pi["fake_reversed"].as_i64(), pi["fake_fee_refunded"].as_i64()), (Some(5_520), Some(480)));
+    let at_stripe = env.stripe.refunds().iter().filter(|r| r["payment_intent"] == pi["id"]).count();
+    assert_eq!(at_stripe, 1, "one refund at Stripe");
+    let line = report(&env, &f).await.vendors.pop().expect("line");
+    assert_eq!((line.reversed_minor, line.owed_minor), (5_520, 0), "reversed, so nothing owed");
+    env.app.stop().await;
+}
+
+#[tokio::test]
 async fn a_vendor_without_commission_is_refunded_too() {
     let env = spawn().await;
     let f = env.festival();
