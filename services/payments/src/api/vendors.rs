@@ -100,13 +100,7 @@ impl PaymentsApi {
             Claim::Replay(account) => return Ok(account),
             Claim::Fresh(fresh) => fresh,
         };
-        let taken: Option<Uuid> =
-            sqlx::query_scalar("select id from vendor_accounts where festival_id = $1 and vendor_id = $2")
-                .bind(festival_id)
-                .bind(vendor_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if taken.is_some() {
+        if store::vendors::of_vendor(&mut tx, festival_id, vendor_id).await?.is_some() {
             return Err(ApiError::field(codes::ALREADY_EXISTS, "vendor_id", "the vendor has an account already"));
         }
         let spec = AccountSpec {

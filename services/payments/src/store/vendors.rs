@@ -56,6 +56,19 @@ pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<VendorAcco
         .await
 }
 
+/// The vendor's account at the festival, if it has one.
+pub async fn of_vendor(
+    conn: &mut PgConnection,
+    festival_id: Uuid,
+    vendor_id: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("select id from vendor_accounts where festival_id = $1 and vendor_id = $2")
+        .bind(festival_id)
+        .bind(vendor_id)
+        .fetch_optional(conn)
+        .await
+}
+
 pub async fn of_festival(conn: &mut PgConnection, festival_id: Uuid) -> Result<Vec<VendorAccountRow>, sqlx::Error> {
     sqlx::query_as(concat!(
         "select ",

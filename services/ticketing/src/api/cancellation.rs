@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Utc};
 use festival_platform::auth::{Principal, Role};
 use festival_platform::convert::timestamp;
 use festival_platform::rpc::record_festival;
@@ -14,37 +13,10 @@ use uuid::Uuid;
 
 use super::TicketingApi;
 use crate::cancellation;
-use crate::store;
+use crate::store::{self, cancellations::ChoiceRow};
 
 /// Categories one policy maps.
 const MAX_MAPPED: usize = 100;
-
-/// One order's row in its festival's run.
-#[derive(sqlx::FromRow)]
-struct ChoiceRow {
-    festival_id: Uuid,
-    status: String,
-    remedy: Option<String>,
-    refunded_minor: i64,
-    credit_codes: Vec<String>,
-    choose_until: Option<DateTime<Utc>>,
-    next_festival_id: Option<Uuid>,
-}
-
-async fn choice_row(
-    conn: &mut sqlx::PgConnection,
-    order_id: Uuid,
-    lock: bool,
-) -> Result<Option<ChoiceRow>, sqlx::Error> {
-    let sql = format!(
-        "select o.festival_id, o.status, o.remedy, o.refunded_minor, o.credit_codes, r.choose_until, p.next_festival_id
-           from cancellation_orders o join cancellation_runs r using (festival_id)
-           left join cancellation_policies p on p.festival_id = o.festival_id
-          where o.order_id = $1 {}",
-        if lock { "for update of o" } else { "" }
-    );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(order_id).fetch_optional(conn).await
-}
 
 fn remedy_of(remedy: Option<&str>) -> pb::CancellationRemedy {
     match remedy {
@@ -121,7 +93,7 @@ impl TicketingApi {
         }
         let mut tx = self.pool.begin().await?;
         // The festival's row, locked: a cancellation arriving now waits, and sees the policy.
-        sqlx::query("select 1 from festivals where id = $1 for update").bind(festival_id).execute(&mut *tx).await?;
+        store::festivals::lock(&mut tx, festival_id).await?;
         let festival = Self::festival(&mut tx, festival_id).await?;
         let next = Self::festival(&mut tx, next_festival_id).await.map_err(|_| {
             ApiError::field(codes::NOT_FOUND, "next_festival_id", "no such festival (or not heard of yet)")
@@ -133,10 +105,7 @@ impl TicketingApi {
                 "the next edition must be on sale",
             ));
         }
-        let started: bool = sqlx::query_scalar("select exists(select 1 from cancellation_runs where festival_id = $1)")
-            .bind(festival_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let started = store::cancellations::run_started(&mut tx, festival_id).await?;
         if started || festival.status == crate::domain::status::FestivalStatus::Cancelled {
             return Err(ApiError::new(codes::FESTIVAL_NOT_ACTIVE)
                 .with_message("The festival is cancelled: its refunds have started"));
@@ -148,32 +117,16 @@ impl TicketingApi {
         if known_from != from.len() || to.iter().any(|t| !known_to.contains(t)) {
             return Err(ApiError::field(codes::NOT_FOUND, "categories", "a category is not the festival's"));
         }
-        sqlx::query(
-            "insert into cancellation_policies (festival_id, next_festival_id, choice_days, set_by, set_at)
-             values ($1, $2, $3, $4, $5)
-             on conflict (festival_id) do update set next_festival_id = excluded.next_festival_id,
-                 choice_days = excluded.choice_days, set_by = excluded.set_by, set_at = excluded.set_at",
-        )
-        .bind(festival_id)
-        .bind(next_festival_id)
-        .bind(req.choice_days)
-        .bind(caller.user_id)
-        .bind(self.clock.now())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("delete from cancellation_policy_categories where festival_id = $1")
-            .bind(festival_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "insert into cancellation_policy_categories (festival_id, category_id, next_category_id)
-             select $1, f, t from unnest($2::uuid[], $3::uuid[]) as m(f, t)",
-        )
-        .bind(festival_id)
-        .bind(&from)
-        .bind(&to)
-        .execute(&mut *tx)
-        .await?;
+        let policy = store::cancellations::Policy {
+            festival_id,
+            next_festival_id,
+            choice_days: req.choice_days,
+            set_by: caller.user_id,
+            set_at: self.clock.now(),
+            categories: &from,
+            next_categories: &to,
+        };
+        store::cancellations::set_policy(&mut tx, &policy).await?;
         tx.commit().await?;
         Ok(pb::CancellationPolicy {
             festival_id: festival_id.to_string(),
@@ -200,7 +153,7 @@ impl TicketingApi {
             .filter(|o| o.buyer_user_id == Some(caller.user_id))
             .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "order_id", "no such order of yours"))?;
         record_festival(order.festival_id);
-        let row = choice_row(&mut tx, order_id, true).await?.ok_or_else(|| {
+        let row = store::cancellations::lock_choice(&mut tx, order_id).await?.ok_or_else(|| {
             ApiError::new(codes::REFUND_NOT_ALLOWED).with_message("The order's festival is not cancelled")
         })?;
         let open = row.status == "WAITING" && row.choose_until.is_some_and(|until| until > self.clock.now());
@@ -218,16 +171,7 @@ impl TicketingApi {
                 return Err(ApiError::new(codes::FESTIVAL_NOT_ACTIVE)
                     .with_message("The next edition no longer sells: only the refund is open"));
             }
-            let unmapped: i64 = sqlx::query_scalar(
-                "select count(*) from tickets t
-                  where t.order_id = $1 and t.status = 'SOLD' and t.replaced_by is null
-                    and not exists (select 1 from cancellation_policy_categories m
-                                     where m.festival_id = $2 and m.category_id = t.category_id)",
-            )
-            .bind(order_id)
-            .bind(row.festival_id)
-            .fetch_one(&mut *tx)
-            .await?;
+            let unmapped = store::cancellations::unmapped_tickets(&mut tx, order_id, row.festival_id).await?;
             if unmapped > 0 {
                 return Err(ApiError::field(
                     codes::VALIDATION_FAILED,
@@ -236,12 +180,8 @@ impl TicketingApi {
                 ));
             }
         }
-        sqlx::query("update cancellation_orders set remedy = $2 where order_id = $1")
-            .bind(order_id)
-            .bind(remedy)
-            .execute(&mut *tx)
-            .await?;
-        let row = choice_row(&mut tx, order_id, false).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        store::cancellations::set_remedy(&mut tx, order_id, remedy).await?;
+        let row = store::cancellations::choice(&mut tx, order_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         tx.commit().await?;
         Ok(to_choice(order_id, &row, true))
     }
@@ -258,7 +198,7 @@ impl TicketingApi {
             .filter(|o| o.buyer_user_id == Some(caller.user_id) || caller.has(o.festival_id, Role::Organizer))
             .ok_or(ApiError::new(codes::NOT_FOUND))?;
         record_festival(order.festival_id);
-        let row = choice_row(&mut conn, order_id, false)
+        let row = store::cancellations::choice(&mut conn, order_id)
             .await?
             .ok_or_else(|| ApiError::new(codes::NOT_FOUND).with_message("The order's festival is not cancelled"))?;
         Ok(to_choice(order_id, &row, order.buyer_user_id == Some(caller.user_id)))

@@ -68,6 +68,13 @@ pub async fn mark_deleted(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx:
     Ok(())
 }
 
+/// Locks the festival's row: its facts' next change (a cancellation) waits for the
+/// caller's commit.
+pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("select 1 from festivals where id = $1 for update").bind(id).execute(conn).await?;
+    Ok(())
+}
+
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<FestivalRow>, sqlx::Error> {
     sqlx::query_as(
         "select id, name, time_zone, currency, start_time, end_time, status, version

@@ -1,6 +1,7 @@
 //! SQL, one module per aggregate. Functions take a connection; the handler owns the
 //! transaction. Every festival-scoped query filters by `festival_id`.
 
+pub mod cancellations;
 pub mod categories;
 pub mod festivals;
 pub mod gates;
