@@ -103,6 +103,8 @@ catalogue! {
     VOUCHER_CLOSED = ("ERR_6018", FailedPrecondition, 409, "Voucher closed or expired");
     VOUCHER_EXHAUSTED = ("ERR_6019", FailedPrecondition, 409, "Voucher fully used");
     WALLET_NOT_CONFIGURED = ("ERR_6020", FailedPrecondition, 409, "Wallet passes are not set up");
+    RESALE_NOT_ALLOWED = ("ERR_6021", FailedPrecondition, 409, "Ticket cannot be resold");
+    RESALE_UNAVAILABLE = ("ERR_6022", FailedPrecondition, 409, "The resold ticket is no longer available");
 
     // 7xxx festivals
     FESTIVAL_NOT_ACTIVE = ("ERR_7001", FailedPrecondition, 409, "Festival not active");

@@ -134,8 +134,13 @@ pub async fn payment_completed(
 }
 
 /// What a delivery may refuse for good: the rules, not the database.
-const DELIVERY_REFUSALS: [&str; 4] =
-    [codes::NOT_FOUND.code, codes::TICKET_REVOKED.code, codes::ADDON_NEEDS_ADMISSION.code, codes::ALREADY_EXISTS.code];
+const DELIVERY_REFUSALS: [&str; 5] = [
+    codes::NOT_FOUND.code,
+    codes::TICKET_REVOKED.code,
+    codes::ADDON_NEEDS_ADMISSION.code,
+    codes::ALREADY_EXISTS.code,
+    codes::RESALE_UNAVAILABLE.code,
+];
 
 /// Why an ended hold's late payment may not buy its tickets now: a category past its
 /// sale window, or an account that bought up to its limit meanwhile (checked under the

@@ -151,8 +151,9 @@ pub async fn attach_addons(conn: &mut PgConnection, hold: &HoldRow, tickets: &mu
     Ok(())
 }
 
-/// Delivers a hold's order: its tickets (at the prices paid), their add-ons attached,
-/// the hold CHECKED_OUT and `order.paid`. The stock is the caller's to move, last.
+/// Delivers a hold's order: its tickets (at the prices paid), their add-ons attached (or
+/// a resold ticket handed over: `resale::deliver`), the hold CHECKED_OUT and
+/// `order.paid`. The stock is the caller's to move, last.
 pub async fn deliver_hold(
     conn: &mut PgConnection,
     issuer: &Issuer,
@@ -161,9 +162,16 @@ pub async fn deliver_hold(
     order: &OrderRow,
     items: &[ItemRow],
 ) -> ApiResult<Vec<TicketRow>> {
-    let lines: Vec<TicketLine> = items.iter().map(TicketLine::of_item).collect();
-    let mut tickets = issue_tickets(conn, issuer, now, order, &lines, order.buyer_user_id, hold.total_minor).await?;
-    attach_addons(conn, hold, &mut tickets).await?;
+    let tickets = match hold.resale_id {
+        Some(listing) => crate::resale::deliver(conn, issuer, now, hold, order, listing).await?,
+        None => {
+            let lines: Vec<TicketLine> = items.iter().map(TicketLine::of_item).collect();
+            let mut tickets =
+                issue_tickets(conn, issuer, now, order, &lines, order.buyer_user_id, hold.total_minor).await?;
+            attach_addons(conn, hold, &mut tickets).await?;
+            tickets
+        }
+    };
     store::holds::set_status(conn, hold.id, HoldStatus::CheckedOut, Some(order.id)).await?;
     publish_paid(conn, order, &tickets).await?;
     Ok(tickets)

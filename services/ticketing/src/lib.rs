@@ -20,6 +20,7 @@ pub mod events;
 pub mod fulfil;
 pub mod lifecycle;
 pub mod payments;
+pub mod resale;
 pub mod signing;
 pub mod stock;
 pub mod store;

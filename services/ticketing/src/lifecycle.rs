@@ -1,8 +1,9 @@
 //! The end of holds: released by their buyer, or expired. The worker gives expired holds'
 //! stock back every `holds.sweep_interval_ms`, comparing with the service clock; a hold
 //! found expired by a checkout is refused whether or not the sweep has run. Then it
-//! offers what is free to the waiting list, first come first served, and settles the
-//! orders of cancelled festivals (see `cancellation`).
+//! offers what is free to the waiting list, first come first served, then tickets handed
+//! back for resale (see `resale`), and settles the orders of cancelled festivals (see
+//! `cancellation`).
 
 use std::time::Duration;
 
@@ -158,7 +159,7 @@ async fn serve_head(
     offer_ttl: TimeDelta,
 ) -> Result<(Served, bool), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let Some((entry_id, user_id, quantity)) = store::waitlist::lock_head(&mut tx, category_id).await? else {
+    let Some((entry_id, user_id, quantity)) = store::waitlist::lock_head(&mut tx, category_id, None).await? else {
         return Ok((Served::Stop, false));
     };
     let Some(category) = store::categories::find(&mut tx, category_id).await? else { return Ok((Served::Stop, false)) };
@@ -195,6 +196,7 @@ async fn serve_head(
         order_id: None,
         for_ticket_id: None,
         voucher_id: None,
+        resale_id: None,
     };
     let item = ItemRow {
         category_id,
@@ -242,6 +244,11 @@ pub async fn run(pool: PgPool, clock: Clock, every: Duration, offer_ttl: TimeDel
             Ok(0) => {}
             Ok(n) => tracing::info!(offers = n, "waiting-list offers made"),
             Err(e) => tracing::warn!(error = %e, "waiting-list offers failed; retrying"),
+        }
+        match crate::resale::offer_listed(&pool, &clock, offer_ttl).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(offers = n, "resold tickets offered to the waiting lists"),
+            Err(e) => tracing::warn!(error = %e, "resale offers failed; retrying"),
         }
         match crate::cancellation::settle_due(&pool, clock.now()).await {
             Ok(0) => {}

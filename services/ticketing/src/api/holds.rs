@@ -124,6 +124,7 @@ impl TicketingApi {
             order_id: None,
             for_ticket_id: for_ticket,
             voucher_id: None,
+            resale_id: None,
         };
         store::holds::insert(&mut tx, &hold, &items).await?;
         let mut in_id_order: Vec<&Applied> = redemptions.iter().collect();

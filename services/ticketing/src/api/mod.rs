@@ -1,7 +1,7 @@
 //! The gRPC surface: decode and validate, authorize, call the domain and the store,
 //! encode. Every stock move, its order and its event commit together.
 //!
-//! One module per area ([`catalog`], [`promos`], [`holds`], [`orders`], [`refunds`], [`tickets`], [`transfers`], [`vouchers`], [`waitlist`], [`gates`]); this one holds
+//! One module per area ([`catalog`], [`promos`], [`holds`], [`orders`], [`refunds`], [`resale`], [`tickets`], [`transfers`], [`vouchers`], [`waitlist`], [`gates`]); this one holds
 //! what they share and the tonic binding, [`convert`] the proto mapping.
 
 mod cancellation;
@@ -12,6 +12,7 @@ mod holds;
 mod orders;
 mod promos;
 mod refunds;
+mod resale;
 mod tickets;
 mod transfers;
 mod vouchers;
@@ -195,6 +196,11 @@ festival_platform::bind_rpcs! {
         auth set_cancellation_policy(pb::SetCancellationPolicyRequest) -> pb::CancellationPolicy;
         auth choose_cancellation_remedy(pb::ChooseCancellationRemedyRequest) -> pb::CancellationChoice;
         auth get_cancellation_choice(pb::GetCancellationChoiceRequest) -> pb::CancellationChoice;
+        auth set_resale_policy(pb::SetResalePolicyRequest) -> pb::ResalePolicy;
+        optional get_resale_policy(pb::GetResalePolicyRequest) -> pb::ResalePolicy;
+        auth list_ticket_for_resale(pb::ListTicketForResaleRequest) -> pb::ResaleListing;
+        auth withdraw_resale_listing(pb::WithdrawResaleListingRequest) -> pb::ResaleListing;
+        auth list_my_resale_listings(pb::ListMyResaleListingsRequest) -> pb::ListMyResaleListingsResponse;
     } streams {
         auth watch_check_ins(pb::WatchCheckInsRequest) -> pb::CheckInStats as WatchCheckInsStream;
     }

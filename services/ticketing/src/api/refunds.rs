@@ -139,6 +139,12 @@ impl TicketingApi {
             if store::transfers::pending_of(&mut tx, ticket.id).await? {
                 return Err(not_allowed(format!("A transfer of ticket {} is pending", ticket.id)));
             }
+            if store::resale::live_of_ticket(&mut tx, ticket.id).await? {
+                return Err(not_allowed(format!(
+                    "Ticket {} is listed for resale: withdraw the listing first",
+                    ticket.id
+                )));
+            }
         }
         if store::refunds::pending_of_account(&mut tx, order.festival_id, caller.user_id).await? >= MAX_PENDING {
             return Err(ApiError::new(codes::LIMIT_REACHED)

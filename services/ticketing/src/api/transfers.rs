@@ -78,7 +78,7 @@ impl TicketingApi {
             Claim::Replay(transfer) => return Ok(transfer),
             Claim::Fresh(fresh) => fresh,
         };
-        let ticket = self.transferable_ticket(&mut tx, ticket_id, Some(caller.user_id)).await?;
+        let ticket = self.transferable_ticket(&mut tx, ticket_id, Some(caller.user_id), false).await?;
         // Each transfer adds a revoked ticket every scanner downloads: an account sends
         // a bounded number per festival.
         if store::transfers::sent_by(&mut tx, ticket.festival_id, caller.user_id).await? >= MAX_TRANSFERS_SENT {
@@ -88,6 +88,10 @@ impl TicketingApi {
         if store::refunds::open_for(&mut tx, ticket.id).await? {
             return Err(ApiError::new(codes::TRANSFER_NOT_ALLOWED)
                 .with_message("A refund of it is requested: withdraw the request first"));
+        }
+        if store::resale::live_of_ticket(&mut tx, ticket.id).await? {
+            return Err(ApiError::new(codes::TRANSFER_NOT_ALLOWED)
+                .with_message("It is listed for resale: withdraw the listing first"));
         }
         if store::transfers::pending_of(&mut tx, ticket.id).await? {
             return Err(ApiError::field(
@@ -164,7 +168,7 @@ impl TicketingApi {
         if transfer.from_user_id == caller.user_id {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "claim_code", "you hold it already"));
         }
-        let ticket = self.transferable_ticket(&mut tx, transfer.ticket_id, Some(transfer.from_user_id)).await?;
+        let ticket = self.transferable_ticket(&mut tx, transfer.ticket_id, Some(transfer.from_user_id), false).await?;
         let new_ticket = self.hand_over(&mut tx, &ticket, transfer.from_user_id, caller.user_id).await?;
         store::transfers::complete(&mut tx, transfer.id, caller.user_id, new_ticket.id, self.clock.now()).await?;
         let response = to_ticket(&new_ticket);
@@ -197,16 +201,18 @@ impl TicketingApi {
     }
 
     /// The ticket, locked, if `holder` holds it and it may change hands now. Anyone
-    /// else's ticket is "not found".
+    /// else's ticket is "not found". `resale`: through the festival's own resale, which
+    /// also moves tickets of categories that are not transferable (their cut-off holds).
     ///
     /// Locks in the order a cancellation does (the order, then its tickets), and requires
     /// the order still paid: a transfer racing a cancellation either finishes first (and
     /// the cancellation revokes the new ticket) or finds the order cancelled.
-    async fn transferable_ticket(
+    pub(super) async fn transferable_ticket(
         &self,
         conn: &mut PgConnection,
         id: Uuid,
         holder: Option<Uuid>,
+        resale: bool,
     ) -> ApiResult<TicketRow> {
         let not_yours = || ApiError::field(codes::NOT_FOUND, "ticket_id", "no such ticket of yours");
         let seen = store::tickets::find_by_id(conn, id)
@@ -240,8 +246,13 @@ impl TicketingApi {
             return Err(ApiError::new(codes::TRANSFER_NOT_ALLOWED)
                 .with_message("An add-on follows its admission ticket: transfer that one"));
         }
-        transfer::may_transfer(ticket.status, category.transferable, category.transfer_cutoff, self.clock.now())
-            .map_err(|refusal| ApiError::new(codes::TRANSFER_NOT_ALLOWED).with_message(refusal.message()))?;
+        transfer::may_transfer(
+            ticket.status,
+            category.transferable || resale,
+            category.transfer_cutoff,
+            self.clock.now(),
+        )
+        .map_err(|refusal| ApiError::new(codes::TRANSFER_NOT_ALLOWED).with_message(refusal.message()))?;
         Ok(ticket)
     }
 
@@ -296,6 +307,7 @@ impl TicketingApi {
                 new_ticket_id: new_ticket.id.to_string(),
                 from_user_id: from.to_string(),
                 to_user_id: to.to_string(),
+                resale_listing_id: String::new(),
             },
         )
         .await?;

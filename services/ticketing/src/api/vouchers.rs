@@ -226,6 +226,7 @@ impl TicketingApi {
             order_id: None,
             for_ticket_id: None,
             voucher_id: Some(voucher.id),
+            resale_id: None,
         };
         store::holds::insert(&mut tx, &hold, &items).await?;
         let response = to_hold(&hold, &items, &[], HoldStatus::Active);

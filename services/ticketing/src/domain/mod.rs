@@ -4,6 +4,7 @@
 pub mod checkin;
 pub mod inventory;
 pub mod promo;
+pub mod resale;
 pub mod sale;
 pub mod status;
 pub mod transfer;

@@ -22,6 +22,8 @@ pub struct HoldRow {
     pub for_ticket_id: Option<Uuid>,
     /// The partner voucher whose reservation it took from.
     pub voucher_id: Option<Uuid>,
+    /// The resale listing it offers (it takes no stock: see `resale`).
+    pub resale_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -37,15 +39,15 @@ pub struct ItemRow {
 
 macro_rules! columns {
     () => {
-        "id, festival_id, user_id, status, total_minor, discount_minor, currency, expires_at, extended, order_id, for_ticket_id, voucher_id"
+        "id, festival_id, user_id, status, total_minor, discount_minor, currency, expires_at, extended, order_id, for_ticket_id, voucher_id, resale_id"
     };
 }
 
 pub async fn insert(conn: &mut PgConnection, h: &HoldRow, items: &[ItemRow]) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into holds (id, festival_id, user_id, status, total_minor, discount_minor, currency, expires_at, extended,
-             for_ticket_id, voucher_id)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             for_ticket_id, voucher_id, resale_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(h.id)
     .bind(h.festival_id)
@@ -58,6 +60,7 @@ pub async fn insert(conn: &mut PgConnection, h: &HoldRow, items: &[ItemRow]) -> 
     .bind(h.extended)
     .bind(h.for_ticket_id)
     .bind(h.voucher_id)
+    .bind(h.resale_id)
     .execute(&mut *conn)
     .await?;
     for item in items {

@@ -11,6 +11,7 @@ pub mod orders;
 pub mod promos;
 pub mod quotas;
 pub mod refunds;
+pub mod resale;
 pub mod tickets;
 pub mod transfers;
 pub mod vouchers;

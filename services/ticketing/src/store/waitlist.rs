@@ -104,12 +104,20 @@ pub async fn set_status(conn: &mut PgConnection, id: Uuid, status: WaitingStatus
     Ok(())
 }
 
-/// Settles offers whose hold ended: bought if it was checked out, expired otherwise.
+/// Settles offers whose hold ended: bought if it was checked out, expired otherwise. An
+/// offer of fewer tickets than asked for (a resold ticket is one) that was bought keeps
+/// its place in line for the rest.
 pub async fn settle_offers(conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "update waitlist_entries e
-         set status = case when h.status = 'CHECKED_OUT' then 'BOUGHT' else 'EXPIRED' end, updated_at = now()
-         from holds h where h.id = e.hold_id and e.status = 'OFFERED' and h.status <> 'ACTIVE'",
+         set status = case when h.status <> 'CHECKED_OUT' then 'EXPIRED'
+                           when e.quantity > got.n then 'WAITING' else 'BOUGHT' end,
+             quantity = case when h.status = 'CHECKED_OUT' and e.quantity > got.n then e.quantity - got.n
+                             else e.quantity end,
+             hold_id = case when h.status = 'CHECKED_OUT' and e.quantity > got.n then null else e.hold_id end,
+             updated_at = now()
+         from holds h, lateral (select coalesce(sum(i.quantity), 0)::int as n from hold_items i where i.hold_id = h.id) got
+         where h.id = e.hold_id and e.status = 'OFFERED' and h.status <> 'ACTIVE'",
     )
     .execute(conn)
     .await?;
@@ -139,13 +147,20 @@ pub async fn waiting_categories(conn: &mut PgConnection, limit: i64) -> Result<V
         .await
 }
 
-/// The first in a category's line, locked (another replica's offer skips it).
-pub async fn lock_head(conn: &mut PgConnection, category_id: Uuid) -> Result<Option<(Uuid, Uuid, i32)>, sqlx::Error> {
+/// The first in a category's line (other than `except`, a reseller not offered their
+/// own ticket), locked (another replica's offer skips it).
+pub async fn lock_head(
+    conn: &mut PgConnection,
+    category_id: Uuid,
+    except: Option<Uuid>,
+) -> Result<Option<(Uuid, Uuid, i32)>, sqlx::Error> {
     sqlx::query_as(
         "select id, user_id, quantity from waitlist_entries
-         where category_id = $1 and status = 'WAITING' order by created_at, id limit 1 for update skip locked",
+         where category_id = $1 and status = 'WAITING' and user_id is distinct from $2
+         order by created_at, id limit 1 for update skip locked",
     )
     .bind(category_id)
+    .bind(except)
     .fetch_optional(conn)
     .await
 }

@@ -11,6 +11,7 @@ mod helpers;
 mod promos;
 mod races;
 mod refunds;
+mod resale;
 mod sales;
 mod transfers;
 mod vouchers;

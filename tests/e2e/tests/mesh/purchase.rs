@@ -469,3 +469,105 @@ async fn a_cancelled_festival_refunds_its_card_orders_at_stripe_and_reports_it()
     m.ticketing.stop().await;
     m.payments.stop().await;
 }
+
+#[tokio::test]
+async fn a_ticket_handed_back_is_bought_from_the_waiting_list_and_its_seller_refunded_minus_the_fee() {
+    let m = mesh().await;
+    let mut c = m.tickets();
+    let category = m.category(5_000, 1).await;
+    c.set_resale_policy(authed(
+        pb::SetResalePolicyRequest {
+            festival_id: m.festival.to_string(),
+            enabled: true,
+            fee_fixed_minor: 200,
+            fee_basis_points: 500,
+        },
+        &m.organizer,
+    ))
+    .await
+    .expect("resale on");
+    // The seller pays by card: the festival is sold out.
+    let (seller, _, order) = m.checked_out(&category).await;
+    let session = m.stripe.session(&m.session_of(&order.payment_id).await).expect("session");
+    m.webhook(&m.stripe.complete_session(session["id"].as_str().expect("id")).expect("paid")).await;
+    let paid = m.order_becomes(&seller, &order.id, pb::OrderStatus::Paid).await;
+    let old_ticket = paid.tickets[0].clone();
+    let (_, fan) = m.issuer.user();
+    c.join_waiting_list(authed(
+        pb::JoinWaitingListRequest { festival_id: m.festival.to_string(), category_id: category.clone(), quantity: 1 },
+        &fan,
+    ))
+    .await
+    .expect("the fan waits");
+
+    let listing = c
+        .list_ticket_for_resale(authed(
+            pb::ListTicketForResaleRequest { ticket_id: old_ticket.id.clone(), idempotency_key: "resell-1".into() },
+            &seller,
+        ))
+        .await
+        .expect("listed")
+        .into_inner();
+    // 5 % of 50.00 plus 2.00 kept; 45.50 goes back once sold.
+    assert_eq!((listing.price_minor, listing.fee_minor, listing.payout_minor), (5_000, 450, 4_550));
+
+    // The worker offers it to the fan, who pays the face value by card.
+    let offered = festival_testkit::eventually(Duration::from_secs(15), || {
+        let mut c = m.tickets();
+        let fan = fan.clone();
+        async move {
+            let entries = c
+                .list_my_waiting_list(authed(pb::ListMyWaitingListRequest::default(), &fan))
+                .await
+                .map(|r| r.into_inner().entries)
+                .unwrap_or_default();
+            entries.first().is_some_and(|e| e.status == pb::WaitingStatus::Offered as i32)
+        }
+    })
+    .await;
+    assert!(offered, "the fan never got an offer");
+    let entry = c
+        .list_my_waiting_list(authed(pb::ListMyWaitingListRequest::default(), &fan))
+        .await
+        .expect("entries")
+        .into_inner()
+        .entries
+        .remove(0);
+    let buy = c
+        .checkout_hold(authed(
+            pb::CheckoutHoldRequest { hold_id: entry.hold_id.clone(), idempotency_key: "buy-resold".into() },
+            &fan,
+        ))
+        .await
+        .expect("checkout")
+        .into_inner();
+    let session = m.stripe.session(&m.session_of(&buy.payment_id).await).expect("session");
+    assert_eq!(session["amount_total"], 5_000, "the face value");
+    m.webhook(&m.stripe.complete_session(session["id"].as_str().expect("id")).expect("paid")).await;
+    let bought = m.order_becomes(&fan, &buy.id, pb::OrderStatus::Paid).await;
+    assert_eq!(bought.tickets.len(), 1);
+    assert_ne!(bought.tickets[0].credential, old_ticket.credential, "a new credential");
+    assert_eq!(m.stock().await, (0, 1), "the place changed hands; the counters did not move");
+
+    // The seller's ticket is revoked and 45.50 goes back to their card.
+    let seller_order = m.order_becomes(&seller, &order.id, pb::OrderStatus::Paid).await;
+    assert_eq!(seller_order.tickets[0].status, pb::TicketStatus::Cancelled as i32);
+    let refunded = festival_testkit::eventually(Duration::from_secs(15), || async {
+        m.payment(&order.payment_id).await.refunded_minor == 4_550
+    })
+    .await;
+    assert!(refunded, "seller's payment: {:?}", m.payment(&order.payment_id).await);
+    let amounts = || m.stripe.refunds().iter().filter_map(|r| r["amount"].as_i64()).collect::<Vec<_>>();
+    let sent = festival_testkit::eventually(Duration::from_secs(15), || async { !amounts().is_empty() }).await;
+    assert!(sent, "payments never sent the seller's refund");
+    assert_eq!(amounts(), vec![4_550], "one refund, of the payout");
+    let listings = c
+        .list_my_resale_listings(authed(pb::ListMyResaleListingsRequest::default(), &seller))
+        .await
+        .expect("listings")
+        .into_inner()
+        .listings;
+    assert_eq!(listings.iter().map(|l| l.status).collect::<Vec<_>>(), vec![pb::ResaleStatus::Sold as i32]);
+    m.ticketing.stop().await;
+    m.payments.stop().await;
+}

@@ -1,0 +1,218 @@
+//! Face-value resale: a ticket handed back goes to the first in its category's waiting
+//! list, who pays the face value and gets a new credential; the seller's is revoked and
+//! what they paid (minus the fee) goes back. The counters never move.
+
+use std::time::Duration;
+
+use festival_platform::auth::Role;
+use festival_proto::program::v1 as program;
+use festival_proto::ticketing::v1 as pb;
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+async fn set_policy(env: &Env, f: &Festival, enabled: bool, fixed: i64, bp: i32) {
+    env.client()
+        .set_resale_policy(authed(
+            pb::SetResalePolicyRequest {
+                festival_id: f.id.to_string(),
+                enabled,
+                fee_fixed_minor: fixed,
+                fee_basis_points: bp,
+            },
+            &f.organizer,
+        ))
+        .await
+        .expect("policy");
+}
+
+fn resell(ticket_id: &str, key: &str) -> pb::ListTicketForResaleRequest {
+    pb::ListTicketForResaleRequest { ticket_id: ticket_id.into(), idempotency_key: key.into() }
+}
+
+async fn join(env: &Env, f: &Festival, category: &str, quantity: i32, token: &str) {
+    let request = pb::JoinWaitingListRequest { festival_id: f.id.to_string(), category_id: category.into(), quantity };
+    env.client().join_waiting_list(authed(request, token)).await.expect("join");
+}
+
+async fn entry(env: &Env, token: &str) -> pb::WaitingListEntry {
+    let mut entries = env
+        .client()
+        .list_my_waiting_list(authed(pb::ListMyWaitingListRequest::default(), token))
+        .await
+        .expect("entries")
+        .into_inner()
+        .entries;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    entries.remove(0)
+}
+
+/// Waits until the worker moved `token`'s waiting-list entry to `status`.
+async fn entry_becomes(env: &Env, token: &str, status: pb::WaitingStatus) -> pb::WaitingListEntry {
+    let reached = festival_testkit::eventually(Duration::from_secs(15), || async {
+        entry(env, token).await.status == status as i32
+    })
+    .await;
+    let entry = entry(env, token).await;
+    assert!(reached, "never {status:?}: {entry:?}");
+    entry
+}
+
+async fn listing(env: &Env, seller: &str) -> pb::ResaleListing {
+    let mut listings = env
+        .client()
+        .list_my_resale_listings(authed(pb::ListMyResaleListingsRequest::default(), seller))
+        .await
+        .expect("listings")
+        .into_inner()
+        .listings;
+    assert!(!listings.is_empty(), "no listing");
+    listings.remove(0)
+}
+
+/// Waits until the seller's newest listing is in `status`.
+async fn listing_becomes(env: &Env, seller: &str, status: pb::ResaleStatus) -> pb::ResaleListing {
+    let reached = festival_testkit::eventually(Duration::from_secs(15), || async {
+        listing(env, seller).await.status == status as i32
+    })
+    .await;
+    let listing = listing(env, seller).await;
+    assert!(reached, "never {status:?}: {listing:?}");
+    listing
+}
+
+#[tokio::test]
+async fn a_ticket_handed_back_goes_to_the_first_in_line_with_a_new_credential_and_the_counters_stay() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let f = env.festival(program::FestivalStatus::Published).await;
+    let pass = env.category(&f, "Free pass", 0, 1).await;
+    set_policy(&env, &f, true, 0, 0).await;
+    let (seller, order) = env.free_ticket(&f, &pass.id).await;
+    let old = order.tickets[0].clone();
+    let (_, ann) = env.issuer.user();
+    let (_, ben) = env.issuer.user();
+    join(&env, &f, &pass.id, 2, &ann).await;
+    join(&env, &f, &pass.id, 1, &ben).await;
+
+    let listed = c.list_ticket_for_resale(authed(resell(&old.id, "r-1"), &seller)).await.expect("listed").into_inner();
+    assert_eq!(listed.status, pb::ResaleStatus::Listed as i32);
+    assert_eq!((listed.price_minor, listed.fee_minor, listed.payout_minor), (0, 0, 0));
+    let again = c.list_ticket_for_resale(authed(resell(&old.id, "r-1"), &seller)).await.expect("replay").into_inner();
+    assert_eq!(again.id, listed.id, "the same key answers the same listing");
+    assert_eq!(code(c.list_ticket_for_resale(authed(resell(&old.id, "r-2"), &seller)).await), "ERR_4001");
+    assert_eq!(code(c.list_ticket_for_resale(authed(resell(&old.id, "r-3"), &ann)).await), "ERR_4000", "not hers");
+    let transfer = pb::TransferTicketRequest {
+        ticket_id: old.id.clone(),
+        to_user_id: Uuid::now_v7().to_string(),
+        idempotency_key: "give".into(),
+    };
+    assert_eq!(code(c.transfer_ticket(authed(transfer, &seller)).await), "ERR_6006", "listed: no transfer");
+
+    // Ann, first in line, is offered it (one ticket of the two she wants).
+    let offer = entry_becomes(&env, &ann, pb::WaitingStatus::Offered).await;
+    assert_eq!(entry(&env, &ben).await.status, pb::WaitingStatus::Waiting as i32);
+    let on_offer = listing_becomes(&env, &seller, pb::ResaleStatus::Offered).await;
+    assert_eq!(on_offer.offer_expire_time.map(|t| t.seconds), offer.offer_expire_time.map(|t| t.seconds));
+    let withdraw = pb::WithdrawResaleListingRequest { listing_id: listed.id.clone() };
+    assert_eq!(code(c.withdraw_resale_listing(authed(withdraw, &seller)).await), "ERR_6021", "on offer");
+
+    let hold = c.get_hold(authed(pb::GetHoldRequest { hold_id: offer.hold_id.clone() }, &ann)).await.expect("hold");
+    let hold = hold.into_inner();
+    assert_eq!(hold.items.iter().map(|i| i.quantity).sum::<i32>(), 1);
+    let bought = c.checkout_hold(authed(checkout(&hold), &ann)).await.expect("ann buys").into_inner();
+    assert_eq!(bought.status, pb::OrderStatus::Paid as i32);
+    assert_eq!(bought.tickets.len(), 1);
+    let new = &bought.tickets[0];
+    assert_ne!((new.id.as_str(), new.credential.as_str()), (old.id.as_str(), old.credential.as_str()));
+    assert_eq!(env.quotas(&f).await, vec![("Free pass capacity".to_owned(), 1, 0, 1)], "the counters did not move");
+
+    // The seller's ticket is revoked; the listing is sold; the hand-over is announced.
+    let seller_order = c
+        .get_order(authed(pb::GetOrderRequest { order_id: order.id.clone() }, &seller))
+        .await
+        .expect("seller's order")
+        .into_inner();
+    assert_eq!(seller_order.tickets[0].status, pb::TicketStatus::Cancelled as i32);
+    assert_eq!(listing(&env, &seller).await.status, pb::ResaleStatus::Sold as i32);
+    let moved = env.app.last_event::<pb::TicketTransferred>().await;
+    assert_eq!(
+        (moved.old_ticket_id.as_str(), moved.new_ticket_id.as_str(), moved.resale_listing_id.as_str()),
+        (old.id.as_str(), new.id.as_str(), listed.id.as_str())
+    );
+    // Ann wanted two: she keeps her place for the second; Ben is still behind her.
+    let ann_now = entry_becomes(&env, &ann, pb::WaitingStatus::Waiting).await;
+    assert_eq!((ann_now.quantity, ann_now.ahead), (1, 0));
+    assert_eq!(entry(&env, &ben).await.ahead, 1);
+}
+
+#[tokio::test]
+async fn an_offer_that_lapses_goes_to_the_next_in_line_and_a_cancelled_order_ends_the_listing() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let f = env.festival(program::FestivalStatus::Published).await;
+    let ga = env.category(&f, "GA", 5_000, 1).await;
+    let (seller_id, seller) = env.issuer.user();
+    let order = pb::CreateOrderRequest {
+        buyer_user_id: seller_id.to_string(),
+        payment_method: pb::PaymentMethod::External as i32,
+        ..box_office(&f, &ga.id, 1)
+    };
+    let order = c.create_order(authed(order, &f.organizer)).await.expect("sold").into_inner();
+    let ticket = order.tickets[0].id.clone();
+    assert_eq!(code(c.list_ticket_for_resale(authed(resell(&ticket, "r-0"), &seller)).await), "ERR_6021", "off");
+
+    // Validation, and only organisers set the terms.
+    let policy = |bp: i32| pb::SetResalePolicyRequest {
+        festival_id: f.id.to_string(),
+        enabled: true,
+        fee_fixed_minor: 200,
+        fee_basis_points: bp,
+    };
+    assert_eq!(code(c.set_resale_policy(authed(policy(10_001), &f.organizer)).await), "ERR_1000");
+    assert_eq!(code(c.set_resale_policy(authed(policy(500), &seller)).await), "ERR_3002", "not a member");
+    let staff = env.member(&f, Role::Staff);
+    assert_eq!(code(c.set_resale_policy(authed(policy(500), &staff)).await), "ERR_3001");
+    set_policy(&env, &f, true, 200, 500).await;
+    let terms = c
+        .get_resale_policy(pb::GetResalePolicyRequest { festival_id: f.id.to_string() })
+        .await
+        .expect("public terms")
+        .into_inner();
+    assert_eq!((terms.fee_fixed_minor, terms.fee_basis_points, terms.currency.as_str()), (200, 500, "EUR"));
+
+    let listed = c.list_ticket_for_resale(authed(resell(&ticket, "r-1"), &seller)).await.expect("listed").into_inner();
+    assert_eq!((listed.price_minor, listed.fee_minor, listed.payout_minor), (5_000, 450, 4_550));
+    let refund = pb::RequestRefundRequest {
+        order_id: order.id.clone(),
+        reason: "cannot come".into(),
+        idempotency_key: "refund".into(),
+        ..Default::default()
+    };
+    assert_eq!(code(c.request_refund(authed(refund, &seller)).await), "ERR_6016", "listed: no refund request");
+
+    // Ann is offered it and lets the offer lapse: Ben gets it next.
+    let (_, ann) = env.issuer.user();
+    let (_, ben) = env.issuer.user();
+    join(&env, &f, &ga.id, 1, &ann).await;
+    join(&env, &f, &ga.id, 1, &ben).await;
+    entry_becomes(&env, &ann, pb::WaitingStatus::Offered).await;
+    env.app.clock.advance(Duration::from_secs(3_600 + 1));
+    entry_becomes(&env, &ann, pb::WaitingStatus::Expired).await;
+    let offer = entry_becomes(&env, &ben, pb::WaitingStatus::Offered).await;
+    // Ben gives it back: listed again, and nobody else waits.
+    c.release_hold(authed(pb::ReleaseHoldRequest { hold_id: offer.hold_id }, &ben)).await.expect("released");
+    listing_becomes(&env, &seller, pb::ResaleStatus::Listed).await;
+    assert_eq!(env.quotas(&f).await, vec![("GA capacity".to_owned(), 1, 0, 1)], "offers take no stock");
+
+    // Withdrawn, listed again, then the organiser cancels the order: the listing ends.
+    let withdraw = pb::WithdrawResaleListingRequest { listing_id: listed.id.clone() };
+    let withdrawn = c.withdraw_resale_listing(authed(withdraw, &seller)).await.expect("withdrawn").into_inner();
+    assert_eq!(withdrawn.status, pb::ResaleStatus::Withdrawn as i32);
+    c.list_ticket_for_resale(authed(resell(&ticket, "r-2"), &seller)).await.expect("listed again");
+    env.cancel(&f, &order.id).await;
+    let ended = listing_becomes(&env, &seller, pb::ResaleStatus::Ended).await;
+    assert_eq!(ended.end_reason, "The ticket is no longer valid or was used");
+    // A staff member's token does not list anything of the seller's either.
+    assert_eq!(code(c.list_ticket_for_resale(authed(resell(&ticket, "r-3"), &staff)).await), "ERR_4000");
+}
