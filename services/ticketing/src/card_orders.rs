@@ -134,11 +134,12 @@ pub async fn payment_completed(
 }
 
 /// What a delivery may refuse for good: the rules, not the database.
-const DELIVERY_REFUSALS: [&str; 5] = [
+const DELIVERY_REFUSALS: [&str; 6] = [
     codes::NOT_FOUND.code,
     codes::TICKET_REVOKED.code,
     codes::ADDON_NEEDS_ADMISSION.code,
     codes::ALREADY_EXISTS.code,
+    codes::RESALE_NOT_ALLOWED.code,
     codes::RESALE_UNAVAILABLE.code,
 ];
 

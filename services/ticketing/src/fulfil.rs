@@ -107,6 +107,13 @@ pub async fn addon_parent(
     if !matches!(ticket.status, TicketStatus::Sold | TicketStatus::Used) {
         return Err(ApiError::field(codes::TICKET_REVOKED, "for_ticket_id", "this ticket is no longer valid"));
     }
+    if store::resale::live_of_ticket(conn, parent).await? {
+        return Err(ApiError::field(
+            codes::RESALE_NOT_ALLOWED,
+            "for_ticket_id",
+            "it is listed for resale: withdraw the listing first",
+        ));
+    }
     let category = store::categories::find(conn, ticket.category_id).await?;
     if category.is_some_and(|c| c.addon) {
         return Err(ApiError::field(codes::ADDON_NEEDS_ADMISSION, "for_ticket_id", "an add-on has no add-ons"));

@@ -20,8 +20,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::resale::still_for_sale;
-use crate::domain::status::{HoldStatus, OrderStatus, TicketStatus, gates_may_be_open};
-use crate::events;
+use crate::domain::status::{HoldStatus, OrderStatus, TicketStatus};
 use crate::fulfil::{self, TicketLine};
 use crate::store::{
     self,
@@ -32,6 +31,7 @@ use crate::store::{
     tickets::TicketRow,
     waitlist::WaitingStatus,
 };
+use crate::{events, lifecycle};
 
 /// Listings looked at per round.
 const BATCH: i64 = 100;
@@ -60,23 +60,44 @@ pub async fn offer_listed(pool: &PgPool, clock: &Clock, offer_ttl: TimeDelta) ->
 /// if it can no longer be sold. `true` when an offer was made.
 async fn serve(pool: &PgPool, now: DateTime<Utc>, id: Uuid, offer_ttl: TimeDelta) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    // The worker gives way: a late payment's delivery holds its buyer's purchase lock and
+    // then waits for the listing; this waits for no lock long enough to deadlock with it.
+    sqlx::query("set local lock_timeout = '500ms'").execute(&mut *tx).await?;
     if !store::resale::lock_unless_busy(&mut tx, id).await? {
         return Ok(false);
     }
-    let Some(listing) = store::resale::find(&mut tx, id).await?.filter(|l| l.status == ResaleStatus::Listed) else {
+    let listing = store::resale::find(&mut tx, id).await?;
+    let Some(listing) = listing.filter(|l| matches!(l.status, ResaleStatus::Listed | ResaleStatus::Offered)) else {
         return Ok(false);
     };
     let ticket = store::tickets::find_by_id(&mut tx, listing.ticket_id).await?;
     let festival = store::festivals::find(&mut tx, listing.festival_id).await?;
     let category = store::categories::find(&mut tx, listing.category_id).await?;
     let (Some(ticket), Some(category)) = (ticket, category) else { return Ok(false) };
+    let enabled = store::resale::policy(&mut tx, listing.festival_id).await?.is_some_and(|p| p.enabled);
     let facts = festival.as_ref().map(|f| (f.status, f.start_time));
-    if let Err(reason) = still_for_sale(ticket.status, facts, category.sale_end, category.transfer_cutoff, now) {
+    let verdict = still_for_sale(ticket.status, facts, category.sale_end, category.transfer_cutoff, now)
+        .and(if enabled { Ok(()) } else { Err("Resale was turned off at this festival") });
+    if let Err(reason) = verdict {
+        // An offer ends with its listing, unless its buyer is paying now (that payment
+        // is refused and refunded, and the listing ends once the hold has).
+        if listing.status == ResaleStatus::Offered {
+            let Some(hold_id) = listing.hold_id else { return Ok(false) };
+            match store::holds::lock_unless_busy(&mut tx, hold_id).await? {
+                None => return Ok(false),
+                Some(hold) if hold.status == HoldStatus::Active && hold.order_id.is_some() => return Ok(false),
+                Some(hold) if hold.status == HoldStatus::Active => {
+                    lifecycle::end_hold(&mut tx, &hold, HoldStatus::Released).await?;
+                    store::waitlist::requeue_offer(&mut tx, hold.id).await?;
+                }
+                Some(_) => {}
+            }
+        }
         store::resale::end(&mut tx, id, ResaleStatus::Ended, Some(reason), now).await?;
         tx.commit().await?;
         return Ok(false);
     }
-    let Some(festival) = festival else { return Ok(false) };
+    let Some(festival) = festival.filter(|_| listing.status == ResaleStatus::Listed) else { return Ok(false) };
     let buyer = loop {
         let Some((entry, user, _)) =
             store::waitlist::lock_head(&mut tx, category.id, Some(listing.seller_user_id)).await?
@@ -176,9 +197,15 @@ pub async fn deliver(
         .await?
         .filter(|t| t.status == TicketStatus::Sold)
         .ok_or_else(|| unavailable("The ticket is no longer valid"))?;
+    // Everything an offer needs, again: the sweep or the worker may not have run since
+    // the festival started or the sale or the cut-off passed.
     let festival = store::festivals::find(conn, listing.festival_id).await?;
-    if festival.is_none_or(|f| gates_may_be_open(f.status, f.start_time, now)) {
-        return Err(unavailable("The festival has started: tickets no longer change hands"));
+    let category = store::categories::find(conn, listing.category_id).await?;
+    let (sale_end, cutoff) = category.map_or((Some(now), None), |c| (c.sale_end, c.transfer_cutoff));
+    let facts = festival.map(|f| (f.status, f.start_time));
+    still_for_sale(ticket.status, facts, sale_end, cutoff, now).map_err(unavailable)?;
+    if store::tickets::live_children(conn, &[ticket.id]).await?.iter().any(|c| c.status == TicketStatus::Sold) {
+        return Err(unavailable("The ticket has an add-on since it was listed"));
     }
     let line = TicketLine {
         category_id: ticket.category_id,

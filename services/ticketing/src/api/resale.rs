@@ -126,6 +126,14 @@ impl TicketingApi {
         // category's cut-off and the festival's start, not an add-on), except that a
         // category need not be transferable: resale is the festival's own channel.
         let ticket = self.transferable_ticket(&mut tx, ticket_id, Some(caller.user_id), true).await?;
+        // The payout is a refund of the order that paid for it: only its buyer resells
+        // (a ticket received by transfer would pay the giver back).
+        let order = store::orders::find(&mut tx, ticket.order_id).await?;
+        if order.and_then(|o| o.buyer_user_id) != Some(caller.user_id) {
+            return Err(not_allowed(
+                "Only a ticket you bought can be resold: its money goes back to whoever paid for it",
+            ));
+        }
         let policy = store::resale::policy(&mut tx, ticket.festival_id)
             .await?
             .filter(|p| p.enabled)

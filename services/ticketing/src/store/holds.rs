@@ -145,11 +145,12 @@ pub async fn lock_unless_busy(conn: &mut PgConnection, id: Uuid) -> Result<Optio
         .await
 }
 
-/// Tickets in active holds, per category, of a festival.
+/// Tickets in active holds, per category, of a festival (resale offers take no stock:
+/// their place is counted as sold, the seller's).
 pub async fn held_per_category(conn: &mut PgConnection, festival_id: Uuid) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
     sqlx::query_as(
         "select i.category_id, sum(i.quantity)::bigint from hold_items i join holds h on h.id = i.hold_id
-         where h.festival_id = $1 and h.status = 'ACTIVE' group by i.category_id",
+         where h.festival_id = $1 and h.status = 'ACTIVE' and h.resale_id is null group by i.category_id",
     )
     .bind(festival_id)
     .fetch_all(conn)

@@ -206,20 +206,23 @@ pub async fn relist_lapsed(conn: &mut PgConnection, at: DateTime<Utc>) -> Result
     Ok(done.rows_affected())
 }
 
-/// Listed tickets the worker has something to do for, oldest first: someone waits in
-/// their category, or they may no longer be for sale (the ticket revoked or used, the
-/// festival no longer selling or its gates about to open, the category's sale or
-/// transfers closed). The worker decides under the listing's lock.
+/// Listings the worker has something to do for, oldest first: listed ones someone other
+/// than their seller waits for, and listed or offered ones that may no longer be for
+/// sale (the ticket revoked or used, the festival no longer selling or its gates about
+/// to open, the category's sale or transfers closed, resale turned off). The worker
+/// decides under the listing's lock.
 pub async fn due(conn: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "select l.id from resale_listings l
          join tickets t on t.id = l.ticket_id
          join festivals f on f.id = l.festival_id
          join categories c on c.id = l.category_id
-         where l.status = 'LISTED' and (
+         left join resale_policies p on p.festival_id = l.festival_id
+         where l.status in ('LISTED', 'OFFERED') and (
              t.status <> 'SOLD' or f.deleted or f.status <> 'PUBLISHED' or f.start_time <= $1
-             or c.sale_end <= $1 or c.transfer_cutoff <= $1
-             or exists (select 1 from waitlist_entries e where e.category_id = l.category_id and e.status = 'WAITING'))
+             or c.sale_end <= $1 or c.transfer_cutoff <= $1 or not coalesce(p.enabled, false)
+             or (l.status = 'LISTED' and exists (select 1 from waitlist_entries e
+                 where e.category_id = l.category_id and e.status = 'WAITING' and e.user_id <> l.seller_user_id)))
          order by l.created_at, l.id limit $2",
     )
     .bind(now)

@@ -105,16 +105,17 @@ pub async fn set_status(conn: &mut PgConnection, id: Uuid, status: WaitingStatus
 }
 
 /// Settles offers whose hold ended: bought if it was checked out, expired otherwise. An
-/// offer of fewer tickets than asked for (a resold ticket is one) that was bought keeps
-/// its place in line for the rest.
+/// offer of fewer tickets than asked for (a resold ticket is one) keeps the entry's place
+/// in line: for the rest once bought, for all of them if it was not (wanting four
+/// tickets, one alone may be no use).
 pub async fn settle_offers(conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "update waitlist_entries e
-         set status = case when h.status <> 'CHECKED_OUT' then 'EXPIRED'
-                           when e.quantity > got.n then 'WAITING' else 'BOUGHT' end,
+         set status = case when e.quantity > got.n then 'WAITING'
+                           when h.status = 'CHECKED_OUT' then 'BOUGHT' else 'EXPIRED' end,
              quantity = case when h.status = 'CHECKED_OUT' and e.quantity > got.n then e.quantity - got.n
                              else e.quantity end,
-             hold_id = case when h.status = 'CHECKED_OUT' and e.quantity > got.n then null else e.hold_id end,
+             hold_id = case when e.quantity > got.n then null else e.hold_id end,
              updated_at = now()
          from holds h, lateral (select coalesce(sum(i.quantity), 0)::int as n from hold_items i where i.hold_id = h.id) got
          where h.id = e.hold_id and e.status = 'OFFERED' and h.status <> 'ACTIVE'",
@@ -172,6 +173,19 @@ pub async fn offer(conn: &mut PgConnection, id: Uuid, hold_id: Uuid, at: DateTim
     .bind(id)
     .bind(hold_id)
     .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Puts an offer's entry back in line at its place (the offer was withdrawn through no
+/// doing of theirs: the resold ticket stopped being for sale).
+pub async fn requeue_offer(conn: &mut PgConnection, hold_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update waitlist_entries set status = 'WAITING', hold_id = null, updated_at = now()
+         where hold_id = $1 and status = 'OFFERED'",
+    )
+    .bind(hold_id)
     .execute(conn)
     .await?;
     Ok(())

@@ -210,9 +210,55 @@ async fn an_offer_that_lapses_goes_to_the_next_in_line_and_a_cancelled_order_end
     let withdrawn = c.withdraw_resale_listing(authed(withdraw, &seller)).await.expect("withdrawn").into_inner();
     assert_eq!(withdrawn.status, pb::ResaleStatus::Withdrawn as i32);
     c.list_ticket_for_resale(authed(resell(&ticket, "r-2"), &seller)).await.expect("listed again");
+    let (_, cleo) = env.issuer.user();
+    join(&env, &f, &ga.id, 1, &cleo).await;
+    let offer = entry_becomes(&env, &cleo, pb::WaitingStatus::Offered).await;
     env.cancel(&f, &order.id).await;
     let ended = listing_becomes(&env, &seller, pb::ResaleStatus::Ended).await;
     assert_eq!(ended.end_reason, "The ticket is no longer valid or was used");
+    // Cleo's offer went with it, and she keeps her place; the cancelled place itself
+    // goes to her as a plain offer, taken from the quota.
+    let hold = c.get_hold(authed(pb::GetHoldRequest { hold_id: offer.hold_id.clone() }, &cleo)).await.expect("hold");
+    assert_eq!(hold.into_inner().status, pb::HoldStatus::Released as i32);
+    let again = entry_becomes(&env, &cleo, pb::WaitingStatus::Offered).await;
+    assert_ne!(again.hold_id, offer.hold_id);
+    assert_eq!(env.quotas(&f).await, vec![("GA capacity".to_owned(), 1, 1, 0)]);
     // A staff member's token does not list anything of the seller's either.
     assert_eq!(code(c.list_ticket_for_resale(authed(resell(&ticket, "r-3"), &staff)).await), "ERR_4000");
+}
+
+#[tokio::test]
+async fn only_the_buyer_resells_and_a_listed_ticket_gets_no_add_on() {
+    let env = spawn().await;
+    let mut c = env.client();
+    let f = env.festival(program::FestivalStatus::Published).await;
+    let request = pb::CreateCategoryRequest { name: "Weekend".into(), transferable: true, ..Default::default() };
+    let weekend = env.category_from(&f, request, 5).await;
+    let request = pb::CreateCategoryRequest { name: "Parking".into(), addon: true, ..Default::default() };
+    let parking = env.category_from(&f, request, 5).await;
+    set_policy(&env, &f, true, 0, 0).await;
+    let (giver, order) = env.free_ticket(&f, &weekend.id).await;
+    let (receiver_id, receiver) = env.issuer.user();
+    let transfer = pb::TransferTicketRequest {
+        ticket_id: order.tickets[0].id.clone(),
+        to_user_id: receiver_id.to_string(),
+        idempotency_key: "gift".into(),
+    };
+    let moved = c.transfer_ticket(authed(transfer, &giver)).await.expect("transferred").into_inner();
+    let received = c
+        .list_my_tickets(authed(pb::ListMyTicketsRequest::default(), &receiver))
+        .await
+        .expect("tickets")
+        .into_inner()
+        .tickets;
+    assert_eq!(received.len(), 1, "{moved:?}");
+    // Its payout would refund the giver's order: only a buyer resells.
+    assert_eq!(code(c.list_ticket_for_resale(authed(resell(&received[0].id, "r"), &receiver)).await), "ERR_6021");
+
+    // A listed ticket gets no add-on (it would stay with the seller when sold).
+    let (seller, order) = env.free_ticket(&f, &weekend.id).await;
+    let ticket = order.tickets[0].id.clone();
+    c.list_ticket_for_resale(authed(resell(&ticket, "r-1"), &seller)).await.expect("listed");
+    let parking_hold = pb::CreateHoldRequest { for_ticket_id: ticket.clone(), ..hold_request(&f, &[(&parking.id, 1)]) };
+    assert_eq!(code(c.create_hold(authed(parking_hold, &seller)).await), "ERR_6021");
 }
