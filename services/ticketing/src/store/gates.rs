@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::checkin::{Direction, Move, Presence, Validity};
-use crate::domain::status::{FestivalStatus, TicketStatus};
+use crate::domain::status::{FestivalStatus, TicketStatus, is_revoked};
 
 pub const LIST_NAME_UNIQUE: &str = "checkin_lists_name_key";
 
@@ -82,7 +82,7 @@ pub struct GateTicket {
 
 impl GateTicket {
     pub fn presence(&self) -> Presence {
-        Presence { status: self.status, entered: self.entered, inside: self.inside }
+        Presence { revoked: is_revoked(self.status), entered: self.entered, inside: self.inside }
     }
 
     pub fn validity(&self) -> Validity {

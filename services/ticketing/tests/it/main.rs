@@ -13,6 +13,7 @@ mod races;
 mod refunds;
 mod resale;
 mod sales;
+mod scanner;
 mod transfers;
 mod vouchers;
 mod waitlist;

@@ -1,11 +1,10 @@
-//! The gate's rule: what a scan does to a ticket. One pure function, [`decide`], that the
-//! online `Redeem`, the reconciliation of offline uploads and an offline scanner (from
-//! its snapshot) all call, so the three give the same answer to the same case.
+//! The gate's rule: what a scan does to a ticket. One pure function, [`decide`], that
+//! ticketing's online `Redeem`, its reconciliation of offline uploads and an offline
+//! scanner (from its snapshot, [`crate::offline`]) all call, so the three give the same
+//! answer to the same case.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
-
-use super::status::{TicketStatus, is_revoked};
 
 /// The festival-local day of `at` in the IANA `time_zone` (program checked it; an
 /// unknown one, which cannot happen, counts as UTC).
@@ -40,7 +39,8 @@ pub struct Validity {
 /// ticket once, so a VIP ticket enters the grounds and then the VIP area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Presence {
-    pub status: TicketStatus,
+    /// Cancelled, refunded or replaced: it never enters again (but may leave).
+    pub revoked: bool,
     /// Admitted through this entrance before.
     pub entered: bool,
     /// Inside after an entry here, until an exit here.
@@ -67,7 +67,7 @@ pub enum Move {
 impl Move {
     /// Where the ticket stands at the entrance after the move.
     pub fn after(self) -> Presence {
-        Presence { status: TicketStatus::Used, entered: true, inside: !matches!(self, Move::Leave) }
+        Presence { revoked: false, entered: true, inside: !matches!(self, Move::Leave) }
     }
 }
 
@@ -113,7 +113,7 @@ pub fn decide(
     if direction == Direction::Exit {
         return if presence.inside { Ok(Move::Leave) } else { Err(Refusal::NotInside) };
     }
-    if is_revoked(presence.status) {
+    if presence.revoked {
         return Err(Refusal::Revoked);
     }
     let on_list = entrance.categories.is_empty() || entrance.categories.contains(&category);
@@ -142,13 +142,12 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use TicketStatus::*;
 
-    const SOLD: Presence = Presence { status: Sold, entered: false, inside: false };
-    const INSIDE: Presence = Presence { status: Used, entered: true, inside: true };
-    const LEFT: Presence = Presence { status: Used, entered: true, inside: false };
+    const SOLD: Presence = Presence { revoked: false, entered: false, inside: false };
+    const INSIDE: Presence = Presence { revoked: false, entered: true, inside: true };
+    const LEFT: Presence = Presence { revoked: false, entered: true, inside: false };
     /// Used (admitted through another entrance), never through this one.
-    const ELSEWHERE: Presence = Presence { status: Used, entered: false, inside: false };
+    const ELSEWHERE: Presence = Presence { revoked: false, entered: false, inside: false };
 
     fn day(d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2027, 7, d).expect("date")
@@ -190,16 +189,14 @@ mod tests {
     fn revoked_tickets_never_enter_and_are_never_overridden_but_may_leave() {
         let wrong_everything = Entrance { categories: vec![cat(2)], zone: Some("vip".into()) };
         let validity = Validity { days: vec![day(2)], zones: vec!["camping".into()], reentry: true };
-        for status in [Cancelled, Refunded] {
-            for inside in [false, true] {
-                let presence = Presence { status, entered: true, inside };
-                let decided = decide(&wrong_everything, cat(1), &validity, presence, Direction::Entry, day(1), true);
-                assert_eq!(decided, Err(Refusal::Revoked));
-            }
-            let inside = Presence { status, entered: true, inside: true };
-            let leaving = decide(&wrong_everything, cat(1), &validity, inside, Direction::Exit, day(1), false);
-            assert_eq!(leaving, Ok(Move::Leave));
+        for inside in [false, true] {
+            let presence = Presence { revoked: true, entered: true, inside };
+            let decided = decide(&wrong_everything, cat(1), &validity, presence, Direction::Entry, day(1), true);
+            assert_eq!(decided, Err(Refusal::Revoked));
         }
+        let inside = Presence { revoked: true, entered: true, inside: true };
+        let leaving = decide(&wrong_everything, cat(1), &validity, inside, Direction::Exit, day(1), false);
+        assert_eq!(leaving, Ok(Move::Leave));
     }
 
     #[test]
