@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::VerifyingKey;
-use festival_platform::credential::{Keyring, Kind};
+use festival_platform::credential::{Keyring, Kind, Unverified};
 use festival_proto::ticketing::v1 as pb;
 use uuid::Uuid;
 
@@ -70,6 +70,9 @@ impl std::fmt::Display for BadSnapshot {
 }
 
 impl std::error::Error for BadSnapshot {}
+
+/// A credential issued this close before the snapshot may have missed it.
+const ISSUE_MARGIN_SECS: i64 = 300;
 
 #[derive(Debug, Clone, Copy)]
 struct Known {
@@ -162,24 +165,42 @@ impl Gate {
         })
     }
 
-    /// The answer to a scan at `at`, without remembering it.
-    pub fn answer(&self, credential: &str, direction: Direction, at: DateTime<Utc>) -> Result<Accepted, Refused> {
-        let claims = self.keyring.verify(credential.trim()).map_err(|_| Refused::Forged)?;
+    /// The ticket a genuine credential of this festival names.
+    pub fn ticket_of(&self, credential: &str) -> Option<Uuid> {
+        self.verified(credential).ok().map(|(ticket, _)| ticket)
+    }
+
+    /// `(ticket, issue time)` of a genuine ticket credential of this festival.
+    fn verified(&self, credential: &str) -> Result<(Uuid, u32), Refused> {
+        let claims = match self.keyring.verify(credential.trim()) {
+            Ok(claims) => claims,
+            // Another festival's keys are not here: what it claims only picks the answer.
+            Err(_) => {
+                let other = Unverified::parse(credential).is_ok_and(|c| c.claimed_festival() != self.festival);
+                return Err(if other { Refused::OtherFestival } else { Refused::Forged });
+            }
+        };
         if claims.kind != Kind::Ticket {
             return Err(Refused::Forged);
         }
         if claims.festival != self.festival {
             return Err(Refused::OtherFestival);
         }
-        let ticket = claims.subject;
+        Ok((claims.subject, claims.issued_at))
+    }
+
+    /// The answer to a scan at `at`, without remembering it.
+    pub fn answer(&self, credential: &str, direction: Direction, at: DateTime<Utc>) -> Result<Accepted, Refused> {
+        let (ticket, issued_at) = self.verified(credential)?;
+        let day = local_day(&self.time_zone, at);
         let revoked = self.revoked.contains(&ticket);
         let known = match self.tickets.get(&ticket) {
             Some(known) => *known,
             // Revoked and not inside here: the snapshot drops it.
             None if revoked => Known { category: None, presence: Presence { revoked, entered: true, inside: false } },
-            // Sold after the snapshot (or beyond a truncated one): its category is not
-            // known, so it passes only where every category does, on any day.
-            None if !self.complete || i64::from(claims.issued_at) >= self.taken_at.timestamp() => {
+            // Sold after the snapshot (issued up to a few minutes before it may not be in
+            // it yet), or beyond a truncated one.
+            None if !self.complete || i64::from(issued_at) + ISSUE_MARGIN_SECS >= self.taken_at.timestamp() => {
                 Known { category: None, presence: Presence { revoked, entered: false, inside: false } }
             }
             None => return Err(Refused::Unknown),
@@ -187,17 +208,22 @@ impl Gate {
         let presence = Presence { revoked: revoked || known.presence.revoked, ..known.presence };
         let (category, validity) = match known.category {
             Some(category) => (category, self.categories.get(&category).cloned().unwrap_or_default()),
-            None if presence.revoked || direction == Direction::Exit || self.admits_all => {
+            // Its category is unknown here: it enters only where any category would,
+            // today (every category admitted, each valid today), and may always leave.
+            None if presence.revoked || direction == Direction::Exit || self.any_category_enters(day) => {
                 (Uuid::nil(), Validity::default())
             }
             None => return Err(Refused::Unknown),
         };
-        // An unknown category is checked against "every category" only where that is the rule.
         let entrance = if known.category.is_none() { &Entrance::default() } else { &self.entrance };
-        let day = local_day(&self.time_zone, at);
         decide(entrance, category, &validity, presence, direction, day, false)
             .map(|movement| Accepted { ticket_id: ticket, category_id: known.category, movement })
             .map_err(Refused::Rule)
+    }
+
+    /// Every category passes this entrance on `day`.
+    fn any_category_enters(&self, day: chrono::NaiveDate) -> bool {
+        self.admits_all && self.categories.values().all(|v| v.days.is_empty() || v.days.contains(&day))
     }
 
     /// Answers a scan and remembers an accepted one, so the next scan of that ticket on

@@ -40,14 +40,16 @@ async fn a_scanner_falls_back_to_offline_by_itself_keeps_scanning_and_uploads_on
     let [a, b, c, d] = [0, 1, 2, 3].map(|i| orders[i].tickets[0].credential.clone());
     let device = env.scanner(&f, "north-1", DeviceLevel::Steward);
     let proxy = TcpProxy::start(&env.app.addr.to_string()).await;
-    let journal = std::env::temp_dir().join(format!("scanner-{}.journal", Uuid::now_v7()));
+    let state = std::env::temp_dir().join(format!("scanner-{}", Uuid::now_v7()));
     let config = ScannerConfig {
         festival_id: f.id,
         list_id: String::new(),
         device_id: device.id,
         gate: "north-1".into(),
         online_timeout: Duration::from_secs(3),
-        journal: Some(journal.clone()),
+        sync_timeout: Duration::from_secs(10),
+        max_snapshot_age: Duration::from_secs(24 * 3600),
+        state_dir: Some(state.clone()),
     };
     let connect = || {
         Endpoint::from_shared(format!("http://{}", proxy.addr))
@@ -88,17 +90,20 @@ async fn a_scanner_falls_back_to_offline_by_itself_keeps_scanning_and_uploads_on
     // A sync while the network is down keeps everything and stays offline.
     assert!(matches!(scanner.sync().await, Err(ScannerError::Unreachable(_))));
     assert_eq!((scanner.pending(), scanner.mode()), (3, Mode::Offline));
-    // The scanner app restarts before the network is back: its journal keeps the scans.
+    // The scanner app restarts before the network is back: it keeps its snapshot and
+    // its scans, and still refuses a second entry it let through before.
     drop(scanner);
     let mut scanner = new_scanner();
     assert_eq!(scanner.pending(), 3);
+    assert_eq!(refused(&scanner.scan(&c, Direction::Entry).await.expect("scan"), Mode::Offline), "ERR_6001");
 
     // Back: the scans are uploaded once, the revoked one flagged, and it scans online.
     proxy.restore().await;
     let report = scanner.sync().await.expect("sync");
     assert_eq!((report.uploaded, report.admitted, report.duplicates, report.flagged), (3, 2, 0, 1));
     assert_eq!((scanner.pending(), scanner.mode()), (0, Mode::Online));
-    assert_eq!(std::fs::read_to_string(&journal).expect("journal"), "", "uploaded scans leave the journal");
+    assert_eq!(std::fs::read_to_string(state.join("journal")).expect("journal"), "", "uploaded scans leave it");
+    assert!(!state.join("in-flight").exists());
     assert_eq!(refused(&scanner.scan(&c, Direction::Entry).await.expect("scan"), Mode::Online), "ERR_6001");
     assert_eq!(refused(&scanner.scan(&d, Direction::Entry).await.expect("scan"), Mode::Online), "ERR_6009");
 
@@ -125,6 +130,12 @@ async fn a_scanner_falls_back_to_offline_by_itself_keeps_scanning_and_uploads_on
     .await;
     assert!(stopped, "a revoked device kept scanning");
     assert!(matches!(scanner.scan(&credential, Direction::Entry).await, Err(ScannerError::DeviceRefused { .. })));
-    assert_eq!(scanner.mode(), Mode::Online, "a refused device does not scan offline");
-    let _ = std::fs::remove_file(journal);
+    assert_eq!(scanner.mode(), Mode::Online, "a refused device does not fall back");
+    // Stopped for good: forced offline, restarted, it still refuses to scan.
+    scanner.go_offline();
+    assert!(matches!(scanner.scan(&credential, Direction::Entry).await, Err(ScannerError::DeviceRefused { .. })));
+    let mut restarted = new_scanner();
+    restarted.go_offline();
+    assert!(matches!(restarted.scan(&credential, Direction::Entry).await, Err(ScannerError::DeviceRefused { .. })));
+    let _ = std::fs::remove_dir_all(state);
 }
