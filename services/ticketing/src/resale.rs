@@ -179,7 +179,16 @@ pub async fn deliver(
     listing_id: Uuid,
 ) -> ApiResult<Vec<TicketRow>> {
     let seen = store::resale::find(conn, listing_id).await?.ok_or_else(|| unavailable("No such listing"))?;
-    let seller_order = store::orders::lock(conn, seen.order_id).await?;
+    // The guard: the seller's order and ticket locked, the ticket replaced only while
+    // unused. The test-only race-hooks build reads them unlocked, pauses and replaces
+    // whatever it finds, so its negative control sees a cancellation free the place the
+    // buyer is given.
+    let guarded = !cfg!(feature = "race-hooks");
+    let seller_order = if guarded {
+        store::orders::lock(conn, seen.order_id).await?
+    } else {
+        store::orders::find(conn, seen.order_id).await?
+    };
     let listing = store::resale::lock(conn, listing_id).await?.ok_or_else(|| unavailable("No such listing"))?;
     let ours = match listing.status {
         ResaleStatus::Offered => listing.hold_id == Some(hold.id),
@@ -193,10 +202,16 @@ pub async fn deliver(
     let Some(seller_order) = seller_order.filter(|o| o.status == OrderStatus::Paid) else {
         return Err(unavailable("The ticket's order was cancelled"));
     };
-    let ticket = store::tickets::lock(conn, listing.ticket_id)
-        .await?
+    let ticket = if guarded {
+        store::tickets::lock(conn, listing.ticket_id).await?
+    } else {
+        store::tickets::find_by_id(conn, listing.ticket_id).await?
+    };
+    let ticket = ticket
         .filter(|t| t.status == TicketStatus::Sold)
         .ok_or_else(|| unavailable("The ticket is no longer valid"))?;
+    #[cfg(feature = "race-hooks")]
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     // Everything an offer needs, again: the sweep or the worker may not have run since
     // the festival started or the sale or the cut-off passed.
     let festival = store::festivals::find(conn, listing.festival_id).await?;
@@ -216,7 +231,7 @@ pub async fn deliver(
     let tickets =
         fulfil::issue_tickets(conn, issuer, now, order, &[line], order.buyer_user_id, hold.total_minor).await?;
     let new_ticket = tickets.first().ok_or_else(|| ApiError::internal(anyhow::anyhow!("no ticket issued")))?;
-    if !store::tickets::replace(conn, ticket.id, new_ticket.id).await? {
+    if !store::tickets::replace(conn, ticket.id, new_ticket.id, guarded).await? {
         return Err(ApiError::new(codes::CONCURRENT_UPDATE));
     }
     store::resale::sold(conn, listing.id, new_ticket.id, now).await?;

@@ -281,7 +281,7 @@ impl TicketingApi {
             .issue_tickets(conn, &issuer, &order, &[TicketLine::again(ticket)], Some(to), ticket.price_minor)
             .await?;
         let new_ticket = issued.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("no ticket issued")))?;
-        if !store::tickets::replace(conn, ticket.id, new_ticket.id).await? {
+        if !store::tickets::replace(conn, ticket.id, new_ticket.id, true).await? {
             return Err(ApiError::new(codes::CONCURRENT_UPDATE));
         }
         // Its unused add-ons follow it: each re-issued to the new holder, attached to the
@@ -294,7 +294,7 @@ impl TicketingApi {
             let line = [TicketLine::again(&child)];
             let mut moved = self.issue_tickets(conn, &issuer, &child_order, &line, Some(to), child.price_minor).await?;
             let moved = moved.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("no add-on issued")))?;
-            if !store::tickets::replace(conn, child.id, moved.id).await? {
+            if !store::tickets::replace(conn, child.id, moved.id, true).await? {
                 return Err(ApiError::new(codes::CONCURRENT_UPDATE));
             }
             store::tickets::attach(conn, &[(moved.id, new_ticket.id)]).await?;

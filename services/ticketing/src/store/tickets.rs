@@ -157,13 +157,16 @@ pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<TicketRow>
 }
 
 /// Revokes an unused ticket that changed hands, naming its successor (its place moves to
-/// the successor: the quotas do not change).
-pub async fn replace(conn: &mut PgConnection, id: Uuid, successor: Uuid) -> Result<bool, sqlx::Error> {
+/// the successor: the quotas do not change). `guarded` is false only in the race tests'
+/// negative control: then any ticket is replaced, whatever its state.
+pub async fn replace(conn: &mut PgConnection, id: Uuid, successor: Uuid, guarded: bool) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "update tickets set status = 'CANCELLED', replaced_by = $2, updated_at = now() where id = $1 and status = 'SOLD'",
+        "update tickets set status = 'CANCELLED', replaced_by = $2, updated_at = now()
+         where id = $1 and (status = 'SOLD' or not $3)",
     )
     .bind(id)
     .bind(successor)
+    .bind(guarded)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
