@@ -19,6 +19,9 @@ fn platform_migrator() -> Migrator {
     m
 }
 
+/// A pooled connection idle longer than this is checked before use.
+const IDLE_PING_AFTER: Duration = Duration::from_secs(30);
+
 /// Creates the service database if it is missing (when allowed) and opens a pool.
 pub async fn connect(config: &DatabaseConfig, create_if_missing: bool) -> anyhow::Result<PgPool> {
     let url = config.url.expose();
@@ -31,9 +34,22 @@ pub async fn connect(config: &DatabaseConfig, create_if_missing: bool) -> anyhow
         }
     }
     let options: PgConnectOptions = url.parse()?;
+    // sqlx pings every connection before handing it out: a round trip per transaction,
+    // on every hot path. Only a connection idle for a while (which a restart or a
+    // middlebox may have cut) is pinged; a broken busy one fails its query, is dropped,
+    // and the caller's retry gets another.
     let pool = PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > IDLE_PING_AFTER {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await?;
     Ok(pool)

@@ -22,8 +22,8 @@ use super::convert::{ticket_status, to_list};
 use super::{GATE_ROLES, TicketingApi};
 use crate::domain::checkin::{Direction, Entrance, Move, Refusal, decide, local_day};
 use crate::domain::status::FestivalStatus;
-use crate::events;
 use crate::store::{self, gates::GROUNDS, gates::GateTicket, gates::ListRow, gates::Scanner};
+use festival_platform::events::outbox::Queued;
 
 /// Longer than any credential (142 characters): refused before any decoding work.
 const MAX_CREDENTIAL: usize = 256;
@@ -90,6 +90,8 @@ enum Outcome {
     Forged,
     OtherFestival,
     RefusedByScanner,
+    /// Not written: the move needs a transaction (see `apply_scan`'s `plain_only`).
+    NeedsTransaction,
 }
 
 impl Outcome {
@@ -105,6 +107,8 @@ impl Outcome {
             Outcome::Forged => "FORGED",
             Outcome::OtherFestival => "WRONG_FESTIVAL",
             Outcome::RefusedByScanner => "REFUSED_BY_SCANNER",
+            // Never recorded: the scan is applied again in a transaction.
+            Outcome::NeedsTransaction => "DEFERRED",
         }
     }
 
@@ -120,6 +124,7 @@ impl Outcome {
             Outcome::Forged => pb::ScanOutcome::Forged,
             Outcome::OtherFestival => pb::ScanOutcome::WrongFestival,
             Outcome::RefusedByScanner => pb::ScanOutcome::RefusedByScanner,
+            Outcome::NeedsTransaction => pb::ScanOutcome::Unspecified,
         }
     }
 }
@@ -261,7 +266,15 @@ impl TicketingApi {
     /// Decides and writes one scan, deciding again when a concurrent scan of the same
     /// ticket moved it first. `None`: no such ticket. Nobody is admitted online to a
     /// cancelled (or deleted) festival; uploads record what happened offline.
-    async fn apply_scan(&self, conn: &mut PgConnection, job: &ScanJob<'_>) -> ApiResult<Option<Applied>> {
+    /// `plain_only`: the caller holds no transaction, so only a plain first entry (one
+    /// statement, its own record) may be written; anything else answers
+    /// [`Outcome::NeedsTransaction`] having written nothing.
+    async fn apply_scan(
+        &self,
+        conn: &mut PgConnection,
+        job: &ScanJob<'_>,
+        plain_only: bool,
+    ) -> ApiResult<Option<Applied>> {
         let entrance = entrance(job.list);
         let list_key = job.list.map_or(GROUNDS, |l| l.id);
         for _ in 0..SCAN_ROUNDS {
@@ -286,62 +299,59 @@ impl TicketingApi {
                     }));
                 }
             };
-            if store::gates::apply_move(conn, job.festival_id, job.ticket_id, list_key, mv, job.at, job.gate, job.by)
-                .await?
+            let overridden = job.override_reason.is_some() && decision(false).is_err();
+            if plain_only && (mv != Move::Enter || overridden) {
+                let outcome = Outcome::NeedsTransaction;
+                return Ok(Some(Applied { outcome, ticket: Some(ticket), mv: Some(mv), overridden }));
+            }
+            let event = Self::move_event(job, &ticket, mv);
+            let by = job.by;
+            if store::gates::apply_move(
+                conn,
+                job.festival_id,
+                job.ticket_id,
+                list_key,
+                mv,
+                job.at,
+                job.gate,
+                by,
+                &event,
+            )
+            .await?
             {
-                self.publish_move(conn, job, &ticket, mv).await?;
                 let outcome = if mv == Move::Leave { Outcome::Exited } else { Outcome::Admitted };
-                let overridden = job.override_reason.is_some() && decision(false).is_err();
                 return Ok(Some(Applied { outcome, ticket: Some(ticket), mv: Some(mv), overridden }));
             }
         }
         Err(ApiError::new(codes::CONCURRENT_UPDATE))
     }
 
-    async fn publish_move(
-        &self,
-        conn: &mut PgConnection,
-        job: &ScanJob<'_>,
-        ticket: &GateTicket,
-        mv: Move,
-    ) -> ApiResult<()> {
+    /// The event of a move, written with it (`ticket.admitted` or `ticket.exited`).
+    fn move_event(job: &ScanJob<'_>, ticket: &GateTicket, mv: Move) -> Queued {
         let list_id = job.list.map(|l| l.id.to_string()).unwrap_or_default();
         let zone = job.list.and_then(|l| l.zone.clone()).unwrap_or_default();
         match mv {
-            Move::Enter | Move::Reenter => {
-                events::publish(
-                    conn,
-                    &pb::TicketAdmitted {
-                        ticket_id: ticket.id.to_string(),
-                        festival_id: job.festival_id.to_string(),
-                        category_id: ticket.category_id.to_string(),
-                        gate: job.gate.to_owned(),
-                        admit_time: Some(timestamp(job.at)),
-                        list_id,
-                        zone,
-                        reentry: mv == Move::Reenter,
-                        offline: job.offline,
-                    },
-                )
-                .await?;
-            }
-            Move::Leave => {
-                events::publish(
-                    conn,
-                    &pb::TicketExited {
-                        ticket_id: ticket.id.to_string(),
-                        festival_id: job.festival_id.to_string(),
-                        gate: job.gate.to_owned(),
-                        exit_time: Some(timestamp(job.at)),
-                        list_id,
-                        zone,
-                        offline: job.offline,
-                    },
-                )
-                .await?;
-            }
+            Move::Enter | Move::Reenter => Queued::new(&pb::TicketAdmitted {
+                ticket_id: ticket.id.to_string(),
+                festival_id: job.festival_id.to_string(),
+                category_id: ticket.category_id.to_string(),
+                gate: job.gate.to_owned(),
+                admit_time: Some(timestamp(job.at)),
+                list_id,
+                zone,
+                reentry: mv == Move::Reenter,
+                offline: job.offline,
+            }),
+            Move::Leave => Queued::new(&pb::TicketExited {
+                ticket_id: ticket.id.to_string(),
+                festival_id: job.festival_id.to_string(),
+                gate: job.gate.to_owned(),
+                exit_time: Some(timestamp(job.at)),
+                list_id,
+                zone,
+                offline: job.offline,
+            }),
         }
-        Ok(())
     }
 
     pub(super) async fn redeem(&self, caller: GateCaller, req: pb::RedeemRequest) -> ApiResult<pb::CheckIn> {
@@ -387,8 +397,8 @@ impl TicketingApi {
             }
         };
         let now = self.clock.now();
-        let mut tx = self.pool.begin().await?;
-        let list = Self::list_named(&mut tx, festival_id, list_id).await?;
+        let mut conn = self.pool.acquire().await?;
+        let list = Self::list_named(&mut conn, festival_id, list_id).await?;
         let job = ScanJob {
             festival_id,
             ticket_id,
@@ -400,39 +410,53 @@ impl TicketingApi {
             offline: false,
             by: Scanner { actor_id: caller.actor_id(), device_id: caller.device().map(|d| d.id) },
         };
-        let applied = self.apply_scan(&mut tx, &job).await?.ok_or_else(|| {
+        let not_found = || {
             if manual { ApiError::field(codes::NOT_FOUND, "ticket_id", "no such ticket here") } else { forged() }
-        })?;
+        };
+        // A plain first entry is the hot path: one guarded statement (the move and its
+        // event) without a transaction, its presence row keeping who let it in.
+        // Everything else (re-entries, exits, overrides, manual check-ins) is applied and
+        // recorded in one transaction.
+        let first = if direction == Direction::Entry && !manual && override_reason.is_none() {
+            self.apply_scan(&mut conn, &job, true).await?.ok_or_else(not_found)?
+        } else {
+            Applied { outcome: Outcome::NeedsTransaction, ticket: None, mv: None, overridden: false }
+        };
+        let applied = if first.outcome == Outcome::NeedsTransaction {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let applied = self.apply_scan(&mut tx, &job, false).await?.ok_or_else(not_found)?;
+            let plain = applied.mv == Some(Move::Enter) && !manual && !applied.overridden;
+            if matches!(applied.outcome, Outcome::Admitted | Outcome::Exited) && !plain {
+                store::gates::record(
+                    &mut tx,
+                    &store::gates::Scan {
+                        festival_id,
+                        ticket_id: Some(ticket_id),
+                        category_id: applied.ticket.as_ref().map(|t| t.category_id),
+                        list_id,
+                        direction,
+                        outcome: applied.outcome.as_str(),
+                        gate,
+                        device_id: caller.device().map(|d| d.id),
+                        actor_id: caller.actor_id(),
+                        scanned_at: now,
+                        recorded_at: now,
+                        upload_nonce: None,
+                        flagged: false,
+                        override_reason: override_reason.filter(|_| applied.overridden),
+                    },
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            applied
+        } else {
+            first
+        };
         let ticket = applied.ticket.as_ref().ok_or_else(forged)?;
         if let Outcome::Refused(refusal) = applied.outcome {
             return Err(refusal_error(refusal, ticket));
         }
-        // A plain first entry is the hot path: its presence row keeps who let it in.
-        // Everything else (re-entries, exits, overrides, manual check-ins) is recorded.
-        let plain_entry = applied.mv == Some(Move::Enter) && !manual && !applied.overridden;
-        if !plain_entry {
-            store::gates::record(
-                &mut tx,
-                &store::gates::Scan {
-                    festival_id,
-                    ticket_id: Some(ticket_id),
-                    category_id: Some(ticket.category_id),
-                    list_id,
-                    direction,
-                    outcome: applied.outcome.as_str(),
-                    gate,
-                    device_id: caller.device().map(|d| d.id),
-                    actor_id: caller.actor_id(),
-                    scanned_at: now,
-                    recorded_at: now,
-                    upload_nonce: None,
-                    flagged: false,
-                    override_reason: override_reason.filter(|_| applied.overridden),
-                },
-            )
-            .await?;
-        }
-        tx.commit().await?;
         Ok(pb::CheckIn {
             ticket_id: ticket_id.to_string(),
             category_id: ticket.category_id.to_string(),
@@ -633,7 +657,7 @@ impl TicketingApi {
                             offline: true,
                             by: Scanner { actor_id: device.id, device_id: Some(device.id) },
                         };
-                        match self.apply_scan(&mut tx, &job).await? {
+                        match self.apply_scan(&mut tx, &job, false).await? {
                             Some(applied) => (applied.outcome, applied.ticket),
                             None => (Outcome::Forged, None),
                         }

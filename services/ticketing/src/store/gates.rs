@@ -2,6 +2,7 @@
 //! record, uploads already applied, and devices identity revoked.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use festival_platform::events::outbox::Queued;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -118,12 +119,13 @@ pub struct Scanner {
     pub device_id: Option<Uuid>,
 }
 
-/// Makes the move in one statement, if the ticket still stands where the decision saw
-/// it: the ticket must still be live, the presence row's primary key guards a first
-/// entry and a condition on `inside` a re-entry or an exit (of two scans deciding on the
-/// same state, one writes and the other finds it changed and decides again). `at` and
-/// `gate` become the first use on an entry. `false`: the state moved; nothing that
-/// counts was written.
+/// Makes the move in one statement, with its event, if the ticket still stands where
+/// the decision saw it: the ticket must still be live, the presence row's primary key
+/// guards a first entry and a condition on `inside` a re-entry or an exit (of two scans
+/// deciding on the same state, one writes and the other finds it changed and decides
+/// again). `at` and `gate` become the first use on an entry. The event goes to the
+/// outbox only if the move was made, in the same statement: a plain entry needs no
+/// transaction around it. `false`: the state moved; nothing was written.
 #[allow(clippy::too_many_arguments)]
 pub async fn apply_move(
     conn: &mut PgConnection,
@@ -134,73 +136,79 @@ pub async fn apply_move(
     at: DateTime<Utc>,
     gate: &str,
     by: Scanner,
+    event: &Queued,
 ) -> Result<bool, sqlx::Error> {
     // Test-only: widen the window between the decision and the write, and drop the
     // guards, so the race tests' negative control can see one ticket admitted twice.
     let guarded = !cfg!(feature = "race-hooks");
     #[cfg(feature = "race-hooks")]
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let done = match mv {
-        Move::Enter => {
-            let sql = if guarded {
-                "with live as (
-                     update tickets set status = 'USED', used_at = coalesce(used_at, $3),
-                         used_gate = coalesce(used_gate, $4), updated_at = now()
-                     where id = $1 and festival_id = $2 and status in ('SOLD', 'USED') returning id)
+    macro_rules! with_event {
+        ($moved:literal) => {
+            concat!(
+                $moved,
+                ", event as (insert into outbox (id, subject, event_type, payload, headers)
+                             select $8, $9, $10, $11, $12 from moved)
+                 select count(*) from moved"
+            )
+        };
+    }
+    let sql = match mv {
+        Move::Enter if guarded => with_event!(
+            "with live as (
+                 update tickets set status = 'USED', used_at = coalesce(used_at, $3),
+                     used_gate = coalesce(used_gate, $4), updated_at = now()
+                 where id = $1 and festival_id = $2 and status in ('SOLD', 'USED') returning id),
+             moved as (
                  insert into ticket_presence (ticket_id, list_key, festival_id, inside, first_at, first_gate,
                      first_actor, first_device)
                  select id, $5, $2, true, $3, $4, $6, $7 from live
-                 on conflict (ticket_id, list_key) do nothing"
-            } else {
-                "with live as (
-                     update tickets set status = 'USED', used_at = coalesce(used_at, $3),
-                         used_gate = coalesce(used_gate, $4), updated_at = now()
-                     where id = $1 and festival_id = $2 and status in ('SOLD', 'USED') returning id)
+                 on conflict (ticket_id, list_key) do nothing returning ticket_id)"
+        ),
+        Move::Enter => with_event!(
+            "with live as (
+                 update tickets set status = 'USED', used_at = coalesce(used_at, $3),
+                     used_gate = coalesce(used_gate, $4), updated_at = now()
+                 where id = $1 and festival_id = $2 and status in ('SOLD', 'USED') returning id),
+             moved as (
                  insert into ticket_presence (ticket_id, list_key, festival_id, inside, first_at, first_gate,
                      first_actor, first_device)
                  select id, $5, $2, true, $3, $4, $6, $7 from live
-                 on conflict (ticket_id, list_key) do update set inside = true"
-            };
-            sqlx::query(sql)
-                .bind(id)
-                .bind(festival_id)
-                .bind(at)
-                .bind(gate)
-                .bind(list_key)
-                .bind(by.actor_id)
-                .bind(by.device_id)
-                .execute(&mut *conn)
-                .await?
-        }
-        Move::Reenter => {
-            sqlx::query(
-                "update ticket_presence p set inside = true
+                 on conflict (ticket_id, list_key) do update set inside = true returning ticket_id)"
+        ),
+        Move::Reenter => with_event!(
+            "with moved as (
+                 update ticket_presence p set inside = true
                  from tickets t
-                 where p.ticket_id = $1 and p.list_key = $3 and t.id = p.ticket_id and t.festival_id = $2
-                   and t.status in ('SOLD', 'USED') and (not $4 or not p.inside)",
-            )
-            .bind(id)
-            .bind(festival_id)
-            .bind(list_key)
-            .bind(guarded)
-            .execute(&mut *conn)
-            .await?
-        }
+                 where p.ticket_id = $1 and p.list_key = $5 and t.id = p.ticket_id and t.festival_id = $2
+                   and t.status in ('SOLD', 'USED') and (not $13 or not p.inside)
+                 returning p.ticket_id)"
+        ),
         // Whoever is inside may leave, on a revoked ticket too.
-        Move::Leave => {
-            sqlx::query(
-                "update ticket_presence set inside = false
-                 where ticket_id = $1 and list_key = $3 and festival_id = $2 and (not $4 or inside)",
-            )
-            .bind(id)
-            .bind(festival_id)
-            .bind(list_key)
-            .bind(guarded)
-            .execute(&mut *conn)
-            .await?
-        }
+        Move::Leave => with_event!(
+            "with moved as (
+                 update ticket_presence set inside = false
+                 where ticket_id = $1 and list_key = $5 and festival_id = $2 and (not $13 or inside)
+                 returning ticket_id)"
+        ),
     };
-    Ok(done.rows_affected() == 1)
+    let mut query = sqlx::query_scalar::<_, i64>(sql)
+        .bind(id)
+        .bind(festival_id)
+        .bind(at)
+        .bind(gate)
+        .bind(list_key)
+        .bind(by.actor_id)
+        .bind(by.device_id)
+        .bind(event.id)
+        .bind(event.subject)
+        .bind(&event.event_type)
+        .bind(&event.payload)
+        .bind(&event.headers);
+    if matches!(mv, Move::Reenter | Move::Leave) {
+        query = query.bind(guarded);
+    }
+    Ok(query.fetch_one(conn).await? == 1)
 }
 
 /// One scan, as recorded.
