@@ -20,7 +20,7 @@ fn platform_migrator() -> Migrator {
 }
 
 /// A pooled connection idle longer than this is checked before use.
-const IDLE_PING_AFTER: Duration = Duration::from_secs(30);
+const IDLE_PING_AFTER: Duration = Duration::from_secs(5);
 
 /// Creates the service database if it is missing (when allowed) and opens a pool.
 pub async fn connect(config: &DatabaseConfig, create_if_missing: bool) -> anyhow::Result<PgPool> {
@@ -34,10 +34,10 @@ pub async fn connect(config: &DatabaseConfig, create_if_missing: bool) -> anyhow
         }
     }
     let options: PgConnectOptions = url.parse()?;
-    // sqlx pings every connection before handing it out: a round trip per transaction,
-    // on every hot path. Only a connection idle for a while (which a restart or a
-    // middlebox may have cut) is pinged; a broken busy one fails its query, is dropped,
-    // and the caller's retry gets another.
+    // sqlx pings every connection before handing it out: a round trip on every
+    // request's path (it also pings on release, off that path). Only a connection idle
+    // for a while is pinged before use; one cut while busy (a database restart) fails
+    // one request, which answers "unavailable, retry", and is dropped.
     let pool = PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))

@@ -121,7 +121,9 @@ impl From<ErrorCode> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        if matches!(err, sqlx::Error::PoolTimedOut) {
+        // No database to answer (the pool is exhausted, or a connection was cut: a
+        // restart, a failover): the client retries, with its idempotency key.
+        if matches!(err, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) {
             return ApiError::new(codes::UNAVAILABLE).with_source(err);
         }
         // PostgreSQL refuses text it cannot store (a NUL character): the client's input,

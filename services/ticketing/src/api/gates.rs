@@ -130,6 +130,10 @@ impl Outcome {
 }
 
 /// One scan to apply: online (now, by a person or a device) or from an upload.
+/// How close to a device's own online entry an offline duplicate of it counts as the
+/// same person (the online answer lost to a timeout), not as a second entry to flag.
+const OWN_ECHO_WINDOW: Duration = Duration::seconds(60);
+
 struct ScanJob<'a> {
     festival_id: Uuid,
     ticket_id: Uuid,
@@ -665,7 +669,15 @@ impl TicketingApi {
                 },
             };
             let accepted_by_server = matches!(outcome, Outcome::Admitted | Outcome::Exited);
-            let flagged = scan.accepted && !accepted_by_server;
+            // A duplicate of this device's own first entry moments before is one person:
+            // its online answer was lost (a timeout whose entry still committed) and it
+            // let them in offline. A device never admits a ticket twice knowingly.
+            let own_echo = outcome == Outcome::Refused(Refusal::AlreadyUsed)
+                && ticket.as_ref().is_some_and(|t| {
+                    t.first_device == Some(device.id)
+                        && t.first_at.is_some_and(|first| (scan.at - first).abs() <= OWN_ECHO_WINDOW)
+                });
+            let flagged = scan.accepted && !accepted_by_server && !own_echo;
             store::gates::record(
                 &mut tx,
                 &store::gates::Scan {

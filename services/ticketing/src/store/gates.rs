@@ -73,6 +73,8 @@ pub struct GateTicket {
     /// The first entry through this entrance.
     pub first_at: Option<DateTime<Utc>>,
     pub first_gate: Option<String>,
+    /// The device that let it in first, if a device did.
+    pub first_device: Option<Uuid>,
     pub valid_days: Vec<NaiveDate>,
     pub zones: Vec<String>,
     pub reentry: bool,
@@ -99,7 +101,7 @@ pub async fn ticket(
 ) -> Result<Option<GateTicket>, sqlx::Error> {
     sqlx::query_as(
         "select t.id, t.category_id, t.status, p.ticket_id is not null as entered, coalesce(p.inside, false) as inside,
-                p.first_at, p.first_gate, c.valid_days, c.zones, c.reentry,
+                p.first_at, p.first_gate, p.first_device, c.valid_days, c.zones, c.reentry,
                 case when f.deleted then 'CANCELLED' else f.status end as festival_status, f.time_zone
          from tickets t join categories c on c.id = t.category_id join festivals f on f.id = t.festival_id
          left join ticket_presence p on p.ticket_id = t.id and p.list_key = $3

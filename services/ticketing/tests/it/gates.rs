@@ -484,6 +484,15 @@ async fn offline_uploads_are_signed_applied_once_and_report_duplicates_and_revok
     let duplicate = &second.results[0];
     assert_eq!((duplicate.outcome, duplicate.first_use_gate.as_str()), (pb::ScanOutcome::Duplicate as i32, "north"));
     assert_eq!(duplicate.first_use_time.as_ref().map(|t| t.seconds), Some(t0.timestamp()));
+    // North's own entry again seconds later (its online answer lost to a timeout, it let
+    // the same person in offline): a duplicate, not a second entry to flag.
+    let echo_scan = offline_entry(&credential, t0 + chrono::Duration::seconds(10));
+    let echo = c
+        .upload_scans(authed(north.upload(&f, "north-echo", vec![echo_scan]), &north.token))
+        .await
+        .expect("echo")
+        .into_inner();
+    assert_eq!((echo.admitted, echo.duplicates, echo.flagged), (0, 1, 0));
 
     // The same upload again: answered as the first time, applied once.
     let replay = c.upload_scans(authed(north_upload.clone(), &north.token)).await.expect("replay").into_inner();
