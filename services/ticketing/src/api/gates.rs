@@ -11,6 +11,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use festival_platform::auth::{Device, GateCaller, Principal, Role};
 use festival_platform::convert::{from_timestamp, timestamp};
 use festival_platform::credential::{Kind, Unverified};
+use festival_platform::events::outbox::Queued;
 use festival_platform::rpc::{RpcStream, record_festival};
 use festival_platform::{ApiError, ApiResult, ResultExt, codes, validate};
 use festival_proto::ticketing::v1 as pb;
@@ -23,7 +24,6 @@ use super::{GATE_ROLES, TicketingApi};
 use crate::domain::checkin::{Direction, Entrance, Move, Refusal, decide, local_day};
 use crate::domain::status::FestivalStatus;
 use crate::store::{self, gates::GROUNDS, gates::GateTicket, gates::ListRow, gates::Scanner};
-use festival_platform::events::outbox::Queued;
 
 /// Longer than any credential (142 characters): refused before any decoding work.
 const MAX_CREDENTIAL: usize = 256;
@@ -129,11 +129,11 @@ impl Outcome {
     }
 }
 
-/// One scan to apply: online (now, by a person or a device) or from an upload.
 /// How close to a device's own online entry an offline duplicate of it counts as the
 /// same person (the online answer lost to a timeout), not as a second entry to flag.
 const OWN_ECHO_WINDOW: Duration = Duration::seconds(60);
 
+/// One scan to apply: online (now, by a person or a device) or from an upload.
 struct ScanJob<'a> {
     festival_id: Uuid,
     ticket_id: Uuid,
@@ -309,20 +309,8 @@ impl TicketingApi {
                 return Ok(Some(Applied { outcome, ticket: Some(ticket), mv: Some(mv), overridden }));
             }
             let event = Self::move_event(job, &ticket, mv);
-            let by = job.by;
-            if store::gates::apply_move(
-                conn,
-                job.festival_id,
-                job.ticket_id,
-                list_key,
-                mv,
-                job.at,
-                job.gate,
-                by,
-                &event,
-            )
-            .await?
-            {
+            let (festival, id) = (job.festival_id, job.ticket_id);
+            if store::gates::apply_move(conn, festival, id, list_key, mv, job.at, job.gate, job.by, &event).await? {
                 let outcome = if mv == Move::Leave { Outcome::Exited } else { Outcome::Admitted };
                 return Ok(Some(Applied { outcome, ticket: Some(ticket), mv: Some(mv), overridden }));
             }

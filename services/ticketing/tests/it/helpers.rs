@@ -160,6 +160,30 @@ impl Env {
         .await
     }
 
+    /// `token`'s one waiting-list entry.
+    pub async fn waiting_entry(&self, token: &str) -> pb::WaitingListEntry {
+        let mut entries = self
+            .client()
+            .list_my_waiting_list(authed(pb::ListMyWaitingListRequest::default(), token))
+            .await
+            .expect("waiting-list entries")
+            .into_inner()
+            .entries;
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        entries.remove(0)
+    }
+
+    /// Waits (at most 15 s) until the worker has moved `token`'s entry to `status`.
+    pub async fn entry_becomes(&self, token: &str, status: pb::WaitingStatus) -> pb::WaitingListEntry {
+        let reached = festival_testkit::eventually(Duration::from_secs(15), || async {
+            self.waiting_entry(token).await.status == status as i32
+        })
+        .await;
+        let entry = self.waiting_entry(token).await;
+        assert!(reached, "never {status:?}: {entry:?}");
+        entry
+    }
+
     /// `(size, held, sold)` of the festival's quotas, by name.
     pub async fn quotas(&self, festival: &Festival) -> Vec<(String, i64, i64, i64)> {
         sqlx::query_as("select name, size, held, sold from quotas where festival_id = $1 order by name")

@@ -35,29 +35,6 @@ async fn join(env: &Env, f: &Festival, category: &str, quantity: i32, token: &st
     env.client().join_waiting_list(authed(request, token)).await.expect("join");
 }
 
-async fn entry(env: &Env, token: &str) -> pb::WaitingListEntry {
-    let mut entries = env
-        .client()
-        .list_my_waiting_list(authed(pb::ListMyWaitingListRequest::default(), token))
-        .await
-        .expect("entries")
-        .into_inner()
-        .entries;
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    entries.remove(0)
-}
-
-/// Waits until the worker moved `token`'s waiting-list entry to `status`.
-async fn entry_becomes(env: &Env, token: &str, status: pb::WaitingStatus) -> pb::WaitingListEntry {
-    let reached = festival_testkit::eventually(Duration::from_secs(15), || async {
-        entry(env, token).await.status == status as i32
-    })
-    .await;
-    let entry = entry(env, token).await;
-    assert!(reached, "never {status:?}: {entry:?}");
-    entry
-}
-
 async fn listing(env: &Env, seller: &str) -> pb::ResaleListing {
     let mut listings = env
         .client()
@@ -110,8 +87,8 @@ async fn a_ticket_handed_back_goes_to_the_first_in_line_with_a_new_credential_an
     assert_eq!(code(c.transfer_ticket(authed(transfer, &seller)).await), "ERR_6006", "listed: no transfer");
 
     // Ann, first in line, is offered it (one ticket of the two she wants).
-    let offer = entry_becomes(&env, &ann, pb::WaitingStatus::Offered).await;
-    assert_eq!(entry(&env, &ben).await.status, pb::WaitingStatus::Waiting as i32);
+    let offer = env.entry_becomes(&ann, pb::WaitingStatus::Offered).await;
+    assert_eq!(env.waiting_entry(&ben).await.status, pb::WaitingStatus::Waiting as i32);
     let on_offer = listing_becomes(&env, &seller, pb::ResaleStatus::Offered).await;
     assert_eq!(on_offer.offer_expire_time.map(|t| t.seconds), offer.offer_expire_time.map(|t| t.seconds));
     let withdraw = pb::WithdrawResaleListingRequest { listing_id: listed.id.clone() };
@@ -141,9 +118,9 @@ async fn a_ticket_handed_back_goes_to_the_first_in_line_with_a_new_credential_an
         (old.id.as_str(), new.id.as_str(), listed.id.as_str())
     );
     // Ann wanted two: she keeps her place for the second; Ben is still behind her.
-    let ann_now = entry_becomes(&env, &ann, pb::WaitingStatus::Waiting).await;
+    let ann_now = env.entry_becomes(&ann, pb::WaitingStatus::Waiting).await;
     assert_eq!((ann_now.quantity, ann_now.ahead), (1, 0));
-    assert_eq!(entry(&env, &ben).await.ahead, 1);
+    assert_eq!(env.waiting_entry(&ben).await.ahead, 1);
 }
 
 #[tokio::test]
@@ -196,10 +173,10 @@ async fn an_offer_that_lapses_goes_to_the_next_in_line_and_a_cancelled_order_end
     let (_, ben) = env.issuer.user();
     join(&env, &f, &ga.id, 1, &ann).await;
     join(&env, &f, &ga.id, 1, &ben).await;
-    entry_becomes(&env, &ann, pb::WaitingStatus::Offered).await;
+    env.entry_becomes(&ann, pb::WaitingStatus::Offered).await;
     env.app.clock.advance(Duration::from_secs(3_600 + 1));
-    entry_becomes(&env, &ann, pb::WaitingStatus::Expired).await;
-    let offer = entry_becomes(&env, &ben, pb::WaitingStatus::Offered).await;
+    env.entry_becomes(&ann, pb::WaitingStatus::Expired).await;
+    let offer = env.entry_becomes(&ben, pb::WaitingStatus::Offered).await;
     // Ben gives it back: listed again, and nobody else waits.
     c.release_hold(authed(pb::ReleaseHoldRequest { hold_id: offer.hold_id }, &ben)).await.expect("released");
     listing_becomes(&env, &seller, pb::ResaleStatus::Listed).await;
@@ -212,7 +189,7 @@ async fn an_offer_that_lapses_goes_to_the_next_in_line_and_a_cancelled_order_end
     c.list_ticket_for_resale(authed(resell(&ticket, "r-2"), &seller)).await.expect("listed again");
     let (_, cleo) = env.issuer.user();
     join(&env, &f, &ga.id, 1, &cleo).await;
-    let offer = entry_becomes(&env, &cleo, pb::WaitingStatus::Offered).await;
+    let offer = env.entry_becomes(&cleo, pb::WaitingStatus::Offered).await;
     env.cancel(&f, &order.id).await;
     let ended = listing_becomes(&env, &seller, pb::ResaleStatus::Ended).await;
     assert_eq!(ended.end_reason, "The ticket is no longer valid or was used");
@@ -220,7 +197,7 @@ async fn an_offer_that_lapses_goes_to_the_next_in_line_and_a_cancelled_order_end
     // goes to her as a plain offer, taken from the quota.
     let hold = c.get_hold(authed(pb::GetHoldRequest { hold_id: offer.hold_id.clone() }, &cleo)).await.expect("hold");
     assert_eq!(hold.into_inner().status, pb::HoldStatus::Released as i32);
-    let again = entry_becomes(&env, &cleo, pb::WaitingStatus::Offered).await;
+    let again = env.entry_becomes(&cleo, pb::WaitingStatus::Offered).await;
     assert_ne!(again.hold_id, offer.hold_id);
     assert_eq!(env.quotas(&f).await, vec![("GA capacity".to_owned(), 1, 1, 0)]);
     // A staff member's token does not list anything of the seller's either.
@@ -286,7 +263,7 @@ async fn concurrent_resale_and_cancellation_leave_one_live_ticket_per_place() {
             .await
             .expect("offer");
         assert_eq!(offered, 1, "round {round}");
-        let hold_id = entry(&env, &buyer).await.hold_id;
+        let hold_id = env.waiting_entry(&buyer).await.hold_id;
         let (mut c1, mut c2) = (env.client(), env.client());
         let buy = pb::CheckoutHoldRequest { hold_id, idempotency_key: format!("buy-{round}") };
         let cancel = pb::CancelOrderRequest {

@@ -15,29 +15,6 @@ fn join(f: &Festival, category: &str, quantity: i32) -> pb::JoinWaitingListReque
     pb::JoinWaitingListRequest { festival_id: f.id.to_string(), category_id: category.into(), quantity }
 }
 
-async fn entry(env: &Env, token: &str) -> pb::WaitingListEntry {
-    let entries = env
-        .client()
-        .list_my_waiting_list(authed(pb::ListMyWaitingListRequest::default(), token))
-        .await
-        .expect("list")
-        .into_inner()
-        .entries;
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    entries[0].clone()
-}
-
-/// Waits until the worker has moved `token`'s entry to `status`.
-async fn until_status(env: &Env, token: &str, status: pb::WaitingStatus) -> pb::WaitingListEntry {
-    let reached = festival_testkit::eventually(Duration::from_secs(15), || async {
-        entry(env, token).await.status == status as i32
-    })
-    .await;
-    let entry = entry(env, token).await;
-    assert!(reached, "never {status:?}: {entry:?}");
-    entry
-}
-
 #[tokio::test]
 async fn freed_places_go_to_the_first_in_line_within_the_quota_and_the_sale_window() {
     let env = spawn().await;
@@ -80,7 +57,11 @@ async fn freed_places_go_to_the_first_in_line_within_the_quota_and_the_sale_wind
         c.join_waiting_list(authed(join(&f, &ga.id, quantity), token)).await.expect("join");
     }
     assert_eq!(
-        [entry(&env, &ann).await.ahead, entry(&env, &ben).await.ahead, entry(&env, &cleo).await.ahead],
+        [
+            env.waiting_entry(&ann).await.ahead,
+            env.waiting_entry(&ben).await.ahead,
+            env.waiting_entry(&cleo).await.ahead
+        ],
         [0, 1, 2]
     );
     assert_eq!(code(c.join_waiting_list(authed(join(&f, &ga.id, 1), &ann)).await), "ERR_4001", "once per line");
@@ -89,10 +70,10 @@ async fn freed_places_go_to_the_first_in_line_within_the_quota_and_the_sale_wind
 
     // One place comes free: Ann, first in line, gets it as a hold; Ben waits.
     env.cancel(&f, &first.id).await;
-    let offer = until_status(&env, &ann, pb::WaitingStatus::Offered).await;
+    let offer = env.entry_becomes(&ann, pb::WaitingStatus::Offered).await;
     let offered = env.app.last_event::<pb::WaitingListOffered>().await;
     assert_eq!((offered.hold_id.as_str(), offered.quantity), (offer.hold_id.as_str(), 1));
-    assert_eq!(entry(&env, &ben).await.status, pb::WaitingStatus::Waiting as i32);
+    assert_eq!(env.waiting_entry(&ben).await.status, pb::WaitingStatus::Waiting as i32);
     assert_eq!(env.quotas(&f).await, vec![("GA capacity".to_owned(), 2, 1, 1)], "an offer takes stock like a hold");
     let hold = c
         .get_hold(authed(pb::GetHoldRequest { hold_id: offer.hold_id.clone() }, &ann))
@@ -108,17 +89,17 @@ async fn freed_places_go_to_the_first_in_line_within_the_quota_and_the_sale_wind
 
     // Ben leaves; Ann lets her offer lapse. Cleo, now first, wants two: one is free, so
     // the line waits (first come, first served) and nothing is offered.
-    c.leave_waiting_list(authed(pb::LeaveWaitingListRequest { entry_id: entry(&env, &ben).await.id }, &ben))
+    c.leave_waiting_list(authed(pb::LeaveWaitingListRequest { entry_id: env.waiting_entry(&ben).await.id }, &ben))
         .await
         .expect("leave");
     env.app.clock.advance(Duration::from_secs(3600 + 1));
-    until_status(&env, &ann, pb::WaitingStatus::Expired).await;
-    assert_eq!(entry(&env, &cleo).await.status, pb::WaitingStatus::Waiting as i32);
+    env.entry_becomes(&ann, pb::WaitingStatus::Expired).await;
+    assert_eq!(env.waiting_entry(&cleo).await.status, pb::WaitingStatus::Waiting as i32);
     assert_eq!(env.quotas(&f).await, vec![("GA capacity".to_owned(), 2, 0, 1)]);
 
     // The second place comes free: Cleo gets both, and her offer ends with the sale.
     env.cancel(&f, &second.id).await;
-    let offer = until_status(&env, &cleo, pb::WaitingStatus::Offered).await;
+    let offer = env.entry_becomes(&cleo, pb::WaitingStatus::Offered).await;
     assert_eq!(offer.offer_expire_time.map(|t| t.seconds), Some(sale_end.timestamp()), "never past the sale window");
     let hold = c
         .get_hold(authed(pb::GetHoldRequest { hold_id: offer.hold_id.clone() }, &cleo))
@@ -126,6 +107,6 @@ async fn freed_places_go_to_the_first_in_line_within_the_quota_and_the_sale_wind
         .expect("hold")
         .into_inner();
     c.checkout_hold(authed(checkout(&hold), &cleo)).await.expect("cleo buys");
-    until_status(&env, &cleo, pb::WaitingStatus::Bought).await;
+    env.entry_becomes(&cleo, pb::WaitingStatus::Bought).await;
     assert_eq!(env.quotas(&f).await, vec![("GA capacity".to_owned(), 2, 0, 2)], "never more than the quota");
 }
