@@ -201,6 +201,7 @@ festival_platform::bind_rpcs! {
         auth list_ticket_for_resale(pb::ListTicketForResaleRequest) -> pb::ResaleListing;
         auth withdraw_resale_listing(pb::WithdrawResaleListingRequest) -> pb::ResaleListing;
         auth list_my_resale_listings(pb::ListMyResaleListingsRequest) -> pb::ListMyResaleListingsResponse;
+        auth list_resale_listings(pb::ListResaleListingsRequest) -> pb::ListResaleListingsResponse;
     } streams {
         auth watch_check_ins(pb::WatchCheckInsRequest) -> pb::CheckInStats as WatchCheckInsStream;
     }

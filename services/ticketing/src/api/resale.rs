@@ -18,6 +18,9 @@ use crate::store::{
     resale::{ListingRow, PolicyRow, ResaleStatus},
 };
 
+/// Listings one organiser's list answers with.
+const LIST_LIMIT: i64 = 500;
+
 /// The largest fixed fee (a million in major units).
 const MAX_FIXED_FEE: i64 = 100_000_000;
 
@@ -52,6 +55,7 @@ fn to_listing(l: &ListingRow) -> pb::ResaleListing {
         offer_expire_time: l.offer_expires_at.map(timestamp),
         sold_time: l.sold_at.map(timestamp),
         end_reason: l.end_reason.clone().unwrap_or_default(),
+        seller_user_id: l.seller_user_id.to_string(),
     }
 }
 
@@ -222,5 +226,35 @@ impl TicketingApi {
         };
         let rows = store::resale::of_seller(&mut *self.pool.acquire().await?, caller.user_id, festival).await?;
         Ok(pb::ListMyResaleListingsResponse { listings: rows.iter().map(to_listing).collect() })
+    }
+
+    pub(super) async fn list_resale_listings(
+        &self,
+        caller: Principal,
+        req: pb::ListResaleListingsRequest,
+    ) -> ApiResult<pb::ListResaleListingsResponse> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        caller.require(festival_id, Role::Organizer)?;
+        let status = match validate::known_enum::<pb::ResaleStatus>("status", req.status, true)? {
+            None | Some(pb::ResaleStatus::Unspecified) => None,
+            Some(pb::ResaleStatus::Listed) => Some(ResaleStatus::Listed),
+            Some(pb::ResaleStatus::Offered) => Some(ResaleStatus::Offered),
+            Some(pb::ResaleStatus::Sold) => Some(ResaleStatus::Sold),
+            Some(pb::ResaleStatus::Withdrawn) => Some(ResaleStatus::Withdrawn),
+            Some(pb::ResaleStatus::Ended) => Some(ResaleStatus::Ended),
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
+        Self::festival(&mut tx, festival_id).await?;
+        let rows = store::resale::of_festival(&mut tx, festival_id, status, LIST_LIMIT).await?;
+        let (sold, payout_minor, fee_minor) = store::resale::sold_totals(&mut tx, festival_id).await?;
+        tx.commit().await?;
+        Ok(pb::ListResaleListingsResponse {
+            listings: rows.iter().map(to_listing).collect(),
+            sold,
+            payout_minor,
+            fee_minor,
+        })
     }
 }

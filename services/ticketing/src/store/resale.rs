@@ -141,6 +141,36 @@ pub async fn of_seller(
     .await
 }
 
+/// A festival's listings, newest first, of one status or all.
+pub async fn of_festival(
+    conn: &mut PgConnection,
+    festival_id: Uuid,
+    status: Option<ResaleStatus>,
+    limit: i64,
+) -> Result<Vec<ListingRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        select!(),
+        " where l.festival_id = $1 and ($2::text is null or l.status = $2)
+          order by l.created_at desc, l.id limit $3"
+    ))
+    .bind(festival_id)
+    .bind(status.map(|s| s.as_str()))
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// `(sold, paid back, kept as fees)` over a festival's sold listings.
+pub async fn sold_totals(conn: &mut PgConnection, festival_id: Uuid) -> Result<(i64, i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "select count(*), coalesce(sum(payout_minor), 0)::bigint, coalesce(sum(fee_minor), 0)::bigint
+         from resale_listings where festival_id = $1 and status = 'SOLD'",
+    )
+    .bind(festival_id)
+    .fetch_one(conn)
+    .await
+}
+
 /// Whether the ticket is listed (or on offer) now.
 pub async fn live_of_ticket(conn: &mut PgConnection, ticket_id: Uuid) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(

@@ -112,6 +112,28 @@ async fn a_ticket_handed_back_goes_to_the_first_in_line_with_a_new_credential_an
         .into_inner();
     assert_eq!(seller_order.tickets[0].status, pb::TicketStatus::Cancelled as i32);
     assert_eq!(listing(&env, &seller).await.status, pb::ResaleStatus::Sold as i32);
+    let organisers = |status: pb::ResaleStatus| pb::ListResaleListingsRequest {
+        festival_id: f.id.to_string(),
+        status: status as i32,
+    };
+    let sold = c
+        .list_resale_listings(authed(organisers(pb::ResaleStatus::Sold), &f.organizer))
+        .await
+        .expect("organisers' list")
+        .into_inner();
+    assert_eq!((sold.listings.len(), sold.sold), (1, 1));
+    assert_eq!(sold.listings[0].seller_user_id, listed.seller_user_id);
+    let listed_now = c
+        .list_resale_listings(authed(organisers(pb::ResaleStatus::Listed), &f.organizer))
+        .await
+        .expect("organisers' list")
+        .into_inner();
+    assert!(listed_now.listings.is_empty());
+    let other = env.festival(program::FestivalStatus::Published).await;
+    let theirs = authed(organisers(pb::ResaleStatus::Unspecified), &other.organizer);
+    assert_eq!(code(c.list_resale_listings(theirs).await), "ERR_3002", "another festival's organisers");
+    let mine = authed(organisers(pb::ResaleStatus::Unspecified), &seller);
+    assert_eq!(code(c.list_resale_listings(mine).await), "ERR_3002", "a seller is not an organiser");
     let moved = env.app.last_event::<pb::TicketTransferred>().await;
     assert_eq!(
         (moved.old_ticket_id.as_str(), moved.new_ticket_id.as_str(), moved.resale_listing_id.as_str()),

@@ -568,6 +568,16 @@ async fn a_ticket_handed_back_is_bought_from_the_waiting_list_and_its_seller_ref
         .into_inner()
         .listings;
     assert_eq!(listings.iter().map(|l| l.status).collect::<Vec<_>>(), vec![pb::ResaleStatus::Sold as i32]);
+    // The organisers' view: what resale moved in all.
+    let report = c
+        .list_resale_listings(authed(
+            pb::ListResaleListingsRequest { festival_id: m.festival.to_string(), status: 0 },
+            &m.organizer,
+        ))
+        .await
+        .expect("organisers' list")
+        .into_inner();
+    assert_eq!((report.listings.len(), report.sold, report.payout_minor, report.fee_minor), (1, 1, 4_550, 450));
     m.ticketing.stop().await;
     m.payments.stop().await;
 }
