@@ -89,19 +89,77 @@ pub async fn claim<R: Message + Default>(
     if inserted == 1 {
         return Ok(Claim::Fresh(Fresh { scope: scope.to_owned(), key: key.to_owned() }));
     }
-    let (stored_hash, response): (Vec<u8>, Option<Vec<u8>>) =
+    // The row exists: it was there before, or it is a concurrent claim's, which the insert
+    // waited for.
+    let stored = stored_answer(conn, scope, key, &request_hash).await?;
+    stored.ok_or(ApiError::new(codes::CONCURRENT_UPDATE)).map(Claim::Replay)
+}
+
+/// The answer stored for `key` of `command` by `caller`, if a command with it committed:
+/// `Some` for the same request, `ERR_1006` for another. For a command that answers with
+/// [`Answered`] and must tell a retry of a done command from a new one when it fails.
+pub async fn replay<R: Message + Default>(
+    conn: &mut PgConnection,
+    command: &str,
+    caller: Uuid,
+    key: &str,
+    request: &impl Message,
+) -> ApiResult<Option<R>> {
+    stored_answer(conn, &format!("{command}:{caller}"), key, &hash(request)).await
+}
+
+async fn stored_answer<R: Message + Default>(
+    conn: &mut PgConnection,
+    scope: &str,
+    key: &str,
+    request_hash: &[u8],
+) -> ApiResult<Option<R>> {
+    let stored: Option<(Vec<u8>, Option<Vec<u8>>)> =
         sqlx::query_as("select request_hash, response from idempotency_keys where scope = $1 and key = $2")
             .bind(scope)
             .bind(key)
-            .fetch_one(&mut *conn)
+            .fetch_optional(&mut *conn)
             .await?;
+    let Some((stored_hash, response)) = stored else { return Ok(None) };
     if stored_hash != request_hash {
         return Err(ApiError::field(codes::IDEMPOTENCY_KEY_REUSED, "idempotency_key", "was used for another request"));
     }
     // Written in the same transaction as the claim, so a committed row always has one;
     // a row without is a command that failed to complete and must be retried.
     let response = response.ok_or(ApiError::new(codes::CONCURRENT_UPDATE))?;
-    R::decode(response.as_slice()).map(Claim::Replay).map_err(ApiError::internal)
+    R::decode(response.as_slice()).map(Some).map_err(ApiError::internal)
+}
+
+/// A key claimed and answered at once, for a hot path that writes its whole effect in one
+/// statement (`insert into idempotency_keys (scope, key, request_hash, response) select
+/// $scope, $key, $request_hash, $response from <the effect's rows>`) instead of a
+/// transaction with [`claim`] and [`Fresh::complete`]: one round trip instead of four.
+/// The key's primary key still serialises two requests with one key: the second's
+/// statement fails with [`taken`], and the command answers it with [`replay`]. A command
+/// that fails before its write must also ask [`replay`]: the key may be a retry of a
+/// command that succeeded before the facts it checks changed.
+#[derive(Debug)]
+pub struct Answered {
+    pub scope: String,
+    pub key: String,
+    pub request_hash: Vec<u8>,
+    pub response: Vec<u8>,
+}
+
+impl Answered {
+    pub fn new(command: &str, caller: Uuid, key: &str, request: &impl Message, response: &impl Message) -> Self {
+        Self {
+            scope: format!("{command}:{caller}"),
+            key: key.to_owned(),
+            request_hash: hash(request),
+            response: response.encode_to_vec(),
+        }
+    }
+}
+
+/// Whether a statement writing an [`Answered`] key failed because the key was taken.
+pub fn taken(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.constraint() == Some("idempotency_keys_pkey"))
 }
 
 impl Fresh {

@@ -59,12 +59,25 @@ pub async fn issue_tickets(
     holder: Option<Uuid>,
     paid: i64,
 ) -> Result<Vec<TicketRow>, sqlx::Error> {
+    let tickets = ticket_rows(issuer, issued_at, order, lines, holder, paid);
+    store::tickets::insert_many(conn, &tickets).await?;
+    Ok(tickets)
+}
+
+/// The tickets [`issue_tickets`] writes, for a command that writes them itself.
+pub fn ticket_rows(
+    issuer: &Issuer,
+    issued_at: DateTime<Utc>,
+    order: &OrderRow,
+    lines: &[TicketLine],
+    holder: Option<Uuid>,
+    paid: i64,
+) -> Vec<TicketRow> {
     let stamp = u32::try_from(issued_at.timestamp()).unwrap_or(u32::MAX);
     let each: Vec<&TicketLine> =
         lines.iter().flat_map(|l| std::iter::repeat_n(l, usize::try_from(l.quantity).unwrap_or(0))).collect();
     let units: Vec<i64> = each.iter().map(|l| l.unit_price_minor).collect();
-    let tickets: Vec<TicketRow> = each
-        .iter()
+    each.iter()
         .zip(sale::ticket_prices(paid, &units))
         .map(|(line, price_minor)| {
             let id = Uuid::now_v7();
@@ -86,9 +99,7 @@ pub async fn issue_tickets(
                 price_minor,
             }
         })
-        .collect();
-    store::tickets::insert_many(conn, &tickets).await?;
-    Ok(tickets)
+        .collect()
 }
 
 /// The caller's ticket that add-ons are bought for: valid, an admission ticket, and
@@ -186,20 +197,21 @@ pub async fn deliver_hold(
 
 /// `order.paid`, in the order's transaction.
 pub async fn publish_paid(conn: &mut PgConnection, order: &OrderRow, tickets: &[TicketRow]) -> Result<(), sqlx::Error> {
-    events::publish(
-        conn,
-        &pb::OrderPaid {
-            order_id: order.id.to_string(),
-            festival_id: order.festival_id.to_string(),
-            buyer_user_id: order.buyer_user_id.map(|u| u.to_string()).unwrap_or_default(),
-            total_minor: order.total_minor,
-            currency: order.currency.clone(),
-            payment_method: payment_method_pb(order.payment_method) as i32,
-            ticket_ids: tickets.iter().map(|t| t.id.to_string()).collect(),
-        },
-    )
-    .await?;
+    events::publish(conn, &order_paid(order, tickets)).await?;
     Ok(())
+}
+
+/// `order.paid`: the order, what it paid, and its tickets.
+pub fn order_paid(order: &OrderRow, tickets: &[TicketRow]) -> pb::OrderPaid {
+    pb::OrderPaid {
+        order_id: order.id.to_string(),
+        festival_id: order.festival_id.to_string(),
+        buyer_user_id: order.buyer_user_id.map(|u| u.to_string()).unwrap_or_default(),
+        total_minor: order.total_minor,
+        currency: order.currency.clone(),
+        payment_method: payment_method_pb(order.payment_method) as i32,
+        ticket_ids: tickets.iter().map(|t| t.id.to_string()).collect(),
+    }
 }
 
 pub fn payment_method_pb(m: PaymentMethod) -> pb::PaymentMethod {

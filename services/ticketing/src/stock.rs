@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::domain::inventory::{demand, fits};
+use crate::domain::inventory::{Counters, demand, fits};
 use crate::store;
 
 /// Not enough stock in at least one quota.
@@ -46,20 +46,32 @@ impl Plan {
     /// is [`Plan::take`]'s, under the lock), so a sold-out rush costs little.
     pub async fn new(conn: &mut PgConnection, lines: &[(Uuid, i32)]) -> Result<Result<Self, Shortage>, sqlx::Error> {
         let categories: Vec<Uuid> = lines.iter().map(|l| l.0).collect();
+        let counters = store::quotas::of_categories(conn, &categories).await?;
+        // Test-only: the race tests' negative controls check late, in `take_unguarded`.
+        Ok(Self::of_counters(lines, counters, !cfg!(feature = "race-hooks")))
+    }
+
+    /// Plans `lines` on counters already read (`(category, quota, counters)`), refusing a
+    /// demand they cannot meet if `check`.
+    pub fn of_counters(
+        lines: &[(Uuid, i32)],
+        counters: impl IntoIterator<Item = (Uuid, Uuid, Counters)>,
+        check: bool,
+    ) -> Result<Self, Shortage> {
         let mut quotas_of: Taken = HashMap::new();
-        let mut counters = BTreeMap::new();
-        for (category, quota, now) in store::quotas::of_categories(conn, &categories).await? {
+        let mut now = BTreeMap::new();
+        for (category, quota, counters) in counters {
             quotas_of.entry(category).or_default().push(quota);
-            counters.insert(quota, now);
+            now.insert(quota, counters);
         }
-        if !categories.iter().all(|c| quotas_of.contains_key(c)) {
-            return Ok(Err(Shortage));
+        if !lines.iter().all(|(c, _)| quotas_of.contains_key(c)) {
+            return Err(Shortage);
         }
         let demand = demand(lines, |c| quotas_of.get(&c).cloned().unwrap_or_default());
-        if !cfg!(feature = "race-hooks") && !fits(&demand, &counters) {
-            return Ok(Err(Shortage));
+        if check && !fits(&demand, &now) {
+            return Err(Shortage);
         }
-        Ok(Ok(Self { quotas_of, demand }))
+        Ok(Self { quotas_of, demand })
     }
 
     /// Takes the planned stock (`held` for a hold, straight to `sold` for a direct order)
@@ -139,7 +151,7 @@ pub async fn take_again(
             savepoint.commit().await?;
             Ok(Ok(()))
         }
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(SHORTAGE_STATE) => {
+        Err(e) if is_shortage(&e) => {
             savepoint.rollback().await?;
             Ok(Err(Shortage))
         }
@@ -178,6 +190,11 @@ fn columns(deltas: &BTreeMap<Uuid, (i64, i64)>) -> (Vec<Uuid>, Vec<i64>, Vec<i64
 /// What `move_stock` raises when a guarded move finds a quota short.
 const SHORTAGE_STATE: &str = "FT001";
 
+/// Whether a statement failed because its guarded stock move found a quota short.
+pub fn is_shortage(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.code().as_deref() == Some(SHORTAGE_STATE))
+}
+
 /// Moves `deltas` (`quota → (held, sold)`) and commits `tx`, in one round trip: the move,
 /// `COMMIT` and a fresh `BEGIN` go as one simple query, so `tx`'s own commit then ends an
 /// empty transaction after the rows are already free. The query text is built from ids
@@ -203,7 +220,7 @@ async fn commit_with(
     );
     match sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await {
         Ok(_) => {}
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(SHORTAGE_STATE) => return Ok(Err(Shortage)),
+        Err(e) if is_shortage(&e) => return Ok(Err(Shortage)),
         Err(e) => return Err(e),
     }
     // Committed already: a failure now (the connection lost) ends only the empty one.

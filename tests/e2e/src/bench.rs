@@ -4,8 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long each closed-loop row runs.
+/// How long each closed-loop row is measured.
 pub const DURATION: Duration = Duration::from_secs(5);
+/// How long each closed-loop row runs before it is measured: connections are opened,
+/// statements prepared and caches filled, so the row measures the steady state an
+/// on-sale runs in, not a cold start.
+pub const WARM_UP: Duration = Duration::from_secs(1);
 
 /// One row of a benchmark table: the latencies of the operations done in `elapsed`.
 pub struct Row {
@@ -29,24 +33,30 @@ impl Row {
     }
 }
 
-/// Runs `concurrency` closed-loop workers for [`DURATION`]; each call of `work` (given the
-/// worker's number) is one measured operation.
+/// Runs `concurrency` closed-loop workers for [`WARM_UP`] and then [`DURATION`]; each call
+/// of `work` (given the worker's number) started after the warm-up is one measured
+/// operation.
 pub async fn closed_loop<F, Fut>(label: &str, unit: &'static str, concurrency: usize, work: F) -> Row
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
     let work = Arc::new(work);
-    let started = Instant::now();
+    let started = Instant::now() + WARM_UP;
     let workers: Vec<_> = (0..concurrency)
         .map(|w| {
             let work = work.clone();
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
-                while started.elapsed() < DURATION {
+                loop {
                     let t = Instant::now();
+                    if t.saturating_duration_since(started) >= DURATION {
+                        break;
+                    }
                     work(w).await;
-                    latencies.push(t.elapsed());
+                    if t >= started {
+                        latencies.push(t.elapsed());
+                    }
                 }
                 latencies
             })

@@ -94,10 +94,7 @@ impl TicketingApi {
     async fn festival_on_sale(conn: &mut PgConnection, id: Uuid) -> ApiResult<FestivalRow> {
         let festival = Self::festival(conn, id).await?;
         if !festival_on_sale(festival.status) {
-            return Err(ApiError::new(codes::FESTIVAL_NOT_ACTIVE).with_message(format!(
-                "The festival is {}: no tickets are sold",
-                festival.status.as_str().to_lowercase()
-            )));
+            return Err(not_on_sale(festival.status));
         }
         Ok(festival)
     }
@@ -124,6 +121,12 @@ impl TicketingApi {
     ) -> ApiResult<Vec<TicketRow>> {
         Ok(fulfil::issue_tickets(conn, issuer, self.clock.now(), order, lines, holder, paid).await?)
     }
+}
+
+/// `ERR_7001`: a festival that does not sell in its `status`.
+fn not_on_sale(status: crate::domain::status::FestivalStatus) -> ApiError {
+    ApiError::new(codes::FESTIVAL_NOT_ACTIVE)
+        .with_message(format!("The festival is {}: no tickets are sold", status.as_str().to_lowercase()))
 }
 
 /// An error of the key store: a database failure keeps its catalogued meaning (busy,

@@ -3,7 +3,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::checkin::Validity;
-use crate::domain::status::Visibility;
+use crate::domain::inventory::Counters;
+use crate::domain::status::{FestivalStatus, Visibility};
 
 pub const NAME_UNIQUE: &str = "categories_name_key";
 
@@ -152,4 +153,58 @@ async fn lock_account_purchases(conn: &mut PgConnection, category_id: Uuid, user
 /// A category by id alone (the waiting list's worker, which has no festival in hand).
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<CategoryRow>, sqlx::Error> {
     sqlx::query_as(concat!("select ", columns!(), " from categories where id = $1")).bind(id).fetch_optional(conn).await
+}
+
+/// What selling a category in one call needs, read in one round trip: the category, its
+/// festival's status and currency, and the counters of its quotas.
+#[derive(Debug, sqlx::FromRow)]
+pub struct SaleFacts {
+    #[sqlx(flatten)]
+    pub category: CategoryRow,
+    #[sqlx(try_from = "String")]
+    pub festival_status: FestivalStatus,
+    pub currency: String,
+    quota_ids: Vec<Uuid>,
+    sizes: Vec<i64>,
+    helds: Vec<i64>,
+    solds: Vec<i64>,
+}
+
+impl SaleFacts {
+    /// `(category, quota, counters)` of each of its quotas, as `stock::Plan` takes them.
+    pub fn counters(&self) -> Vec<(Uuid, Uuid, Counters)> {
+        let counters = self.sizes.iter().zip(&self.helds).zip(&self.solds);
+        self.quota_ids
+            .iter()
+            .zip(counters)
+            .map(|(quota, ((size, held), sold))| {
+                (self.category.id, *quota, Counters { size: *size, held: *held, sold: *sold })
+            })
+            .collect()
+    }
+}
+
+/// [`SaleFacts`] of the festival's category `id`; `None` if either is unknown.
+pub async fn sale_facts(
+    conn: &mut PgConnection,
+    festival_id: Uuid,
+    id: Uuid,
+) -> Result<Option<SaleFacts>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "select c.*, f.status as festival_status, f.currency,
+             coalesce(q.ids, '{}') as quota_ids, coalesce(q.sizes, '{}') as sizes,
+             coalesce(q.helds, '{}') as helds, coalesce(q.solds, '{}') as solds
+         from (select ",
+        columns!(),
+        " from categories where festival_id = $1 and id = $2) c
+         join festivals f on f.id = c.festival_id
+         cross join lateral (
+             select array_agg(q.id order by q.id) as ids, array_agg(q.size order by q.id) as sizes,
+                    array_agg(q.held order by q.id) as helds, array_agg(q.sold order by q.id) as solds
+             from quota_categories qc join quotas q on q.id = qc.quota_id where qc.category_id = c.id) q"
+    ))
+    .bind(festival_id)
+    .bind(id)
+    .fetch_optional(conn)
+    .await
 }

@@ -1,8 +1,11 @@
 use chrono::{DateTime, Utc};
+use festival_platform::events::outbox::Queued;
+use festival_platform::idempotency::Answered;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::status::{OrderStatus, PaymentMethod};
+use crate::store::tickets::TicketRow;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OrderRow {
@@ -131,4 +134,91 @@ pub async fn totals(conn: &mut PgConnection, festival_id: Uuid) -> Result<(i64, 
     .bind(festival_id)
     .fetch_one(conn)
     .await
+}
+
+/// A paid order of one category, sold in one call (a box office, a partner), to be
+/// written whole by [`write_sale`].
+pub struct Sale<'a> {
+    pub order: &'a OrderRow,
+    pub category_id: Uuid,
+    /// The quotas each ticket takes from.
+    pub quota_ids: &'a [Uuid],
+    pub tickets: &'a [TicketRow],
+    pub paid: &'a Queued,
+    pub answer: &'a Answered,
+}
+
+/// What [`write_sale`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Done,
+    /// The festival stopped selling since its facts were read: nothing was written.
+    FestivalClosed,
+    /// The idempotency key is another command's: the transaction is aborted.
+    KeyTaken,
+}
+
+/// Writes a [`Sale`] in one statement, inside the caller's transaction: the order (only
+/// while its festival sells), its tickets, `order.paid`, and the idempotency key with
+/// its answer. The caller takes the stock last, with its commit (see `stock`): the
+/// statement's foreign-key checks (shared locks on the festival's and the category's
+/// rows, which every buyer takes) run before the quota rows are locked.
+pub async fn write_sale(conn: &mut PgConnection, sale: &Sale<'_>) -> Result<Written, sqlx::Error> {
+    let o = sale.order;
+    let ids: Vec<Uuid> = sale.tickets.iter().map(|t| t.id).collect();
+    let credentials: Vec<&str> = sale.tickets.iter().map(|t| t.credential.as_str()).collect();
+    let prices: Vec<i64> = sale.tickets.iter().map(|t| t.price_minor).collect();
+    // `festival_on_sale`'s statuses.
+    let written = sqlx::query_scalar::<_, i64>(
+        "with o as (
+             insert into orders (id, festival_id, buyer_user_id, status, total_minor, currency, payment_method,
+                 created_by, created_at, checkout_url)
+             select $1, $2, $3, $4, $5, $6, $7, $8, $9, ''
+             where exists (select 1 from festivals where id = $2 and status in ('PUBLISHED', 'ONGOING'))
+             returning id),
+         t as (
+             insert into tickets (id, festival_id, order_id, category_id, holder_user_id, status, credential,
+                 quota_ids, issued_at, price_minor)
+             select t.id, $2, o.id, $10, $3, 'SOLD', t.credential, $14, $9, t.price
+             from o cross join unnest($11::uuid[], $12::text[], $13::bigint[]) as t(id, credential, price)
+             returning 1),
+         e as (
+             insert into outbox (id, subject, event_type, payload, headers)
+             select $15, $16, $17, $18, $19 from o returning 1),
+         k as (
+             insert into idempotency_keys (scope, key, request_hash, response)
+             select $20, $21, $22, $23 from o returning 1)
+         select (select count(*) from t) + (select count(*) from e) + (select count(*) from k)",
+    )
+    .bind(o.id)
+    .bind(o.festival_id)
+    .bind(o.buyer_user_id)
+    .bind(o.status.as_str())
+    .bind(o.total_minor)
+    .bind(&o.currency)
+    .bind(o.payment_method.as_str())
+    .bind(o.created_by)
+    .bind(o.created_at)
+    .bind(sale.category_id)
+    .bind(&ids)
+    .bind(&credentials)
+    .bind(&prices)
+    .bind(sale.quota_ids)
+    .bind(sale.paid.id)
+    .bind(sale.paid.subject)
+    .bind(&sale.paid.event_type)
+    .bind(&sale.paid.payload)
+    .bind(&sale.paid.headers)
+    .bind(&sale.answer.scope)
+    .bind(&sale.answer.key)
+    .bind(&sale.answer.request_hash)
+    .bind(&sale.answer.response)
+    .fetch_one(conn)
+    .await;
+    match written {
+        Ok(0) => Ok(Written::FestivalClosed),
+        Ok(_) => Ok(Written::Done),
+        Err(e) if festival_platform::idempotency::taken(&e) => Ok(Written::KeyTaken),
+        Err(e) => Err(e),
+    }
 }

@@ -5,6 +5,8 @@
 use festival_proto::program::v1 as program;
 use festival_proto::ticketing::v1 as pb;
 
+use festival_platform::auth::Role;
+
 use crate::helpers::*;
 
 /// 500 buyers at once for a quota of 100, over several rounds.
@@ -56,6 +58,73 @@ async fn concurrent_buyers_never_oversell_a_quota() {
     }
     if cfg!(feature = "race-hooks") {
         assert!(oversold_rounds > 0, "negative control: without the guard the rush must oversell");
+    }
+}
+
+/// A box office's rush: 250 one-ticket orders for a quota of 100, each sent twice at
+/// once with its idempotency key (a till retrying a lost answer), over several rounds.
+/// An order is written by one statement without a transaction (`store::orders::sell`):
+/// exactly the quota is sold, each key makes at most one order and both of its calls
+/// answer with it, and a refused order leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_box_office_orders_never_oversell_and_each_key_sells_once() {
+    let env = spawn_with(|c| c.common.database.max_connections = 40).await;
+    let f = env.festival(program::FestivalStatus::Published).await;
+    let cashier = env.member(&f, Role::Cashier);
+    let mut oversold_rounds = 0;
+    for round in 0..3 {
+        let category = env.category(&f, &format!("Round {round}"), 2_500, 100).await;
+        let requests: Vec<pb::CreateOrderRequest> = (0..250).map(|_| box_office(&f, &category.id, 1)).collect();
+        let calls: Vec<_> = requests
+            .iter()
+            .flat_map(|r| [r.clone(), r.clone()])
+            .map(|request| {
+                let (mut c, token) = (env.client(), cashier.clone());
+                async move {
+                    match c.create_order(authed(request, &token)).await {
+                        Ok(order) => order.into_inner().id,
+                        Err(status) => tally::<()>(Err(status)),
+                    }
+                }
+            })
+            .collect();
+        let answers = all_at_once(calls).await;
+        let sold: std::collections::BTreeSet<&String> =
+            answers.iter().filter(|a| !a.starts_with("ERR_") && !a.contains(char::is_uppercase)).collect();
+        let counters =
+            env.quotas(&f).await.into_iter().find(|q| q.0 == format!("Round {round} capacity")).expect("quota");
+        let (orders, tickets, keys): (i64, i64, i64) = sqlx::query_as(
+            "select (select count(*) from orders o where exists
+                        (select 1 from tickets t where t.order_id = o.id and t.category_id = $1::uuid)),
+                    (select count(*) from tickets where category_id = $1::uuid),
+                    (select count(*) from idempotency_keys where scope like 'ticketing.CreateOrder%')",
+        )
+        .bind(&category.id)
+        .fetch_one(&env.app.pool)
+        .await
+        .expect("count");
+        if cfg!(feature = "race-hooks") {
+            if sold.len() > 100 || counters.3 > 100 || tickets > 100 {
+                oversold_rounds += 1;
+            }
+            continue;
+        }
+        assert_eq!(sold.len(), 100, "round {round}: exactly the quota sold; answers {:?}", &answers[..6]);
+        for (i, pair) in answers.chunks(2).enumerate() {
+            assert_eq!(pair[0], pair[1], "round {round}: both calls with key {i} answer alike");
+            assert!(
+                sold.contains(&pair[0]) || pair[0] == "ERR_6002",
+                "round {round}: an order or sold out, not {}",
+                pair[0]
+            );
+        }
+        assert_eq!((counters.1, counters.2, counters.3), (100, 0, 100), "round {round}: counters");
+        let done = 100 * (i64::from(round) + 1);
+        assert_eq!((orders, tickets), (100, 100), "round {round}: one order and ticket per place");
+        assert_eq!(keys, done, "round {round}: a refused order wrote no idempotency key");
+    }
+    if cfg!(feature = "race-hooks") {
+        assert!(oversold_rounds > 0, "negative control: without the guard the box office must oversell");
     }
 }
 

@@ -71,7 +71,8 @@ async fn paid_holds_wait_for_the_payments_service_and_the_box_office_sells_for_c
     assert_eq!(env.quotas(&f).await, vec![("Weekend capacity".into(), 10, 2, 0)], "still held, nothing sold");
 
     let cashier = env.member(&f, Role::Cashier);
-    let sold = c.create_order(authed(box_office(&f, &weekend.id, 3), &cashier)).await.expect("cash sale").into_inner();
+    let cash = box_office(&f, &weekend.id, 3);
+    let sold = c.create_order(authed(cash.clone(), &cashier)).await.expect("cash sale").into_inner();
     assert_eq!((sold.total_minor, sold.buyer_user_id.as_str(), sold.tickets.len()), (56_850, "", 3));
     assert_eq!(code(c.create_order(authed(box_office(&f, &weekend.id, 1), &fan)).await), "ERR_3002", "fans cannot");
     let free_of_charge =
@@ -80,9 +81,19 @@ async fn paid_holds_wait_for_the_payments_service_and_the_box_office_sells_for_c
     let too_many = box_office(&f, &weekend.id, 6);
     assert_eq!(code(c.create_order(authed(too_many, &cashier)).await), "ERR_6002", "5 left");
     assert_eq!(env.quotas(&f).await, vec![("Weekend capacity".into(), 10, 2, 3)]);
-    // The buyer's order is the cashier's to read too.
+    // The buyer's order is the cashier's to read too, as it was answered.
     let read = c.get_order(authed(pb::GetOrderRequest { order_id: sold.id.clone() }, &cashier)).await.expect("read");
-    assert_eq!(read.into_inner().id, sold.id);
+    assert_eq!(read.into_inner(), sold);
+
+    // Sold out now: a retry of the first sale still answers with its order, and sells
+    // nothing; its key with another request is refused.
+    c.create_order(authed(box_office(&f, &weekend.id, 5), &cashier)).await.expect("the last five");
+    assert_eq!(code(c.create_order(authed(box_office(&f, &weekend.id, 1), &cashier)).await), "ERR_6002");
+    let retried = c.create_order(authed(cash.clone(), &cashier)).await.expect("a retry").into_inner();
+    assert_eq!(retried, sold);
+    let other = pb::CreateOrderRequest { quantity: 2, ..cash };
+    assert_eq!(code(c.create_order(authed(other, &cashier)).await), "ERR_1006");
+    assert_eq!(env.quotas(&f).await, vec![("Weekend capacity".into(), 10, 2, 8)]);
 }
 
 #[tokio::test]
