@@ -120,6 +120,8 @@ impl Gate {
         if s.keys.is_empty() {
             return Err(BadSnapshot("no keys".into()));
         }
+        // A gate verifies every code it scans with these few keys: twice as fast with tables.
+        keyring.precompute();
         let revoked = s.revoked_ticket_ids.iter().map(|id| uuid("revoked_ticket_ids", id)).collect::<Result<_, _>>()?;
         let entrance = match &s.list {
             None => Entrance::default(),

@@ -18,7 +18,10 @@
 //!
 //! Decoding never panics and never allocates more than the longest valid input.
 
+mod comb;
+
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -157,10 +160,12 @@ impl Unverified {
         &self.bytes[..PAYLOAD_LEN]
     }
 
+    fn signature_bytes(&self) -> &[u8; 64] {
+        self.bytes[PAYLOAD_LEN..].try_into().unwrap_or(&[0; 64])
+    }
+
     fn signature(&self) -> Signature {
-        let mut signature = [0u8; 64];
-        signature.copy_from_slice(&self.bytes[PAYLOAD_LEN..]);
-        Signature::from_bytes(&signature)
+        Signature::from_bytes(self.signature_bytes())
     }
 
     fn claims(&self) -> Claims {
@@ -174,15 +179,49 @@ impl Unverified {
     }
 }
 
+/// Keys a keyring keeps [precomputed tables](Keyring::precompute) for, at most.
+pub const MAX_PRECOMPUTED_KEYS: usize = 8;
+
 /// The public keys a scanner holds, by key id.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Keyring {
     keys: HashMap<u32, VerifyingKey>,
+    /// Tables of some keys, for twice as fast verification (see [`Keyring::precompute`]).
+    tables: HashMap<u32, Arc<comb::Tables>>,
+    precomputing: bool,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring").field("keys", &self.keys).field("precomputed", &self.tables.len()).finish()
+    }
 }
 
 impl Keyring {
     pub fn insert(&mut self, key: VerifyingKey) {
-        self.keys.insert(key_id(&key), key);
+        let id = key_id(&key);
+        self.keys.insert(id, key);
+        if self.tables.get(&id).is_some_and(|t| t.key() == &key) {
+            return;
+        }
+        self.tables.remove(&id);
+        if self.precomputing
+            && self.tables.len() < MAX_PRECOMPUTED_KEYS
+            && let Some(tables) = comb::Tables::new(key)
+        {
+            self.tables.insert(id, Arc::new(tables));
+        }
+    }
+
+    /// Precomputes tables for its keys (and those inserted later, up to
+    /// [`MAX_PRECOMPUTED_KEYS`]) that make each single verification about twice as fast,
+    /// for about 1.3 MB and 1.6 ms per key: for a scanner, which holds a few keys and
+    /// verifies every code at its gate. A server caching many festivals' keys does not.
+    pub fn precompute(&mut self) {
+        self.precomputing = true;
+        for key in self.keys.values().copied().collect::<Vec<_>>() {
+            self.insert(key);
+        }
     }
 
     pub fn get(&self, key_id: u32) -> Option<&VerifyingKey> {
@@ -192,8 +231,18 @@ impl Keyring {
     /// Parses and verifies a credential with the key it names.
     pub fn verify(&self, text: &str) -> Result<Claims, CredentialError> {
         let credential = Unverified::parse(text)?;
-        let key = self.get(credential.key_id()).ok_or(CredentialError::UnknownKey)?;
-        credential.verify(key)
+        self.verify_parsed(&credential)
+    }
+
+    fn verify_parsed(&self, credential: &Unverified) -> Result<Claims, CredentialError> {
+        let id = credential.key_id();
+        match self.tables.get(&id) {
+            Some(tables) if tables.verify(credential.payload(), credential.signature_bytes()) => {
+                Ok(credential.claims())
+            }
+            Some(_) => Err(CredentialError::BadSignature),
+            None => credential.verify(self.get(id).ok_or(CredentialError::UnknownKey)?),
+        }
     }
 
     /// [`verify`](Self::verify) for many credentials at once (an offline scanner's upload,
@@ -218,8 +267,8 @@ impl Keyring {
         };
         read.into_iter()
             .map(|r| {
-                let (credential, key) = r?;
-                if all_genuine { Ok(credential.claims()) } else { credential.verify(key) }
+                let (credential, _) = r?;
+                if all_genuine { Ok(credential.claims()) } else { self.verify_parsed(&credential) }
             })
             .collect()
     }
@@ -310,7 +359,86 @@ mod tests {
         assert!(keyring.verify_many([]).is_empty());
     }
 
+    #[test]
+    fn a_bit_flipped_anywhere_is_refused_by_the_precomputed_tables_too() {
+        let issuer = issuer(7);
+        let mut keyring = Keyring::default();
+        keyring.insert(issuer.verifying_key());
+        keyring.precompute();
+        assert_eq!(keyring.tables.len(), 1);
+        let claims = claims();
+        let bytes = URL_SAFE_NO_PAD.decode(issuer.issue(&claims)).expect("base64");
+        assert_eq!(keyring.verify(&URL_SAFE_NO_PAD.encode(&bytes)), Ok(claims));
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut tampered = bytes.clone();
+                tampered[i] ^= 1 << bit;
+                let verdict = keyring.verify(&URL_SAFE_NO_PAD.encode(&tampered));
+                assert!(verdict.is_err(), "byte {i} bit {bit} flipped was accepted");
+            }
+        }
+    }
+
+    /// `S + l`: the same point, but not canonical, which RFC 8032 refuses.
+    fn plus_group_order(s: &[u8]) -> Vec<u8> {
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut carry = 0u16;
+        s.iter()
+            .zip(L)
+            .map(|(a, b)| {
+                let sum = u16::from(*a) + u16::from(b) + carry;
+                carry = sum >> 8;
+                (sum & 0xff) as u8
+            })
+            .collect()
+    }
+
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// The precomputed tables answer exactly as ed25519-dalek's check: for genuine
+        /// credentials of random keys, any bit flipped, a non-canonical `S`, a random
+        /// signature.
+        #[test]
+        fn precomputed_tables_answer_exactly_as_the_plain_check(
+            seed in proptest::array::uniform32(proptest::num::u8::ANY),
+            subject in proptest::array::uniform16(proptest::num::u8::ANY),
+            flip in proptest::option::of((0..LEN, 0..8u8)),
+            random_signature in proptest::array::uniform32(proptest::num::u8::ANY),
+            how in 0..4u8,
+        ) {
+            let issuer = Issuer::new(SigningKey::from_bytes(&seed));
+            let claims = Claims { subject: Uuid::from_bytes(subject), ..claims() };
+            let mut bytes = URL_SAFE_NO_PAD.decode(issuer.issue(&claims)).expect("base64");
+            match (how, flip) {
+                (1, Some((i, bit))) => bytes[i] ^= 1 << bit,
+                (2, _) => {
+                    let s = plus_group_order(&bytes[LEN - 32..]);
+                    bytes[LEN - 32..].copy_from_slice(&s);
+                }
+                (3, _) => {
+                    bytes[PAYLOAD_LEN..PAYLOAD_LEN + 32].copy_from_slice(&random_signature);
+                    bytes[LEN - 32..].copy_from_slice(&random_signature);
+                }
+                _ => {}
+            }
+            let text = URL_SAFE_NO_PAD.encode(&bytes);
+            let mut plain = Keyring::default();
+            plain.insert(issuer.verifying_key());
+            let mut fast = plain.clone();
+            fast.precompute();
+            let expected = plain.verify(&text);
+            proptest::prop_assert_eq!(fast.verify(&text), expected);
+            if how == 0 || (how == 1 && flip.is_none()) {
+                proptest::prop_assert_eq!(expected, Ok(claims));
+            }
+            if how == 2 {
+                proptest::prop_assert!(expected.is_err(), "a non-canonical S is refused");
+            }
+        }
+
         #[test]
         fn random_text_never_panics_and_never_verifies(text in "\\PC{0,300}") {
             let mut keyring = Keyring::default();
