@@ -95,19 +95,6 @@ pub async fn claim<R: Message + Default>(
     stored.ok_or(ApiError::new(codes::CONCURRENT_UPDATE)).map(Claim::Replay)
 }
 
-/// The answer stored for `key` of `command` by `caller`, if a command with it committed:
-/// `Some` for the same request, `ERR_1006` for another. For a command that answers with
-/// [`Answered`] and must tell a retry of a done command from a new one when it fails.
-pub async fn replay<R: Message + Default>(
-    conn: &mut PgConnection,
-    command: &str,
-    caller: Uuid,
-    key: &str,
-    request: &impl Message,
-) -> ApiResult<Option<R>> {
-    stored_answer(conn, &format!("{command}:{caller}"), key, &hash(request)).await
-}
-
 async fn stored_answer<R: Message + Default>(
     conn: &mut PgConnection,
     scope: &str,
@@ -135,9 +122,11 @@ async fn stored_answer<R: Message + Default>(
 /// $scope, $key, $request_hash, $response from <the effect's rows>`) instead of a
 /// transaction with [`claim`] and [`Fresh::complete`]: one round trip instead of four.
 /// The key's primary key still serialises two requests with one key: the second's
-/// statement fails with [`taken`], and the command answers it with [`replay`]. A command
-/// that fails before its write must also ask [`replay`]: the key may be a retry of a
-/// command that succeeded before the facts it checks changed.
+/// statement fails with [`taken`]. A command answers that, and any failure before its
+/// write, by a [`claim`] in a transaction it then rolls back: the claim waits for a
+/// twin still being written and replays what a retried command did, though the facts it
+/// checks have changed since (a till retrying a lost answer after the sell-out gets its
+/// order); a [`Claim::Fresh`] means the failure stands.
 #[derive(Debug)]
 pub struct Answered {
     pub scope: String,

@@ -81,7 +81,8 @@ pub fn refundable(order: &OrderRow) -> i64 {
 /// Opens the cancellation run of a festival ticketing now knows as CANCELLED, listing
 /// every order that paid or is paying; `false` if it was open already (a redelivered or
 /// repeated event lists nothing twice). Nothing is sold once the festival is cancelled,
-/// and a payment that completes later is refused and refunded, so the list is complete.
+/// and a payment that completes later is refused and refunded; a sale that read the
+/// festival on sale and commits after this is listed by [`settle_due`]'s straggler pass.
 pub async fn open(conn: &mut PgConnection, festival_id: Uuid, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
     // A credit offer set beforehand opens the buyers' choice.
     let opened = sqlx::query(

@@ -66,10 +66,18 @@ impl TicketingApi {
         let sale = Sale { caller: &caller, festival_id, category_id, buyer, method, key, request: &req };
         match self.sell(&sale).await {
             Ok(order) => Ok(order),
-            // A retry of an order sold before answers with it, whatever changed since.
+            // A retry of an order sold before answers with it, whatever changed since; so
+            // does a request whose twin with the key is still being written (the claim
+            // waits for it), instead of a refusal while the twin sells.
             Err(e) => {
-                let mut conn = self.pool.acquire().await?;
-                Ok(idempotency::replay(&mut conn, CREATE_ORDER, caller.user_id, key, &req).await?.ok_or(e)?)
+                let mut tx = self.pool.begin().await?;
+                match idempotency::claim::<pb::Order>(&mut tx, CREATE_ORDER, caller.user_id, key, &req).await? {
+                    Claim::Replay(order) => Ok(order),
+                    Claim::Fresh(_) => {
+                        tx.rollback().await?;
+                        Err(e)
+                    }
+                }
             }
         }
     }
@@ -157,7 +165,7 @@ impl TicketingApi {
                     ApiError::new(codes::FESTIVAL_NOT_ACTIVE).with_message("The festival stopped selling tickets")
                 );
             }
-            // Another request with this key: the caller's `replay` answers.
+            // Another request with this key: the caller's claim answers with its order.
             Written::KeyTaken => return Err(ApiError::new(codes::CONCURRENT_UPDATE)),
         }
         // The stock last, with the commit: see `stock` on hot rows.

@@ -63,9 +63,11 @@ async fn concurrent_buyers_never_oversell_a_quota() {
 
 /// A box office's rush: 250 one-ticket orders for a quota of 100, each sent twice at
 /// once with its idempotency key (a till retrying a lost answer), over several rounds.
-/// An order is written by one statement without a transaction (`store::orders::sell`):
-/// exactly the quota is sold, each key makes at most one order and both of its calls
-/// answer with it, and a refused order leaves nothing behind.
+/// An order is written by one statement (`store::orders::write_sale`) and its stock
+/// move with the commit: exactly the quota is sold, each key makes at most one order
+/// and both of its calls answer with it (the second waited on the first's key, or found
+/// it committed), and a refused order leaves nothing behind. The negative control (the
+/// stock read unlocked, a pause, an unguarded move) checks only the oversell.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_box_office_orders_never_oversell_and_each_key_sells_once() {
     let env = spawn_with(|c| c.common.database.max_connections = 40).await;
