@@ -141,12 +141,10 @@ pub async fn revoke_unused(
 }
 
 pub async fn revoked_ids(conn: &mut PgConnection, festival_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "select id from tickets where festival_id = $1 and status in ('CANCELLED', 'REFUNDED') order by id",
-    )
-    .bind(festival_id)
-    .fetch_all(conn)
-    .await
+    sqlx::query_scalar("select id from tickets where festival_id = $1 and revoked order by id")
+        .bind(festival_id)
+        .fetch_all(conn)
+        .await
 }
 
 pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<TicketRow>, sqlx::Error> {

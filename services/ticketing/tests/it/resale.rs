@@ -87,7 +87,13 @@ async fn a_ticket_handed_back_goes_to_the_first_in_line_with_a_new_credential_an
     assert_eq!(code(c.transfer_ticket(authed(transfer, &seller)).await), "ERR_6006", "listed: no transfer");
 
     // Ann, first in line, is offered it (one ticket of the two she wants).
-    let offer = env.entry_becomes(&ann, pb::WaitingStatus::Offered).await;
+    let offered = festival_testkit::eventually(Duration::from_secs(15), || async {
+        env.waiting_entry(&ann).await.status == pb::WaitingStatus::Offered as i32
+    })
+    .await;
+    // If not, say where the listing stands too: the worker's view of it.
+    assert!(offered, "never offered: {:?}; listing {:?}", env.waiting_entry(&ann).await, listing(&env, &seller).await);
+    let offer = env.waiting_entry(&ann).await;
     assert_eq!(env.waiting_entry(&ben).await.status, pb::WaitingStatus::Waiting as i32);
     let on_offer = listing_becomes(&env, &seller, pb::ResaleStatus::Offered).await;
     assert_eq!(on_offer.offer_expire_time.map(|t| t.seconds), offer.offer_expire_time.map(|t| t.seconds));
