@@ -159,6 +159,8 @@ async fn serve_head(
     offer_ttl: TimeDelta,
 ) -> Result<(Served, bool), sqlx::Error> {
     let mut tx = pool.begin().await?;
+    // The head another worker holds is waited for, not passed over; never long.
+    sqlx::query("set local lock_timeout = '500ms'").execute(&mut *tx).await?;
     let Some((entry_id, user_id, quantity)) = store::waitlist::lock_head(&mut tx, category_id, None).await? else {
         return Ok((Served::Stop, false));
     };

@@ -149,7 +149,10 @@ pub async fn waiting_categories(conn: &mut PgConnection, limit: i64) -> Result<V
 }
 
 /// The first in a category's line (other than `except`, a reseller not offered their
-/// own ticket), locked (another replica's offer skips it).
+/// own ticket), locked. A head another transaction holds is waited for (the caller
+/// bounds the wait with `lock_timeout`), never skipped: skipping passed the first in
+/// line over for the second while another worker's transaction was still ending, so
+/// first come was not first served.
 pub async fn lock_head(
     conn: &mut PgConnection,
     category_id: Uuid,
@@ -158,7 +161,7 @@ pub async fn lock_head(
     sqlx::query_as(
         "select id, user_id, quantity from waitlist_entries
          where category_id = $1 and status = 'WAITING' and user_id is distinct from $2
-         order by created_at, id limit 1 for update skip locked",
+         order by created_at, id limit 1 for update",
     )
     .bind(category_id)
     .bind(except)
