@@ -127,6 +127,11 @@ catalogue! {
     WRISTBAND_ALREADY_BOUND = ("ERR_8004", AlreadyExists, 409, "Wristband already bound");
     TOP_UP_LIMIT_EXCEEDED = ("ERR_8005", FailedPrecondition, 409, "Top-up limit exceeded");
     WALLET_CLOSED = ("ERR_8006", FailedPrecondition, 409, "Wallet closed");
+    WRISTBAND_BLOCKED = ("ERR_8007", FailedPrecondition, 409, "Wristband blocked");
+    TAP_PROOF_INVALID = ("ERR_8008", InvalidArgument, 400, "Wristband tap could not be verified");
+    CHARGE_LIMIT_EXCEEDED = ("ERR_8009", FailedPrecondition, 409, "Amount above the per-transaction limit");
+    TERMINAL_NOT_REGISTERED = ("ERR_8010", PermissionDenied, 403, "Device is not a payment terminal here");
+    BALANCE_LIMIT_EXCEEDED = ("ERR_8011", FailedPrecondition, 409, "Balance would exceed the festival's maximum");
 
     // 9xxx zones
     ZONE_AT_CAPACITY = ("ERR_9001", FailedPrecondition, 409, "Zone at capacity");

@@ -16,7 +16,9 @@
 //! - [`db`]: per-service PostgreSQL database, embedded migrations.
 //! - [`redis`]: Redis pool with per-deployment key prefixes.
 //! - [`throttle`]: growing locks after failed attempts at a secret (passwords, codes).
-//! - [`events`]: transactional outbox, relay to JetStream, inbox-backed consumers.
+//! - [`events`]: transactional outbox, relay to JetStream, inbox-backed consumers;
+//!   [`festival_facts`]: program's festival facts as a service keeps them.
+//! - [`nfc`]: cashless wristbands' diversified keys (AN10922) and tap proofs.
 //! - [`auth`]: access-token verification and per-festival authorization.
 //! - [`server`] and [`cli`]: bootstrap, health, reflection, graceful drain, `migrate`.
 
@@ -32,9 +34,11 @@ pub mod db;
 pub mod email;
 pub mod error;
 pub mod events;
+pub mod festival_facts;
 pub mod grpc_edge;
 pub mod idempotency;
 pub mod metrics;
+pub mod nfc;
 pub mod page_token;
 pub mod redis;
 pub mod rpc;

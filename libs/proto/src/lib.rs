@@ -60,11 +60,17 @@ pub mod festival {
             tonic::include_proto!("festival.payments.v1");
         }
     }
+
+    pub mod cashless {
+        pub mod v1 {
+            tonic::include_proto!("festival.cashless.v1");
+        }
+    }
 }
 
 #[cfg(feature = "testing")]
 pub use festival::testing;
-pub use festival::{common, identity, payments, program, ticketing};
+pub use festival::{cashless, common, identity, payments, program, ticketing};
 
 /// A domain event: a protobuf message that knows the subject it is published on.
 ///
@@ -122,6 +128,8 @@ events! {
     payments::v1::PaymentFailed => "festival.payments.payment.failed";
     payments::v1::PaymentRefunded => "festival.payments.payment.refunded";
     payments::v1::PaymentDisputed => "festival.payments.payment.disputed";
+    cashless::v1::TransactionRecorded => "festival.cashless.transaction.recorded";
+    cashless::v1::WalletLow => "festival.cashless.wallet.low";
     #[cfg(feature = "testing")]
     testing::v1::ThingHappened => "festival.testing.thing.happened";
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use festival_platform::clock::Clock;
 use festival_platform::events::consumer::{self, EventHandler, Meta, Subscription};
+use festival_platform::festival_facts::{self, Facts};
 use festival_proto::identity::v1 as identity;
 use festival_proto::payments::v1 as pay;
 use festival_proto::program::v1 as program;
@@ -120,7 +121,7 @@ async fn festival_deleted(tx: &mut PgConnection, e: program::FestivalDeleted, me
     let Ok(id) = Uuid::parse_str(&e.festival_id) else {
         return Err(consumer::permanent(format!("festival.deleted {} with a malformed id", meta.id)));
     };
-    store::festivals::mark_deleted(tx, id).await?;
+    festival_facts::mark_deleted(tx, id).await?;
     // Program deletes only drafts and cancelled festivals; this event may be handled
     // before the cancellation's, which then changes nothing: the run opens here.
     cancellation::open(tx, id, chrono::Utc::now()).await?;
@@ -135,40 +136,11 @@ async fn apply_facts(
     facts: Option<program::FestivalFacts>,
     meta: &Meta,
 ) -> anyhow::Result<()> {
-    let Ok(id) = Uuid::parse_str(festival_id) else {
-        return Err(consumer::permanent(format!("festival event {} with a malformed id", meta.id)));
-    };
-    let Some(f) = facts else {
-        // Published before events carried facts: the next change of that festival brings them.
-        tracing::warn!(%id, event = %meta.id, "festival event without facts; skipped");
-        return Ok(());
-    };
-    let status = program::FestivalStatus::try_from(f.status)
-        .ok()
-        .and_then(|s| FestivalStatus::parse(s.as_str_name().trim_start_matches("FESTIVAL_STATUS_")));
-    let Some(status) = status else {
-        return Err(consumer::permanent(format!("festival event {} with unknown status {}", meta.id, f.status)));
-    };
-    let time = |t: Option<prost_types::Timestamp>| {
-        t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
-    };
-    let applied = store::festivals::apply(
-        tx,
-        &store::festivals::Facts {
-            id,
-            name: &f.name,
-            time_zone: &f.time_zone,
-            currency: &f.currency,
-            start_time: time(f.start_time),
-            end_time: time(f.end_time),
-            status,
-            version: f.version,
-        },
-    )
-    .await?;
+    let Some(facts) = Facts::from_event(festival_id, facts, meta)? else { return Ok(()) };
+    let applied = festival_facts::apply(tx, &facts).await?;
     // Cancelled is final in program: the festival's orders are refunded from now on.
-    if applied && status == FestivalStatus::Cancelled {
-        cancellation::open(tx, id, chrono::Utc::now()).await?;
+    if applied && FestivalStatus::parse(&facts.status) == Some(FestivalStatus::Cancelled) {
+        cancellation::open(tx, facts.id, chrono::Utc::now()).await?;
     }
     Ok(())
 }

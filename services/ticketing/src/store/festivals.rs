@@ -1,4 +1,5 @@
-//! Ticketing's projection of program's festival facts.
+//! Ticketing's projection of program's festival facts (written by the kit's
+//! `festival_facts`).
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -17,55 +18,6 @@ pub struct FestivalRow {
     #[sqlx(try_from = "String")]
     pub status: FestivalStatus,
     pub version: i64,
-}
-
-/// The facts of one festival event.
-pub struct Facts<'a> {
-    pub id: Uuid,
-    pub name: &'a str,
-    pub time_zone: &'a str,
-    pub currency: &'a str,
-    pub start_time: Option<DateTime<Utc>>,
-    pub end_time: Option<DateTime<Utc>>,
-    pub status: FestivalStatus,
-    pub version: i64,
-}
-
-/// Keeps the newest facts: an older event arriving late changes nothing.
-pub async fn apply(conn: &mut PgConnection, f: &Facts<'_>) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "insert into festivals (id, name, time_zone, currency, start_time, end_time, status, version)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)
-         on conflict (id) do update set name = excluded.name, time_zone = excluded.time_zone,
-             currency = excluded.currency, start_time = excluded.start_time, end_time = excluded.end_time,
-             status = excluded.status, version = excluded.version, updated_at = now()
-         where festivals.version < excluded.version and not festivals.deleted",
-    )
-    .bind(f.id)
-    .bind(f.name)
-    .bind(f.time_zone)
-    .bind(f.currency)
-    .bind(f.start_time)
-    .bind(f.end_time)
-    .bind(f.status.as_str())
-    .bind(f.version)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// A deleted festival sells nothing more, whatever arrives after, even its creation
-/// event delivered late (a tombstone row if it was not known yet).
-pub async fn mark_deleted(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into festivals (id, name, time_zone, currency, status, version, deleted)
-         values ($1, '', 'UTC', 'XXX', 'CANCELLED', 9223372036854775807, true)
-         on conflict (id) do update set deleted = true, status = 'CANCELLED', updated_at = now()",
-    )
-    .bind(id)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Locks the festival's row: its facts' next change (a cancellation) waits for the

@@ -1,0 +1,200 @@
+//! The bars' hot path: a terminal charges a wristband. Two round trips when all is well:
+//! one read (the band's wallet, the terminal's vendor, the festival's rules) and one
+//! statement that moves the balance under the wallet's row lock, books the posting,
+//! queues it for the journal, publishes its events and stores the idempotency key with
+//! its answer. A refused or twin request learns why only then (the error path pays for
+//! the diagnosis, not every tap).
+
+use festival_platform::auth::GateCaller;
+use festival_platform::events::outbox::Queued;
+use festival_platform::idempotency::{self, Answered, Claim};
+use festival_platform::nfc;
+use festival_platform::rpc::record_festival;
+use festival_platform::{ApiError, ApiResult, codes, validate};
+use festival_proto::cashless::v1 as pb;
+use uuid::Uuid;
+
+use super::{CashlessApi, amount, convert, currency, uid};
+use crate::domain::ledger::Posting;
+use crate::domain::limits::{festival_day, spent_on};
+use crate::store::{self, ledger::ChargeWrite, ledger::Charged, ledger::Meta, ledger::TxRow};
+
+const COMMAND: &str = "cashless.Charge";
+
+/// The tap proof: 32 hex digits.
+fn proof(raw: &str) -> ApiResult<[u8; nfc::PROOF_LEN]> {
+    let bad = || ApiError::field(codes::TAP_PROOF_INVALID, "tap_proof", "must be the band's 16-byte MAC in hex");
+    if raw.len() != 2 * nfc::PROOF_LEN || !raw.is_ascii() {
+        return Err(bad());
+    }
+    let mut out = [0_u8; nfc::PROOF_LEN];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&raw[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+impl CashlessApi {
+    pub(super) async fn charge(&self, caller: GateCaller, req: pb::ChargeRequest) -> ApiResult<pb::Transaction> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        let uid = uid("uid", &req.uid)?;
+        let value = amount("amount_minor", req.amount_minor)?;
+        let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
+        let tap = proof(&req.tap_proof)?;
+        // Only a paired device charges: a person's token is no terminal.
+        let device = match &caller {
+            GateCaller::Device(d) if d.festival_id == festival_id => d.id,
+            GateCaller::Device(_) => return Err(ApiError::new(codes::NOT_A_MEMBER)),
+            GateCaller::Person(_) => return Err(ApiError::new(codes::TERMINAL_NOT_REGISTERED)),
+        };
+        let uid_hex = uid.to_hex();
+
+        let mut conn = self.pool.acquire().await?;
+        let Some(ctx) = store::ledger::charge_context(&mut conn, festival_id, &uid_hex, device).await? else {
+            return Err(ApiError::new(codes::WRISTBAND_UNKNOWN));
+        };
+        currency("currency", &req.currency, &ctx.wallet_currency)?;
+        let refused = if ctx.device_revoked {
+            Some(ApiError::new(codes::DEVICE_REVOKED))
+        } else if ctx.festival_status == "CANCELLED" || ctx.festival_status == "DRAFT" {
+            Some(ApiError::new(codes::FESTIVAL_NOT_ACTIVE))
+        } else if ctx.vendor_id.is_none() || ctx.vendor_account.is_none() {
+            Some(ApiError::new(codes::TERMINAL_NOT_REGISTERED))
+        } else if ctx.band_status != "ACTIVE" {
+            Some(ApiError::new(codes::WRISTBAND_BLOCKED))
+        } else {
+            None
+        };
+        if let Some(error) = refused {
+            return self.replay_or(&req, device, key, error).await;
+        }
+        let (Some(vendor_id), Some(vendor_account)) = (ctx.vendor_id, ctx.vendor_account) else {
+            return Err(ApiError::new(codes::TERMINAL_NOT_REGISTERED));
+        };
+        // The band proves itself: its MAC over this very charge, under its own key.
+        let keys = self.keys.get(festival_id).await.map_err(ApiError::internal)?;
+        let challenge = nfc::challenge(festival_id.as_bytes(), device.as_bytes(), key, value, &req.currency);
+        if keys.master.wristband_key(&uid).verify(&challenge, &tap).is_err() {
+            return Err(ApiError::new(codes::TAP_PROOF_INVALID));
+        }
+
+        let now = self.now();
+        let day = festival_day(now, &ctx.time_zone);
+        let posting = Posting::payment(ctx.wallet_id, vendor_account, value);
+        let meta = Meta {
+            id: Uuid::now_v7(),
+            festival_id,
+            currency: &ctx.wallet_currency,
+            counterpart_id: Some(vendor_id),
+            actor_id: device,
+            reason: "",
+            at: now,
+        };
+        let row = TxRow {
+            id: meta.id,
+            festival_id,
+            kind: posting.kind,
+            currency: ctx.wallet_currency.clone(),
+            amount_minor: value,
+            wallet_id: ctx.wallet_id,
+            wallet_change_minor: posting.wallet_change,
+            balance_after_minor: 0,
+            counterpart_id: Some(vendor_id),
+            counterpart_balance_after_minor: None,
+            actor_id: device,
+            reason: String::new(),
+            created_at: now,
+        };
+        let recorded = Queued::new(&convert::recorded(&row));
+        let low = Queued::new(&pb::WalletLow {
+            wallet_id: ctx.wallet_id.to_string(),
+            festival_id: festival_id.to_string(),
+            user_id: ctx.user_id.map(|u| u.to_string()).unwrap_or_default(),
+            threshold_minor: ctx.low_balance_minor,
+            currency: ctx.wallet_currency.clone(),
+        });
+        // The key's answer names the transaction; a replay reads it back as stored.
+        let answer = Answered::new(
+            COMMAND,
+            device,
+            key,
+            &req,
+            &pb::Transaction { id: meta.id.to_string(), ..Default::default() },
+        );
+        let stale_balance = if cfg!(feature = "race-hooks") {
+            let balance = store::wallets::find(&mut conn, ctx.wallet_id).await?.map(|w| w.balance_minor).unwrap_or(0);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            Some(balance)
+        } else {
+            None
+        };
+        let write = ChargeWrite {
+            posting: &posting,
+            meta,
+            uid: &uid_hex,
+            vendor_id,
+            day,
+            recorded: &recorded,
+            low: &low,
+            answer: &answer,
+            stale_balance,
+        };
+        match store::ledger::charge(&mut conn, &write).await? {
+            Charged::Done(balance) => {
+                Ok(convert::transaction(&TxRow { balance_after_minor: balance, ..row }, ctx.wallet_id))
+            }
+            Charged::KeyTaken => self.replay_or(&req, device, key, ApiError::new(codes::CONCURRENT_UPDATE)).await,
+            Charged::Refused => {
+                drop(conn);
+                let why = self.why_refused(ctx.wallet_id, festival_id, value, day).await?;
+                self.replay_or(&req, device, key, why).await
+            }
+        }
+    }
+
+    /// Why the guarded write refused a charge, read after the fact.
+    async fn why_refused(
+        &self,
+        wallet_id: Uuid,
+        festival_id: Uuid,
+        value: i64,
+        day: chrono::NaiveDate,
+    ) -> ApiResult<ApiError> {
+        let mut conn = self.pool.acquire().await?;
+        let wallet = store::wallets::find(&mut conn, wallet_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        if wallet.status != store::wallets::WalletStatus::Active {
+            return Ok(ApiError::new(codes::WALLET_CLOSED));
+        }
+        let limits = store::settings::get(&mut conn, festival_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        if let Err(e) =
+            limits.charge(value, wallet.balance_minor, spent_on(day, wallet.spent_day, wallet.spent_today_minor))
+        {
+            return Ok(e);
+        }
+        // The band was blocked or the terminal moved or revoked in the meantime.
+        Ok(ApiError::new(codes::CONCURRENT_UPDATE).with_message("The wristband or terminal changed; tap again"))
+    }
+
+    /// A request that fails answers what its key already did, if it did something: a
+    /// terminal retrying a charge whose answer it lost gets that charge, though the band
+    /// was blocked or the wallet emptied since. The claim waits for a twin still being
+    /// written, and is rolled back either way.
+    async fn replay_or(
+        &self,
+        req: &pb::ChargeRequest,
+        device: Uuid,
+        key: &str,
+        error: ApiError,
+    ) -> ApiResult<pb::Transaction> {
+        let mut tx = self.pool.begin().await?;
+        let claimed = idempotency::claim::<pb::Transaction>(&mut tx, COMMAND, device, key, req).await?;
+        tx.rollback().await?;
+        let Claim::Replay(answer) = claimed else { return Err(error) };
+        let id = Uuid::parse_str(&answer.id).map_err(ApiError::internal)?;
+        let row = store::ledger::find(&mut *self.pool.acquire().await?, id)
+            .await?
+            .ok_or(ApiError::new(codes::CONCURRENT_UPDATE))?;
+        Ok(convert::transaction(&row, row.wallet_id))
+    }
+}

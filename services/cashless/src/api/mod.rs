@@ -1,0 +1,140 @@
+//! The gRPC surface: decode and validate, authorize, call the domain and the store,
+//! encode. Every movement of money, its entries and its event commit together.
+//!
+//! One module per area ([`setup`]: rules, terminals, band keys; [`wallets`]: wallets and
+//! wristbands; [`money`]: top-ups, transfers, corrections, statements; [`charges`]: the
+//! terminals' hot path; [`ledger`]: verification and journal closures); this one holds
+//! what they share and the tonic binding, [`convert`] the proto mapping.
+
+mod charges;
+mod convert;
+mod ledger;
+mod money;
+mod setup;
+mod wallets;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use festival_platform::auth::{GateCaller, Principal, Role, Verifier};
+use festival_platform::clock::Clock;
+use festival_platform::nfc::Uid;
+use festival_platform::rpc::Authenticate;
+use festival_platform::{ApiError, ApiResult, codes};
+use festival_proto::cashless::v1 as pb;
+use sqlx::{PgConnection, PgPool};
+use tonic::Request;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::domain::limits::MAX_RULE_MINOR;
+use crate::keys::FestivalKeys;
+use crate::store::{self, festivals::FestivalRow, wallets::WalletRow};
+
+pub struct CashlessApi {
+    pool: PgPool,
+    verifier: Verifier,
+    keys: Arc<FestivalKeys>,
+    clock: Clock,
+    #[allow(dead_code)]
+    config: Arc<Config>,
+}
+
+/// Who may look after any wallet of a festival (its holder always may).
+const WALLET_STAFF: &[Role] = &[Role::Organizer, Role::Cashier, Role::Staff];
+
+impl CashlessApi {
+    pub fn new(pool: PgPool, verifier: Verifier, keys: Arc<FestivalKeys>, clock: Clock, config: Arc<Config>) -> Self {
+        Self { pool, verifier, keys, clock, config }
+    }
+
+    /// Now, to the microsecond PostgreSQL keeps: an answer equals what a later read returns.
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now().trunc_subsecs(6)
+    }
+
+    /// A festival cashless knows of (from program's events).
+    async fn festival(conn: &mut PgConnection, id: Uuid) -> ApiResult<FestivalRow> {
+        store::festivals::find(conn, id).await?.ok_or_else(|| {
+            ApiError::new(codes::NOT_FOUND).with_message("No such festival (or cashless has not heard of it yet)")
+        })
+    }
+
+    /// A festival whose money may move.
+    async fn open_festival(conn: &mut PgConnection, id: Uuid) -> ApiResult<FestivalRow> {
+        let festival = Self::festival(conn, id).await?;
+        if !festival.open() {
+            return Err(ApiError::new(codes::FESTIVAL_NOT_ACTIVE));
+        }
+        Ok(festival)
+    }
+
+    /// The wallet, if the caller is its holder or looks after the festival's wallets
+    /// (others learn nothing, not even that it exists).
+    async fn visible_wallet(conn: &mut PgConnection, caller: &Principal, id: Uuid) -> ApiResult<WalletRow> {
+        let wallet = store::wallets::find(conn, id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        if wallet.user_id == Some(caller.user_id) || caller.require_any(wallet.festival_id, WALLET_STAFF).is_ok() {
+            Ok(wallet)
+        } else {
+            Err(ApiError::new(codes::NOT_FOUND))
+        }
+    }
+}
+
+/// A wristband's UID (field `field`).
+fn uid(field: &str, raw: &str) -> ApiResult<Uid> {
+    Uid::parse(raw.trim())
+        .map_err(|_| ApiError::field(codes::VALIDATION_FAILED, field, "must be a 4, 7 or 10 byte UID in hex"))
+}
+
+/// A positive amount of minor units, at most the largest any rule may name.
+fn amount(field: &str, value: i64) -> ApiResult<i64> {
+    if value <= 0 || value > MAX_RULE_MINOR {
+        return Err(ApiError::field(codes::VALIDATION_FAILED, field, "must be a positive amount of minor units"));
+    }
+    Ok(value)
+}
+
+/// The request's currency must be the festival's (ISO 4217, upper case).
+fn currency(field: &str, raw: &str, festival: &str) -> ApiResult<()> {
+    if raw.len() != 3 || !raw.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(ApiError::field(codes::VALIDATION_FAILED, field, "must be an ISO 4217 code such as EUR"));
+    }
+    if raw != festival {
+        return Err(
+            ApiError::new(codes::CURRENCY_MISMATCH).with_message(format!("This festival's wallets hold {festival}"))
+        );
+    }
+    Ok(())
+}
+
+impl Authenticate for CashlessApi {
+    async fn caller<T: Send + Sync>(&self, request: &Request<T>) -> ApiResult<Principal> {
+        self.verifier.authenticate(request).await
+    }
+
+    async fn gate_caller<T: Send + Sync>(&self, request: &Request<T>) -> ApiResult<GateCaller> {
+        self.verifier.authenticate_gate(request).await
+    }
+}
+
+festival_platform::bind_rpcs! {
+    CashlessApi => pb::cashless_service_server::CashlessService {
+        auth get_settings(pb::GetSettingsRequest) -> pb::Settings;
+        auth update_settings(pb::UpdateSettingsRequest) -> pb::Settings;
+        auth register_terminal(pb::RegisterTerminalRequest) -> pb::Terminal;
+        auth list_terminals(pb::ListTerminalsRequest) -> pb::ListTerminalsResponse;
+        auth provision_wristband(pb::ProvisionWristbandRequest) -> pb::WristbandKey;
+        auth open_wallet(pb::OpenWalletRequest) -> pb::Wallet;
+        auth get_wallet(pb::GetWalletRequest) -> pb::Wallet;
+        auth bind_wristband(pb::BindWristbandRequest) -> pb::Wristband;
+        auth block_wristband(pb::BlockWristbandRequest) -> pb::Wristband;
+        auth top_up(pb::TopUpRequest) -> pb::Transaction;
+        gate charge(pb::ChargeRequest) -> pb::Transaction;
+        auth transfer(pb::TransferRequest) -> pb::Transaction;
+        auth correct(pb::CorrectRequest) -> pb::Transaction;
+        auth list_transactions(pb::ListTransactionsRequest) -> pb::ListTransactionsResponse;
+        auth verify_ledger(pb::VerifyLedgerRequest) -> pb::LedgerReport;
+        auth close_journal(pb::CloseJournalRequest) -> pb::JournalClosure;
+    }
+}

@@ -1,0 +1,254 @@
+//! Money in and between wallets: top-ups at a cashier's desk, transfers, organisers'
+//! corrections, and a wallet's statement. Each runs in one transaction: the idempotency
+//! key is claimed first, the wallets are locked (in id order), the rules checked against
+//! the locked balances, then the balances, the posting and its event are written.
+
+use festival_platform::auth::{Principal, Role};
+use festival_platform::events::outbox::Queued;
+use festival_platform::idempotency::{self, Claim};
+use festival_platform::rpc::record_festival;
+use festival_platform::{ApiError, ApiResult, codes, page_token, validate};
+use festival_proto::cashless::v1 as pb;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{CashlessApi, amount, convert, currency, uid};
+use crate::domain::ledger::{AccountKind, Posting};
+use crate::store::{self, ledger::Meta, ledger::TxRow, wallets::WalletRow, wallets::WalletStatus};
+
+/// A locked, active wallet.
+async fn locked_active(conn: &mut PgConnection, id: Uuid) -> ApiResult<WalletRow> {
+    let wallet = store::wallets::lock(conn, id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+    if wallet.status != WalletStatus::Active {
+        return Err(ApiError::new(codes::WALLET_CLOSED));
+    }
+    Ok(wallet)
+}
+
+/// Writes the posting (balances already moved) and reads it back as stored.
+async fn book(
+    conn: &mut PgConnection,
+    posting: &Posting,
+    meta: Meta<'_>,
+    balance_after: i64,
+    counterpart_after: Option<i64>,
+) -> ApiResult<TxRow> {
+    let row = TxRow {
+        id: meta.id,
+        festival_id: meta.festival_id,
+        kind: posting.kind,
+        currency: meta.currency.to_owned(),
+        amount_minor: posting.amount,
+        wallet_id: posting.wallet,
+        wallet_change_minor: posting.wallet_change,
+        balance_after_minor: balance_after,
+        counterpart_id: meta.counterpart_id,
+        counterpart_balance_after_minor: counterpart_after,
+        actor_id: meta.actor_id,
+        reason: meta.reason.to_owned(),
+        created_at: meta.at,
+    };
+    let event = Queued::new(&convert::recorded(&row));
+    store::ledger::post(conn, posting, &meta, balance_after, counterpart_after, &event).await?;
+    Ok(row)
+}
+
+impl CashlessApi {
+    pub(super) async fn top_up(&self, caller: Principal, req: pb::TopUpRequest) -> ApiResult<pb::Transaction> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        let uid = uid("uid", &req.uid)?.to_hex();
+        let value = amount("amount_minor", req.amount_minor)?;
+        let method = validate::known_enum::<pb::TopUpMethod>("method", req.method, false)?
+            .ok_or_else(|| ApiError::field(codes::REQUIRED_FIELD, "method", "is required"))?;
+        let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
+        caller.require_any(festival_id, &[Role::Cashier, Role::Organizer])?;
+
+        let mut tx = self.pool.begin().await?;
+        let festival = Self::open_festival(&mut tx, festival_id).await?;
+        currency("currency", &req.currency, &festival.currency)?;
+        let fresh =
+            match idempotency::claim::<pb::Transaction>(&mut tx, "cashless.TopUp", caller.user_id, key, &req).await? {
+                Claim::Replay(answer) => return Ok(answer),
+                Claim::Fresh(fresh) => fresh,
+            };
+        let band =
+            store::wallets::band(&mut tx, festival_id, &uid).await?.ok_or(ApiError::new(codes::WRISTBAND_UNKNOWN))?;
+        if band.status != store::wallets::BandStatus::Active {
+            return Err(ApiError::new(codes::WRISTBAND_BLOCKED));
+        }
+        let wallet = locked_active(&mut tx, band.wallet_id).await?;
+        let limits = store::settings::get(&mut tx, festival_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        limits.top_up(value, wallet.balance_minor)?;
+        // Cash lands in the cashier's drawer; card money in the festival's clearing account.
+        let till = match method {
+            pb::TopUpMethod::Cash => {
+                store::accounts::ensure(
+                    &mut tx,
+                    festival_id,
+                    AccountKind::CashDrawer,
+                    Some(caller.user_id),
+                    &festival.currency,
+                )
+                .await?
+            }
+            _ => {
+                store::accounts::ensure(&mut tx, festival_id, AccountKind::CardClearing, None, &festival.currency)
+                    .await?
+            }
+        };
+        let posting = Posting::top_up(wallet.id, till, value);
+        let after = store::wallets::apply_change(&mut tx, wallet.id, posting.wallet_change).await?;
+        let meta = Meta {
+            id: Uuid::now_v7(),
+            festival_id,
+            currency: &festival.currency,
+            counterpart_id: None,
+            actor_id: caller.user_id,
+            reason: "",
+            at: self.now(),
+        };
+        let row = book(&mut tx, &posting, meta, after, None).await?;
+        let answer = convert::transaction(&row, wallet.id);
+        fresh.complete(&mut tx, &answer).await?;
+        tx.commit().await?;
+        Ok(answer)
+    }
+
+    pub(super) async fn transfer(&self, caller: Principal, req: pb::TransferRequest) -> ApiResult<pb::Transaction> {
+        let from_id = validate::uuid("wallet_id", &req.wallet_id)?;
+        let to_id = validate::uuid("to_wallet_id", &req.to_wallet_id)?;
+        if from_id == to_id {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "to_wallet_id", "must be another wallet"));
+        }
+        let value = amount("amount_minor", req.amount_minor)?;
+        let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
+
+        let mut tx = self.pool.begin().await?;
+        let from = store::wallets::find(&mut tx, from_id).await?;
+        let Some(from) = from.filter(|w| w.user_id == Some(caller.user_id)) else {
+            return Err(ApiError::new(codes::NOT_FOUND));
+        };
+        record_festival(from.festival_id);
+        let festival = Self::open_festival(&mut tx, from.festival_id).await?;
+        currency("currency", &req.currency, &festival.currency)?;
+        let fresh = match idempotency::claim::<pb::Transaction>(&mut tx, "cashless.Transfer", caller.user_id, key, &req)
+            .await?
+        {
+            Claim::Replay(answer) => return Ok(answer),
+            Claim::Fresh(fresh) => fresh,
+        };
+        // Both rows locked in id order, so two opposite transfers cannot deadlock.
+        let (first, second) = if from_id < to_id { (from_id, to_id) } else { (to_id, from_id) };
+        let a = locked_active(&mut tx, first).await?;
+        let b = match store::wallets::lock(&mut tx, second).await? {
+            Some(w) => w,
+            None => return Err(ApiError::field(codes::NOT_FOUND, "to_wallet_id", "no such wallet")),
+        };
+        let (from, to) = if a.id == from_id { (a, b) } else { (b, a) };
+        if to.festival_id != from.festival_id {
+            return Err(ApiError::field(codes::NOT_FOUND, "to_wallet_id", "no such wallet at this festival"));
+        }
+        if to.status != WalletStatus::Active || from.status != WalletStatus::Active {
+            return Err(ApiError::new(codes::WALLET_CLOSED));
+        }
+        if from.balance_minor < value {
+            return Err(ApiError::new(codes::INSUFFICIENT_BALANCE));
+        }
+        let limits = store::settings::get(&mut tx, from.festival_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        if to.balance_minor.saturating_add(value) > limits.max_balance_minor {
+            return Err(ApiError::new(codes::BALANCE_LIMIT_EXCEEDED));
+        }
+        let posting = Posting::transfer(from.id, to.id, value);
+        let from_after = store::wallets::apply_change(&mut tx, from.id, -value).await?;
+        let to_after = store::wallets::apply_change(&mut tx, to.id, value).await?;
+        let meta = Meta {
+            id: Uuid::now_v7(),
+            festival_id: from.festival_id,
+            currency: &festival.currency,
+            counterpart_id: Some(to.id),
+            actor_id: caller.user_id,
+            reason: "",
+            at: self.now(),
+        };
+        let row = book(&mut tx, &posting, meta, from_after, Some(to_after)).await?;
+        let answer = convert::transaction(&row, from.id);
+        fresh.complete(&mut tx, &answer).await?;
+        tx.commit().await?;
+        Ok(answer)
+    }
+
+    /// An organiser's correction, with its reason, recorded against them.
+    pub(super) async fn correct(&self, caller: Principal, req: pb::CorrectRequest) -> ApiResult<pb::Transaction> {
+        let wallet_id = validate::uuid("wallet_id", &req.wallet_id)?;
+        let change = req.amount_minor;
+        if change == 0 || amount("amount_minor", change.saturating_abs()).is_err() {
+            return Err(ApiError::field(
+                codes::VALIDATION_FAILED,
+                "amount_minor",
+                "must be a non-zero amount of minor units",
+            ));
+        }
+        let reason = validate::plain_text("reason", validate::required("reason", &req.reason, 500)?, true)?;
+        let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
+
+        let mut tx = self.pool.begin().await?;
+        let wallet = store::wallets::find(&mut tx, wallet_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        record_festival(wallet.festival_id);
+        if caller.require(wallet.festival_id, Role::Organizer).is_err() {
+            return Err(ApiError::new(codes::NOT_FOUND));
+        }
+        let festival = Self::festival(&mut tx, wallet.festival_id).await?;
+        currency("currency", &req.currency, &festival.currency)?;
+        let fresh = match idempotency::claim::<pb::Transaction>(&mut tx, "cashless.Correct", caller.user_id, key, &req)
+            .await?
+        {
+            Claim::Replay(answer) => return Ok(answer),
+            Claim::Fresh(fresh) => fresh,
+        };
+        let wallet = locked_active(&mut tx, wallet_id).await?;
+        if wallet.balance_minor.saturating_add(change) < 0 {
+            return Err(ApiError::new(codes::INSUFFICIENT_BALANCE));
+        }
+        let corrections =
+            store::accounts::ensure(&mut tx, wallet.festival_id, AccountKind::Corrections, None, &festival.currency)
+                .await?;
+        let posting = Posting::correction(wallet.id, corrections, change);
+        let after = store::wallets::apply_change(&mut tx, wallet.id, change).await?;
+        let meta = Meta {
+            id: Uuid::now_v7(),
+            festival_id: wallet.festival_id,
+            currency: &festival.currency,
+            counterpart_id: None,
+            actor_id: caller.user_id,
+            reason,
+            at: self.now(),
+        };
+        let row = book(&mut tx, &posting, meta, after, None).await?;
+        tracing::info!(wallet = %wallet.id, change, by = %caller.user_id, reason, "wallet corrected");
+        let answer = convert::transaction(&row, wallet.id);
+        fresh.complete(&mut tx, &answer).await?;
+        tx.commit().await?;
+        Ok(answer)
+    }
+
+    pub(super) async fn list_transactions(
+        &self,
+        caller: Principal,
+        req: pb::ListTransactionsRequest,
+    ) -> ApiResult<pb::ListTransactionsResponse> {
+        let wallet_id = validate::uuid("wallet_id", &req.wallet_id)?;
+        let size = validate::page_size("page_size", req.page_size, 50, 200)?;
+        let scope = format!("cashless.ListTransactions:{wallet_id}");
+        let after = page_token::decode(&scope, &req.page_token)?;
+        let mut conn = self.pool.acquire().await?;
+        let wallet = Self::visible_wallet(&mut conn, &caller, wallet_id).await?;
+        record_festival(wallet.festival_id);
+        let mut rows = store::ledger::page(&mut conn, wallet_id, after, i64::from(size) + 1).await?;
+        let next_page_token = page_token::next_page(&mut rows, size as usize, &scope, |r| (r.created_at, r.id));
+        Ok(pb::ListTransactionsResponse {
+            transactions: rows.iter().map(|r| convert::transaction(r, wallet_id)).collect(),
+            next_page_token,
+        })
+    }
+}

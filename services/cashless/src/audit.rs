@@ -1,0 +1,110 @@
+//! VerifyLedger's work: recompute the festival's ledger from its entries and walk its
+//! journal. Every rule is a query that lists what breaks it, so a report names the
+//! wallet, transaction or link at fault rather than saying "does not add up".
+
+use ed25519_dalek::VerifyingKey;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::journal::Verifier;
+use crate::store;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub transactions: i64,
+    pub wallets: i64,
+    pub chained: i64,
+    pub closures: i64,
+    pub problems: Vec<String>,
+}
+
+/// Each rule: a query returning one line per breach.
+const RULES: &[(&str, &str)] = &[
+    (
+        "debits equal credits per currency",
+        "select format('entries in %s sum to %s, not 0', currency, sum(amount_minor))
+         from entries where festival_id = $1 group by currency having sum(amount_minor) <> 0",
+    ),
+    (
+        "every transaction balances",
+        "select format('transaction %s does not balance (sum %s)', transaction_id, sum(amount_minor))
+         from entries where festival_id = $1 group by transaction_id having sum(amount_minor) <> 0 or count(*) < 2
+         limit 100",
+    ),
+    (
+        "every wallet holds the sum of its entries",
+        "select format('wallet %s holds %s but its entries make %s', w.id, w.balance_minor, -coalesce(sum(e.amount_minor), 0))
+         from wallets w left join entries e on e.account_id = w.id
+         where w.festival_id = $1 group by w.id having w.balance_minor <> -coalesce(sum(e.amount_minor), 0)
+         limit 100",
+    ),
+    (
+        "no wallet below zero",
+        "select format('wallet %s is overdrawn: its entries make %s', e.account_id, -sum(e.amount_minor))
+         from entries e join accounts a on a.id = e.account_id and a.kind = 'WALLET'
+         where e.festival_id = $1 group by e.account_id having sum(e.amount_minor) > 0
+         limit 100",
+    ),
+    (
+        "every entry's account is the festival's",
+        "select format('entry of transaction %s names account %s, not one of this festival''s', e.transaction_id, e.account_id)
+         from entries e left join accounts a on a.id = e.account_id
+         where e.festival_id = $1 and (a.id is null or a.festival_id <> e.festival_id or a.currency <> e.currency)
+         limit 100",
+    ),
+    (
+        "no wallet spent more than the daily cap",
+        "select format('wallet %s spent %s on %s, above the cap of %s', t.wallet_id, sum(t.amount_minor),
+                 (t.created_at at time zone f.time_zone)::date, s.daily_cap_minor)
+         from transactions t join festivals f on f.id = t.festival_id join settings s on s.festival_id = t.festival_id
+         where t.festival_id = $1 and t.kind = 'PAYMENT' and s.daily_cap_minor > 0
+         group by t.wallet_id, (t.created_at at time zone f.time_zone)::date, s.daily_cap_minor
+         having sum(t.amount_minor) > s.daily_cap_minor
+         limit 100",
+    ),
+    (
+        "every transaction is chained or queued",
+        "select format('transaction %s is neither in the journal nor waiting for it', t.id)
+         from transactions t
+         where t.festival_id = $1
+           and not exists (select 1 from journal j where j.transaction_id = t.id)
+           and not exists (select 1 from journal_queue q where q.transaction_id = t.id)
+         limit 100",
+    ),
+];
+
+pub async fn verify(
+    conn: &mut PgConnection,
+    festival: Uuid,
+    journal_key: Option<VerifyingKey>,
+) -> anyhow::Result<Report> {
+    let mut report = Report::default();
+    for (_, sql) in RULES {
+        let found: Vec<String> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(*sql)).bind(festival).fetch_all(&mut *conn).await?;
+        report.problems.extend(found);
+    }
+    let (transactions, wallets): (i64, i64) = sqlx::query_as(
+        "select (select count(*) from transactions where festival_id = $1),
+                (select count(*) from wallets where festival_id = $1)",
+    )
+    .bind(festival)
+    .fetch_one(&mut *conn)
+    .await?;
+    report.transactions = transactions;
+    report.wallets = wallets;
+
+    let mut verifier = Verifier::new(festival);
+    store::journal::walk(conn, festival, |link, record| verifier.link(link, record)).await?;
+    let closures = store::journal::closures(conn, festival).await?;
+    report.closures = closures.len() as i64;
+    if !closures.is_empty() {
+        match journal_key {
+            Some(key) => closures.iter().for_each(|c| verifier.closure(c, &key)),
+            None => verifier.problems.push("closures exist but the festival has no journal key".into()),
+        }
+    }
+    report.chained = verifier.chained();
+    report.problems.extend(verifier.problems);
+    Ok(report)
+}

@@ -1,0 +1,153 @@
+//! Double-entry postings. Every movement is a transaction whose entries sum to zero
+//! (debits positive, credits negative); the constructors below are the only way to make
+//! one, so an unbalanced posting cannot be built. A wallet is a liability of the festival
+//! towards its holder: money into a wallet is a credit to it, and its balance is minus
+//! the sum of its entries.
+
+use uuid::Uuid;
+
+festival_platform::text_enum! {
+    /// What a ledger account holds.
+    AccountKind {
+        Wallet = "WALLET",
+        VendorRevenue = "VENDOR_REVENUE",
+        CashDrawer = "CASH_DRAWER",
+        CardClearing = "CARD_CLEARING",
+        Corrections = "CORRECTIONS",
+        Float = "FLOAT",
+        PlatformFees = "PLATFORM_FEES",
+        RefundsPayable = "REFUNDS_PAYABLE",
+        Safe = "SAFE",
+        CashImbalance = "CASH_IMBALANCE",
+        Donations = "DONATIONS",
+        Promo = "PROMO",
+    }
+}
+
+festival_platform::text_enum! {
+    /// The brief's TransactionType.
+    TxKind {
+        TopUp = "TOPUP",
+        Payment = "PAYMENT",
+        Refund = "REFUND",
+        Transfer = "TRANSFER",
+        Correction = "CORRECTION",
+    }
+}
+
+/// One leg: `amount` is positive for a debit, negative for a credit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    pub account: Uuid,
+    pub amount: i64,
+}
+
+/// A balanced movement of `amount` (> 0) concerning `wallet`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posting {
+    pub kind: TxKind,
+    pub amount: i64,
+    pub wallet: Uuid,
+    /// How the wallet's balance changes (its holder's view).
+    pub wallet_change: i64,
+    pub entries: Vec<Entry>,
+}
+
+/// Amounts are positive minor units; the handlers refuse others before a posting is made.
+fn debit_credit(debit: Uuid, credit: Uuid, amount: i64) -> Vec<Entry> {
+    debug_assert!(amount > 0 && debit != credit);
+    vec![Entry { account: debit, amount }, Entry { account: credit, amount: -amount }]
+}
+
+impl Posting {
+    /// Money in at a cashier's desk: the drawer (or the card terminal's clearing
+    /// account) is debited, the wallet credited.
+    pub fn top_up(wallet: Uuid, till: Uuid, amount: i64) -> Self {
+        Self { kind: TxKind::TopUp, amount, wallet, wallet_change: amount, entries: debit_credit(till, wallet, amount) }
+    }
+
+    /// A charge at a terminal: the wallet is debited, the vendor's revenue credited.
+    pub fn payment(wallet: Uuid, vendor_revenue: Uuid, amount: i64) -> Self {
+        Self {
+            kind: TxKind::Payment,
+            amount,
+            wallet,
+            wallet_change: -amount,
+            entries: debit_credit(wallet, vendor_revenue, amount),
+        }
+    }
+
+    /// From one wallet to another of the same festival.
+    pub fn transfer(from: Uuid, to: Uuid, amount: i64) -> Self {
+        Self {
+            kind: TxKind::Transfer,
+            amount,
+            wallet: from,
+            wallet_change: -amount,
+            entries: debit_credit(from, to, amount),
+        }
+    }
+
+    /// An organiser's correction against the festival's corrections account:
+    /// `change` > 0 credits the wallet, < 0 debits it.
+    pub fn correction(wallet: Uuid, corrections: Uuid, change: i64) -> Self {
+        let amount = change.unsigned_abs().min(i64::MAX as u64) as i64;
+        let entries = if change > 0 {
+            debit_credit(corrections, wallet, amount)
+        } else {
+            debit_credit(wallet, corrections, amount)
+        };
+        Self { kind: TxKind::Correction, amount, wallet, wallet_change: change, entries }
+    }
+
+    /// Whether the entries sum to zero (always, by construction; the database checks it
+    /// again at commit).
+    pub fn balances(&self) -> bool {
+        self.entries.iter().map(|e| i128::from(e.amount)).sum::<i128>() == 0
+    }
+
+    /// The wallet's balance after the posting, from its balance before.
+    pub fn wallet_after(&self, before: i64) -> Option<i64> {
+        before.checked_add(self.wallet_change)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> Uuid {
+        Uuid::new_v4()
+    }
+
+    /// A wallet's balance as the ledger sees it: minus the sum of its entries.
+    fn wallet_balance(postings: &[Posting], wallet: Uuid) -> i64 {
+        -postings.iter().flat_map(|p| &p.entries).filter(|e| e.account == wallet).map(|e| e.amount).sum::<i64>()
+    }
+
+    #[test]
+    fn every_posting_balances_and_moves_the_wallet_by_its_change() {
+        let (wallet, other, till, vendor, corrections) = (id(), id(), id(), id(), id());
+        let postings = vec![
+            Posting::top_up(wallet, till, 5_000),
+            Posting::payment(wallet, vendor, 1_250),
+            Posting::transfer(wallet, other, 750),
+            Posting::correction(wallet, corrections, 100),
+            Posting::correction(wallet, corrections, -40),
+        ];
+        assert!(postings.iter().all(Posting::balances));
+        let changes: i64 = postings.iter().map(|p| p.wallet_change).sum();
+        assert_eq!(wallet_balance(&postings, wallet), changes);
+        assert_eq!(changes, 5_000 - 1_250 - 750 + 100 - 40);
+        assert_eq!(wallet_balance(&postings, other), 750);
+        assert_eq!(wallet_balance(&postings, vendor), 1_250, "a vendor's revenue is credit-normal too");
+        assert!(postings.iter().all(|p| p.amount > 0));
+    }
+
+    #[test]
+    fn a_wallet_cannot_overflow_its_balance() {
+        let p = Posting::top_up(id(), id(), 10);
+        assert_eq!(p.wallet_after(i64::MAX), None);
+        assert_eq!(p.wallet_after(5), Some(15));
+    }
+}

@@ -1,0 +1,11 @@
+//! SQL, one module per aggregate. Functions take a connection; the handler owns the
+//! transaction.
+
+pub mod accounts;
+pub mod festivals;
+pub mod journal;
+pub mod keys;
+pub mod ledger;
+pub mod settings;
+pub mod terminals;
+pub mod wallets;

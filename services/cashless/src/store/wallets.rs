@@ -1,0 +1,158 @@
+//! Wallets and the wristbands bound to them.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+festival_platform::text_enum! {
+    WalletStatus { Active = "ACTIVE", Closed = "CLOSED" }
+}
+
+festival_platform::text_enum! {
+    BandStatus { Active = "ACTIVE", Blocked = "BLOCKED" }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WalletRow {
+    pub id: Uuid,
+    pub festival_id: Uuid,
+    pub user_id: Option<Uuid>,
+    #[sqlx(try_from = "String")]
+    pub status: WalletStatus,
+    pub currency: String,
+    pub balance_minor: i64,
+    pub spent_day: Option<NaiveDate>,
+    pub spent_today_minor: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BandRow {
+    pub festival_id: Uuid,
+    pub uid: String,
+    pub wallet_id: Uuid,
+    #[sqlx(try_from = "String")]
+    pub status: BandStatus,
+    pub bound_at: DateTime<Utc>,
+    pub blocked_at: Option<DateTime<Utc>>,
+    pub block_reason: String,
+}
+
+const WALLET: &str = "select id, festival_id, user_id, status, currency, balance_minor, spent_day, spent_today_minor,
+    created_at from wallets";
+const BAND: &str = "select festival_id, uid, wallet_id, status, bound_at, blocked_at, block_reason from wristbands";
+
+/// Opens a wallet and its ledger account in one statement; a holder's second wallet at
+/// a festival is refused by `wallets_holder_idx` (a twin request won: read theirs).
+pub async fn open(
+    conn: &mut PgConnection,
+    festival: Uuid,
+    user: Option<Uuid>,
+    currency: &str,
+    at: DateTime<Utc>,
+) -> Result<Uuid, sqlx::Error> {
+    sqlx::query_scalar(
+        "with a as (
+             insert into accounts (id, festival_id, kind, currency, owner_id) values ($1, $2, 'WALLET', $4, $1)
+             returning id)
+         insert into wallets (id, festival_id, user_id, currency, created_at)
+         select id, $2, $3, $4, $5 from a
+         returning id",
+    )
+    .bind(Uuid::now_v7())
+    .bind(festival)
+    .bind(user)
+    .bind(currency)
+    .bind(at)
+    .fetch_one(conn)
+    .await
+}
+
+/// The index that keeps one wallet per holder and festival.
+pub const HOLDER_UNIQUE: &str = "wallets_holder_idx";
+
+pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<WalletRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{WALLET} where id = $1"))).bind(id).fetch_optional(conn).await
+}
+
+/// The wallet, locked until the caller's transaction ends.
+pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<WalletRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{WALLET} where id = $1 for update")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn of_holder(conn: &mut PgConnection, festival: Uuid, user: Uuid) -> Result<Option<WalletRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{WALLET} where festival_id = $1 and user_id = $2")))
+        .bind(festival)
+        .bind(user)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Moves a locked wallet's balance by `change`; returns the balance after.
+pub async fn apply_change(conn: &mut PgConnection, id: Uuid, change: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("update wallets set balance_minor = balance_minor + $2 where id = $1 returning balance_minor")
+        .bind(id)
+        .bind(change)
+        .fetch_one(conn)
+        .await
+}
+
+pub async fn bands(conn: &mut PgConnection, wallet: Uuid) -> Result<Vec<BandRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{BAND} where wallet_id = $1 order by bound_at, uid")))
+        .bind(wallet)
+        .fetch_all(conn)
+        .await
+}
+
+pub async fn band(conn: &mut PgConnection, festival: Uuid, uid: &str) -> Result<Option<BandRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{BAND} where festival_id = $1 and uid = $2")))
+        .bind(festival)
+        .bind(uid)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Binds an unused band (false: the festival knows it already).
+pub async fn bind(
+    conn: &mut PgConnection,
+    festival: Uuid,
+    uid: &str,
+    wallet: Uuid,
+    at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "insert into wristbands (festival_id, uid, wallet_id, bound_at) values ($1, $2, $3, $4) on conflict do nothing",
+    )
+    .bind(festival)
+    .bind(uid)
+    .bind(wallet)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Blocks a band (a blocked one keeps its first block's time and reason).
+pub async fn block(
+    conn: &mut PgConnection,
+    festival: Uuid,
+    uid: &str,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<BandRow>, sqlx::Error> {
+    sqlx::query_as(
+        "update wristbands set status = 'BLOCKED', blocked_at = coalesce(blocked_at, $3),
+             block_reason = case when status = 'BLOCKED' then block_reason else $4 end
+         where festival_id = $1 and uid = $2
+         returning festival_id, uid, wallet_id, status, bound_at, blocked_at, block_reason",
+    )
+    .bind(festival)
+    .bind(uid)
+    .bind(at)
+    .bind(reason)
+    .fetch_optional(conn)
+    .await
+}

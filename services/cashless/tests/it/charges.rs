@@ -1,0 +1,206 @@
+//! Terminals charging wristbands: the proof, the rules, idempotency, and who may charge.
+
+use festival_platform::auth::DeviceLevel;
+use festival_proto::cashless::v1 as pb;
+use festival_proto::identity::v1 as identity;
+use std::time::Duration;
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_tap_pays_the_vendor_and_a_retry_pays_nothing_more() {
+    let env = spawn().await;
+    let f = env.festival().await;
+    env.settings(&f, |s| s.low_balance_minor = 1_000).await;
+    let bar = env.terminal(&f).await;
+    let band = env.band(&f, 5_000).await;
+
+    let req = charge(&f, &bar, &band.soft, 4_200, "sale-1");
+    let paid = env.client().charge(authed(req.clone(), &bar.token)).await.expect("charge").into_inner();
+    assert_eq!(paid.r#type, pb::TransactionType::Payment as i32);
+    assert_eq!(paid.amount_minor, -4_200);
+    assert_eq!(paid.balance_after_minor, 800);
+    assert_eq!(paid.counterpart_id, bar.vendor_id.to_string());
+    assert_eq!(paid.actor_id, bar.device_id.to_string());
+    assert_eq!(paid.wallet_id, band.wallet_id.to_string());
+
+    // The terminal lost the answer and retries: the same charge, nothing moves.
+    let again = env.client().charge(authed(req, &bar.token)).await.expect("retry").into_inner();
+    assert_eq!(again, paid);
+    // The same key for another amount is refused.
+    assert_eq!(charge_code(&env, &bar, charge(&f, &bar, &band.soft, 100, "sale-1")).await, "ERR_1006");
+    let wallet = env.wallet(&band).await;
+    assert_eq!(wallet.balance_minor, 800);
+    assert_eq!(wallet.spent_today_minor, 4_200);
+
+    let recorded = env.app.published::<pb::TransactionRecorded>().await;
+    let payments: Vec<_> = recorded.iter().filter(|e| e.r#type == pb::TransactionType::Payment as i32).collect();
+    assert_eq!(payments.len(), 1, "{recorded:?}");
+    assert_eq!(payments[0].transaction_id, paid.id);
+    assert_eq!(payments[0].amount_minor, -4_200);
+    // 5,000 → 800 crossed the 1,000 threshold once.
+    let low = env.app.published::<pb::WalletLow>().await;
+    assert_eq!(low.len(), 1);
+    assert_eq!(low[0].wallet_id, band.wallet_id.to_string());
+    assert_eq!(low[0].user_id, band.holder_id.to_string());
+    assert_eq!(low[0].threshold_minor, 1_000);
+    env.assert_ledger(&f).await;
+    env.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_uid_without_the_bands_key_pays_nothing() {
+    let env = spawn().await;
+    let f = env.festival().await;
+    let bar = env.terminal(&f).await;
+    let band = env.band(&f, 5_000).await;
+
+    // A clone that copied the UID but not the key: another band's key under this UID.
+    let stranger = env.new_band(&f).await;
+    let mut forged = charge(&f, &bar, &stranger, 500, "forged");
+    forged.uid = band.uid();
+    assert_eq!(charge_code(&env, &bar, forged).await, "ERR_8008");
+    // A genuine proof, replayed for another amount or under another key.
+    let genuine = charge(&f, &bar, &band.soft, 500, "genuine");
+    let mut more = genuine.clone();
+    more.amount_minor = 4_500;
+    assert_eq!(charge_code(&env, &bar, more).await, "ERR_8008");
+    let mut other_key = genuine.clone();
+    other_key.idempotency_key = "another".into();
+    assert_eq!(charge_code(&env, &bar, other_key).await, "ERR_8008");
+    // …or by another terminal.
+    let other_bar = env.terminal(&f).await;
+    assert_eq!(charge_code(&env, &other_bar, genuine.clone()).await, "ERR_8008");
+    let mut garbled = genuine.clone();
+    garbled.tap_proof = "zz".repeat(16);
+    assert_eq!(charge_code(&env, &bar, garbled).await, "ERR_8008");
+    let mut short = genuine.clone();
+    short.tap_proof.truncate(16);
+    assert_eq!(charge_code(&env, &bar, short).await, "ERR_8008");
+
+    assert_eq!(env.wallet(&band).await.balance_minor, 5_000, "no forged tap moved money");
+    assert_eq!(charge_code(&env, &bar, genuine).await, "OK");
+    assert_eq!(env.wallet(&band).await.balance_minor, 4_500);
+    env.assert_ledger(&f).await;
+    env.app.stop().await;
+}
+
+#[tokio::test]
+async fn the_festivals_rules_refuse_a_charge_and_write_nothing() {
+    let env = spawn().await;
+    let f = env.festival().await;
+    env.settings(&f, |s| {
+        s.max_charge_minor = 3_000;
+        s.daily_cap_minor = 5_000;
+    })
+    .await;
+    let bar = env.terminal(&f).await;
+    let band = env.band(&f, 10_000).await;
+    let poor = env.band(&f, 1_000).await;
+    let key = || Uuid::now_v7().to_string();
+
+    assert_eq!(charge_code(&env, &bar, charge(&f, &bar, &poor.soft, 1_001, &key())).await, "ERR_8001");
+    assert_eq!(charge_code(&env, &bar, charge(&f, &bar, &band.soft, 3_001, &key())).await, "ERR_8009");
+    assert_eq!(charge_code(&env, &bar, charge(&f, &bar, &band.soft, 3_000, &key())).await, "OK");
+    assert_eq!(charge_code(&env, &bar, charge(&f, &bar, &band.soft, 2_000, &key())).await, "OK");
+    assert_eq!(charge_code(&env, &bar, charge(&f, &bar, &band.soft, 1, &key())).await, "ERR_8002", "5,000 spent today");
+    // The cap starts over on the festival's next day.
+    env.app.clock.advance(Duration::from_secs(24 * 3600));
+    assert_eq!(charge_code(&env, &bar, charge(&f, &bar, &band.soft, 1_000, &key())).await, "OK");
+    assert_eq!(env.wallet(&band).await.spent_today_minor, 1_000);
+
+    // Bad input: each its code, nothing written.
+    let mut zero = charge(&f, &bar, &band.soft, 0, &key());
+    assert_eq!(charge_code(&env, &bar, zero.clone()).await, "ERR_1000");
+    zero.amount_minor = -500;
+    assert_eq!(charge_code(&env, &bar, zero).await, "ERR_1000");
+    let mut dollars = charge(&f, &bar, &band.soft, 100, &key());
+    dollars.currency = "USD".into();
+    assert_eq!(charge_code(&env, &bar, dollars).await, "ERR_5005");
+    let unknown = env.new_band(&f).await;
+    assert_eq!(charge_code(&env, &bar, charge(&f, &bar, &unknown, 100, &key())).await, "ERR_8003");
+    let mut bad_uid = charge(&f, &bar, &band.soft, 100, &key());
+    bad_uid.uid = "04ABC".into();
+    assert_eq!(charge_code(&env, &bar, bad_uid).await, "ERR_1000");
+    let mut no_key = charge(&f, &bar, &band.soft, 100, "k");
+    no_key.idempotency_key.clear();
+    assert_eq!(charge_code(&env, &bar, no_key).await, "ERR_1001");
+
+    // A blocked band pays nothing.
+    env.client()
+        .block_wristband(authed(
+            pb::BlockWristbandRequest { festival_id: f.id.to_string(), uid: band.uid(), reason: "lost".into() },
+            &band.holder,
+        ))
+        .await
+        .expect("block");
+    assert_eq!(charge_code(&env, &bar, charge(&f, &bar, &band.soft, 100, &key())).await, "ERR_8007");
+
+    let report = env.assert_ledger(&f).await;
+    // Two top-ups and three charges: nothing else was written.
+    assert_eq!(report.transactions, 5);
+    assert_eq!(env.wallet(&band).await.balance_minor, 10_000 - 6_000);
+    env.app.stop().await;
+}
+
+#[tokio::test]
+async fn only_a_registered_terminal_of_the_festival_charges() {
+    let env = spawn().await;
+    let f = env.festival().await;
+    let other = env.festival().await;
+    let bar = env.terminal(&f).await;
+    let band = env.band(&f, 5_000).await;
+    let key = || Uuid::now_v7().to_string();
+    let mut client = env.client();
+
+    // People are not terminals, whatever their role.
+    for token in [&f.cashier, &f.organizer, &band.holder] {
+        let req = charge(&f, &bar, &band.soft, 100, &key());
+        assert_eq!(festival_testkit::outcome(client.charge(authed(req, token)).await), "ERR_8010");
+    }
+    // A terminal of festival B charges nothing at festival A.
+    let foreign = env.terminal(&other).await;
+    assert_eq!(charge_code(&env, &foreign, charge(&f, &foreign, &band.soft, 100, &key())).await, "ERR_3002");
+    // A paired device that is no terminal.
+    let device_id = Uuid::now_v7();
+    let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let stray = Terminal {
+        device_id,
+        vendor_id: Uuid::nil(),
+        token: env.issuer.device(device_id, f.id, "bar", DeviceLevel::Steward, &signing),
+    };
+    assert_eq!(charge_code(&env, &stray, charge(&f, &stray, &band.soft, 100, &key())).await, "ERR_8010");
+    // Identity revokes the bar's device: refused at once, though its token is still valid.
+    festival_testkit::publish_event(
+        &env.app.naming(),
+        &identity::DeviceRevoked {
+            device_id: bar.device_id.to_string(),
+            festival_id: f.id.to_string(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let charged_meanwhile = std::sync::atomic::AtomicI64::new(0);
+    let (env_ref, bar_ref) = (&env, &bar);
+    let revoked = eventually(Duration::from_secs(10), || {
+        let req = charge(&f, bar_ref, &band.soft, 100, &Uuid::now_v7().to_string());
+        let charged = &charged_meanwhile;
+        async move {
+            match charge_code(env_ref, bar_ref, req).await.as_str() {
+                "ERR_2010" => true,
+                "OK" => {
+                    charged.fetch_add(100, std::sync::atomic::Ordering::Relaxed);
+                    false
+                }
+                other => panic!("unexpected {other}"),
+            }
+        }
+    })
+    .await;
+    assert!(revoked, "a revoked terminal kept charging");
+    let charged = charged_meanwhile.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(env.wallet(&band).await.balance_minor, 5_000 - charged);
+    env.assert_ledger(&f).await;
+    env.app.stop().await;
+}

@@ -1,0 +1,10 @@
+//! Cashless against real PostgreSQL and NATS, tokens from the test kit's issuer, bands
+//! simulated by the kit's software card (personalised with the keys the service hands
+//! an encoder). Every test ends by verifying its festival's ledger and journal.
+
+mod charges;
+mod helpers;
+mod ledger;
+mod money;
+mod races;
+mod wallets;
