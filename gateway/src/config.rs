@@ -80,6 +80,7 @@ impl Default for Config {
                 ("program".to_owned(), "http://127.0.0.1:50052".to_owned()),
                 ("ticketing".to_owned(), "http://127.0.0.1:50053".to_owned()),
                 ("payments".to_owned(), "http://127.0.0.1:50054".to_owned()),
+                ("cashless".to_owned(), "http://127.0.0.1:50055".to_owned()),
             ]),
             api_version: "1".into(),
             internal_methods: vec!["/festival.payments.v1.PaymentsService/CreateCheckout".into()],

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Third-party clients against the real binaries: identity, program, ticketing, payments
-# (with the test kit's fake Stripe) and the gateway are started on free ports against
+# (with the test kit's fake Stripe), cashless and the gateway are started on free ports against
 # fresh databases, then
 #   1. Python grpcio (health, reflection v1alpha, Register/Login/GetMe) → identity directly,
 #   2. Connect's gRPC-web transport, run by Node (code from protoc-gen-es) → the gateway,
 #   3. schemathesis against the gateway's /openapi.json (identity, program, ticketing and
-#      payments behind it), as a fan and as an organiser: no 5xx, responses match the
+#      payments and cashless behind it), as a fan and as an organiser: no 5xx, responses match the
 #      schema, input the schema forbids is refused, operations that declare
 #      authentication refuse calls without it.
 # Called by scripts/test.
@@ -29,6 +29,7 @@ ID_PORT=$(free_port)
 PG_PORT_PROGRAM=$(free_port)
 TK_PORT=$(free_port)
 PM_PORT=$(free_port)
+CL_PORT=$(free_port)
 FS_PORT=$(free_port)
 GW_PORT=$(free_port)
 NAME="clientcheck$RANDOM$RANDOM"
@@ -77,16 +78,25 @@ PAYMENTS__STRIPE__SECRET_KEY=sk_test_festival_dev \
 PAYMENTS__STRIPE__WEBHOOK_SECRETS=whsec_festival_dev \
   target/debug/payments serve >"$STATE_DIR/payments-client-check.log" 2>&1 &
 PAYMENTS_PID=$!
+CASHLESS__GRPC__LISTEN="127.0.0.1:$CL_PORT" \
+CASHLESS__METRICS__ENABLED=false \
+CASHLESS__DATABASE__URL="postgres://festival:festival@127.0.0.1:5432/festival_test_${NAME}_cashless" \
+CASHLESS__NATS__SUBJECT_PREFIX="$NAME" \
+CASHLESS__AUTH__IDENTITY_URL="http://127.0.0.1:$ID_PORT" \
+CASHLESS__GRPC__DRAIN_GRACE_MS=0 \
+  target/debug/cashless serve >"$STATE_DIR/cashless-client-check.log" 2>&1 &
+CASHLESS_PID=$!
 GATEWAY__LISTEN="127.0.0.1:$GW_PORT" \
 GATEWAY__UPSTREAMS__IDENTITY="http://127.0.0.1:$ID_PORT" \
 GATEWAY__UPSTREAMS__PROGRAM="http://127.0.0.1:$PG_PORT_PROGRAM" \
 GATEWAY__UPSTREAMS__TICKETING="http://127.0.0.1:$TK_PORT" \
 GATEWAY__UPSTREAMS__PAYMENTS="http://127.0.0.1:$PM_PORT" \
+GATEWAY__UPSTREAMS__CASHLESS="http://127.0.0.1:$CL_PORT" \
 GATEWAY__REDIS__KEY_PREFIX="$NAME:" \
 GATEWAY__RATE_LIMIT__ENABLED=false \
   target/debug/gateway >"$GW_LOG" 2>&1 &
 GW_PID=$!
-trap 'kill $ID_PID $PROGRAM_PID $TICKETING_PID $PAYMENTS_PID $FAKE_STRIPE_PID $GW_PID 2>/dev/null || true; wait $ID_PID $PROGRAM_PID $TICKETING_PID $PAYMENTS_PID $FAKE_STRIPE_PID $GW_PID 2>/dev/null || true' EXIT
+trap 'kill $ID_PID $PROGRAM_PID $TICKETING_PID $PAYMENTS_PID $CASHLESS_PID $FAKE_STRIPE_PID $GW_PID 2>/dev/null || true; wait $ID_PID $PROGRAM_PID $TICKETING_PID $PAYMENTS_PID $CASHLESS_PID $FAKE_STRIPE_PID $GW_PID 2>/dev/null || true' EXIT
 show_logs() { echo "--- identity log ---" >&2; tail -30 "$ID_LOG" >&2; echo "--- gateway log ---" >&2; tail -30 "$GW_LOG" >&2; }
 
 "$VENV/bin/python" scripts/lib/grpc_client_check.py "127.0.0.1:$ID_PORT" || { show_logs; exit 1; }
@@ -142,10 +152,11 @@ for token in "$FAN_TOKEN" "$ORGANISER_TOKEN"; do
     --max-examples 25 --no-color || { show_logs; exit 1; }
 done
 
-kill -TERM $ID_PID $PROGRAM_PID $TICKETING_PID $PAYMENTS_PID $FAKE_STRIPE_PID $GW_PID
+kill -TERM $ID_PID $PROGRAM_PID $TICKETING_PID $PAYMENTS_PID $CASHLESS_PID $FAKE_STRIPE_PID $GW_PID
 wait $PROGRAM_PID || { echo "program did not exit cleanly on SIGTERM" >&2; exit 1; }
 wait $TICKETING_PID || { echo "ticketing did not exit cleanly on SIGTERM" >&2; tail -20 "$STATE_DIR/ticketing-client-check.log" >&2; exit 1; }
 wait $PAYMENTS_PID || { echo "payments did not exit cleanly on SIGTERM" >&2; tail -20 "$STATE_DIR/payments-client-check.log" >&2; exit 1; }
+wait $CASHLESS_PID || { echo "cashless did not exit cleanly on SIGTERM" >&2; tail -20 "$STATE_DIR/cashless-client-check.log" >&2; exit 1; }
 wait $FAKE_STRIPE_PID 2>/dev/null || true
 wait $ID_PID || { echo "identity did not exit cleanly on SIGTERM" >&2; tail -20 "$ID_LOG" >&2; exit 1; }
 wait $GW_PID || { echo "the gateway did not exit cleanly on SIGTERM" >&2; tail -20 "$GW_LOG" >&2; exit 1; }

@@ -110,6 +110,7 @@ def main():
     seed_shifts(base, festival_id, organizer, users["staff@festival.local"])
     seed_favourites(base, festival_id, users["fan@festival.local"]["accessToken"])
     voucher = seed_tickets(base, festival_id, users["fan@festival.local"])
+    seed_cashless(base, festival_id, users["fan@festival.local"])
     print(f"demo festival {DEMO_SLUG} ({festival_id}), published, {len(STAGES)} stages, {len(LINEUP)} performances; logins (password {PASSWORD}):")
     for email, _, role in ACCOUNTS:
         print(f"  {email:28} {role or ('ADMIN' if email.startswith('admin') else 'USER')}")
@@ -235,6 +236,105 @@ def seed_tickets(base, festival_id, fan):
     retrying("checking in the demo ticket",
              lambda: call(base, "POST", f"/v1/festivals/{festival_id}/check-ins", scan, staff), accept=("ERR_6001",))
     return voucher_code
+
+
+DEMO_BAND_UID = "04DE30F1A2B3C4"
+DEMO_VENDOR_ID = "0190f000-0000-7000-8000-00000000ba12"
+
+
+def b64url(raw):
+    import base64
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def band_mac(band_key_hex, challenge):
+    """What a band answers a tap: AES-CMAC of the challenge under the band's own key."""
+    from cryptography.hazmat.primitives import cmac
+    from cryptography.hazmat.primitives.ciphers import algorithms
+    mac = cmac.CMAC(algorithms.AES(bytes.fromhex(band_key_hex)))
+    mac.update(challenge)
+    return mac.finalize().hex()
+
+
+def tap_proof(band_key_hex, festival_id, device_id, key, amount, currency):
+    """The band's proof for exactly this charge (festival_platform::nfc::challenge)."""
+    import hashlib
+    import struct
+    import uuid
+    fields = [uuid.UUID(festival_id).bytes, uuid.UUID(device_id).bytes, key.encode(),
+              struct.pack(">q", amount), currency.encode()]
+    digest = hashlib.sha256(b"festival-tap/v1")
+    for field in fields:
+        digest.update(struct.pack(">Q", len(field)) + field)
+    return band_mac(band_key_hex, digest.digest()[:16])
+
+
+def bind_proof(band_key_hex, festival_id, wallet_id):
+    """The band's proof that it is in the binder's hand (festival_platform::nfc::bind_challenge)."""
+    import hashlib
+    import uuid
+    challenge = hashlib.sha256(b"festival-bind/v1" + uuid.UUID(festival_id).bytes + uuid.UUID(wallet_id).bytes)
+    return band_mac(band_key_hex, challenge.digest()[:16])
+
+
+def seed_cashless(base, festival_id, fan):
+    """The fan's wallet with a wristband, five euros in cash from the box office, and a
+    drink paid at the main bar's terminal (skipped once the wallet has paid something)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    organizer = fresh_token(base, "organizer@festival.local")
+    fan_token = fan["accessToken"]
+    retrying("cashless learning the demo festival",
+             lambda: call(base, "GET", f"/v1/festivals/{festival_id}/cashless-settings", token=organizer))
+    status, wallet = call(base, "POST", f"/v1/festivals/{festival_id}/wallets", {}, fan_token)
+    if status != 200:
+        sys.exit(f"the fan's wallet: {status} {wallet}")
+    # The band's key, as the encoder wrote it: handed out only while the band is unbound.
+    band_key = None
+    status, band = call(base, "POST", f"/v1/festivals/{festival_id}/wristbands:provision", {"uid": DEMO_BAND_UID}, organizer)
+    if status == 200:
+        band_key = band["keyHex"]
+        status, body = call(base, "POST", f"/v1/wallets/{wallet['id']}/wristbands",
+                            {"uid": DEMO_BAND_UID, "tapProof": bind_proof(band_key, festival_id, wallet["id"])}, fan_token)
+        if status != 200:
+            sys.exit(f"binding the demo wristband: {status} {body}")
+    elif band.get("code") != "ERR_8004":
+        sys.exit(f"provisioning the demo wristband: {status} {band}")
+    top_up = {"uid": DEMO_BAND_UID, "amountMinor": 5000, "currency": "EUR", "method": "TOP_UP_METHOD_CASH",
+              "idempotencyKey": "demo-top-up"}
+    status, body = call(base, "POST", f"/v1/festivals/{festival_id}/top-ups", top_up, organizer)
+    if status != 200:
+        sys.exit(f"the demo top-up: {status} {body}")
+    status, history = call(base, "GET", f"/v1/wallets/{wallet['id']}/transactions", token=fan_token)
+    if band_key is None or any(t.get("type") == "TRANSACTION_TYPE_PAYMENT" for t in history.get("transactions", [])):
+        return
+    # The main bar's terminal: a device paired with its own key, registered for the bar.
+    status, created = call(base, "POST", f"/v1/festivals/{festival_id}/devices",
+                           {"name": "Main bar till", "gate": "main-bar"}, organizer)
+    if status != 200:
+        sys.exit(f"creating the demo terminal: {status} {created}")
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    status, device = call(base, "POST", "/v1/devices:pair", {"pairingCode": created["pairingCode"], "publicKey": b64url(public)})
+    if status != 200:
+        sys.exit(f"pairing the demo terminal: {status} {device}")
+    now = int(time.time())
+    signed = key.sign(f"festival-device-token:v1:{device['id']}:{now}".encode())
+    status, token = call(base, "POST", f"/v1/devices/{device['id']}/token",
+                         {"signTime": datetime.datetime.fromtimestamp(now, datetime.timezone.utc).isoformat().replace("+00:00", "Z"),
+                          "signature": b64url(signed)})
+    if status != 200:
+        sys.exit(f"the demo terminal's token: {status} {token}")
+    terminal = {"deviceId": device["id"], "vendorId": DEMO_VENDOR_ID, "label": "Main bar"}
+    status, body = call(base, "POST", f"/v1/festivals/{festival_id}/terminals", terminal, organizer)
+    if status != 200:
+        sys.exit(f"registering the demo terminal: {status} {body}")
+    sale_key = f"demo-bar-sale-{device['id']}"
+    sale = {"uid": DEMO_BAND_UID, "amountMinor": 650, "currency": "EUR", "idempotencyKey": sale_key,
+            "tapProof": tap_proof(band_key, festival_id, device["id"], sale_key, 650, "EUR")}
+    status, body = call(base, "POST", f"/v1/festivals/{festival_id}/charges", sale, token["accessToken"])
+    if status != 200:
+        sys.exit(f"the demo purchase at the bar: {status} {body}")
 
 
 if __name__ == "__main__":

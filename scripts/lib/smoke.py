@@ -191,6 +191,12 @@ def main():
         status, shifts = call("GET", f"/v1/festivals/{festival['id']}/shifts", headers={"Authorization": f"Bearer {admin['accessToken']}"})
         if status != 200 or not any(s["assignees"] for s in shifts.get("shifts", [])):
             fail(f"the demo staff member should be on a shift: {status} {shifts}")
+        status, wallet = call("POST", f"/v1/festivals/{festival['id']}/wallets", {}, headers=fan_auth)
+        if status != 200 or wallet.get("balanceMinor") != "4350" or len(wallet.get("wristbands", [])) != 1:
+            fail(f"the fan's demo wallet should hold 50.00 - 6.50 on one wristband: {status} {wallet}")
+        status, history = call("GET", f"/v1/wallets/{wallet['id']}/transactions", headers=fan_auth)
+        if status != 200 or [t["type"] for t in history.get("transactions", [])] != ["TRANSACTION_TYPE_PAYMENT", "TRANSACTION_TYPE_TOPUP"]:
+            fail(f"the fan's demo wallet should show the top-up and the purchase: {status} {history}")
         status, roster = call("GET", f"/v1/festivals/{festival['id']}/members", headers={"Authorization": f"Bearer {admin['accessToken']}"})
         if status != 200 or len(roster.get("memberships", [])) < 2:
             fail(f"seeded demo festival roster: {status} {roster}")
@@ -198,7 +204,7 @@ def main():
               f"{len(schedule['entries'])} sets on Friday, {len(roster['memberships'])} staff, "
               f"a {len(line_up)}-event line-up calendar and a personal feed read back by icalendar, "
               f"the timetable revalidated with its ETag (304), a weekend pass bought through Stripe Checkout "
-              f"(fake) and its signed webhook, over REST")
+              f"(fake) and its signed webhook, a wristband topped up and charged at the bar, over REST")
     finally:
         up.send_signal(signal.SIGINT)
         try:

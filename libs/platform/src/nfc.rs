@@ -45,6 +45,7 @@ const MAX_DIV_INPUT: usize = 31;
 /// AN10922's constant for an AES-128 key.
 const DIV_AES128: u8 = 0x01;
 const TAP_DOMAIN: &[u8] = b"festival-tap/v1";
+const BIND_DOMAIN: &[u8] = b"festival-bind/v1";
 
 const _: () = assert!(10 + APP_AID.len() + SYSTEM_ID.len() <= MAX_DIV_INPUT);
 
@@ -193,6 +194,19 @@ pub fn challenge(
         hash.update((field.len() as u64).to_be_bytes());
         hash.update(field);
     }
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&hash.finalize()[..16]);
+    out
+}
+
+/// The challenge a band answers to be bound to a wallet: it proves the band is in the
+/// binder's hand (a UID read from afar binds nothing). Its own domain, so no charge's
+/// proof ever binds a band and no binding proof ever pays.
+pub fn bind_challenge(festival: &[u8; 16], wallet: &[u8; 16]) -> [u8; 16] {
+    let mut hash = Sha256::new();
+    hash.update(BIND_DOMAIN);
+    hash.update(festival);
+    hash.update(wallet);
     let mut out = [0u8; 16];
     out.copy_from_slice(&hash.finalize()[..16]);
     out

@@ -45,15 +45,16 @@ create table revoked_devices (
     revoked_at timestamptz not null
 );
 
--- A paired device made a payment terminal of one vendor.
+-- A paired device made a payment terminal of one vendor. Keyed by festival too: an
+-- organiser registering some other festival's device id blocks nothing there.
 create table terminals (
-    device_id uuid primary key,
     festival_id uuid not null,
+    device_id uuid not null,
     vendor_id uuid not null,
     label text not null,
-    registered_at timestamptz not null
+    registered_at timestamptz not null,
+    primary key (festival_id, device_id)
 );
-create index terminals_festival_idx on terminals (festival_id, registered_at);
 
 -- Ledger accounts. Amounts in `entries` are signed: a debit is positive, a credit
 -- negative; every transaction's entries sum to zero. A wallet (a liability of the
@@ -95,7 +96,11 @@ create table wristbands (
     wallet_id uuid not null references wallets (id),
     status text not null default 'ACTIVE' check (status in ('ACTIVE', 'BLOCKED')),
     bound_at timestamptz not null,
+    -- Who bound it (the holder or a member of staff, who tapped the band to prove it
+    -- was in their hand) and who blocked it.
+    bound_by uuid not null,
     blocked_at timestamptz,
+    blocked_by uuid,
     block_reason text not null default '',
     primary key (festival_id, uid)
 );
@@ -118,9 +123,19 @@ create table transactions (
     counterpart_balance_after_minor bigint,
     -- A person's or a terminal's id.
     actor_id uuid not null,
+    -- CORRECTION: why; a card TOPUP: the card terminal's receipt.
     reason text not null default '',
-    created_at timestamptz not null
+    created_at timestamptz not null,
+    -- PAYMENT: the terminal's idempotency key (a charge is booked once per terminal and
+    -- key, also after the kit's key table forgets it), the festival day it counts in,
+    -- what the wallet had spent that day with it, and the daily cap it was checked
+    -- against (0: none).
+    idempotency_key text,
+    charge_day date,
+    day_spent_after_minor bigint,
+    daily_cap_minor bigint
 );
+create unique index transactions_charge_key_idx on transactions (actor_id, idempotency_key) where kind = 'PAYMENT';
 create index transactions_wallet_idx on transactions (wallet_id, created_at desc, id desc);
 create index transactions_counterpart_idx on transactions (counterpart_id, created_at desc) where counterpart_id is not null;
 

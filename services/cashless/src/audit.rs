@@ -53,13 +53,27 @@ const RULES: &[(&str, &str)] = &[
          limit 100",
     ),
     (
-        "no wallet spent more than the daily cap",
-        "select format('wallet %s spent %s on %s, above the cap of %s', t.wallet_id, sum(t.amount_minor),
-                 (t.created_at at time zone f.time_zone)::date, s.daily_cap_minor)
-         from transactions t join festivals f on f.id = t.festival_id join settings s on s.festival_id = t.festival_id
-         where t.festival_id = $1 and t.kind = 'PAYMENT' and s.daily_cap_minor > 0
-         group by t.wallet_id, (t.created_at at time zone f.time_zone)::date, s.daily_cap_minor
-         having sum(t.amount_minor) > s.daily_cap_minor
+        "no charge took a wallet above the daily cap it was checked against",
+        "select format('charge %s took wallet %s to %s spent on %s, above the cap of %s', id, wallet_id,
+                 day_spent_after_minor, charge_day, daily_cap_minor)
+         from transactions
+         where festival_id = $1 and kind = 'PAYMENT' and daily_cap_minor > 0 and day_spent_after_minor > daily_cap_minor
+         limit 100",
+    ),
+    (
+        "a wallet's day counter is the sum of that day's charges",
+        "select format('wallet %s''s charges on %s make %s, its day counter %s', wallet_id, charge_day,
+                 sum(amount_minor), max(day_spent_after_minor))
+         from transactions where festival_id = $1 and kind = 'PAYMENT'
+         group by wallet_id, charge_day having sum(amount_minor) <> max(day_spent_after_minor)
+         limit 100",
+    ),
+    (
+        "each transaction moves its wallet as it says",
+        "select format('transaction %s says its wallet moved by %s, its entries by %s', t.id, t.wallet_change_minor,
+                 -coalesce(e.amount_minor, 0))
+         from transactions t left join entries e on e.transaction_id = t.id and e.account_id = t.wallet_id
+         where t.festival_id = $1 and t.wallet_change_minor <> -coalesce(e.amount_minor, 0)
          limit 100",
     ),
     (

@@ -35,11 +35,19 @@ pub async fn chain_all(pool: &PgPool, batch: i64) -> anyhow::Result<usize> {
     let mut total = 0;
     let festivals = store::journal::waiting_festivals(&mut *pool.acquire().await?).await?;
     for festival in festivals {
+        // One festival's failure leaves the others' chains growing.
         loop {
-            let n = chain_festival(pool, festival, batch).await?;
-            total += n;
-            if (n as i64) < batch {
-                break;
+            match chain_festival(pool, festival, batch).await {
+                Ok(n) => {
+                    total += n;
+                    if (n as i64) < batch {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%festival, error = %e, "chaining a festival's journal failed; retried next round");
+                    break;
+                }
             }
         }
     }
@@ -54,8 +62,10 @@ pub async fn close(pool: &PgPool, keys: &Keys, festival: Uuid, at: DateTime<Utc>
     let at = at.trunc_subsecs(6);
     let signature = journal::sign_closure(&keys.journal, festival, seq, &head, at);
     store::journal::insert_closure(&mut tx, festival, seq, &head, at, &signature).await?;
+    // A twin closed this head first: its closure is the one stored, and answered.
+    let stored = store::journal::closure(&mut tx, festival, seq).await?;
     tx.commit().await?;
-    Ok(journal::Closure { seq, head_hash: head.to_vec(), closed_at: at, signature })
+    stored.ok_or_else(|| anyhow::anyhow!("closure at {seq} vanished"))
 }
 
 /// The worker's loop, until shutdown.

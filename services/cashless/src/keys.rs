@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ed25519_dalek::SigningKey;
 use festival_platform::nfc::MasterKey;
 use festival_platform::sealing::Sealer;
-use sqlx::PgPool;
+use sqlx::PgConnection;
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
@@ -24,7 +24,6 @@ pub struct Keys {
 }
 
 pub struct FestivalKeys {
-    pool: PgPool,
     sealer: Sealer,
     cache: RwLock<HashMap<Uuid, Arc<Keys>>>,
 }
@@ -37,17 +36,18 @@ fn kid(festival: Uuid, what: &str) -> String {
 }
 
 impl FestivalKeys {
-    pub fn new(pool: PgPool, sealer: Sealer) -> Self {
-        Self { pool, sealer, cache: RwLock::default() }
+    pub fn new(sealer: Sealer) -> Self {
+        Self { sealer, cache: RwLock::default() }
     }
 
-    /// The festival's keys, made if it has none yet.
-    pub async fn get(&self, festival: Uuid) -> anyhow::Result<Arc<Keys>> {
+    /// The festival's keys, made if it has none yet, read on the caller's connection (a
+    /// handler holding one never waits for a second: a cold start of 32 charges at once
+    /// would otherwise exhaust the pool).
+    pub async fn get(&self, conn: &mut PgConnection, festival: Uuid) -> anyhow::Result<Arc<Keys>> {
         if let Some(keys) = self.cache.read().await.get(&festival) {
             return Ok(keys.clone());
         }
-        let mut conn = self.pool.acquire().await?;
-        let row = match store::keys::find(&mut conn, festival).await? {
+        let row = match store::keys::find(&mut *conn, festival).await? {
             Some(row) => row,
             None => {
                 let master = MasterKey::generate();
@@ -56,8 +56,8 @@ impl FestivalKeys {
                 let sealed_journal = self.sealer.seal(journal.as_bytes(), &kid(festival, "journal"))?;
                 let public = journal.verifying_key().to_bytes();
                 // A twin replica's insert may win: then its keys are the festival's.
-                store::keys::insert(&mut conn, festival, &sealed_master, &sealed_journal, &public).await?;
-                store::keys::find(&mut conn, festival)
+                store::keys::insert(&mut *conn, festival, &sealed_master, &sealed_journal, &public).await?;
+                store::keys::find(&mut *conn, festival)
                     .await?
                     .ok_or_else(|| anyhow::anyhow!("festival keys vanished"))?
             }

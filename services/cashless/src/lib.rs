@@ -49,7 +49,7 @@ impl Service for Cashless {
         let verifier = ctx.verifier().await?;
         let sealer =
             festival_platform::sealing::Sealer::from_config(&config.keys.sealing_key).map_err(anyhow::Error::msg)?;
-        let keys = Arc::new(keys::FestivalKeys::new(ctx.pool.clone(), sealer));
+        let keys = Arc::new(keys::FestivalKeys::new(sealer));
         let max = config.common.grpc.max_message_bytes;
         let api = api::CashlessApi::new(ctx.pool.clone(), verifier, keys, ctx.clock.clone(), Arc::new(config));
         Ok(Routes::new(CashlessServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max)))

@@ -14,33 +14,21 @@ use festival_platform::{ApiError, ApiResult, codes, validate};
 use festival_proto::cashless::v1 as pb;
 use uuid::Uuid;
 
-use super::{CashlessApi, amount, convert, currency, uid};
+use super::{CashlessApi, amount, convert, currency, proof, uid};
 use crate::domain::ledger::Posting;
 use crate::domain::limits::{festival_day, spent_on};
 use crate::store::{self, ledger::ChargeWrite, ledger::Charged, ledger::Meta, ledger::TxRow};
 
 const COMMAND: &str = "cashless.Charge";
 
-/// The tap proof: 32 hex digits.
-fn proof(raw: &str) -> ApiResult<[u8; nfc::PROOF_LEN]> {
-    let bad = || ApiError::field(codes::TAP_PROOF_INVALID, "tap_proof", "must be the band's 16-byte MAC in hex");
-    if raw.len() != 2 * nfc::PROOF_LEN || !raw.is_ascii() {
-        return Err(bad());
-    }
-    let mut out = [0_u8; nfc::PROOF_LEN];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&raw[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(out)
-}
-
 impl CashlessApi {
-    pub(super) async fn charge(&self, caller: GateCaller, req: pb::ChargeRequest) -> ApiResult<pb::Transaction> {
+    pub(super) async fn charge(&self, caller: GateCaller, mut req: pb::ChargeRequest) -> ApiResult<pb::Transaction> {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         record_festival(festival_id);
         let uid = uid("uid", &req.uid)?;
         let value = amount("amount_minor", req.amount_minor)?;
-        let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
+        let key = idempotency::key("idempotency_key", &req.idempotency_key)?.to_owned();
+        let key = key.as_str();
         let tap = proof(&req.tap_proof)?;
         // Only a paired device charges: a person's token is no terminal.
         let device = match &caller {
@@ -49,10 +37,14 @@ impl CashlessApi {
             GateCaller::Person(_) => return Err(ApiError::new(codes::TERMINAL_NOT_REGISTERED)),
         };
         let uid_hex = uid.to_hex();
+        // A retry spelling the UID or the proof in another case is the same request.
+        req.uid.clone_from(&uid_hex);
+        req.tap_proof.make_ascii_lowercase();
 
         let mut conn = self.pool.acquire().await?;
         let Some(ctx) = store::ledger::charge_context(&mut conn, festival_id, &uid_hex, device).await? else {
-            return Err(ApiError::new(codes::WRISTBAND_UNKNOWN));
+            drop(conn);
+            return self.replay_or(&req, device, key, ApiError::new(codes::WRISTBAND_UNKNOWN)).await;
         };
         currency("currency", &req.currency, &ctx.wallet_currency)?;
         let refused = if ctx.device_revoked {
@@ -73,7 +65,7 @@ impl CashlessApi {
             return Err(ApiError::new(codes::TERMINAL_NOT_REGISTERED));
         };
         // The band proves itself: its MAC over this very charge, under its own key.
-        let keys = self.keys.get(festival_id).await.map_err(ApiError::internal)?;
+        let keys = self.keys.get(&mut conn, festival_id).await.map_err(ApiError::internal)?;
         let challenge = nfc::challenge(festival_id.as_bytes(), device.as_bytes(), key, value, &req.currency);
         if keys.master.wristband_key(&uid).verify(&challenge, &tap).is_err() {
             return Err(ApiError::new(codes::TAP_PROOF_INVALID));
@@ -105,6 +97,10 @@ impl CashlessApi {
             actor_id: device,
             reason: String::new(),
             created_at: now,
+            idempotency_key: Some(key.to_owned()),
+            charge_day: Some(day),
+            day_spent_after_minor: None,
+            daily_cap_minor: None,
         };
         let recorded = Queued::new(&convert::recorded(&row));
         let low = Queued::new(&pb::WalletLow {
@@ -141,8 +137,14 @@ impl CashlessApi {
             stale_balance,
         };
         match store::ledger::charge(&mut conn, &write).await? {
-            Charged::Done(balance) => {
-                Ok(convert::transaction(&TxRow { balance_after_minor: balance, ..row }, ctx.wallet_id))
+            Charged::Done(booked) => {
+                let row = TxRow {
+                    balance_after_minor: booked.balance_minor,
+                    day_spent_after_minor: Some(booked.spent_today_minor),
+                    daily_cap_minor: Some(booked.daily_cap_minor),
+                    ..row
+                };
+                Ok(convert::transaction(&row, ctx.wallet_id))
             }
             Charged::KeyTaken => self.replay_or(&req, device, key, ApiError::new(codes::CONCURRENT_UPDATE)).await,
             Charged::Refused => {
@@ -190,11 +192,25 @@ impl CashlessApi {
         let mut tx = self.pool.begin().await?;
         let claimed = idempotency::claim::<pb::Transaction>(&mut tx, COMMAND, device, key, req).await?;
         tx.rollback().await?;
-        let Claim::Replay(answer) = claimed else { return Err(error) };
-        let id = Uuid::parse_str(&answer.id).map_err(ApiError::internal)?;
-        let row = store::ledger::find(&mut *self.pool.acquire().await?, id)
-            .await?
-            .ok_or(ApiError::new(codes::CONCURRENT_UPDATE))?;
+        let mut conn = self.pool.acquire().await?;
+        let row = match claimed {
+            Claim::Replay(answer) => {
+                let id = Uuid::parse_str(&answer.id).map_err(ApiError::internal)?;
+                store::ledger::find(&mut conn, id).await?.ok_or(ApiError::new(codes::CONCURRENT_UPDATE))?
+            }
+            // The kit's key table forgets keys after a while; the ledger never does.
+            Claim::Fresh(_) => match store::ledger::find_charge(&mut conn, device, key).await? {
+                Some(row) if row.amount_minor == req.amount_minor && row.currency == req.currency => row,
+                Some(_) => {
+                    return Err(ApiError::field(
+                        codes::IDEMPOTENCY_KEY_REUSED,
+                        "idempotency_key",
+                        "was used for another request",
+                    ));
+                }
+                None => return Err(error),
+            },
+        };
         Ok(convert::transaction(&row, row.wallet_id))
     }
 }

@@ -45,6 +45,8 @@ pub fn band(b: &BandRow) -> pb::Wristband {
         bound_at: Some(timestamp(b.bound_at)),
         blocked_at: b.blocked_at.map(timestamp),
         block_reason: b.block_reason.clone(),
+        bound_by: b.bound_by.to_string(),
+        blocked_by: b.blocked_by.map(|u| u.to_string()).unwrap_or_default(),
     }
 }
 

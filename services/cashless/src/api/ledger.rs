@@ -47,8 +47,11 @@ impl CashlessApi {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         record_festival(festival_id);
         caller.require(festival_id, Role::Organizer)?;
-        Self::festival(&mut *self.pool.acquire().await?, festival_id).await?;
-        let keys = self.keys.get(festival_id).await.map_err(ApiError::internal)?;
+        let keys = {
+            let mut conn = self.pool.acquire().await?;
+            Self::festival(&mut conn, festival_id).await?;
+            self.keys.get(&mut conn, festival_id).await.map_err(ApiError::internal)?
+        };
         let closure =
             journal::close(&self.pool, &keys, festival_id, self.clock.now()).await.map_err(ApiError::internal)?;
         Ok(pb::JournalClosure {

@@ -40,8 +40,12 @@ pub struct CashlessApi {
     config: Arc<Config>,
 }
 
-/// Who may look after any wallet of a festival (its holder always may).
-const WALLET_STAFF: &[Role] = &[Role::Organizer, Role::Cashier, Role::Staff];
+/// Who may read any wallet of a festival (its holder always may).
+const WALLET_READERS: &[Role] = &[Role::Organizer, Role::Cashier];
+/// Who may bind a band (in their hand: the bind needs its proof) to anyone's wallet.
+const BAND_BINDERS: &[Role] = &[Role::Organizer, Role::Cashier, Role::Staff];
+/// Who may block any band of the festival (a lost band reported at a desk or a gate).
+const BAND_BLOCKERS: &[Role] = &[Role::Organizer, Role::Cashier, Role::Staff, Role::Security];
 
 impl CashlessApi {
     pub fn new(pool: PgPool, verifier: Verifier, keys: Arc<FestivalKeys>, clock: Clock, config: Arc<Config>) -> Self {
@@ -69,11 +73,16 @@ impl CashlessApi {
         Ok(festival)
     }
 
-    /// The wallet, if the caller is its holder or looks after the festival's wallets
+    /// The wallet, if the caller is its holder or holds one of `roles` at its festival
     /// (others learn nothing, not even that it exists).
-    async fn visible_wallet(conn: &mut PgConnection, caller: &Principal, id: Uuid) -> ApiResult<WalletRow> {
+    async fn visible_wallet(
+        conn: &mut PgConnection,
+        caller: &Principal,
+        id: Uuid,
+        roles: &[Role],
+    ) -> ApiResult<WalletRow> {
         let wallet = store::wallets::find(conn, id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
-        if wallet.user_id == Some(caller.user_id) || caller.require_any(wallet.festival_id, WALLET_STAFF).is_ok() {
+        if wallet.user_id == Some(caller.user_id) || caller.require_any(wallet.festival_id, roles).is_ok() {
             Ok(wallet)
         } else {
             Err(ApiError::new(codes::NOT_FOUND))
@@ -85,6 +94,19 @@ impl CashlessApi {
 fn uid(field: &str, raw: &str) -> ApiResult<Uid> {
     Uid::parse(raw.trim())
         .map_err(|_| ApiError::field(codes::VALIDATION_FAILED, field, "must be a 4, 7 or 10 byte UID in hex"))
+}
+
+/// A band's answer to a challenge: 32 hex digits (field `tap_proof`; ERR_8008).
+fn proof(raw: &str) -> ApiResult<[u8; festival_platform::nfc::PROOF_LEN]> {
+    let bad = || ApiError::field(codes::TAP_PROOF_INVALID, "tap_proof", "must be the band's 16-byte MAC in hex");
+    if raw.len() != 2 * festival_platform::nfc::PROOF_LEN || !raw.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let mut out = [0_u8; festival_platform::nfc::PROOF_LEN];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&raw[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
 }
 
 /// A positive amount of minor units, at most the largest any rule may name.

@@ -25,6 +25,17 @@ async fn locked_active(conn: &mut PgConnection, id: Uuid) -> ApiResult<WalletRow
     Ok(wallet)
 }
 
+/// A wallet holds its festival's currency (program does not change a festival's
+/// currency; should it ever, old wallets stop moving rather than mix currencies).
+fn same_currency(wallet: &WalletRow, festival: &str) -> ApiResult<()> {
+    if wallet.currency != festival {
+        return Err(
+            ApiError::new(codes::CURRENCY_MISMATCH).with_message(format!("This wallet holds {}", wallet.currency))
+        );
+    }
+    Ok(())
+}
+
 /// Writes the posting (balances already moved) and reads it back as stored.
 async fn book(
     conn: &mut PgConnection,
@@ -47,6 +58,10 @@ async fn book(
         actor_id: meta.actor_id,
         reason: meta.reason.to_owned(),
         created_at: meta.at,
+        idempotency_key: None,
+        charge_day: None,
+        day_spent_after_minor: None,
+        daily_cap_minor: None,
     };
     let event = Queued::new(&convert::recorded(&row));
     store::ledger::post(conn, posting, &meta, balance_after, counterpart_after, &event).await?;
@@ -54,49 +69,60 @@ async fn book(
 }
 
 impl CashlessApi {
-    pub(super) async fn top_up(&self, caller: Principal, req: pb::TopUpRequest) -> ApiResult<pb::Transaction> {
+    pub(super) async fn top_up(&self, caller: Principal, mut req: pb::TopUpRequest) -> ApiResult<pb::Transaction> {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         record_festival(festival_id);
         let uid = uid("uid", &req.uid)?.to_hex();
+        // A retry spelling the UID otherwise is the same request.
+        req.uid.clone_from(&uid);
         let value = amount("amount_minor", req.amount_minor)?;
         let method = validate::known_enum::<pb::TopUpMethod>("method", req.method, false)?
             .ok_or_else(|| ApiError::field(codes::REQUIRED_FIELD, "method", "is required"))?;
         let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
+        let card_reference = match method {
+            pb::TopUpMethod::Card => validate::plain_text(
+                "card_reference",
+                validate::required("card_reference", &req.card_reference, 100)?,
+                false,
+            )?,
+            _ => {
+                if !req.card_reference.is_empty() {
+                    return Err(ApiError::field(codes::VALIDATION_FAILED, "card_reference", "is for card top-ups"));
+                }
+                ""
+            }
+        };
         caller.require_any(festival_id, &[Role::Cashier, Role::Organizer])?;
 
         let mut tx = self.pool.begin().await?;
-        let festival = Self::open_festival(&mut tx, festival_id).await?;
-        currency("currency", &req.currency, &festival.currency)?;
+        // The key first: a retry answers what its first call did, though the festival
+        // or the band changed since (a cashier must never hand cash back for a top-up
+        // that was made).
         let fresh =
             match idempotency::claim::<pb::Transaction>(&mut tx, "cashless.TopUp", caller.user_id, key, &req).await? {
                 Claim::Replay(answer) => return Ok(answer),
                 Claim::Fresh(fresh) => fresh,
             };
+        let festival = Self::open_festival(&mut tx, festival_id).await?;
+        currency("currency", &req.currency, &festival.currency)?;
         let band =
             store::wallets::band(&mut tx, festival_id, &uid).await?.ok_or(ApiError::new(codes::WRISTBAND_UNKNOWN))?;
         if band.status != store::wallets::BandStatus::Active {
             return Err(ApiError::new(codes::WRISTBAND_BLOCKED));
         }
         let wallet = locked_active(&mut tx, band.wallet_id).await?;
+        if wallet.user_id == Some(caller.user_id) {
+            return Err(ApiError::new(codes::INSUFFICIENT_PERMISSIONS)
+                .with_message("A cashier does not load their own wallet; another cashier does"));
+        }
+        same_currency(&wallet, &festival.currency)?;
         let limits = store::settings::get(&mut tx, festival_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         limits.top_up(value, wallet.balance_minor)?;
-        // Cash lands in the cashier's drawer; card money in the festival's clearing account.
-        let till = match method {
-            pb::TopUpMethod::Cash => {
-                store::accounts::ensure(
-                    &mut tx,
-                    festival_id,
-                    AccountKind::CashDrawer,
-                    Some(caller.user_id),
-                    &festival.currency,
-                )
-                .await?
-            }
-            _ => {
-                store::accounts::ensure(&mut tx, festival_id, AccountKind::CardClearing, None, &festival.currency)
-                    .await?
-            }
-        };
+        // Cash lands in the cashier's drawer, card money in the cashier's card clearing
+        // account: each reconciles with what that cashier took.
+        let kind = if method == pb::TopUpMethod::Cash { AccountKind::CashDrawer } else { AccountKind::CardClearing };
+        let till =
+            store::accounts::ensure(&mut tx, festival_id, kind, Some(caller.user_id), &festival.currency).await?;
         let posting = Posting::top_up(wallet.id, till, value);
         let after = store::wallets::apply_change(&mut tx, wallet.id, posting.wallet_change).await?;
         let meta = Meta {
@@ -105,7 +131,7 @@ impl CashlessApi {
             currency: &festival.currency,
             counterpart_id: None,
             actor_id: caller.user_id,
-            reason: "",
+            reason: card_reference,
             at: self.now(),
         };
         let row = book(&mut tx, &posting, meta, after, None).await?;
@@ -125,6 +151,12 @@ impl CashlessApi {
         let key = idempotency::key("idempotency_key", &req.idempotency_key)?;
 
         let mut tx = self.pool.begin().await?;
+        let fresh = match idempotency::claim::<pb::Transaction>(&mut tx, "cashless.Transfer", caller.user_id, key, &req)
+            .await?
+        {
+            Claim::Replay(answer) => return Ok(answer),
+            Claim::Fresh(fresh) => fresh,
+        };
         let from = store::wallets::find(&mut tx, from_id).await?;
         let Some(from) = from.filter(|w| w.user_id == Some(caller.user_id)) else {
             return Err(ApiError::new(codes::NOT_FOUND));
@@ -132,32 +164,33 @@ impl CashlessApi {
         record_festival(from.festival_id);
         let festival = Self::open_festival(&mut tx, from.festival_id).await?;
         currency("currency", &req.currency, &festival.currency)?;
-        let fresh = match idempotency::claim::<pb::Transaction>(&mut tx, "cashless.Transfer", caller.user_id, key, &req)
-            .await?
-        {
-            Claim::Replay(answer) => return Ok(answer),
-            Claim::Fresh(fresh) => fresh,
-        };
+        // The receiving wallet is looked at (not locked) before anything is said about
+        // it: a wallet of another festival, or none, is one and the same refusal.
+        let unknown = || ApiError::field(codes::NOT_FOUND, "to_wallet_id", "no such wallet at this festival");
+        match store::wallets::find(&mut tx, to_id).await? {
+            Some(to) if to.festival_id == from.festival_id => {}
+            _ => return Err(unknown()),
+        }
         // Both rows locked in id order, so two opposite transfers cannot deadlock.
         let (first, second) = if from_id < to_id { (from_id, to_id) } else { (to_id, from_id) };
-        let a = locked_active(&mut tx, first).await?;
-        let b = match store::wallets::lock(&mut tx, second).await? {
-            Some(w) => w,
-            None => return Err(ApiError::field(codes::NOT_FOUND, "to_wallet_id", "no such wallet")),
-        };
+        let a = store::wallets::lock(&mut tx, first).await?.ok_or_else(unknown)?;
+        let b = store::wallets::lock(&mut tx, second).await?.ok_or_else(unknown)?;
         let (from, to) = if a.id == from_id { (a, b) } else { (b, a) };
-        if to.festival_id != from.festival_id {
-            return Err(ApiError::field(codes::NOT_FOUND, "to_wallet_id", "no such wallet at this festival"));
-        }
-        if to.status != WalletStatus::Active || from.status != WalletStatus::Active {
+        if from.status != WalletStatus::Active {
             return Err(ApiError::new(codes::WALLET_CLOSED));
         }
+        same_currency(&from, &festival.currency)?;
         if from.balance_minor < value {
             return Err(ApiError::new(codes::INSUFFICIENT_BALANCE));
         }
         let limits = store::settings::get(&mut tx, from.festival_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
-        if to.balance_minor.saturating_add(value) > limits.max_balance_minor {
-            return Err(ApiError::new(codes::BALANCE_LIMIT_EXCEEDED));
+        // Whatever keeps the receiver from taking it (closed, full), the sender hears the
+        // same: the receiver's balance is not the sender's business.
+        if to.status != WalletStatus::Active
+            || to.currency != from.currency
+            || to.balance_minor.saturating_add(value) > limits.max_balance_minor
+        {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "to_wallet_id", "cannot receive this transfer"));
         }
         let posting = Posting::transfer(from.id, to.id, value);
         let from_after = store::wallets::apply_change(&mut tx, from.id, -value).await?;
@@ -198,15 +231,16 @@ impl CashlessApi {
         if caller.require(wallet.festival_id, Role::Organizer).is_err() {
             return Err(ApiError::new(codes::NOT_FOUND));
         }
-        let festival = Self::festival(&mut tx, wallet.festival_id).await?;
-        currency("currency", &req.currency, &festival.currency)?;
         let fresh = match idempotency::claim::<pb::Transaction>(&mut tx, "cashless.Correct", caller.user_id, key, &req)
             .await?
         {
             Claim::Replay(answer) => return Ok(answer),
             Claim::Fresh(fresh) => fresh,
         };
+        let festival = Self::festival(&mut tx, wallet.festival_id).await?;
+        currency("currency", &req.currency, &festival.currency)?;
         let wallet = locked_active(&mut tx, wallet_id).await?;
+        same_currency(&wallet, &festival.currency)?;
         if wallet.balance_minor.saturating_add(change) < 0 {
             return Err(ApiError::new(codes::INSUFFICIENT_BALANCE));
         }
@@ -242,7 +276,7 @@ impl CashlessApi {
         let scope = format!("cashless.ListTransactions:{wallet_id}");
         let after = page_token::decode(&scope, &req.page_token)?;
         let mut conn = self.pool.acquire().await?;
-        let wallet = Self::visible_wallet(&mut conn, &caller, wallet_id).await?;
+        let wallet = Self::visible_wallet(&mut conn, &caller, wallet_id, super::WALLET_READERS).await?;
         record_festival(wallet.festival_id);
         let mut rows = store::ledger::page(&mut conn, wallet_id, after, i64::from(size) + 1).await?;
         let next_page_token = page_token::next_page(&mut rows, size as usize, &scope, |r| (r.created_at, r.id));

@@ -66,10 +66,11 @@ impl CashlessApi {
         }
         store::accounts::ensure(&mut tx, festival_id, AccountKind::VendorRevenue, Some(vendor_id), &festival.currency)
             .await?;
-        if !store::terminals::register(&mut tx, device_id, festival_id, vendor_id, label, self.now()).await? {
-            return Err(ApiError::field(codes::ALREADY_EXISTS, "device_id", "is another festival's terminal"));
-        }
-        let terminal = store::terminals::find(&mut tx, device_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        // A device id of another festival registers nothing there: its tokens name their
+        // own festival, and a charge must come from a terminal of the charge's festival.
+        store::terminals::register(&mut tx, device_id, festival_id, vendor_id, label, self.now()).await?;
+        let terminal =
+            store::terminals::find(&mut tx, festival_id, device_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         tx.commit().await?;
         Ok(convert::terminal(&terminal))
     }
@@ -86,8 +87,8 @@ impl CashlessApi {
         Ok(pb::ListTerminalsResponse { terminals: rows.iter().map(convert::terminal).collect() })
     }
 
-    /// The key an encoder writes into a new band. Only organisers see band keys; the
-    /// master key itself never leaves the service.
+    /// The key an encoder writes into a new band, before it is bound (a bound band's:
+    /// ERR_8004). Only organisers see band keys; the master key never leaves the service.
     pub(super) async fn provision_wristband(
         &self,
         caller: Principal,
@@ -97,9 +98,15 @@ impl CashlessApi {
         record_festival(festival_id);
         let uid = uid("uid", &req.uid)?;
         caller.require(festival_id, Role::Organizer)?;
-        Self::festival(&mut *self.pool.acquire().await?, festival_id).await?;
-        let keys = self.keys.get(festival_id).await.map_err(ApiError::internal)?;
+        let mut conn = self.pool.acquire().await?;
+        Self::festival(&mut conn, festival_id).await?;
+        // A bound band's key would let whoever holds it forge that holder's taps.
+        if store::wallets::band(&mut conn, festival_id, &uid.to_hex()).await?.is_some() {
+            return Err(ApiError::new(codes::WRISTBAND_ALREADY_BOUND));
+        }
+        let keys = self.keys.get(&mut conn, festival_id).await.map_err(ApiError::internal)?;
         let key = keys.master.wristband_key(&uid);
+        tracing::info!(festival = %festival_id, uid = %uid, by = %caller.user_id, "wristband key provisioned");
         Ok(pb::WristbandKey { uid: uid.to_hex(), key_hex: key.as_bytes().iter().map(|b| format!("{b:02X}")).collect() })
     }
 }

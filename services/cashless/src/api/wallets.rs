@@ -1,12 +1,13 @@
 //! Wallets and the wristbands bound to them.
 
 use festival_platform::auth::Principal;
+use festival_platform::nfc;
 use festival_platform::rpc::record_festival;
 use festival_platform::{ApiError, ApiResult, codes, validate};
 use festival_proto::cashless::v1 as pb;
 use sqlx::PgConnection;
 
-use super::{CashlessApi, WALLET_STAFF, convert, uid};
+use super::{BAND_BINDERS, BAND_BLOCKERS, CashlessApi, WALLET_READERS, convert, proof, uid};
 use crate::domain::limits::{festival_day, spent_on};
 use crate::store::{self, wallets::WalletRow, wallets::WalletStatus};
 
@@ -48,7 +49,7 @@ impl CashlessApi {
     pub(super) async fn get_wallet(&self, caller: Principal, req: pb::GetWalletRequest) -> ApiResult<pb::Wallet> {
         let wallet_id = validate::uuid("wallet_id", &req.wallet_id)?;
         let mut conn = self.pool.acquire().await?;
-        let wallet = Self::visible_wallet(&mut conn, &caller, wallet_id).await?;
+        let wallet = Self::visible_wallet(&mut conn, &caller, wallet_id, WALLET_READERS).await?;
         record_festival(wallet.festival_id);
         self.wallet_message(&mut conn, &wallet).await
     }
@@ -60,14 +61,23 @@ impl CashlessApi {
     ) -> ApiResult<pb::Wristband> {
         let wallet_id = validate::uuid("wallet_id", &req.wallet_id)?;
         let uid = uid("uid", &req.uid)?;
+        let tap = proof(&req.tap_proof)?;
         let mut conn = self.pool.acquire().await?;
-        let wallet = Self::visible_wallet(&mut conn, &caller, wallet_id).await?;
+        let wallet = Self::visible_wallet(&mut conn, &caller, wallet_id, BAND_BINDERS).await?;
         record_festival(wallet.festival_id);
         if wallet.status != WalletStatus::Active {
             return Err(ApiError::new(codes::WALLET_CLOSED));
         }
+        // The band proves it is in the binder's hand: a UID read from afar binds nothing
+        // (else anyone could bind bands handed out but not bound yet, and take what a
+        // cashier loads on them).
+        let keys = self.keys.get(&mut conn, wallet.festival_id).await.map_err(ApiError::internal)?;
+        let challenge = nfc::bind_challenge(wallet.festival_id.as_bytes(), wallet.id.as_bytes());
+        if keys.master.wristband_key(&uid).verify(&challenge, &tap).is_err() {
+            return Err(ApiError::new(codes::TAP_PROOF_INVALID));
+        }
         let uid = uid.to_hex();
-        if !store::wallets::bind(&mut conn, wallet.festival_id, &uid, wallet.id, self.now()).await? {
+        if !store::wallets::bind(&mut conn, wallet.festival_id, &uid, wallet.id, self.now(), caller.user_id).await? {
             return Err(ApiError::new(codes::WRISTBAND_ALREADY_BOUND));
         }
         let band =
@@ -90,7 +100,7 @@ impl CashlessApi {
         let band = store::wallets::band(&mut conn, festival_id, &uid).await?;
         // Staff may block any band; a holder only their own; others learn nothing.
         let allowed = match &band {
-            Some(b) if caller.require_any(festival_id, WALLET_STAFF).is_ok() => Some(b),
+            Some(b) if caller.require_any(festival_id, BAND_BLOCKERS).is_ok() => Some(b),
             Some(b) => {
                 let wallet = store::wallets::find(&mut conn, b.wallet_id).await?;
                 wallet.filter(|w| w.user_id == Some(caller.user_id)).map(|_| b)
@@ -100,7 +110,7 @@ impl CashlessApi {
         if allowed.is_none() {
             return Err(ApiError::new(codes::WRISTBAND_UNKNOWN));
         }
-        let blocked = store::wallets::block(&mut conn, festival_id, &uid, reason, self.now())
+        let blocked = store::wallets::block(&mut conn, festival_id, &uid, reason, self.now(), caller.user_id)
             .await?
             .ok_or(ApiError::new(codes::WRISTBAND_UNKNOWN))?;
         Ok(convert::band(&blocked))

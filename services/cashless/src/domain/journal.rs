@@ -29,6 +29,10 @@ pub struct Record {
     pub actor_id: Uuid,
     pub reason: String,
     pub created_at: DateTime<Utc>,
+    pub idempotency_key: Option<String>,
+    pub charge_day: Option<chrono::NaiveDate>,
+    pub day_spent_after_minor: Option<i64>,
+    pub daily_cap_minor: Option<i64>,
     /// (account, signed amount), ordered by account.
     #[sqlx(skip)]
     pub entries: Vec<(Uuid, i64)>,
@@ -55,6 +59,11 @@ pub fn canonical(r: &Record) -> Vec<u8> {
     field(&mut out, r.actor_id.as_bytes());
     field(&mut out, r.reason.as_bytes());
     field(&mut out, &r.created_at.timestamp_micros().to_be_bytes());
+    field(&mut out, r.idempotency_key.as_deref().unwrap_or_default().as_bytes());
+    let day = r.charge_day.map(|d| d.to_string()).unwrap_or_default();
+    field(&mut out, day.as_bytes());
+    field(&mut out, &r.day_spent_after_minor.map(i64::to_be_bytes).unwrap_or_default());
+    field(&mut out, &r.daily_cap_minor.map(i64::to_be_bytes).unwrap_or_default());
     let mut entries = r.entries.clone();
     entries.sort();
     field(&mut out, &(entries.len() as u64).to_be_bytes());
@@ -127,7 +136,9 @@ const MAX_PROBLEMS: usize = 100;
 
 impl Verifier {
     pub fn new(festival: Uuid) -> Self {
-        Self { festival, expected_seq: 1, head: genesis(festival), heads: Default::default(), problems: Vec::new() }
+        let head = genesis(festival);
+        // A closure of the empty chain signs the genesis hash.
+        Self { festival, expected_seq: 1, head, heads: [(0, head)].into(), problems: Vec::new() }
     }
 
     fn problem(&mut self, p: String) {
@@ -207,6 +218,10 @@ mod tests {
             actor_id: Uuid::new_v4(),
             reason: String::new(),
             created_at: DateTime::from_timestamp_micros(1_780_000_000_000_000 + n).expect("time"),
+            idempotency_key: Some(format!("sale-{n}")),
+            charge_day: chrono::NaiveDate::from_ymd_opt(2026, 7, 10),
+            day_spent_after_minor: Some(100 + n),
+            daily_cap_minor: Some(0),
             entries: vec![(Uuid::new_v4(), 100 + n), (Uuid::new_v4(), -(100 + n))],
         }
     }
@@ -281,6 +296,10 @@ mod tests {
             v.closure(c, k);
             v.problems
         };
+        let empty = closure(0, &genesis(f));
+        let mut v = Verifier::new(f);
+        v.closure(&empty, &key.verifying_key());
+        assert!(v.problems.is_empty(), "an empty chain's closure: {:?}", v.problems);
         let good = closure(3, &links[2].hash);
         assert!(check(&links, &good, &key.verifying_key()).is_empty());
         assert_eq!(check(&links, &good, &SigningKey::from_bytes(&[8; 32]).verifying_key()).len(), 1);

@@ -113,6 +113,16 @@ pub async fn insert_closure(
     Ok(())
 }
 
+pub async fn closure(conn: &mut PgConnection, festival: Uuid, seq: i64) -> Result<Option<Closure>, sqlx::Error> {
+    sqlx::query_as(
+        "select seq, head_hash, closed_at, signature from journal_closures where festival_id = $1 and seq = $2",
+    )
+    .bind(festival)
+    .bind(seq)
+    .fetch_optional(conn)
+    .await
+}
+
 pub async fn closures(conn: &mut PgConnection, festival: Uuid) -> Result<Vec<Closure>, sqlx::Error> {
     sqlx::query_as(
         "select seq, head_hash, closed_at, signature from journal_closures where festival_id = $1 order by seq",

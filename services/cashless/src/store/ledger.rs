@@ -25,10 +25,17 @@ pub struct TxRow {
     pub actor_id: Uuid,
     pub reason: String,
     pub created_at: DateTime<Utc>,
+    /// PAYMENT only: the terminal's key, the festival day, the day's spending after it
+    /// and the cap it was checked against.
+    pub idempotency_key: Option<String>,
+    pub charge_day: Option<NaiveDate>,
+    pub day_spent_after_minor: Option<i64>,
+    pub daily_cap_minor: Option<i64>,
 }
 
 pub const COLUMNS: &str = "id, festival_id, kind, currency, amount_minor, wallet_id, wallet_change_minor,
-    balance_after_minor, counterpart_id, counterpart_balance_after_minor, actor_id, reason, created_at";
+    balance_after_minor, counterpart_id, counterpart_balance_after_minor, actor_id, reason, created_at,
+    idempotency_key, charge_day, day_spent_after_minor, daily_cap_minor";
 
 /// Who and what a transaction records besides its posting.
 #[derive(Debug, Clone)]
@@ -148,10 +155,17 @@ pub struct ChargeWrite<'a> {
     pub stale_balance: Option<i64>,
 }
 
+/// What a booked charge's statement reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct Booked {
+    pub balance_minor: i64,
+    pub spent_today_minor: i64,
+    pub daily_cap_minor: i64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Charged {
-    /// Booked; the wallet's balance after.
-    Done(i64),
+    Done(Booked),
     /// A guard refused it: nothing written (the caller reads why).
     Refused,
     /// Another request with this idempotency key was written first.
@@ -170,7 +184,13 @@ pub async fn charge(conn: &mut PgConnection, c: &ChargeWrite<'_>) -> Result<Char
                          spent_day = $14
                      from settings s
                      where wallets.id = $6 and s.festival_id = $2 and wallets.festival_id = $2
-                       and wallets.status = 'ACTIVE' and wallets.currency = $4 and $5 <= s.max_charge_minor",
+                       and wallets.status = 'ACTIVE' and wallets.currency = $4 and $5 <= s.max_charge_minor
+                       -- A charge whose day is behind the wallet's (a replica's clock a
+                       -- little late at midnight) is refused and tapped again, never
+                       -- counted in a day already closed.
+                       and (wallets.spent_day is null or wallets.spent_day <= $14)
+                       and exists (select 1 from festivals f where f.id = $2 and not f.deleted
+                                   and f.status not in ('CANCELLED', 'DRAFT'))",
                 $guard,
                 "
                        and (s.daily_cap_minor = 0
@@ -181,12 +201,15 @@ pub async fn charge(conn: &mut PgConnection, c: &ChargeWrite<'_>) -> Result<Char
                        and exists (select 1 from terminals t
                                    where t.device_id = $11 and t.festival_id = $2 and t.vendor_id = $9)
                        and not exists (select 1 from revoked_devices r where r.device_id = $11)
-                     returning wallets.balance_minor, s.low_balance_minor),
+                     returning wallets.balance_minor, wallets.spent_today_minor, s.daily_cap_minor, s.low_balance_minor),
                  t as (
                      insert into transactions (id, festival_id, kind, currency, amount_minor, wallet_id,
                          wallet_change_minor, balance_after_minor, counterpart_id, counterpart_balance_after_minor,
-                         actor_id, reason, created_at)
-                     select $1, $2, $3, $4, $5, $6, $7, w.balance_minor, $9, $8, $11, $12, $10 from w returning id),
+                         actor_id, reason, created_at, idempotency_key, charge_day, day_spent_after_minor,
+                         daily_cap_minor)
+                     select $1, $2, $3, $4, $5, $6, $7, w.balance_minor, $9, $8, $11, $12, $10, $28, $14,
+                         w.spent_today_minor, w.daily_cap_minor
+                     from w returning id),
                  e as (
                      insert into entries (transaction_id, account_id, festival_id, currency, amount_minor)
                      select t.id, x.account, $2, $4, x.amount
@@ -203,7 +226,7 @@ pub async fn charge(conn: &mut PgConnection, c: &ChargeWrite<'_>) -> Result<Char
                  k as (
                      insert into idempotency_keys (scope, key, request_hash, response)
                      select $27, $28, $29, $30 from t)
-                 select balance_minor from w"
+                 select balance_minor, spent_today_minor, daily_cap_minor from w"
             )
         };
     }
@@ -216,7 +239,7 @@ pub async fn charge(conn: &mut PgConnection, c: &ChargeWrite<'_>) -> Result<Char
     let m = &c.meta;
     let accounts: Vec<Uuid> = p.entries.iter().map(|e| e.account).collect();
     let amounts: Vec<i64> = p.entries.iter().map(|e| e.amount).collect();
-    let mut query = sqlx::query_scalar::<_, i64>(sql)
+    let mut query = sqlx::query_as::<_, Booked>(sql)
         .bind(m.id)
         .bind(m.festival_id)
         .bind(p.kind.as_str())
@@ -251,11 +274,27 @@ pub async fn charge(conn: &mut PgConnection, c: &ChargeWrite<'_>) -> Result<Char
         query = query.bind(stale);
     }
     match query.fetch_optional(conn).await {
-        Ok(Some(balance)) => Ok(Charged::Done(balance)),
+        Ok(Some(booked)) => Ok(Charged::Done(booked)),
         Ok(None) => Ok(Charged::Refused),
         Err(e) if festival_platform::idempotency::taken(&e) => Ok(Charged::KeyTaken),
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some(CHARGE_KEY_UNIQUE) => Ok(Charged::KeyTaken),
         Err(e) => Err(e),
     }
+}
+
+/// The index that books a terminal's charge once per key, whatever the kit's key table
+/// still remembers.
+pub const CHARGE_KEY_UNIQUE: &str = "transactions_charge_key_idx";
+
+/// The charge a terminal booked under `key`.
+pub async fn find_charge(conn: &mut PgConnection, terminal: Uuid, key: &str) -> Result<Option<TxRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from transactions where actor_id = $1 and idempotency_key = $2 and kind = 'PAYMENT'"
+    )))
+    .bind(terminal)
+    .bind(key)
+    .fetch_optional(conn)
+    .await
 }
 
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<TxRow>, sqlx::Error> {

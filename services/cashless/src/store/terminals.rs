@@ -17,8 +17,7 @@ pub struct TerminalRow {
 const SELECT: &str = "select t.device_id, t.festival_id, t.vendor_id, t.label, t.registered_at, r.revoked_at
     from terminals t left join revoked_devices r on r.device_id = t.device_id";
 
-/// Registers `device` for `vendor`, or moves it to `vendor`; a device of another
-/// festival keeps its registration (false).
+/// Registers `device` at `festival` for `vendor`, or moves it to `vendor`.
 pub async fn register(
     conn: &mut PgConnection,
     device: Uuid,
@@ -26,12 +25,11 @@ pub async fn register(
     vendor: Uuid,
     label: &str,
     at: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
         "insert into terminals (device_id, festival_id, vendor_id, label, registered_at) values ($1, $2, $3, $4, $5)
-         on conflict (device_id) do update set vendor_id = excluded.vendor_id, label = excluded.label,
-             registered_at = excluded.registered_at
-         where terminals.festival_id = excluded.festival_id",
+         on conflict (festival_id, device_id) do update set vendor_id = excluded.vendor_id, label = excluded.label,
+             registered_at = excluded.registered_at",
     )
     .bind(device)
     .bind(festival)
@@ -40,11 +38,12 @@ pub async fn register(
     .bind(at)
     .execute(conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(())
 }
 
-pub async fn find(conn: &mut PgConnection, device: Uuid) -> Result<Option<TerminalRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} where t.device_id = $1")))
+pub async fn find(conn: &mut PgConnection, festival: Uuid, device: Uuid) -> Result<Option<TerminalRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} where t.festival_id = $1 and t.device_id = $2")))
+        .bind(festival)
         .bind(device)
         .fetch_optional(conn)
         .await

@@ -34,13 +34,15 @@ pub struct BandRow {
     #[sqlx(try_from = "String")]
     pub status: BandStatus,
     pub bound_at: DateTime<Utc>,
+    pub bound_by: Uuid,
     pub blocked_at: Option<DateTime<Utc>>,
+    pub blocked_by: Option<Uuid>,
     pub block_reason: String,
 }
 
 const WALLET: &str = "select id, festival_id, user_id, status, currency, balance_minor, spent_day, spent_today_minor,
     created_at from wallets";
-const BAND: &str = "select festival_id, uid, wallet_id, status, bound_at, blocked_at, block_reason from wristbands";
+const BAND: &str = "select festival_id, uid, wallet_id, status, bound_at, bound_by, blocked_at, blocked_by, block_reason from wristbands";
 
 /// Opens a wallet and its ledger account in one statement; a holder's second wallet at
 /// a festival is refused by `wallets_holder_idx` (a twin request won: read theirs).
@@ -122,37 +124,43 @@ pub async fn bind(
     uid: &str,
     wallet: Uuid,
     at: DateTime<Utc>,
+    by: Uuid,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "insert into wristbands (festival_id, uid, wallet_id, bound_at) values ($1, $2, $3, $4) on conflict do nothing",
+        "insert into wristbands (festival_id, uid, wallet_id, bound_at, bound_by) values ($1, $2, $3, $4, $5)
+         on conflict do nothing",
     )
     .bind(festival)
     .bind(uid)
     .bind(wallet)
     .bind(at)
+    .bind(by)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// Blocks a band (a blocked one keeps its first block's time and reason).
+/// Blocks a band (a blocked one keeps its first block's time, author and reason).
 pub async fn block(
     conn: &mut PgConnection,
     festival: Uuid,
     uid: &str,
     reason: &str,
     at: DateTime<Utc>,
+    by: Uuid,
 ) -> Result<Option<BandRow>, sqlx::Error> {
     sqlx::query_as(
         "update wristbands set status = 'BLOCKED', blocked_at = coalesce(blocked_at, $3),
+             blocked_by = coalesce(blocked_by, $5),
              block_reason = case when status = 'BLOCKED' then block_reason else $4 end
          where festival_id = $1 and uid = $2
-         returning festival_id, uid, wallet_id, status, bound_at, blocked_at, block_reason",
+         returning festival_id, uid, wallet_id, status, bound_at, bound_by, blocked_at, blocked_by, block_reason",
     )
     .bind(festival)
     .bind(uid)
     .bind(at)
     .bind(reason)
+    .bind(by)
     .fetch_optional(conn)
     .await
 }

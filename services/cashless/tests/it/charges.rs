@@ -28,6 +28,11 @@ async fn a_tap_pays_the_vendor_and_a_retry_pays_nothing_more() {
     // The terminal lost the answer and retries: the same charge, nothing moves.
     let again = env.client().charge(authed(req, &bar.token)).await.expect("retry").into_inner();
     assert_eq!(again, paid);
+    // The UID and the proof spelt in another case are the same request.
+    let mut shouted = charge(&f, &bar, &band.soft, 4_200, "sale-1");
+    shouted.uid = shouted.uid.to_lowercase();
+    shouted.tap_proof = shouted.tap_proof.to_uppercase();
+    assert_eq!(env.client().charge(authed(shouted, &bar.token)).await.expect("retry").into_inner(), paid);
     // The same key for another amount is refused.
     assert_eq!(charge_code(&env, &bar, charge(&f, &bar, &band.soft, 100, "sale-1")).await, "ERR_1006");
     let wallet = env.wallet(&band).await;
@@ -110,6 +115,24 @@ async fn the_festivals_rules_refuse_a_charge_and_write_nothing() {
     assert_eq!(charge_code(&env, &bar, charge(&f, &bar, &band.soft, 1_000, &key())).await, "OK");
     assert_eq!(env.wallet(&band).await.spent_today_minor, 1_000);
 
+    // A charge whose festival day is behind the wallet's (another replica's clock a
+    // little ahead at midnight booked one on the next day) is refused, not counted in a
+    // day already closed: the terminal taps again.
+    sqlx::query("update wallets set spent_day = spent_day + 1 where id = $1")
+        .bind(band.wallet_id)
+        .execute(&env.app.pool)
+        .await
+        .expect("a later day");
+    let late = charge(&f, &bar, &band.soft, 500, &key());
+    assert_eq!(charge_code(&env, &bar, late.clone()).await, "ERR_1007");
+    sqlx::query("update wallets set spent_day = spent_day - 1 where id = $1")
+        .bind(band.wallet_id)
+        .execute(&env.app.pool)
+        .await
+        .expect("back");
+    assert_eq!(charge_code(&env, &bar, late).await, "OK", "tapped again");
+    assert_eq!(env.wallet(&band).await.spent_today_minor, 1_500);
+
     // Bad input: each its code, nothing written.
     let mut zero = charge(&f, &bar, &band.soft, 0, &key());
     assert_eq!(charge_code(&env, &bar, zero.clone()).await, "ERR_1000");
@@ -138,9 +161,9 @@ async fn the_festivals_rules_refuse_a_charge_and_write_nothing() {
     assert_eq!(charge_code(&env, &bar, charge(&f, &bar, &band.soft, 100, &key())).await, "ERR_8007");
 
     let report = env.assert_ledger(&f).await;
-    // Two top-ups and three charges: nothing else was written.
-    assert_eq!(report.transactions, 5);
-    assert_eq!(env.wallet(&band).await.balance_minor, 10_000 - 6_000);
+    // Two top-ups and four charges: nothing else was written.
+    assert_eq!(report.transactions, 6);
+    assert_eq!(env.wallet(&band).await.balance_minor, 10_000 - 6_500);
     env.app.stop().await;
 }
 
@@ -162,6 +185,23 @@ async fn only_a_registered_terminal_of_the_festival_charges() {
     // A terminal of festival B charges nothing at festival A.
     let foreign = env.terminal(&other).await;
     assert_eq!(charge_code(&env, &foreign, charge(&f, &foreign, &band.soft, 100, &key())).await, "ERR_3002");
+    // B's organiser registering A's bar at B changes nothing for A, and gives B nothing:
+    // the bar's tokens are A's.
+    client
+        .register_terminal(authed(
+            pb::RegisterTerminalRequest {
+                festival_id: other.id.to_string(),
+                device_id: bar.device_id.to_string(),
+                vendor_id: Uuid::now_v7().to_string(),
+                label: "Hijacked".into(),
+            },
+            &other.organizer,
+        ))
+        .await
+        .expect("registered at B");
+    assert_eq!(charge_code(&env, &bar, charge(&f, &bar, &band.soft, 100, &key())).await, "OK");
+    let b_band = env.band(&other, 1_000).await;
+    assert_eq!(charge_code(&env, &bar, charge(&other, &bar, &b_band.soft, 100, &key())).await, "ERR_3002");
     // A paired device that is no terminal.
     let device_id = Uuid::now_v7();
     let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
@@ -200,7 +240,8 @@ async fn only_a_registered_terminal_of_the_festival_charges() {
     .await;
     assert!(revoked, "a revoked terminal kept charging");
     let charged = charged_meanwhile.load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(env.wallet(&band).await.balance_minor, 5_000 - charged);
+    assert_eq!(env.wallet(&band).await.balance_minor, 5_000 - 100 - charged);
     env.assert_ledger(&f).await;
+    env.assert_ledger(&other).await;
     env.app.stop().await;
 }

@@ -155,13 +155,7 @@ impl Env {
             .expect("open wallet")
             .into_inner();
         let soft = self.new_band(f).await;
-        client
-            .bind_wristband(authed(
-                pb::BindWristbandRequest { wallet_id: wallet.id.clone(), uid: soft.uid.to_hex() },
-                &holder,
-            ))
-            .await
-            .expect("bind");
+        client.bind_wristband(authed(bind(f, &wallet.id, &soft), &holder)).await.expect("bind");
         let band = Band { soft, wallet_id: Uuid::parse_str(&wallet.id).expect("id"), holder, holder_id };
         if balance > 0 {
             self.top_up(f, &band, balance).await.expect("top up");
@@ -179,6 +173,7 @@ impl Env {
                     currency: "EUR".into(),
                     method: pb::TopUpMethod::Cash as i32,
                     idempotency_key: Uuid::now_v7().to_string(),
+                    card_reference: String::new(),
                 },
                 &f.cashier,
             ))
@@ -218,6 +213,17 @@ impl Env {
         assert!(settled, "the journal never caught up: {report:?}");
         assert!(report.ok, "the ledger does not verify: {:?}", report.problems);
         report
+    }
+}
+
+/// Binding `band` to `wallet_id`, tapped to prove it is in hand.
+pub fn bind(f: &Festival, wallet_id: &str, band: &SoftBand) -> pb::BindWristbandRequest {
+    let wallet = Uuid::parse_str(wallet_id).expect("wallet id");
+    let challenge = nfc::bind_challenge(f.id.as_bytes(), wallet.as_bytes());
+    pb::BindWristbandRequest {
+        wallet_id: wallet_id.to_owned(),
+        uid: band.uid.to_hex(),
+        tap_proof: band.tap(&challenge).iter().map(|b| format!("{b:02x}")).collect(),
     }
 }
 

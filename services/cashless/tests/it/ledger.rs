@@ -99,7 +99,10 @@ async fn an_altered_transaction_is_found_even_when_the_books_still_balance() {
         .expect("wallet");
     let r = report(&env, &f).await;
     assert!(!r.ok);
-    assert_eq!(r.problems, vec![format!("transaction {victim} (journal link 3) was altered")], "{r:?}");
+    // The chain finds it; so does the wallet's day counter, which was left as it was.
+    assert_eq!(r.problems.len(), 2, "{r:?}");
+    assert!(r.problems.contains(&format!("transaction {victim} (journal link 3) was altered")), "{r:?}");
+    assert!(r.problems[0].ends_with("make 1830, its day counter 2030"), "{r:?}");
     env.app.stop().await;
 }
 
@@ -169,7 +172,8 @@ async fn a_closure_finds_a_chain_rewritten_after_it_was_signed() {
             .await
             .expect("last");
     for sql in [
-        "update transactions set amount_minor = amount_minor - 100, wallet_change_minor = wallet_change_minor + 100 where id = $1",
+        "update transactions set amount_minor = amount_minor - 100, wallet_change_minor = wallet_change_minor + 100,
+             day_spent_after_minor = day_spent_after_minor - 100 where id = $1",
         "update entries set amount_minor = case when amount_minor > 0 then amount_minor - 100 else amount_minor + 100 end where transaction_id = $1",
         "update wallets set balance_minor = balance_minor + 100 where id = (select wallet_id from transactions where id = $1)",
     ] {
@@ -199,5 +203,106 @@ async fn a_closure_finds_a_chain_rewritten_after_it_was_signed() {
     let r = report(&env, &f).await;
     assert!(!r.ok);
     assert_eq!(r.problems, vec!["the chain up to link 4 changed after it was closed".to_owned()], "{r:?}");
+    env.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_closure_of_an_empty_journal_verifies() {
+    let env = spawn().await;
+    let f = env.festival().await;
+    let closure = env
+        .client()
+        .close_journal(authed(pb::CloseJournalRequest { festival_id: f.id.to_string() }, &f.organizer))
+        .await
+        .expect("close")
+        .into_inner();
+    assert_eq!(closure.sequence, 0);
+    let r = report(&env, &f).await;
+    assert!(r.ok, "{r:?}");
+    assert_eq!((r.closures, r.chained, r.transactions), (1, 0, 0));
+    env.app.stop().await;
+}
+
+/// Each rule of VerifyLedger, broken on purpose behind the service's back, names what
+/// breaks it.
+#[tokio::test]
+async fn every_ledger_rule_names_what_breaks_it() {
+    let env = spawn().await;
+    let (f, band) = busy(&env).await;
+    env.settings(&f, |s| s.daily_cap_minor = 10_000).await;
+    let pool = &env.app.pool;
+    let ids = payments(pool, &f).await;
+    unlock(pool).await;
+    let exec = |sql: &'static str, id: Uuid| async move {
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).execute(pool).await.expect(sql);
+    };
+    // The wallet's stored balance drifts from its entries.
+    exec("update wallets set balance_minor = balance_minor + 1 where id = $1", band.wallet_id).await;
+    // A charge's wallet leg grows by 5: its transaction no longer balances, nor do the books.
+    exec("update entries set amount_minor = amount_minor + 5 where transaction_id = $1 and amount_minor > 0", ids[0])
+        .await;
+    // A charge claims to have stayed under a cap it broke, and a counter that lies.
+    exec("update transactions set daily_cap_minor = 1000, day_spent_after_minor = 20000 where id = $1", ids[1]).await;
+    // A transaction whose own fields disagree with its entries.
+    exec("update transactions set wallet_change_minor = -1 where id = $1", ids[2]).await;
+    // A debit booked behind the service's back and never queued for the journal: it
+    // overdraws an empty wallet.
+    let empty = env.band(&f, 0).await;
+    let ghost = Uuid::now_v7();
+    sqlx::query(
+        "insert into transactions (id, festival_id, kind, currency, amount_minor, wallet_id, wallet_change_minor,
+             balance_after_minor, actor_id, created_at)
+         values ($1, $2, 'CORRECTION', 'EUR', 100, $3, -100, 0, $3, now())",
+    )
+    .bind(ghost)
+    .bind(f.id)
+    .bind(empty.wallet_id)
+    .execute(pool)
+    .await
+    .expect("ghost");
+    let corrections: Uuid = sqlx::query_scalar(
+        "insert into accounts (id, festival_id, kind, currency) values ($1, $2, 'CORRECTIONS', 'EUR')
+         on conflict (festival_id, kind, owner_id) do update set currency = excluded.currency returning id",
+    )
+    .bind(Uuid::now_v7())
+    .bind(f.id)
+    .fetch_one(pool)
+    .await
+    .expect("corrections");
+    sqlx::query(
+        "insert into entries (transaction_id, account_id, festival_id, currency, amount_minor)
+         values ($1, $2, $4, 'EUR', 100), ($1, $3, $4, 'EUR', -100)",
+    )
+    .bind(ghost)
+    .bind(empty.wallet_id)
+    .bind(corrections)
+    .bind(f.id)
+    .execute(pool)
+    .await
+    .expect("ghost entries");
+
+    let r = report(&env, &f).await;
+    assert!(!r.ok);
+    let expect = [
+        "entries in EUR sum to 5, not 0".to_owned(),
+        format!("transaction {} does not balance (sum 5)", ids[0]),
+        format!("wallet {} holds", band.wallet_id),
+        format!("wallet {} holds 0 but its entries make -100", empty.wallet_id),
+        format!("wallet {} is overdrawn: its entries make -100", empty.wallet_id),
+        format!("charge {} took wallet {} to 20000 spent on", ids[1], band.wallet_id),
+        format!("transaction {} says its wallet moved by -1", ids[2]),
+        format!("transaction {ghost} is neither in the journal nor waiting for it"),
+        format!("transaction {} (journal link 2) was altered", ids[0]),
+        format!("transaction {} (journal link 3) was altered", ids[1]),
+        format!("transaction {} (journal link 4) was altered", ids[2]),
+    ];
+    for line in &expect {
+        assert!(r.problems.iter().any(|p| p.starts_with(line.as_str())), "missing {line:?} in {:#?}", r.problems);
+    }
+    assert!(
+        r.problems.iter().any(|p| p.contains("charges on") && p.contains("its day counter 20000")),
+        "the day counter's lie: {:#?}",
+        r.problems
+    );
     env.app.stop().await;
 }

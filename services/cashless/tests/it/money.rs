@@ -26,6 +26,7 @@ async fn a_cashier_tops_up_within_the_festivals_limits_once_per_key() {
         currency: "EUR".into(),
         method: method as i32,
         idempotency_key: key.into(),
+        card_reference: if method == pb::TopUpMethod::Card { format!("receipt-{key}") } else { String::new() },
     };
     let first = client
         .top_up(authed(top_up(20_000, "t1", pb::TopUpMethod::Cash), &f.cashier))
@@ -46,8 +47,22 @@ async fn a_cashier_tops_up_within_the_festivals_limits_once_per_key() {
     assert_eq!(code(client.top_up(authed(top_up(499, "t2", pb::TopUpMethod::Cash), &f.cashier)).await), "ERR_8005");
     assert_eq!(code(client.top_up(authed(top_up(20_001, "t3", pb::TopUpMethod::Card), &f.cashier)).await), "ERR_8005");
     assert_eq!(code(client.top_up(authed(top_up(10_001, "t4", pb::TopUpMethod::Card), &f.cashier)).await), "ERR_8011");
-    let card = client.top_up(authed(top_up(10_000, "t5", pb::TopUpMethod::Card), &f.cashier)).await.expect("card");
-    assert_eq!(card.into_inner().balance_after_minor, 30_000);
+    let mut no_receipt = top_up(10_000, "t9", pb::TopUpMethod::Card);
+    no_receipt.card_reference.clear();
+    assert_eq!(code(client.top_up(authed(no_receipt, &f.cashier)).await), "ERR_1001");
+    let mut receipt_for_cash = top_up(10_000, "t10", pb::TopUpMethod::Cash);
+    receipt_for_cash.card_reference = "receipt".into();
+    assert_eq!(code(client.top_up(authed(receipt_for_cash, &f.cashier)).await), "ERR_1000");
+    let card = client
+        .top_up(authed(top_up(10_000, "t5", pb::TopUpMethod::Card), &f.cashier))
+        .await
+        .expect("card")
+        .into_inner();
+    assert_eq!((card.balance_after_minor, card.reason.as_str()), (30_000, "receipt-t5"));
+    // The UID spelt in lower case is the same request: replayed, not refused.
+    let mut lower = top_up(10_000, "t5", pb::TopUpMethod::Card);
+    lower.uid = lower.uid.to_lowercase();
+    assert_eq!(client.top_up(authed(lower, &f.cashier)).await.expect("replay").into_inner(), card);
     assert_eq!(
         code(client.top_up(authed(top_up(500, "t6", pb::TopUpMethod::Unspecified), &f.cashier)).await),
         "ERR_1001"
@@ -57,6 +72,16 @@ async fn a_cashier_tops_up_within_the_festivals_limits_once_per_key() {
     assert_eq!(code(client.top_up(authed(top_up(500, "t7", pb::TopUpMethod::Cash), &band.holder)).await), "ERR_3002");
     assert_eq!(code(client.top_up(authed(top_up(500, "t8", pb::TopUpMethod::Cash), &other.cashier)).await), "ERR_3002");
     assert_eq!(env.wallet(&band).await.balance_minor, 30_000);
+    // A cashier does not load their own wallet.
+    let opened = client
+        .open_wallet(authed(pb::OpenWalletRequest { festival_id: f.id.to_string() }, &f.cashier))
+        .await
+        .expect("cashier's wallet")
+        .into_inner();
+    let cashiers_band = env.new_band(&f).await;
+    client.bind_wristband(authed(bind(&f, &opened.id, &cashiers_band), &f.cashier)).await.expect("bind");
+    let own = pb::TopUpRequest { uid: cashiers_band.uid.to_hex(), ..top_up(500, "t11", pb::TopUpMethod::Cash) };
+    assert_eq!(code(client.top_up(authed(own, &f.cashier)).await), "ERR_3001");
     let report = env.assert_ledger(&f).await;
     assert_eq!(report.transactions, 2);
     env.app.stop().await;

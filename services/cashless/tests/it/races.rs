@@ -119,13 +119,50 @@ async fn a_storm_over_a_thousand_wallets_keeps_every_invariant() {
     let paid = outcomes.iter().filter(|o| *o == "OK").count();
     assert!(paid > 0 && paid < 3_200, "some paid, some were refused: {paid}");
     assert!(outcomes.iter().all(|o| matches!(o.as_str(), "OK" | "ERR_8001" | "ERR_8002")), "{outcomes:?}");
-    let negative: i64 = sqlx::query_scalar("select count(*) from wallets where festival_id = $1 and balance_minor < 0")
-        .bind(f.id)
-        .fetch_one(&env.app.pool)
-        .await
-        .expect("count");
-    assert_eq!(negative, 0);
+    // No wallet below zero by its entries (its stored balance cannot be: a CHECK).
+    let overdrawn: i64 = sqlx::query_scalar(
+        "select count(*) from (select e.account_id from entries e join wallets w on w.id = e.account_id
+         where w.festival_id = $1 group by e.account_id having sum(e.amount_minor) > 0) x",
+    )
+    .bind(f.id)
+    .fetch_one(&env.app.pool)
+    .await
+    .expect("count");
+    assert_eq!(overdrawn, 0);
     let report = env.assert_ledger(&f).await;
     assert_eq!(report.wallets, 1_000);
     assert_eq!(report.transactions, 1_000 + paid as i64, "a top-up per wallet and each paid charge");
+}
+
+/// A terminal that sends the same charge twice at once (a retry racing the original):
+/// one booking, both answered with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twin_charges_with_one_key_book_once() {
+    let env = Arc::new(spawn().await);
+    let f = Arc::new(env.festival().await);
+    let bar = Arc::new(env.terminal(&f).await);
+    let band = Arc::new(env.band(&f, 100 * PRICE).await);
+    for round in 0..5 {
+        let key = format!("twin-{round}");
+        let answers = all_at_once(
+            (0..8)
+                .map(|_| {
+                    let (env, f, bar, band, key) = (env.clone(), f.clone(), bar.clone(), band.clone(), key.clone());
+                    async move {
+                        env.client()
+                            .charge(authed(charge(&f, &bar, &band.soft, PRICE, &key), &bar.token))
+                            .await
+                            .expect("charge")
+                            .into_inner()
+                    }
+                })
+                .collect(),
+        )
+        .await;
+        assert_eq!(answers.len(), 8);
+        assert!(answers.iter().all(|a| *a == answers[0]), "every twin gets the one booking: {answers:?}");
+    }
+    assert_eq!(env.wallet(&band).await.balance_minor, 95 * PRICE);
+    let report = env.assert_ledger(&f).await;
+    assert_eq!(report.transactions, 6, "a top-up and five charges");
 }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use festival_cashless::Cashless;
 use festival_identity::Identity;
 use festival_payments::Payments;
 use festival_platform::codes;
@@ -26,6 +27,7 @@ struct Mesh {
     program: TestApp<Program>,
     ticketing: TestApp<Ticketing>,
     payments: TestApp<Payments>,
+    cashless: TestApp<Cashless>,
 }
 
 impl Mesh {
@@ -46,12 +48,17 @@ impl Mesh {
         // Stripe unreachable (nothing listens at the development default): whatever gets
         // that far must still answer a catalogued code.
         let payments = TestApp::<Payments>::spawn_with(|c| {
-            c.common.auth.identity_url = identity_url;
-            c.common.nats.subject_prefix = prefix;
+            c.common.auth.identity_url = identity_url.clone();
+            c.common.nats.subject_prefix = prefix.clone();
             c.stripe.api_base = "http://127.0.0.1:9/".into();
         })
         .await;
-        Self { identity, program, ticketing, payments }
+        let cashless = TestApp::<Cashless>::spawn_with(|c| {
+            c.common.auth.identity_url = identity_url;
+            c.common.nats.subject_prefix = prefix;
+        })
+        .await;
+        Self { identity, program, ticketing, payments, cashless }
     }
 
     /// The channel of the service serving `full_name`, if it is one of ours.
@@ -61,6 +68,7 @@ impl Mesh {
             "program" => Some(self.program.channel.clone()),
             "ticketing" => Some(self.ticketing.channel.clone()),
             "payments" => Some(self.payments.channel.clone()),
+            "cashless" => Some(self.cashless.channel.clone()),
             _ => None,
         }
     }
