@@ -73,7 +73,24 @@ ensure_nats() {
   wait_port $NATS_PORT NATS
 }
 
+# The platform's fixed ports (gRPC 50051…, metrics 51051…, the gateway, the fake Stripe)
+# lie inside Linux's ephemeral range (32768-60999): a service's connection to NATS or
+# PostgreSQL can be given one of them as its local port, and the service meant to listen
+# there then fails with "address already in use" (it happened to payments once cashless
+# joined). Reserve them where the kernel lets us (root, as on CI); elsewhere say how.
+reserve_ports() {
+  local ports="8080,12111,50050-50070,51050-51070" file=/proc/sys/net/ipv4/ip_local_reserved_ports
+  [ -r "$file" ] || return 0
+  [ "$(cat "$file")" = "$ports" ] && return 0
+  if [ -w "$file" ] && echo "$ports" >"$file" 2>/dev/null; then
+    log "reserved the platform's ports ($ports) from the kernel's ephemeral range"
+  else
+    log "note: the platform's ports are not reserved from the ephemeral range; as root: echo $ports > $file"
+  fi
+}
+
 ensure_infra() {
+  reserve_ports
   ensure_postgres
   ensure_redis
   ensure_nats
