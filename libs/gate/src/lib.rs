@@ -10,7 +10,10 @@
 //!   itself when ticketing cannot be reached (and says so in every answer), keeps
 //!   scanning after an invalid code, and uploads what it scanned offline, signed with
 //!   the device's key, once the network is back.
+//! - [`till`]: a cashless terminal's offline till: checks taps against the festival's
+//!   band keys, caps each band at the offline limit, numbers and signs its charges.
 
 pub mod offline;
 pub mod rule;
 pub mod scanner;
+pub mod till;

@@ -132,6 +132,7 @@ catalogue! {
     CHARGE_LIMIT_EXCEEDED = ("ERR_8009", FailedPrecondition, 409, "Amount above the per-transaction limit");
     TERMINAL_NOT_REGISTERED = ("ERR_8010", PermissionDenied, 403, "Device is not a payment terminal here");
     BALANCE_LIMIT_EXCEEDED = ("ERR_8011", FailedPrecondition, 409, "Balance would exceed the festival's maximum");
+    OFFLINE_BATCH_INVALID = ("ERR_8012", InvalidArgument, 400, "Offline upload not signed by this terminal");
 
     // 9xxx zones
     ZONE_AT_CAPACITY = ("ERR_9001", FailedPrecondition, 409, "Zone at capacity");

@@ -46,6 +46,7 @@ const MAX_DIV_INPUT: usize = 31;
 const DIV_AES128: u8 = 0x01;
 const TAP_DOMAIN: &[u8] = b"festival-tap/v1";
 const BIND_DOMAIN: &[u8] = b"festival-bind/v1";
+const OFFLINE_DOMAIN: &[u8] = b"festival-offline-tap/v1";
 
 const _: () = assert!(10 + APP_AID.len() + SYSTEM_ID.len() <= MAX_DIV_INPUT);
 
@@ -190,6 +191,28 @@ pub fn challenge(
     let fields: [&[u8]; 5] = [festival, terminal, idempotency_key.as_bytes(), &amount, currency.as_bytes()];
     let mut hash = Sha256::new();
     hash.update(TAP_DOMAIN);
+    for field in fields {
+        hash.update((field.len() as u64).to_be_bytes());
+        hash.update(field);
+    }
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&hash.finalize()[..16]);
+    out
+}
+
+/// The challenge of a charge a terminal makes offline, bound to its sequence number (its
+/// own domain: an offline proof never pays online, nor the reverse).
+pub fn offline_challenge(
+    festival: &[u8; 16],
+    terminal: &[u8; 16],
+    sequence: i64,
+    amount_minor: i64,
+    currency: &str,
+) -> [u8; 16] {
+    let (sequence, amount) = (sequence.to_be_bytes(), amount_minor.to_be_bytes());
+    let fields: [&[u8]; 5] = [festival, terminal, &sequence, &amount, currency.as_bytes()];
+    let mut hash = Sha256::new();
+    hash.update(OFFLINE_DOMAIN);
     for field in fields {
         hash.update((field.len() as u64).to_be_bytes());
         hash.update(field);

@@ -63,7 +63,7 @@ create table accounts (
     id uuid primary key,
     festival_id uuid not null,
     kind text not null check (kind in ('WALLET', 'VENDOR_REVENUE', 'CASH_DRAWER', 'CARD_CLEARING',
-        'CORRECTIONS', 'FLOAT', 'PLATFORM_FEES', 'REFUNDS_PAYABLE', 'SAFE', 'CASH_IMBALANCE', 'DONATIONS', 'PROMO')),
+        'CORRECTIONS', 'FLOAT', 'PLATFORM_FEES', 'REFUNDS_PAYABLE', 'SAFE', 'CASH_IMBALANCE', 'DONATIONS', 'PROMO', 'OFFLINE_LOSS')),
     currency text not null,
     -- The vendor (VENDOR_REVENUE), cashier (CASH_DRAWER) or wallet (WALLET) it belongs
     -- to; null for the festival's own accounts.
@@ -136,6 +136,41 @@ create table transactions (
     daily_cap_minor bigint
 );
 create unique index transactions_charge_key_idx on transactions (actor_id, idempotency_key) where kind = 'PAYMENT';
+
+-- Every charge a terminal uploaded from offline, booked or not: applied once per
+-- terminal and sequence number (the primary key), the gaps in a terminal's sequence
+-- read from here, and a band's offline charges at other terminals found by time.
+create table offline_uploads (
+    device_id uuid not null,
+    seq bigint not null check (seq > 0),
+    festival_id uuid not null,
+    uid text not null,
+    amount_minor bigint not null,
+    charged_at timestamptz not null,
+    uploaded_at timestamptz not null,
+    transaction_id uuid,
+    primary key (device_id, seq)
+);
+create index offline_uploads_band_idx on offline_uploads (festival_id, uid, charged_at);
+
+-- What offline charging let through that online charging would not have: never
+-- silently absorbed, listed for the organisers.
+create table offline_exceptions (
+    id uuid primary key,
+    festival_id uuid not null,
+    device_id uuid not null,
+    seq bigint not null,
+    uid text not null,
+    wallet_id uuid,
+    amount_minor bigint not null,
+    shortfall_minor bigint not null default 0,
+    kind text not null check (kind in ('OVERDRAWN', 'BAD_TAP', 'UNKNOWN_BAND', 'BLOCKED_BAND', 'OVER_LIMIT',
+        'SEEN_ELSEWHERE')),
+    transaction_id uuid,
+    charged_at timestamptz not null,
+    recorded_at timestamptz not null
+);
+create index offline_exceptions_festival_idx on offline_exceptions (festival_id, recorded_at desc, id desc);
 create index transactions_wallet_idx on transactions (wallet_id, created_at desc, id desc);
 create index transactions_counterpart_idx on transactions (counterpart_id, created_at desc) where counterpart_id is not null;
 
@@ -182,12 +217,14 @@ create table journal (
     primary key (festival_id, seq)
 );
 
--- Transactions not chained yet (the worker deletes a row once it chained it).
+-- Transactions not chained yet (the worker deletes a row once it chained it), in the
+-- order they are chained: when they were made.
 create table journal_queue (
     transaction_id uuid primary key,
-    festival_id uuid not null
+    festival_id uuid not null,
+    created_at timestamptz not null
 );
-create index journal_queue_festival_idx on journal_queue (festival_id);
+create index journal_queue_order_idx on journal_queue (festival_id, created_at, transaction_id);
 
 -- One row per festival whose chain exists: the head the next link follows, locked by
 -- the one worker chaining that festival.
@@ -228,7 +265,9 @@ create trigger journal_no_truncate before truncate on journal
     for each statement execute function cashless_append_only();
 create trigger closures_append_only before update or delete on journal_closures
     for each row execute function cashless_append_only();
-revoke update, delete, truncate on transactions, entries, journal, journal_closures from current_user;
+create trigger offline_exceptions_append_only before update or delete on offline_exceptions
+    for each row execute function cashless_append_only();
+revoke update, delete, truncate on transactions, entries, journal, journal_closures, offline_exceptions from current_user;
 -- Foreign keys to transactions lock the row they reference (FOR KEY SHARE), which needs
 -- the UPDATE privilege on one of its columns: the id's, which the trigger above (and the
 -- primary key) keep from ever changing.

@@ -29,6 +29,13 @@ impl CashlessApi {
         let value = amount("amount_minor", req.amount_minor)?;
         let key = idempotency::key("idempotency_key", &req.idempotency_key)?.to_owned();
         let key = key.as_str();
+        if key.starts_with("offline:") {
+            return Err(ApiError::field(
+                codes::VALIDATION_FAILED,
+                "idempotency_key",
+                "offline: keys are the offline uploads'",
+            ));
+        }
         let tap = proof(&req.tap_proof)?;
         // Only a paired device charges: a person's token is no terminal.
         let device = match &caller {

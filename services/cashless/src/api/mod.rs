@@ -3,13 +3,15 @@
 //!
 //! One module per area ([`setup`]: rules, terminals, band keys; [`wallets`]: wallets and
 //! wristbands; [`money`]: top-ups, transfers, corrections, statements; [`charges`]: the
-//! terminals' hot path; [`ledger`]: verification and journal closures); this one holds
+//! terminals' hot path; [`offline`]: terminals without a network; [`ledger`]:
+//! verification and journal closures); this one holds
 //! what they share and the tonic binding, [`convert`] the proto mapping.
 
 mod charges;
 mod convert;
 mod ledger;
 mod money;
+mod offline;
 mod setup;
 mod wallets;
 
@@ -153,6 +155,9 @@ festival_platform::bind_rpcs! {
         auth block_wristband(pb::BlockWristbandRequest) -> pb::Wristband;
         auth top_up(pb::TopUpRequest) -> pb::Transaction;
         gate charge(pb::ChargeRequest) -> pb::Transaction;
+        gate get_terminal_snapshot(pb::GetTerminalSnapshotRequest) -> pb::TerminalSnapshot;
+        gate upload_offline_charges(pb::UploadOfflineChargesRequest) -> pb::UploadOfflineChargesResponse;
+        auth list_offline_exceptions(pb::ListOfflineExceptionsRequest) -> pb::ListOfflineExceptionsResponse;
         auth transfer(pb::TransferRequest) -> pb::Transaction;
         auth correct(pb::CorrectRequest) -> pb::Transaction;
         auth list_transactions(pb::ListTransactionsRequest) -> pb::ListTransactionsResponse;

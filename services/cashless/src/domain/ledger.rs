@@ -21,6 +21,7 @@ festival_platform::text_enum! {
         CashImbalance = "CASH_IMBALANCE",
         Donations = "DONATIONS",
         Promo = "PROMO",
+        OfflineLoss = "OFFLINE_LOSS",
     }
 }
 
@@ -75,6 +76,22 @@ impl Posting {
             wallet_change: -amount,
             entries: debit_credit(wallet, vendor_revenue, amount),
         }
+    }
+
+    /// A charge a terminal made offline, booked in full for the vendor: the wallet pays
+    /// `paid` (what it held, at most `amount`), the festival's offline-loss account the
+    /// rest.
+    pub fn offline_payment(wallet: Uuid, loss: Uuid, vendor_revenue: Uuid, amount: i64, paid: i64) -> Self {
+        debug_assert!(amount > 0 && (0..=amount).contains(&paid));
+        let mut entries = Vec::with_capacity(3);
+        if paid > 0 {
+            entries.push(Entry { account: wallet, amount: paid });
+        }
+        if amount > paid {
+            entries.push(Entry { account: loss, amount: amount - paid });
+        }
+        entries.push(Entry { account: vendor_revenue, amount: -amount });
+        Self { kind: TxKind::Payment, amount, wallet, wallet_change: -paid, entries }
     }
 
     /// From one wallet to another of the same festival.
@@ -134,14 +151,28 @@ mod tests {
             Posting::transfer(wallet, other, 750),
             Posting::correction(wallet, corrections, 100),
             Posting::correction(wallet, corrections, -40),
+            Posting::offline_payment(wallet, corrections, vendor, 500, 500),
         ];
         assert!(postings.iter().all(Posting::balances));
         let changes: i64 = postings.iter().map(|p| p.wallet_change).sum();
         assert_eq!(wallet_balance(&postings, wallet), changes);
-        assert_eq!(changes, 5_000 - 1_250 - 750 + 100 - 40);
+        assert_eq!(changes, 5_000 - 1_250 - 750 + 100 - 40 - 500);
         assert_eq!(wallet_balance(&postings, other), 750);
-        assert_eq!(wallet_balance(&postings, vendor), 1_250, "a vendor's revenue is credit-normal too");
+        assert_eq!(wallet_balance(&postings, vendor), 1_750, "a vendor's revenue is credit-normal too");
         assert!(postings.iter().all(|p| p.amount > 0));
+    }
+
+    #[test]
+    fn an_offline_charge_the_wallet_cannot_cover_is_paid_in_full_from_the_loss_account() {
+        let (wallet, loss, vendor) = (id(), id(), id());
+        let short = Posting::offline_payment(wallet, loss, vendor, 800, 300);
+        assert!(short.balances());
+        assert_eq!(short.wallet_change, -300);
+        assert_eq!(short.entries.len(), 3);
+        let empty = Posting::offline_payment(wallet, loss, vendor, 800, 0);
+        assert!(empty.balances());
+        assert_eq!(empty.entries.iter().filter(|e| e.account == wallet).count(), 0, "no zero entry");
+        assert_eq!(Posting::offline_payment(wallet, loss, vendor, 800, 800).entries.len(), 2);
     }
 
     #[test]

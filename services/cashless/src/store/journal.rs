@@ -10,7 +10,17 @@ use crate::store::ledger::COLUMNS;
 
 /// Festivals with transactions waiting to be chained.
 pub async fn waiting_festivals(conn: &mut PgConnection) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("select distinct festival_id from journal_queue").fetch_all(conn).await
+    // A skip scan of the queue's index: one probe per festival, however long the queue.
+    sqlx::query_scalar(
+        "with recursive f as (
+             (select festival_id as id from journal_queue order by festival_id limit 1)
+             union all
+             select (select q.festival_id from journal_queue q where q.festival_id > f.id order by q.festival_id limit 1)
+             from f where f.id is not null)
+         select id from f where id is not null",
+    )
+    .fetch_all(conn)
+    .await
 }
 
 /// The festival's chain head, locked for the caller's transaction (made at genesis).
@@ -51,9 +61,10 @@ async fn with_entries(conn: &mut PgConnection, mut records: Vec<Record>) -> Resu
 /// Up to `limit` queued transactions of the festival, in the order they are chained.
 pub async fn queued(conn: &mut PgConnection, festival: Uuid, limit: i64) -> Result<Vec<Record>, sqlx::Error> {
     let records: Vec<Record> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {COLUMNS} from transactions
-         where id in (select transaction_id from journal_queue where festival_id = $1)
-         order by created_at, id limit $2"
+        "select t.* from (select transaction_id, created_at from journal_queue where festival_id = $1
+                           order by created_at, transaction_id limit $2) q
+         cross join lateral (select {COLUMNS} from transactions where id = q.transaction_id) t
+         order by q.created_at, q.transaction_id"
     )))
     .bind(festival)
     .bind(limit)

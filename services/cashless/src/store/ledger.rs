@@ -69,7 +69,7 @@ pub async fn post(
          e as (
              insert into entries (transaction_id, account_id, festival_id, currency, amount_minor)
              select t.id, x.account, $2, $4, x.amount from t cross join unnest($14::uuid[], $15::bigint[]) as x(account, amount)),
-         q as (insert into journal_queue (transaction_id, festival_id) select id, $2 from t)
+         q as (insert into journal_queue (transaction_id, festival_id, created_at) select id, $2, $13 from t)
          insert into outbox (id, subject, event_type, payload, headers) select $16, $17, $18, $19, $20 from t",
     )
     .bind(m.id)
@@ -214,7 +214,7 @@ pub async fn charge(conn: &mut PgConnection, c: &ChargeWrite<'_>) -> Result<Char
                      insert into entries (transaction_id, account_id, festival_id, currency, amount_minor)
                      select t.id, x.account, $2, $4, x.amount
                      from t cross join unnest($15::uuid[], $16::bigint[]) as x(account, amount)),
-                 q as (insert into journal_queue (transaction_id, festival_id) select id, $2 from t),
+                 q as (insert into journal_queue (transaction_id, festival_id, created_at) select id, $2, $10 from t),
                  o as (
                      insert into outbox (id, subject, event_type, payload, headers)
                      select $17, $18, $19, $20, $21 from t),

@@ -6,6 +6,7 @@ pub mod festivals;
 pub mod journal;
 pub mod keys;
 pub mod ledger;
+pub mod offline;
 pub mod settings;
 pub mod terminals;
 pub mod wallets;

@@ -5,6 +5,8 @@
 mod charges;
 mod helpers;
 mod ledger;
+mod model;
 mod money;
+mod offline;
 mod races;
 mod wallets;

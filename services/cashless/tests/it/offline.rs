@@ -1,0 +1,315 @@
+//! Terminals that lost their network: they charge from a snapshot, and their uploads are
+//! verified whole, booked once per charge in the order the charges were made, and what
+//! offline let through that online would not have is booked, flagged and stopped.
+
+use chrono::{TimeDelta, Utc};
+use ed25519_dalek::SigningKey;
+use festival_gate::till::{Till, TillRefusal};
+use festival_platform::auth::DeviceLevel;
+use festival_platform::nfc::SoftBand;
+use festival_proto::cashless::v1 as pb;
+use prost::Message;
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+/// A terminal with its device key, registered for a vendor, and its offline till.
+struct OfflineTerminal {
+    terminal: Terminal,
+    till: Till,
+    key: SigningKey,
+}
+
+async fn offline_terminal(env: &Env, f: &Festival) -> OfflineTerminal {
+    let device_id = Uuid::now_v7();
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    let token = env.issuer.device(device_id, f.id, "bar", DeviceLevel::Steward, &key);
+    env.client()
+        .register_terminal(authed(
+            pb::RegisterTerminalRequest {
+                festival_id: f.id.to_string(),
+                device_id: device_id.to_string(),
+                vendor_id: Uuid::now_v7().to_string(),
+                label: "Field bar".into(),
+            },
+            &f.organizer,
+        ))
+        .await
+        .expect("register");
+    let terminal = Terminal { device_id, vendor_id: Uuid::nil(), token };
+    let till = Till::from_snapshot(&snapshot(env, f, &terminal).await, key.clone()).expect("till");
+    OfflineTerminal { terminal, till, key }
+}
+
+async fn snapshot(env: &Env, f: &Festival, t: &Terminal) -> pb::TerminalSnapshot {
+    env.client()
+        .get_terminal_snapshot(authed(pb::GetTerminalSnapshotRequest { festival_id: f.id.to_string() }, &t.token))
+        .await
+        .expect("snapshot")
+        .into_inner()
+}
+
+/// Taps `band` for `amount` at the till, `minutes` after now.
+fn tap(t: &mut OfflineTerminal, band: &SoftBand, amount: i64, minutes: i64) -> Result<i64, TillRefusal> {
+    let proof = band.tap(&t.till.challenge(amount));
+    t.till.charge(&band.uid, amount, &proof, Utc::now() + TimeDelta::minutes(minutes))
+}
+
+async fn upload(
+    env: &Env,
+    t: &OfflineTerminal,
+    req: pb::UploadOfflineChargesRequest,
+) -> Result<pb::UploadOfflineChargesResponse, tonic::Status> {
+    env.client().upload_offline_charges(authed(req, &t.terminal.token)).await.map(tonic::Response::into_inner)
+}
+
+fn outcomes(r: &pb::UploadOfflineChargesResponse) -> Vec<(i64, i32)> {
+    r.results.iter().map(|x| (x.sequence, x.outcome)).collect()
+}
+
+/// The same charges, signed again in another order or as a part.
+fn resigned(t: &OfflineTerminal, key: &SigningKey, charges: Vec<pb::OfflineCharge>) -> pb::UploadOfflineChargesRequest {
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+    let batch = pb::OfflineChargeBatch {
+        festival_id: t.till.upload(0).festival_id,
+        device_id: t.terminal.device_id.to_string(),
+        charges,
+    }
+    .encode_to_vec();
+    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.sign(&batch).to_bytes());
+    pb::UploadOfflineChargesRequest { festival_id: t.till.upload(0).festival_id, batch, signature }
+}
+
+#[tokio::test]
+async fn offline_charges_apply_once_in_any_order_with_gaps_reported() {
+    let env = spawn().await;
+    let f = env.festival().await;
+    let band = env.band(&f, 5_000).await;
+    let mut bar = offline_terminal(&env, &f).await;
+    let seqs: Vec<i64> = [(1_000, 0), (500, 1), (700, 2)]
+        .iter()
+        .map(|&(a, m)| tap(&mut bar, &band.soft, a, m).expect("offline charge"))
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+    let kept = bar.till.kept().to_vec();
+
+    // The last one first: the two before it are a gap until they come.
+    let last = upload(&env, &bar, resigned(&bar, &bar.key, vec![kept[2].clone()])).await.expect("upload");
+    assert_eq!(outcomes(&last), vec![(3, pb::OfflineOutcome::Applied as i32)]);
+    assert_eq!(last.gaps, vec![pb::SequenceGap { first: 1, last: 2 }]);
+    // Then the others, in reverse order.
+    let rest =
+        upload(&env, &bar, resigned(&bar, &bar.key, vec![kept[1].clone(), kept[0].clone()])).await.expect("upload");
+    assert_eq!(outcomes(&rest), vec![(2, pb::OfflineOutcome::Applied as i32), (1, pb::OfflineOutcome::Applied as i32)]);
+    assert!(rest.gaps.is_empty());
+    // The whole batch again (an answer lost, sent twice): nothing moves.
+    let again = upload(&env, &bar, bar.till.upload(10)).await.expect("replay");
+    assert_eq!((again.applied, again.duplicates, again.flagged), (0, 3, 0));
+    bar.till.settle(&again);
+    assert!(bar.till.kept().is_empty());
+    assert_eq!(env.wallet(&band).await.balance_minor, 5_000 - 2_200);
+    // Booked upload by upload, and within an upload in the order the charges were made:
+    // the 12:02 charge came first (5,000 → 4,300), then the 12:00 one (→ 3,300) before
+    // the 12:01 one (→ 2,800). The statement lists them by when they were made.
+    let statement = env
+        .client()
+        .list_transactions(authed(
+            pb::ListTransactionsRequest { wallet_id: band.wallet_id.to_string(), ..Default::default() },
+            &band.holder,
+        ))
+        .await
+        .expect("statement")
+        .into_inner();
+    let afters: Vec<i64> = statement.transactions.iter().map(|t| t.balance_after_minor).collect();
+    assert_eq!(afters, vec![4_300, 2_800, 3_300, 5_000]);
+
+    // The sequence goes on from the server's count: a charge lost on the terminal (4)
+    // shows as a gap.
+    let next = snapshot(&env, &f, &bar.terminal).await;
+    assert_eq!(next.next_sequence, 4);
+    bar.till.refresh(&next);
+    tap(&mut bar, &band.soft, 100, 3).expect("4");
+    tap(&mut bar, &band.soft, 100, 4).expect("5");
+    let only_five = resigned(&bar, &bar.key, vec![bar.till.kept()[1].clone()]);
+    let answer = upload(&env, &bar, only_five).await.expect("upload");
+    assert_eq!(answer.gaps, vec![pb::SequenceGap { first: 4, last: 4 }]);
+    // A batch re-encoded without its signature is a tampered batch.
+    let mut req = bar.till.upload(2);
+    let mut batch = pb::OfflineChargeBatch::decode(req.batch.as_slice()).expect("batch");
+    batch.charges[0].amount_minor = 1;
+    req.batch = batch.encode_to_vec();
+    assert_eq!(code(upload(&env, &bar, req).await), "ERR_8012");
+    let answer = upload(&env, &bar, bar.till.upload(2)).await.expect("upload");
+    assert_eq!((answer.applied, answer.duplicates), (1, 1));
+    assert!(answer.gaps.is_empty());
+    let report = env.assert_ledger(&f).await;
+    assert_eq!(report.transactions, 6, "a top-up and five charges");
+    env.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_tampered_or_foreign_upload_is_refused_whole() {
+    let env = spawn().await;
+    let f = env.festival().await;
+    let other = env.festival().await;
+    let band = env.band(&f, 5_000).await;
+    let mut bar = offline_terminal(&env, &f).await;
+    let mut foreign = offline_terminal(&env, &other).await;
+    tap(&mut bar, &band.soft, 1_000, 0).expect("charge");
+    tap(&mut bar, &band.soft, 1_000, 1).expect("charge");
+
+    // One byte flipped: refused whole.
+    let mut flipped = bar.till.upload(10);
+    let last = flipped.batch.len() - 1;
+    flipped.batch[last] ^= 1;
+    assert_eq!(code(upload(&env, &bar, flipped).await), "ERR_8012");
+    // Signed by another device's key.
+    let stranger = SigningKey::generate(&mut rand::rngs::OsRng);
+    let kept = bar.till.kept().to_vec();
+    assert_eq!(code(upload(&env, &bar, resigned(&bar, &stranger, kept)).await), "ERR_8012");
+    // Another festival's terminal uploading this one's batch: a stranger here.
+    assert_eq!(code(upload(&env, &foreign, bar.till.upload(10)).await), "ERR_3002");
+    tap(&mut foreign, &env.band(&other, 500).await.soft, 100, 0).expect("charge at B");
+    // Another terminal's genuine batch, uploaded as this one's: not signed by its key.
+    let mut theirs = foreign.till.upload(10);
+    theirs.festival_id = f.id.to_string();
+    assert_eq!(code(upload(&env, &bar, theirs).await), "ERR_8012");
+    // A person is no terminal.
+    let person = env.client().upload_offline_charges(authed(bar.till.upload(10), &f.organizer)).await;
+    assert_eq!(code(person), "ERR_8010");
+
+    assert_eq!(env.wallet(&band).await.balance_minor, 5_000, "nothing applied");
+    let answer = upload(&env, &bar, bar.till.upload(10)).await.expect("the genuine upload");
+    assert_eq!(answer.applied, 2);
+    env.assert_ledger(&f).await;
+    env.app.stop().await;
+}
+
+#[tokio::test]
+async fn an_overdraw_is_booked_flagged_and_the_band_blocked_at_the_next_sync() {
+    let env = spawn().await;
+    let f = env.festival().await;
+    env.settings(&f, |s| s.offline_limit_minor = 3_000).await;
+    let band = env.band(&f, 1_000).await;
+    let mut bar = offline_terminal(&env, &f).await;
+    // Offline, the till does not know the balance: up to the offline limit it charges.
+    tap(&mut bar, &band.soft, 2_500, 0).expect("charged offline");
+    assert_eq!(tap(&mut bar, &band.soft, 501, 1), Err(TillRefusal::OverOfflineLimit));
+    let answer = upload(&env, &bar, bar.till.upload(10)).await.expect("upload");
+    assert_eq!(outcomes(&answer), vec![(1, pb::OfflineOutcome::Overdrawn as i32)]);
+    assert_eq!(answer.results[0].shortfall_minor, 1_500);
+    assert_eq!(env.wallet(&band).await.balance_minor, 0, "never below zero");
+
+    let exceptions = env
+        .client()
+        .list_offline_exceptions(authed(
+            pb::ListOfflineExceptionsRequest { festival_id: f.id.to_string(), ..Default::default() },
+            &f.organizer,
+        ))
+        .await
+        .expect("exceptions")
+        .into_inner()
+        .exceptions;
+    assert_eq!(exceptions.len(), 1);
+    assert_eq!((exceptions[0].kind.as_str(), exceptions[0].shortfall_minor), ("OVERDRAWN", 1_500));
+    assert_eq!(exceptions[0].wallet_id, band.wallet_id.to_string());
+    // Blocked: the next snapshot lists it, and online charges refuse it.
+    let next = snapshot(&env, &f, &bar.terminal).await;
+    assert_eq!(next.blocked_uids, vec![band.uid()]);
+    bar.till.refresh(&next);
+    assert_eq!(tap(&mut bar, &band.soft, 100, 2), Err(TillRefusal::Blocked));
+    let online = env.terminal(&f).await;
+    assert_eq!(charge_code(&env, &online, charge(&f, &online, &band.soft, 100, "after")).await, "ERR_8007");
+    // The vendor is paid in full; the shortfall sits in the offline-loss account.
+    let loss: i64 = sqlx::query_scalar(
+        "select coalesce(sum(e.amount_minor), 0)::bigint from entries e join accounts a on a.id = e.account_id
+         where a.festival_id = $1 and a.kind = 'OFFLINE_LOSS'",
+    )
+    .bind(f.id)
+    .fetch_one(&env.app.pool)
+    .await
+    .expect("loss");
+    assert_eq!(loss, 1_500);
+    env.assert_ledger(&f).await;
+    env.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_cloned_band_is_refused_or_flagged_and_the_loss_stays_within_the_offline_limit() {
+    let env = spawn().await;
+    let f = env.festival().await;
+    env.settings(&f, |s| s.offline_limit_minor = 3_000).await;
+    let band = env.band(&f, 3_000).await;
+    let mut north = offline_terminal(&env, &f).await;
+    let mut south = offline_terminal(&env, &f).await;
+    // The band and its clone (a perfect copy, key included) at two bars, minutes apart.
+    tap(&mut north, &band.soft, 2_000, 0).expect("north");
+    tap(&mut south, &band.soft, 2_000, 2).expect("south");
+    // A clone without the key is refused offline already.
+    let keyless = SoftBand::personalised(
+        band.soft.uid.clone(),
+        festival_platform::nfc::BandKey::from_bytes(&[9; 16]).expect("key"),
+    );
+    assert_eq!(tap(&mut south, &keyless, 100, 3), Err(TillRefusal::BadTap));
+
+    let n = upload(&env, &north, north.till.upload(10)).await.expect("north upload");
+    assert_eq!(outcomes(&n), vec![(1, pb::OfflineOutcome::Applied as i32)]);
+    let s = upload(&env, &south, south.till.upload(10)).await.expect("south upload");
+    assert_eq!(s.flagged, 1);
+    assert_eq!(s.results[0].shortfall_minor, 1_000, "the loss: what the wallet could not cover");
+    assert!(s.results[0].shortfall_minor <= 3_000);
+    let kinds: Vec<String> = env
+        .client()
+        .list_offline_exceptions(authed(
+            pb::ListOfflineExceptionsRequest { festival_id: f.id.to_string(), ..Default::default() },
+            &f.organizer,
+        ))
+        .await
+        .expect("exceptions")
+        .into_inner()
+        .exceptions
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, vec!["OVERDRAWN".to_owned()]);
+    assert_eq!(snapshot(&env, &f, &north.terminal).await.blocked_uids, vec![band.uid()]);
+
+    // A terminal that uploads a tap the band never made (its proof is wrong): refused,
+    // on record, nothing booked.
+    let forged = pb::OfflineCharge {
+        sequence: 2,
+        uid: band.uid(),
+        amount_minor: 900,
+        currency: "EUR".into(),
+        charged_at: Some(festival_platform::convert::timestamp(Utc::now())),
+        tap_proof: "00".repeat(16),
+    };
+    let other_band = env.band(&f, 1_000).await;
+    let seen = pb::OfflineCharge {
+        sequence: 3,
+        uid: other_band.uid(),
+        amount_minor: 100,
+        currency: "EUR".into(),
+        charged_at: Some(festival_platform::convert::timestamp(Utc::now())),
+        tap_proof: {
+            let challenge = festival_platform::nfc::offline_challenge(
+                f.id.as_bytes(),
+                north.terminal.device_id.as_bytes(),
+                3,
+                100,
+                "EUR",
+            );
+            other_band.soft.tap(&challenge).iter().map(|b| format!("{b:02x}")).collect()
+        },
+    };
+    let answer = upload(&env, &north, resigned(&north, &north.key, vec![forged, seen])).await.expect("upload");
+    assert_eq!(
+        outcomes(&answer),
+        vec![(2, pb::OfflineOutcome::Refused as i32), (3, pb::OfflineOutcome::Applied as i32)]
+    );
+    assert_eq!(answer.results[0].reason, "BAD_TAP");
+    assert_eq!(env.wallet(&other_band).await.balance_minor, 900);
+    env.assert_ledger(&f).await;
+    env.app.stop().await;
+}
