@@ -54,6 +54,7 @@ pub struct BadSnapshot(pub String);
 pub struct Till {
     festival: Uuid,
     device: Uuid,
+    vendor: String,
     key: SigningKey,
     currency: String,
     master: MasterKey,
@@ -79,6 +80,7 @@ impl Till {
         Ok(Self {
             festival,
             device,
+            vendor: snapshot.vendor_id.clone(),
             key,
             currency: snapshot.currency.clone(),
             master,
@@ -148,6 +150,7 @@ impl Till {
             festival_id: self.festival.to_string(),
             device_id: self.device.to_string(),
             charges: self.kept.iter().take(max).cloned().collect(),
+            vendor_id: self.vendor.clone(),
         }
         .encode_to_vec();
         let signature = URL_SAFE_NO_PAD.encode(self.key.sign(&batch).to_bytes());

@@ -149,6 +149,9 @@ create table offline_uploads (
     charged_at timestamptz not null,
     uploaded_at timestamptz not null,
     transaction_id uuid,
+    -- What the festival's offline-loss account paid of it (a band's total is capped at
+    -- the offline limit).
+    loss_minor bigint not null default 0,
     primary key (device_id, seq)
 );
 create index offline_uploads_band_idx on offline_uploads (festival_id, uid, charged_at);
@@ -164,8 +167,8 @@ create table offline_exceptions (
     wallet_id uuid,
     amount_minor bigint not null,
     shortfall_minor bigint not null default 0,
-    kind text not null check (kind in ('OVERDRAWN', 'BAD_TAP', 'UNKNOWN_BAND', 'BLOCKED_BAND', 'OVER_LIMIT',
-        'SEEN_ELSEWHERE')),
+    kind text not null check (kind in ('OVERDRAWN', 'UNFUNDED', 'BAD_TAP', 'UNKNOWN_BAND', 'BLOCKED_BAND',
+        'SEEN_ELSEWHERE', 'OVER_MAX_CHARGE', 'SEQUENCE_REUSED')),
     transaction_id uuid,
     charged_at timestamptz not null,
     recorded_at timestamptz not null

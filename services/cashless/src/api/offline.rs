@@ -25,6 +25,19 @@ use crate::store::{self, ledger::TxRow, offline::Booking, offline::Exception, of
 
 /// Most charges in one upload.
 const MAX_BATCH: usize = 20_000;
+/// The highest sequence number (far beyond any terminal's life, far below an overflow).
+const MAX_SEQUENCE: i64 = 1_000_000_000_000;
+/// How old an uploaded charge may be.
+const MAX_AGE_DAYS: i64 = 30;
+
+fn refused(seq: i64, reason: &str) -> pb::OfflineChargeResult {
+    pb::OfflineChargeResult {
+        sequence: seq,
+        outcome: pb::OfflineOutcome::Refused as i32,
+        reason: reason.into(),
+        ..Default::default()
+    }
+}
 
 /// A verified charge of an upload.
 struct Verified {
@@ -90,8 +103,15 @@ impl CashlessApi {
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         record_festival(festival_id);
         let invalid = |why: &str| ApiError::field(codes::OFFLINE_BATCH_INVALID, "batch", why);
-        let mut conn = self.pool.acquire().await?;
-        let (device, terminal) = self.terminal(&mut conn, &caller, festival_id).await?;
+        let bad = |why: &str| ApiError::field(codes::VALIDATION_FAILED, "batch", why);
+        let (device, terminal, festival, keys, limits) = {
+            let mut conn = self.pool.acquire().await?;
+            let (device, terminal) = self.terminal(&mut conn, &caller, festival_id).await?;
+            let festival = Self::festival(&mut conn, festival_id).await?;
+            let keys = self.keys.get(&mut conn, festival_id).await.map_err(ApiError::internal)?;
+            let limits = store::settings::get(&mut conn, festival_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+            (device, terminal, festival, keys, limits)
+        };
         // Signed by the key identity bound to this device, or refused whole.
         let signature = URL_SAFE_NO_PAD
             .decode(req.signature.as_bytes())
@@ -105,26 +125,24 @@ impl CashlessApi {
         if batch.festival_id != festival_id.to_string() || batch.device_id != device.id.to_string() {
             return Err(invalid("made for another festival or terminal"));
         }
-        if batch.charges.is_empty() || batch.charges.len() > MAX_BATCH {
-            return Err(ApiError::field(codes::VALIDATION_FAILED, "batch", "holds 1 to 20000 charges"));
+        if batch.vendor_id != terminal.vendor_id.to_string() {
+            return Err(invalid("made for another vendor: upload as that vendor's terminal, then take a new snapshot"));
         }
-        let festival = Self::festival(&mut conn, festival_id).await?;
-        let keys = self.keys.get(&mut conn, festival_id).await.map_err(ApiError::internal)?;
+        if batch.charges.is_empty() || batch.charges.len() > MAX_BATCH {
+            return Err(bad("holds 1 to 20000 charges"));
+        }
 
         // Each charge well formed (a signed batch with a malformed one is refused whole),
         // and its band's proof checked as the terminal should have.
+        let now = self.now();
+        let (earliest, latest) = (now - chrono::TimeDelta::days(MAX_AGE_DAYS), now + chrono::TimeDelta::minutes(5));
         let mut verified = Vec::with_capacity(batch.charges.len());
         let mut seqs = HashSet::with_capacity(batch.charges.len());
         for c in &batch.charges {
-            if c.sequence <= 0 || !seqs.insert(c.sequence) {
-                return Err(ApiError::field(
-                    codes::VALIDATION_FAILED,
-                    "batch",
-                    "sequence numbers are positive and distinct",
-                ));
+            if !(1..=MAX_SEQUENCE).contains(&c.sequence) || !seqs.insert(c.sequence) {
+                return Err(bad("sequence numbers are distinct, from 1 to 10^12"));
             }
-            let uid = Uid::parse(&c.uid)
-                .map_err(|_| ApiError::field(codes::VALIDATION_FAILED, "batch", "a UID is malformed"))?;
+            let uid = Uid::parse(&c.uid).map_err(|_| bad("a UID is malformed"))?;
             let value = amount("batch", c.amount_minor)?;
             if c.currency != festival.currency {
                 return Err(ApiError::new(codes::CURRENCY_MISMATCH));
@@ -133,7 +151,8 @@ impl CashlessApi {
                 .charged_at
                 .as_ref()
                 .and_then(festival_platform::convert::from_timestamp)
-                .ok_or_else(|| ApiError::field(codes::VALIDATION_FAILED, "batch", "a charge has no time"))?
+                .filter(|at| (earliest..=latest).contains(at))
+                .ok_or_else(|| bad("a charge's time is missing, in the future, or older than 30 days"))?
                 .trunc_subsecs(6);
             let challenge =
                 nfc::offline_challenge(festival_id.as_bytes(), device.id.as_bytes(), c.sequence, value, &c.currency);
@@ -142,73 +161,99 @@ impl CashlessApi {
             verified.push(Verified { seq: c.sequence, uid: uid.to_hex(), amount: value, at, tap_ok });
         }
 
-        let now = self.now();
         let mut tx = self.pool.begin().await?;
-        drop(conn);
+        // Revoked while this upload was on its way: nothing of it is booked.
+        if store::terminals::is_revoked(&mut tx, device.id).await? {
+            return Err(ApiError::new(codes::DEVICE_REVOKED));
+        }
         let uploads: Vec<Upload> =
             verified.iter().map(|v| Upload { seq: v.seq, uid: &v.uid, amount: v.amount, at: v.at }).collect();
         let fresh: HashSet<i64> =
             store::offline::record(&mut tx, device.id, festival_id, &uploads, now).await?.into_iter().collect();
+        let mut results: HashMap<i64, pb::OfflineChargeResult> = HashMap::new();
+        let mut exceptions = Vec::new();
+        // A sequence number seen before: a duplicate if it is the same charge; another
+        // charge under a reused number (a terminal restored from a backup) is on record.
+        let old: Vec<i64> = verified.iter().filter(|v| !fresh.contains(&v.seq)).map(|v| v.seq).collect();
+        if !old.is_empty() {
+            let stored: HashMap<i64, (String, i64, chrono::DateTime<chrono::Utc>)> =
+                store::offline::stored(&mut tx, device.id, &old)
+                    .await?
+                    .into_iter()
+                    .map(|(s, u, a, t)| (s, (u, a, t)))
+                    .collect();
+            for v in verified.iter().filter(|v| !fresh.contains(&v.seq)) {
+                if stored.get(&v.seq).is_some_and(|(u, a, t)| (u.as_str(), *a, *t) != (v.uid.as_str(), v.amount, v.at))
+                {
+                    results.insert(v.seq, refused(v.seq, "SEQUENCE_REUSED"));
+                    exceptions.push(exception(v, None, "SEQUENCE_REUSED", None, 0));
+                }
+            }
+        }
         let fresh_charges: Vec<&Verified> = verified.iter().filter(|v| fresh.contains(&v.seq)).collect();
         let uids: Vec<&str> = fresh_charges.iter().map(|v| v.uid.as_str()).collect();
         let bands: HashMap<String, store::offline::BandWallet> =
             store::offline::bands(&mut tx, festival_id, &uids).await?.into_iter().map(|b| (b.uid.clone(), b)).collect();
-        let (from, to) = fresh_charges.iter().fold((None, None), |(lo, hi): (Option<_>, Option<_>), v| {
-            (
-                Some(lo.map_or(v.at, |l: chrono::DateTime<chrono::Utc>| l.min(v.at))),
-                Some(hi.map_or(v.at, |h: chrono::DateTime<chrono::Utc>| h.max(v.at))),
-            )
-        });
-        let mut elsewhere: HashMap<String, Vec<chrono::DateTime<chrono::Utc>>> = HashMap::new();
-        if let (Some(from), Some(to)) = (from, to) {
-            for (uid, at) in store::offline::elsewhere(
-                &mut tx,
-                festival_id,
-                device.id,
-                &uids,
-                from - rules::SAME_TIME,
-                to + rules::SAME_TIME,
-            )
-            .await?
-            {
-                elsewhere.entry(uid).or_default().push(at);
-            }
-        }
 
-        // What is booked, and what is flagged.
-        let mut results: HashMap<i64, pb::OfflineChargeResult> = HashMap::new();
-        let mut exceptions = Vec::new();
-        let mut block: HashSet<&str> = HashSet::new();
         let mut to_book: Vec<(&Verified, &store::offline::BandWallet)> = Vec::new();
         for v in &fresh_charges {
-            let refuse = |reason: &str| pb::OfflineChargeResult {
-                sequence: v.seq,
-                outcome: pb::OfflineOutcome::Refused as i32,
-                reason: reason.into(),
-                ..Default::default()
+            let kind = match bands.get(&v.uid) {
+                _ if !v.tap_ok => "BAD_TAP",
+                None => "UNKNOWN_BAND",
+                Some(_) if v.amount > limits.max_charge_minor => "OVER_MAX_CHARGE",
+                Some(band) => {
+                    to_book.push((v, band));
+                    continue;
+                }
             };
-            match bands.get(&v.uid) {
-                _ if !v.tap_ok => {
-                    results.insert(v.seq, refuse("BAD_TAP"));
-                    exceptions.push(exception(v, None, "BAD_TAP", None, 0));
-                }
-                None => {
-                    results.insert(v.seq, refuse("UNKNOWN_BAND"));
-                    exceptions.push(exception(v, None, "UNKNOWN_BAND", None, 0));
-                }
-                Some(band) => to_book.push((v, band)),
-            }
+            results.insert(v.seq, refused(v.seq, kind));
+            exceptions.push(exception(v, bands.get(&v.uid).map(|b| b.wallet_id), kind, None, 0));
         }
+        // The wallets locked (in id order) before anything about their bands is read: two
+        // terminals uploading one band at once see each other's bookings.
         let mut wallet_ids: Vec<Uuid> = to_book.iter().map(|(_, b)| b.wallet_id).collect();
         wallet_ids.sort();
         wallet_ids.dedup();
         let locked: HashMap<Uuid, i64> =
             store::offline::lock_wallets(&mut tx, &wallet_ids).await?.into_iter().collect();
+        let booked_uids: Vec<&str> = to_book.iter().map(|(v, _)| v.uid.as_str()).collect();
+        let allowances: HashMap<String, i64> = {
+            let spent: HashMap<String, i64> =
+                store::offline::losses(&mut tx, festival_id, &booked_uids).await?.into_iter().collect();
+            booked_uids
+                .iter()
+                .map(|u| (u.to_string(), limits.offline_limit_minor - spent.get(*u).copied().unwrap_or(0)))
+                .collect()
+        };
+        let mut elsewhere: HashMap<String, Vec<chrono::DateTime<chrono::Utc>>> = HashMap::new();
+        if let (Some(from), Some(to)) =
+            (to_book.iter().map(|(v, _)| v.at).min(), to_book.iter().map(|(v, _)| v.at).max())
+        {
+            let found = store::offline::elsewhere(
+                &mut tx,
+                festival_id,
+                device.id,
+                &booked_uids,
+                from - rules::SAME_TIME,
+                to + rules::SAME_TIME,
+            )
+            .await?;
+            for (uid, at) in found {
+                elsewhere.entry(uid).or_default().push(at);
+            }
+        }
         let charges: Vec<Charge> = to_book
             .iter()
-            .map(|(v, b)| Charge { seq: v.seq, wallet: b.wallet_id, amount: v.amount, at: v.at })
+            .map(|(v, b)| Charge {
+                seq: v.seq,
+                wallet: b.wallet_id,
+                uid: v.uid.clone(),
+                amount: v.amount,
+                at: v.at,
+                blocked_before: b.blocked_at.is_some_and(|blocked| blocked <= v.at),
+            })
             .collect();
-        let allocations = rules::allocate(&locked, &charges);
+        let settled = rules::settle(&locked, &allowances, &charges);
         let loss =
             store::accounts::ensure(&mut tx, festival_id, AccountKind::OfflineLoss, None, &festival.currency).await?;
         let revenue = store::accounts::ensure(
@@ -219,37 +264,40 @@ impl CashlessApi {
             &festival.currency,
         )
         .await?;
-        let limits = store::settings::get(&mut tx, festival_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
 
-        let mut ordered = to_book.clone();
-        ordered.sort_by_key(|(v, _)| (v.at, v.seq));
-        let mut spent: HashMap<&str, i64> = HashMap::new();
-        let mut postings = Vec::with_capacity(ordered.len());
-        for (v, band) in &ordered {
-            let a = allocations[&v.seq];
-            let posting = Posting::offline_payment(band.wallet_id, loss, revenue, v.amount, a.paid);
-            let id = Uuid::now_v7();
-            let before = spent.entry(v.uid.as_str()).or_insert(0);
-            let over = rules::over_limit(*before, v.amount, limits.offline_limit_minor);
-            *before += v.amount;
-            let kind = if a.shortfall > 0 {
-                Some("OVERDRAWN")
+        let mut block: HashSet<&str> = HashSet::new();
+        let mut postings = Vec::with_capacity(to_book.len());
+        let mut paid_by: HashMap<Uuid, i64> = HashMap::new();
+        for (v, band) in &to_book {
+            let s =
+                settled.get(&v.seq).copied().ok_or_else(|| ApiError::internal(anyhow::anyhow!("unsettled charge")))?;
+            let kind = if s.unfunded > 0 {
+                Some("UNFUNDED")
             } else if band.blocked_at.is_some_and(|b| b <= v.at) {
                 Some("BLOCKED_BAND")
+            } else if s.from_loss > 0 {
+                Some("OVERDRAWN")
             } else if rules::seen_elsewhere(v.at, elsewhere.get(&v.uid).map_or(&[][..], Vec::as_slice)) {
                 Some("SEEN_ELSEWHERE")
-            } else if over {
-                Some("OVER_LIMIT")
             } else {
                 None
             };
-            if let Some(kind) = kind {
-                exceptions.push(exception(v, Some(band.wallet_id), kind, Some(id), a.shortfall));
+            if s.unfunded > 0 || s.from_loss > 0 {
                 block.insert(v.uid.as_str());
+            }
+            if s.booked() == 0 {
+                // Nobody pays it: not booked, not credited to the vendor.
+                results.insert(v.seq, refused(v.seq, "UNFUNDED"));
+                exceptions.push(exception(v, Some(band.wallet_id), "UNFUNDED", None, v.amount));
+                continue;
+            }
+            let id = Uuid::now_v7();
+            if let Some(kind) = kind {
+                exceptions.push(exception(v, Some(band.wallet_id), kind, Some(id), v.amount - s.paid));
             }
             let outcome = match kind {
                 None => pb::OfflineOutcome::Applied,
-                Some("OVERDRAWN") => pb::OfflineOutcome::Overdrawn,
+                Some("OVERDRAWN" | "UNFUNDED") => pb::OfflineOutcome::Overdrawn,
                 Some(_) => pb::OfflineOutcome::Flagged,
             };
             results.insert(
@@ -258,19 +306,21 @@ impl CashlessApi {
                     sequence: v.seq,
                     outcome: outcome as i32,
                     transaction_id: id.to_string(),
-                    shortfall_minor: a.shortfall,
+                    shortfall_minor: v.amount - s.paid,
                     reason: kind.unwrap_or_default().into(),
                 },
             );
+            *paid_by.entry(band.wallet_id).or_insert(0) += s.paid;
+            let posting = Posting::offline_payment(band.wallet_id, loss, revenue, s.booked(), s.paid);
             let row = TxRow {
                 id,
                 festival_id,
                 kind: posting.kind,
                 currency: festival.currency.clone(),
-                amount_minor: v.amount,
+                amount_minor: s.booked(),
                 wallet_id: band.wallet_id,
                 wallet_change_minor: posting.wallet_change,
-                balance_after_minor: a.balance_after,
+                balance_after_minor: s.balance_after,
                 counterpart_id: Some(terminal.vendor_id),
                 counterpart_balance_after_minor: None,
                 actor_id: device.id,
@@ -281,28 +331,32 @@ impl CashlessApi {
                 day_spent_after_minor: None,
                 daily_cap_minor: None,
             };
-            postings.push((id, v.seq, posting, a.balance_after, Queued::new(&convert::recorded(&row)), v.at));
+            postings.push((
+                id,
+                v.seq,
+                posting,
+                s.balance_after,
+                s.from_loss,
+                Queued::new(&convert::recorded(&row)),
+                v.at,
+            ));
         }
         let bookings: Vec<Booking> = postings
             .iter()
-            .map(|(id, seq, posting, after, event, _)| Booking {
+            .map(|(id, seq, posting, after, loss, event, _)| Booking {
                 id: *id,
                 seq: *seq,
                 posting,
                 balance_after: *after,
+                loss: *loss,
                 event,
             })
             .collect();
-        let times: Vec<_> = postings.iter().map(|p| p.5).collect();
-        let mut balances: Vec<(Uuid, i64)> = wallet_ids
+        let times: Vec<_> = postings.iter().map(|p| p.6).collect();
+        let balances: Vec<(Uuid, i64)> = wallet_ids
             .iter()
-            .map(|w| {
-                let paid: i64 =
-                    to_book.iter().filter(|(_, b)| b.wallet_id == *w).map(|(v, _)| allocations[&v.seq].paid).sum();
-                (*w, locked.get(w).copied().unwrap_or(0) - paid)
-            })
+            .map(|w| (*w, locked.get(w).copied().unwrap_or(0) - paid_by.get(w).copied().unwrap_or(0)))
             .collect();
-        balances.sort();
         let block: Vec<&str> = block.into_iter().collect();
         store::offline::write(
             &mut tx,
@@ -318,11 +372,11 @@ impl CashlessApi {
             &block,
         )
         .await?;
-        let seen = store::offline::seen(&mut tx, device.id).await?;
+        let gaps = store::offline::gaps(&mut tx, device.id).await?;
         tx.commit().await?;
 
         let mut response = pb::UploadOfflineChargesResponse {
-            gaps: rules::gaps(&seen).into_iter().map(|(first, last)| pb::SequenceGap { first, last }).collect(),
+            gaps: gaps.into_iter().map(|(first, last)| pb::SequenceGap { first, last }).collect(),
             ..Default::default()
         };
         for c in &batch.charges {

@@ -34,6 +34,7 @@ pub async fn record(
         "insert into offline_uploads (device_id, seq, festival_id, uid, amount_minor, charged_at, uploaded_at)
          select $1, x.seq, $2, x.uid, x.amount, x.at, $7
          from unnest($3::bigint[], $4::text[], $5::bigint[], $6::timestamptz[]) as x(seq, uid, amount, at)
+         order by x.seq
          on conflict do nothing returning seq",
     )
     .bind(device)
@@ -43,6 +44,32 @@ pub async fn record(
     .bind(&amounts)
     .bind(&times)
     .bind(now)
+    .fetch_all(conn)
+    .await
+}
+
+/// What a terminal uploaded before under these sequence numbers: (seq, uid, amount, time).
+pub async fn stored(
+    conn: &mut PgConnection,
+    device: Uuid,
+    seqs: &[i64],
+) -> Result<Vec<(i64, String, i64, DateTime<Utc>)>, sqlx::Error> {
+    sqlx::query_as(
+        "select seq, uid, amount_minor, charged_at from offline_uploads where device_id = $1 and seq = any($2)",
+    )
+    .bind(device)
+    .bind(seqs)
+    .fetch_all(conn)
+    .await
+}
+
+/// What the offline-loss account paid so far for each of these bands.
+pub async fn losses(conn: &mut PgConnection, festival: Uuid, uids: &[&str]) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "select uid, sum(loss_minor)::bigint from offline_uploads where festival_id = $1 and uid = any($2) group by uid",
+    )
+    .bind(festival)
+    .bind(uids)
     .fetch_all(conn)
     .await
 }
@@ -80,7 +107,9 @@ pub async fn elsewhere(
 ) -> Result<Vec<(String, DateTime<Utc>)>, sqlx::Error> {
     sqlx::query_as(
         "select uid, charged_at from offline_uploads
-         where festival_id = $1 and uid = any($3) and device_id <> $2 and charged_at between $4 and $5",
+         where festival_id = $1 and uid = any($3) and device_id <> $2 and charged_at between $4 and $5
+           and transaction_id is not null
+         order by charged_at",
     )
     .bind(festival)
     .bind(device)
@@ -105,6 +134,8 @@ pub struct Booking<'a> {
     pub seq: i64,
     pub posting: &'a Posting,
     pub balance_after: i64,
+    /// What the offline-loss account paid of it.
+    pub loss: i64,
     pub event: &'a Queued,
 }
 
@@ -184,8 +215,8 @@ pub async fn write(
              insert into journal_queue (transaction_id, festival_id, created_at)
              select x.id, $1, x.at from unnest($6::uuid[], $12::timestamptz[]) as x(id, at)),
          u as (
-             update offline_uploads o set transaction_id = x.id
-             from unnest($6::uuid[], $7::bigint[]) as x(id, seq)
+             update offline_uploads o set transaction_id = x.id, loss_minor = x.loss
+             from unnest($6::uuid[], $7::bigint[], $21::bigint[]) as x(id, seq, loss)
              where o.device_id = $2 and o.seq = x.seq)
          insert into outbox (id, subject, event_type, payload, headers)
          select * from unnest($16::uuid[], $17::text[], $18::text[], $19::bytea[], $20::jsonb[])",
@@ -210,6 +241,7 @@ pub async fn write(
     .bind(&o_type)
     .bind(&o_payload)
     .bind(&o_headers)
+    .bind(bookings.iter().map(|b| b.loss).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?;
 
@@ -253,12 +285,17 @@ pub async fn write(
     Ok(())
 }
 
-/// Every sequence number a terminal uploaded, ascending.
-pub async fn seen(conn: &mut PgConnection, device: Uuid) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query_scalar("select seq from offline_uploads where device_id = $1 order by seq")
-        .bind(device)
-        .fetch_all(conn)
-        .await
+/// The first 100 runs of sequence numbers a terminal never uploaded, below the highest
+/// it did (both ends included).
+pub async fn gaps(conn: &mut PgConnection, device: Uuid) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "select prev + 1, seq - 1 from (
+             select seq, coalesce(lag(seq) over (order by seq), 0) as prev from offline_uploads where device_id = $1) x
+         where seq > prev + 1 order by seq limit 100",
+    )
+    .bind(device)
+    .fetch_all(conn)
+    .await
 }
 
 pub async fn next_sequence(conn: &mut PgConnection, device: Uuid) -> Result<i64, sqlx::Error> {
