@@ -4,6 +4,16 @@
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+/// A raw `POST` of a JSON body with a bearer token, for [`Conn::roundtrip`].
+pub fn post_json(addr: std::net::SocketAddr, path: &str, token: &str, body: &serde_json::Value) -> Vec<u8> {
+    let body = body.to_string();
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// One keep-alive HTTP/1.1 connection that reads responses by Content-Length or chunks.
 pub struct Conn {
     reader: BufReader<TcpStream>,

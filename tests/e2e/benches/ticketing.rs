@@ -18,26 +18,12 @@ use festival_platform::credential::Keyring;
 use festival_proto::program::v1 as program;
 use festival_proto::ticketing::v1 as pb;
 use festival_proto::ticketing::v1::ticketing_service_client::TicketingServiceClient;
-use festival_testkit::http1::Conn;
+use festival_testkit::authed;
+use festival_testkit::http1::{Conn, post_json as post};
 use festival_testkit::{TestApp, TestIssuer};
 use festival_ticketing::Ticketing;
 use tokio::sync::Mutex;
 use uuid::Uuid;
-
-fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
-    request
-}
-
-fn post(gw: std::net::SocketAddr, path: &str, token: &str, body: &serde_json::Value) -> Vec<u8> {
-    let body = body.to_string();
-    format!(
-        "POST {path} HTTP/1.1\r\nHost: {gw}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
 
 fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

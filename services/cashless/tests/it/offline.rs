@@ -64,6 +64,34 @@ async fn upload(
     env.client().upload_offline_charges(authed(req, &t.terminal.token)).await.map(tonic::Response::into_inner)
 }
 
+/// What the festival's offline-loss account paid.
+async fn offline_loss(env: &Env, f: &Festival) -> i64 {
+    sqlx::query_scalar(
+        "select coalesce(sum(e.amount_minor), 0)::bigint from entries e join accounts a on a.id = e.account_id
+         where a.festival_id = $1 and a.kind = 'OFFLINE_LOSS'",
+    )
+    .bind(f.id)
+    .fetch_one(&env.app.pool)
+    .await
+    .expect("loss")
+}
+
+/// The kinds of the festival's offline exceptions, newest first.
+async fn exception_kinds(env: &Env, f: &Festival) -> Vec<String> {
+    env.client()
+        .list_offline_exceptions(authed(
+            pb::ListOfflineExceptionsRequest { festival_id: f.id.to_string(), ..Default::default() },
+            &f.organizer,
+        ))
+        .await
+        .expect("exceptions")
+        .into_inner()
+        .exceptions
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
 fn outcomes(r: &pb::UploadOfflineChargesResponse) -> Vec<(i64, i32)> {
     r.results.iter().map(|x| (x.sequence, x.outcome)).collect()
 }
@@ -224,14 +252,7 @@ async fn an_overdraw_is_booked_flagged_and_the_band_blocked_at_the_next_sync() {
     let online = env.terminal(&f).await;
     assert_eq!(charge_code(&env, &online, charge(&f, &online, &band.soft, 100, "after")).await, "ERR_8007");
     // The vendor is paid in full; the shortfall sits in the offline-loss account.
-    let loss: i64 = sqlx::query_scalar(
-        "select coalesce(sum(e.amount_minor), 0)::bigint from entries e join accounts a on a.id = e.account_id
-         where a.festival_id = $1 and a.kind = 'OFFLINE_LOSS'",
-    )
-    .bind(f.id)
-    .fetch_one(&env.app.pool)
-    .await
-    .expect("loss");
+    let loss = offline_loss(&env, &f).await;
     assert_eq!(loss, 1_500);
     env.assert_ledger(&f).await;
     env.app.stop().await;
@@ -260,19 +281,7 @@ async fn a_cloned_band_is_refused_or_flagged_and_the_loss_stays_within_the_offli
     let s = upload(&env, &south, south.till.upload(10)).await.expect("south upload");
     assert_eq!(s.flagged, 1);
     assert_eq!(s.results[0].shortfall_minor, 1_000, "the loss: what the wallet could not cover");
-    let kinds: Vec<String> = env
-        .client()
-        .list_offline_exceptions(authed(
-            pb::ListOfflineExceptionsRequest { festival_id: f.id.to_string(), ..Default::default() },
-            &f.organizer,
-        ))
-        .await
-        .expect("exceptions")
-        .into_inner()
-        .exceptions
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = exception_kinds(&env, &f).await;
     assert_eq!(kinds, vec!["OVERDRAWN".to_owned()]);
     assert_eq!(snapshot(&env, &f, &north.terminal).await.blocked_uids, vec![band.uid()]);
 
@@ -360,14 +369,7 @@ async fn what_offline_let_through_is_bounded_flagged_and_on_record() {
     );
     assert_eq!(env.wallet(&rich).await.balance_minor, 9_200);
     assert_eq!(env.wallet(&lost).await.balance_minor, 5_000);
-    let loss: i64 = sqlx::query_scalar(
-        "select coalesce(sum(e.amount_minor), 0)::bigint from entries e join accounts a on a.id = e.account_id
-         where a.festival_id = $1 and a.kind = 'OFFLINE_LOSS'",
-    )
-    .bind(f.id)
-    .fetch_one(&env.app.pool)
-    .await
-    .expect("loss");
+    let loss = offline_loss(&env, &f).await;
     assert_eq!(loss, 800 + 200 + 300, "the empty band cost the offline limit, the lost one its charge");
     let blocked = snapshot(&env, &f, &north.terminal).await.blocked_uids;
     assert!(blocked.contains(&empty.uid()) && blocked.contains(&lost.uid()), "{blocked:?}");
@@ -427,19 +429,7 @@ async fn what_offline_let_through_is_bounded_flagged_and_on_record() {
         .expect("moved");
     assert_eq!(code(upload(&env, &north, north.till.upload(10)).await), "ERR_8012");
 
-    let kinds: Vec<String> = env
-        .client()
-        .list_offline_exceptions(authed(
-            pb::ListOfflineExceptionsRequest { festival_id: f.id.to_string(), ..Default::default() },
-            &f.organizer,
-        ))
-        .await
-        .expect("exceptions")
-        .into_inner()
-        .exceptions
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = exception_kinds(&env, &f).await;
     let mut sorted = kinds.clone();
     sorted.sort();
     assert_eq!(
