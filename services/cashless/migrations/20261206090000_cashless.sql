@@ -63,7 +63,7 @@ create table accounts (
     id uuid primary key,
     festival_id uuid not null,
     kind text not null check (kind in ('WALLET', 'VENDOR_REVENUE', 'CASH_DRAWER', 'CARD_CLEARING',
-        'CORRECTIONS', 'FLOAT', 'PLATFORM_FEES', 'REFUNDS_PAYABLE', 'SAFE', 'CASH_IMBALANCE', 'DONATIONS', 'PROMO', 'OFFLINE_LOSS')),
+        'CORRECTIONS', 'FLOAT', 'PLATFORM_FEES', 'REFUNDS_PAYABLE', 'SAFE', 'CASH_IMBALANCE', 'DONATIONS', 'PROMO', 'OFFLINE_LOSS', 'ONLINE_CLEARING', 'CHARGEBACKS')),
     currency text not null,
     -- The vendor (VENDOR_REVENUE), cashier (CASH_DRAWER) or wallet (WALLET) it belongs
     -- to; null for the festival's own accounts.
@@ -136,6 +136,29 @@ create table transactions (
     daily_cap_minor bigint
 );
 create unique index transactions_charge_key_idx on transactions (actor_id, idempotency_key) where kind = 'PAYMENT';
+
+-- Top-ups paid online (payments' payment.completed for a WALLET_TOP_UP): each payment
+-- credits its wallet once, however often or late its event comes; refunds and disputes
+-- take back what the wallet still holds (the rest is a chargeback loss) and block its
+-- bands. A reversal heard before the completion leaves a REVERSED row, so the late
+-- completion credits nothing.
+create table online_top_ups (
+    payment_id uuid primary key,
+    festival_id uuid not null,
+    wallet_id uuid,
+    status text not null check (status in ('CREDITED', 'REFUSED', 'REVERSED')),
+    amount_minor bigint not null default 0,
+    reversed_minor bigint not null default 0,
+    uncollected_minor bigint not null default 0,
+    updated_at timestamptz not null
+);
+-- Each refund or dispute applies once (by the provider's id).
+create table online_top_up_reversals (
+    reversal_id text primary key,
+    payment_id uuid not null,
+    amount_minor bigint not null,
+    applied_at timestamptz not null
+);
 
 -- Every charge a terminal uploaded from offline, booked or not: applied once per
 -- terminal and sequence number (the primary key), the gaps in a terminal's sequence

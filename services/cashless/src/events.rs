@@ -1,11 +1,13 @@
 //! Events: cashless publishes `festival.cashless.*` (`TransactionRecorded`, `WalletLow`)
 //! through [`publish`] in the transaction of the change; it keeps a projection of
 //! program's festival facts (with a row of default rules per festival), the devices
-//! identity revoked, and opens a wallet for whoever buys a ticket.
+//! identity revoked, opens a wallet for whoever buys a ticket, and applies top-ups paid
+//! online (payments' `payment.completed`, `payment.refunded`, `payment.disputed`).
 
 use festival_platform::events::consumer::{self, Meta, Subscription};
 use festival_platform::festival_facts::{self, Facts};
 use festival_proto::identity::v1 as identity;
+use festival_proto::payments::v1 as pay;
 use festival_proto::program::v1 as program;
 use festival_proto::ticketing::v1 as ticketing;
 use sqlx::PgConnection;
@@ -13,7 +15,7 @@ use uuid::Uuid;
 
 pub use festival_platform::events::outbox::publish;
 
-use crate::store;
+use crate::{online, store};
 
 pub fn consumers() -> Vec<Subscription> {
     vec![
@@ -23,7 +25,38 @@ pub fn consumers() -> Vec<Subscription> {
         consumer::follow("cashless-festival-deleted", festival_deleted).until_applied(),
         consumer::follow("cashless-device-revoked", device_revoked),
         consumer::follow("cashless-order-paid", order_paid),
+        // Money: retried until applied, never dead-lettered.
+        consumer::follow("cashless-payment-completed", payment_completed).until_applied(),
+        consumer::follow("cashless-payment-refunded", payment_refunded).until_applied(),
+        consumer::follow("cashless-payment-disputed", payment_disputed).until_applied(),
     ]
+}
+
+/// A top-up paid online: its wallet is credited once.
+async fn payment_completed(tx: &mut PgConnection, e: pay::PaymentCompleted, meta: &Meta) -> anyhow::Result<()> {
+    if e.purpose == pay::PaymentPurpose::WalletTopUp as i32 {
+        let done = online::completed(tx, &e, chrono::Utc::now()).await?;
+        tracing::info!(event = %meta.id, payment = %e.payment_id, ?done, "online top-up");
+    }
+    Ok(())
+}
+
+/// A refund of an online top-up: what the wallet holds of it goes back, its bands stop.
+async fn payment_refunded(tx: &mut PgConnection, e: pay::PaymentRefunded, _meta: &Meta) -> anyhow::Result<()> {
+    if e.purpose == pay::PaymentPurpose::WalletTopUp as i32 {
+        let reversal = format!("refund:{}", e.refund_id);
+        online::reversed(tx, &e.payment_id, &e.festival_id, &reversal, e.amount_minor, chrono::Utc::now()).await?;
+    }
+    Ok(())
+}
+
+/// A dispute (chargeback) of an online top-up: the whole payment is taken back.
+async fn payment_disputed(tx: &mut PgConnection, e: pay::PaymentDisputed, _meta: &Meta) -> anyhow::Result<()> {
+    if e.purpose == pay::PaymentPurpose::WalletTopUp as i32 {
+        let reversal = format!("dispute:{}", e.dispute_id);
+        online::reversed(tx, &e.payment_id, &e.festival_id, &reversal, e.amount_minor, chrono::Utc::now()).await?;
+    }
+    Ok(())
 }
 
 async fn apply(tx: &mut PgConnection, facts: Option<Facts>) -> anyhow::Result<()> {

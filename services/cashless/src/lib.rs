@@ -6,7 +6,8 @@
 //!
 //! Layout: [`api`] (gRPC), [`domain`] (postings, limits, the journal's hashing),
 //! [`store`] (SQL), [`keys`] (festivals' master and journal keys), [`journal`] (the
-//! chaining worker and closures), [`audit`] (ledger verification), [`events`].
+//! chaining worker and closures), [`audit`] (ledger verification), [`online`] (top-ups
+//! paid through payments), [`events`].
 
 pub mod api;
 pub mod audit;
@@ -15,6 +16,7 @@ pub mod domain;
 pub mod events;
 pub mod journal;
 pub mod keys;
+pub mod online;
 pub mod store;
 
 use std::sync::Arc;

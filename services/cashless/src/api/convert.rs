@@ -116,3 +116,21 @@ pub fn recorded(t: &TxRow) -> pb::TransactionRecorded {
         created_at: Some(timestamp(t.created_at)),
     }
 }
+
+/// The event of a posting about to be booked (before its row exists).
+pub fn recorded_event(
+    p: &crate::domain::ledger::Posting,
+    m: &crate::store::ledger::Meta<'_>,
+) -> pb::TransactionRecorded {
+    pb::TransactionRecorded {
+        transaction_id: m.id.to_string(),
+        festival_id: m.festival_id.to_string(),
+        r#type: tx_kind(p.kind) as i32,
+        wallet_id: p.wallet.to_string(),
+        amount_minor: p.wallet_change,
+        currency: m.currency.to_owned(),
+        counterpart_id: m.counterpart_id.map(|c| c.to_string()).unwrap_or_default(),
+        actor_id: m.actor_id.to_string(),
+        created_at: Some(timestamp(m.at)),
+    }
+}

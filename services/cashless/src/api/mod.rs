@@ -15,6 +15,8 @@ mod offline;
 mod setup;
 mod wallets;
 
+pub use convert::recorded_event;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};

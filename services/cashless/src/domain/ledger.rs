@@ -22,6 +22,8 @@ festival_platform::text_enum! {
         Donations = "DONATIONS",
         Promo = "PROMO",
         OfflineLoss = "OFFLINE_LOSS",
+        OnlineClearing = "ONLINE_CLEARING",
+        Chargebacks = "CHARGEBACKS",
     }
 }
 
@@ -94,6 +96,22 @@ impl Posting {
         Self { kind: TxKind::Payment, amount, wallet, wallet_change: -paid, entries }
     }
 
+    /// An online top-up taken back (the card refunded, or disputed): the wallet gives
+    /// back what it holds (`taken`), the chargebacks account the rest, and the money
+    /// leaves through the clearing account it came in by.
+    pub fn reversal(wallet: Uuid, clearing: Uuid, chargebacks: Uuid, amount: i64, taken: i64) -> Self {
+        debug_assert!(amount > 0 && (0..=amount).contains(&taken));
+        let mut entries = Vec::with_capacity(3);
+        if taken > 0 {
+            entries.push(Entry { account: wallet, amount: taken });
+        }
+        if amount > taken {
+            entries.push(Entry { account: chargebacks, amount: amount - taken });
+        }
+        entries.push(Entry { account: clearing, amount: -amount });
+        Self { kind: TxKind::Refund, amount, wallet, wallet_change: -taken, entries }
+    }
+
     /// From one wallet to another of the same festival.
     pub fn transfer(from: Uuid, to: Uuid, amount: i64) -> Self {
         Self {
@@ -152,11 +170,12 @@ mod tests {
             Posting::correction(wallet, corrections, 100),
             Posting::correction(wallet, corrections, -40),
             Posting::offline_payment(wallet, corrections, vendor, 500, 500),
+            Posting::reversal(wallet, till, corrections, 300, 200),
         ];
         assert!(postings.iter().all(Posting::balances));
         let changes: i64 = postings.iter().map(|p| p.wallet_change).sum();
         assert_eq!(wallet_balance(&postings, wallet), changes);
-        assert_eq!(changes, 5_000 - 1_250 - 750 + 100 - 40 - 500);
+        assert_eq!(changes, 5_000 - 1_250 - 750 + 100 - 40 - 500 - 200);
         assert_eq!(wallet_balance(&postings, other), 750);
         assert_eq!(wallet_balance(&postings, vendor), 1_750, "a vendor's revenue is credit-normal too");
         assert!(postings.iter().all(|p| p.amount > 0));

@@ -7,6 +7,7 @@ pub mod journal;
 pub mod keys;
 pub mod ledger;
 pub mod offline;
+pub mod online;
 pub mod settings;
 pub mod terminals;
 pub mod wallets;

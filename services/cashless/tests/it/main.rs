@@ -8,5 +8,6 @@ mod ledger;
 mod model;
 mod money;
 mod offline;
+mod online;
 mod races;
 mod wallets;

@@ -1,0 +1,141 @@
+//! Top-ups paid online, as payments reports them: `payment.completed` for a
+//! WALLET_TOP_UP credits the wallet it names once, however often or late the event comes;
+//! `payment.refunded` and `payment.disputed` take back what the wallet still holds (the
+//! rest is booked as a chargeback loss) and block the wallet's bands. A reversal heard
+//! before the completion leaves a REVERSED record, so the late completion credits
+//! nothing. Starting the checkout (a StartTopUp through payments) is not built yet.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use festival_platform::events::outbox::Queued;
+use festival_proto::payments::v1 as pay;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::api::recorded_event;
+use crate::domain::ledger::{AccountKind, Posting};
+use crate::store::{self, ledger::Meta, online::Heard, wallets::WalletStatus};
+
+/// What a completion did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completed {
+    Credited,
+    /// Heard of before: a duplicate, or reversed first.
+    AlreadyKnown,
+    /// No such wallet of this festival, another holder, another currency or a closed
+    /// wallet: recorded as REFUSED for the organisers (payments' refund of it is to come).
+    Refused,
+}
+
+pub async fn completed(
+    conn: &mut PgConnection,
+    e: &pay::PaymentCompleted,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Completed> {
+    let now = now.trunc_subsecs(6);
+    let (Ok(payment), Ok(festival)) = (Uuid::parse_str(&e.payment_id), Uuid::parse_str(&e.festival_id)) else {
+        return Ok(Completed::Refused);
+    };
+    let wallet = match Uuid::parse_str(&e.reference) {
+        Ok(id) => store::wallets::lock(conn, id).await?,
+        Err(_) => None,
+    };
+    let payer = Uuid::parse_str(&e.payer_user_id).ok();
+    let fits = wallet.as_ref().filter(|w| {
+        w.festival_id == festival
+            && w.currency == e.currency
+            && w.status == WalletStatus::Active
+            && w.user_id.is_some()
+            && w.user_id == payer
+            && e.amount_minor > 0
+    });
+    let Some(wallet) = fits else {
+        let heard =
+            Heard { payment, festival, wallet: None, status: "REFUSED", amount: e.amount_minor, reversed: 0, at: now };
+        store::online::claim(conn, &heard).await?;
+        tracing::warn!(%payment, reference = %e.reference, "online top-up for no wallet of its payer; refused");
+        return Ok(Completed::Refused);
+    };
+    let heard = Heard {
+        payment,
+        festival,
+        wallet: Some(wallet.id),
+        status: "CREDITED",
+        amount: e.amount_minor,
+        reversed: 0,
+        at: now,
+    };
+    if !store::online::claim(conn, &heard).await? {
+        return Ok(Completed::AlreadyKnown);
+    }
+    let clearing = store::accounts::ensure(conn, festival, AccountKind::OnlineClearing, None, &wallet.currency).await?;
+    let posting = Posting::top_up(wallet.id, clearing, e.amount_minor);
+    let after = store::wallets::apply_change(conn, wallet.id, posting.wallet_change).await?;
+    book(conn, &posting, festival, &wallet.currency, payer.unwrap_or(wallet.id), &e.payment_id, after, now).await?;
+    Ok(Completed::Credited)
+}
+
+/// A refund (`reversal` = the refund's id, `amount` this refund) or a dispute
+/// (`reversal` = the dispute's id, `amount` the whole payment) of an online top-up.
+pub async fn reversed(
+    conn: &mut PgConnection,
+    payment_id: &str,
+    festival_id: &str,
+    reversal: &str,
+    amount: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let now = now.trunc_subsecs(6);
+    let (Ok(payment), Ok(festival)) = (Uuid::parse_str(payment_id), Uuid::parse_str(festival_id)) else {
+        return Ok(());
+    };
+    if amount <= 0 || !store::online::claim_reversal(conn, reversal, payment, amount, now).await? {
+        return Ok(());
+    }
+    // Reversed before its completion was heard: the completion will credit nothing.
+    let heard = Heard { payment, festival, wallet: None, status: "REVERSED", amount: 0, reversed: amount, at: now };
+    if store::online::claim(conn, &heard).await? {
+        return Ok(());
+    }
+    let Some(top_up) = store::online::lock(conn, payment).await? else { return Ok(()) };
+    let (Some(wallet_id), "CREDITED") = (top_up.wallet_id, top_up.status.as_str()) else { return Ok(()) };
+    let amount = amount.min(top_up.amount_minor - top_up.reversed_minor);
+    if amount <= 0 {
+        return Ok(());
+    }
+    let Some(wallet) = store::wallets::lock(conn, wallet_id).await? else { return Ok(()) };
+    let taken = amount.min(wallet.balance_minor);
+    let clearing = store::accounts::ensure(conn, festival, AccountKind::OnlineClearing, None, &wallet.currency).await?;
+    let chargebacks = store::accounts::ensure(conn, festival, AccountKind::Chargebacks, None, &wallet.currency).await?;
+    let posting = Posting::reversal(wallet.id, clearing, chargebacks, amount, taken);
+    let after = store::wallets::apply_change(conn, wallet.id, posting.wallet_change).await?;
+    book(conn, &posting, festival, &wallet.currency, wallet.id, reversal, after, now).await?;
+    store::online::reversed(conn, payment, amount, amount - taken, now).await?;
+    let blocked = store::online::block_bands(conn, wallet.id, "online top-up refunded or disputed", now).await?;
+    tracing::info!(%payment, taken, uncollected = amount - taken, blocked, "online top-up reversed");
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn book(
+    conn: &mut PgConnection,
+    posting: &Posting,
+    festival: Uuid,
+    currency: &str,
+    actor: Uuid,
+    reason: &str,
+    after: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let meta = Meta {
+        id: Uuid::now_v7(),
+        festival_id: festival,
+        currency,
+        counterpart_id: None,
+        actor_id: actor,
+        reason,
+        at: now,
+    };
+    let event = Queued::new(&recorded_event(posting, &meta));
+    store::ledger::post(conn, posting, &meta, after, None, &event).await?;
+    Ok(())
+}
