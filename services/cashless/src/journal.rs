@@ -1,6 +1,7 @@
 //! The journal worker: chains what was booked since its last round, festival by
-//! festival (one chainer per festival at a time, under its head's lock), and closes the
-//! chain on request by signing its head.
+//! festival (one chainer per festival at a time, under its head's lock), and signs each
+//! festival's chain when its day turns (in its time zone); organisers can close it on
+//! request too.
 
 use std::time::Duration;
 
@@ -10,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::domain::journal::{self, Link};
-use crate::keys::Keys;
+use festival_platform::clock::Clock;
+
+use crate::keys::{FestivalKeys, Keys};
 use crate::store;
 
 /// Chains up to `batch` waiting transactions of `festival`; returns how many.
@@ -68,13 +71,38 @@ pub async fn close(pool: &PgPool, keys: &Keys, festival: Uuid, at: DateTime<Utc>
     stored.ok_or_else(|| anyhow::anyhow!("closure at {seq} vanished"))
 }
 
-/// The worker's loop, until shutdown.
-pub async fn run(pool: PgPool, every: Duration, batch: i64, shutdown: CancellationToken) {
+/// Signs the chain of every festival whose day turned since its last closure (in its
+/// time zone): each festival day ends closed, whoever asks for a closure besides.
+pub async fn close_days(pool: &PgPool, keys: &FestivalKeys, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    let due = store::journal::days_to_close(&mut *pool.acquire().await?, now).await?;
+    for &festival in &due {
+        let festival_keys = keys.get(&mut *pool.acquire().await?, festival).await?;
+        let closure = close(pool, &festival_keys, festival, now).await?;
+        tracing::info!(%festival, seq = closure.seq, "festival day closed");
+    }
+    Ok(due.len())
+}
+
+/// The worker's loop, until shutdown: chains what was booked, and closes each festival's
+/// day once it turned.
+pub async fn run(
+    pool: PgPool,
+    keys: Option<FestivalKeys>,
+    clock: Clock,
+    every: Duration,
+    batch: i64,
+    shutdown: CancellationToken,
+) {
     loop {
         match chain_all(&pool, batch).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(chained = n, "journal chained"),
             Err(e) => tracing::warn!(error = %e, "journal round failed; retried next round"),
+        }
+        if let Some(keys) = &keys
+            && let Err(e) = close_days(&pool, keys, clock.now()).await
+        {
+            tracing::warn!(error = %e, "closing festival days failed; retried next round");
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

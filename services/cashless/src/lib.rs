@@ -63,6 +63,20 @@ impl Service for Cashless {
 
     fn workers(config: &Config, ctx: &Context) -> Vec<futures::future::BoxFuture<'static, ()>> {
         let every = Duration::from_millis(config.journal.chain_interval_ms.max(10));
-        vec![Box::pin(journal::run(ctx.pool.clone(), every, config.journal.chain_batch, ctx.shutdown.clone()))]
+        let keys = match festival_platform::sealing::Sealer::from_config(&config.keys.sealing_key) {
+            Ok(sealer) => Some(keys::FestivalKeys::new(sealer)),
+            Err(e) => {
+                tracing::error!(error = %e, "no sealing key: festival days are not closed");
+                None
+            }
+        };
+        vec![Box::pin(journal::run(
+            ctx.pool.clone(),
+            keys,
+            ctx.clock.clone(),
+            every,
+            config.journal.chain_batch,
+            ctx.shutdown.clone(),
+        ))]
     }
 }

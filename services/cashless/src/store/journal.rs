@@ -134,6 +134,22 @@ pub async fn closure(conn: &mut PgConnection, festival: Uuid, seq: i64) -> Resul
     .await
 }
 
+/// Festivals whose chain holds links chained before the start of their current day (in
+/// their time zone, at `now`) that no closure covers yet: their day is to be closed.
+pub async fn days_to_close(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select h.festival_id from journal_heads h join festivals f on f.id = h.festival_id
+         where exists (
+             select 1 from journal j
+             where j.festival_id = h.festival_id
+               and j.seq > coalesce((select max(c.seq) from journal_closures c where c.festival_id = h.festival_id), 0)
+               and j.chained_at < (date_trunc('day', $1 at time zone f.time_zone) at time zone f.time_zone))",
+    )
+    .bind(now)
+    .fetch_all(conn)
+    .await
+}
+
 pub async fn closures(conn: &mut PgConnection, festival: Uuid) -> Result<Vec<Closure>, sqlx::Error> {
     sqlx::query_as(
         "select seq, head_hash, closed_at, signature from journal_closures where festival_id = $1 order by seq",

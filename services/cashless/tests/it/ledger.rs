@@ -306,3 +306,24 @@ async fn every_ledger_rule_names_what_breaks_it() {
     );
     env.app.stop().await;
 }
+
+#[tokio::test]
+async fn each_festival_day_is_closed_when_it_turns() {
+    let env = spawn().await;
+    let (f, _) = busy(&env).await;
+    assert_eq!(report(&env, &f).await.closures, 0, "the day has not turned yet");
+    env.app.clock.advance(std::time::Duration::from_secs(25 * 3600));
+    let closed =
+        eventually(std::time::Duration::from_secs(10), || async { report(&env, &f).await.closures == 1 }).await;
+    assert!(closed, "the worker never closed the day");
+    let r = report(&env, &f).await;
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.chained, 4);
+    // Closed once: a round now finds no day left to close, for this festival or any.
+    let sealer = festival_platform::sealing::Sealer::from_config(&env.app.config.keys.sealing_key).expect("sealer");
+    let keys = festival_cashless::keys::FestivalKeys::new(sealer);
+    let again = festival_cashless::journal::close_days(&env.app.pool, &keys, env.app.clock.now()).await.expect("round");
+    assert_eq!(again, 0);
+    assert_eq!(report(&env, &f).await.closures, 1);
+    env.app.stop().await;
+}
