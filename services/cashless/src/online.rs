@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::api::recorded_event;
 use crate::domain::ledger::{AccountKind, Posting};
-use crate::store::{self, ledger::Meta, online::Heard, wallets::WalletStatus};
+use crate::store::{self, ledger::Meta, online::Heard, online::TopUpStatus, wallets::WalletStatus};
 
 /// What a completion did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,8 +49,15 @@ pub async fn completed(
             && e.amount_minor > 0
     });
     let Some(wallet) = fits else {
-        let heard =
-            Heard { payment, festival, wallet: None, status: "REFUSED", amount: e.amount_minor, reversed: 0, at: now };
+        let heard = Heard {
+            payment,
+            festival,
+            wallet: None,
+            status: TopUpStatus::Refused,
+            amount: e.amount_minor,
+            reversed: 0,
+            at: now,
+        };
         store::online::claim(conn, &heard).await?;
         tracing::warn!(%payment, reference = %e.reference, "online top-up for no wallet of its payer; refused");
         return Ok(Completed::Refused);
@@ -59,7 +66,7 @@ pub async fn completed(
         payment,
         festival,
         wallet: Some(wallet.id),
-        status: "CREDITED",
+        status: TopUpStatus::Credited,
         amount: e.amount_minor,
         reversed: 0,
         at: now,
@@ -92,12 +99,13 @@ pub async fn reversed(
         return Ok(());
     }
     // Reversed before its completion was heard: the completion will credit nothing.
-    let heard = Heard { payment, festival, wallet: None, status: "REVERSED", amount: 0, reversed: amount, at: now };
+    let heard =
+        Heard { payment, festival, wallet: None, status: TopUpStatus::Reversed, amount: 0, reversed: amount, at: now };
     if store::online::claim(conn, &heard).await? {
         return Ok(());
     }
     let Some(top_up) = store::online::lock(conn, payment).await? else { return Ok(()) };
-    let (Some(wallet_id), "CREDITED") = (top_up.wallet_id, top_up.status.as_str()) else { return Ok(()) };
+    let (Some(wallet_id), TopUpStatus::Credited) = (top_up.wallet_id, top_up.status) else { return Ok(()) };
     let amount = amount.min(top_up.amount_minor - top_up.reversed_minor);
     if amount <= 0 {
         return Ok(());

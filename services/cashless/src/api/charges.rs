@@ -56,11 +56,11 @@ impl CashlessApi {
         currency("currency", &req.currency, &ctx.wallet_currency)?;
         let refused = if ctx.device_revoked {
             Some(ApiError::new(codes::DEVICE_REVOKED))
-        } else if ctx.festival_status == "CANCELLED" || ctx.festival_status == "DRAFT" {
+        } else if !ctx.festival_status.moves_money() {
             Some(ApiError::new(codes::FESTIVAL_NOT_ACTIVE))
         } else if ctx.vendor_id.is_none() || ctx.vendor_account.is_none() {
             Some(ApiError::new(codes::TERMINAL_NOT_REGISTERED))
-        } else if ctx.band_status != "ACTIVE" {
+        } else if ctx.band_status != store::wallets::BandStatus::Active {
             Some(ApiError::new(codes::WRISTBAND_BLOCKED))
         } else {
             None

@@ -30,7 +30,6 @@ use sqlx::{PgConnection, PgPool};
 use tonic::Request;
 use uuid::Uuid;
 
-use crate::config::Config;
 use crate::domain::limits::MAX_RULE_MINOR;
 use crate::keys::FestivalKeys;
 use crate::store::{self, festivals::FestivalRow, wallets::WalletRow};
@@ -40,8 +39,6 @@ pub struct CashlessApi {
     verifier: Verifier,
     keys: Arc<FestivalKeys>,
     clock: Clock,
-    #[allow(dead_code)]
-    config: Arc<Config>,
 }
 
 /// Who may read any wallet of a festival (its holder always may).
@@ -52,8 +49,8 @@ const BAND_BINDERS: &[Role] = &[Role::Organizer, Role::Cashier, Role::Staff];
 const BAND_BLOCKERS: &[Role] = &[Role::Organizer, Role::Cashier, Role::Staff, Role::Security];
 
 impl CashlessApi {
-    pub fn new(pool: PgPool, verifier: Verifier, keys: Arc<FestivalKeys>, clock: Clock, config: Arc<Config>) -> Self {
-        Self { pool, verifier, keys, clock, config }
+    pub fn new(pool: PgPool, verifier: Verifier, keys: Arc<FestivalKeys>, clock: Clock) -> Self {
+        Self { pool, verifier, keys, clock }
     }
 
     /// Now, to the microsecond PostgreSQL keeps: an answer equals what a later read returns.

@@ -4,19 +4,37 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+festival_platform::text_enum! {
+    /// Program's festival status, as the projection stores it.
+    FestivalStatus {
+        Draft = "DRAFT",
+        Published = "PUBLISHED",
+        Ongoing = "ONGOING",
+        Completed = "COMPLETED",
+        Cancelled = "CANCELLED",
+    }
+}
+
+impl FestivalStatus {
+    /// Money moves until the festival is cancelled (a completed festival still refunds
+    /// and corrects; its wallets close at the end-of-festival run), never in a draft.
+    pub fn moves_money(self) -> bool {
+        !matches!(self, FestivalStatus::Draft | FestivalStatus::Cancelled)
+    }
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FestivalRow {
     pub id: Uuid,
     pub time_zone: String,
     pub currency: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: FestivalStatus,
 }
 
 impl FestivalRow {
-    /// Money moves until the festival is cancelled (a completed festival still refunds
-    /// and corrects; its wallets close at the end-of-festival run).
     pub fn open(&self) -> bool {
-        self.status != "CANCELLED" && self.status != "DRAFT"
+        self.status.moves_money()
     }
 }
 

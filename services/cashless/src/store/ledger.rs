@@ -8,6 +8,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::ledger::{Posting, TxKind};
+use crate::store::festivals::FestivalStatus;
+use crate::store::wallets::BandStatus;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TxRow {
@@ -102,13 +104,15 @@ pub async fn post(
 pub struct ChargeContext {
     pub wallet_id: Uuid,
     pub user_id: Option<Uuid>,
-    pub band_status: String,
+    #[sqlx(try_from = "String")]
+    pub band_status: BandStatus,
     pub wallet_currency: String,
     pub vendor_id: Option<Uuid>,
     pub vendor_account: Option<Uuid>,
     pub device_revoked: bool,
     pub time_zone: String,
-    pub festival_status: String,
+    #[sqlx(try_from = "String")]
+    pub festival_status: FestivalStatus,
     pub low_balance_minor: i64,
 }
 

@@ -80,7 +80,8 @@ pub struct BandWallet {
     pub uid: String,
     pub wallet_id: Uuid,
     pub user_id: Option<Uuid>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: crate::store::wallets::BandStatus,
     pub blocked_at: Option<DateTime<Utc>>,
 }
 

@@ -4,21 +4,28 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+festival_platform::text_enum! {
+    /// CREDITED: the wallet got it; REFUSED: no wallet of its payer; REVERSED: a refund or
+    /// dispute was heard first, nothing is credited.
+    TopUpStatus { Credited = "CREDITED", Refused = "REFUSED", Reversed = "REVERSED" }
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OnlineTopUp {
     pub payment_id: Uuid,
     pub wallet_id: Option<Uuid>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: TopUpStatus,
     pub amount_minor: i64,
     pub reversed_minor: i64,
 }
 
 /// The first word heard of a payment.
-pub struct Heard<'a> {
+pub struct Heard {
     pub payment: Uuid,
     pub festival: Uuid,
     pub wallet: Option<Uuid>,
-    pub status: &'a str,
+    pub status: TopUpStatus,
     pub amount: i64,
     pub reversed: i64,
     pub at: DateTime<Utc>,
@@ -26,7 +33,7 @@ pub struct Heard<'a> {
 
 /// Records a payment's first word; false if it was heard of before (a duplicate, or a
 /// reversal heard first).
-pub async fn claim(conn: &mut PgConnection, h: &Heard<'_>) -> Result<bool, sqlx::Error> {
+pub async fn claim(conn: &mut PgConnection, h: &Heard) -> Result<bool, sqlx::Error> {
     let Heard { payment, festival, wallet, status, amount, reversed, at } = *h;
     let done = sqlx::query(
         "insert into online_top_ups (payment_id, festival_id, wallet_id, status, amount_minor, reversed_minor, updated_at)
@@ -35,7 +42,7 @@ pub async fn claim(conn: &mut PgConnection, h: &Heard<'_>) -> Result<bool, sqlx:
     .bind(payment)
     .bind(festival)
     .bind(wallet)
-    .bind(status)
+    .bind(status.as_str())
     .bind(amount)
     .bind(reversed)
     .bind(at)
