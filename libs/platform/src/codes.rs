@@ -133,6 +133,11 @@ catalogue! {
     TERMINAL_NOT_REGISTERED = ("ERR_8010", PermissionDenied, 403, "Device is not a payment terminal here");
     BALANCE_LIMIT_EXCEEDED = ("ERR_8011", FailedPrecondition, 409, "Balance would exceed the festival's maximum");
     OFFLINE_BATCH_INVALID = ("ERR_8012", InvalidArgument, 400, "Offline upload not signed by this terminal");
+    VOID_WINDOW_CLOSED = ("ERR_8013", FailedPrecondition, 409, "The sale can no longer be voided");
+    ALREADY_VOIDED = ("ERR_8014", AlreadyExists, 409, "Sale already voided");
+    PAYOUTS_CLOSED = ("ERR_8015", FailedPrecondition, 409, "Payouts are not open for this festival");
+    PAYOUT_BELOW_MINIMUM = ("ERR_8016", FailedPrecondition, 409, "Balance below the minimum payout");
+    IBAN_INVALID = ("ERR_8017", InvalidArgument, 400, "Invalid IBAN");
 
     // 9xxx zones
     ZONE_AT_CAPACITY = ("ERR_9001", FailedPrecondition, 409, "Zone at capacity");

@@ -66,6 +66,9 @@ impl CashlessApi {
             None
         };
         if let Some(error) = refused {
+            // The connection goes back first: the replay takes its own, and a pool
+            // whose every connection waits for a second one waits forever.
+            drop(conn);
             return self.replay_or(&req, device, key, error).await;
         }
         let (Some(vendor_id), Some(vendor_account)) = (ctx.vendor_id, ctx.vendor_account) else {
@@ -153,10 +156,13 @@ impl CashlessApi {
                 };
                 Ok(convert::transaction(&row, ctx.wallet_id))
             }
-            Charged::KeyTaken => self.replay_or(&req, device, key, ApiError::new(codes::CONCURRENT_UPDATE)).await,
+            Charged::KeyTaken => {
+                drop(conn);
+                self.replay_or(&req, device, key, ApiError::new(codes::CONCURRENT_UPDATE)).await
+            }
             Charged::Refused => {
                 drop(conn);
-                let why = self.why_refused(ctx.wallet_id, festival_id, value, day).await?;
+                let why = self.why_refused(ctx.wallet_id, festival_id, &uid_hex, value, day).await?;
                 self.replay_or(&req, device, key, why).await
             }
         }
@@ -167,10 +173,16 @@ impl CashlessApi {
         &self,
         wallet_id: Uuid,
         festival_id: Uuid,
+        uid: &str,
         value: i64,
         day: chrono::NaiveDate,
     ) -> ApiResult<ApiError> {
         let mut conn = self.pool.acquire().await?;
+        // Blocked (or replaced) while the tap was being checked.
+        let band = store::wallets::band(&mut conn, festival_id, uid).await?;
+        if band.is_none_or(|b| b.status != store::wallets::BandStatus::Active || b.wallet_id != wallet_id) {
+            return Ok(ApiError::new(codes::WRISTBAND_BLOCKED));
+        }
         let wallet = store::wallets::find(&mut conn, wallet_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         if wallet.status != store::wallets::WalletStatus::Active {
             return Ok(ApiError::new(codes::WALLET_CLOSED));
@@ -181,7 +193,7 @@ impl CashlessApi {
         {
             return Ok(e);
         }
-        // The band was blocked or the terminal moved or revoked in the meantime.
+        // The terminal moved to another vendor or was revoked in the meantime.
         Ok(ApiError::new(codes::CONCURRENT_UPDATE).with_message("The wristband or terminal changed; tap again"))
     }
 

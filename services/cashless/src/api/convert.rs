@@ -20,6 +20,8 @@ pub fn settings(festival_id: uuid::Uuid, currency: &str, l: &Limits) -> pb::Sett
         daily_cap_minor: l.daily_cap_minor,
         offline_limit_minor: l.offline_limit_minor,
         low_balance_minor: l.low_balance_minor,
+        void_window_seconds: l.void_window_seconds,
+        replacement_fee_minor: l.replacement_fee_minor,
     }
 }
 
@@ -132,5 +134,57 @@ pub fn recorded_event(
         counterpart_id: m.counterpart_id.map(|c| c.to_string()).unwrap_or_default(),
         actor_id: m.actor_id.to_string(),
         created_at: Some(timestamp(m.at)),
+    }
+}
+
+pub fn payout_policy(festival_id: uuid::Uuid, p: &crate::domain::payouts::Policy) -> pb::PayoutPolicy {
+    use crate::domain::payouts::Unclaimed;
+    pb::PayoutPolicy {
+        festival_id: festival_id.to_string(),
+        fee_minor: p.fee_minor,
+        min_payout_minor: p.min_payout_minor,
+        deadline: p.deadline.map(timestamp),
+        unclaimed: match p.unclaimed {
+            Unclaimed::Keep => pb::UnclaimedMoney::Keep,
+            Unclaimed::Donate => pb::UnclaimedMoney::Donate,
+        } as i32,
+        debtor_name: p.debtor_name.clone(),
+        debtor_iban: p.debtor_iban.clone(),
+        debtor_bic: p.debtor_bic.clone(),
+        batch_max: p.batch_max,
+    }
+}
+
+pub fn payout(p: &crate::store::payouts::PayoutRow) -> pb::Payout {
+    use crate::store::payouts::PayoutStatus;
+    pb::Payout {
+        id: p.id.to_string(),
+        wallet_id: p.wallet_id.to_string(),
+        festival_id: p.festival_id.to_string(),
+        status: match p.status {
+            PayoutStatus::Pending => pb::PayoutStatus::Pending,
+            PayoutStatus::Exported => pb::PayoutStatus::Exported,
+            PayoutStatus::Donated => pb::PayoutStatus::Donated,
+        } as i32,
+        balance_minor: p.balance_minor,
+        fee_minor: p.fee_minor,
+        payout_minor: p.payout_minor,
+        currency: p.currency.clone(),
+        iban_masked: crate::domain::payouts::mask_iban(&p.iban),
+        transaction_id: p.transaction_id.to_string(),
+        requested_at: Some(timestamp(p.requested_at)),
+        batch_id: p.batch_id.map(|b| b.to_string()).unwrap_or_default(),
+    }
+}
+
+pub fn payout_batch(b: &crate::store::payouts::BatchRow) -> pb::PayoutBatch {
+    pb::PayoutBatch {
+        id: b.id.to_string(),
+        festival_id: b.festival_id.to_string(),
+        payouts: b.payouts,
+        total_minor: b.total_minor,
+        currency: b.currency.clone(),
+        xml: b.xml.clone(),
+        created_at: Some(timestamp(b.created_at)),
     }
 }

@@ -2,17 +2,20 @@
 //! encode. Every movement of money, its entries and its event commit together.
 //!
 //! One module per area ([`setup`]: rules, terminals, band keys; [`wallets`]: wallets and
-//! wristbands; [`money`]: top-ups, transfers, corrections, statements; [`charges`]: the
-//! terminals' hot path; [`offline`]: terminals without a network; [`ledger`]:
-//! verification and journal closures); this one holds
+//! wristbands, their replacement; [`money`]: top-ups, transfers, corrections, statements; [`charges`]: the
+//! terminals' hot path; [`voids`]: a supervisor's void of a sale; [`offline`]:
+//! terminals without a network; [`ledger`]: verification and journal closures;
+//! [`close_out`]: refunds at the end of the festival and their SEPA files); this one holds
 //! what they share and the tonic binding, [`convert`] the proto mapping.
 
 mod charges;
+mod close_out;
 mod convert;
 mod ledger;
 mod money;
 mod offline;
 mod setup;
+mod voids;
 mod wallets;
 
 pub use convert::recorded_event;
@@ -162,5 +165,14 @@ festival_platform::bind_rpcs! {
         auth list_transactions(pb::ListTransactionsRequest) -> pb::ListTransactionsResponse;
         auth verify_ledger(pb::VerifyLedgerRequest) -> pb::LedgerReport;
         auth close_journal(pb::CloseJournalRequest) -> pb::JournalClosure;
+        gate void_charge(pb::VoidChargeRequest) -> pb::Transaction;
+        auth replace_wristband(pb::ReplaceWristbandRequest) -> pb::ReplaceWristbandResponse;
+        auth get_payout_policy(pb::GetPayoutPolicyRequest) -> pb::PayoutPolicy;
+        auth set_payout_policy(pb::SetPayoutPolicyRequest) -> pb::PayoutPolicy;
+        auth request_payout(pb::RequestPayoutRequest) -> pb::Payout;
+        auth export_payouts(pb::ExportPayoutsRequest) -> pb::PayoutBatch;
+        auth get_payout_batch(pb::GetPayoutBatchRequest) -> pb::PayoutBatch;
+        auth settle_unclaimed(pb::SettleUnclaimedRequest) -> pb::SettleUnclaimedResponse;
+        auth get_close_out_report(pb::GetCloseOutReportRequest) -> pb::CloseOutReport;
     }
 }

@@ -17,7 +17,7 @@ use crate::domain::ledger::{AccountKind, Posting};
 use crate::store::{self, ledger::Meta, ledger::TxRow, wallets::WalletRow, wallets::WalletStatus};
 
 /// A locked, active wallet.
-async fn locked_active(conn: &mut PgConnection, id: Uuid) -> ApiResult<WalletRow> {
+pub(super) async fn locked_active(conn: &mut PgConnection, id: Uuid) -> ApiResult<WalletRow> {
     let wallet = store::wallets::lock(conn, id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
     if wallet.status != WalletStatus::Active {
         return Err(ApiError::new(codes::WALLET_CLOSED));
@@ -37,7 +37,7 @@ fn same_currency(wallet: &WalletRow, festival: &str) -> ApiResult<()> {
 }
 
 /// Writes the posting (balances already moved) and reads it back as stored.
-async fn book(
+pub(super) async fn book(
     conn: &mut PgConnection,
     posting: &Posting,
     meta: Meta<'_>,

@@ -37,6 +37,8 @@ impl CashlessApi {
             daily_cap_minor: s.daily_cap_minor,
             offline_limit_minor: s.offline_limit_minor,
             low_balance_minor: s.low_balance_minor,
+            void_window_seconds: s.void_window_seconds,
+            replacement_fee_minor: s.replacement_fee_minor,
         };
         limits.check()?;
         caller.require(festival_id, Role::Organizer)?;

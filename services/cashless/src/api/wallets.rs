@@ -1,15 +1,18 @@
 //! Wallets and the wristbands bound to them.
 
 use festival_platform::auth::Principal;
+use festival_platform::idempotency::{self, Claim};
 use festival_platform::nfc;
 use festival_platform::rpc::record_festival;
 use festival_platform::{ApiError, ApiResult, codes, validate};
 use festival_proto::cashless::v1 as pb;
 use sqlx::PgConnection;
 
+use super::money::{book, locked_active};
 use super::{BAND_BINDERS, BAND_BLOCKERS, CashlessApi, WALLET_READERS, convert, proof, uid};
+use crate::domain::ledger::{AccountKind, Posting};
 use crate::domain::limits::{festival_day, spent_on};
-use crate::store::{self, wallets::WalletRow, wallets::WalletStatus};
+use crate::store::{self, ledger::Meta, wallets::BandStatus, wallets::WalletRow, wallets::WalletStatus};
 
 impl CashlessApi {
     /// The wallet as its holder sees it: balance, today's spending, bands.
@@ -114,5 +117,106 @@ impl CashlessApi {
             .await?
             .ok_or(ApiError::new(codes::WRISTBAND_UNKNOWN))?;
         Ok(convert::band(&blocked))
+    }
+
+    /// A new band for a lost or broken one, on the same wallet: the balance never moves,
+    /// so it cannot move twice. The old band is blocked and the new one bound under the
+    /// wallet's lock (taken before the band's, as a payout takes them). A charge on the
+    /// old band racing it is booked against the same wallet, under the same lock, or
+    /// refused: every cent is counted once either way.
+    pub(super) async fn replace_wristband(
+        &self,
+        caller: Principal,
+        mut req: pb::ReplaceWristbandRequest,
+    ) -> ApiResult<pb::ReplaceWristbandResponse> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        let old_uid = uid("old_uid", &req.old_uid)?.to_hex();
+        let new = uid("new_uid", &req.new_uid)?;
+        let new_uid = new.to_hex();
+        if new_uid == old_uid {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "new_uid", "must be another wristband"));
+        }
+        let tap = proof(&req.new_tap_proof)?;
+        let key = idempotency::key("idempotency_key", &req.idempotency_key)?.to_owned();
+        // A retry spelling the UIDs or the proof otherwise is the same request.
+        req.old_uid.clone_from(&old_uid);
+        req.new_uid.clone_from(&new_uid);
+        req.new_tap_proof.make_ascii_lowercase();
+
+        let mut tx = self.pool.begin().await?;
+        let fresh = match idempotency::claim::<pb::ReplaceWristbandResponse>(
+            &mut tx,
+            "cashless.ReplaceWristband",
+            caller.user_id,
+            &key,
+            &req,
+        )
+        .await?
+        {
+            Claim::Replay(answer) => return Ok(answer),
+            Claim::Fresh(fresh) => fresh,
+        };
+        let festival = Self::open_festival(&mut tx, festival_id).await?;
+        let unknown = || ApiError::field(codes::WRISTBAND_UNKNOWN, "old_uid", "no such wristband");
+        let seen = store::wallets::band(&mut tx, festival_id, &old_uid).await?.ok_or_else(unknown)?;
+        let wallet = store::wallets::find(&mut tx, seen.wallet_id).await?.ok_or_else(unknown)?;
+        // Staff replace any band; a holder their own (the new band's tap proves it is in
+        // their hand); others learn nothing.
+        if wallet.user_id != Some(caller.user_id) && caller.require_any(festival_id, BAND_BINDERS).is_err() {
+            return Err(unknown());
+        }
+        let wallet = locked_active(&mut tx, wallet.id).await?;
+        let old = store::wallets::lock_band(&mut tx, festival_id, &old_uid).await?.ok_or_else(unknown)?;
+        if old.wallet_id != wallet.id {
+            return Err(ApiError::new(codes::CONCURRENT_UPDATE));
+        }
+        let keys = self.keys.get(&mut tx, festival_id).await.map_err(ApiError::internal)?;
+        let challenge = nfc::bind_challenge(festival_id.as_bytes(), wallet.id.as_bytes());
+        if keys.master.wristband_key(&new).verify(&challenge, &tap).is_err() {
+            return Err(ApiError::field(codes::TAP_PROOF_INVALID, "new_tap_proof", "is not the new band's tap"));
+        }
+        let now = self.now();
+        if !store::wallets::bind(&mut tx, festival_id, &new_uid, wallet.id, now, caller.user_id).await? {
+            return Err(ApiError::field(codes::WRISTBAND_ALREADY_BOUND, "new_uid", "is not an unused wristband"));
+        }
+        let reason = if old.status == BandStatus::Active { format!("replaced by {new_uid}") } else { String::new() };
+        let old = store::wallets::block(&mut tx, festival_id, &old_uid, &reason, now, caller.user_id)
+            .await?
+            .ok_or_else(unknown)?;
+        let new = store::wallets::band(&mut tx, festival_id, &new_uid).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+
+        // The fee, at most what the wallet holds: a replacement is never refused for it.
+        let limits = store::settings::get(&mut tx, festival_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        let fee = limits.replacement_fee_minor.min(wallet.balance_minor);
+        let fee = if fee > 0 {
+            let fees =
+                store::accounts::ensure(&mut tx, festival_id, AccountKind::PlatformFees, None, &festival.currency)
+                    .await?;
+            let posting = Posting::fee(wallet.id, fees, fee);
+            let after = store::wallets::apply_change(&mut tx, wallet.id, posting.wallet_change).await?;
+            let meta = Meta {
+                id: uuid::Uuid::now_v7(),
+                festival_id,
+                currency: &wallet.currency,
+                counterpart_id: None,
+                actor_id: caller.user_id,
+                reason: "wristband replacement",
+                at: now,
+            };
+            let row = book(&mut tx, &posting, meta, after, None).await?;
+            Some(convert::transaction(&row, wallet.id))
+        } else {
+            None
+        };
+        tracing::info!(festival = %festival_id, old = %old_uid, new = %new_uid, by = %caller.user_id, "wristband replaced");
+        let answer = pb::ReplaceWristbandResponse {
+            old_wristband: Some(convert::band(&old)),
+            new_wristband: Some(convert::band(&new)),
+            fee,
+        };
+        fresh.complete(&mut tx, &answer).await?;
+        tx.commit().await?;
+        Ok(answer)
     }
 }

@@ -24,6 +24,7 @@ festival_platform::text_enum! {
         OfflineLoss = "OFFLINE_LOSS",
         OnlineClearing = "ONLINE_CLEARING",
         Chargebacks = "CHARGEBACKS",
+        Unclaimed = "UNCLAIMED",
     }
 }
 
@@ -135,6 +136,56 @@ impl Posting {
         Self { kind: TxKind::Correction, amount, wallet, wallet_change: change, entries }
     }
 
+    /// A fee the festival charges a wallet (a replacement wristband): a payment to its
+    /// fees account.
+    pub fn fee(wallet: Uuid, fees: Uuid, amount: i64) -> Self {
+        Self {
+            kind: TxKind::Payment,
+            amount,
+            wallet,
+            wallet_change: -amount,
+            entries: debit_credit(wallet, fees, amount),
+        }
+    }
+
+    /// A sale voided: the charge's own entries booked back (an offline charge's loss
+    /// share returns to the loss account, not to the wallet).
+    pub fn void(charge: &Posting) -> Self {
+        Self {
+            kind: TxKind::Refund,
+            amount: charge.amount,
+            wallet: charge.wallet,
+            wallet_change: -charge.wallet_change,
+            entries: charge.entries.iter().map(|e| Entry { account: e.account, amount: -e.amount }).collect(),
+        }
+    }
+
+    /// A wallet's whole `balance` paid out to its holder's bank account: owed to them
+    /// (refunds payable) less the `fee` the festival keeps.
+    pub fn payout(wallet: Uuid, payable: Uuid, fees: Uuid, balance: i64, fee: i64) -> Self {
+        debug_assert!(balance > 0 && (0..=balance).contains(&fee));
+        let mut entries = vec![Entry { account: wallet, amount: balance }];
+        if balance > fee {
+            entries.push(Entry { account: payable, amount: -(balance - fee) });
+        }
+        if fee > 0 {
+            entries.push(Entry { account: fees, amount: -fee });
+        }
+        Self { kind: TxKind::Refund, amount: balance, wallet, wallet_change: -balance, entries }
+    }
+
+    /// A wallet's whole balance given to one of the festival's accounts: donated, or
+    /// unclaimed by the deadline.
+    pub fn release(wallet: Uuid, to: Uuid, balance: i64) -> Self {
+        Self {
+            kind: TxKind::Transfer,
+            amount: balance,
+            wallet,
+            wallet_change: -balance,
+            entries: debit_credit(wallet, to, balance),
+        }
+    }
+
     /// Whether the entries sum to zero (always, by construction; the database checks it
     /// again at commit).
     pub fn balances(&self) -> bool {
@@ -171,13 +222,15 @@ mod tests {
             Posting::correction(wallet, corrections, -40),
             Posting::offline_payment(wallet, corrections, vendor, 500, 500),
             Posting::reversal(wallet, till, corrections, 300, 200),
+            Posting::fee(wallet, corrections, 200),
+            Posting::void(&Posting::payment(wallet, vendor, 70)),
         ];
         assert!(postings.iter().all(Posting::balances));
         let changes: i64 = postings.iter().map(|p| p.wallet_change).sum();
         assert_eq!(wallet_balance(&postings, wallet), changes);
-        assert_eq!(changes, 5_000 - 1_250 - 750 + 100 - 40 - 500 - 200);
+        assert_eq!(changes, 5_000 - 1_250 - 750 + 100 - 40 - 500 - 200 - 200 + 70);
         assert_eq!(wallet_balance(&postings, other), 750);
-        assert_eq!(wallet_balance(&postings, vendor), 1_750, "a vendor's revenue is credit-normal too");
+        assert_eq!(wallet_balance(&postings, vendor), 1_750 - 70, "a vendor's revenue is credit-normal too");
         assert!(postings.iter().all(|p| p.amount > 0));
     }
 
@@ -192,6 +245,35 @@ mod tests {
         assert!(empty.balances());
         assert_eq!(empty.entries.iter().filter(|e| e.account == wallet).count(), 0, "no zero entry");
         assert_eq!(Posting::offline_payment(wallet, loss, vendor, 800, 800).entries.len(), 2);
+    }
+
+    #[test]
+    fn a_void_books_back_exactly_what_its_charge_booked() {
+        let (wallet, loss, vendor) = (id(), id(), id());
+        let charge = Posting::offline_payment(wallet, loss, vendor, 800, 300);
+        let void = Posting::void(&charge);
+        assert!(void.balances());
+        assert_eq!(void.kind, TxKind::Refund);
+        assert_eq!(void.wallet_change, 300, "the wallet gets back what it paid, not the loss account's share");
+        let both = [charge, void];
+        for account in [wallet, loss, vendor] {
+            assert_eq!(wallet_balance(&both, account), 0, "{account} is back where it was");
+        }
+    }
+
+    #[test]
+    fn a_payout_empties_the_wallet_into_what_is_owed_and_the_fee() {
+        let (wallet, payable, fees) = (id(), id(), id());
+        let p = Posting::payout(wallet, payable, fees, 1_000, 150);
+        assert!(p.balances());
+        assert_eq!(p.wallet_change, -1_000);
+        assert_eq!(wallet_balance(std::slice::from_ref(&p), payable), 850);
+        assert_eq!(wallet_balance(std::slice::from_ref(&p), fees), 150);
+        assert_eq!(Posting::payout(wallet, payable, fees, 1_000, 0).entries.len(), 2, "no zero fee entry");
+        assert_eq!(Posting::payout(wallet, payable, fees, 150, 150).entries.len(), 2, "no zero payout entry");
+        let gift = Posting::release(wallet, fees, 400);
+        assert!(gift.balances());
+        assert_eq!(gift.wallet_change, -400);
     }
 
     #[test]

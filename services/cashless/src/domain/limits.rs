@@ -18,7 +18,14 @@ pub struct Limits {
     pub offline_limit_minor: i64,
     /// 0: never warn.
     pub low_balance_minor: i64,
+    /// How long after a sale a supervisor may void it; 0: never.
+    pub void_window_seconds: i64,
+    /// Charged for a replacement wristband; 0: free.
+    pub replacement_fee_minor: i64,
 }
+
+/// The longest void window: a day (a void is a till's correction, not a refund policy).
+pub const MAX_VOID_WINDOW_SECONDS: i64 = 86_400;
 
 /// The largest amount any rule may name (a million in major units of a two-decimal
 /// currency): far above any festival's, far below an overflow.
@@ -37,11 +44,15 @@ impl Limits {
             ("daily_cap_minor", self.daily_cap_minor),
             ("offline_limit_minor", self.offline_limit_minor),
             ("low_balance_minor", self.low_balance_minor),
+            ("replacement_fee_minor", self.replacement_fee_minor),
         ];
         for (name, value) in all {
             if !(0..=MAX_RULE_MINOR).contains(&value) {
                 return field(name, "must be between 0 and 100000000");
             }
+        }
+        if !(0..=MAX_VOID_WINDOW_SECONDS).contains(&self.void_window_seconds) {
+            return field("void_window_seconds", "must be between 0 and 86400");
         }
         if self.min_top_up_minor == 0 {
             return field("min_top_up_minor", "must be positive");
@@ -116,6 +127,8 @@ mod tests {
             daily_cap_minor: 8_000,
             offline_limit_minor: 3_000,
             low_balance_minor: 500,
+            void_window_seconds: 900,
+            replacement_fee_minor: 0,
         }
     }
 
@@ -149,6 +162,8 @@ mod tests {
         assert!(bad(Limits { max_top_up_minor: 100, ..limits() }).eq("max_top_up_minor"));
         assert!(bad(Limits { max_charge_minor: -1, ..limits() }).eq("max_charge_minor"));
         assert!(bad(Limits { daily_cap_minor: MAX_RULE_MINOR + 1, ..limits() }).eq("daily_cap_minor"));
+        assert!(bad(Limits { void_window_seconds: 86_401, ..limits() }).eq("void_window_seconds"));
+        assert!(bad(Limits { replacement_fee_minor: -5, ..limits() }).eq("replacement_fee_minor"));
     }
 
     #[test]

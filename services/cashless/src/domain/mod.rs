@@ -1,8 +1,11 @@
 //! Cashless rules with no I/O: the ledger's postings ([`ledger`]), limits and the
-//! festival day ([`limits`]), the journal's hash chain and closures ([`journal`]), and
-//! how charges made offline are settled ([`offline`]).
+//! festival day ([`limits`]), the journal's hash chain and closures ([`journal`]), how
+//! charges made offline are settled ([`offline`]), the end of the festival's refunds
+//! ([`payouts`]) and the SEPA files that pay them ([`sepa`]).
 
 pub mod journal;
 pub mod ledger;
 pub mod limits;
 pub mod offline;
+pub mod payouts;
+pub mod sepa;

@@ -7,7 +7,7 @@ use festival_platform::idempotency::Answered;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::ledger::{Posting, TxKind};
+use crate::domain::ledger::{Entry, Posting, TxKind};
 use crate::store::festivals::FestivalStatus;
 use crate::store::wallets::BandStatus;
 
@@ -334,4 +334,44 @@ pub async fn page(
     .bind(limit)
     .fetch_all(conn)
     .await
+}
+
+/// A transaction's entries, as booked.
+pub async fn entries(conn: &mut PgConnection, transaction: Uuid) -> Result<Vec<Entry>, sqlx::Error> {
+    let rows: Vec<(Uuid, i64)> =
+        sqlx::query_as("select account_id, amount_minor from entries where transaction_id = $1 order by account_id")
+            .bind(transaction)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().map(|(account, amount)| Entry { account, amount }).collect())
+}
+
+/// The void of a charge, if it was voided.
+pub async fn void_of(conn: &mut PgConnection, charge: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("select void_id from voids where charge_id = $1").bind(charge).fetch_optional(conn).await
+}
+
+/// Records `void` as the one void of `charge` (false: it was voided already).
+pub async fn record_void(
+    conn: &mut PgConnection,
+    charge: Uuid,
+    void: Uuid,
+    festival: Uuid,
+    reason: &str,
+    by: Uuid,
+    at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "insert into voids (charge_id, void_id, festival_id, reason, voided_by, voided_at)
+         values ($1, $2, $3, $4, $5, $6) on conflict (charge_id) do nothing",
+    )
+    .bind(charge)
+    .bind(void)
+    .bind(festival)
+    .bind(reason)
+    .bind(by)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod ledger;
 pub mod offline;
 pub mod online;
+pub mod payouts;
 pub mod settings;
 pub mod terminals;
 pub mod wallets;

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::domain::limits::Limits;
 
 const COLUMNS: &str = "min_top_up_minor, max_top_up_minor, max_balance_minor, max_charge_minor, daily_cap_minor,
-    offline_limit_minor, low_balance_minor";
+    offline_limit_minor, low_balance_minor, void_window_seconds, replacement_fee_minor";
 
 /// The defaults for a festival heard of for the first time.
 pub async fn ensure(conn: &mut PgConnection, festival: Uuid) -> Result<(), sqlx::Error> {
@@ -28,7 +28,7 @@ pub async fn update(conn: &mut PgConnection, festival: Uuid, l: &Limits) -> Resu
     let done = sqlx::query(
         "update settings set min_top_up_minor = $2, max_top_up_minor = $3, max_balance_minor = $4,
              max_charge_minor = $5, daily_cap_minor = $6, offline_limit_minor = $7, low_balance_minor = $8,
-             updated_at = now()
+             void_window_seconds = $9, replacement_fee_minor = $10, updated_at = now()
          where festival_id = $1",
     )
     .bind(festival)
@@ -39,6 +39,8 @@ pub async fn update(conn: &mut PgConnection, festival: Uuid, l: &Limits) -> Resu
     .bind(l.daily_cap_minor)
     .bind(l.offline_limit_minor)
     .bind(l.low_balance_minor)
+    .bind(l.void_window_seconds)
+    .bind(l.replacement_fee_minor)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

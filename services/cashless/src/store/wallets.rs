@@ -164,3 +164,39 @@ pub async fn block(
     .fetch_optional(conn)
     .await
 }
+
+/// Blocks every active band of a wallet (its money left it: a payout, a donation).
+pub async fn block_all(
+    conn: &mut PgConnection,
+    wallet: Uuid,
+    reason: &str,
+    at: DateTime<Utc>,
+    by: Uuid,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "update wristbands set status = 'BLOCKED', blocked_at = $3, blocked_by = $4, block_reason = $2
+         where wallet_id = $1 and status = 'ACTIVE'",
+    )
+    .bind(wallet)
+    .bind(reason)
+    .bind(at)
+    .bind(by)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Closes a locked wallet: it takes and pays nothing more.
+pub async fn close(conn: &mut PgConnection, wallet: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("update wallets set status = 'CLOSED' where id = $1").bind(wallet).execute(conn).await?;
+    Ok(())
+}
+
+/// A band locked until the caller's transaction ends (a replacement blocks it).
+pub async fn lock_band(conn: &mut PgConnection, festival: Uuid, uid: &str) -> Result<Option<BandRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{BAND} where festival_id = $1 and uid = $2 for update")))
+        .bind(festival)
+        .bind(uid)
+        .fetch_optional(conn)
+        .await
+}

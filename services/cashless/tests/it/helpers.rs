@@ -109,10 +109,14 @@ impl Env {
 
     /// A device as identity pairs one, registered as a terminal of a new vendor.
     pub async fn terminal(&self, f: &Festival) -> Terminal {
+        self.device(f, Uuid::now_v7(), DeviceLevel::Steward).await
+    }
+
+    /// A device at `level`, registered as a terminal of `vendor_id`.
+    pub async fn device(&self, f: &Festival, vendor_id: Uuid, level: DeviceLevel) -> Terminal {
         let device_id = Uuid::now_v7();
-        let vendor_id = Uuid::now_v7();
         let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-        let token = self.issuer.device(device_id, f.id, "bar", DeviceLevel::Steward, &key);
+        let token = self.issuer.device(device_id, f.id, "bar", level, &key);
         self.client()
             .register_terminal(authed(
                 pb::RegisterTerminalRequest {
@@ -243,4 +247,22 @@ pub fn charge(f: &Festival, terminal: &Terminal, band: &SoftBand, amount: i64, k
 /// Charges and returns the outcome's code ("OK" on success).
 pub async fn charge_code(env: &Env, terminal: &Terminal, req: pb::ChargeRequest) -> String {
     festival_testkit::outcome(env.client().charge(authed(req, &terminal.token)).await)
+}
+
+/// A replacement of `old` by `new` on `wallet_id`, the new band tapped.
+pub fn replace(
+    f: &Festival,
+    old: &SoftBand,
+    wallet_id: Uuid,
+    new: &SoftBand,
+    key: &str,
+) -> pb::ReplaceWristbandRequest {
+    let tapped = bind(f, &wallet_id.to_string(), new);
+    pb::ReplaceWristbandRequest {
+        festival_id: f.id.to_string(),
+        old_uid: old.uid.to_hex(),
+        new_uid: new.uid.to_hex(),
+        new_tap_proof: tapped.tap_proof,
+        idempotency_key: key.into(),
+    }
 }

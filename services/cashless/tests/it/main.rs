@@ -3,6 +3,7 @@
 //! an encoder). Every test ends by verifying its festival's ledger and journal.
 
 mod charges;
+mod close_out;
 mod helpers;
 mod ledger;
 mod model;
@@ -10,4 +11,5 @@ mod money;
 mod offline;
 mod online;
 mod races;
+mod voids;
 mod wallets;

@@ -1,8 +1,9 @@
 //! A state machine, explored by proptest: random sequences of top-ups, charges online and
-//! offline, transfers, corrections, blocks and rebinds against the real service, each
-//! answer compared with a model of the wallets, and the ledger verified after every
-//! sequence (debits equal credits, every wallet its entries' sum, none below zero, no
-//! day above the cap, the journal unbroken).
+//! offline, voids, transfers, corrections, blocks, rebinds, replacements and payouts
+//! against the real service, each answer compared with a model of the wallets; every
+//! sequence ends with the festival's close-out (what nobody claimed settled after the
+//! deadline) and the ledger verified (debits equal credits, every wallet its entries'
+//! sum, none below zero, no day above the cap, the journal unbroken).
 
 use ed25519_dalek::SigningKey;
 use festival_gate::till::Till;
@@ -20,6 +21,8 @@ const MAX_BALANCE: i64 = 20_000;
 const MAX_TOP_UP: i64 = 10_000;
 const MAX_CHARGE: i64 = 5_000;
 const DAILY_CAP: i64 = 6_000;
+const REPLACEMENT_FEE: i64 = 250;
+const PAYOUT_FEE: i64 = 100;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -30,6 +33,11 @@ enum Op {
     Correct(usize, i64),
     Block(usize),
     Rebind(usize),
+    /// Voids the wallet's last online sale.
+    Void(usize),
+    Replace(usize),
+    /// To a bank account (false) or donated (true).
+    Payout(usize, bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -41,17 +49,23 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (w.clone(), w.clone(), 1i64..8_000).prop_map(|(a, b, x)| Op::Transfer(a, b, x)),
         1 => (w.clone(), -6_000i64..6_000).prop_map(|(w, x)| Op::Correct(w, x)),
         1 => w.clone().prop_map(Op::Block),
-        1 => w.prop_map(Op::Rebind),
+        1 => w.clone().prop_map(Op::Rebind),
+        2 => w.clone().prop_map(Op::Void),
+        1 => w.clone().prop_map(Op::Replace),
+        1 => (w, any::<bool>()).prop_map(|(w, donate)| Op::Payout(w, donate)),
     ]
 }
 
-/// What the model expects of a wallet: its balance, what it spent today online, and
-/// whether its current band is blocked.
+/// What the model expects of a wallet: its balance, what it spent today online, whether
+/// its current band is blocked and the wallet closed (paid out), and its last online
+/// sale (id, amount, voided).
 #[derive(Debug, Clone, Default)]
 struct Model {
     balance: i64,
     spent_today: i64,
     blocked: bool,
+    closed: bool,
+    last_sale: Option<(String, i64, bool)>,
 }
 
 struct World {
@@ -73,8 +87,20 @@ async fn world(env: &Env) -> World {
         s.max_charge_minor = MAX_CHARGE;
         s.daily_cap_minor = DAILY_CAP;
         s.offline_limit_minor = 1_000_000;
+        s.replacement_fee_minor = REPLACEMENT_FEE;
     })
     .await;
+    let policy = pb::PayoutPolicy {
+        festival_id: f.id.to_string(),
+        fee_minor: PAYOUT_FEE,
+        unclaimed: pb::UnclaimedMoney::Donate as i32,
+        debtor_name: "Model GmbH".into(),
+        debtor_iban: "DE44500105175407324931".into(),
+        batch_max: 100,
+        ..Default::default()
+    };
+    let policy = pb::SetPayoutPolicyRequest { festival_id: f.id.to_string(), policy: Some(policy) };
+    env.client().set_payout_policy(authed(policy, &f.organizer)).await.expect("payout policy");
     let bar = env.terminal(&f).await;
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
     let device = Uuid::now_v7();
@@ -142,12 +168,13 @@ impl World {
                 };
                 let key = self.key();
                 let req = charge(&self.f, &self.bar, &self.wallets[w].soft, amount, &key);
-                let got = charge_code(env, &self.bar, req).await;
-                if got == "OK" {
+                let answer = client.charge(authed(req, &self.bar.token)).await;
+                if let Ok(sale) = &answer {
                     self.model[w].balance -= amount;
                     self.model[w].spent_today += amount;
+                    self.model[w].last_sale = Some((sale.get_ref().id.clone(), amount, false));
                 }
-                (got, want)
+                (festival_testkit::outcome(answer), want)
             }
             Op::Offline(w, amount) => {
                 // Offline the till does not know the balance: the band pays what it
@@ -178,9 +205,11 @@ impl World {
             Op::Transfer(a, b, amount) => {
                 let want = if a == b {
                     "ERR_1000"
+                } else if self.model[a].closed {
+                    "ERR_8006"
                 } else if amount > self.model[a].balance {
                     "ERR_8001"
-                } else if self.model[b].balance + amount > MAX_BALANCE {
+                } else if self.model[b].closed || self.model[b].balance + amount > MAX_BALANCE {
                     "ERR_1000"
                 } else {
                     "OK"
@@ -202,6 +231,8 @@ impl World {
             Op::Correct(w, change) => {
                 let want = if change == 0 {
                     "ERR_1000"
+                } else if self.model[w].closed {
+                    "ERR_8006"
                 } else if self.model[w].balance + change < 0 {
                     "ERR_8001"
                 } else {
@@ -239,13 +270,113 @@ impl World {
                     self.wallets[w].soft = fresh;
                     self.model[w].blocked = false;
                 }
-                (got, "OK")
+                (got, if self.model[w].closed { "ERR_8006" } else { "OK" })
+            }
+            Op::Void(w) => {
+                let Some((sale, amount, voided)) = self.model[w].last_sale.clone() else {
+                    return Ok(());
+                };
+                let want = if self.model[w].closed {
+                    "ERR_8006"
+                } else if voided {
+                    "ERR_8014"
+                } else {
+                    "OK"
+                };
+                let req = pb::VoidChargeRequest {
+                    transaction_id: sale.clone(),
+                    reason: "model".into(),
+                    idempotency_key: self.key(),
+                };
+                let got = festival_testkit::outcome(client.void_charge(authed(req, &self.f.organizer)).await);
+                if got == "OK" {
+                    // The daily counter keeps the voided sale: a void gives no new allowance.
+                    self.model[w].balance += amount;
+                    self.model[w].last_sale = Some((sale, amount, true));
+                }
+                (got, want)
+            }
+            Op::Replace(w) => {
+                let fresh: SoftBand = env.new_band(&self.f).await;
+                let key = self.key();
+                let req = replace(&self.f, &self.wallets[w].soft, self.wallets[w].wallet_id, &fresh, &key);
+                let got = festival_testkit::outcome(client.replace_wristband(authed(req, &self.f.cashier)).await);
+                if got == "OK" {
+                    self.wallets[w].soft = fresh;
+                    let m = &mut self.model[w];
+                    m.blocked = false;
+                    m.balance -= REPLACEMENT_FEE.min(m.balance);
+                }
+                (got, if self.model[w].closed { "ERR_8006" } else { "OK" })
+            }
+            Op::Payout(w, donate) => {
+                let m = &self.model[w];
+                let want = if m.closed {
+                    "ERR_8006"
+                } else if donate && m.balance == 0 {
+                    "ERR_8001"
+                } else if !donate && m.balance <= PAYOUT_FEE {
+                    "ERR_8016"
+                } else {
+                    "OK"
+                };
+                let req = pb::RequestPayoutRequest {
+                    wallet_id: self.wallets[w].wallet_id.to_string(),
+                    iban: if donate { String::new() } else { "DE89370400440532013000".into() },
+                    account_holder: if donate { String::new() } else { "Model Holder".into() },
+                    donate,
+                    idempotency_key: self.key(),
+                };
+                let got = festival_testkit::outcome(client.request_payout(authed(req, &self.wallets[w].holder)).await);
+                if got == "OK" {
+                    let m = &mut self.model[w];
+                    (m.balance, m.closed, m.blocked) = (0, true, true);
+                }
+                (got, want)
             }
         };
         prop_assert_eq!(got.as_str(), want, "{:?} with {:?}", op, self.model);
         for (w, band) in self.wallets.iter().enumerate() {
             let balance = env.wallet(band).await.balance_minor;
             prop_assert_eq!(balance, self.model[w].balance, "wallet {} after {:?}", w, op);
+        }
+        Ok(())
+    }
+}
+
+impl World {
+    /// The festival's end: the deadline passes, and every wallet still holding money is
+    /// emptied (donated, as the policy says) and closed.
+    async fn close_out(&mut self, env: &Env) -> Result<(), TestCaseError> {
+        let mut client = env.client();
+        let policy = pb::PayoutPolicy {
+            festival_id: self.f.id.to_string(),
+            fee_minor: PAYOUT_FEE,
+            deadline: Some(festival_platform::convert::timestamp(env.app.clock.now() - chrono::Duration::seconds(1))),
+            unclaimed: pb::UnclaimedMoney::Donate as i32,
+            debtor_name: "Model GmbH".into(),
+            debtor_iban: "DE44500105175407324931".into(),
+            batch_max: 100,
+            ..Default::default()
+        };
+        let policy = pb::SetPayoutPolicyRequest { festival_id: self.f.id.to_string(), policy: Some(policy) };
+        client
+            .set_payout_policy(authed(policy, &self.f.organizer))
+            .await
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let settled = client
+            .settle_unclaimed(authed(
+                pb::SettleUnclaimedRequest { festival_id: self.f.id.to_string() },
+                &self.f.organizer,
+            ))
+            .await
+            .map_err(|e| TestCaseError::fail(e.to_string()))?
+            .into_inner();
+        let open: Vec<&Model> = self.model.iter().filter(|m| !m.closed && m.balance > 0).collect();
+        prop_assert_eq!(settled.wallets as usize, open.len());
+        prop_assert_eq!(settled.total_minor, open.iter().map(|m| m.balance).sum::<i64>());
+        for band in &self.wallets {
+            prop_assert_eq!(env.wallet(band).await.balance_minor, 0);
         }
         Ok(())
     }
@@ -262,6 +393,7 @@ fn random_sequences_of_operations_keep_every_invariant() {
             for op in &ops {
                 world.apply(&env, op).await?;
             }
+            world.close_out(&env).await?;
             env.assert_ledger(&world.f).await;
             Ok(())
         })

@@ -1,0 +1,74 @@
+-- Voids, wristband replacement and the end of the festival: refund policy, payouts to
+-- bank accounts (SEPA files) or donations, and unclaimed balances settled.
+
+alter table settings
+    add column void_window_seconds bigint not null default 900 check (void_window_seconds between 0 and 86400),
+    add column replacement_fee_minor bigint not null default 0 check (replacement_fee_minor >= 0);
+
+-- Unclaimed balances the festival keeps after the payout deadline.
+alter table accounts drop constraint accounts_kind_check;
+alter table accounts add constraint accounts_kind_check check (kind in ('WALLET', 'VENDOR_REVENUE', 'CASH_DRAWER',
+    'CARD_CLEARING', 'CORRECTIONS', 'FLOAT', 'PLATFORM_FEES', 'REFUNDS_PAYABLE', 'SAFE', 'CASH_IMBALANCE', 'DONATIONS',
+    'PROMO', 'OFFLINE_LOSS', 'ONLINE_CLEARING', 'CHARGEBACKS', 'UNCLAIMED'));
+
+-- A sale is voided once: the primary key is the guard, the void its own transaction.
+create table voids (
+    charge_id uuid primary key references transactions (id),
+    void_id uuid not null unique references transactions (id),
+    festival_id uuid not null,
+    reason text not null,
+    voided_by uuid not null,
+    voided_at timestamptz not null
+);
+create trigger voids_append_only before update or delete on voids
+    for each row execute function cashless_append_only();
+revoke update, delete, truncate on voids from current_user;
+-- A check of a foreign key to transactions locks the referencing rows (FOR KEY SHARE),
+-- which needs UPDATE on one column; the trigger above keeps it from ever changing.
+grant update (charge_id) on voids to current_user;
+
+create table payout_policies (
+    festival_id uuid primary key,
+    fee_minor bigint not null default 0 check (fee_minor >= 0),
+    min_payout_minor bigint not null default 0 check (min_payout_minor >= 0),
+    deadline timestamptz,
+    unclaimed text not null default 'KEEP' check (unclaimed in ('KEEP', 'DONATE')),
+    debtor_name text not null default '',
+    debtor_iban text not null default '',
+    debtor_bic text not null default '',
+    batch_max integer not null default 1000 check (batch_max between 1 and 10000),
+    updated_at timestamptz not null default now()
+);
+
+-- SEPA files, kept as handed out (the same bytes when fetched again).
+create table payout_batches (
+    id uuid primary key,
+    festival_id uuid not null,
+    payouts integer not null,
+    total_minor bigint not null,
+    currency text not null,
+    xml text not null,
+    created_at timestamptz not null,
+    created_by uuid not null
+);
+create index payout_batches_festival_idx on payout_batches (festival_id, created_at);
+
+-- One per wallet (the wallet closes with it): to a bank account, waiting for a file or
+-- exported in one; or donated.
+create table payouts (
+    id uuid primary key,
+    festival_id uuid not null,
+    wallet_id uuid not null unique references wallets (id),
+    transaction_id uuid not null unique references transactions (id),
+    status text not null check (status in ('PENDING', 'EXPORTED', 'DONATED')),
+    balance_minor bigint not null check (balance_minor >= 0),
+    fee_minor bigint not null check (fee_minor >= 0),
+    payout_minor bigint not null check (payout_minor >= 0 and payout_minor + fee_minor = balance_minor),
+    currency text not null,
+    iban text not null default '',
+    account_holder text not null default '',
+    requested_at timestamptz not null,
+    batch_id uuid references payout_batches (id),
+    check ((status = 'EXPORTED') = (batch_id is not null))
+);
+create index payouts_pending_idx on payouts (festival_id, requested_at, id) where status = 'PENDING';

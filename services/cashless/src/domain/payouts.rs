@@ -1,0 +1,227 @@
+//! The end of a festival: what a wallet's holder gets back, to which bank account, and
+//! the rules an organiser sets for it.
+
+use festival_platform::{ApiError, ApiResult, codes};
+use iban::IbanLike;
+
+use super::limits::MAX_RULE_MINOR;
+
+festival_platform::text_enum! {
+    /// What becomes of balances nobody claimed by the deadline.
+    Unclaimed { Keep = "KEEP", Donate = "DONATE" }
+}
+
+/// A festival's refund policy and the account refunds are paid from.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Policy {
+    pub fee_minor: i64,
+    pub min_payout_minor: i64,
+    pub deadline: Option<chrono::DateTime<chrono::Utc>>,
+    #[sqlx(try_from = "String")]
+    pub unclaimed: Unclaimed,
+    pub debtor_name: String,
+    pub debtor_iban: String,
+    pub debtor_bic: String,
+    pub batch_max: i32,
+}
+
+impl Default for Policy {
+    /// No fee, no minimum, no deadline yet, unclaimed money kept, no bank account yet.
+    fn default() -> Self {
+        Self {
+            fee_minor: 0,
+            min_payout_minor: 0,
+            deadline: None,
+            unclaimed: Unclaimed::Keep,
+            debtor_name: String::new(),
+            debtor_iban: String::new(),
+            debtor_bic: String::new(),
+            batch_max: 1_000,
+        }
+    }
+}
+
+/// Most payouts in one SEPA file (banks refuse larger files; many accept far fewer).
+pub const MAX_BATCH: i32 = 10_000;
+
+impl Policy {
+    /// Rules an organiser may set. The debtor's IBAN is normalised.
+    pub fn check(mut self) -> ApiResult<Self> {
+        let field = |name: &str, why: &str| ApiError::field(codes::VALIDATION_FAILED, name, why);
+        for (name, value) in [("fee_minor", self.fee_minor), ("min_payout_minor", self.min_payout_minor)] {
+            if !(0..=MAX_RULE_MINOR).contains(&value) {
+                return Err(field(name, "must be between 0 and 100000000"));
+            }
+        }
+        if !(1..=MAX_BATCH).contains(&self.batch_max) {
+            return Err(field("batch_max", "must be between 1 and 10000"));
+        }
+        if !self.debtor_iban.is_empty() {
+            self.debtor_iban = sepa_iban("debtor_iban", &self.debtor_iban)?;
+        }
+        self.debtor_name = sepa_text(self.debtor_name.trim(), 70);
+        if !self.debtor_iban.is_empty() && self.debtor_name.is_empty() {
+            return Err(field("debtor_name", "is required with debtor_iban"));
+        }
+        let bic = self.debtor_bic.trim().to_ascii_uppercase();
+        if !bic.is_empty() && !is_bic(&bic) {
+            return Err(field("debtor_bic", "must be a BIC of 8 or 11 characters"));
+        }
+        self.debtor_bic = bic;
+        Ok(self)
+    }
+
+    /// Whether a holder may still ask for their balance at `now`.
+    pub fn open_at(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.deadline.is_none_or(|d| now < d)
+    }
+
+    /// The fee and what is paid out of a wallet holding `balance`, to a bank account.
+    pub fn split(&self, balance: i64) -> ApiResult<(i64, i64)> {
+        let fee = self.fee_minor.min(balance);
+        let payout = balance - fee;
+        if payout <= 0 || payout < self.min_payout_minor {
+            return Err(ApiError::new(codes::PAYOUT_BELOW_MINIMUM).with_message(format!(
+                "A payout is at least {} after a fee of {} (minor units); the balance can be donated",
+                self.min_payout_minor.max(1),
+                self.fee_minor
+            )));
+        }
+        Ok((fee, payout))
+    }
+}
+
+/// Countries whose banks take SEPA credit transfers (EPC's list of the scheme's
+/// countries; overseas departments and crown dependencies use their state's IBANs).
+const SEPA_COUNTRIES: &[&str] = &[
+    "AD", "AL", "AT", "BE", "BG", "CH", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GB", "GI", "GR", "HR", "HU",
+    "IE", "IS", "IT", "LI", "LT", "LU", "LV", "MC", "MD", "ME", "MK", "MT", "NL", "NO", "PL", "PT", "RO", "SE", "SI",
+    "SK", "SM", "VA",
+];
+
+/// An IBAN a SEPA transfer can pay, in its electronic form: check digits and the
+/// country's format verified (ERR_8017 otherwise), spaces dropped.
+pub fn sepa_iban(field: &str, raw: &str) -> ApiResult<String> {
+    let compact: String = raw.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase();
+    let parsed: iban::Iban = compact
+        .parse()
+        .map_err(|_| ApiError::field(codes::IBAN_INVALID, field, "is not a valid IBAN (check digits or format)"))?;
+    if !SEPA_COUNTRIES.contains(&parsed.country_code()) {
+        return Err(ApiError::field(codes::IBAN_INVALID, field, "is not an account in a SEPA country"));
+    }
+    Ok(parsed.electronic_str().to_owned())
+}
+
+/// An IBAN as a holder sees it on a receipt: all but the country and the last four
+/// characters masked.
+pub fn mask_iban(iban: &str) -> String {
+    let n = iban.chars().count();
+    if n <= 6 {
+        return "*".repeat(n);
+    }
+    let keep_end = n - 4;
+    iban.chars().enumerate().map(|(i, c)| if i < 2 || i >= keep_end { c } else { '*' }).collect()
+}
+
+fn is_bic(bic: &str) -> bool {
+    (bic.len() == 8 || bic.len() == 11)
+        && bic.bytes().take(6).all(|b| b.is_ascii_uppercase())
+        && bic.bytes().skip(6).all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// Text in the character set every SEPA bank takes (EPC's Latin subset: letters,
+/// digits, space and `/ - ? : ( ) . , ' +`), at most `max` characters. German umlauts
+/// and ß are spelled out, other accents dropped, anything else becomes a space.
+pub fn sepa_text(raw: &str, max: usize) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | ' ' | '/' | '-' | '?' | ':' | '(' | ')' | '.' | ',' | '\'' | '+' => {
+                out.push(c)
+            }
+            'ä' => out.push_str("ae"),
+            'ö' => out.push_str("oe"),
+            'ü' => out.push_str("ue"),
+            'Ä' => out.push_str("Ae"),
+            'Ö' => out.push_str("Oe"),
+            'Ü' => out.push_str("Ue"),
+            'ß' => out.push_str("ss"),
+            'à' | 'á' | 'â' | 'ã' | 'å' => out.push('a'),
+            'ç' => out.push('c'),
+            'è' | 'é' | 'ê' | 'ë' => out.push('e'),
+            'ì' | 'í' | 'î' | 'ï' => out.push('i'),
+            'ñ' => out.push('n'),
+            'ò' | 'ó' | 'ô' | 'õ' | 'ø' => out.push('o'),
+            'ù' | 'ú' | 'û' => out.push('u'),
+            'À' | 'Á' | 'Â' | 'Ã' | 'Å' => out.push('A'),
+            'Ç' => out.push('C'),
+            'È' | 'É' | 'Ê' | 'Ë' => out.push('E'),
+            'Ñ' => out.push('N'),
+            'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ø' => out.push('O'),
+            _ => out.push(' '),
+        }
+    }
+    let collapsed = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    collapsed.chars().take(max).collect::<String>().trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ibans_are_checked_by_their_digits_and_their_country() {
+        assert_eq!(sepa_iban("iban", "de44 5001 0517 5407 3249 31").unwrap(), "DE44500105175407324931");
+        assert_eq!(sepa_iban("iban", "GB82 WEST 1234 5698 7654 32").unwrap(), "GB82WEST12345698765432");
+        let code = |raw: &str| sepa_iban("iban", raw).unwrap_err().code.code;
+        assert_eq!(code("DE45 5001 0517 5407 3249 31"), "ERR_8017", "a wrong check digit");
+        assert_eq!(code("DE44 5001 0517 5407 3249 3"), "ERR_8017", "too short for Germany");
+        assert_eq!(code(""), "ERR_8017");
+        assert_eq!(code("BR15 0000 0000 0000 1093 2840 814P 2"), "ERR_8017", "valid, but not SEPA");
+    }
+
+    #[test]
+    fn a_receipt_shows_only_the_country_and_the_last_four() {
+        assert_eq!(mask_iban("DE44500105175407324931"), "DE****************4931");
+        assert_eq!(mask_iban("DE4"), "***");
+    }
+
+    #[test]
+    fn the_fee_comes_first_and_what_is_left_must_reach_the_minimum() {
+        let policy = Policy { fee_minor: 150, min_payout_minor: 500, ..Policy::default() };
+        assert_eq!(policy.split(2_000).unwrap(), (150, 1_850));
+        assert_eq!(policy.split(650).unwrap(), (150, 500));
+        assert_eq!(policy.split(649).unwrap_err().code.code, "ERR_8016");
+        assert_eq!(policy.split(100).unwrap_err().code.code, "ERR_8016", "a fee never takes more than is there");
+        assert_eq!(Policy::default().split(1).unwrap(), (0, 1));
+        assert_eq!(Policy::default().split(0).unwrap_err().code.code, "ERR_8016", "nothing to pay");
+    }
+
+    #[test]
+    fn an_organisers_policy_is_checked_and_normalised() {
+        let good = Policy {
+            debtor_name: "  Sommerfest GmbH ".into(),
+            debtor_iban: "de44 5001 0517 5407 3249 31".into(),
+            debtor_bic: "inGDdeffxxx".into(),
+            ..Policy::default()
+        };
+        let checked = good.clone().check().unwrap();
+        assert_eq!(checked.debtor_iban, "DE44500105175407324931");
+        assert_eq!(checked.debtor_name, "Sommerfest GmbH");
+        assert_eq!(checked.debtor_bic, "INGDDEFFXXX");
+        let field = |p: Policy| p.check().unwrap_err().violations()[0].field.clone();
+        assert_eq!(field(Policy { batch_max: 0, ..good.clone() }), "batch_max");
+        assert_eq!(field(Policy { fee_minor: -1, ..good.clone() }), "fee_minor");
+        assert_eq!(field(Policy { debtor_bic: "ING".into(), ..good.clone() }), "debtor_bic");
+        assert_eq!(field(Policy { debtor_name: " ".into(), ..good.clone() }), "debtor_name");
+        assert_eq!(field(Policy { debtor_iban: "DE00".into(), ..good }), "debtor_iban");
+    }
+
+    #[test]
+    fn names_are_written_in_the_sepa_character_set() {
+        assert_eq!(sepa_text("Jürgen Weiß & Söhne <b>", 70), "Juergen Weiss Soehne b");
+        assert_eq!(sepa_text("Zoë O'Brien-Łukasz", 70), "Zoe O'Brien- ukasz");
+        assert_eq!(sepa_text("abcdef", 3), "abc");
+        assert_eq!(sepa_text("日本", 70), "");
+    }
+}

@@ -1,0 +1,301 @@
+//! The end of the festival: payouts to bank accounts and donations, the SEPA files that
+//! pay them, and unclaimed balances after the deadline. Every file written is also kept
+//! in `$FESTIVAL_SEPA_DIR` when set: `scripts/test` validates each against the official
+//! pain.001.001.09 schema.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use festival_platform::convert::timestamp;
+use festival_proto::cashless::v1 as pb;
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+const DEBTOR_IBAN: &str = "DE44500105175407324931";
+
+fn policy(f: &Festival, change: impl FnOnce(&mut pb::PayoutPolicy)) -> pb::SetPayoutPolicyRequest {
+    let mut policy = pb::PayoutPolicy {
+        festival_id: f.id.to_string(),
+        fee_minor: 150,
+        min_payout_minor: 500,
+        deadline: None,
+        unclaimed: pb::UnclaimedMoney::Keep as i32,
+        debtor_name: "Sommerfest Veranstaltungs GmbH".into(),
+        debtor_iban: "DE44 5001 0517 5407 3249 31".into(),
+        debtor_bic: String::new(),
+        batch_max: 1_000,
+    };
+    change(&mut policy);
+    pb::SetPayoutPolicyRequest { festival_id: f.id.to_string(), policy: Some(policy) }
+}
+
+fn to_bank(band: &Band, iban: &str, holder: &str, key: &str) -> pb::RequestPayoutRequest {
+    pb::RequestPayoutRequest {
+        wallet_id: band.wallet_id.to_string(),
+        iban: iban.into(),
+        account_holder: holder.into(),
+        donate: false,
+        idempotency_key: key.into(),
+    }
+}
+
+fn export(f: &Festival) -> pb::ExportPayoutsRequest {
+    pb::ExportPayoutsRequest { festival_id: f.id.to_string(), execution_date: String::new() }
+}
+
+/// Keeps the file for the schema check of `scripts/test`.
+fn keep(batch: &pb::PayoutBatch) {
+    if batch.payouts == 0 {
+        return;
+    }
+    if let Ok(dir) = std::env::var("FESTIVAL_SEPA_DIR") {
+        std::fs::create_dir_all(&dir).expect("sepa dir");
+        std::fs::write(format!("{dir}/{}.xml", batch.id), &batch.xml).expect("write sepa file");
+    }
+}
+
+/// The EndToEndIds of a file: its payouts' ids.
+fn end_to_end_ids(xml: &str) -> Vec<String> {
+    xml.split("<EndToEndId>").skip(1).filter_map(|s| s.split('<').next()).map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn a_holder_is_paid_out_once_and_the_bank_file_pays_them() {
+    let env = spawn().await;
+    let f = env.festival().await;
+    let mut client = env.client();
+    let set = client.set_payout_policy(authed(policy(&f, |_| {}), &f.organizer)).await.expect("policy");
+    assert_eq!(set.into_inner().debtor_iban, DEBTOR_IBAN, "stored in its electronic form");
+    let bar = env.terminal(&f).await;
+    let band = env.band(&f, 2_000).await;
+
+    let req = to_bank(&band, "de89 3704 0044 0532 0130 00", "Jürgen Weiß", "p1");
+    let payout = client.request_payout(authed(req.clone(), &band.holder)).await.expect("payout").into_inner();
+    assert_eq!(payout.status, pb::PayoutStatus::Pending as i32);
+    assert_eq!((payout.balance_minor, payout.fee_minor, payout.payout_minor), (2_000, 150, 1_850));
+    assert_eq!(payout.iban_masked, "DE****************3000");
+    // A retry answers the same payout; another request finds the wallet closed.
+    let again = client.request_payout(authed(req, &band.holder)).await.expect("retry").into_inner();
+    assert_eq!(again.id, payout.id);
+    let twice = to_bank(&band, "DE89370400440532013000", "Juergen Weiss", "p2");
+    assert_eq!(code(client.request_payout(authed(twice, &band.holder)).await), "ERR_8006");
+
+    // The wallet is empty and closed, its band blocked: nothing is spent twice.
+    let wallet = env.wallet(&band).await;
+    assert_eq!(wallet.balance_minor, 0);
+    assert_eq!(wallet.status, pb::WalletStatus::Closed as i32);
+    assert_eq!(charge_code(&env, &bar, charge(&f, &bar, &band.soft, 100, "late")).await, "ERR_8007");
+    assert_eq!(code(env.top_up(&f, &band, 500).await), "ERR_8007");
+
+    let batch = client.export_payouts(authed(export(&f), &f.organizer)).await.expect("export").into_inner();
+    keep(&batch);
+    assert_eq!((batch.payouts, batch.total_minor, batch.currency.as_str()), (1, 1_850, "EUR"));
+    assert_eq!(end_to_end_ids(&batch.xml), vec![Uuid::parse_str(&payout.id).expect("id").simple().to_string()]);
+    assert!(batch.xml.contains("<Nm>Juergen Weiss</Nm>"), "{}", batch.xml);
+    assert!(batch.xml.contains("<IBAN>DE89370400440532013000</IBAN>"));
+    assert!(batch.xml.contains("<InstdAmt Ccy=\"EUR\">18.50</InstdAmt>"));
+    // Nothing is exported twice; the file can be fetched again, byte for byte.
+    let empty = client.export_payouts(authed(export(&f), &f.organizer)).await.expect("again").into_inner();
+    assert_eq!((empty.payouts, empty.id.as_str(), empty.xml.as_str()), (0, "", ""));
+    let fetched = client
+        .get_payout_batch(authed(
+            pb::GetPayoutBatchRequest { festival_id: f.id.to_string(), batch_id: batch.id.clone() },
+            &f.organizer,
+        ))
+        .await
+        .expect("fetch")
+        .into_inner();
+    assert_eq!(fetched.xml, batch.xml);
+
+    let report = client
+        .get_close_out_report(authed(pb::GetCloseOutReportRequest { festival_id: f.id.to_string() }, &f.organizer))
+        .await
+        .expect("report")
+        .into_inner();
+    assert_eq!((report.exported_payouts, report.exported_minor, report.fees_minor), (1, 1_850, 150));
+    assert_eq!((report.pending_payouts, report.outstanding_wallets, report.outstanding_minor), (0, 0, 0));
+    env.assert_ledger(&f).await;
+    env.app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_bank_details_and_small_balances_are_refused_and_nothing_moves() {
+    let env = spawn().await;
+    let f = env.festival().await;
+    let mut client = env.client();
+    client.set_payout_policy(authed(policy(&f, |_| {}), &f.organizer)).await.expect("policy");
+    let band = env.band(&f, 600).await;
+    let cases = [
+        (to_bank(&band, "DE88 3704 0044 0532 0130 00", "Ann", "k1"), "ERR_8017"), // check digits
+        (to_bank(&band, "BR15 0000 0000 0000 1093 2840 814P 2", "Ann", "k2"), "ERR_8017"), // not SEPA
+        (to_bank(&band, "", "Ann", "k3"), "ERR_1001"),
+        (to_bank(&band, "DE89370400440532013000", "", "k4"), "ERR_1001"),
+        (to_bank(&band, "DE89370400440532013000", "李小龍", "k5"), "ERR_1000"),
+        (
+            pb::RequestPayoutRequest { donate: true, ..to_bank(&band, "DE89370400440532013000", "Ann", "k6") },
+            "ERR_1000",
+        ),
+        // 600 less the fee of 150 is below the minimum of 500.
+        (to_bank(&band, "DE89370400440532013000", "Ann", "k7"), "ERR_8016"),
+    ];
+    for (req, want) in cases {
+        let iban = req.iban.clone();
+        assert_eq!(code(client.request_payout(authed(req, &band.holder)).await), want, "{iban}");
+    }
+    // Not the holder: nobody else learns of the wallet, organisers included.
+    for stranger in [env.issuer.user().1, f.organizer.clone()] {
+        let req = to_bank(&band, "DE89370400440532013000", "Ann", "k8");
+        assert_eq!(code(client.request_payout(authed(req, &stranger)).await), "ERR_4000");
+    }
+    let wallet = env.wallet(&band).await;
+    assert_eq!((wallet.balance_minor, wallet.status), (600, pb::WalletStatus::Active as i32));
+
+    // A small balance can still be donated.
+    let gift = pb::RequestPayoutRequest {
+        wallet_id: band.wallet_id.to_string(),
+        donate: true,
+        idempotency_key: "gift".into(),
+        ..Default::default()
+    };
+    let gift = client.request_payout(authed(gift, &band.holder)).await.expect("donate").into_inner();
+    assert_eq!((gift.status, gift.payout_minor, gift.fee_minor), (pb::PayoutStatus::Donated as i32, 600, 0));
+    let report = client
+        .get_close_out_report(authed(pb::GetCloseOutReportRequest { festival_id: f.id.to_string() }, &f.organizer))
+        .await
+        .expect("report")
+        .into_inner();
+    assert_eq!((report.donated_minor, report.pending_payouts), (600, 0));
+    // A donation is not a bank transfer: no file.
+    let batch = client.export_payouts(authed(export(&f), &f.organizer)).await.expect("export").into_inner();
+    assert_eq!(batch.payouts, 0);
+    env.assert_ledger(&f).await;
+    env.app.stop().await;
+}
+
+#[tokio::test]
+async fn the_organisers_policy_is_theirs_alone_and_checked() {
+    let env = spawn().await;
+    let f = env.festival().await;
+    let other = env.festival().await;
+    let mut client = env.client();
+    // Another festival's organiser, a cashier, a holder: not this festival's organiser.
+    for token in [other.organizer.clone(), f.cashier.clone(), env.issuer.user().1] {
+        assert!(
+            ["ERR_3001", "ERR_3002"]
+                .contains(&code(client.set_payout_policy(authed(policy(&f, |_| {}), &token)).await).as_str())
+        );
+    }
+    let bad_iban = policy(&f, |p| p.debtor_iban = "DE00 0000".into());
+    assert_eq!(code(client.set_payout_policy(authed(bad_iban, &f.organizer)).await), "ERR_8017");
+    let bad_batch = policy(&f, |p| p.batch_max = 10_001);
+    assert_eq!(code(client.set_payout_policy(authed(bad_batch, &f.organizer)).await), "ERR_1000");
+    // No bank account yet: nothing can be exported.
+    assert_eq!(code(client.export_payouts(authed(export(&f), &f.organizer)).await), "ERR_8015");
+    client.set_payout_policy(authed(policy(&f, |_| {}), &f.organizer)).await.expect("policy");
+    for token in [other.organizer.clone(), f.cashier.clone()] {
+        assert!(
+            ["ERR_3001", "ERR_3002"].contains(&code(client.export_payouts(authed(export(&f), &token)).await).as_str())
+        );
+    }
+    let past = pb::ExportPayoutsRequest { execution_date: "2000-01-01".into(), ..export(&f) };
+    assert_eq!(code(client.export_payouts(authed(past, &f.organizer)).await), "ERR_1000");
+    let read = client
+        .get_payout_policy(authed(pb::GetPayoutPolicyRequest { festival_id: f.id.to_string() }, &f.cashier))
+        .await
+        .expect("a cashier reads it")
+        .into_inner();
+    assert_eq!(read.fee_minor, 150);
+    env.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn files_are_split_by_the_batch_size_and_exports_at_once_never_share_a_payout() {
+    let env = Arc::new(spawn().await);
+    let f = Arc::new(env.festival().await);
+    let mut client = env.client();
+    let with_bic = policy(&f, |p| {
+        p.batch_max = 3;
+        p.debtor_bic = "INGDDEFFXXX".into();
+    });
+    client.set_payout_policy(authed(with_bic, &f.organizer)).await.expect("policy");
+    let mut requested = HashSet::new();
+    for i in 0..8 {
+        let band = env.band(&f, 1_000 + i).await;
+        let req = to_bank(&band, "FR14 2004 1010 0505 0001 3M02 606", "Zoë Dupont-Moreau", "p");
+        let payout = client.request_payout(authed(req, &band.holder)).await.expect("payout").into_inner();
+        requested.insert(Uuid::parse_str(&payout.id).expect("id").simple().to_string());
+    }
+    let batches = all_at_once(
+        (0..3)
+            .map(|_| {
+                let (env, f) = (env.clone(), f.clone());
+                async move { env.client().export_payouts(authed(export(&f), &f.organizer)).await.expect("export") }
+            })
+            .collect(),
+    )
+    .await;
+    let mut exported = Vec::new();
+    for batch in batches.into_iter().map(tonic::Response::into_inner) {
+        assert!(batch.payouts <= 3, "{}", batch.payouts);
+        if batch.payouts > 0 {
+            keep(&batch);
+            let ids = end_to_end_ids(&batch.xml);
+            assert_eq!(ids.len(), batch.payouts as usize);
+            exported.extend(ids);
+        }
+    }
+    let rest = client.export_payouts(authed(export(&f), &f.organizer)).await.expect("rest").into_inner();
+    keep(&rest);
+    exported.extend(end_to_end_ids(&rest.xml));
+    let last = client.export_payouts(authed(export(&f), &f.organizer)).await.expect("last").into_inner();
+    exported.extend(end_to_end_ids(&last.xml));
+    keep(&last);
+    assert_eq!(exported.len(), 8, "each payout in one file: {exported:?}");
+    assert_eq!(exported.iter().cloned().collect::<HashSet<_>>(), requested);
+    env.assert_ledger(&f).await;
+}
+
+#[tokio::test]
+async fn after_the_deadline_unclaimed_money_goes_where_the_policy_says() {
+    let env = spawn().await;
+    let mut client = env.client();
+    for (unclaimed, kept, donated) in [(pb::UnclaimedMoney::Keep, 2_500, 0), (pb::UnclaimedMoney::Donate, 0, 2_500)] {
+        let f = env.festival().await;
+        let deadline = env.app.clock.now() + chrono::Duration::days(30);
+        let set = policy(&f, |p| {
+            p.deadline = Some(timestamp(deadline));
+            p.unclaimed = unclaimed as i32;
+        });
+        client.set_payout_policy(authed(set, &f.organizer)).await.expect("policy");
+        let (a, b, empty) = (env.band(&f, 1_000).await, env.band(&f, 1_500).await, env.band(&f, 0).await);
+        let settle = || pb::SettleUnclaimedRequest { festival_id: f.id.to_string() };
+        assert_eq!(
+            code(client.settle_unclaimed(authed(settle(), &f.organizer)).await),
+            "ERR_8015",
+            "before the deadline"
+        );
+
+        env.app.clock.advance(Duration::from_secs(30 * 24 * 3600));
+        let late = to_bank(&a, "DE89370400440532013000", "Ann", "late");
+        assert_eq!(code(client.request_payout(authed(late, &a.holder)).await), "ERR_8015");
+        let done = client.settle_unclaimed(authed(settle(), &f.organizer)).await.expect("settle").into_inner();
+        assert_eq!((done.wallets, done.total_minor, done.unclaimed), (2, 2_500, unclaimed as i32));
+        for band in [&a, &b] {
+            let wallet = env.wallet(band).await;
+            assert_eq!((wallet.balance_minor, wallet.status), (0, pb::WalletStatus::Closed as i32));
+        }
+        assert_eq!(env.wallet(&empty).await.status, pb::WalletStatus::Active as i32, "nothing to settle");
+        let again = client.settle_unclaimed(authed(settle(), &f.organizer)).await.expect("again").into_inner();
+        assert_eq!((again.wallets, again.total_minor), (0, 0));
+        let report = client
+            .get_close_out_report(authed(pb::GetCloseOutReportRequest { festival_id: f.id.to_string() }, &f.organizer))
+            .await
+            .expect("report")
+            .into_inner();
+        assert_eq!((report.unclaimed_kept_minor, report.donated_minor, report.outstanding_minor), (kept, donated, 0));
+        env.assert_ledger(&f).await;
+    }
+    env.app.stop().await;
+}
