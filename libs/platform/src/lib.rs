@@ -37,6 +37,7 @@ pub mod events;
 pub mod festival_facts;
 pub mod grpc_edge;
 pub mod idempotency;
+pub mod live;
 pub mod metrics;
 pub mod nfc;
 pub mod page_token;

@@ -12,6 +12,7 @@ use festival_platform::auth::{Device, GateCaller, Principal, Role};
 use festival_platform::convert::{from_timestamp, timestamp};
 use festival_platform::credential::{Kind, Unverified};
 use festival_platform::events::outbox::Queued;
+use festival_platform::live::{self, LiveConfig};
 use festival_platform::rpc::{RpcStream, record_festival};
 use festival_platform::{ApiError, ApiResult, ResultExt, codes, validate};
 use festival_proto::ticketing::v1 as pb;
@@ -37,41 +38,6 @@ const CLOCK_SKEW: Duration = Duration::minutes(5);
 const MAX_UPLOAD_AGE: Duration = Duration::days(7);
 /// Rounds of decide-then-write before a scan gives up to concurrent scans of its ticket.
 const SCAN_ROUNDS: usize = 3;
-
-/// Live counters open per festival on this replica: each polls the database, so a
-/// festival gets a bounded number.
-#[derive(Clone, Default)]
-pub(super) struct Watchers(std::sync::Arc<std::sync::Mutex<HashMap<Uuid, usize>>>);
-
-/// One open live counter; closing the stream (or its end) gives the place back.
-struct Watching {
-    watchers: Watchers,
-    festival_id: Uuid,
-}
-
-impl Watchers {
-    fn open(&self, festival_id: Uuid, max: usize) -> Option<Watching> {
-        let mut open = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = open.entry(festival_id).or_insert(0);
-        if *count >= max {
-            return None;
-        }
-        *count += 1;
-        Some(Watching { watchers: self.clone(), festival_id })
-    }
-}
-
-impl Drop for Watching {
-    fn drop(&mut self) {
-        let mut open = self.watchers.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(count) = open.get_mut(&self.festival_id) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                open.remove(&self.festival_id);
-            }
-        }
-    }
-}
 
 /// What a scanned code turned out to be.
 #[derive(Debug, Clone, Copy)]
@@ -732,37 +698,18 @@ impl TicketingApi {
         record_festival(festival_id);
         caller.require(festival_id, Role::Organizer)?;
         Self::festival(&mut *self.pool.acquire().await?, festival_id).await?;
-        let max = self.config.gates.max_watchers_per_festival;
-        let watching = self.watchers.open(festival_id, max).ok_or_else(|| {
-            ApiError::new(codes::LIMIT_REACHED).with_message(format!("At most {max} live counters per festival"))
-        })?;
-        let mut ticks =
-            tokio::time::interval(std::time::Duration::from_millis(self.config.gates.watch_interval_ms.max(100)));
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(self.config.gates.watch_max_secs);
-        let start = (self.pool.clone(), None::<pb::CheckInStats>, ticks, watching);
-        // The counts now, then each change; the stream ends at `until` or on an error.
-        let stream = futures::stream::unfold(start, move |(pool, last, mut ticks, watching)| async move {
-            loop {
-                if tokio::time::Instant::now() >= until {
-                    return None;
-                }
-                ticks.tick().await;
-                match Self::stats(&pool, festival_id).await {
-                    Ok(stats) if last.as_ref() == Some(&stats) => {}
-                    Ok(stats) => return Some((Ok(stats.clone()), (pool, Some(stats), ticks, watching))),
-                    Err(e) if last.is_some() => {
-                        tracing::warn!(error = ?e, "check-in counts unavailable; the watch ends");
-                        return None;
-                    }
-                    Err(e) => {
-                        let state = (pool, Some(pb::CheckInStats::default()), ticks, watching);
-                        return Some((Err(tonic::Status::from(e)), state));
-                    }
-                }
-            }
-        });
-        Ok(Box::pin(stream))
+        let gates = &self.config.gates;
+        let live = LiveConfig {
+            watch_interval_ms: gates.watch_interval_ms,
+            watch_max_secs: gates.watch_max_secs,
+            max_watchers_per_festival: gates.max_watchers_per_festival,
+        };
+        let watching = self.watchers.open(festival_id, live.max_watchers_per_festival)?;
+        let pool = self.pool.clone();
+        Ok(live::changes(live, watching, move || {
+            let pool = pool.clone();
+            async move { Self::stats(&pool, festival_id).await }
+        }))
     }
 
     /// A festival's check-in counts, read at one point in time.

@@ -44,8 +44,8 @@ pub struct TicketingApi {
     keys: Arc<FestivalKeys>,
     config: Arc<Config>,
     clock: Clock,
-    /// Live counters open per festival (see `gates::Watchers`).
-    watchers: gates::Watchers,
+    /// Live counters open per festival on this replica.
+    watchers: festival_platform::live::Watchers,
     /// The wallets passes are offered for.
     wallets: Arc<Wallets>,
     /// Where paid holds are paid (the payments service).
@@ -62,7 +62,16 @@ impl TicketingApi {
         wallets: Arc<Wallets>,
         payments: Arc<dyn PaymentPort>,
     ) -> Self {
-        Self { pool, verifier, keys, config, clock, watchers: gates::Watchers::default(), wallets, payments }
+        Self {
+            pool,
+            verifier,
+            keys,
+            config,
+            clock,
+            watchers: festival_platform::live::Watchers::default(),
+            wallets,
+            payments,
+        }
     }
 
     /// A festival ticketing knows of (from program's events).
