@@ -138,6 +138,7 @@ catalogue! {
     PAYOUTS_CLOSED = ("ERR_8015", FailedPrecondition, 409, "Payouts are not open for this festival");
     PAYOUT_BELOW_MINIMUM = ("ERR_8016", FailedPrecondition, 409, "Balance below the minimum payout");
     IBAN_INVALID = ("ERR_8017", InvalidArgument, 400, "Invalid IBAN");
+    PAID_BY_CARD_ONLINE = ("ERR_8018", FailedPrecondition, 409, "Money loaded online goes back to its card");
 
     // 9xxx zones
     ZONE_AT_CAPACITY = ("ERR_9001", FailedPrecondition, 409, "Zone at capacity");

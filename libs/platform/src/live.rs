@@ -9,14 +9,14 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::rpc::RpcStream;
 use crate::{ApiError, ApiResult, codes};
 
 /// How a service's live streams behave (a config section).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LiveConfig {
     /// How often a watched value is read, in milliseconds (at least 100).

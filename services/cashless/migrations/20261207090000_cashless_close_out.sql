@@ -1,5 +1,6 @@
 -- Voids, wristband replacement and the end of the festival: refund policy, payouts to
--- bank accounts (SEPA files) or donations, and unclaimed balances settled.
+-- bank accounts (SEPA files) or donations, and unclaimed balances settled; an index for
+-- the organisers' reports.
 
 alter table settings
     add column void_window_seconds bigint not null default 900 check (void_window_seconds between 0 and 86400),
@@ -53,12 +54,13 @@ create table payout_batches (
 );
 create index payout_batches_festival_idx on payout_batches (festival_id, created_at);
 
--- One per wallet (the wallet closes with it): to a bank account, waiting for a file or
--- exported in one; or donated.
+-- What a holder asked for: to a bank account, waiting for a file or exported in one; or
+-- donated. Money loaded online is not paid to a bank account (it goes back to its card),
+-- so a wallet holding some stays open after its bank payout.
 create table payouts (
     id uuid primary key,
     festival_id uuid not null,
-    wallet_id uuid not null unique references wallets (id),
+    wallet_id uuid not null references wallets (id),
     transaction_id uuid not null unique references transactions (id),
     status text not null check (status in ('PENDING', 'EXPORTED', 'DONATED')),
     balance_minor bigint not null check (balance_minor >= 0),
@@ -71,4 +73,8 @@ create table payouts (
     batch_id uuid references payout_batches (id),
     check ((status = 'EXPORTED') = (batch_id is not null))
 );
+create index payouts_wallet_idx on payouts (wallet_id);
 create index payouts_pending_idx on payouts (festival_id, requested_at, id) where status = 'PENDING';
+
+-- Organisers' reports read a festival's transactions by time.
+create index transactions_festival_time_idx on transactions (festival_id, created_at);

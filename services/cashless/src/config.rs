@@ -1,5 +1,6 @@
 //! Cashless' configuration: the common part, the key that seals the festivals' master
-//! and journal keys at rest, and the journal's chaining and closing intervals.
+//! and journal keys at rest, the journal's chaining and closing intervals, and the live
+//! takings streams.
 
 use festival_platform::config::{CommonConfig, ConfigError, Secret, ServiceConfig, require_strong_secret};
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,9 @@ pub struct Config {
     pub common: CommonConfig,
     pub keys: KeyConfig,
     pub journal: JournalConfig,
+    /// The live takings streams (`CASHLESS__LIVE__*`).
+    #[serde(default)]
+    pub live: festival_platform::live::LiveConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +41,7 @@ impl Default for Config {
             common: CommonConfig::local_defaults("cashless", 50055),
             keys: KeyConfig { sealing_key: Secret::new(DEV_SEALING_KEY) },
             journal: JournalConfig { chain_interval_ms: 500, chain_batch: 5_000 },
+            live: festival_platform::live::LiveConfig::default(),
         }
     }
 }
@@ -57,6 +62,12 @@ impl ServiceConfig for Config {
             return Err(ConfigError::Invalid {
                 key: self.common.env_var("journal.chain_batch"),
                 reason: "must be between 1 and 100000".into(),
+            });
+        }
+        if let Some((field, reason)) = self.live.problem() {
+            return Err(ConfigError::Invalid {
+                key: self.common.env_var(&format!("live.{field}")),
+                reason: reason.into(),
             });
         }
         Ok(())

@@ -162,7 +162,7 @@ impl CashlessApi {
             }
             Charged::Refused => {
                 drop(conn);
-                let why = self.why_refused(ctx.wallet_id, festival_id, &uid_hex, value, day).await?;
+                let why = self.why_refused(&ctx, festival_id, &uid_hex, device, value, day).await?;
                 self.replay_or(&req, device, key, why).await
             }
         }
@@ -171,13 +171,23 @@ impl CashlessApi {
     /// Why the guarded write refused a charge, read after the fact.
     async fn why_refused(
         &self,
-        wallet_id: Uuid,
+        ctx: &store::ledger::ChargeContext,
         festival_id: Uuid,
         uid: &str,
+        device: Uuid,
         value: i64,
         day: chrono::NaiveDate,
     ) -> ApiResult<ApiError> {
+        let wallet_id = ctx.wallet_id;
         let mut conn = self.pool.acquire().await?;
+        // Revoked, or moved to another vendor, while the tap was being checked.
+        if store::terminals::is_revoked(&mut conn, device).await? {
+            return Ok(ApiError::new(codes::DEVICE_REVOKED));
+        }
+        let terminal = store::terminals::find(&mut conn, festival_id, device).await?;
+        if terminal.is_none_or(|t| Some(t.vendor_id) != ctx.vendor_id) {
+            return Ok(ApiError::new(codes::TERMINAL_NOT_REGISTERED));
+        }
         // Blocked (or replaced) while the tap was being checked.
         let band = store::wallets::band(&mut conn, festival_id, uid).await?;
         if band.is_none_or(|b| b.status != store::wallets::BandStatus::Active || b.wallet_id != wallet_id) {
@@ -193,7 +203,7 @@ impl CashlessApi {
         {
             return Ok(e);
         }
-        // The terminal moved to another vendor or was revoked in the meantime.
+        // The festival closed its bars in the meantime, or something changed and changed back.
         Ok(ApiError::new(codes::CONCURRENT_UPDATE).with_message("The wristband or terminal changed; tap again"))
     }
 

@@ -5,7 +5,7 @@ use chrono::{Days, NaiveDate};
 use festival_platform::auth::{Principal, Role};
 use festival_platform::idempotency::{self, Claim};
 use festival_platform::rpc::record_festival;
-use festival_platform::{ApiError, ApiResult, codes, validate};
+use festival_platform::{ApiError, ApiResult, codes, page_token, validate};
 use festival_proto::cashless::v1 as pb;
 use uuid::Uuid;
 
@@ -14,7 +14,6 @@ use super::{CashlessApi, convert};
 use crate::domain::ledger::{AccountKind, Posting};
 use crate::domain::payouts::{Policy, Unclaimed, sepa_iban, sepa_text};
 use crate::domain::sepa;
-use crate::store::festivals::FestivalStatus;
 use crate::store::payouts::{BatchRow, PayoutRow, PayoutStatus};
 use crate::store::{self, ledger::Meta};
 
@@ -66,9 +65,13 @@ impl CashlessApi {
         }
         .check()?;
         caller.require(festival_id, Role::Organizer)?;
-        let mut conn = self.pool.acquire().await?;
-        Self::festival(&mut conn, festival_id).await?;
-        store::payouts::set_policy(&mut conn, festival_id, &policy).await?;
+        let mut tx = self.pool.begin().await?;
+        let festival = Self::festival(&mut tx, festival_id).await?;
+        // Under the festival's policy row lock: two organisers cannot both move it.
+        let before = store::payouts::lock_policy(&mut tx, festival_id).await?;
+        policy.deadline_allowed(&before, self.now(), festival.end_time)?;
+        store::payouts::set_policy(&mut tx, festival_id, &policy).await?;
+        tx.commit().await?;
         tracing::info!(festival = %festival_id, by = %caller.user_id, "payout policy set");
         Ok(convert::payout_policy(festival_id, &policy))
     }
@@ -119,9 +122,11 @@ impl CashlessApi {
         };
         record_festival(wallet.festival_id);
         let festival = Self::festival(&mut tx, wallet.festival_id).await?;
-        // A cancelled festival refunds too; a draft never held money.
-        if festival.status == FestivalStatus::Draft {
-            return Err(ApiError::new(codes::FESTIVAL_NOT_ACTIVE));
+        // Not while bars still charge, nor before terminals that were offline synced (a
+        // balance paid out before their charges arrive would leave them to the loss
+        // account): the organiser completes the festival once they did.
+        if !festival.status.over() {
+            return Err(ApiError::new(codes::PAYOUTS_CLOSED).with_message("Payouts open when the festival is over"));
         }
         let policy = store::payouts::policy(&mut tx, festival.id).await?;
         let now = self.now();
@@ -132,12 +137,17 @@ impl CashlessApi {
             return Err(ApiError::new(codes::CURRENCY_MISMATCH)
                 .with_message("Bank payouts are SEPA transfers, in EUR only; the balance can be donated"));
         }
-        if let Some(existing) = store::payouts::of_wallet(&mut tx, wallet.id).await? {
-            return Err(ApiError::new(codes::WALLET_CLOSED)
-                .with_message(format!("This wallet was paid out already (payout {})", existing.id)));
-        }
         let wallet = locked_active(&mut tx, wallet.id).await?;
-        let balance = wallet.balance_minor;
+        // A card charged online can be disputed for months: what it loaded goes back to
+        // it, never to a bank account the holder names (else stolen cards become cash).
+        let card = store::payouts::loaded_online(&mut tx, wallet.id).await?.clamp(0, wallet.balance_minor);
+        let (balance, card) =
+            if bank.is_some() { (wallet.balance_minor - card, card) } else { (wallet.balance_minor, 0) };
+        if bank.is_some() && balance == 0 && card > 0 {
+            return Err(ApiError::new(codes::PAID_BY_CARD_ONLINE).with_message(
+                "This wallet holds only money loaded online: it goes back to its card (or can be donated)",
+            ));
+        }
         let (posting, status, fee, paid, reason) = match &bank {
             Some(_) => {
                 let (fee, paid) = policy.split(balance)?;
@@ -175,7 +185,9 @@ impl CashlessApi {
             at: now,
         };
         let row = book(&mut tx, &posting, meta, after, None).await?;
-        store::wallets::close(&mut tx, wallet.id).await?;
+        if after == 0 {
+            store::wallets::close(&mut tx, wallet.id).await?;
+        }
         store::wallets::block_all(&mut tx, wallet.id, reason, now, caller.user_id).await?;
         let (iban, account_holder) = bank.unwrap_or_default();
         let payout = PayoutRow {
@@ -194,7 +206,7 @@ impl CashlessApi {
             batch_id: None,
         };
         store::payouts::insert(&mut tx, &payout).await?;
-        let answer = convert::payout(&payout);
+        let answer = convert::payout(&payout, card);
         fresh.complete(&mut tx, &answer).await?;
         tx.commit().await?;
         Ok(answer)
@@ -281,6 +293,24 @@ impl CashlessApi {
         Ok(convert::payout_batch(&batch))
     }
 
+    pub(super) async fn list_payout_batches(
+        &self,
+        caller: Principal,
+        req: pb::ListPayoutBatchesRequest,
+    ) -> ApiResult<pb::ListPayoutBatchesResponse> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        let size = validate::page_size("page_size", req.page_size, 50, 200)?;
+        let scope = format!("cashless.ListPayoutBatches:{festival_id}");
+        let after = page_token::decode(&scope, &req.page_token)?;
+        caller.require(festival_id, Role::Organizer)?;
+        let mut conn = self.pool.acquire().await?;
+        Self::festival(&mut conn, festival_id).await?;
+        let mut rows = store::payouts::batches(&mut conn, festival_id, after, i64::from(size) + 1).await?;
+        let next_page_token = page_token::next_page(&mut rows, size as usize, &scope, |b| (b.created_at, b.id));
+        Ok(pb::ListPayoutBatchesResponse { batches: rows.iter().map(convert::payout_batch).collect(), next_page_token })
+    }
+
     /// After the deadline, each wallet still holding money is emptied into the
     /// festival's unclaimed or donations account, closed and its bands blocked, one
     /// wallet per transaction (a run cut short is finished by the next).
@@ -295,9 +325,9 @@ impl CashlessApi {
         let mut conn = self.pool.acquire().await?;
         let festival = Self::festival(&mut conn, festival_id).await?;
         let policy = store::payouts::policy(&mut conn, festival_id).await?;
-        if policy.deadline.is_none() || policy.open_at(self.now()) {
+        if !festival.status.over() || policy.deadline.is_none() || policy.open_at(self.now()) {
             return Err(ApiError::new(codes::PAYOUTS_CLOSED)
-                .with_message("Unclaimed money is settled after the payout deadline, once one is set"));
+                .with_message("Unclaimed money is settled when the festival is over and its payout deadline passed"));
         }
         let kind = match policy.unclaimed {
             Unclaimed::Keep => AccountKind::Unclaimed,

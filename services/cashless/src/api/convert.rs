@@ -155,7 +155,7 @@ pub fn payout_policy(festival_id: uuid::Uuid, p: &crate::domain::payouts::Policy
     }
 }
 
-pub fn payout(p: &crate::store::payouts::PayoutRow) -> pb::Payout {
+pub fn payout(p: &crate::store::payouts::PayoutRow, card_minor: i64) -> pb::Payout {
     use crate::store::payouts::PayoutStatus;
     pb::Payout {
         id: p.id.to_string(),
@@ -174,6 +174,7 @@ pub fn payout(p: &crate::store::payouts::PayoutRow) -> pb::Payout {
         transaction_id: p.transaction_id.to_string(),
         requested_at: Some(timestamp(p.requested_at)),
         batch_id: p.batch_id.map(|b| b.to_string()).unwrap_or_default(),
+        card_minor,
     }
 }
 

@@ -5,7 +5,8 @@
 //! wristbands, their replacement; [`money`]: top-ups, transfers, corrections, statements; [`charges`]: the
 //! terminals' hot path; [`voids`]: a supervisor's void of a sale; [`offline`]:
 //! terminals without a network; [`ledger`]: verification and journal closures;
-//! [`close_out`]: refunds at the end of the festival and their SEPA files); this one holds
+//! [`close_out`]: refunds at the end of the festival and their SEPA files; [`reports`]:
+//! takings, also live); this one holds
 //! what they share and the tonic binding, [`convert`] the proto mapping.
 
 mod charges;
@@ -14,6 +15,7 @@ mod convert;
 mod ledger;
 mod money;
 mod offline;
+mod reports;
 mod setup;
 mod voids;
 mod wallets;
@@ -25,6 +27,7 @@ use std::sync::Arc;
 use chrono::{DateTime, SubsecRound, Utc};
 use festival_platform::auth::{GateCaller, Principal, Role, Verifier};
 use festival_platform::clock::Clock;
+use festival_platform::live::{LiveConfig, Watchers};
 use festival_platform::nfc::Uid;
 use festival_platform::rpc::Authenticate;
 use festival_platform::{ApiError, ApiResult, codes};
@@ -42,6 +45,9 @@ pub struct CashlessApi {
     verifier: Verifier,
     keys: Arc<FestivalKeys>,
     clock: Clock,
+    live: LiveConfig,
+    /// Live takings streams open per festival on this replica.
+    watchers: Watchers,
 }
 
 /// Who may read any wallet of a festival (its holder always may).
@@ -52,8 +58,8 @@ const BAND_BINDERS: &[Role] = &[Role::Organizer, Role::Cashier, Role::Staff];
 const BAND_BLOCKERS: &[Role] = &[Role::Organizer, Role::Cashier, Role::Staff, Role::Security];
 
 impl CashlessApi {
-    pub fn new(pool: PgPool, verifier: Verifier, keys: Arc<FestivalKeys>, clock: Clock) -> Self {
-        Self { pool, verifier, keys, clock }
+    pub fn new(pool: PgPool, verifier: Verifier, keys: Arc<FestivalKeys>, clock: Clock, live: LiveConfig) -> Self {
+        Self { pool, verifier, keys, clock, live, watchers: Watchers::default() }
     }
 
     /// Now, to the microsecond PostgreSQL keeps: an answer equals what a later read returns.
@@ -172,7 +178,11 @@ festival_platform::bind_rpcs! {
         auth request_payout(pb::RequestPayoutRequest) -> pb::Payout;
         auth export_payouts(pb::ExportPayoutsRequest) -> pb::PayoutBatch;
         auth get_payout_batch(pb::GetPayoutBatchRequest) -> pb::PayoutBatch;
+        auth list_payout_batches(pb::ListPayoutBatchesRequest) -> pb::ListPayoutBatchesResponse;
         auth settle_unclaimed(pb::SettleUnclaimedRequest) -> pb::SettleUnclaimedResponse;
         auth get_close_out_report(pb::GetCloseOutReportRequest) -> pb::CloseOutReport;
+        auth get_takings_report(pb::GetTakingsReportRequest) -> pb::TakingsReport;
+    } streams {
+        auth watch_takings(pb::WatchTakingsRequest) -> pb::TakingsReport as WatchTakingsStream;
     }
 }

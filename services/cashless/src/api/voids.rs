@@ -45,8 +45,12 @@ impl CashlessApi {
         // A bar's supervisor terminal voids its own vendor's sales.
         if let Some(device) = caller.device() {
             let terminal = store::terminals::find(&mut tx, charge.festival_id, device.id).await?;
-            if terminal.is_none_or(|t| Some(t.vendor_id) != charge.counterpart_id) {
+            let Some(terminal) = terminal.filter(|t| Some(t.vendor_id) == charge.counterpart_id) else {
                 return Err(ApiError::new(codes::NOT_FOUND));
+            };
+            // A stolen or retired supervisor terminal voids nothing, whatever its token.
+            if terminal.revoked_at.is_some() {
+                return Err(ApiError::new(codes::DEVICE_REVOKED));
             }
         }
         if charge.kind != TxKind::Payment {

@@ -41,8 +41,12 @@ impl Default for Policy {
     }
 }
 
-/// Most payouts in one SEPA file (banks refuse larger files; many accept far fewer).
-pub const MAX_BATCH: i32 = 10_000;
+/// Most payouts in one SEPA file: about 400 bytes each, so a file stays well inside a
+/// gRPC message (4 MB by default in most clients) and what banks accept.
+pub const MAX_BATCH: i32 = 2_000;
+
+/// How long after the festival's end holders have at least to ask for their money.
+pub const MIN_CLAIM_DAYS: i64 = 14;
 
 impl Policy {
     /// Rules an organiser may set. The debtor's IBAN is normalised.
@@ -54,7 +58,7 @@ impl Policy {
             }
         }
         if !(1..=MAX_BATCH).contains(&self.batch_max) {
-            return Err(field("batch_max", "must be between 1 and 10000"));
+            return Err(field("batch_max", "must be between 1 and 2000"));
         }
         if !self.debtor_iban.is_empty() {
             self.debtor_iban = sepa_iban("debtor_iban", &self.debtor_iban)?;
@@ -69,6 +73,31 @@ impl Policy {
         }
         self.debtor_bic = bic;
         Ok(self)
+    }
+
+    /// Whether `self` may replace `before` (the stored policy) at `now` for a festival
+    /// ending at `end`: a deadline is at least [`MIN_CLAIM_DAYS`] after the festival's
+    /// end and in the future, and once announced it only moves later (unclaimed money
+    /// is taken at the deadline: holders must be able to rely on it).
+    pub fn deadline_allowed(
+        &self,
+        before: &Policy,
+        now: chrono::DateTime<chrono::Utc>,
+        end: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> ApiResult<()> {
+        let refuse = |why: String| Err(ApiError::field(codes::VALIDATION_FAILED, "deadline", why));
+        match (before.deadline, self.deadline) {
+            (Some(_), None) => return refuse("cannot be removed once set".into()),
+            (Some(old), Some(new)) if new < old => return refuse(format!("cannot move earlier than {old}")),
+            (Some(old), Some(new)) if new == old => return Ok(()),
+            _ => {}
+        }
+        let Some(deadline) = self.deadline else { return Ok(()) };
+        let earliest = end.map_or(now, |end| end.max(now)) + chrono::Duration::days(MIN_CLAIM_DAYS);
+        if deadline < earliest {
+            return refuse(format!("must be at least {MIN_CLAIM_DAYS} days after the festival's end and from now"));
+        }
+        Ok(())
     }
 
     /// Whether a holder may still ask for their balance at `now`.
@@ -211,10 +240,29 @@ mod tests {
         assert_eq!(checked.debtor_bic, "INGDDEFFXXX");
         let field = |p: Policy| p.check().unwrap_err().violations()[0].field.clone();
         assert_eq!(field(Policy { batch_max: 0, ..good.clone() }), "batch_max");
+        assert_eq!(field(Policy { batch_max: 2_001, ..good.clone() }), "batch_max");
         assert_eq!(field(Policy { fee_minor: -1, ..good.clone() }), "fee_minor");
         assert_eq!(field(Policy { debtor_bic: "ING".into(), ..good.clone() }), "debtor_bic");
         assert_eq!(field(Policy { debtor_name: " ".into(), ..good.clone() }), "debtor_name");
         assert_eq!(field(Policy { debtor_iban: "DE00".into(), ..good }), "debtor_iban");
+    }
+
+    #[test]
+    fn a_deadline_leaves_holders_time_and_never_moves_earlier() {
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+        let now = at("2026-07-01T00:00:00Z");
+        let end = Some(at("2026-07-05T00:00:00Z"));
+        let with = |d: &str| Policy { deadline: Some(at(d)), ..Policy::default() };
+        let none = Policy::default();
+        assert!(with("2026-07-19T00:00:00Z").deadline_allowed(&none, now, end).is_ok());
+        assert!(with("2026-07-18T23:59:59Z").deadline_allowed(&none, now, end).is_err(), "14 days after the end");
+        assert!(with("2026-07-10T00:00:00Z").deadline_allowed(&none, now, None).is_err(), "14 days from now");
+        let set = with("2026-08-01T00:00:00Z");
+        assert!(with("2026-07-25T00:00:00Z").deadline_allowed(&set, now, end).is_err(), "earlier");
+        assert!(with("2026-08-02T00:00:00Z").deadline_allowed(&set, now, end).is_ok(), "later");
+        assert!(none.deadline_allowed(&set, now, end).is_err(), "removed");
+        let late = at("2026-08-10T00:00:00Z");
+        assert!(set.deadline_allowed(&set, late, end).is_ok(), "kept as it was after it passed");
     }
 
     #[test]

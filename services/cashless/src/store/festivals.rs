@@ -16,6 +16,12 @@ festival_platform::text_enum! {
 }
 
 impl FestivalStatus {
+    /// The festival is over (its terminals are expected to have synced): holders may ask
+    /// for their balances.
+    pub fn over(self) -> bool {
+        matches!(self, FestivalStatus::Completed | FestivalStatus::Cancelled)
+    }
+
     /// Money moves until the festival is cancelled (a completed festival still refunds
     /// and corrects; its wallets close at the end-of-festival run), never in a draft.
     pub fn moves_money(self) -> bool {
@@ -30,6 +36,7 @@ pub struct FestivalRow {
     pub currency: String,
     #[sqlx(try_from = "String")]
     pub status: FestivalStatus,
+    pub end_time: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl FestivalRow {
@@ -39,7 +46,7 @@ impl FestivalRow {
 }
 
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<FestivalRow>, sqlx::Error> {
-    sqlx::query_as("select id, time_zone, currency, status from festivals where id = $1 and not deleted")
+    sqlx::query_as("select id, time_zone, currency, status, end_time from festivals where id = $1 and not deleted")
         .bind(id)
         .fetch_optional(conn)
         .await

@@ -9,6 +9,7 @@ pub mod ledger;
 pub mod offline;
 pub mod online;
 pub mod payouts;
+pub mod reports;
 pub mod settings;
 pub mod terminals;
 pub mod wallets;

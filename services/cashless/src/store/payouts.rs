@@ -20,6 +20,16 @@ pub async fn policy(conn: &mut PgConnection, festival: Uuid) -> Result<Policy, s
     Ok(found.unwrap_or_default())
 }
 
+/// The stored policy, its row locked until the caller's transaction ends (made with the
+/// defaults if there was none).
+pub async fn lock_policy(conn: &mut PgConnection, festival: Uuid) -> Result<Policy, sqlx::Error> {
+    sqlx::query("insert into payout_policies (festival_id) values ($1) on conflict do nothing")
+        .bind(festival)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{POLICY} for update"))).bind(festival).fetch_one(conn).await
+}
+
 pub async fn set_policy(conn: &mut PgConnection, festival: Uuid, p: &Policy) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into payout_policies (festival_id, fee_minor, min_payout_minor, deadline, unclaimed, debtor_name,
@@ -87,12 +97,16 @@ pub async fn insert(conn: &mut PgConnection, p: &PayoutRow) -> Result<(), sqlx::
     Ok(())
 }
 
-/// The wallet's payout, if it has one.
-pub async fn of_wallet(conn: &mut PgConnection, wallet: Uuid) -> Result<Option<PayoutRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("{PAYOUT} where wallet_id = $1")))
-        .bind(wallet)
-        .fetch_optional(conn)
-        .await
+/// What the wallet holds of money loaded online (credited, less what was taken back):
+/// it goes back to its card, never to a bank account.
+pub async fn loaded_online(conn: &mut PgConnection, wallet: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "select coalesce(sum(amount_minor - reversed_minor), 0)::bigint from online_top_ups
+         where wallet_id = $1 and status = 'CREDITED'",
+    )
+    .bind(wallet)
+    .fetch_one(conn)
+    .await
 }
 
 /// The oldest payouts waiting for a file, locked; rows another export holds are
@@ -145,6 +159,27 @@ pub async fn insert_batch(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The festival's files, newest first, after the cursor (created_at, id), without XML.
+pub async fn batches(
+    conn: &mut PgConnection,
+    festival: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<BatchRow>, sqlx::Error> {
+    let (at, id) = after.unzip();
+    sqlx::query_as(
+        "select id, festival_id, payouts, total_minor, currency, '' as xml, created_at from payout_batches
+         where festival_id = $1 and ($2::timestamptz is null or (created_at, id) < ($2, $3))
+         order by created_at desc, id desc limit $4",
+    )
+    .bind(festival)
+    .bind(at)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
 }
 
 pub async fn batch(conn: &mut PgConnection, festival: Uuid, id: Uuid) -> Result<Option<BatchRow>, sqlx::Error> {

@@ -70,6 +70,10 @@ async fn a_holder_is_paid_out_once_and_the_bank_file_pays_them() {
     assert_eq!(set.into_inner().debtor_iban, DEBTOR_IBAN, "stored in its electronic form");
     let bar = env.terminal(&f).await;
     let band = env.band(&f, 2_000).await;
+    // Not while the festival runs: bars still charge, offline terminals still sync.
+    let early = to_bank(&band, "DE89370400440532013000", "Ann", "p0");
+    assert_eq!(code(client.request_payout(authed(early, &band.holder)).await), "ERR_8015");
+    env.complete(&f).await;
 
     let req = to_bank(&band, "de89 3704 0044 0532 0130 00", "Jürgen Weiß", "p1");
     let payout = client.request_payout(authed(req.clone(), &band.holder)).await.expect("payout").into_inner();
@@ -91,6 +95,17 @@ async fn a_holder_is_paid_out_once_and_the_bank_file_pays_them() {
 
     let batch = client.export_payouts(authed(export(&f), &f.organizer)).await.expect("export").into_inner();
     keep(&batch);
+    // An export whose answer was lost is found in the list.
+    let listed = client
+        .list_payout_batches(authed(
+            pb::ListPayoutBatchesRequest { festival_id: f.id.to_string(), ..Default::default() },
+            &f.organizer,
+        ))
+        .await
+        .expect("list")
+        .into_inner();
+    let listed: Vec<_> = listed.batches.iter().map(|b| (b.id.as_str(), b.payouts, b.xml.len())).collect();
+    assert_eq!(listed, vec![(batch.id.as_str(), 1, 0)]);
     assert_eq!((batch.payouts, batch.total_minor, batch.currency.as_str()), (1, 1_850, "EUR"));
     assert_eq!(end_to_end_ids(&batch.xml), vec![Uuid::parse_str(&payout.id).expect("id").simple().to_string()]);
     assert!(batch.xml.contains("<Nm>Juergen Weiss</Nm>"), "{}", batch.xml);
@@ -127,6 +142,7 @@ async fn bad_bank_details_and_small_balances_are_refused_and_nothing_moves() {
     let mut client = env.client();
     client.set_payout_policy(authed(policy(&f, |_| {}), &f.organizer)).await.expect("policy");
     let band = env.band(&f, 600).await;
+    env.complete(&f).await;
     let cases = [
         (to_bank(&band, "DE88 3704 0044 0532 0130 00", "Ann", "k1"), "ERR_8017"), // check digits
         (to_bank(&band, "BR15 0000 0000 0000 1093 2840 814P 2", "Ann", "k2"), "ERR_8017"), // not SEPA
@@ -189,7 +205,7 @@ async fn the_organisers_policy_is_theirs_alone_and_checked() {
     }
     let bad_iban = policy(&f, |p| p.debtor_iban = "DE00 0000".into());
     assert_eq!(code(client.set_payout_policy(authed(bad_iban, &f.organizer)).await), "ERR_8017");
-    let bad_batch = policy(&f, |p| p.batch_max = 10_001);
+    let bad_batch = policy(&f, |p| p.batch_max = 2_001);
     assert_eq!(code(client.set_payout_policy(authed(bad_batch, &f.organizer)).await), "ERR_1000");
     // No bank account yet: nothing can be exported.
     assert_eq!(code(client.export_payouts(authed(export(&f), &f.organizer)).await), "ERR_8015");
@@ -220,6 +236,7 @@ async fn files_are_split_by_the_batch_size_and_exports_at_once_never_share_a_pay
         p.debtor_bic = "INGDDEFFXXX".into();
     });
     client.set_payout_policy(authed(with_bic, &f.organizer)).await.expect("policy");
+    env.complete(&f).await;
     let mut requested = HashSet::new();
     for i in 0..8 {
         let band = env.band(&f, 1_000 + i).await;
@@ -271,11 +288,14 @@ async fn after_the_deadline_unclaimed_money_goes_where_the_policy_says() {
         client.set_payout_policy(authed(set, &f.organizer)).await.expect("policy");
         let (a, b, empty) = (env.band(&f, 1_000).await, env.band(&f, 1_500).await, env.band(&f, 0).await);
         let settle = || pb::SettleUnclaimedRequest { festival_id: f.id.to_string() };
-        assert_eq!(
-            code(client.settle_unclaimed(authed(settle(), &f.organizer)).await),
-            "ERR_8015",
-            "before the deadline"
-        );
+        env.complete(&f).await;
+        assert_eq!(code(client.settle_unclaimed(authed(settle(), &f.organizer)).await), "ERR_8015", "before it");
+        // A deadline leaves holders time, and never moves earlier once announced.
+        let sooner = policy(&f, |p| p.deadline = Some(timestamp(deadline - chrono::Duration::days(1))));
+        assert_eq!(code(client.set_payout_policy(authed(sooner, &f.organizer)).await), "ERR_1000");
+        let other = env.festival().await;
+        let too_soon = policy(&other, |p| p.deadline = Some(timestamp(env.app.clock.now())));
+        assert_eq!(code(client.set_payout_policy(authed(too_soon, &other.organizer)).await), "ERR_1000");
 
         env.app.clock.advance(Duration::from_secs(30 * 24 * 3600));
         let late = to_bank(&a, "DE89370400440532013000", "Ann", "late");
@@ -297,5 +317,59 @@ async fn after_the_deadline_unclaimed_money_goes_where_the_policy_says() {
         assert_eq!((report.unclaimed_kept_minor, report.donated_minor, report.outstanding_minor), (kept, donated, 0));
         env.assert_ledger(&f).await;
     }
+    env.app.stop().await;
+}
+
+/// Money loaded online goes back to its card: a bank payout takes the rest and leaves it
+/// in the wallet, and refuses a wallet holding nothing else.
+#[tokio::test]
+async fn money_loaded_online_is_never_paid_to_a_bank_account() {
+    use festival_proto::payments::v1 as pay;
+    let env = spawn().await;
+    let f = env.festival().await;
+    let mut client = env.client();
+    client.set_payout_policy(authed(policy(&f, |p| p.fee_minor = 0), &f.organizer)).await.expect("policy");
+    let (mixed, online_only) = (env.band(&f, 1_500).await, env.band(&f, 0).await);
+    for (band, amount) in [(&mixed, 2_000), (&online_only, 800)] {
+        let paid = pay::PaymentCompleted {
+            payment_id: Uuid::now_v7().to_string(),
+            festival_id: f.id.to_string(),
+            purpose: pay::PaymentPurpose::WalletTopUp as i32,
+            reference: band.wallet_id.to_string(),
+            payer_user_id: band.holder_id.to_string(),
+            amount_minor: amount,
+            currency: "EUR".into(),
+        };
+        festival_testkit::publish_event(&env.app.naming(), &paid).await;
+    }
+    let credited = eventually(Duration::from_secs(10), || async {
+        env.wallet(&mixed).await.balance_minor == 3_500 && env.wallet(&online_only).await.balance_minor == 800
+    })
+    .await;
+    assert!(credited, "the online top-ups were never credited");
+    env.complete(&f).await;
+
+    let req = to_bank(&online_only, "DE89370400440532013000", "Ann", "o1");
+    assert_eq!(code(client.request_payout(authed(req, &online_only.holder)).await), "ERR_8018");
+    let req = to_bank(&mixed, "DE89370400440532013000", "Ann", "m1");
+    let payout = client.request_payout(authed(req, &mixed.holder)).await.expect("payout").into_inner();
+    assert_eq!((payout.payout_minor, payout.card_minor), (1_500, 2_000));
+    let wallet = env.wallet(&mixed).await;
+    assert_eq!((wallet.balance_minor, wallet.status), (2_000, pb::WalletStatus::Active as i32), "kept for the card");
+    assert!(!wallet.wristbands.is_empty());
+    assert!(wallet.wristbands.iter().all(|b| b.status == pb::WristbandStatus::Blocked as i32));
+    // Asking again finds only the card's money.
+    let again = to_bank(&mixed, "DE89370400440532013000", "Ann", "m2");
+    assert_eq!(code(client.request_payout(authed(again, &mixed.holder)).await), "ERR_8018");
+    // Donating gives it all.
+    let gift = pb::RequestPayoutRequest {
+        wallet_id: online_only.wallet_id.to_string(),
+        donate: true,
+        idempotency_key: "o2".into(),
+        ..Default::default()
+    };
+    let gift = client.request_payout(authed(gift, &online_only.holder)).await.expect("donate").into_inner();
+    assert_eq!((gift.payout_minor, gift.card_minor), (800, 0));
+    env.assert_ledger(&f).await;
     env.app.stop().await;
 }

@@ -25,6 +25,7 @@ pub async fn spawn() -> Env {
     let app = TestApp::<Cashless>::spawn_on_manual_clock(|c| {
         c.common.auth.identity_url = identity_url;
         c.journal.chain_interval_ms = 50;
+        c.live.watch_interval_ms = 100;
     })
     .await;
     Env { issuer, app }
@@ -87,6 +88,27 @@ impl Env {
         .await;
         assert!(known, "cashless never heard of the festival");
         Festival { id, organizer, cashier, cashier_id }
+    }
+
+    /// Program says the festival is over (COMPLETED); waits until cashless knows.
+    pub async fn complete(&self, f: &Festival) {
+        festival_testkit::announce_festival_version(
+            &self.app.naming(),
+            f.id,
+            "Festival",
+            program::FestivalStatus::Completed,
+            2,
+        )
+        .await;
+        let known = eventually(Duration::from_secs(10), || async {
+            sqlx::query_scalar::<_, String>("select status from festivals where id = $1")
+                .bind(f.id)
+                .fetch_one(&self.app.pool)
+                .await
+                .is_ok_and(|s| s == "COMPLETED")
+        })
+        .await;
+        assert!(known, "cashless never heard the festival was over");
     }
 
     pub async fn settings(&self, f: &Festival, change: impl FnOnce(&mut pb::Settings)) -> pb::Settings {

@@ -11,5 +11,6 @@ mod money;
 mod offline;
 mod online;
 mod races;
+mod reports;
 mod voids;
 mod wallets;

@@ -90,9 +90,12 @@ async fn world(env: &Env) -> World {
         s.replacement_fee_minor = REPLACEMENT_FEE;
     })
     .await;
+    // Payouts open once the festival is over (money still moves then), until a deadline.
+    env.complete(&f).await;
     let policy = pb::PayoutPolicy {
         festival_id: f.id.to_string(),
         fee_minor: PAYOUT_FEE,
+        deadline: Some(festival_platform::convert::timestamp(env.app.clock.now() + chrono::Duration::days(15))),
         unclaimed: pb::UnclaimedMoney::Donate as i32,
         debtor_name: "Model GmbH".into(),
         debtor_iban: "DE44500105175407324931".into(),
@@ -185,7 +188,7 @@ impl World {
                 let band = &self.wallets[w].soft;
                 let proof = band.tap(&self.till.challenge(amount));
                 self.till
-                    .charge(&band.uid, amount, &proof, chrono::Utc::now())
+                    .charge(&band.uid, amount, &proof, env.app.clock.now())
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 let answer = client
                     .upload_offline_charges(authed(self.till.upload(10), &self.till_token))
@@ -349,21 +352,7 @@ impl World {
     /// emptied (donated, as the policy says) and closed.
     async fn close_out(&mut self, env: &Env) -> Result<(), TestCaseError> {
         let mut client = env.client();
-        let policy = pb::PayoutPolicy {
-            festival_id: self.f.id.to_string(),
-            fee_minor: PAYOUT_FEE,
-            deadline: Some(festival_platform::convert::timestamp(env.app.clock.now() - chrono::Duration::seconds(1))),
-            unclaimed: pb::UnclaimedMoney::Donate as i32,
-            debtor_name: "Model GmbH".into(),
-            debtor_iban: "DE44500105175407324931".into(),
-            batch_max: 100,
-            ..Default::default()
-        };
-        let policy = pb::SetPayoutPolicyRequest { festival_id: self.f.id.to_string(), policy: Some(policy) };
-        client
-            .set_payout_policy(authed(policy, &self.f.organizer))
-            .await
-            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        env.app.clock.advance(std::time::Duration::from_secs(15 * 24 * 3600 + 1));
         let settled = client
             .settle_unclaimed(authed(
                 pb::SettleUnclaimedRequest { festival_id: self.f.id.to_string() },
