@@ -139,6 +139,8 @@ catalogue! {
     PAYOUT_BELOW_MINIMUM = ("ERR_8016", FailedPrecondition, 409, "Balance below the minimum payout");
     IBAN_INVALID = ("ERR_8017", InvalidArgument, 400, "Invalid IBAN");
     PAID_BY_CARD_ONLINE = ("ERR_8018", FailedPrecondition, 409, "Money loaded online goes back to its card");
+    AGE_RESTRICTED = ("ERR_8019", FailedPrecondition, 409, "Wallet holder not verified old enough for this product");
+    CLAIM_INVALID = ("ERR_8020", InvalidArgument, 400, "Wristband and claim code do not match a claimable wallet");
 
     // 9xxx zones
     ZONE_AT_CAPACITY = ("ERR_9001", FailedPrecondition, 409, "Zone at capacity");

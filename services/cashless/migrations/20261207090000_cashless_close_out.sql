@@ -1,6 +1,6 @@
--- Voids, wristband replacement and the end of the festival: refund policy, payouts to
--- bank accounts (SEPA files) or donations, and unclaimed balances settled; an index for
--- the organisers' reports.
+-- Voids, wristband replacement, age levels, anonymous wallets, cash shifts and the end of the festival: refund policy,
+-- payouts to bank accounts (SEPA files) or donations, and unclaimed balances settled; an
+-- index for the organisers' reports.
 
 alter table settings
     add column void_window_seconds bigint not null default 900 check (void_window_seconds between 0 and 86400),
@@ -78,3 +78,41 @@ create index payouts_pending_idx on payouts (festival_id, requested_at, id) wher
 
 -- Organisers' reports read a festival's transactions by time.
 create index transactions_festival_time_idx on transactions (festival_id, created_at);
+
+-- A holder's date of birth, read from an identity document by staff (who is recorded):
+-- bars check age levels against it on the festival's day.
+alter table wallets
+    add column birth_date date,
+    add column age_verified_by uuid,
+    add column age_verified_at timestamptz,
+    -- An anonymous wallet (box office): the SHA-256 of its claim code until claimed, and
+    -- who claimed it (into their own wallet, if they had one: this one then closes).
+    add column claim_hash bytea,
+    add column claimed_by uuid,
+    add column claimed_at timestamptz;
+
+-- A cashier's shift at a desk: its own drawer account (owned by the shift), the float
+-- counted in, the moves to and from the safe, and the count at its close (the
+-- difference from the ledger booked to the cash imbalance account). Movements between
+-- the festival's own accounts are transactions whose wallet is the nil id.
+create table cash_shifts (
+    id uuid primary key,
+    festival_id uuid not null,
+    cashier_id uuid not null,
+    drawer_account uuid not null,
+    currency text not null,
+    opened_at timestamptz not null,
+    float_denominations bigint[] not null,
+    float_counts bigint[] not null,
+    float_minor bigint not null check (float_minor >= 0),
+    to_safe_minor bigint not null default 0,
+    from_safe_minor bigint not null default 0,
+    closed_at timestamptz,
+    closed_by uuid,
+    counted_denominations bigint[],
+    counted_counts bigint[],
+    counted_minor bigint,
+    expected_minor bigint
+);
+create unique index cash_shifts_open_idx on cash_shifts (festival_id, cashier_id) where closed_at is null;
+create index cash_shifts_festival_idx on cash_shifts (festival_id, opened_at desc);

@@ -214,6 +214,7 @@ fn main() -> anyhow::Result<()> {
                 currency: "EUR".into(),
                 idempotency_key: key,
                 tap_proof: hex(&band.tap(&challenge)),
+                min_age: 0,
             };
             let (mut c, token) = (cl3.clone(), terminal.token.clone());
             async move {

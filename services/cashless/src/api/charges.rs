@@ -15,6 +15,7 @@ use festival_proto::cashless::v1 as pb;
 use uuid::Uuid;
 
 use super::{CashlessApi, amount, convert, currency, proof, uid};
+use crate::domain::age;
 use crate::domain::ledger::Posting;
 use crate::domain::limits::{festival_day, spent_on};
 use crate::store::{self, ledger::ChargeWrite, ledger::Charged, ledger::Meta, ledger::TxRow};
@@ -37,6 +38,9 @@ impl CashlessApi {
             ));
         }
         let tap = proof(&req.tap_proof)?;
+        if !(0..=age::MAX_LEVEL).contains(&req.min_age) {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "min_age", "must be an age level from 0 to 21"));
+        }
         // Only a paired device charges: a person's token is no terminal.
         let device = match &caller {
             GateCaller::Device(d) if d.festival_id == festival_id => d.id,
@@ -83,6 +87,10 @@ impl CashlessApi {
 
         let now = self.now();
         let day = festival_day(now, &ctx.time_zone);
+        if !age::allowed(req.min_age, ctx.birth_date, day) {
+            drop(conn);
+            return self.replay_or(&req, device, key, ApiError::new(codes::AGE_RESTRICTED)).await;
+        }
         let posting = Posting::payment(ctx.wallet_id, vendor_account, value);
         let meta = Meta {
             id: Uuid::now_v7(),

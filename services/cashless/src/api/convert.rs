@@ -53,7 +53,7 @@ pub fn band(b: &BandRow) -> pb::Wristband {
 }
 
 /// `spent_today` is what the wallet spent on the festival's current day.
-pub fn wallet(w: &WalletRow, bands: &[BandRow], spent_today: i64) -> pb::Wallet {
+pub fn wallet(w: &WalletRow, bands: &[BandRow], spent_today: i64, age_level: i32) -> pb::Wallet {
     pb::Wallet {
         id: w.id.to_string(),
         festival_id: w.festival_id.to_string(),
@@ -67,6 +67,7 @@ pub fn wallet(w: &WalletRow, bands: &[BandRow], spent_today: i64) -> pb::Wallet 
         spent_today_minor: spent_today,
         wristbands: bands.iter().map(band).collect(),
         created_at: Some(timestamp(w.created_at)),
+        age_level,
     }
 }
 

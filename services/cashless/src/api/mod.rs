@@ -2,7 +2,8 @@
 //! encode. Every movement of money, its entries and its event commit together.
 //!
 //! One module per area ([`setup`]: rules, terminals, band keys; [`wallets`]: wallets and
-//! wristbands, their replacement; [`money`]: top-ups, transfers, corrections, statements; [`charges`]: the
+//! wristbands, their replacement; [`money`]: top-ups, transfers, corrections, statements;
+//! [`shifts`]: cash drawers at the desks; [`charges`]: the
 //! terminals' hot path; [`voids`]: a supervisor's void of a sale; [`offline`]:
 //! terminals without a network; [`ledger`]: verification and journal closures;
 //! [`close_out`]: refunds at the end of the festival and their SEPA files; [`reports`]:
@@ -17,6 +18,7 @@ mod money;
 mod offline;
 mod reports;
 mod setup;
+mod shifts;
 mod voids;
 mod wallets;
 
@@ -158,10 +160,17 @@ festival_platform::bind_rpcs! {
         auth list_terminals(pb::ListTerminalsRequest) -> pb::ListTerminalsResponse;
         auth provision_wristband(pb::ProvisionWristbandRequest) -> pb::WristbandKey;
         auth open_wallet(pb::OpenWalletRequest) -> pb::Wallet;
+        auth open_anonymous_wallet(pb::OpenAnonymousWalletRequest) -> pb::AnonymousWallet;
+        auth claim_wallet(pb::ClaimWalletRequest) -> pb::Wallet;
         auth get_wallet(pb::GetWalletRequest) -> pb::Wallet;
         auth bind_wristband(pb::BindWristbandRequest) -> pb::Wristband;
         auth block_wristband(pb::BlockWristbandRequest) -> pb::Wristband;
+        auth verify_age(pb::VerifyAgeRequest) -> pb::Wallet;
         auth top_up(pb::TopUpRequest) -> pb::Transaction;
+        auth open_shift(pb::OpenShiftRequest) -> pb::CashShift;
+        auth move_cash(pb::MoveCashRequest) -> pb::CashShift;
+        auth close_shift(pb::CloseShiftRequest) -> pb::CashShift;
+        auth list_shifts(pb::ListShiftsRequest) -> pb::ListShiftsResponse;
         gate charge(pb::ChargeRequest) -> pb::Transaction;
         gate get_terminal_snapshot(pb::GetTerminalSnapshotRequest) -> pb::TerminalSnapshot;
         gate upload_offline_charges(pb::UploadOfflineChargesRequest) -> pb::UploadOfflineChargesResponse;

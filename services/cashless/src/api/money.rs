@@ -118,11 +118,22 @@ impl CashlessApi {
         same_currency(&wallet, &festival.currency)?;
         let limits = store::settings::get(&mut tx, festival_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         limits.top_up(value, wallet.balance_minor)?;
-        // Cash lands in the cashier's drawer, card money in the cashier's card clearing
-        // account: each reconciles with what that cashier took.
-        let kind = if method == pb::TopUpMethod::Cash { AccountKind::CashDrawer } else { AccountKind::CardClearing };
-        let till =
-            store::accounts::ensure(&mut tx, festival_id, kind, Some(caller.user_id), &festival.currency).await?;
+        // Cash lands in the drawer of the cashier's open shift (share-locked: the shift
+        // cannot close meanwhile), or, without one, the cashier's own drawer account;
+        // card money in the cashier's card clearing account: each reconciles with what
+        // that cashier took.
+        let shift = match method {
+            pb::TopUpMethod::Cash => store::shifts::open_of(&mut tx, festival_id, caller.user_id).await?,
+            _ => None,
+        };
+        let till = match shift {
+            Some(shift) => shift.drawer_account,
+            None => {
+                let kind =
+                    if method == pb::TopUpMethod::Cash { AccountKind::CashDrawer } else { AccountKind::CardClearing };
+                store::accounts::ensure(&mut tx, festival_id, kind, Some(caller.user_id), &festival.currency).await?
+            }
+        };
         let posting = Posting::top_up(wallet.id, till, value);
         let after = store::wallets::apply_change(&mut tx, wallet.id, posting.wallet_change).await?;
         let meta = Meta {

@@ -1,6 +1,7 @@
 //! Wallets and the wristbands bound to them.
 
-use festival_platform::auth::Principal;
+use chrono::Datelike;
+use festival_platform::auth::{Principal, Role};
 use festival_platform::idempotency::{self, Claim};
 use festival_platform::nfc;
 use festival_platform::rpc::record_festival;
@@ -10,8 +11,12 @@ use sqlx::PgConnection;
 
 use super::money::{book, locked_active};
 use super::{BAND_BINDERS, BAND_BLOCKERS, CashlessApi, WALLET_READERS, convert, proof, uid};
+
+/// Who may record a holder's date of birth from an identity document.
+const AGE_CHECKERS: &[Role] = &[Role::Organizer, Role::Cashier, Role::Staff, Role::Security];
 use crate::domain::ledger::{AccountKind, Posting};
 use crate::domain::limits::{festival_day, spent_on};
+use crate::domain::{age, claims};
 use crate::store::{self, ledger::Meta, wallets::BandStatus, wallets::WalletRow, wallets::WalletStatus};
 
 impl CashlessApi {
@@ -20,7 +25,8 @@ impl CashlessApi {
         let bands = store::wallets::bands(conn, w.id).await?;
         let time_zone = store::festivals::find(conn, w.festival_id).await?.map(|f| f.time_zone).unwrap_or_default();
         let today = festival_day(self.clock.now(), &time_zone);
-        Ok(convert::wallet(w, &bands, spent_on(today, w.spent_day, w.spent_today_minor)))
+        let level = age::shown_level(w.birth_date, today);
+        Ok(convert::wallet(w, &bands, spent_on(today, w.spent_day, w.spent_today_minor), level))
     }
 
     pub(super) async fn open_wallet(&self, caller: Principal, req: pb::OpenWalletRequest) -> ApiResult<pb::Wallet> {
@@ -47,6 +53,131 @@ impl CashlessApi {
             }
         };
         self.wallet_message(&mut conn, &wallet).await
+    }
+
+    /// Box office: a wallet without a holder, bound to a tapped band, and its claim code.
+    pub(super) async fn open_anonymous_wallet(
+        &self,
+        caller: Principal,
+        mut req: pb::OpenAnonymousWalletRequest,
+    ) -> ApiResult<pb::AnonymousWallet> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        let uid = uid("uid", &req.uid)?;
+        let tap = proof(&req.tap_proof)?;
+        let key = idempotency::key("idempotency_key", &req.idempotency_key)?.to_owned();
+        req.uid = uid.to_hex();
+        req.tap_proof.make_ascii_lowercase();
+        caller.require_any(festival_id, &[Role::Cashier, Role::Organizer])?;
+
+        let mut tx = self.pool.begin().await?;
+        let fresh = match idempotency::claim::<pb::AnonymousWallet>(
+            &mut tx,
+            "cashless.OpenAnonymousWallet",
+            caller.user_id,
+            &key,
+            &req,
+        )
+        .await?
+        {
+            Claim::Replay(answer) => return Ok(answer),
+            Claim::Fresh(fresh) => fresh,
+        };
+        let festival = Self::open_festival(&mut tx, festival_id).await?;
+        let keys = self.keys.get(&mut tx, festival_id).await.map_err(ApiError::internal)?;
+        let challenge = nfc::bind_challenge(festival_id.as_bytes(), uuid::Uuid::nil().as_bytes());
+        if keys.master.wristband_key(&uid).verify(&challenge, &tap).is_err() {
+            return Err(ApiError::new(codes::TAP_PROOF_INVALID));
+        }
+        let uid = uid.to_hex();
+        if store::wallets::band(&mut tx, festival_id, &uid).await?.is_some() {
+            return Err(ApiError::new(codes::WRISTBAND_ALREADY_BOUND));
+        }
+        let code = claims::new_code();
+        let canonical = claims::normalise(&code)
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a new claim code did not read back")))?;
+        let now = self.now();
+        let wallet_id =
+            store::wallets::open_anonymous(&mut tx, festival_id, &festival.currency, now, &claims::hash(&canonical))
+                .await?;
+        if !store::wallets::bind(&mut tx, festival_id, &uid, wallet_id, now, caller.user_id).await? {
+            return Err(ApiError::new(codes::WRISTBAND_ALREADY_BOUND));
+        }
+        let wallet = store::wallets::find(&mut tx, wallet_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        let answer =
+            pb::AnonymousWallet { wallet: Some(self.wallet_message(&mut tx, &wallet).await?), claim_code: code };
+        fresh.complete(&mut tx, &answer).await?;
+        tx.commit().await?;
+        tracing::info!(festival = %festival_id, wallet = %wallet_id, by = %caller.user_id, "anonymous wallet opened");
+        Ok(answer)
+    }
+
+    /// The bearer of a band and its claim code makes its anonymous wallet theirs.
+    pub(super) async fn claim_wallet(&self, caller: Principal, req: pb::ClaimWalletRequest) -> ApiResult<pb::Wallet> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        let uid = uid("uid", &req.uid)?.to_hex();
+        let invalid = || ApiError::new(codes::CLAIM_INVALID);
+        let code = claims::normalise(validate::max_len("claim_code", &req.claim_code, 40)?).ok_or_else(invalid)?;
+
+        let mut tx = self.pool.begin().await?;
+        Self::festival(&mut tx, festival_id).await?;
+        let Some(band) = store::wallets::band(&mut tx, festival_id, &uid).await? else {
+            return Err(invalid());
+        };
+        // Both wallets locked in id order, as transfers lock them, so a claim and a
+        // transfer between the two cannot deadlock.
+        let own = store::wallets::of_holder(&mut tx, festival_id, caller.user_id).await?.map(|w| w.id);
+        let mut ids: Vec<uuid::Uuid> = own.into_iter().chain([band.wallet_id]).collect();
+        ids.sort();
+        ids.dedup();
+        for id in &ids {
+            store::wallets::lock(&mut tx, *id).await?;
+        }
+        let anonymous = store::wallets::find(&mut tx, band.wallet_id).await?.ok_or_else(invalid)?;
+        let hash = store::wallets::claim_hash(&mut tx, anonymous.id).await?;
+        // A claimed, closed or holder's wallet and a wrong code answer the same.
+        if anonymous.user_id.is_some()
+            || anonymous.status != WalletStatus::Active
+            || hash.as_deref() != Some(claims::hash(&code).as_slice())
+        {
+            return Err(invalid());
+        }
+        let now = self.now();
+        let claimed = match own {
+            None => {
+                if !store::wallets::claim(&mut tx, anonymous.id, caller.user_id, now).await? {
+                    return Err(ApiError::new(codes::CONCURRENT_UPDATE));
+                }
+                anonymous.id
+            }
+            Some(own) => {
+                let own = locked_active(&mut tx, own).await?;
+                let value = anonymous.balance_minor;
+                if value > 0 {
+                    let posting = Posting::transfer(anonymous.id, own.id, value);
+                    let left = store::wallets::apply_change(&mut tx, anonymous.id, -value).await?;
+                    let after = store::wallets::apply_change(&mut tx, own.id, value).await?;
+                    let meta = Meta {
+                        id: uuid::Uuid::now_v7(),
+                        festival_id,
+                        currency: &anonymous.currency,
+                        counterpart_id: Some(own.id),
+                        actor_id: caller.user_id,
+                        reason: "claimed",
+                        at: now,
+                    };
+                    book(&mut tx, &posting, meta, left, Some(after)).await?;
+                }
+                store::wallets::merge_claimed(&mut tx, anonymous.id, own.id, caller.user_id, now).await?;
+                own.id
+            }
+        };
+        let wallet = store::wallets::find(&mut tx, claimed).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        let message = self.wallet_message(&mut tx, &wallet).await?;
+        tx.commit().await?;
+        tracing::info!(festival = %festival_id, wallet = %anonymous.id, by = %caller.user_id, "anonymous wallet claimed");
+        Ok(message)
     }
 
     pub(super) async fn get_wallet(&self, caller: Principal, req: pb::GetWalletRequest) -> ApiResult<pb::Wallet> {
@@ -86,6 +217,36 @@ impl CashlessApi {
         let band =
             store::wallets::band(&mut conn, wallet.festival_id, &uid).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         Ok(convert::band(&band))
+    }
+
+    /// Staff read the holder's date of birth from an identity document. Correcting a
+    /// recorded one is an organiser's (a bar's staff must not make a minor an adult).
+    pub(super) async fn verify_age(&self, caller: Principal, req: pb::VerifyAgeRequest) -> ApiResult<pb::Wallet> {
+        let wallet_id = validate::uuid("wallet_id", &req.wallet_id)?;
+        let birth = chrono::NaiveDate::parse_from_str(req.birth_date.trim(), "%Y-%m-%d")
+            .map_err(|_| ApiError::field(codes::VALIDATION_FAILED, "birth_date", "must be YYYY-MM-DD"))?;
+        let today = self.now().date_naive();
+        if birth > today || birth.year() < 1900 {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "birth_date", "must be a date of birth"));
+        }
+        let mut tx = self.pool.begin().await?;
+        let wallet = store::wallets::find(&mut tx, wallet_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        record_festival(wallet.festival_id);
+        if caller.require_any(wallet.festival_id, AGE_CHECKERS).is_err() {
+            return Err(ApiError::new(codes::NOT_FOUND));
+        }
+        let wallet = store::wallets::lock(&mut tx, wallet_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        if wallet.birth_date.is_some_and(|b| b != birth) && caller.require(wallet.festival_id, Role::Organizer).is_err()
+        {
+            return Err(ApiError::new(codes::INSUFFICIENT_PERMISSIONS)
+                .with_message("A recorded date of birth is corrected by an organiser"));
+        }
+        store::wallets::verify_age(&mut tx, wallet_id, birth, self.now(), caller.user_id).await?;
+        let wallet = store::wallets::find(&mut tx, wallet_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        tx.commit().await?;
+        tracing::info!(wallet = %wallet_id, by = %caller.user_id, "age verified");
+        let mut conn = self.pool.acquire().await?;
+        self.wallet_message(&mut conn, &wallet).await
     }
 
     /// Blocking is never undone here: a found band is replaced, not unblocked (a thief

@@ -186,6 +186,30 @@ impl Posting {
         }
     }
 
+    /// Cash moved between two of the festival's own accounts (the safe, a drawer): no
+    /// wallet is concerned (its id is the nil id, its change 0).
+    pub fn cash_move(from: Uuid, to: Uuid, amount: i64) -> Self {
+        Self {
+            kind: TxKind::Transfer,
+            amount,
+            wallet: Uuid::nil(),
+            wallet_change: 0,
+            entries: debit_credit(to, from, amount),
+        }
+    }
+
+    /// A drawer's count against the ledger: `difference` (counted less expected) > 0 is
+    /// cash found, < 0 cash missing, booked against the cash imbalance account.
+    pub fn cash_difference(drawer: Uuid, imbalance: Uuid, difference: i64) -> Self {
+        let amount = difference.unsigned_abs().min(i64::MAX as u64) as i64;
+        let entries = if difference > 0 {
+            debit_credit(drawer, imbalance, amount)
+        } else {
+            debit_credit(imbalance, drawer, amount)
+        };
+        Self { kind: TxKind::Correction, amount, wallet: Uuid::nil(), wallet_change: 0, entries }
+    }
+
     /// Whether the entries sum to zero (always, by construction; the database checks it
     /// again at commit).
     pub fn balances(&self) -> bool {
@@ -245,6 +269,20 @@ mod tests {
         assert!(empty.balances());
         assert_eq!(empty.entries.iter().filter(|e| e.account == wallet).count(), 0, "no zero entry");
         assert_eq!(Posting::offline_payment(wallet, loss, vendor, 800, 800).entries.len(), 2);
+    }
+
+    #[test]
+    fn cash_moves_and_count_differences_balance_and_touch_no_wallet() {
+        let (safe, drawer, imbalance) = (id(), id(), id());
+        let postings = [
+            Posting::cash_move(safe, drawer, 10_000),
+            Posting::cash_difference(drawer, imbalance, -250),
+            Posting::cash_difference(drawer, imbalance, 40),
+        ];
+        assert!(postings.iter().all(|p| p.balances() && p.wallet_change == 0 && p.wallet == Uuid::nil()));
+        // Debit-normal: the drawer holds minus what wallet_balance computes.
+        assert_eq!(-wallet_balance(&postings, drawer), 10_000 - 250 + 40);
+        assert_eq!(-wallet_balance(&postings, imbalance), 250 - 40, "missing cash is the imbalance account's debit");
     }
 
     #[test]

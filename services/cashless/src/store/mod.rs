@@ -11,5 +11,6 @@ pub mod online;
 pub mod payouts;
 pub mod reports;
 pub mod settings;
+pub mod shifts;
 pub mod terminals;
 pub mod wallets;

@@ -24,6 +24,7 @@ pub struct WalletRow {
     pub spent_day: Option<NaiveDate>,
     pub spent_today_minor: i64,
     pub created_at: DateTime<Utc>,
+    pub birth_date: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -41,7 +42,7 @@ pub struct BandRow {
 }
 
 const WALLET: &str = "select id, festival_id, user_id, status, currency, balance_minor, spent_day, spent_today_minor,
-    created_at from wallets";
+    created_at, birth_date from wallets";
 const BAND: &str = "select festival_id, uid, wallet_id, status, bound_at, bound_by, blocked_at, blocked_by, block_reason from wristbands";
 
 /// Opens a wallet and its ledger account in one statement; a holder's second wallet at
@@ -199,4 +200,82 @@ pub async fn lock_band(conn: &mut PgConnection, festival: Uuid, uid: &str) -> Re
         .bind(uid)
         .fetch_optional(conn)
         .await
+}
+
+/// Records the holder's date of birth (an identity document was checked by `by`).
+pub async fn verify_age(
+    conn: &mut PgConnection,
+    wallet: Uuid,
+    birth: NaiveDate,
+    at: DateTime<Utc>,
+    by: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update wallets set birth_date = $2, age_verified_at = $3, age_verified_by = $4 where id = $1")
+        .bind(wallet)
+        .bind(birth)
+        .bind(at)
+        .bind(by)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Opens an anonymous wallet (box office) with the hash of its claim code.
+pub async fn open_anonymous(
+    conn: &mut PgConnection,
+    festival: Uuid,
+    currency: &str,
+    at: DateTime<Utc>,
+    claim_hash: &[u8],
+) -> Result<Uuid, sqlx::Error> {
+    let id = open(conn, festival, None, currency, at).await?;
+    sqlx::query("update wallets set claim_hash = $2 where id = $1").bind(id).bind(claim_hash).execute(conn).await?;
+    Ok(id)
+}
+
+/// The hash of an anonymous wallet's claim code (None: not claimable).
+pub async fn claim_hash(conn: &mut PgConnection, wallet: Uuid) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar("select claim_hash from wallets where id = $1").bind(wallet).fetch_one(conn).await
+}
+
+/// Makes a locked anonymous wallet `user`'s (false: another wallet of theirs appeared).
+pub async fn claim(conn: &mut PgConnection, wallet: Uuid, user: Uuid, at: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update wallets set user_id = $2, claim_hash = null, claimed_by = $2, claimed_at = $3
+         where id = $1 and user_id is null and claim_hash is not null",
+    )
+    .bind(wallet)
+    .bind(user)
+    .bind(at)
+    .execute(conn)
+    .await;
+    match done {
+        Ok(done) => Ok(done.rows_affected() == 1),
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some(HOLDER_UNIQUE) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// An anonymous wallet claimed into `user`'s own: its bands move there, it closes.
+pub async fn merge_claimed(
+    conn: &mut PgConnection,
+    anonymous: Uuid,
+    into: Uuid,
+    user: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update wristbands set wallet_id = $2 where wallet_id = $1")
+        .bind(anonymous)
+        .bind(into)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "update wallets set status = 'CLOSED', claim_hash = null, claimed_by = $2, claimed_at = $3 where id = $1",
+    )
+    .bind(anonymous)
+    .bind(user)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -245,3 +245,42 @@ async fn only_a_registered_terminal_of_the_festival_charges() {
     env.assert_ledger(&other).await;
     env.app.stop().await;
 }
+
+/// Age levels: a product's level against the date of birth staff read from an identity
+/// document, on the festival's day; a cashier cannot make a minor older afterwards.
+#[tokio::test]
+async fn age_levels_are_checked_against_a_verified_date_of_birth() {
+    use chrono::Months;
+    let env = spawn().await;
+    let f = env.festival().await;
+    let bar = env.terminal(&f).await;
+    let band = env.band(&f, 5_000).await;
+    let mut client = env.client();
+    let sale = |key: &str, level: i32| pb::ChargeRequest { min_age: level, ..charge(&f, &bar, &band.soft, 450, key) };
+    // Not verified: water, but no beer.
+    assert_eq!(charge_code(&env, &bar, sale("beer-1", 16)).await, "ERR_8019");
+    assert_eq!(charge_code(&env, &bar, sale("water", 0)).await, "OK");
+    assert_eq!(charge_code(&env, &bar, sale("odd", 22)).await, "ERR_1000");
+
+    let today = env.app.clock.now().with_timezone(&chrono_tz::Europe::Paris).date_naive();
+    let seventeen = today.checked_sub_months(Months::new(17 * 12)).expect("date");
+    let verify = |birth: String| pb::VerifyAgeRequest { wallet_id: band.wallet_id.to_string(), birth_date: birth };
+    // The holder does not vouch for themselves; nonsense dates are refused.
+    assert_eq!(code(client.verify_age(authed(verify(seventeen.to_string()), &band.holder)).await), "ERR_4000");
+    for bad in ["2999-01-01", "1850-01-01", "17/07/2009", ""] {
+        assert_eq!(code(client.verify_age(authed(verify(bad.into()), &f.cashier)).await), "ERR_1000", "{bad}");
+    }
+    let wallet = client.verify_age(authed(verify(seventeen.to_string()), &f.cashier)).await.expect("verify");
+    assert_eq!(wallet.into_inner().age_level, 16);
+    assert_eq!(charge_code(&env, &bar, sale("beer-2", 16)).await, "OK");
+    assert_eq!(charge_code(&env, &bar, sale("spirits-1", 18)).await, "ERR_8019");
+    // A cashier cannot make them older; an organiser corrects a misread date.
+    let eighteen = today.checked_sub_months(Months::new(18 * 12)).expect("date");
+    assert_eq!(code(client.verify_age(authed(verify(eighteen.to_string()), &f.cashier)).await), "ERR_3001");
+    let fixed = client.verify_age(authed(verify(eighteen.to_string()), &f.organizer)).await.expect("correct");
+    assert_eq!(fixed.into_inner().age_level, 18);
+    assert_eq!(charge_code(&env, &bar, sale("spirits-2", 18)).await, "OK");
+    assert_eq!(env.wallet(&band).await.balance_minor, 5_000 - 3 * 450, "refused sales wrote nothing");
+    env.assert_ledger(&f).await;
+    env.app.stop().await;
+}

@@ -263,6 +263,7 @@ pub fn charge(f: &Festival, terminal: &Terminal, band: &SoftBand, amount: i64, k
         currency: "EUR".into(),
         idempotency_key: key.into(),
         tap_proof: band.tap(&challenge).iter().map(|b| format!("{b:02x}")).collect(),
+        min_age: 0,
     }
 }
 

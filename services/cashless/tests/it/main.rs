@@ -2,6 +2,7 @@
 //! simulated by the kit's software card (personalised with the keys the service hands
 //! an encoder). Every test ends by verifying its festival's ledger and journal.
 
+mod anonymous;
 mod charges;
 mod close_out;
 mod helpers;
@@ -12,5 +13,6 @@ mod offline;
 mod online;
 mod races;
 mod reports;
+mod shifts;
 mod voids;
 mod wallets;
