@@ -300,6 +300,11 @@ def seed_cashless(base, festival_id, fan):
             sys.exit(f"binding the demo wristband: {status} {body}")
     elif band.get("code") != "ERR_8004":
         sys.exit(f"provisioning the demo wristband: {status} {band}")
+    # Cash goes into a counted drawer: the organiser's desk shift (already open on a re-run).
+    status, body = call(base, "POST", f"/v1/festivals/{festival_id}/cash-shifts",
+                        {"float": [{"denominationMinor": 2000, "count": 5}], "idempotencyKey": "demo-shift"}, organizer)
+    if status != 200 and body.get("code") != "ERR_4001":
+        sys.exit(f"opening the demo cash shift: {status} {body}")
     top_up = {"uid": DEMO_BAND_UID, "amountMinor": 5000, "currency": "EUR", "method": "TOP_UP_METHOD_CASH",
               "idempotencyKey": "demo-top-up"}
     status, body = call(base, "POST", f"/v1/festivals/{festival_id}/top-ups", top_up, organizer)

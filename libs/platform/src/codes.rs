@@ -141,6 +141,7 @@ catalogue! {
     PAID_BY_CARD_ONLINE = ("ERR_8018", FailedPrecondition, 409, "Money loaded online goes back to its card");
     AGE_RESTRICTED = ("ERR_8019", FailedPrecondition, 409, "Wallet holder not verified old enough for this product");
     CLAIM_INVALID = ("ERR_8020", InvalidArgument, 400, "Wristband and claim code do not match a claimable wallet");
+    SHIFT_NOT_OPEN = ("ERR_8021", FailedPrecondition, 409, "Open a cash shift first");
 
     // 9xxx zones
     ZONE_AT_CAPACITY = ("ERR_9001", FailedPrecondition, 409, "Zone at capacity");

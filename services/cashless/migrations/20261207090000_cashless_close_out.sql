@@ -79,17 +79,23 @@ create index payouts_pending_idx on payouts (festival_id, requested_at, id) wher
 -- Organisers' reports read a festival's transactions by time.
 create index transactions_festival_time_idx on transactions (festival_id, created_at);
 
--- A holder's date of birth, read from an identity document by staff (who is recorded):
--- bars check age levels against it on the festival's day.
-alter table wallets
+-- The wearer's date of birth, read from an identity document by staff (who is
+-- recorded), per band (a family's wallet has children's bands): bars check age levels
+-- against it on the festival's day.
+alter table wristbands
     add column birth_date date,
     add column age_verified_by uuid,
-    add column age_verified_at timestamptz,
+    add column age_verified_at timestamptz;
+
+alter table wallets
     -- An anonymous wallet (box office): the SHA-256 of its claim code until claimed, and
     -- who claimed it (into their own wallet, if they had one: this one then closes).
     add column claim_hash bytea,
     add column claimed_by uuid,
-    add column claimed_at timestamptz;
+    add column claimed_at timestamptz,
+    -- What the wallet holds of money loaded online (spent last, moved first by
+    -- transfers): it goes back to its card, never to a bank account.
+    add column online_minor bigint not null default 0 check (online_minor >= 0);
 
 -- A cashier's shift at a desk: its own drawer account (owned by the shift), the float
 -- counted in, the moves to and from the safe, and the count at its close (the
@@ -116,3 +122,7 @@ create table cash_shifts (
 );
 create unique index cash_shifts_open_idx on cash_shifts (festival_id, cashier_id) where closed_at is null;
 create index cash_shifts_festival_idx on cash_shifts (festival_id, opened_at desc);
+
+-- When cashless first heard the festival was over (COMPLETED or CANCELLED): holders have
+-- at least 14 days from then to ask for their money, whatever deadline was set.
+alter table festivals add column over_at timestamptz;

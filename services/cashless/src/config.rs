@@ -41,7 +41,12 @@ impl Default for Config {
             common: CommonConfig::local_defaults("cashless", 50055),
             keys: KeyConfig { sealing_key: Secret::new(DEV_SEALING_KEY) },
             journal: JournalConfig { chain_interval_ms: 500, chain_batch: 5_000 },
-            live: festival_platform::live::LiveConfig::default(),
+            // Each stream reads a day's takings: every 2 s, five per festival and replica.
+            live: festival_platform::live::LiveConfig {
+                watch_interval_ms: 2_000,
+                watch_max_secs: 15 * 60,
+                max_watchers_per_festival: 5,
+            },
         }
     }
 }

@@ -63,6 +63,7 @@ async fn apply(tx: &mut PgConnection, facts: Option<Facts>) -> anyhow::Result<()
     if let Some(f) = facts {
         festival_facts::apply(tx, &f).await?;
         store::settings::ensure(tx, f.id).await?;
+        store::festivals::mark_over(tx, f.id, chrono::Utc::now()).await?;
     }
     Ok(())
 }

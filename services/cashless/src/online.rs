@@ -77,6 +77,7 @@ pub async fn completed(
     let clearing = store::accounts::ensure(conn, festival, AccountKind::OnlineClearing, None, &wallet.currency).await?;
     let posting = Posting::top_up(wallet.id, clearing, e.amount_minor);
     let after = store::wallets::apply_change(conn, wallet.id, posting.wallet_change).await?;
+    store::wallets::add_online(conn, wallet.id, e.amount_minor).await?;
     book(conn, &posting, festival, &wallet.currency, payer.unwrap_or(wallet.id), &e.payment_id, after, now).await?;
     Ok(Completed::Credited)
 }
@@ -116,6 +117,8 @@ pub async fn reversed(
     let chargebacks = store::accounts::ensure(conn, festival, AccountKind::Chargebacks, None, &wallet.currency).await?;
     let posting = Posting::reversal(wallet.id, clearing, chargebacks, amount, taken);
     let after = store::wallets::apply_change(conn, wallet.id, posting.wallet_change).await?;
+    // Taken back from the card: no longer owed to it.
+    store::wallets::add_online(conn, wallet.id, -amount).await?;
     book(conn, &posting, festival, &wallet.currency, wallet.id, reversal, after, now).await?;
     store::online::reversed(conn, payment, amount, amount - taken, now).await?;
     let blocked = store::online::block_bands(conn, wallet.id, "online top-up refunded or disputed", now).await?;

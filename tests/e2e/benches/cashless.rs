@@ -79,6 +79,13 @@ fn main() -> anyhow::Result<()> {
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await, // not announced yet
             }
         };
+        // Cash top-ups need the cashier's shift open.
+        let shift = pb::OpenShiftRequest {
+            festival_id: festival.to_string(),
+            float: Vec::new(),
+            idempotency_key: Uuid::now_v7().to_string(),
+        };
+        client.clone().open_shift(authed(shift, &cashier)).await.expect("shift");
         let settings = pb::Settings {
             max_top_up_minor: 100_000_000,
             max_balance_minor: 100_000_000,

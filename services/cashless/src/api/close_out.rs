@@ -70,6 +70,9 @@ impl CashlessApi {
         // Under the festival's policy row lock: two organisers cannot both move it.
         let before = store::payouts::lock_policy(&mut tx, festival_id).await?;
         policy.deadline_allowed(&before, self.now(), festival.end_time)?;
+        if festival.status.over() {
+            policy.terms_kept(&before)?;
+        }
         store::payouts::set_policy(&mut tx, festival_id, &policy).await?;
         tx.commit().await?;
         tracing::info!(festival = %festival_id, by = %caller.user_id, "payout policy set");
@@ -130,7 +133,7 @@ impl CashlessApi {
         }
         let policy = store::payouts::policy(&mut tx, festival.id).await?;
         let now = self.now();
-        if !policy.open_at(now) {
+        if festival.claims_until(policy.deadline).is_some_and(|until| now >= until) {
             return Err(ApiError::new(codes::PAYOUTS_CLOSED).with_message("The festival's payout deadline has passed"));
         }
         if bank.is_some() && festival.currency != "EUR" {
@@ -140,7 +143,7 @@ impl CashlessApi {
         let wallet = locked_active(&mut tx, wallet.id).await?;
         // A card charged online can be disputed for months: what it loaded goes back to
         // it, never to a bank account the holder names (else stolen cards become cash).
-        let card = store::payouts::loaded_online(&mut tx, wallet.id).await?.clamp(0, wallet.balance_minor);
+        let card = wallet.online_held();
         let (balance, card) =
             if bank.is_some() { (wallet.balance_minor - card, card) } else { (wallet.balance_minor, 0) };
         if bank.is_some() && balance == 0 && card > 0 {
@@ -325,7 +328,11 @@ impl CashlessApi {
         let mut conn = self.pool.acquire().await?;
         let festival = Self::festival(&mut conn, festival_id).await?;
         let policy = store::payouts::policy(&mut conn, festival_id).await?;
-        if !festival.status.over() || policy.deadline.is_none() || policy.open_at(self.now()) {
+        // Holders had their window: the deadline passed, and at least 14 days since the
+        // festival was over.
+        let passed =
+            policy.deadline.is_some() && festival.claims_until(policy.deadline).is_some_and(|u| self.now() >= u);
+        if !festival.status.over() || !passed {
             return Err(ApiError::new(codes::PAYOUTS_CLOSED)
                 .with_message("Unclaimed money is settled when the festival is over and its payout deadline passed"));
         }

@@ -36,7 +36,8 @@ pub fn terminal(t: &TerminalRow) -> pb::Terminal {
     }
 }
 
-pub fn band(b: &BandRow) -> pb::Wristband {
+/// A band as its wallet's readers see it, its age level on the festival's `today`.
+pub fn band(b: &BandRow, today: chrono::NaiveDate) -> pb::Wristband {
     pb::Wristband {
         uid: b.uid.clone(),
         wallet_id: b.wallet_id.to_string(),
@@ -49,11 +50,12 @@ pub fn band(b: &BandRow) -> pb::Wristband {
         block_reason: b.block_reason.clone(),
         bound_by: b.bound_by.to_string(),
         blocked_by: b.blocked_by.map(|u| u.to_string()).unwrap_or_default(),
+        age_level: crate::domain::age::shown_level(b.birth_date, today),
     }
 }
 
 /// `spent_today` is what the wallet spent on the festival's current day.
-pub fn wallet(w: &WalletRow, bands: &[BandRow], spent_today: i64, age_level: i32) -> pb::Wallet {
+pub fn wallet(w: &WalletRow, bands: &[BandRow], spent_today: i64, today: chrono::NaiveDate) -> pb::Wallet {
     pb::Wallet {
         id: w.id.to_string(),
         festival_id: w.festival_id.to_string(),
@@ -65,9 +67,8 @@ pub fn wallet(w: &WalletRow, bands: &[BandRow], spent_today: i64, age_level: i32
         currency: w.currency.clone(),
         balance_minor: w.balance_minor,
         spent_today_minor: spent_today,
-        wristbands: bands.iter().map(band).collect(),
+        wristbands: bands.iter().map(|b| band(b, today)).collect(),
         created_at: Some(timestamp(w.created_at)),
-        age_level,
     }
 }
 

@@ -162,10 +162,11 @@ festival_platform::bind_rpcs! {
         auth open_wallet(pb::OpenWalletRequest) -> pb::Wallet;
         auth open_anonymous_wallet(pb::OpenAnonymousWalletRequest) -> pb::AnonymousWallet;
         auth claim_wallet(pb::ClaimWalletRequest) -> pb::Wallet;
+        auth reissue_claim_code(pb::ReissueClaimCodeRequest) -> pb::AnonymousWallet;
         auth get_wallet(pb::GetWalletRequest) -> pb::Wallet;
         auth bind_wristband(pb::BindWristbandRequest) -> pb::Wristband;
         auth block_wristband(pb::BlockWristbandRequest) -> pb::Wristband;
-        auth verify_age(pb::VerifyAgeRequest) -> pb::Wallet;
+        auth verify_age(pb::VerifyAgeRequest) -> pb::AgeCheck;
         auth top_up(pb::TopUpRequest) -> pb::Transaction;
         auth open_shift(pb::OpenShiftRequest) -> pb::CashShift;
         auth move_cash(pb::MoveCashRequest) -> pb::CashShift;

@@ -119,20 +119,23 @@ impl CashlessApi {
         let limits = store::settings::get(&mut tx, festival_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         limits.top_up(value, wallet.balance_minor)?;
         // Cash lands in the drawer of the cashier's open shift (share-locked: the shift
-        // cannot close meanwhile), or, without one, the cashier's own drawer account;
-        // card money in the cashier's card clearing account: each reconciles with what
-        // that cashier took.
-        let shift = match method {
-            pb::TopUpMethod::Cash => store::shifts::open_of(&mut tx, festival_id, caller.user_id).await?,
-            _ => None,
-        };
-        let till = match shift {
-            Some(shift) => shift.drawer_account,
-            None => {
-                let kind =
-                    if method == pb::TopUpMethod::Cash { AccountKind::CashDrawer } else { AccountKind::CardClearing };
-                store::accounts::ensure(&mut tx, festival_id, kind, Some(caller.user_id), &festival.currency).await?
-            }
+        // cannot close meanwhile; without one, ERR_8021: cash nobody counts is cash that
+        // goes missing), card money in the cashier's card clearing account: each
+        // reconciles with what that cashier took.
+        let till = if method == pb::TopUpMethod::Cash {
+            store::shifts::open_of(&mut tx, festival_id, caller.user_id)
+                .await?
+                .ok_or(ApiError::new(codes::SHIFT_NOT_OPEN))?
+                .drawer_account
+        } else {
+            store::accounts::ensure(
+                &mut tx,
+                festival_id,
+                AccountKind::CardClearing,
+                Some(caller.user_id),
+                &festival.currency,
+            )
+            .await?
         };
         let posting = Posting::top_up(wallet.id, till, value);
         let after = store::wallets::apply_change(&mut tx, wallet.id, posting.wallet_change).await?;
@@ -204,6 +207,7 @@ impl CashlessApi {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "to_wallet_id", "cannot receive this transfer"));
         }
         let posting = Posting::transfer(from.id, to.id, value);
+        store::wallets::move_online(&mut tx, &from, to.id, value).await?;
         let from_after = store::wallets::apply_change(&mut tx, from.id, -value).await?;
         let to_after = store::wallets::apply_change(&mut tx, to.id, value).await?;
         let meta = Meta {

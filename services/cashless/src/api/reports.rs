@@ -93,6 +93,8 @@ async fn report(
 ) -> ApiResult<pb::TakingsReport> {
     let mut tx = pool.begin().await?;
     sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
+    // A report never holds a connection the bars need for long.
+    sqlx::query("set local statement_timeout = '5s'").execute(&mut *tx).await?;
     let top_ups = store::reports::top_ups(&mut tx, festival.id, from, to).await?;
     let vendors = store::reports::vendors(&mut tx, festival.id, from, to).await?;
     let hours = store::reports::hours(&mut tx, festival.id, &festival.time_zone, from, to).await?;

@@ -25,8 +25,13 @@ impl CashlessApi {
         let bands = store::wallets::bands(conn, w.id).await?;
         let time_zone = store::festivals::find(conn, w.festival_id).await?.map(|f| f.time_zone).unwrap_or_default();
         let today = festival_day(self.clock.now(), &time_zone);
-        let level = age::shown_level(w.birth_date, today);
-        Ok(convert::wallet(w, &bands, spent_on(today, w.spent_day, w.spent_today_minor), level))
+        Ok(convert::wallet(w, &bands, spent_on(today, w.spent_day, w.spent_today_minor), today))
+    }
+
+    /// The festival's calendar day now (for age levels).
+    async fn today(&self, conn: &mut PgConnection, festival: uuid::Uuid) -> ApiResult<chrono::NaiveDate> {
+        let time_zone = store::festivals::find(conn, festival).await?.map(|f| f.time_zone).unwrap_or_default();
+        Ok(festival_day(self.clock.now(), &time_zone))
     }
 
     pub(super) async fn open_wallet(&self, caller: Principal, req: pb::OpenWalletRequest) -> ApiResult<pb::Wallet> {
@@ -106,9 +111,49 @@ impl CashlessApi {
         let wallet = store::wallets::find(&mut tx, wallet_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         let answer =
             pb::AnonymousWallet { wallet: Some(self.wallet_message(&mut tx, &wallet).await?), claim_code: code };
-        fresh.complete(&mut tx, &answer).await?;
+        // The code itself is not kept, not even as the key's answer: a retry answers the
+        // wallet without it (ReissueClaimCode prints a new one).
+        fresh.complete(&mut tx, &pb::AnonymousWallet { claim_code: String::new(), ..answer.clone() }).await?;
         tx.commit().await?;
         tracing::info!(festival = %festival_id, wallet = %wallet_id, by = %caller.user_id, "anonymous wallet opened");
+        Ok(answer)
+    }
+
+    /// A new claim code for an anonymous wallet not claimed yet (the band tapped at the
+    /// desk: the receipt was lost, or the opening answer was).
+    pub(super) async fn reissue_claim_code(
+        &self,
+        caller: Principal,
+        req: pb::ReissueClaimCodeRequest,
+    ) -> ApiResult<pb::AnonymousWallet> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        let uid = uid("uid", &req.uid)?;
+        let tap = proof(&req.tap_proof)?;
+        caller.require_any(festival_id, &[Role::Cashier, Role::Organizer])?;
+        let mut tx = self.pool.begin().await?;
+        Self::festival(&mut tx, festival_id).await?;
+        let keys = self.keys.get(&mut tx, festival_id).await.map_err(ApiError::internal)?;
+        let challenge = nfc::bind_challenge(festival_id.as_bytes(), uuid::Uuid::nil().as_bytes());
+        if keys.master.wristband_key(&uid).verify(&challenge, &tap).is_err() {
+            return Err(ApiError::new(codes::TAP_PROOF_INVALID));
+        }
+        let band = store::wallets::band(&mut tx, festival_id, &uid.to_hex())
+            .await?
+            .ok_or(ApiError::new(codes::CLAIM_INVALID))?;
+        let wallet = store::wallets::lock(&mut tx, band.wallet_id).await?.ok_or(ApiError::new(codes::CLAIM_INVALID))?;
+        let claimable = store::wallets::claim_hash(&mut tx, wallet.id).await?.is_some();
+        if wallet.user_id.is_some() || wallet.status != WalletStatus::Active || !claimable {
+            return Err(ApiError::new(codes::CLAIM_INVALID));
+        }
+        let code = claims::new_code();
+        let canonical = claims::normalise(&code)
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a new claim code did not read back")))?;
+        store::wallets::set_claim_hash(&mut tx, wallet.id, &claims::hash(&canonical)).await?;
+        let answer =
+            pb::AnonymousWallet { wallet: Some(self.wallet_message(&mut tx, &wallet).await?), claim_code: code };
+        tx.commit().await?;
+        tracing::info!(festival = %festival_id, wallet = %wallet.id, by = %caller.user_id, "claim code reissued");
         Ok(answer)
     }
 
@@ -136,6 +181,14 @@ impl CashlessApi {
         }
         let anonymous = store::wallets::find(&mut tx, band.wallet_id).await?.ok_or_else(invalid)?;
         let hash = store::wallets::claim_hash(&mut tx, anonymous.id).await?;
+        // Whoever sold or loaded the wallet does not claim it (a cashier could otherwise
+        // load a spare band without taking cash and keep it).
+        if band.bound_by == caller.user_id
+            || store::wallets::topped_up_by(&mut tx, anonymous.id, caller.user_id).await?
+        {
+            return Err(ApiError::new(codes::INSUFFICIENT_PERMISSIONS)
+                .with_message("Whoever sold or loaded a box-office wallet does not claim it"));
+        }
         // A claimed, closed or holder's wallet and a wrong code answer the same.
         if anonymous.user_id.is_some()
             || anonymous.status != WalletStatus::Active
@@ -156,6 +209,7 @@ impl CashlessApi {
                 let value = anonymous.balance_minor;
                 if value > 0 {
                     let posting = Posting::transfer(anonymous.id, own.id, value);
+                    store::wallets::move_online(&mut tx, &anonymous, own.id, value).await?;
                     let left = store::wallets::apply_change(&mut tx, anonymous.id, -value).await?;
                     let after = store::wallets::apply_change(&mut tx, own.id, value).await?;
                     let meta = Meta {
@@ -216,37 +270,40 @@ impl CashlessApi {
         }
         let band =
             store::wallets::band(&mut conn, wallet.festival_id, &uid).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
-        Ok(convert::band(&band))
+        Ok(convert::band(&band, self.today(&mut conn, wallet.festival_id).await?))
     }
 
-    /// Staff read the holder's date of birth from an identity document. Correcting a
-    /// recorded one is an organiser's (a bar's staff must not make a minor an adult).
-    pub(super) async fn verify_age(&self, caller: Principal, req: pb::VerifyAgeRequest) -> ApiResult<pb::Wallet> {
-        let wallet_id = validate::uuid("wallet_id", &req.wallet_id)?;
+    /// Staff read a band's wearer's date of birth from an identity document. Correcting
+    /// a recorded one is an organiser's (a bar's staff must not make a minor an adult),
+    /// and nobody verifies a band of their own wallet. The answer is the level only.
+    pub(super) async fn verify_age(&self, caller: Principal, req: pb::VerifyAgeRequest) -> ApiResult<pb::AgeCheck> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        let uid = uid("uid", &req.uid)?.to_hex();
         let birth = chrono::NaiveDate::parse_from_str(req.birth_date.trim(), "%Y-%m-%d")
             .map_err(|_| ApiError::field(codes::VALIDATION_FAILED, "birth_date", "must be YYYY-MM-DD"))?;
-        let today = self.now().date_naive();
-        if birth > today || birth.year() < 1900 {
+        if birth > self.now().date_naive() || birth.year() < 1900 {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "birth_date", "must be a date of birth"));
         }
+        caller.require_any(festival_id, AGE_CHECKERS)?;
         let mut tx = self.pool.begin().await?;
-        let wallet = store::wallets::find(&mut tx, wallet_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
-        record_festival(wallet.festival_id);
-        if caller.require_any(wallet.festival_id, AGE_CHECKERS).is_err() {
-            return Err(ApiError::new(codes::NOT_FOUND));
+        let band =
+            store::wallets::band(&mut tx, festival_id, &uid).await?.ok_or(ApiError::new(codes::WRISTBAND_UNKNOWN))?;
+        let wallet = store::wallets::find(&mut tx, band.wallet_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        if wallet.user_id == Some(caller.user_id) {
+            return Err(ApiError::new(codes::INSUFFICIENT_PERMISSIONS)
+                .with_message("Someone else checks the identity of your wallet's wearers"));
         }
-        let wallet = store::wallets::lock(&mut tx, wallet_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
-        if wallet.birth_date.is_some_and(|b| b != birth) && caller.require(wallet.festival_id, Role::Organizer).is_err()
-        {
+        // Whatever the date given: no answer tells a recorded date apart.
+        if band.birth_date.is_some() && caller.require(festival_id, Role::Organizer).is_err() {
             return Err(ApiError::new(codes::INSUFFICIENT_PERMISSIONS)
                 .with_message("A recorded date of birth is corrected by an organiser"));
         }
-        store::wallets::verify_age(&mut tx, wallet_id, birth, self.now(), caller.user_id).await?;
-        let wallet = store::wallets::find(&mut tx, wallet_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        store::wallets::verify_age(&mut tx, festival_id, &uid, birth, self.now(), caller.user_id).await?;
+        let today = self.today(&mut tx, festival_id).await?;
         tx.commit().await?;
-        tracing::info!(wallet = %wallet_id, by = %caller.user_id, "age verified");
-        let mut conn = self.pool.acquire().await?;
-        self.wallet_message(&mut conn, &wallet).await
+        tracing::info!(festival = %festival_id, uid = %uid, by = %caller.user_id, "age verified");
+        Ok(pb::AgeCheck { uid, age_level: age::shown_level(Some(birth), today) })
     }
 
     /// Blocking is never undone here: a found band is replaced, not unblocked (a thief
@@ -277,7 +334,7 @@ impl CashlessApi {
         let blocked = store::wallets::block(&mut conn, festival_id, &uid, reason, self.now(), caller.user_id)
             .await?
             .ok_or(ApiError::new(codes::WRISTBAND_UNKNOWN))?;
-        Ok(convert::band(&blocked))
+        Ok(convert::band(&blocked, self.today(&mut conn, festival_id).await?))
     }
 
     /// A new band for a lost or broken one, on the same wallet: the balance never moves,
@@ -342,10 +399,13 @@ impl CashlessApi {
             return Err(ApiError::field(codes::WRISTBAND_ALREADY_BOUND, "new_uid", "is not an unused wristband"));
         }
         let reason = if old.status == BandStatus::Active { format!("replaced by {new_uid}") } else { String::new() };
+        // The same wearer: the new band keeps the date of birth checked for the old one.
+        store::wallets::copy_age(&mut tx, festival_id, &old_uid, &new_uid).await?;
         let old = store::wallets::block(&mut tx, festival_id, &old_uid, &reason, now, caller.user_id)
             .await?
             .ok_or_else(unknown)?;
         let new = store::wallets::band(&mut tx, festival_id, &new_uid).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        let today = self.today(&mut tx, festival_id).await?;
 
         // The fee, at most what the wallet holds: a replacement is never refused for it.
         let limits = store::settings::get(&mut tx, festival_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
@@ -372,8 +432,8 @@ impl CashlessApi {
         };
         tracing::info!(festival = %festival_id, old = %old_uid, new = %new_uid, by = %caller.user_id, "wristband replaced");
         let answer = pb::ReplaceWristbandResponse {
-            old_wristband: Some(convert::band(&old)),
-            new_wristband: Some(convert::band(&new)),
+            old_wristband: Some(convert::band(&old, today)),
+            new_wristband: Some(convert::band(&new, today)),
             fee,
         };
         fresh.complete(&mut tx, &answer).await?;

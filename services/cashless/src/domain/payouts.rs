@@ -100,9 +100,20 @@ impl Policy {
         Ok(())
     }
 
-    /// Whether a holder may still ask for their balance at `now`.
-    pub fn open_at(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
-        self.deadline.is_none_or(|d| now < d)
+    /// Once payouts are open, the terms holders were given only change in their favour:
+    /// no higher fee or minimum, and what happens to unclaimed money stays.
+    pub fn terms_kept(&self, before: &Policy) -> ApiResult<()> {
+        let refuse = |field: &str, why: &str| Err(ApiError::field(codes::VALIDATION_FAILED, field, why));
+        if self.fee_minor > before.fee_minor {
+            return refuse("fee_minor", "cannot rise once payouts are open");
+        }
+        if self.min_payout_minor > before.min_payout_minor {
+            return refuse("min_payout_minor", "cannot rise once payouts are open");
+        }
+        if self.unclaimed != before.unclaimed {
+            return refuse("unclaimed", "cannot change once payouts are open");
+        }
+        Ok(())
     }
 
     /// The fee and what is paid out of a wallet holding `balance`, to a bank account.
@@ -263,6 +274,16 @@ mod tests {
         assert!(none.deadline_allowed(&set, now, end).is_err(), "removed");
         let late = at("2026-08-10T00:00:00Z");
         assert!(set.deadline_allowed(&set, late, end).is_ok(), "kept as it was after it passed");
+    }
+
+    #[test]
+    fn once_payouts_are_open_the_terms_only_change_in_the_holders_favour() {
+        let before = Policy { fee_minor: 100, min_payout_minor: 500, ..Policy::default() };
+        assert!(Policy { fee_minor: 50, min_payout_minor: 0, ..before.clone() }.terms_kept(&before).is_ok());
+        let field = |p: Policy| p.terms_kept(&before).unwrap_err().violations()[0].field.clone();
+        assert_eq!(field(Policy { fee_minor: 101, ..before.clone() }), "fee_minor");
+        assert_eq!(field(Policy { min_payout_minor: 501, ..before.clone() }), "min_payout_minor");
+        assert_eq!(field(Policy { unclaimed: Unclaimed::Donate, ..before.clone() }), "unclaimed");
     }
 
     #[test]

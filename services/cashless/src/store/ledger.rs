@@ -127,7 +127,7 @@ pub async fn charge_context(
     sqlx::query_as(
         "select b.wallet_id, w.user_id, b.status as band_status, w.currency as wallet_currency, t.vendor_id,
              a.id as vendor_account, exists (select 1 from revoked_devices r where r.device_id = $3) as device_revoked,
-             f.time_zone, f.status as festival_status, s.low_balance_minor, w.birth_date
+             f.time_zone, f.status as festival_status, s.low_balance_minor, b.birth_date
          from wristbands b
          join wallets w on w.id = b.wallet_id
          join festivals f on f.id = b.festival_id and not f.deleted

@@ -97,18 +97,6 @@ pub async fn insert(conn: &mut PgConnection, p: &PayoutRow) -> Result<(), sqlx::
     Ok(())
 }
 
-/// What the wallet holds of money loaded online (credited, less what was taken back):
-/// it goes back to its card, never to a bank account.
-pub async fn loaded_online(conn: &mut PgConnection, wallet: Uuid) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "select coalesce(sum(amount_minor - reversed_minor), 0)::bigint from online_top_ups
-         where wallet_id = $1 and status = 'CREDITED'",
-    )
-    .bind(wallet)
-    .fetch_one(conn)
-    .await
-}
-
 /// The oldest payouts waiting for a file, locked; rows another export holds are
 /// skipped, so two exports at once write disjoint files.
 pub async fn lock_pending(conn: &mut PgConnection, festival: Uuid, limit: i32) -> Result<Vec<PayoutRow>, sqlx::Error> {

@@ -66,10 +66,12 @@ pub async fn open_of(conn: &mut PgConnection, festival: Uuid, cashier: Uuid) -> 
 }
 
 pub async fn list(conn: &mut PgConnection, festival: Uuid) -> Result<Vec<ShiftRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("{SHIFT} where festival_id = $1 order by opened_at desc, id limit 500")))
-        .bind(festival)
-        .fetch_all(conn)
-        .await
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SHIFT} where festival_id = $1 order by opened_at desc, id desc limit 500"
+    )))
+    .bind(festival)
+    .fetch_all(conn)
+    .await
 }
 
 /// Counts a move to (`to_safe`) or from the safe.

@@ -24,7 +24,16 @@ pub struct WalletRow {
     pub spent_day: Option<NaiveDate>,
     pub spent_today_minor: i64,
     pub created_at: DateTime<Utc>,
-    pub birth_date: Option<NaiveDate>,
+    /// Loaded online and not taken back (what of the balance it still is:
+    /// [`WalletRow::online_held`]).
+    pub online_minor: i64,
+}
+
+impl WalletRow {
+    /// What of the balance is money loaded online: it is spent last.
+    pub fn online_held(&self) -> i64 {
+        self.online_minor.clamp(0, self.balance_minor.max(0))
+    }
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -39,11 +48,15 @@ pub struct BandRow {
     pub blocked_at: Option<DateTime<Utc>>,
     pub blocked_by: Option<Uuid>,
     pub block_reason: String,
+    /// The wearer's, read from an identity document.
+    pub birth_date: Option<NaiveDate>,
 }
 
 const WALLET: &str = "select id, festival_id, user_id, status, currency, balance_minor, spent_day, spent_today_minor,
-    created_at, birth_date from wallets";
-const BAND: &str = "select festival_id, uid, wallet_id, status, bound_at, bound_by, blocked_at, blocked_by, block_reason from wristbands";
+    created_at, online_minor from wallets";
+const BAND: &str =
+    "select festival_id, uid, wallet_id, status, bound_at, bound_by, blocked_at, blocked_by, block_reason,
+    birth_date from wristbands";
 
 /// Opens a wallet and its ledger account in one statement; a holder's second wallet at
 /// a festival is refused by `wallets_holder_idx` (a twin request won: read theirs).
@@ -155,7 +168,8 @@ pub async fn block(
              blocked_by = coalesce(blocked_by, $5),
              block_reason = case when status = 'BLOCKED' then block_reason else $4 end
          where festival_id = $1 and uid = $2
-         returning festival_id, uid, wallet_id, status, bound_at, bound_by, blocked_at, blocked_by, block_reason",
+         returning festival_id, uid, wallet_id, status, bound_at, bound_by, blocked_at, blocked_by, block_reason,
+             birth_date",
     )
     .bind(festival)
     .bind(uid)
@@ -202,21 +216,41 @@ pub async fn lock_band(conn: &mut PgConnection, festival: Uuid, uid: &str) -> Re
         .await
 }
 
-/// Records the holder's date of birth (an identity document was checked by `by`).
+/// Records a band's wearer's date of birth (an identity document was checked by `by`).
 pub async fn verify_age(
     conn: &mut PgConnection,
-    wallet: Uuid,
+    festival: Uuid,
+    uid: &str,
     birth: NaiveDate,
     at: DateTime<Utc>,
     by: Uuid,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("update wallets set birth_date = $2, age_verified_at = $3, age_verified_by = $4 where id = $1")
-        .bind(wallet)
-        .bind(birth)
-        .bind(at)
-        .bind(by)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "update wristbands set birth_date = $3, age_verified_at = $4, age_verified_by = $5
+         where festival_id = $1 and uid = $2",
+    )
+    .bind(festival)
+    .bind(uid)
+    .bind(birth)
+    .bind(at)
+    .bind(by)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A replacement band is worn by the same person: it keeps the verified date of birth.
+pub async fn copy_age(conn: &mut PgConnection, festival: Uuid, from: &str, to: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update wristbands n set birth_date = o.birth_date, age_verified_at = o.age_verified_at,
+             age_verified_by = o.age_verified_by
+         from wristbands o where o.festival_id = $1 and o.uid = $2 and n.festival_id = $1 and n.uid = $3",
+    )
+    .bind(festival)
+    .bind(from)
+    .bind(to)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -278,4 +312,46 @@ pub async fn merge_claimed(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Money loaded online added to (or, negative, taken back from) a locked wallet.
+pub async fn add_online(conn: &mut PgConnection, wallet: Uuid, change: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("update wallets set online_minor = greatest(online_minor + $2, 0) where id = $1")
+        .bind(wallet)
+        .bind(change)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A transfer of `amount` between two locked wallets carries the sender's money loaded
+/// online first (so it cannot be laundered into a bank payout through another wallet).
+pub async fn move_online(conn: &mut PgConnection, from: &WalletRow, to: Uuid, amount: i64) -> Result<(), sqlx::Error> {
+    let moved = amount.min(from.online_held());
+    if moved > 0 {
+        add_online(&mut *conn, from.id, -moved).await?;
+        add_online(conn, to, moved).await?;
+    }
+    Ok(())
+}
+
+/// Replaces an anonymous wallet's claim code (the old one stops working).
+pub async fn set_claim_hash(conn: &mut PgConnection, wallet: Uuid, hash: &[u8]) -> Result<(), sqlx::Error> {
+    sqlx::query("update wallets set claim_hash = $2 where id = $1 and claim_hash is not null")
+        .bind(wallet)
+        .bind(hash)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether `user` loaded money onto the wallet at a desk.
+pub async fn topped_up_by(conn: &mut PgConnection, wallet: Uuid, user: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select exists (select 1 from transactions where wallet_id = $1 and kind = 'TOPUP' and actor_id = $2)",
+    )
+    .bind(wallet)
+    .bind(user)
+    .fetch_one(conn)
+    .await
 }

@@ -246,41 +246,61 @@ async fn only_a_registered_terminal_of_the_festival_charges() {
     env.app.stop().await;
 }
 
-/// Age levels: a product's level against the date of birth staff read from an identity
-/// document, on the festival's day; a cashier cannot make a minor older afterwards.
+/// Age levels, per band (a family's wallet has children's bands): a product's level
+/// against the date of birth staff read from the wearer's identity document, on the
+/// festival's day; a cashier cannot make a minor older afterwards, nobody verifies their
+/// own wallet's bands, and a replacement band keeps its wearer's date.
 #[tokio::test]
-async fn age_levels_are_checked_against_a_verified_date_of_birth() {
+async fn age_levels_are_checked_per_band_against_a_verified_date_of_birth() {
     use chrono::Months;
     let env = spawn().await;
     let f = env.festival().await;
     let bar = env.terminal(&f).await;
     let band = env.band(&f, 5_000).await;
+    let child = env.new_band(&f).await;
     let mut client = env.client();
-    let sale = |key: &str, level: i32| pb::ChargeRequest { min_age: level, ..charge(&f, &bar, &band.soft, 450, key) };
+    client.bind_wristband(authed(bind(&f, &band.wallet_id.to_string(), &child), &band.holder)).await.expect("child");
+    let sale = |soft: &festival_platform::nfc::SoftBand, key: &str, level: i32| pb::ChargeRequest {
+        min_age: level,
+        ..charge(&f, &bar, soft, 450, key)
+    };
     // Not verified: water, but no beer.
-    assert_eq!(charge_code(&env, &bar, sale("beer-1", 16)).await, "ERR_8019");
-    assert_eq!(charge_code(&env, &bar, sale("water", 0)).await, "OK");
-    assert_eq!(charge_code(&env, &bar, sale("odd", 22)).await, "ERR_1000");
+    assert_eq!(charge_code(&env, &bar, sale(&band.soft, "beer-1", 16)).await, "ERR_8019");
+    assert_eq!(charge_code(&env, &bar, sale(&band.soft, "water", 0)).await, "OK");
+    assert_eq!(charge_code(&env, &bar, sale(&band.soft, "odd", 22)).await, "ERR_1000");
 
     let today = env.app.clock.now().with_timezone(&chrono_tz::Europe::Paris).date_naive();
-    let seventeen = today.checked_sub_months(Months::new(17 * 12)).expect("date");
-    let verify = |birth: String| pb::VerifyAgeRequest { wallet_id: band.wallet_id.to_string(), birth_date: birth };
-    // The holder does not vouch for themselves; nonsense dates are refused.
-    assert_eq!(code(client.verify_age(authed(verify(seventeen.to_string()), &band.holder)).await), "ERR_4000");
+    let years = |n: u32| today.checked_sub_months(Months::new(n * 12)).expect("date").to_string();
+    let verify = |soft: &festival_platform::nfc::SoftBand, birth: String| pb::VerifyAgeRequest {
+        festival_id: f.id.to_string(),
+        uid: soft.uid.to_hex(),
+        birth_date: birth,
+    };
+    // The holder does not vouch for their own bands; nonsense dates are refused.
+    assert_eq!(code(client.verify_age(authed(verify(&band.soft, years(40)), &band.holder)).await), "ERR_3002");
     for bad in ["2999-01-01", "1850-01-01", "17/07/2009", ""] {
-        assert_eq!(code(client.verify_age(authed(verify(bad.into()), &f.cashier)).await), "ERR_1000", "{bad}");
+        assert_eq!(code(client.verify_age(authed(verify(&band.soft, bad.into()), &f.cashier)).await), "ERR_1000");
     }
-    let wallet = client.verify_age(authed(verify(seventeen.to_string()), &f.cashier)).await.expect("verify");
-    assert_eq!(wallet.into_inner().age_level, 16);
-    assert_eq!(charge_code(&env, &bar, sale("beer-2", 16)).await, "OK");
-    assert_eq!(charge_code(&env, &bar, sale("spirits-1", 18)).await, "ERR_8019");
-    // A cashier cannot make them older; an organiser corrects a misread date.
-    let eighteen = today.checked_sub_months(Months::new(18 * 12)).expect("date");
-    assert_eq!(code(client.verify_age(authed(verify(eighteen.to_string()), &f.cashier)).await), "ERR_3001");
-    let fixed = client.verify_age(authed(verify(eighteen.to_string()), &f.organizer)).await.expect("correct");
+    let adult = client.verify_age(authed(verify(&band.soft, years(40)), &f.cashier)).await.expect("adult");
+    assert_eq!(adult.into_inner().age_level, 18);
+    let minor = client.verify_age(authed(verify(&child, years(17)), &f.cashier)).await.expect("minor");
+    assert_eq!(minor.into_inner().age_level, 16);
+    // The parent's verification does not make the child's band an adult's.
+    assert_eq!(charge_code(&env, &bar, sale(&band.soft, "spirits-1", 18)).await, "OK");
+    assert_eq!(charge_code(&env, &bar, sale(&child, "spirits-2", 18)).await, "ERR_8019");
+    assert_eq!(charge_code(&env, &bar, sale(&child, "beer-2", 16)).await, "OK");
+    // A cashier cannot change a recorded date (whatever it is); an organiser corrects it.
+    assert_eq!(code(client.verify_age(authed(verify(&child, years(18)), &f.cashier)).await), "ERR_3001");
+    assert_eq!(code(client.verify_age(authed(verify(&child, years(17)), &f.cashier)).await), "ERR_3001");
+    let fixed = client.verify_age(authed(verify(&child, years(18)), &f.organizer)).await.expect("correct");
     assert_eq!(fixed.into_inner().age_level, 18);
-    assert_eq!(charge_code(&env, &bar, sale("spirits-2", 18)).await, "OK");
-    assert_eq!(env.wallet(&band).await.balance_minor, 5_000 - 3 * 450, "refused sales wrote nothing");
+    // A replacement band is the same wearer's.
+    let fresh = env.new_band(&f).await;
+    let swap = replace(&f, &child, band.wallet_id, &fresh, "swap");
+    let swapped = client.replace_wristband(authed(swap, &f.cashier)).await.expect("replace").into_inner();
+    assert_eq!(swapped.new_wristband.map(|b| b.age_level), Some(18));
+    assert_eq!(charge_code(&env, &bar, sale(&fresh, "spirits-3", 18)).await, "OK");
+    assert_eq!(env.wallet(&band).await.balance_minor, 5_000 - 4 * 450, "refused sales wrote nothing");
     env.assert_ledger(&f).await;
     env.app.stop().await;
 }

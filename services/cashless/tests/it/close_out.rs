@@ -290,6 +290,13 @@ async fn after_the_deadline_unclaimed_money_goes_where_the_policy_says() {
         let settle = || pb::SettleUnclaimedRequest { festival_id: f.id.to_string() };
         env.complete(&f).await;
         assert_eq!(code(client.settle_unclaimed(authed(settle(), &f.organizer)).await), "ERR_8015", "before it");
+        // Payouts are open: their terms only change in the holders' favour.
+        let dearer = policy(&f, |p| {
+            p.deadline = Some(timestamp(deadline));
+            p.unclaimed = unclaimed as i32;
+            p.fee_minor = 900;
+        });
+        assert_eq!(code(client.set_payout_policy(authed(dearer, &f.organizer)).await), "ERR_1000");
         // A deadline leaves holders time, and never moves earlier once announced.
         let sooner = policy(&f, |p| p.deadline = Some(timestamp(deadline - chrono::Duration::days(1))));
         assert_eq!(code(client.set_payout_policy(authed(sooner, &f.organizer)).await), "ERR_1000");
@@ -347,7 +354,20 @@ async fn money_loaded_online_is_never_paid_to_a_bank_account() {
     })
     .await;
     assert!(credited, "the online top-ups were never credited");
+    // Moved to a friend's wallet, money loaded online stays money loaded online.
+    let friend = env.band(&f, 1_000).await;
+    let gift = pb::TransferRequest {
+        wallet_id: online_only.wallet_id.to_string(),
+        to_wallet_id: friend.wallet_id.to_string(),
+        amount_minor: 500,
+        currency: "EUR".into(),
+        idempotency_key: "t".into(),
+    };
+    client.transfer(authed(gift, &online_only.holder)).await.expect("transfer");
     env.complete(&f).await;
+    let req = to_bank(&friend, "DE89370400440532013000", "Bo", "f1");
+    let theirs = client.request_payout(authed(req, &friend.holder)).await.expect("friend's payout").into_inner();
+    assert_eq!((theirs.payout_minor, theirs.card_minor), (1_000, 500), "the transfer did not launder it");
 
     let req = to_bank(&online_only, "DE89370400440532013000", "Ann", "o1");
     assert_eq!(code(client.request_payout(authed(req, &online_only.holder)).await), "ERR_8018");
@@ -369,7 +389,7 @@ async fn money_loaded_online_is_never_paid_to_a_bank_account() {
         ..Default::default()
     };
     let gift = client.request_payout(authed(gift, &online_only.holder)).await.expect("donate").into_inner();
-    assert_eq!((gift.payout_minor, gift.card_minor), (800, 0));
+    assert_eq!((gift.payout_minor, gift.card_minor), (300, 0));
     env.assert_ledger(&f).await;
     env.app.stop().await;
 }

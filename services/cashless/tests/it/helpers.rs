@@ -87,6 +87,13 @@ impl Env {
         })
         .await;
         assert!(known, "cashless never heard of the festival");
+        // The cashier's desk is open: cash top-ups need a shift.
+        let shift = pb::OpenShiftRequest {
+            festival_id: id.to_string(),
+            float: Vec::new(),
+            idempotency_key: Uuid::now_v7().to_string(),
+        };
+        self.client().open_shift(authed(shift, &cashier)).await.expect("open the cashier's shift");
         Festival { id, organizer, cashier, cashier_id }
     }
 

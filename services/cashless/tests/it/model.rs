@@ -90,8 +90,6 @@ async fn world(env: &Env) -> World {
         s.replacement_fee_minor = REPLACEMENT_FEE;
     })
     .await;
-    // Payouts open once the festival is over (money still moves then), until a deadline.
-    env.complete(&f).await;
     let policy = pb::PayoutPolicy {
         festival_id: f.id.to_string(),
         fee_minor: PAYOUT_FEE,
@@ -104,6 +102,9 @@ async fn world(env: &Env) -> World {
     };
     let policy = pb::SetPayoutPolicyRequest { festival_id: f.id.to_string(), policy: Some(policy) };
     env.client().set_payout_policy(authed(policy, &f.organizer)).await.expect("payout policy");
+    // Payouts open once the festival is over (money still moves then), on the terms set
+    // before, until the deadline.
+    env.complete(&f).await;
     let bar = env.terminal(&f).await;
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
     let device = Uuid::now_v7();

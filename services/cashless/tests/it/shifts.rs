@@ -39,6 +39,20 @@ async fn a_shift_is_counted_in_and_out_and_its_difference_booked() {
     let fan = env.issuer.user().1;
     assert_eq!(code(client.open_shift(authed(open(&f, &[], "s0"), &fan)).await), "ERR_3002");
 
+    // The festival's cashier works an empty-float shift (the test kit opened it): cash
+    // top-ups need one. Closed with nothing in it, it balances.
+    let listed = client
+        .list_shifts(authed(pb::ListShiftsRequest { festival_id: f.id.to_string() }, &f.organizer))
+        .await
+        .expect("shifts")
+        .into_inner();
+    let first = listed.shifts.first().expect("the kit's shift").id.clone();
+    let empty = pb::CloseShiftRequest { shift_id: first.clone(), counted: Vec::new(), idempotency_key: "c0".into() };
+    let empty = client.close_shift(authed(empty, &f.cashier)).await.expect("close").into_inner();
+    assert_eq!((empty.expected_minor, empty.difference_minor), (0, 0));
+    let band = env.band(&f, 0).await;
+    assert_eq!(code(env.top_up(&f, &band, 1_000).await), "ERR_8021", "no cash outside a shift");
+
     // 100 € float: five 20 € notes.
     let shift = client.open_shift(authed(open(&f, &[(2_000, 5)], "s1"), &f.cashier)).await.expect("open").into_inner();
     assert_eq!((shift.float_minor, shift.expected_minor), (10_000, 10_000));
@@ -47,7 +61,6 @@ async fn a_shift_is_counted_in_and_out_and_its_difference_booked() {
     assert_eq!(code(client.open_shift(authed(open(&f, &[], "s2"), &f.cashier)).await), "ERR_4001", "one open shift");
 
     // Cash top-ups go into the shift's drawer.
-    let band = env.band(&f, 0).await;
     env.top_up(&f, &band, 3_000).await.expect("cash");
     env.top_up(&f, &band, 2_000).await.expect("cash");
     let skim = pb::MoveCashRequest {
@@ -86,12 +99,9 @@ async fn a_shift_is_counted_in_and_out_and_its_difference_booked() {
         .await
         .expect("list")
         .into_inner();
-    assert_eq!(
-        listed.shifts.iter().map(|s| (s.id.clone(), s.difference_minor)).collect::<Vec<_>>(),
-        vec![(shift.id, -250)]
-    );
-    // A new shift may open now; without one, cash goes to the cashier's own drawer.
-    env.top_up(&f, &band, 1_000).await.expect("cash outside a shift");
+    let figures: Vec<_> = listed.shifts.iter().map(|s| (s.id.clone(), s.difference_minor)).collect();
+    assert_eq!(figures, vec![(shift.id, -250), (first, 0)], "newest first");
+    // A new shift may open now.
     let next = client.open_shift(authed(open(&f, &[], "s3"), &f.cashier)).await.expect("next").into_inner();
     assert_eq!(next.expected_minor, 0);
     env.assert_ledger(&f).await;
