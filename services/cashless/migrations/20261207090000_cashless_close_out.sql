@@ -10,7 +10,7 @@ alter table settings
 alter table accounts drop constraint accounts_kind_check;
 alter table accounts add constraint accounts_kind_check check (kind in ('WALLET', 'VENDOR_REVENUE', 'CASH_DRAWER',
     'CARD_CLEARING', 'CORRECTIONS', 'FLOAT', 'PLATFORM_FEES', 'REFUNDS_PAYABLE', 'SAFE', 'CASH_IMBALANCE', 'DONATIONS',
-    'PROMO', 'OFFLINE_LOSS', 'ONLINE_CLEARING', 'CHARGEBACKS', 'UNCLAIMED'));
+    'PROMO', 'OFFLINE_LOSS', 'ONLINE_CLEARING', 'CHARGEBACKS', 'UNCLAIMED', 'BANK'));
 
 -- A sale is voided once: the primary key is the guard, the void its own transaction.
 create table voids (
@@ -50,11 +50,14 @@ create table payout_batches (
     currency text not null,
     xml text not null,
     created_at timestamptz not null,
-    created_by uuid not null
+    created_by uuid not null,
+    -- When the organiser confirmed the bank executed it (refunds payable booked out).
+    confirmed_at timestamptz
 );
 create index payout_batches_festival_idx on payout_batches (festival_id, created_at);
 
--- What a holder asked for: to a bank account, waiting for a file or exported in one; or
+-- What a holder asked for: to a bank account, waiting for a file, exported in one, paid
+-- (the file confirmed) or returned by the bank (the money back in the wallet); or
 -- donated. Money loaded online is not paid to a bank account (it goes back to its card),
 -- so a wallet holding some stays open after its bank payout.
 create table payouts (
@@ -62,7 +65,7 @@ create table payouts (
     festival_id uuid not null,
     wallet_id uuid not null references wallets (id),
     transaction_id uuid not null unique references transactions (id),
-    status text not null check (status in ('PENDING', 'EXPORTED', 'DONATED')),
+    status text not null check (status in ('PENDING', 'EXPORTED', 'PAID', 'RETURNED', 'DONATED')),
     balance_minor bigint not null check (balance_minor >= 0),
     fee_minor bigint not null check (fee_minor >= 0),
     payout_minor bigint not null check (payout_minor >= 0 and payout_minor + fee_minor = balance_minor),
@@ -71,7 +74,8 @@ create table payouts (
     account_holder text not null default '',
     requested_at timestamptz not null,
     batch_id uuid references payout_batches (id),
-    check ((status = 'EXPORTED') = (batch_id is not null))
+    returned_reason text not null default '',
+    check ((status in ('PENDING', 'DONATED')) = (batch_id is null))
 );
 create index payouts_wallet_idx on payouts (wallet_id);
 create index payouts_pending_idx on payouts (festival_id, requested_at, id) where status = 'PENDING';

@@ -273,6 +273,7 @@ impl CashlessApi {
             currency: "EUR".into(),
             xml: sepa::pain_001(&message_id, created_at, execution, &debtor, &transfers),
             created_at,
+            confirmed_at: None,
         };
         let ids: Vec<Uuid> = pending.iter().map(|p| p.id).collect();
         store::payouts::insert_batch(&mut tx, &batch, &ids, caller.user_id).await?;
@@ -294,6 +295,100 @@ impl CashlessApi {
         let batch =
             store::payouts::batch(&mut conn, festival_id, batch_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         Ok(convert::payout_batch(&batch))
+    }
+
+    /// The bank executed the file: refunds payable is settled from the bank account, in
+    /// one posting for the file (no wallet concerned); once.
+    pub(super) async fn confirm_payout_batch(
+        &self,
+        caller: Principal,
+        req: pb::ConfirmPayoutBatchRequest,
+    ) -> ApiResult<pb::PayoutBatch> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        let batch_id = validate::uuid("batch_id", &req.batch_id)?;
+        caller.require(festival_id, Role::Organizer)?;
+        let mut tx = self.pool.begin().await?;
+        let festival = Self::festival(&mut tx, festival_id).await?;
+        let batch =
+            store::payouts::batch(&mut tx, festival_id, batch_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        if batch.confirmed_at.is_some() {
+            return Ok(convert::payout_batch(&batch));
+        }
+        let now = self.now();
+        let owed = store::payouts::confirm_batch(&mut tx, batch.id, now).await?;
+        if owed > 0 {
+            let bank =
+                store::accounts::ensure(&mut tx, festival_id, AccountKind::Bank, None, &festival.currency).await?;
+            let payable =
+                store::accounts::ensure(&mut tx, festival_id, AccountKind::RefundsPayable, None, &festival.currency)
+                    .await?;
+            let posting = Posting::cash_move(bank, payable, owed);
+            let meta = Meta {
+                id: Uuid::now_v7(),
+                festival_id,
+                currency: &festival.currency,
+                counterpart_id: Some(batch.id),
+                actor_id: caller.user_id,
+                reason: "payout file executed",
+                at: now,
+            };
+            book(&mut tx, &posting, meta, 0, None).await?;
+        }
+        let batch =
+            store::payouts::batch(&mut tx, festival_id, batch_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        tx.commit().await?;
+        tracing::info!(festival = %festival_id, batch = %batch_id, owed, by = %caller.user_id, "payout file confirmed");
+        Ok(convert::payout_batch(&batch))
+    }
+
+    /// The bank returned a transfer: its amount goes back into the wallet, which reopens.
+    pub(super) async fn return_payout(&self, caller: Principal, req: pb::ReturnPayoutRequest) -> ApiResult<pb::Payout> {
+        let festival_id = validate::uuid("festival_id", &req.festival_id)?;
+        record_festival(festival_id);
+        let payout_id = validate::uuid("payout_id", &req.payout_id)?;
+        let reason = validate::plain_text("reason", validate::required("reason", &req.reason, 200)?, false)?;
+        caller.require(festival_id, Role::Organizer)?;
+        let mut tx = self.pool.begin().await?;
+        let festival = Self::festival(&mut tx, festival_id).await?;
+        let seen =
+            store::payouts::lock(&mut tx, festival_id, payout_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        // The wallet before the payout, as every movement of it locks them.
+        let wallet = store::wallets::lock(&mut tx, seen.wallet_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        let from = match seen.status {
+            PayoutStatus::Exported => AccountKind::RefundsPayable,
+            PayoutStatus::Paid => AccountKind::Bank,
+            _ => {
+                return Err(ApiError::field(
+                    codes::VALIDATION_FAILED,
+                    "payout_id",
+                    "only an exported or paid transfer comes back",
+                ));
+            }
+        };
+        let from = store::accounts::ensure(&mut tx, festival_id, from, None, &festival.currency).await?;
+        let now = self.now();
+        if seen.payout_minor > 0 {
+            let posting = Posting::payout_returned(wallet.id, from, seen.payout_minor);
+            let after = store::wallets::apply_change(&mut tx, wallet.id, posting.wallet_change).await?;
+            let meta = Meta {
+                id: Uuid::now_v7(),
+                festival_id,
+                currency: &festival.currency,
+                counterpart_id: Some(seen.id),
+                actor_id: caller.user_id,
+                reason,
+                at: now,
+            };
+            book(&mut tx, &posting, meta, after, None).await?;
+        }
+        store::wallets::reopen(&mut tx, wallet.id).await?;
+        store::payouts::mark_returned(&mut tx, seen.id, reason).await?;
+        let payout =
+            store::payouts::lock(&mut tx, festival_id, payout_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
+        tx.commit().await?;
+        tracing::info!(festival = %festival_id, payout = %payout_id, by = %caller.user_id, reason, "payout returned");
+        Ok(convert::payout(&payout, 0))
     }
 
     pub(super) async fn list_payout_batches(

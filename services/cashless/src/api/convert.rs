@@ -167,6 +167,8 @@ pub fn payout(p: &crate::store::payouts::PayoutRow, card_minor: i64) -> pb::Payo
             PayoutStatus::Pending => pb::PayoutStatus::Pending,
             PayoutStatus::Exported => pb::PayoutStatus::Exported,
             PayoutStatus::Donated => pb::PayoutStatus::Donated,
+            PayoutStatus::Paid => pb::PayoutStatus::Paid,
+            PayoutStatus::Returned => pb::PayoutStatus::Returned,
         } as i32,
         balance_minor: p.balance_minor,
         fee_minor: p.fee_minor,
@@ -189,5 +191,6 @@ pub fn payout_batch(b: &crate::store::payouts::BatchRow) -> pb::PayoutBatch {
         currency: b.currency.clone(),
         xml: b.xml.clone(),
         created_at: Some(timestamp(b.created_at)),
+        confirmed_at: b.confirmed_at.map(timestamp),
     }
 }

@@ -188,6 +188,8 @@ festival_platform::bind_rpcs! {
         auth request_payout(pb::RequestPayoutRequest) -> pb::Payout;
         auth export_payouts(pb::ExportPayoutsRequest) -> pb::PayoutBatch;
         auth get_payout_batch(pb::GetPayoutBatchRequest) -> pb::PayoutBatch;
+        auth confirm_payout_batch(pb::ConfirmPayoutBatchRequest) -> pb::PayoutBatch;
+        auth return_payout(pb::ReturnPayoutRequest) -> pb::Payout;
         auth list_payout_batches(pb::ListPayoutBatchesRequest) -> pb::ListPayoutBatchesResponse;
         auth settle_unclaimed(pb::SettleUnclaimedRequest) -> pb::SettleUnclaimedResponse;
         auth get_close_out_report(pb::GetCloseOutReportRequest) -> pb::CloseOutReport;

@@ -25,6 +25,7 @@ festival_platform::text_enum! {
         OnlineClearing = "ONLINE_CLEARING",
         Chargebacks = "CHARGEBACKS",
         Unclaimed = "UNCLAIMED",
+        Bank = "BANK",
     }
 }
 
@@ -208,6 +209,19 @@ impl Posting {
             debit_credit(imbalance, drawer, amount)
         };
         Self { kind: TxKind::Correction, amount, wallet: Uuid::nil(), wallet_change: 0, entries }
+    }
+
+    /// A bank transfer that came back (a closed account, a wrong name): what was owed
+    /// (`from`: refunds payable, or the bank account once the file was paid) returns to
+    /// the wallet.
+    pub fn payout_returned(wallet: Uuid, from: Uuid, amount: i64) -> Self {
+        Self {
+            kind: TxKind::Correction,
+            amount,
+            wallet,
+            wallet_change: amount,
+            entries: debit_credit(from, wallet, amount),
+        }
     }
 
     /// Whether the entries sum to zero (always, by construction; the database checks it

@@ -8,7 +8,13 @@ use uuid::Uuid;
 use crate::domain::payouts::Policy;
 
 festival_platform::text_enum! {
-    PayoutStatus { Pending = "PENDING", Exported = "EXPORTED", Donated = "DONATED" }
+    PayoutStatus {
+        Pending = "PENDING",
+        Exported = "EXPORTED",
+        Paid = "PAID",
+        Returned = "RETURNED",
+        Donated = "DONATED",
+    }
 }
 
 const POLICY: &str = "select fee_minor, min_payout_minor, deadline, unclaimed, debtor_name, debtor_iban, debtor_bic,
@@ -119,6 +125,7 @@ pub struct BatchRow {
     pub currency: String,
     pub xml: String,
     pub created_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
 }
 
 /// Stores the file and marks its payouts exported in it.
@@ -158,7 +165,7 @@ pub async fn batches(
 ) -> Result<Vec<BatchRow>, sqlx::Error> {
     let (at, id) = after.unzip();
     sqlx::query_as(
-        "select id, festival_id, payouts, total_minor, currency, '' as xml, created_at from payout_batches
+        "select id, festival_id, payouts, total_minor, currency, '' as xml, created_at, confirmed_at from payout_batches
          where festival_id = $1 and ($2::timestamptz is null or (created_at, id) < ($2, $3))
          order by created_at desc, id desc limit $4",
     )
@@ -172,8 +179,8 @@ pub async fn batches(
 
 pub async fn batch(conn: &mut PgConnection, festival: Uuid, id: Uuid) -> Result<Option<BatchRow>, sqlx::Error> {
     sqlx::query_as(
-        "select id, festival_id, payouts, total_minor, currency, xml, created_at from payout_batches
-         where festival_id = $1 and id = $2",
+        "select id, festival_id, payouts, total_minor, currency, xml, created_at, confirmed_at from payout_batches
+         where festival_id = $1 and id = $2 for update",
     )
     .bind(festival)
     .bind(id)
@@ -221,9 +228,10 @@ pub async fn figures(conn: &mut PgConnection, festival: Uuid) -> Result<Figures,
              (select count(*) from payouts where festival_id = $1 and status = 'PENDING') as pending_payouts,
              (select coalesce(sum(payout_minor), 0)::bigint from payouts where festival_id = $1 and status = 'PENDING')
                  as pending_minor,
-             (select count(*) from payouts where festival_id = $1 and status = 'EXPORTED') as exported_payouts,
-             (select coalesce(sum(payout_minor), 0)::bigint from payouts where festival_id = $1 and status = 'EXPORTED')
-                 as exported_minor,
+             (select count(*) from payouts where festival_id = $1 and status in ('EXPORTED', 'PAID'))
+                 as exported_payouts,
+             (select coalesce(sum(payout_minor), 0)::bigint from payouts
+                  where festival_id = $1 and status in ('EXPORTED', 'PAID')) as exported_minor,
              (select coalesce(-sum(e.amount_minor), 0)::bigint from entries e
                   join accounts a on a.id = e.account_id and a.kind = 'DONATIONS' where a.festival_id = $1)
                  as donated_minor,
@@ -237,4 +245,39 @@ pub async fn figures(conn: &mut PgConnection, festival: Uuid) -> Result<Figures,
     .bind(festival)
     .fetch_one(conn)
     .await
+}
+
+/// Marks a locked batch confirmed and its exported payouts paid; returns what they owe.
+pub async fn confirm_batch(conn: &mut PgConnection, batch: Uuid, at: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+    sqlx::query("update payout_batches set confirmed_at = $2 where id = $1")
+        .bind(batch)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query_scalar(
+        "with paid as (update payouts set status = 'PAID' where batch_id = $1 and status = 'EXPORTED'
+                       returning payout_minor)
+         select coalesce(sum(payout_minor), 0)::bigint from paid",
+    )
+    .bind(batch)
+    .fetch_one(conn)
+    .await
+}
+
+/// The payout, locked.
+pub async fn lock(conn: &mut PgConnection, festival: Uuid, id: Uuid) -> Result<Option<PayoutRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{PAYOUT} where festival_id = $1 and id = $2 for update")))
+        .bind(festival)
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn mark_returned(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("update payouts set status = 'RETURNED', returned_reason = $2 where id = $1")
+        .bind(id)
+        .bind(reason)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

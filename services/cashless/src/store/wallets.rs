@@ -355,3 +355,9 @@ pub async fn topped_up_by(conn: &mut PgConnection, wallet: Uuid, user: Uuid) -> 
     .fetch_one(conn)
     .await
 }
+
+/// Reopens a locked wallet closed by its payout (the bank returned the transfer).
+pub async fn reopen(conn: &mut PgConnection, wallet: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("update wallets set status = 'ACTIVE' where id = $1").bind(wallet).execute(conn).await?;
+    Ok(())
+}

@@ -131,6 +131,28 @@ async fn a_holder_is_paid_out_once_and_the_bank_file_pays_them() {
         .into_inner();
     assert_eq!((report.exported_payouts, report.exported_minor, report.fees_minor), (1, 1_850, 150));
     assert_eq!((report.pending_payouts, report.outstanding_wallets, report.outstanding_minor), (0, 0, 0));
+
+    // The bank executed the file: confirmed once, refunds payable settled from the bank.
+    let confirm = || pb::ConfirmPayoutBatchRequest { festival_id: f.id.to_string(), batch_id: batch.id.clone() };
+    let confirmed = client.confirm_payout_batch(authed(confirm(), &f.organizer)).await.expect("confirm").into_inner();
+    assert!(confirmed.confirmed_at.is_some());
+    let again = client.confirm_payout_batch(authed(confirm(), &f.organizer)).await.expect("again").into_inner();
+    assert_eq!(again.confirmed_at, confirmed.confirmed_at);
+    assert_eq!(code(client.confirm_payout_batch(authed(confirm(), &f.cashier)).await), "ERR_3001");
+    // Then it came back (a closed account): the money is the holder's again, to ask anew.
+    let back = |key: &str| pb::ReturnPayoutRequest {
+        festival_id: f.id.to_string(),
+        payout_id: payout.id.clone(),
+        reason: format!("AC04 closed account {key}"),
+    };
+    let returned = client.return_payout(authed(back("1"), &f.organizer)).await.expect("return").into_inner();
+    assert_eq!(returned.status, pb::PayoutStatus::Returned as i32);
+    assert_eq!(code(client.return_payout(authed(back("2"), &f.organizer)).await), "ERR_1000", "once");
+    let wallet = env.wallet(&band).await;
+    assert_eq!((wallet.balance_minor, wallet.status), (1_850, pb::WalletStatus::Active as i32));
+    let anew = to_bank(&band, "FR14 2004 1010 0505 0001 3M02 606", "Juergen Weiss", "p3");
+    let anew = client.request_payout(authed(anew, &band.holder)).await.expect("again").into_inner();
+    assert_eq!((anew.payout_minor, anew.fee_minor), (1_700, 150));
     env.assert_ledger(&f).await;
     env.app.stop().await;
 }
