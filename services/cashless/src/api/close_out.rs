@@ -133,7 +133,7 @@ impl CashlessApi {
         }
         let policy = store::payouts::policy(&mut tx, festival.id).await?;
         let now = self.now();
-        if festival.claims_until(policy.deadline).is_some_and(|until| now >= until) {
+        if policy.claims_until(festival.over_at).is_some_and(|until| now >= until) {
             return Err(ApiError::new(codes::PAYOUTS_CLOSED).with_message("The festival's payout deadline has passed"));
         }
         if bank.is_some() && festival.currency != "EUR" {
@@ -426,7 +426,7 @@ impl CashlessApi {
         // Holders had their window: the deadline passed, and at least 14 days since the
         // festival was over.
         let passed =
-            policy.deadline.is_some() && festival.claims_until(policy.deadline).is_some_and(|u| self.now() >= u);
+            policy.deadline.is_some() && policy.claims_until(festival.over_at).is_some_and(|u| self.now() >= u);
         if !festival.status.over() || !passed {
             return Err(ApiError::new(codes::PAYOUTS_CLOSED)
                 .with_message("Unclaimed money is settled when the festival is over and its payout deadline passed"));

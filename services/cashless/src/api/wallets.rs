@@ -98,13 +98,9 @@ impl CashlessApi {
         if store::wallets::band(&mut tx, festival_id, &uid).await?.is_some() {
             return Err(ApiError::new(codes::WRISTBAND_ALREADY_BOUND));
         }
-        let code = claims::new_code();
-        let canonical = claims::normalise(&code)
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a new claim code did not read back")))?;
+        let (code, stored) = claims::new_code();
         let now = self.now();
-        let wallet_id =
-            store::wallets::open_anonymous(&mut tx, festival_id, &festival.currency, now, &claims::hash(&canonical))
-                .await?;
+        let wallet_id = store::wallets::open_anonymous(&mut tx, festival_id, &festival.currency, now, &stored).await?;
         if !store::wallets::bind(&mut tx, festival_id, &uid, wallet_id, now, caller.user_id).await? {
             return Err(ApiError::new(codes::WRISTBAND_ALREADY_BOUND));
         }
@@ -146,10 +142,8 @@ impl CashlessApi {
         if wallet.user_id.is_some() || wallet.status != WalletStatus::Active || !claimable {
             return Err(ApiError::new(codes::CLAIM_INVALID));
         }
-        let code = claims::new_code();
-        let canonical = claims::normalise(&code)
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a new claim code did not read back")))?;
-        store::wallets::set_claim_hash(&mut tx, wallet.id, &claims::hash(&canonical)).await?;
+        let (code, stored) = claims::new_code();
+        store::wallets::set_claim_hash(&mut tx, wallet.id, &stored).await?;
         let answer =
             pb::AnonymousWallet { wallet: Some(self.wallet_message(&mut tx, &wallet).await?), claim_code: code };
         tx.commit().await?;

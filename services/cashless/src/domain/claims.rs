@@ -7,11 +7,13 @@ use sha2::{Digest, Sha256};
 
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
-/// A new code, `XXXX-XXXX-XXXX`.
-pub fn new_code() -> String {
+/// A new code as printed, `XXXX-XXXX-XXXX`, and what is stored of it.
+pub fn new_code() -> (String, Vec<u8>) {
     let mut rng = rand::thread_rng();
-    let chars: Vec<char> = (0..12).map(|_| ALPHABET[rng.gen_range(0..32)] as char).collect();
-    chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
+    let canonical: String = (0..12).map(|_| ALPHABET[rng.gen_range(0..32)] as char).collect();
+    let printed = [&canonical[0..4], &canonical[4..8], &canonical[8..12]].join("-");
+    let stored = hash(&canonical);
+    (printed, stored)
 }
 
 /// A code as typed, in canonical form: case, spaces and dashes ignored, the letters
@@ -41,14 +43,15 @@ mod tests {
 
     #[test]
     fn a_code_reads_back_however_it_is_typed() {
-        let code = new_code();
+        let (code, stored) = new_code();
         assert_eq!(code.len(), 14);
         let canonical = normalise(&code).expect("its own form");
+        assert_eq!(hash(&canonical), stored, "what is stored is the printed code's hash");
         assert_eq!(normalise(&code.to_lowercase().replace('-', " ")), Some(canonical.clone()));
         assert_eq!(normalise("oil0-1111-2222"), Some("011011112222".into()), "O, I, L read as digits");
         assert_eq!(normalise("ABCD-EFGH-JKM"), None, "too short");
         assert_eq!(normalise("ABCD-EFGH-JKMU"), None, "U is not Crockford's");
         assert_eq!(hash(&canonical).len(), 32);
-        assert_ne!(new_code(), new_code());
+        assert_ne!(new_code().0, new_code().0);
     }
 }

@@ -58,6 +58,13 @@ pub struct Posting {
     pub entries: Vec<Entry>,
 }
 
+/// `change` > 0 debits `up` and credits `down`; < 0 the other way round.
+fn signed(up: Uuid, down: Uuid, change: i64) -> (i64, Vec<Entry>) {
+    let amount = change.unsigned_abs().min(i64::MAX as u64) as i64;
+    let entries = if change > 0 { debit_credit(up, down, amount) } else { debit_credit(down, up, amount) };
+    (amount, entries)
+}
+
 /// Amounts are positive minor units; the handlers refuse others before a posting is made.
 fn debit_credit(debit: Uuid, credit: Uuid, amount: i64) -> Vec<Entry> {
     debug_assert!(amount > 0 && debit != credit);
@@ -128,12 +135,8 @@ impl Posting {
     /// An organiser's correction against the festival's corrections account:
     /// `change` > 0 credits the wallet, < 0 debits it.
     pub fn correction(wallet: Uuid, corrections: Uuid, change: i64) -> Self {
-        let amount = change.unsigned_abs().min(i64::MAX as u64) as i64;
-        let entries = if change > 0 {
-            debit_credit(corrections, wallet, amount)
-        } else {
-            debit_credit(wallet, corrections, amount)
-        };
+        // A wallet is credit-normal: money into it is a credit.
+        let (amount, entries) = signed(corrections, wallet, change);
         Self { kind: TxKind::Correction, amount, wallet, wallet_change: change, entries }
     }
 
@@ -202,12 +205,8 @@ impl Posting {
     /// A drawer's count against the ledger: `difference` (counted less expected) > 0 is
     /// cash found, < 0 cash missing, booked against the cash imbalance account.
     pub fn cash_difference(drawer: Uuid, imbalance: Uuid, difference: i64) -> Self {
-        let amount = difference.unsigned_abs().min(i64::MAX as u64) as i64;
-        let entries = if difference > 0 {
-            debit_credit(drawer, imbalance, amount)
-        } else {
-            debit_credit(imbalance, drawer, amount)
-        };
+        // A drawer is debit-normal: cash found is a debit.
+        let (amount, entries) = signed(drawer, imbalance, difference);
         Self { kind: TxKind::Correction, amount, wallet: Uuid::nil(), wallet_change: 0, entries }
     }
 

@@ -75,6 +75,16 @@ impl Policy {
         Ok(self)
     }
 
+    /// Until when holders may ask for their money: the deadline, but never sooner than
+    /// [`MIN_CLAIM_DAYS`] after cashless heard the festival was over (None: not over).
+    pub fn claims_until(
+        &self,
+        over_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        let floor = over_at? + chrono::Duration::days(MIN_CLAIM_DAYS);
+        Some(self.deadline.map_or(floor, |d| d.max(floor)))
+    }
+
     /// Whether `self` may replace `before` (the stored policy) at `now` for a festival
     /// ending at `end`: a deadline is at least [`MIN_CLAIM_DAYS`] after the festival's
     /// end and in the future, and once announced it only moves later (unclaimed money
@@ -274,6 +284,17 @@ mod tests {
         assert!(none.deadline_allowed(&set, now, end).is_err(), "removed");
         let late = at("2026-08-10T00:00:00Z");
         assert!(set.deadline_allowed(&set, late, end).is_ok(), "kept as it was after it passed");
+    }
+
+    #[test]
+    fn holders_get_at_least_14_days_from_when_the_festival_was_over() {
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+        let with = |d: Option<&str>| Policy { deadline: d.map(at), ..Policy::default() };
+        let over = Some(at("2026-07-30T00:00:00Z"));
+        assert_eq!(with(Some("2026-08-01T00:00:00Z")).claims_until(None), None, "not over: no end yet");
+        assert_eq!(with(Some("2026-08-01T00:00:00Z")).claims_until(over), Some(at("2026-08-13T00:00:00Z")));
+        assert_eq!(with(Some("2026-09-01T00:00:00Z")).claims_until(over), Some(at("2026-09-01T00:00:00Z")));
+        assert_eq!(with(None).claims_until(over), Some(at("2026-08-13T00:00:00Z")));
     }
 
     #[test]

@@ -42,19 +42,6 @@ pub struct FestivalRow {
 }
 
 impl FestivalRow {
-    /// Until when holders may ask for their money: the policy's deadline, but never
-    /// sooner than 14 days after cashless heard the festival was over (None: not over).
-    pub fn claims_until(
-        &self,
-        deadline: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Option<chrono::DateTime<chrono::Utc>> {
-        let over = self.over_at?;
-        let floor = over + chrono::Duration::days(crate::domain::payouts::MIN_CLAIM_DAYS);
-        Some(deadline.map_or(floor, |d| d.max(floor)))
-    }
-}
-
-impl FestivalRow {
     pub fn open(&self) -> bool {
         self.status.moves_money()
     }
@@ -83,27 +70,4 @@ pub async fn mark_over(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn holders_get_at_least_14_days_from_when_the_festival_was_over() {
-        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
-        let row = |over: Option<&str>| FestivalRow {
-            id: Uuid::nil(),
-            time_zone: "Europe/Paris".into(),
-            currency: "EUR".into(),
-            status: FestivalStatus::Completed,
-            end_time: None,
-            over_at: over.map(at),
-        };
-        assert_eq!(row(None).claims_until(Some(at("2026-08-01T00:00:00Z"))), None, "not over: no end yet");
-        let late = row(Some("2026-07-30T00:00:00Z"));
-        assert_eq!(late.claims_until(Some(at("2026-08-01T00:00:00Z"))), Some(at("2026-08-13T00:00:00Z")));
-        assert_eq!(late.claims_until(Some(at("2026-09-01T00:00:00Z"))), Some(at("2026-09-01T00:00:00Z")));
-        assert_eq!(late.claims_until(None), Some(at("2026-08-13T00:00:00Z")));
-    }
 }
