@@ -260,3 +260,32 @@ async fn a_key_identity_stops_publishing_stops_verifying_at_the_next_refresh() {
     assert_eq!(refused(&v, &token).await, "ERR_2002", "the refreshed set replaced the old one whole");
     v.verify(&fresh.sign(&claims(900, 0, ACCESS_TOKEN_USE))).await.expect("the other key still verifies");
 }
+
+#[tokio::test]
+async fn a_token_verified_before_is_refused_once_its_key_is_dropped() {
+    let (key, other) = (Key::new("k1"), Key::new("k2"));
+    let v = verifier(vec![key.public(), other.public()]);
+    let token = key.sign(&claims(900, 0, ACCESS_TOKEN_USE));
+    let kept = other.sign(&claims(900, 0, ACCESS_TOKEN_USE));
+    for _ in 0..2 {
+        v.verify(&token).await.expect("verified, then answered from the verified tokens");
+        v.verify(&kept).await.expect("verified");
+    }
+    v.forget_keys(&["k1".to_owned()]).await;
+    assert_eq!(refused(&v, &token).await, "ERR_2002", "no verified token outlives its key");
+    v.verify(&kept).await.expect("another key's token is checked again and still verifies");
+    // A refresh brings k1 back (the static source still publishes it): trusted again.
+    assert!(v.refresh(true).await);
+    v.verify(&token).await.expect("published again");
+}
+
+#[tokio::test]
+async fn a_verified_token_keeps_being_checked_for_its_kind() {
+    let key = Key::new("k1");
+    let v = verifier(vec![key.public()]);
+    let refresh = key.sign(&claims(900, 0, "refresh"));
+    for _ in 0..2 {
+        assert_eq!(refused(&v, &refresh).await, "ERR_2002");
+    }
+    assert!(v.verify_device(&key.sign(&claims(900, 0, ACCESS_TOKEN_USE))).await.is_err(), "not a device token");
+}

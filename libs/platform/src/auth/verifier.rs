@@ -72,6 +72,60 @@ struct Inner {
     clock: Clock,
     max_lifetime: i64,
     refresh_every: Duration,
+    leeway: u64,
+    verified: VerifiedTokens,
+}
+
+/// Tokens whose signature already checked out, by their exact text. A scanner or a till
+/// sends the same token with every request while it lives, and the Ed25519 check is the
+/// costliest step of a scan. A hit still checks the token's times and kind; the cache is
+/// emptied whenever a key is dropped or the key set is replaced (a revoked key's tokens
+/// stop at once), and when it is full.
+#[derive(Default)]
+struct VerifiedTokens(std::sync::Mutex<Cached>);
+
+/// The verified tokens, and how many times the key set changed: a token checked against a
+/// key set that changed meanwhile is not kept.
+#[derive(Default)]
+struct Cached {
+    generation: u64,
+    tokens: HashMap<Arc<str>, Arc<serde_json::Value>>,
+}
+
+impl VerifiedTokens {
+    /// Enough for every live token of a busy festival's devices and staff.
+    const CAPACITY: usize = 10_000;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, token: &str) -> Option<Arc<serde_json::Value>> {
+        self.lock().tokens.get(token).cloned()
+    }
+
+    fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Keeps a token verified against the key set of `generation`, if it is still current.
+    fn insert(&self, token: &str, claims: Arc<serde_json::Value>, generation: u64) {
+        let mut cached = self.lock();
+        if cached.generation != generation {
+            return;
+        }
+        if cached.tokens.len() >= Self::CAPACITY {
+            cached.tokens.clear();
+        }
+        cached.tokens.insert(token.into(), claims);
+    }
+
+    /// The key set changed: every token is checked again.
+    fn clear(&self) {
+        let mut cached = self.lock();
+        cached.generation += 1;
+        cached.tokens.clear();
+    }
 }
 
 /// Verifies access tokens. Cheap to clone.
@@ -105,6 +159,8 @@ impl Verifier {
                 max_lifetime: i64::try_from(config.max_token_lifetime_secs.saturating_add(config.leeway_secs))
                     .unwrap_or(i64::MAX),
                 refresh_every: Duration::from_secs(config.keys_refresh_secs.max(1)),
+                leeway: config.leeway_secs,
+                verified: VerifiedTokens::default(),
             }),
         }
     }
@@ -147,28 +203,25 @@ impl Verifier {
         token: &str,
         token_use: &str,
     ) -> ApiResult<C> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
-        if header.alg != Algorithm::EdDSA {
-            return Err(invalid());
-        }
-        let kid = header.kid.ok_or_else(invalid)?;
         if self.keys_are_stale().await {
             // Not forced: of many requests noticing at once, one fetches. If identity is
             // unreachable the last key set stays in use until a fetch succeeds.
             self.refresh(false).await;
         }
-        let key = match self.key(&kid).await {
-            Some(key) => key,
+        let claims = match self.inner.verified.get(token) {
+            Some(claims) => {
+                check_times(&claims, jsonwebtoken::get_current_timestamp(), self.inner.leeway)?;
+                claims
+            }
             None => {
-                self.refresh(false).await;
-                self.key(&kid).await.ok_or_else(invalid)?
+                let generation = self.inner.verified.generation();
+                let claims = Arc::new(self.verify_signature(token).await?);
+                self.inner.verified.insert(token, claims.clone(), generation);
+                claims
             }
         };
-        let data = jsonwebtoken::decode::<C>(token, &key, &self.inner.validation).map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => ApiError::new(codes::TOKEN_EXPIRED),
-            _ => invalid(),
-        })?;
-        let (use_, iat, exp) = data.claims.token_use_and_times().ok_or_else(invalid)?;
+        let claims = C::deserialize(&*claims).map_err(|_| invalid())?;
+        let (use_, iat, exp) = claims.token_use_and_times().ok_or_else(invalid)?;
         if !token_use.is_empty() && use_ != token_use {
             return Err(invalid());
         }
@@ -176,6 +229,30 @@ impl Verifier {
         if exp.saturating_sub(iat) > self.inner.max_lifetime {
             return Err(invalid());
         }
+        Ok(claims)
+    }
+
+    /// The claims of a token signed by one of identity's keys and within its times.
+    async fn verify_signature(&self, token: &str) -> ApiResult<serde_json::Value> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(invalid());
+        }
+        let kid = header.kid.ok_or_else(invalid)?;
+        let key = match self.key(&kid).await {
+            Some(key) => key,
+            None => {
+                self.refresh(false).await;
+                self.key(&kid).await.ok_or_else(invalid)?
+            }
+        };
+        let data =
+            jsonwebtoken::decode::<serde_json::Value>(token, &key, &self.inner.validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => ApiError::new(codes::TOKEN_EXPIRED),
+                    _ => invalid(),
+                }
+            })?;
         Ok(data.claims)
     }
 
@@ -208,6 +285,7 @@ impl Verifier {
                     }
                 }
                 *self.inner.keys.write().await = map;
+                self.inner.verified.clear();
                 true
             }
             Err(e) => {
@@ -244,6 +322,7 @@ impl Verifier {
         for kid in kids {
             keys.remove(kid);
         }
+        self.inner.verified.clear();
     }
 
     /// The key set was never fetched, or not for `keys_refresh_secs`.
@@ -280,6 +359,19 @@ impl TokenUse for serde_json::Value {
     }
 }
 
+/// A cached token's `exp` and `nbf` at `now` (Unix seconds), checked as its signature
+/// check did the first time.
+fn check_times(claims: &serde_json::Value, now: u64, leeway: u64) -> ApiResult<()> {
+    let time = |name: &str| claims.get(name).and_then(serde_json::Value::as_u64).ok_or_else(invalid);
+    if time("exp")? < now.saturating_sub(leeway) {
+        return Err(ApiError::new(codes::TOKEN_EXPIRED));
+    }
+    if time("nbf")? > now.saturating_add(leeway) {
+        return Err(invalid());
+    }
+    Ok(())
+}
+
 fn invalid() -> ApiError {
     ApiError::new(codes::INVALID_TOKEN)
 }
@@ -289,4 +381,22 @@ pub fn bearer_token(metadata: &tonic::metadata::MetadataMap) -> Option<&str> {
     let value = metadata.get("authorization")?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_token_expires_and_matures_on_time() {
+        let claims = serde_json::json!({"exp": 1_000, "nbf": 100});
+        let code = |now| check_times(&claims, now, 30).err().map(|e| e.code.code);
+        assert_eq!(code(500), None);
+        assert_eq!(code(1_030), None, "within the leeway");
+        assert_eq!(code(1_031), Some("ERR_2007"), "expired gets its own code");
+        assert_eq!(code(70), None, "within the leeway");
+        assert_eq!(code(69), Some("ERR_2002"), "not yet valid");
+        let code = check_times(&serde_json::json!({"exp": "soon", "nbf": 100}), 500, 30).err().map(|e| e.code.code);
+        assert_eq!(code, Some("ERR_2002"), "times that are not numbers");
+    }
 }
