@@ -58,6 +58,7 @@ TICKETING__DATABASE__URL="postgres://festival:festival@127.0.0.1:5432/festival_t
 TICKETING__NATS__SUBJECT_PREFIX="$NAME" \
 TICKETING__AUTH__IDENTITY_URL="http://127.0.0.1:$ID_PORT" \
 TICKETING__GRPC__DRAIN_GRACE_MS=0 \
+TICKETING__PAYMENTS__URL="http://127.0.0.1:$PM_PORT" \
   target/debug/ticketing serve >"$STATE_DIR/ticketing-client-check.log" 2>&1 &
 TICKETING_PID=$!
 # payments calls the fake Stripe, which sends its signed webhooks through the gateway.
@@ -84,6 +85,7 @@ CASHLESS__DATABASE__URL="postgres://festival:festival@127.0.0.1:5432/festival_te
 CASHLESS__NATS__SUBJECT_PREFIX="$NAME" \
 CASHLESS__AUTH__IDENTITY_URL="http://127.0.0.1:$ID_PORT" \
 CASHLESS__GRPC__DRAIN_GRACE_MS=0 \
+CASHLESS__PAYMENTS__URL="http://127.0.0.1:$PM_PORT" \
   target/debug/cashless serve >"$STATE_DIR/cashless-client-check.log" 2>&1 &
 CASHLESS_PID=$!
 GATEWAY__LISTEN="127.0.0.1:$GW_PORT" \

@@ -41,6 +41,7 @@ pub mod live;
 pub mod metrics;
 pub mod nfc;
 pub mod page_token;
+pub mod payments;
 pub mod redis;
 pub mod rpc;
 pub mod sealing;

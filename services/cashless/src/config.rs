@@ -1,6 +1,6 @@
 //! Cashless' configuration: the common part, the key that seals the festivals' master
-//! and journal keys at rest, the journal's chaining and closing intervals, and the live
-//! takings streams.
+//! and journal keys at rest, the journal's chaining and closing intervals, the live
+//! takings streams, and where payments opens online top-ups' checkouts.
 
 use festival_platform::config::{CommonConfig, ConfigError, Secret, ServiceConfig, require_strong_secret};
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,9 @@ pub struct Config {
     /// The live takings streams (`CASHLESS__LIVE__*`).
     #[serde(default)]
     pub live: festival_platform::live::LiveConfig,
+    /// Online top-ups' checkouts at the payments service (`CASHLESS__PAYMENTS__*`; the
+    /// return pages may name `{WALLET_ID}`).
+    pub payments: festival_platform::payments::PaymentsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +50,7 @@ impl Default for Config {
                 watch_max_secs: 15 * 60,
                 max_watchers_per_festival: 5,
             },
+            payments: festival_platform::payments::PaymentsConfig::local("wallets/{WALLET_ID}"),
         }
     }
 }
@@ -59,6 +63,7 @@ impl ServiceConfig for Config {
         &mut self.common
     }
     fn validate(&self) -> Result<(), ConfigError> {
+        self.payments.validate(&self.common)?;
         require_strong_secret(&self.common, "keys.sealing_key", &self.keys.sealing_key, 44, DEV_SEALING_KEY)?;
         festival_platform::sealing::Sealer::from_config(&self.keys.sealing_key).map_err(|reason| {
             ConfigError::Invalid { key: self.common.env_var("keys.sealing_key"), reason: reason.into() }

@@ -53,7 +53,8 @@ impl Service for Cashless {
             festival_platform::sealing::Sealer::from_config(&config.keys.sealing_key).map_err(anyhow::Error::msg)?;
         let keys = Arc::new(keys::FestivalKeys::new(sealer));
         let max = config.common.grpc.max_message_bytes;
-        let api = api::CashlessApi::new(ctx.pool.clone(), verifier, keys, ctx.clock.clone(), config.live);
+        let payments = Arc::new(festival_platform::payments::GrpcPayments::from_config(&config.payments)?);
+        let api = api::CashlessApi::new(ctx.pool.clone(), verifier, keys, ctx.clock.clone(), &config, payments);
         Ok(Routes::new(CashlessServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max)))
     }
 

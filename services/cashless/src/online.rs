@@ -3,7 +3,7 @@
 //! `payment.refunded` and `payment.disputed` take back what the wallet still holds (the
 //! rest is booked as a chargeback loss) and block the wallet's bands. A reversal heard
 //! before the completion leaves a REVERSED record, so the late completion credits
-//! nothing. Starting the checkout (a StartTopUp through payments) is not built yet.
+//! nothing. The checkout is started by `StartTopUp` (`api::checkout`).
 
 use chrono::{DateTime, SubsecRound, Utc};
 use festival_platform::events::outbox::Queued;

@@ -2,6 +2,7 @@
 //! signing keys at rest, and per-festival limits.
 
 use festival_platform::config::{CommonConfig, ConfigError, Secret, ServiceConfig, require_strong_secret};
+pub use festival_platform::payments::PaymentsConfig;
 use serde::{Deserialize, Serialize};
 
 /// Development value of `TICKETING__KEYS__SEALING_KEY`; refused in production.
@@ -17,20 +18,8 @@ pub struct Config {
     pub gates: GatesConfig,
     pub waitlist: WaitlistConfig,
     pub wallet: WalletConfig,
+    /// Online payment of holds through the payments service (`TICKETING__PAYMENTS__*`).
     pub payments: PaymentsConfig,
-}
-
-/// Online payment of holds through the payments service (`TICKETING__PAYMENTS__*`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PaymentsConfig {
-    /// The payments service's gRPC URL.
-    pub url: String,
-    /// Where the buyer lands after paying, and after giving up (the shop's pages);
-    /// `{ORDER_ID}` is replaced by the order's id.
-    pub success_url: String,
-    pub cancel_url: String,
-    /// How long opening a checkout may take, in milliseconds.
-    pub timeout_ms: u64,
 }
 
 /// Wallet passes (`TICKETING__WALLET__*`). Google Wallet is on when `google_issuer_id`
@@ -118,12 +107,7 @@ impl Default for Config {
             gates: GatesConfig { watch_interval_ms: 1_000, watch_max_secs: 15 * 60, max_watchers_per_festival: 20 },
             waitlist: WaitlistConfig { offer_ttl_secs: 3_600 },
             wallet: WalletConfig::default(),
-            payments: PaymentsConfig {
-                url: "http://127.0.0.1:50054".into(),
-                success_url: "http://localhost:3000/orders/{ORDER_ID}".into(),
-                cancel_url: "http://localhost:3000/orders/{ORDER_ID}?cancelled=1".into(),
-                timeout_ms: 5_000,
-            },
+            payments: PaymentsConfig::local("orders/{ORDER_ID}"),
         }
     }
 }
@@ -156,23 +140,7 @@ impl ServiceConfig for Config {
             .map_err(|reason| ConfigError::Invalid { key: self.common.env_var("wallet"), reason })?;
         crate::wallet::AppleWallet::from_config(&self.wallet)
             .map_err(|reason| ConfigError::Invalid { key: self.common.env_var("wallet"), reason })?;
-        for (key, url) in
-            [("payments.success_url", &self.payments.success_url), ("payments.cancel_url", &self.payments.cancel_url)]
-        {
-            let secure = url.starts_with("https://") || (!self.common.is_production() && url.starts_with("http://"));
-            if !secure || url.chars().any(char::is_whitespace) {
-                return Err(ConfigError::Invalid {
-                    key: self.common.env_var(key),
-                    reason: "must be an absolute https URL (http outside production)".into(),
-                });
-            }
-        }
-        if !(100..=30_000).contains(&self.payments.timeout_ms) {
-            return Err(ConfigError::Invalid {
-                key: self.common.env_var("payments.timeout_ms"),
-                reason: "must be between 100 and 30000".into(),
-            });
-        }
+        self.payments.validate(&self.common)?;
         if self.waitlist.offer_ttl_secs < 60 || self.waitlist.offer_ttl_secs > 7 * 24 * 3600 {
             return Err(ConfigError::Invalid {
                 key: self.common.env_var("waitlist.offer_ttl_secs"),

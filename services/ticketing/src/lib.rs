@@ -19,7 +19,6 @@ pub mod domain;
 pub mod events;
 pub mod fulfil;
 pub mod lifecycle;
-pub mod payments;
 pub mod resale;
 pub mod signing;
 pub mod stock;
@@ -27,6 +26,8 @@ pub mod store;
 pub mod wallet;
 
 use std::sync::Arc;
+
+use festival_platform::payments::{GrpcPayments, PaymentPort};
 use std::time::Duration;
 
 use festival_platform::server::{Context, Service};
@@ -61,10 +62,7 @@ impl Service for Ticketing {
         let keys = Arc::new(signing::FestivalKeys::new(ctx.pool.clone(), sealer));
         let max = config.common.grpc.max_message_bytes;
         let wallets = Arc::new(wallet::Wallets::from_config(&config.wallet).map_err(anyhow::Error::msg)?);
-        let payments: Arc<dyn payments::PaymentPort> = Arc::new(payments::GrpcPayments::new(
-            &config.payments.url,
-            Duration::from_millis(config.payments.timeout_ms),
-        )?);
+        let payments: Arc<dyn PaymentPort> = Arc::new(GrpcPayments::from_config(&config.payments)?);
         let api = api::TicketingApi::new(
             ctx.pool.clone(),
             verifier,

@@ -11,6 +11,7 @@
 //! what they share and the tonic binding, [`convert`] the proto mapping.
 
 mod charges;
+mod checkout;
 mod close_out;
 mod convert;
 mod ledger;
@@ -31,6 +32,7 @@ use festival_platform::auth::{GateCaller, Principal, Role, Verifier};
 use festival_platform::clock::Clock;
 use festival_platform::live::{LiveConfig, Watchers};
 use festival_platform::nfc::Uid;
+use festival_platform::payments::{PaymentPort, PaymentsConfig};
 use festival_platform::rpc::Authenticate;
 use festival_platform::{ApiError, ApiResult, codes};
 use festival_proto::cashless::v1 as pb;
@@ -50,6 +52,9 @@ pub struct CashlessApi {
     live: LiveConfig,
     /// Live takings streams open per festival on this replica.
     watchers: Watchers,
+    /// Online top-ups' checkouts.
+    payments: Arc<dyn PaymentPort>,
+    payments_config: PaymentsConfig,
 }
 
 /// Who may read any wallet of a festival (its holder always may).
@@ -60,8 +65,24 @@ const BAND_BINDERS: &[Role] = &[Role::Organizer, Role::Cashier, Role::Staff];
 const BAND_BLOCKERS: &[Role] = &[Role::Organizer, Role::Cashier, Role::Staff, Role::Security];
 
 impl CashlessApi {
-    pub fn new(pool: PgPool, verifier: Verifier, keys: Arc<FestivalKeys>, clock: Clock, live: LiveConfig) -> Self {
-        Self { pool, verifier, keys, clock, live, watchers: Watchers::default() }
+    pub fn new(
+        pool: PgPool,
+        verifier: Verifier,
+        keys: Arc<FestivalKeys>,
+        clock: Clock,
+        config: &crate::config::Config,
+        payments: Arc<dyn PaymentPort>,
+    ) -> Self {
+        Self {
+            pool,
+            verifier,
+            keys,
+            clock,
+            live: config.live,
+            watchers: Watchers::default(),
+            payments,
+            payments_config: config.payments.clone(),
+        }
     }
 
     /// Now, to the microsecond PostgreSQL keeps: an answer equals what a later read returns.
@@ -168,6 +189,7 @@ festival_platform::bind_rpcs! {
         auth block_wristband(pb::BlockWristbandRequest) -> pb::Wristband;
         auth verify_age(pb::VerifyAgeRequest) -> pb::AgeCheck;
         auth top_up(pb::TopUpRequest) -> pb::Transaction;
+        auth_bearer start_top_up(pb::StartTopUpRequest) -> pb::TopUpCheckout;
         auth open_shift(pb::OpenShiftRequest) -> pb::CashShift;
         auth move_cash(pb::MoveCashRequest) -> pb::CashShift;
         auth close_shift(pb::CloseShiftRequest) -> pb::CashShift;

@@ -33,10 +33,10 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::domain::status::festival_on_sale;
 use crate::fulfil::{self, TicketLine};
-use crate::payments::PaymentPort;
 use crate::signing::FestivalKeys;
 use crate::store::{self, festivals::FestivalRow, orders::OrderRow, tickets::TicketRow};
 use crate::wallet::Wallets;
+use festival_platform::payments::PaymentPort;
 
 pub struct TicketingApi {
     pool: PgPool,

@@ -2,6 +2,7 @@
 //! with the test kit's token issuer standing in for identity.
 
 mod purchase;
+mod top_up;
 
 use std::time::Duration;
 

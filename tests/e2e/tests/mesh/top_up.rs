@@ -1,0 +1,229 @@
+//! An online top-up end to end: cashless opens a checkout at payments for the holder's
+//! wallet → the test kit's fake Stripe takes the card → Stripe's signed webhook →
+//! `payment.completed` → the wallet is credited once; a refund in Stripe's dashboard
+//! takes it back and blocks the wallet's bands.
+
+use std::time::Duration;
+
+use festival_cashless::Cashless;
+use festival_payments::Payments;
+use festival_platform::auth::Role;
+use festival_proto::cashless::v1 as cl;
+use festival_proto::cashless::v1::cashless_service_client::CashlessServiceClient;
+use festival_proto::google::api::HttpBody;
+use festival_proto::payments::v1 as pay;
+use festival_proto::payments::v1::payments_service_client::PaymentsServiceClient;
+use festival_proto::program::v1 as program;
+use festival_testkit::fake_stripe::{self, FakeStripe, FakeStripeConfig};
+use festival_testkit::{TestApp, TestIssuer, authed, code, eventually};
+use uuid::Uuid;
+
+const WEBHOOK_SECRET: &str = "whsec_e2e_top_up";
+
+struct Mesh {
+    issuer: TestIssuer,
+    stripe: FakeStripe,
+    payments: TestApp<Payments>,
+    cashless: TestApp<Cashless>,
+    festival: Uuid,
+}
+
+async fn mesh() -> Mesh {
+    let issuer = TestIssuer::start().await;
+    let stripe =
+        FakeStripe::start(FakeStripeConfig { webhook_secret: WEBHOOK_SECRET.into(), ..FakeStripeConfig::default() })
+            .await
+            .expect("fake Stripe");
+    let name = festival_testkit::unique_name();
+    let mut config = <Payments as festival_platform::server::Service>::default_config();
+    festival_testkit::isolate(&mut config.common, &name);
+    config.common.auth.identity_url = issuer.url();
+    config.stripe.api_base = stripe.base_url();
+    config.stripe.secret_key = festival_platform::config::Secret::new(fake_stripe::DEV_SECRET_KEY);
+    config.stripe.webhook_secrets = festival_platform::config::Secret::new(WEBHOOK_SECRET);
+    let payments = TestApp::<Payments>::start(config, name.clone()).await;
+    let mut config = <Cashless as festival_platform::server::Service>::default_config();
+    festival_testkit::isolate(&mut config.common, &name);
+    config.common.auth.identity_url = issuer.url();
+    config.payments.url = format!("http://{}", payments.addr);
+    config.payments.success_url = "https://shop.example/wallets/{WALLET_ID}/loaded".into();
+    let cashless = TestApp::<Cashless>::start(config, name).await;
+
+    let festival = Uuid::now_v7();
+    festival_testkit::announce_festival(&cashless.naming(), festival, "Top-ups", program::FestivalStatus::Published)
+        .await;
+    let (organizer_id, _) = issuer.user();
+    let organizer = issuer.member(organizer_id, festival, Role::Organizer);
+    let client = CashlessServiceClient::new(cashless.channel.clone());
+    let known = eventually(Duration::from_secs(15), || {
+        let (mut client, organizer) = (client.clone(), organizer.clone());
+        async move {
+            client
+                .get_settings(authed(cl::GetSettingsRequest { festival_id: festival.to_string() }, &organizer))
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+    assert!(known, "cashless never heard of the festival");
+    Mesh { issuer, stripe, payments, cashless, festival }
+}
+
+impl Mesh {
+    fn cashless(&self) -> CashlessServiceClient<tonic::transport::Channel> {
+        CashlessServiceClient::new(self.cashless.channel.clone())
+    }
+
+    /// A new fan and their wallet at the festival.
+    async fn fan_wallet(&self) -> (String, cl::Wallet) {
+        let (_, fan) = self.issuer.user();
+        let wallet = self
+            .cashless()
+            .open_wallet(authed(cl::OpenWalletRequest { festival_id: self.festival.to_string() }, &fan))
+            .await
+            .expect("open the fan's wallet")
+            .into_inner();
+        (fan, wallet)
+    }
+
+    async fn wallet(&self, token: &str, id: &str) -> cl::Wallet {
+        self.cashless()
+            .get_wallet(authed(cl::GetWalletRequest { wallet_id: id.into() }, token))
+            .await
+            .expect("the holder reads the wallet")
+            .into_inner()
+    }
+
+    /// Waits (at most 15 s) until the wallet holds `balance`.
+    async fn holds(&self, token: &str, id: &str, balance: i64) -> bool {
+        eventually(Duration::from_secs(15), || async { self.wallet(token, id).await.balance_minor == balance }).await
+    }
+
+    /// Stripe's signed webhook for `event`, as the gateway hands it to payments.
+    async fn webhook(&self, event: &serde_json::Value) {
+        let body = serde_json::to_vec(event).expect("json");
+        let header = fake_stripe::sign(WEBHOOK_SECRET, chrono::Utc::now().timestamp(), &body);
+        let mut request =
+            tonic::Request::new(HttpBody { content_type: "application/json".into(), data: body, extensions: vec![] });
+        request.metadata_mut().insert("stripe-signature", header.parse().expect("header"));
+        PaymentsServiceClient::new(self.payments.channel.clone())
+            .receive_stripe_webhook(request)
+            .await
+            .expect("webhook");
+    }
+
+    async fn session_of(&self, payment_id: &str) -> String {
+        sqlx::query_scalar("select provider_session_id from payments where id = $1")
+            .bind(Uuid::parse_str(payment_id).expect("payment id"))
+            .fetch_one(&self.payments.pool)
+            .await
+            .expect("payment row")
+    }
+}
+
+fn start(wallet: &str, amount: i64, key: &str) -> cl::StartTopUpRequest {
+    cl::StartTopUpRequest {
+        wallet_id: wallet.into(),
+        amount_minor: amount,
+        currency: "EUR".into(),
+        idempotency_key: key.into(),
+    }
+}
+
+#[tokio::test]
+async fn an_online_top_up_is_credited_once_when_stripe_says_it_is_paid_and_a_refund_takes_it_back() {
+    let m = mesh().await;
+    let (fan, wallet) = m.fan_wallet().await;
+    let mut c = m.cashless();
+    let checkout =
+        c.start_top_up(authed(start(&wallet.id, 2_500, "load-1"), &fan)).await.expect("checkout").into_inner();
+    assert_eq!(
+        (checkout.wallet_id.as_str(), checkout.amount_minor, checkout.currency.as_str()),
+        (wallet.id.as_str(), 2_500, "EUR")
+    );
+    assert!(checkout.checkout_url.contains("/pay/cs_"), "{}", checkout.checkout_url);
+    assert!(checkout.expire_time.is_some());
+    // A retry (a lost answer) is the same checkout; the same key for another amount is not.
+    let again = c.start_top_up(authed(start(&wallet.id, 2_500, "load-1"), &fan)).await.expect("retry").into_inner();
+    assert_eq!(again.payment_id, checkout.payment_id);
+    assert_eq!(code(c.start_top_up(authed(start(&wallet.id, 3_000, "load-1"), &fan)).await), "ERR_1006");
+
+    let session = m.stripe.session(&m.session_of(&checkout.payment_id).await).expect("a Stripe session");
+    assert_eq!((session["amount_total"].as_i64(), session["currency"].as_str()), (Some(2_500), Some("eur")));
+    assert_eq!(
+        session["success_url"].as_str(),
+        Some(format!("https://shop.example/wallets/{}/loaded", wallet.id).as_str()),
+        "the holder comes back to their wallet's page"
+    );
+    assert_eq!(m.wallet(&fan, &wallet.id).await.balance_minor, 0, "nothing before the payment");
+
+    let completed = m.stripe.complete_session(session["id"].as_str().expect("id")).expect("paid");
+    m.webhook(&completed).await;
+    assert!(m.holds(&fan, &wallet.id, 2_500).await, "the wallet was never credited");
+    // Stripe repeating itself credits nothing more.
+    m.webhook(&completed).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(m.wallet(&fan, &wallet.id).await.balance_minor, 2_500);
+    let statement = c
+        .list_transactions(authed(
+            cl::ListTransactionsRequest { wallet_id: wallet.id.clone(), ..Default::default() },
+            &fan,
+        ))
+        .await
+        .expect("statement")
+        .into_inner();
+    let kinds: Vec<(i32, i64)> = statement.transactions.iter().map(|t| (t.r#type, t.amount_minor)).collect();
+    assert_eq!(kinds, vec![(cl::TransactionType::Topup as i32, 2_500)], "one top-up");
+
+    // Refunded in Stripe's dashboard: the wallet gives it back.
+    let intent = completed["data"]["object"]["payment_intent"].as_str().expect("intent").to_owned();
+    let refund = m.stripe.dashboard_refund(&intent, 2_500).await;
+    m.webhook(&m.stripe.refund_event(&refund).expect("event")).await;
+    assert!(m.holds(&fan, &wallet.id, 0).await, "the refund was never taken back");
+    let payment = PaymentsServiceClient::new(m.payments.channel.clone())
+        .get_payment(authed(pay::GetPaymentRequest { payment_id: checkout.payment_id.clone() }, &fan))
+        .await
+        .expect("payment")
+        .into_inner();
+    assert_eq!(
+        (payment.status, payment.purpose),
+        (pay::PaymentStatus::Refunded as i32, pay::PaymentPurpose::WalletTopUp as i32)
+    );
+    m.cashless.stop().await;
+    m.payments.stop().await;
+}
+
+#[tokio::test]
+async fn an_online_top_up_is_the_holders_own_and_within_the_festivals_limits() {
+    let m = mesh().await;
+    let (fan, wallet) = m.fan_wallet().await;
+    let (_, stranger) = m.issuer.user();
+    let mut c = m.cashless();
+    let refused = |r: Result<tonic::Response<cl::TopUpCheckout>, tonic::Status>| code(r);
+    assert_eq!(
+        refused(c.start_top_up(authed(start(&wallet.id, 2_500, "k"), &stranger)).await),
+        "ERR_3001",
+        "not theirs"
+    );
+    assert_eq!(
+        refused(c.start_top_up(authed(start(&wallet.id, 50, "k"), &fan)).await),
+        "ERR_8005",
+        "below the minimum"
+    );
+    assert_eq!(
+        refused(c.start_top_up(authed(start(&wallet.id, 50_001, "k"), &fan)).await),
+        "ERR_8005",
+        "above the maximum"
+    );
+    assert_eq!(refused(c.start_top_up(authed(start(&wallet.id, 0, "k"), &fan)).await), "ERR_1000");
+    let mut usd = start(&wallet.id, 2_500, "k");
+    usd.currency = "USD".into();
+    assert_eq!(refused(c.start_top_up(authed(usd, &fan)).await), "ERR_5005");
+    assert_eq!(refused(c.start_top_up(authed(start(&Uuid::now_v7().to_string(), 2_500, "k"), &fan)).await), "ERR_4000");
+    assert_eq!(refused(c.start_top_up(authed(start(&wallet.id, 2_500, ""), &fan)).await), "ERR_1001");
+    let opened: i64 =
+        sqlx::query_scalar("select count(*) from payments").fetch_one(&m.payments.pool).await.expect("count");
+    assert_eq!(opened, 0, "no refused start reached payments");
+    m.cashless.stop().await;
+    m.payments.stop().await;
+}
