@@ -22,6 +22,21 @@ pub trait PaymentPort: Send + Sync + 'static {
         bearer: &'a str,
         request: pay::CreateCheckoutRequest,
     ) -> BoxFuture<'a, Result<pay::Payment, ApiError>>;
+
+    /// Refunds (part of) a completed payment, as the organiser whose token goes with the
+    /// call; payments' own idempotency key makes a retry answer the same refund.
+    fn refund_payment<'a>(
+        &'a self,
+        bearer: &'a str,
+        request: pay::RefundPaymentRequest,
+    ) -> BoxFuture<'a, Result<pay::Refund, ApiError>>;
+
+    /// A payment's refunds and their states, as its festival's organiser reads them.
+    fn list_refunds<'a>(
+        &'a self,
+        bearer: &'a str,
+        request: pay::ListRefundsRequest,
+    ) -> BoxFuture<'a, Result<pay::ListRefundsResponse, ApiError>>;
 }
 
 /// Where a selling service finds payments and sends its payers back (`…__PAYMENTS__*`).
@@ -88,6 +103,18 @@ impl GrpcPayments {
     }
 }
 
+impl GrpcPayments {
+    /// `request` with the deadline, the caller's token and the trace context.
+    fn on_behalf<T>(&self, bearer: &str, message: T) -> Result<tonic::Request<T>, ApiError> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.deadline);
+        let header = format!("Bearer {bearer}").parse().map_err(|_| ApiError::new(codes::UNAUTHENTICATED))?;
+        request.metadata_mut().insert("authorization", header);
+        crate::telemetry::inject_trace_context(request.metadata_mut());
+        Ok(request)
+    }
+}
+
 impl PaymentPort for GrpcPayments {
     fn create_checkout<'a>(
         &'a self,
@@ -95,28 +122,52 @@ impl PaymentPort for GrpcPayments {
         request: pay::CreateCheckoutRequest,
     ) -> BoxFuture<'a, Result<pay::Payment, ApiError>> {
         Box::pin(async move {
-            let mut request = tonic::Request::new(request);
-            request.set_timeout(self.deadline);
-            let header = format!("Bearer {bearer}").parse().map_err(|_| ApiError::new(codes::UNAUTHENTICATED))?;
-            request.metadata_mut().insert("authorization", header);
-            crate::telemetry::inject_trace_context(request.metadata_mut());
+            let request = self.on_behalf(bearer, request)?;
             match self.client.clone().create_checkout(request).await {
                 Ok(response) => Ok(response.into_inner()),
-                Err(status) => Err(checkout_error(&status)),
+                Err(status) => Err(payments_error(&status, "open a checkout")),
+            }
+        })
+    }
+
+    fn refund_payment<'a>(
+        &'a self,
+        bearer: &'a str,
+        request: pay::RefundPaymentRequest,
+    ) -> BoxFuture<'a, Result<pay::Refund, ApiError>> {
+        Box::pin(async move {
+            let request = self.on_behalf(bearer, request)?;
+            match self.client.clone().refund_payment(request).await {
+                Ok(response) => Ok(response.into_inner()),
+                Err(status) => Err(payments_error(&status, "refund a payment")),
+            }
+        })
+    }
+
+    fn list_refunds<'a>(
+        &'a self,
+        bearer: &'a str,
+        request: pay::ListRefundsRequest,
+    ) -> BoxFuture<'a, Result<pay::ListRefundsResponse, ApiError>> {
+        Box::pin(async move {
+            let request = self.on_behalf(bearer, request)?;
+            match self.client.clone().list_refunds(request).await {
+                Ok(response) => Ok(response.into_inner()),
+                Err(status) => Err(payments_error(&status, "list a payment's refunds")),
             }
         })
     }
 }
 
-/// What the buyer is told when payments could not open a checkout: payments (or the
+/// What the caller is told when payments could not do `what`: payments (or the
 /// provider behind it) unavailable is ERR_5002; a refusal in payments' own range (a
 /// refused charge, an amount or currency the provider will not take) is passed on;
 /// anything else is our own mistake and logged.
-fn checkout_error(status: &tonic::Status) -> ApiError {
+fn payments_error(status: &tonic::Status, what: &str) -> ApiError {
     let reason = crate::error::reason(status);
     let catalogued = reason.as_deref().and_then(|r| codes::ALL.iter().find(|c| c.code == r));
     match (catalogued, status.code()) {
-        (Some(code), _) if code.code == codes::PAYMENT_PROVIDER_UNAVAILABLE.code => unavailable(status),
+        (Some(code), _) if code.code == codes::PAYMENT_PROVIDER_UNAVAILABLE.code => unavailable(status, what),
         // Payments' own codes (ERR_5xxx) speak to the buyer; a validation error (ERR_1xxx)
         // would be the calling service's mistake, not theirs.
         (Some(code), _) if code.code.starts_with("ERR_5") && code.http < 500 => ApiError::new(*code),
@@ -125,16 +176,15 @@ fn checkout_error(status: &tonic::Status) -> ApiError {
         (
             _,
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled | tonic::Code::Unknown,
-        ) => unavailable(status),
+        ) => unavailable(status, what),
         _ => {
-            tracing::error!(?reason, code = ?status.code(), message = status.message(), "payments refused a checkout request");
+            tracing::error!(?reason, code = ?status.code(), message = status.message(), what, "payments refused a request");
             ApiError::new(codes::INTERNAL)
         }
     }
 }
 
-fn unavailable(status: &tonic::Status) -> ApiError {
-    tracing::warn!(code = ?status.code(), "payments could not open a checkout");
-    ApiError::new(codes::PAYMENT_PROVIDER_UNAVAILABLE)
-        .with_message("Payments are unavailable right now; nothing was charged, try again")
+fn unavailable(status: &tonic::Status, what: &str) -> ApiError {
+    tracing::warn!(code = ?status.code(), what, "payments unavailable");
+    ApiError::new(codes::PAYMENT_PROVIDER_UNAVAILABLE).with_message("Payments are unavailable right now; try again")
 }

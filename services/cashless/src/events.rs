@@ -44,7 +44,7 @@ async fn payment_completed(tx: &mut PgConnection, e: pay::PaymentCompleted, meta
 /// A refund of an online top-up: what the wallet holds of it goes back, its bands stop.
 async fn payment_refunded(tx: &mut PgConnection, e: pay::PaymentRefunded, _meta: &Meta) -> anyhow::Result<()> {
     if e.purpose == pay::PaymentPurpose::WalletTopUp as i32 {
-        let reversal = format!("refund:{}", e.refund_id);
+        let reversal = format!("{}{}", online::REFUND, e.refund_id);
         online::reversed(tx, &e.payment_id, &e.festival_id, &reversal, e.amount_minor, chrono::Utc::now()).await?;
     }
     Ok(())

@@ -3,7 +3,9 @@
 //! `payment.refunded` and `payment.disputed` take back what the wallet still holds (the
 //! rest is booked as a chargeback loss) and block the wallet's bands. A reversal heard
 //! before the completion leaves a REVERSED record, so the late completion credits
-//! nothing. The checkout is started by `StartTopUp` (`api::checkout`).
+//! nothing. The checkout is started by `StartTopUp` (`api::checkout`). A refund that is
+//! one of the close-out's own refunds to the card (`api::card_refunds`) only confirms it:
+//! the wallet paid it when it was booked.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use festival_platform::events::outbox::Queued;
@@ -13,7 +15,11 @@ use uuid::Uuid;
 
 use crate::api::recorded_event;
 use crate::domain::ledger::{AccountKind, Posting};
+use crate::store::card_refunds::CardRefundStatus;
 use crate::store::{self, ledger::Meta, online::Heard, online::TopUpStatus, wallets::WalletStatus};
+
+/// How a refund's id is written among reversals (a dispute's starts with `dispute:`).
+pub const REFUND: &str = "refund:";
 
 /// What a completion did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +105,17 @@ pub async fn reversed(
     if amount <= 0 || !store::online::claim_reversal(conn, reversal, payment, amount, now).await? {
         return Ok(());
     }
+    // One of the close-out's refunds to the card: the wallet paid it when it was booked.
+    let ours = match reversal.starts_with(REFUND) {
+        true => store::card_refunds::matching(conn, payment, reversal, amount).await?,
+        false => None,
+    };
+    if let Some(ours) = ours {
+        store::card_refunds::set_status(conn, ours.id, CardRefundStatus::Confirmed, Some(reversal), "", now).await?;
+        store::online::reversed(conn, payment, amount, 0, now).await?;
+        tracing::info!(%payment, amount, "close-out refund to the card confirmed");
+        return Ok(());
+    }
     // Reversed before its completion was heard: the completion will credit nothing.
     let heard =
         Heard { payment, festival, wallet: None, status: TopUpStatus::Reversed, amount: 0, reversed: amount, at: now };
@@ -127,7 +144,7 @@ pub async fn reversed(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn book(
+pub(crate) async fn book(
     conn: &mut PgConnection,
     posting: &Posting,
     festival: Uuid,

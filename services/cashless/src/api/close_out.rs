@@ -14,6 +14,7 @@ use super::{CashlessApi, convert};
 use crate::domain::ledger::{AccountKind, Posting};
 use crate::domain::payouts::{Policy, Unclaimed, sepa_iban, sepa_text};
 use crate::domain::sepa;
+use crate::store::card_refunds::CardRefundStatus;
 use crate::store::payouts::{BatchRow, PayoutRow, PayoutStatus};
 use crate::store::{self, ledger::Meta};
 
@@ -487,7 +488,15 @@ impl CashlessApi {
         let mut conn = self.pool.acquire().await?;
         let festival = Self::festival(&mut conn, festival_id).await?;
         let f = store::payouts::figures(&mut conn, festival_id).await?;
+        let cards = store::card_refunds::totals(&mut conn, festival_id).await?;
+        let card = |status: CardRefundStatus| {
+            cards.iter().find(|(s, _, _)| s == status.as_str()).map_or(0, |(_, _, sum)| *sum)
+        };
         Ok(pb::CloseOutReport {
+            card_refunds_booked_minor: card(CardRefundStatus::Booked),
+            card_refunds_sent_minor: card(CardRefundStatus::Sent),
+            card_refunds_confirmed_minor: card(CardRefundStatus::Confirmed),
+            card_refunds_failed_minor: card(CardRefundStatus::Failed),
             festival_id: festival_id.to_string(),
             currency: festival.currency,
             outstanding_wallets: f.outstanding_wallets,

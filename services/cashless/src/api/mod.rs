@@ -10,6 +10,7 @@
 //! takings, also live); this one holds
 //! what they share and the tonic binding, [`convert`] the proto mapping.
 
+mod card_refunds;
 mod charges;
 mod checkout;
 mod close_out;
@@ -207,6 +208,7 @@ festival_platform::bind_rpcs! {
         auth replace_wristband(pb::ReplaceWristbandRequest) -> pb::ReplaceWristbandResponse;
         auth get_payout_policy(pb::GetPayoutPolicyRequest) -> pb::PayoutPolicy;
         auth set_payout_policy(pb::SetPayoutPolicyRequest) -> pb::PayoutPolicy;
+        auth_bearer refund_card_top_ups(pb::RefundCardTopUpsRequest) -> pb::CardRefundRun;
         auth request_payout(pb::RequestPayoutRequest) -> pb::Payout;
         auth export_payouts(pb::ExportPayoutsRequest) -> pb::PayoutBatch;
         auth get_payout_batch(pb::GetPayoutBatchRequest) -> pb::PayoutBatch;

@@ -121,6 +121,19 @@ impl Posting {
         Self { kind: TxKind::Refund, amount, wallet, wallet_change: -taken, entries }
     }
 
+    /// Unspent money loaded online, paid back to its card at the close-out: out of the
+    /// wallet through the clearing account it came in by (a refusal by payments books the
+    /// same entries back, as [`Posting::void`] does).
+    pub fn card_refund(wallet: Uuid, clearing: Uuid, amount: i64) -> Self {
+        Self {
+            kind: TxKind::Refund,
+            amount,
+            wallet,
+            wallet_change: -amount,
+            entries: debit_credit(wallet, clearing, amount),
+        }
+    }
+
     /// From one wallet to another of the same festival.
     pub fn transfer(from: Uuid, to: Uuid, amount: i64) -> Self {
         Self {

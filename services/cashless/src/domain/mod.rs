@@ -5,6 +5,7 @@
 //! festival's refunds ([`payouts`]) and the SEPA files that pay them ([`sepa`]).
 
 pub mod age;
+pub mod card_refunds;
 pub mod cash;
 pub mod claims;
 pub mod journal;

@@ -2,6 +2,7 @@
 //! transaction.
 
 pub mod accounts;
+pub mod card_refunds;
 pub mod festivals;
 pub mod journal;
 pub mod keys;

@@ -26,6 +26,7 @@ struct Mesh {
     payments: TestApp<Payments>,
     cashless: TestApp<Cashless>,
     festival: Uuid,
+    organizer: String,
 }
 
 async fn mesh() -> Mesh {
@@ -66,7 +67,7 @@ async fn mesh() -> Mesh {
     })
     .await;
     assert!(known, "cashless never heard of the festival");
-    Mesh { issuer, stripe, payments, cashless, festival }
+    Mesh { issuer, stripe, payments, cashless, festival, organizer }
 }
 
 impl Mesh {
@@ -110,6 +111,30 @@ impl Mesh {
             .receive_stripe_webhook(request)
             .await
             .expect("webhook");
+    }
+
+    /// An online top-up of `amount` paid at Stripe and credited: its payment id.
+    async fn loaded(&self, fan: &str, wallet: &cl::Wallet, amount: i64) -> String {
+        let before = self.wallet(fan, &wallet.id).await.balance_minor;
+        let key = Uuid::now_v7().to_string();
+        let checkout = self
+            .cashless()
+            .start_top_up(authed(start(&wallet.id, amount, &key), fan))
+            .await
+            .expect("checkout")
+            .into_inner();
+        let session = self.session_of(&checkout.payment_id).await;
+        self.webhook(&self.stripe.complete_session(&session).expect("paid")).await;
+        assert!(self.holds(fan, &wallet.id, before + amount).await, "the top-up was never credited");
+        checkout.payment_id
+    }
+
+    async fn payment(&self, id: &str) -> pay::Payment {
+        PaymentsServiceClient::new(self.payments.channel.clone())
+            .get_payment(authed(pay::GetPaymentRequest { payment_id: id.into() }, &self.organizer))
+            .await
+            .expect("payment")
+            .into_inner()
     }
 
     async fn session_of(&self, payment_id: &str) -> String {
@@ -226,4 +251,138 @@ async fn an_online_top_up_is_the_holders_own_and_within_the_festivals_limits() {
     assert_eq!(opened, 0, "no refused start reached payments");
     m.cashless.stop().await;
     m.payments.stop().await;
+}
+
+#[tokio::test]
+async fn unspent_online_money_goes_back_to_its_cards_once_when_the_festival_is_over() {
+    let m = mesh().await;
+    let (fan, wallet) = m.fan_wallet().await;
+    let mut c = m.cashless();
+    let older = m.loaded(&fan, &wallet, 2_500).await;
+    let newer = m.loaded(&fan, &wallet, 1_500).await;
+    // 1,000 spent (an organiser's correction stands in for a bar): money loaded online is
+    // spent last, so 3,000 of it is left.
+    let correction = cl::CorrectRequest {
+        wallet_id: wallet.id.clone(),
+        amount_minor: -1_000,
+        currency: "EUR".into(),
+        reason: "bar tab settled by hand".into(),
+        idempotency_key: Uuid::now_v7().to_string(),
+    };
+    c.correct(authed(correction, &m.organizer)).await.expect("correction");
+    let run = |token: &str| authed(cl::RefundCardTopUpsRequest { festival_id: m.festival.to_string() }, token);
+    assert_eq!(code(c.refund_card_top_ups(run(&m.organizer)).await), "ERR_8015", "not while the festival is on");
+
+    festival_testkit::announce_festival_version(
+        &m.cashless.naming(),
+        m.festival,
+        "Top-ups",
+        program::FestivalStatus::Completed,
+        2,
+    )
+    .await;
+    let over = eventually(Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, String>("select status from festivals where id = $1")
+            .bind(m.festival)
+            .fetch_one(&m.cashless.pool)
+            .await
+            .is_ok_and(|s| s == "COMPLETED")
+    })
+    .await;
+    assert!(over, "cashless never heard the festival was over");
+    assert_eq!(code(c.refund_card_top_ups(run(&fan)).await), "ERR_3002", "organisers only");
+
+    let done = c.refund_card_top_ups(run(&m.organizer)).await.expect("run").into_inner();
+    assert_eq!(
+        (done.wallets, done.booked_refunds, done.booked_minor, done.sent, done.refused, done.pending),
+        (1, 2, 3_000, 2, 0, 0),
+        "{done:?}"
+    );
+    assert_eq!(m.wallet(&fan, &wallet.id).await.balance_minor, 0, "out of the wallet as soon as it is booked");
+    // The newest top-up goes back whole, the older one for the rest.
+    let confirmed = eventually(Duration::from_secs(15), || async {
+        let statuses: Vec<String> = sqlx::query_scalar("select status from card_refunds order by amount_minor")
+            .fetch_all(&m.cashless.pool)
+            .await
+            .unwrap_or_default();
+        statuses == ["CONFIRMED", "CONFIRMED"]
+    })
+    .await;
+    assert!(confirmed, "payments' refund events never confirmed the refunds");
+    let newer = m.payment(&newer).await;
+    assert_eq!((newer.status, newer.refunded_minor), (pay::PaymentStatus::Refunded as i32, 1_500));
+    let older = m.payment(&older).await;
+    assert_eq!((older.status, older.refunded_minor), (pay::PaymentStatus::Completed as i32, 1_500));
+    // The events took nothing more from the wallet, and the ledger holds.
+    assert_eq!(m.wallet(&fan, &wallet.id).await.balance_minor, 0);
+    let report = c
+        .verify_ledger(authed(cl::VerifyLedgerRequest { festival_id: m.festival.to_string() }, &m.organizer))
+        .await
+        .expect("verify")
+        .into_inner();
+    assert!(report.ok && report.transactions == 5, "{report:?}");
+    let report = c
+        .get_close_out_report(authed(
+            cl::GetCloseOutReportRequest { festival_id: m.festival.to_string() },
+            &m.organizer,
+        ))
+        .await
+        .expect("report")
+        .into_inner();
+    assert_eq!(
+        (report.card_refunds_confirmed_minor, report.card_refunds_booked_minor, report.card_refunds_sent_minor),
+        (3_000, 0, 0)
+    );
+    let again = c.refund_card_top_ups(run(&m.organizer)).await.expect("again").into_inner();
+    assert_eq!(again, cl::CardRefundRun::default(), "a second run finds nothing to do");
+    m.cashless.stop().await;
+    m.payments.stop().await;
+}
+
+#[tokio::test]
+async fn card_refunds_payments_cannot_take_stay_booked_for_the_next_run_and_are_booked_once() {
+    let m = mesh().await;
+    let (fan, wallet) = m.fan_wallet().await;
+    m.loaded(&fan, &wallet, 2_000).await;
+    festival_testkit::announce_festival_version(
+        &m.cashless.naming(),
+        m.festival,
+        "Top-ups",
+        program::FestivalStatus::Cancelled,
+        2,
+    )
+    .await;
+    let over = eventually(Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, String>("select status from festivals where id = $1")
+            .bind(m.festival)
+            .fetch_one(&m.cashless.pool)
+            .await
+            .is_ok_and(|s| s == "CANCELLED")
+    })
+    .await;
+    assert!(over, "cashless never heard the festival was cancelled");
+    let mut c = m.cashless();
+    let run = |festival: Uuid, organizer: &str| {
+        authed(cl::RefundCardTopUpsRequest { festival_id: festival.to_string() }, organizer)
+    };
+    let (festival, organizer, cashless) = (m.festival, m.organizer, m.cashless);
+    m.payments.stop().await;
+    let first = c.refund_card_top_ups(run(festival, &organizer)).await.expect("run").into_inner();
+    assert_eq!((first.booked_refunds, first.booked_minor, first.sent, first.pending), (1, 2_000, 0, 1), "{first:?}");
+    let second = c.refund_card_top_ups(run(festival, &organizer)).await.expect("run again").into_inner();
+    assert_eq!((second.booked_refunds, second.sent, second.pending), (0, 0, 1), "booked once, asked again: {second:?}");
+    let held = c
+        .get_wallet(authed(cl::GetWalletRequest { wallet_id: wallet.id.clone() }, &fan))
+        .await
+        .expect("wallet")
+        .into_inner()
+        .balance_minor;
+    assert_eq!(held, 0, "held out of the wallet meanwhile");
+    let report = c
+        .get_close_out_report(authed(cl::GetCloseOutReportRequest { festival_id: festival.to_string() }, &organizer))
+        .await
+        .expect("report")
+        .into_inner();
+    assert_eq!((report.card_refunds_booked_minor, report.card_refunds_confirmed_minor), (2_000, 0));
+    cashless.stop().await;
 }

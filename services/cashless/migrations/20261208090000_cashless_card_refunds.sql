@@ -1,0 +1,24 @@
+-- Money loaded online and still unspent when the festival is over goes back to the card
+-- it came from, through payments. A refund is booked here first (the wallet pays it into
+-- the online clearing account it came in by), then asked of payments under its own id as
+-- the idempotency key; payments' `payment.refunded` for it confirms it and moves nothing
+-- again. A refusal books it back into the wallet.
+create table card_refunds (
+    id uuid primary key,
+    festival_id uuid not null,
+    wallet_id uuid not null references wallets (id),
+    payment_id uuid not null references online_top_ups (payment_id),
+    transaction_id uuid not null references transactions (id),
+    amount_minor bigint not null check (amount_minor > 0),
+    status text not null check (status in ('BOOKED', 'SENT', 'CONFIRMED', 'FAILED')),
+    -- Payments' refund id, from its answer or from its event, whichever comes first.
+    refund_id text unique,
+    failure text not null default '',
+    booked_at timestamptz not null,
+    updated_at timestamptz not null
+);
+create index card_refunds_booked_idx on card_refunds (festival_id, booked_at) where status = 'BOOKED';
+create index card_refunds_payment_idx on card_refunds (payment_id);
+
+-- When a payment was first heard of: the newest top-up goes back to its card first.
+alter table online_top_ups add column heard_at timestamptz not null default now();

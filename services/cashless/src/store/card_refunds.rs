@@ -1,0 +1,199 @@
+//! Close-out refunds to cards: booked here, then asked of payments (see the migration).
+
+use chrono::{DateTime, Utc};
+use sqlx::{AssertSqlSafe, PgConnection};
+use uuid::Uuid;
+
+use crate::domain::card_refunds::Refundable;
+
+festival_platform::text_enum! {
+    /// BOOKED: out of the wallet, not yet accepted by payments; SENT: payments took it;
+    /// CONFIRMED: payments reported it refunded; FAILED: payments refused it, booked back.
+    CardRefundStatus { Booked = "BOOKED", Sent = "SENT", Confirmed = "CONFIRMED", Failed = "FAILED" }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CardRefundRow {
+    pub id: Uuid,
+    pub festival_id: Uuid,
+    pub wallet_id: Uuid,
+    pub payment_id: Uuid,
+    pub transaction_id: Uuid,
+    pub amount_minor: i64,
+    #[sqlx(try_from = "String")]
+    pub status: CardRefundStatus,
+    pub refund_id: Option<String>,
+    pub booked_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str =
+    "id, festival_id, wallet_id, payment_id, transaction_id, amount_minor, status, refund_id, booked_at";
+
+/// The wallet's credited online top-ups, newest first, with what is left of each to go
+/// back to its card (less reversals and card refunds under way). Read under the
+/// wallet's lock.
+pub async fn refundable(conn: &mut PgConnection, wallet: Uuid) -> Result<Vec<Refundable>, sqlx::Error> {
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "select t.payment_id, t.amount_minor - t.reversed_minor - coalesce((
+                 select sum(r.amount_minor) from card_refunds r
+                 where r.payment_id = t.payment_id and r.status in ('BOOKED', 'SENT')), 0)::bigint
+         from online_top_ups t
+         where t.wallet_id = $1 and t.status = 'CREDITED'
+         order by t.heard_at desc, t.payment_id desc",
+    )
+    .bind(wallet)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(payment, left)| Refundable { payment, left }).collect())
+}
+
+/// Wallets of the festival still holding money loaded online, by id after `after`, up to
+/// `limit`.
+pub async fn wallets_holding_online(
+    conn: &mut PgConnection,
+    festival: Uuid,
+    after: Uuid,
+    limit: i64,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select id from wallets
+         where festival_id = $1 and status = 'ACTIVE' and online_minor > 0 and balance_minor > 0 and id > $2
+         order by id limit $3",
+    )
+    .bind(festival)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn insert(conn: &mut PgConnection, r: &CardRefundRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into card_refunds (id, festival_id, wallet_id, payment_id, transaction_id, amount_minor, status,
+             booked_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+    )
+    .bind(r.id)
+    .bind(r.festival_id)
+    .bind(r.wallet_id)
+    .bind(r.payment_id)
+    .bind(r.transaction_id)
+    .bind(r.amount_minor)
+    .bind(r.status.as_str())
+    .bind(r.booked_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The festival's refunds payments has not taken yet, oldest first.
+pub async fn booked(conn: &mut PgConnection, festival: Uuid, limit: i64) -> Result<Vec<CardRefundRow>, sqlx::Error> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "select {COLUMNS} from card_refunds where festival_id = $1 and status = 'BOOKED' order by booked_at, id limit $2"
+    )))
+    .bind(festival)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// The festival's refunds payments took but has not reported refunded yet, oldest first.
+pub async fn sent_unconfirmed(
+    conn: &mut PgConnection,
+    festival: Uuid,
+    limit: i64,
+) -> Result<Vec<CardRefundRow>, sqlx::Error> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "select {COLUMNS} from card_refunds where festival_id = $1 and status = 'SENT' order by booked_at, id limit $2"
+    )))
+    .bind(festival)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<CardRefundRow>, sqlx::Error> {
+    sqlx::query_as(AssertSqlSafe(format!("select {COLUMNS} from card_refunds where id = $1 for update")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Payments took it: its refund id, unless its event already confirmed it.
+pub async fn sent(conn: &mut PgConnection, id: Uuid, refund_id: &str, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update card_refunds set status = 'SENT', refund_id = $2, updated_at = $3
+         where id = $1 and status = 'BOOKED' and refund_id is null",
+    )
+    .bind(id)
+    .bind(refund_id)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Ours, if payments' refund `refund_id` of `payment` is one of the close-out's still
+/// under way: by its id once payments answered, else the oldest one of that amount still
+/// unanswered (its event came before its answer). Locked. One booked back already (the
+/// provider failed it, then paid it after all) is not: the wallet pays it again then.
+pub async fn matching(
+    conn: &mut PgConnection,
+    payment: Uuid,
+    refund_id: &str,
+    amount: i64,
+) -> Result<Option<CardRefundRow>, sqlx::Error> {
+    let by_id = sqlx::query_as(AssertSqlSafe(format!(
+        "select {COLUMNS} from card_refunds
+         where refund_id = $1 and payment_id = $2 and status in ('BOOKED', 'SENT') for update"
+    )))
+    .bind(refund_id)
+    .bind(payment)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if by_id.is_some() {
+        return Ok(by_id);
+    }
+    sqlx::query_as(AssertSqlSafe(format!(
+        "select {COLUMNS} from card_refunds
+         where payment_id = $1 and refund_id is null and amount_minor = $2 and status in ('BOOKED', 'SENT')
+         order by booked_at, id limit 1 for update"
+    )))
+    .bind(payment)
+    .bind(amount)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn set_status(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: CardRefundStatus,
+    refund_id: Option<&str>,
+    failure: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update card_refunds set status = $2, refund_id = coalesce(refund_id, $3), failure = $4, updated_at = $5
+         where id = $1",
+    )
+    .bind(id)
+    .bind(status.as_str())
+    .bind(refund_id)
+    .bind(failure)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Counts and sums by status, for the close-out report.
+pub async fn totals(conn: &mut PgConnection, festival: Uuid) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "select status, count(*), coalesce(sum(amount_minor), 0)::bigint from card_refunds
+         where festival_id = $1 group by status",
+    )
+    .bind(festival)
+    .fetch_all(conn)
+    .await
+}
