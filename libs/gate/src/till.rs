@@ -33,6 +33,9 @@ pub enum TillRefusal {
     OverOfflineLimit,
     /// Not a positive amount.
     BadAmount,
+    /// The product's age level is above the band's (or the band's wearer was never
+    /// verified): the same refusal as online (ERR_8019).
+    AgeRestricted,
 }
 
 impl std::fmt::Display for TillRefusal {
@@ -42,6 +45,7 @@ impl std::fmt::Display for TillRefusal {
             TillRefusal::BadTap => "wristband tap could not be verified",
             TillRefusal::OverOfflineLimit => "offline limit reached: top up or pay at a connected till",
             TillRefusal::BadAmount => "not an amount",
+            TillRefusal::AgeRestricted => "age-restricted: this wristband's wearer was not verified old enough",
         })
     }
 }
@@ -60,6 +64,8 @@ pub struct Till {
     master: MasterKey,
     offline_limit: i64,
     blocked: HashSet<String>,
+    /// Each band's verified age level (16 or 18); others have none.
+    ages: HashMap<String, i32>,
     next: i64,
     spent: HashMap<String, i64>,
     kept: Vec<pb::OfflineCharge>,
@@ -86,6 +92,7 @@ impl Till {
             master,
             offline_limit: snapshot.offline_limit_minor,
             blocked: snapshot.blocked_uids.iter().cloned().collect(),
+            ages: ages(snapshot),
             next: snapshot.next_sequence.max(1),
             spent: HashMap::new(),
             kept: Vec::new(),
@@ -112,12 +119,28 @@ impl Till {
         proof: &[u8],
         at: DateTime<Utc>,
     ) -> Result<i64, TillRefusal> {
+        self.charge_product(uid, amount_minor, 0, proof, at)
+    }
+
+    /// [`Till::charge`] for a product of age level `min_age` (0: none): refused to a band
+    /// whose verified level is below it.
+    pub fn charge_product(
+        &mut self,
+        uid: &Uid,
+        amount_minor: i64,
+        min_age: i32,
+        proof: &[u8],
+        at: DateTime<Utc>,
+    ) -> Result<i64, TillRefusal> {
         if amount_minor <= 0 {
             return Err(TillRefusal::BadAmount);
         }
         let hex = uid.to_hex();
         if self.blocked.contains(&hex) {
             return Err(TillRefusal::Blocked);
+        }
+        if min_age > 0 && self.ages.get(&hex).copied().unwrap_or(0) < min_age {
+            return Err(TillRefusal::AgeRestricted);
         }
         let challenge = self.challenge(amount_minor);
         self.master.wristband_key(uid).verify(&challenge, proof).map_err(|_| TillRefusal::BadTap)?;
@@ -135,6 +158,7 @@ impl Till {
             currency: self.currency.clone(),
             charged_at: Some(timestamp(at)),
             tap_proof: proof.iter().map(|b| format!("{b:02x}")).collect(),
+            min_age: min_age.max(0),
         });
         Ok(sequence)
     }
@@ -164,14 +188,19 @@ impl Till {
         self.kept.retain(|c| !answered.contains(&c.sequence));
     }
 
-    /// Takes a fresh snapshot's blocked list and limit, starting the offline limit over;
-    /// sequence numbers go on.
+    /// Takes a fresh snapshot's blocked list, age levels and limit, starting the offline
+    /// limit over; sequence numbers go on.
     pub fn refresh(&mut self, snapshot: &pb::TerminalSnapshot) {
         self.blocked = snapshot.blocked_uids.iter().cloned().collect();
+        self.ages = ages(snapshot);
         self.offline_limit = snapshot.offline_limit_minor;
         self.next = self.next.max(snapshot.next_sequence);
         self.spent.clear();
     }
+}
+
+fn ages(snapshot: &pb::TerminalSnapshot) -> HashMap<String, i32> {
+    snapshot.band_ages.iter().map(|b| (b.uid.to_ascii_uppercase(), b.level)).collect()
 }
 
 #[cfg(test)]
@@ -230,5 +259,38 @@ mod tests {
         let p = band.tap(&till.challenge(100));
         assert_eq!(till.charge(&band.uid, 100, &p, Utc::now()), Err(TillRefusal::Blocked));
         assert!(till.kept().is_empty());
+    }
+
+    #[test]
+    fn an_age_restricted_product_needs_the_bands_verified_level_offline_too() {
+        let master = MasterKey::generate();
+        let (adult, teen, unverified) =
+            (SoftBand::random(&master), SoftBand::random(&master), SoftBand::random(&master));
+        let mut till = till(&master, vec![]);
+        let mut snapshot = pb::TerminalSnapshot {
+            offline_limit_minor: 3_000,
+            band_ages: vec![
+                pb::BandAge { uid: adult.uid.to_hex(), level: 18 },
+                pb::BandAge { uid: teen.uid.to_hex(), level: 16 },
+            ],
+            ..Default::default()
+        };
+        till.refresh(&snapshot);
+        let now = Utc::now();
+        let sell = |till: &mut Till, band: &SoftBand, level| {
+            let p = band.tap(&till.challenge(100));
+            till.charge_product(&band.uid, 100, level, &p, now)
+        };
+        assert_eq!(sell(&mut till, &adult, 18), Ok(7), "spirits for an adult");
+        assert_eq!(sell(&mut till, &teen, 18), Err(TillRefusal::AgeRestricted));
+        assert_eq!(sell(&mut till, &teen, 16), Ok(8), "beer at 16");
+        assert_eq!(sell(&mut till, &unverified, 16), Err(TillRefusal::AgeRestricted), "never verified");
+        assert_eq!(sell(&mut till, &unverified, 0), Ok(9), "no level, no check");
+        let levels: Vec<i32> = till.kept().iter().map(|c| c.min_age).collect();
+        assert_eq!(levels, vec![18, 16, 0], "each kept charge says its level, for the service to check again");
+        // The next sync's snapshot replaces the levels.
+        snapshot.band_ages.clear();
+        till.refresh(&snapshot);
+        assert_eq!(sell(&mut till, &adult, 18), Err(TillRefusal::AgeRestricted));
     }
 }

@@ -83,11 +83,13 @@ pub struct BandWallet {
     #[sqlx(try_from = "String")]
     pub status: crate::store::wallets::BandStatus,
     pub blocked_at: Option<DateTime<Utc>>,
+    /// The wearer's verified date of birth, if any.
+    pub birth_date: Option<chrono::NaiveDate>,
 }
 
 pub async fn bands(conn: &mut PgConnection, festival: Uuid, uids: &[&str]) -> Result<Vec<BandWallet>, sqlx::Error> {
     sqlx::query_as(
-        "select b.uid, b.wallet_id, w.user_id, b.status, b.blocked_at
+        "select b.uid, b.wallet_id, w.user_id, b.status, b.blocked_at, b.birth_date
          from wristbands b join wallets w on w.id = b.wallet_id
          where b.festival_id = $1 and b.uid = any($2)",
     )
@@ -311,6 +313,20 @@ pub async fn blocked_uids(conn: &mut PgConnection, festival: Uuid) -> Result<Vec
         .bind(festival)
         .fetch_all(conn)
         .await
+}
+
+/// The festival's active bands whose wearer's date of birth was verified.
+pub async fn birth_dates(
+    conn: &mut PgConnection,
+    festival: Uuid,
+) -> Result<Vec<(String, chrono::NaiveDate)>, sqlx::Error> {
+    sqlx::query_as(
+        "select uid, birth_date from wristbands
+         where festival_id = $1 and status = 'ACTIVE' and birth_date is not null order by uid",
+    )
+    .bind(festival)
+    .fetch_all(conn)
+    .await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -294,6 +294,7 @@ async fn a_cloned_band_is_refused_or_flagged_and_the_loss_stays_within_the_offli
         currency: "EUR".into(),
         charged_at: Some(festival_platform::convert::timestamp(Utc::now())),
         tap_proof: "00".repeat(16),
+        min_age: 0,
     };
     let other_band = env.band(&f, 1_000).await;
     let seen = pb::OfflineCharge {
@@ -312,6 +313,7 @@ async fn a_cloned_band_is_refused_or_flagged_and_the_loss_stays_within_the_offli
             );
             other_band.soft.tap(&challenge).iter().map(|b| format!("{b:02x}")).collect()
         },
+        min_age: 0,
     };
     let answer = upload(&env, &north, resigned(&north, &north.key, vec![forged, seen])).await.expect("upload");
     assert_eq!(
@@ -399,6 +401,7 @@ async fn what_offline_let_through_is_bounded_flagged_and_on_record() {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect(),
+        min_age: 0,
     };
     let _ = challenge;
     let answer = upload(
@@ -486,4 +489,62 @@ async fn simultaneous_uploads_of_one_band_never_cost_more_than_the_offline_limit
         assert_eq!(loss, 1_000, "the band's loss is its offline limit, once");
     }
     env.assert_ledger(&f).await;
+}
+
+#[tokio::test]
+async fn age_levels_hold_offline_and_a_till_that_ignored_them_is_flagged() {
+    use chrono::Months;
+    let env = spawn().await;
+    let f = env.festival().await;
+    let (adult, teen, unverified) = (env.band(&f, 5_000).await, env.band(&f, 5_000).await, env.band(&f, 5_000).await);
+    let today = Utc::now().with_timezone(&chrono_tz::Europe::Paris).date_naive();
+    let years = |n: u32| today.checked_sub_months(Months::new(n * 12)).expect("date").to_string();
+    for (band, born) in [(&adult, years(40)), (&teen, years(17))] {
+        let verify = pb::VerifyAgeRequest { festival_id: f.id.to_string(), uid: band.uid(), birth_date: born };
+        env.client().verify_age(authed(verify, &f.cashier)).await.expect("verified at the desk");
+    }
+    let mut bar = offline_terminal(&env, &f).await;
+    let snap = snapshot(&env, &f, &bar.terminal).await;
+    let mut levels: Vec<(String, i32)> = snap.band_ages.iter().map(|b| (b.uid.clone(), b.level)).collect();
+    levels.sort();
+    let mut expected = vec![(adult.uid(), 18), (teen.uid(), 16)];
+    expected.sort();
+    assert_eq!(levels, expected, "levels only, of verified bands only");
+    bar.till.refresh(&snap);
+
+    let at = Utc::now() - TimeDelta::minutes(10);
+    let sell = |t: &mut OfflineTerminal, band: &Band, level: i32| {
+        let proof = band.soft.tap(&t.till.challenge(800));
+        t.till.charge_product(&band.soft.uid, 800, level, &proof, at)
+    };
+    assert_eq!(sell(&mut bar, &teen, 18), Err(TillRefusal::AgeRestricted), "spirits refused offline");
+    assert_eq!(sell(&mut bar, &unverified, 16), Err(TillRefusal::AgeRestricted));
+    let spirits = sell(&mut bar, &adult, 18).expect("spirits for an adult");
+    let beer = sell(&mut bar, &teen, 16).expect("beer at 16");
+    let answer = upload(&env, &bar, bar.till.upload(100)).await.expect("upload");
+    let applied = pb::OfflineOutcome::Applied as i32;
+    assert_eq!(outcomes(&answer), vec![(spirits, applied), (beer, applied)]);
+
+    // A till that did not check (an old app, a tampered one) sold spirits to the teen and
+    // beer to the unverified band: booked (it was served), flagged for the organisers.
+    let mut kept = Vec::new();
+    for (band, level) in [(&teen, 18), (&unverified, 16)] {
+        let proof = band.soft.tap(&bar.till.challenge(800));
+        let seq = bar.till.charge(&band.soft.uid, 800, &proof, at).expect("no level asked");
+        let mut charge = bar.till.kept().iter().find(|c| c.sequence == seq).expect("kept").clone();
+        charge.min_age = level;
+        kept.push(charge);
+    }
+    let answer = upload(&env, &bar, resigned(&bar, &bar.key, kept.clone())).await.expect("upload");
+    let flagged = pb::OfflineOutcome::Flagged as i32;
+    assert_eq!(outcomes(&answer), kept.iter().map(|c| (c.sequence, flagged)).collect::<Vec<_>>());
+    assert_eq!(exception_kinds(&env, &f).await, vec!["UNDERAGE", "UNDERAGE"]);
+    assert_eq!(env.wallet(&teen).await.balance_minor, 5_000 - 2 * 800, "booked all the same");
+    // A level no product has is a malformed batch, refused whole.
+    let mut odd = kept[0].clone();
+    odd.sequence = 99;
+    odd.min_age = 22;
+    assert_eq!(code(upload(&env, &bar, resigned(&bar, &bar.key, vec![odd])).await), "ERR_1000");
+    env.assert_ledger(&f).await;
+    env.app.stop().await;
 }

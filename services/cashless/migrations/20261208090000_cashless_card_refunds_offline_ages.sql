@@ -22,3 +22,9 @@ create index card_refunds_payment_idx on card_refunds (payment_id);
 
 -- When a payment was first heard of: the newest top-up goes back to its card first.
 alter table online_top_ups add column heard_at timestamptz not null default now();
+
+-- An offline sale of an age-restricted product to a band below its level (a till that
+-- did not check its snapshot) is booked and flagged.
+alter table offline_exceptions drop constraint offline_exceptions_kind_check;
+alter table offline_exceptions add constraint offline_exceptions_kind_check check (kind in ('OVERDRAWN', 'UNFUNDED',
+    'BAD_TAP', 'UNKNOWN_BAND', 'BLOCKED_BAND', 'SEEN_ELSEWHERE', 'OVER_MAX_CHARGE', 'SEQUENCE_REUSED', 'UNDERAGE'));
