@@ -171,6 +171,8 @@ fn payments_error(status: &tonic::Status, what: &str) -> ApiError {
         // Payments' own codes (ERR_5xxx) speak to the buyer; a validation error (ERR_1xxx)
         // would be the calling service's mistake, not theirs.
         (Some(code), _) if code.code.starts_with("ERR_5") && code.http < 500 => ApiError::new(*code),
+        // The caller's token ran out or lost its role on the way: theirs to fix.
+        (Some(code), _) if code.code.starts_with("ERR_2") || code.code.starts_with("ERR_3") => ApiError::new(*code),
         // The payer's idempotency key, reused for another checkout: theirs to fix.
         (Some(code), _) if code.code == codes::IDEMPOTENCY_KEY_REUSED.code => ApiError::new(*code),
         (

@@ -28,3 +28,19 @@ alter table online_top_ups add column heard_at timestamptz not null default now(
 alter table offline_exceptions drop constraint offline_exceptions_kind_check;
 alter table offline_exceptions add constraint offline_exceptions_kind_check check (kind in ('OVERDRAWN', 'UNFUNDED',
     'BAD_TAP', 'UNKNOWN_BAND', 'BLOCKED_BAND', 'SEEN_ELSEWHERE', 'OVER_MAX_CHARGE', 'SEQUENCE_REUSED', 'UNDERAGE'));
+
+-- Money loaded online that came in from another wallet (a transfer, a claim): the
+-- close-out pays no such wallet's online money back to a card, since the card that
+-- loaded it is not its holder's.
+alter table wallets add column online_received_minor bigint not null default 0;
+
+-- A refund payments reports while one of the close-out's refunds of the same payment is
+-- still waiting for payments' answer (so its id is unknown): kept aside, taking nothing,
+-- until the run learns whose it is.
+create table parked_reversals (
+    reversal_id text primary key,
+    payment_id uuid not null,
+    festival_id uuid not null,
+    amount_minor bigint not null,
+    parked_at timestamptz not null
+);

@@ -5,7 +5,9 @@
 //! before the completion leaves a REVERSED record, so the late completion credits
 //! nothing. The checkout is started by `StartTopUp` (`api::checkout`). A refund that is
 //! one of the close-out's own refunds to the card (`api::card_refunds`) only confirms it:
-//! the wallet paid it when it was booked.
+//! the wallet paid it when it was booked. A refund heard while one of the close-out's is
+//! still waiting for payments' answer (its id unknown) is parked; the run decides whose
+//! it is.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use festival_platform::events::outbox::Queued;
@@ -105,17 +107,47 @@ pub async fn reversed(
     if amount <= 0 || !store::online::claim_reversal(conn, reversal, payment, amount, now).await? {
         return Ok(());
     }
-    // One of the close-out's refunds to the card: the wallet paid it when it was booked.
-    let ours = match reversal.starts_with(REFUND) {
-        true => store::card_refunds::matching(conn, payment, reversal, amount).await?,
-        false => None,
-    };
-    if let Some(ours) = ours {
-        store::card_refunds::set_status(conn, ours.id, CardRefundStatus::Confirmed, Some(reversal), "", now).await?;
-        store::online::reversed(conn, payment, amount, 0, now).await?;
-        tracing::info!(%payment, amount, "close-out refund to the card confirmed");
-        return Ok(());
+    if reversal.starts_with(REFUND) {
+        // One of the close-out's refunds to the card: the wallet paid it when it was booked.
+        if let Some(ours) = store::card_refunds::by_refund_id(conn, payment, reversal).await? {
+            confirm_card_refund(conn, &ours, reversal, now).await?;
+            return Ok(());
+        }
+        // Perhaps one whose id the close-out run has not learned yet: the run decides.
+        if store::card_refunds::unanswered(conn, payment).await? {
+            store::card_refunds::park(conn, reversal, payment, festival, amount, now).await?;
+            tracing::info!(%payment, reversal, "refund parked until the close-out run knows its refunds");
+            return Ok(());
+        }
     }
+    apply_reversal(conn, payment, festival, reversal, amount, now).await
+}
+
+/// Payments refunded one of the close-out's refunds to the card: confirmed, and no longer
+/// refundable from its top-up. The wallet paid it when it was booked.
+pub async fn confirm_card_refund(
+    conn: &mut PgConnection,
+    refund: &store::card_refunds::CardRefundRow,
+    reversal: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    store::card_refunds::set_status(conn, refund.id, CardRefundStatus::Confirmed, Some(reversal), "", now).await?;
+    store::online::reversed(conn, refund.payment_id, refund.amount_minor, 0, now).await?;
+    tracing::info!(payment = %refund.payment_id, amount = refund.amount_minor, "close-out refund to the card confirmed");
+    Ok(())
+}
+
+/// A refund or dispute that is not the close-out's: what the wallet still holds of the
+/// top-up goes back (the rest is a chargeback loss) and its bands stop. Refunds to the
+/// card under way count as gone already, so the same money is not taken twice.
+pub async fn apply_reversal(
+    conn: &mut PgConnection,
+    payment: Uuid,
+    festival: Uuid,
+    reversal: &str,
+    amount: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     // Reversed before its completion was heard: the completion will credit nothing.
     let heard =
         Heard { payment, festival, wallet: None, status: TopUpStatus::Reversed, amount: 0, reversed: amount, at: now };
@@ -124,7 +156,8 @@ pub async fn reversed(
     }
     let Some(top_up) = store::online::lock(conn, payment).await? else { return Ok(()) };
     let (Some(wallet_id), TopUpStatus::Credited) = (top_up.wallet_id, top_up.status) else { return Ok(()) };
-    let amount = amount.min(top_up.amount_minor - top_up.reversed_minor);
+    let in_flight = store::card_refunds::in_flight(conn, payment).await?;
+    let amount = amount.min(top_up.amount_minor - top_up.reversed_minor - in_flight);
     if amount <= 0 {
         return Ok(());
     }

@@ -1,10 +1,19 @@
 //! The close-out's refunds to cards: money loaded online and still unspent goes back to
 //! the card it came from, not to a bank account the holder names (a stolen card's
 //! top-up would become cash). Each refund is booked here first, out of its wallet, so
-//! nothing can spend it meanwhile; then payments is asked for it, under the booking's id
-//! as idempotency key. Payments' `payment.refunded` for it only confirms it
-//! (`crate::online`); a refusal books it back.
+//! nothing can spend it meanwhile; then payments is asked for it. Payments keeps
+//! idempotency keys per caller, so a booking's id also goes into the refund's reason:
+//! before asking, the run looks among the payment's refunds for one naming the booking
+//! (a run cut after payments took it, another organiser's run), and asks only if there
+//! is none. Payments' `payment.refunded` for a booking only confirms it
+//! (`crate::online`); one heard before the run learned the booking's refund id is
+//! parked, and the run decides whose it is. A refusal, or a refund the provider failed
+//! later, is booked back.
 
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
 use festival_platform::auth::{Principal, Role};
 use festival_platform::rpc::record_festival;
 use festival_platform::{ApiError, ApiResult, codes, validate};
@@ -16,13 +25,16 @@ use super::CashlessApi;
 use super::money::book;
 use crate::domain::card_refunds::allocate;
 use crate::domain::ledger::{AccountKind, Posting};
-use crate::online::REFUND;
+use crate::online::{self, REFUND};
 use crate::store::card_refunds::{CardRefundRow, CardRefundStatus};
 use crate::store::{self, ledger::Meta, wallets::WalletStatus};
 
-/// Wallets booked per page, refunds sent per run (a larger festival runs it again).
+/// Wallets booked per page, refunds sent and checked per run at most.
 const PAGE: i64 = 500;
-const MAX_SENT_PER_RUN: i64 = 10_000;
+const MAX_PER_RUN: i64 = 10_000;
+/// A run stops starting new work after this long, to answer within the RPC deadline
+/// (10 s by default); `more` tells the organiser to run it again.
+const BUDGET: Duration = Duration::from_secs(6);
 
 impl CashlessApi {
     pub(super) async fn refund_card_top_ups(
@@ -31,6 +43,7 @@ impl CashlessApi {
         bearer: String,
         req: pb::RefundCardTopUpsRequest,
     ) -> ApiResult<pb::CardRefundRun> {
+        let started = Instant::now();
         let festival_id = validate::uuid("festival_id", &req.festival_id)?;
         record_festival(festival_id);
         caller.require(festival_id, Role::Organizer)?;
@@ -41,8 +54,7 @@ impl CashlessApi {
             );
         }
         // One run per festival at a time, held by a transaction of its own for the run
-        // (dropped with it, whatever ends the run): two organisers' runs would each ask
-        // payments for the same booking under their own key.
+        // (dropped with it, whatever ends the run).
         let mut guard = self.pool.begin().await?;
         let lock = format!("cashless.card-refunds:{festival_id}");
         let mine: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock(hashtextextended($1, 0))")
@@ -52,12 +64,19 @@ impl CashlessApi {
         if !mine {
             return Err(ApiError::new(codes::CONCURRENT_UPDATE).with_message("A run is under way for this festival"));
         }
+        let out_of_time = || started.elapsed() >= BUDGET;
         let mut run = pb::CardRefundRun::default();
+
+        // 1. Book what wallets hold, page by page.
         let mut after = Uuid::nil();
         loop {
-            let wallets =
-                store::card_refunds::wallets_holding_online(&mut *self.pool.acquire().await?, festival_id, after, PAGE)
-                    .await?;
+            if out_of_time() {
+                run.more = true;
+                break;
+            }
+            let mut conn = self.pool.acquire().await?;
+            let wallets = store::card_refunds::wallets_holding_online(&mut conn, festival_id, after, PAGE).await?;
+            drop(conn);
             let Some(last) = wallets.last() else { break };
             after = *last;
             for wallet in wallets {
@@ -69,36 +88,60 @@ impl CashlessApi {
                 }
             }
         }
-        let booked =
-            store::card_refunds::booked(&mut *self.pool.acquire().await?, festival_id, MAX_SENT_PER_RUN).await?;
-        for refund in booked {
-            match self.send_card_refund(&bearer, &refund).await? {
-                Sent::Taken => run.sent += 1,
-                Sent::Refused => run.refused += 1,
-                Sent::Later => run.pending += 1,
+
+        // 2. Ask payments for each booked refund it has not taken yet.
+        let booked = store::card_refunds::booked(&mut *self.pool.acquire().await?, festival_id, MAX_PER_RUN).await?;
+        for (payment, refunds) in by_payment(booked) {
+            if out_of_time() {
+                run.more = true;
+                run.pending += i32::try_from(refunds.len()).unwrap_or(i32::MAX);
+                continue;
+            }
+            let known = match self.payments.list_refunds(&bearer, list(payment)).await {
+                Ok(known) => known.refunds,
+                Err(e) if retryable(&e) => {
+                    run.pending += i32::try_from(refunds.len()).unwrap_or(i32::MAX);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for refund in refunds {
+                // Taken already (a run cut short, another organiser's run): not again.
+                if let Some(taken) = known.iter().find(|k| k.reason.contains(&tag(refund.id))) {
+                    self.record_sent(&refund, &taken.id).await?;
+                    run.sent += 1;
+                    continue;
+                }
+                match self.send_card_refund(&bearer, &refund).await? {
+                    Sent::Taken => run.sent += 1,
+                    Sent::Refused => run.refused += 1,
+                    Sent::Later => run.pending += 1,
+                }
             }
         }
-        // A refund payments took can still fail at the provider (a closed card): it is
-        // refundable again there, and goes back into its wallet here.
-        let sent =
-            store::card_refunds::sent_unconfirmed(&mut *self.pool.acquire().await?, festival_id, MAX_SENT_PER_RUN)
-                .await?;
-        let mut payments: Vec<Uuid> = sent.iter().map(|r| r.payment_id).collect();
-        payments.sort_unstable();
-        payments.dedup();
-        for payment in payments {
-            let request = pay::ListRefundsRequest { payment_id: payment.to_string() };
-            let Ok(known) = self.payments.list_refunds(&bearer, request).await else { continue };
-            for refund in sent.iter().filter(|r| r.payment_id == payment) {
+
+        // 3. Refunds the provider failed after payments took them go back to their wallets.
+        let answered =
+            store::card_refunds::answered(&mut *self.pool.acquire().await?, festival_id, MAX_PER_RUN).await?;
+        for (payment, refunds) in by_payment(answered) {
+            if out_of_time() {
+                run.more = true;
+                break;
+            }
+            let Ok(known) = self.payments.list_refunds(&bearer, list(payment)).await else { continue };
+            for refund in refunds {
                 let failed = known.refunds.iter().any(|k| {
-                    refund.refund_id.as_deref() == Some(format!("{REFUND}{}", k.id).as_str())
+                    refund.refund_id.as_deref() == Some(refund_key(&k.id).as_str())
                         && k.status == pay::RefundStatus::Failed as i32
                 });
-                if failed && self.book_back(refund.id, "REFUND_FAILED_AT_PROVIDER").await? {
+                if failed && self.book_back(refund.id, "FAILED_AT_PROVIDER").await? {
                     run.refused += 1;
                 }
             }
         }
+
+        // 4. Refunds heard before their booking's id was known: ours, or somebody else's.
+        self.settle_parked(festival_id).await?;
         guard.rollback().await?;
         tracing::info!(%festival_id, ?run, "card refunds run");
         Ok(run)
@@ -161,15 +204,12 @@ impl CashlessApi {
         let request = pay::RefundPaymentRequest {
             payment_id: refund.payment_id.to_string(),
             amount_minor: refund.amount_minor,
-            reason: "Festival close-out: unspent online top-up paid back to the card".into(),
+            reason: format!("Festival close-out: unspent online top-up paid back to the card {}", tag(refund.id)),
             idempotency_key: format!("card-refund-{}", refund.id),
         };
-        let answer = self.payments.refund_payment(bearer, request).await;
-        let now = self.now();
-        match answer {
+        match self.payments.refund_payment(bearer, request).await {
             Ok(taken) => {
-                let refund_id = format!("{REFUND}{}", taken.id);
-                store::card_refunds::sent(&mut *self.pool.acquire().await?, refund.id, &refund_id, now).await?;
+                self.record_sent(refund, &taken.id).await?;
                 Ok(Sent::Taken)
             }
             Err(e) if retryable(&e) => Ok(Sent::Later),
@@ -181,19 +221,27 @@ impl CashlessApi {
         }
     }
 
+    /// Payments took a booking as its refund `payments_id`.
+    async fn record_sent(&self, refund: &CardRefundRow, payments_id: &str) -> ApiResult<()> {
+        store::card_refunds::sent(&mut *self.pool.acquire().await?, refund.id, &refund_key(payments_id), self.now())
+            .await?;
+        Ok(())
+    }
+
     /// A refund payments refused, or the provider failed, goes back into its wallet
-    /// (unless its event confirmed it meanwhile: a refund made another way, of the same
-    /// amount, settled it). Whether it did.
+    /// (reopened if it was closed meanwhile, so its holder can ask for it again), and is
+    /// refundable from its top-up again. Whether it did (false: settled otherwise).
     async fn book_back(&self, id: Uuid, failure: &str) -> ApiResult<bool> {
         let mut tx = self.pool.begin().await?;
         let Some(refund) = store::card_refunds::lock(&mut tx, id).await? else { return Ok(false) };
-        if !matches!(refund.status, CardRefundStatus::Booked | CardRefundStatus::Sent) {
+        if !matches!(refund.status, CardRefundStatus::Booked | CardRefundStatus::Sent | CardRefundStatus::Confirmed) {
             return Ok(false);
         }
         let wallet = store::wallets::lock(&mut tx, refund.wallet_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
         let clearing =
             store::accounts::ensure(&mut tx, refund.festival_id, AccountKind::OnlineClearing, None, &wallet.currency)
                 .await?;
+        let now = self.now();
         let posting = Posting::void(&Posting::card_refund(wallet.id, clearing, refund.amount_minor));
         let after = store::wallets::apply_change(&mut tx, wallet.id, posting.wallet_change).await?;
         let meta = Meta {
@@ -202,14 +250,45 @@ impl CashlessApi {
             currency: &wallet.currency,
             counterpart_id: None,
             actor_id: wallet.id,
-            reason: "refund to the card refused by payments",
-            at: self.now(),
+            reason: "refund to the card not paid",
+            at: now,
         };
         book(&mut tx, &posting, meta, after, None).await?;
         store::wallets::add_online(&mut tx, wallet.id, refund.amount_minor).await?;
-        store::card_refunds::set_status(&mut tx, id, CardRefundStatus::Failed, None, failure, self.now()).await?;
+        if wallet.status == WalletStatus::Closed {
+            store::wallets::reopen(&mut tx, wallet.id).await?;
+        }
+        if refund.status == CardRefundStatus::Confirmed {
+            store::online::reversed(&mut tx, refund.payment_id, -refund.amount_minor, 0, now).await?;
+        }
+        store::card_refunds::set_status(&mut tx, id, CardRefundStatus::Failed, None, failure, now).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Decides on refunds parked while a booking of their payment waited for its id: one
+    /// of ours is confirmed; one that is not, once no booking of its payment is waiting,
+    /// is applied as any refund is; the rest wait for the next run.
+    async fn settle_parked(&self, festival_id: Uuid) -> ApiResult<()> {
+        let parked = store::card_refunds::parked(&mut *self.pool.acquire().await?, festival_id).await?;
+        for p in parked {
+            let mut tx = self.pool.begin().await?;
+            if !store::card_refunds::unpark(&mut tx, &p.reversal_id).await? {
+                continue;
+            }
+            let now: DateTime<Utc> = self.now();
+            if let Some(ours) = store::card_refunds::by_refund_id(&mut tx, p.payment_id, &p.reversal_id).await? {
+                online::confirm_card_refund(&mut tx, &ours, &p.reversal_id, now).await.map_err(ApiError::internal)?;
+            } else if store::card_refunds::unanswered(&mut tx, p.payment_id).await? {
+                continue; // rolled back: still parked
+            } else {
+                online::apply_reversal(&mut tx, p.payment_id, festival_id, &p.reversal_id, p.amount_minor, now)
+                    .await
+                    .map_err(ApiError::internal)?;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
     }
 }
 
@@ -221,7 +300,31 @@ enum Sent {
     Later,
 }
 
-/// Payments did not answer (or a token ran out mid-run): the next run asks again.
+/// How a booking is named in its refund's reason at payments.
+fn tag(id: Uuid) -> String {
+    format!("[card-refund {id}]")
+}
+
+/// Payments' refund id as reversals are keyed (see `crate::online`).
+fn refund_key(payments_id: &str) -> String {
+    format!("{REFUND}{payments_id}")
+}
+
+fn list(payment: Uuid) -> pay::ListRefundsRequest {
+    pay::ListRefundsRequest { payment_id: payment.to_string() }
+}
+
+/// Refunds grouped by their payment, in payment order.
+fn by_payment(refunds: Vec<CardRefundRow>) -> BTreeMap<Uuid, Vec<CardRefundRow>> {
+    let mut grouped: BTreeMap<Uuid, Vec<CardRefundRow>> = BTreeMap::new();
+    for r in refunds {
+        grouped.entry(r.payment_id).or_default().push(r);
+    }
+    grouped
+}
+
+/// Payments did not answer (or the organiser's token ran out or lost its role mid-run):
+/// the next run asks again.
 fn retryable(e: &ApiError) -> bool {
-    e.code.code == codes::PAYMENT_PROVIDER_UNAVAILABLE.code || e.code.http >= 500 || e.code.http == 401
+    e.code.code == codes::PAYMENT_PROVIDER_UNAVAILABLE.code || e.code.http >= 500 || matches!(e.code.http, 401 | 403)
 }

@@ -47,7 +47,8 @@ pub async fn refundable(conn: &mut PgConnection, wallet: Uuid) -> Result<Vec<Ref
     Ok(rows.into_iter().map(|(payment, left)| Refundable { payment, left }).collect())
 }
 
-/// Wallets of the festival still holding money loaded online, by id after `after`, up to
+/// Wallets of the festival still holding money loaded online by their own holder's card
+/// (none came in from another wallet: its card is not theirs), by id after `after`, up to
 /// `limit`.
 pub async fn wallets_holding_online(
     conn: &mut PgConnection,
@@ -57,7 +58,8 @@ pub async fn wallets_holding_online(
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "select id from wallets
-         where festival_id = $1 and status = 'ACTIVE' and online_minor > 0 and balance_minor > 0 and id > $2
+         where festival_id = $1 and status = 'ACTIVE' and online_minor > 0 and balance_minor > 0
+           and online_received_minor = 0 and id > $2
          order by id limit $3",
     )
     .bind(festival)
@@ -97,21 +99,6 @@ pub async fn booked(conn: &mut PgConnection, festival: Uuid, limit: i64) -> Resu
     .await
 }
 
-/// The festival's refunds payments took but has not reported refunded yet, oldest first.
-pub async fn sent_unconfirmed(
-    conn: &mut PgConnection,
-    festival: Uuid,
-    limit: i64,
-) -> Result<Vec<CardRefundRow>, sqlx::Error> {
-    sqlx::query_as(AssertSqlSafe(format!(
-        "select {COLUMNS} from card_refunds where festival_id = $1 and status = 'SENT' order by booked_at, id limit $2"
-    )))
-    .bind(festival)
-    .bind(limit)
-    .fetch_all(conn)
-    .await
-}
-
 pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<CardRefundRow>, sqlx::Error> {
     sqlx::query_as(AssertSqlSafe(format!("select {COLUMNS} from card_refunds where id = $1 for update")))
         .bind(id)
@@ -133,35 +120,101 @@ pub async fn sent(conn: &mut PgConnection, id: Uuid, refund_id: &str, at: DateTi
     Ok(())
 }
 
-/// Ours, if payments' refund `refund_id` of `payment` is one of the close-out's still
-/// under way: by its id once payments answered, else the oldest one of that amount still
-/// unanswered (its event came before its answer). Locked. One booked back already (the
-/// provider failed it, then paid it after all) is not: the wallet pays it again then.
-pub async fn matching(
+/// Ours and still under way, by payments' refund id. Locked.
+pub async fn by_refund_id(
     conn: &mut PgConnection,
     payment: Uuid,
     refund_id: &str,
-    amount: i64,
 ) -> Result<Option<CardRefundRow>, sqlx::Error> {
-    let by_id = sqlx::query_as(AssertSqlSafe(format!(
+    sqlx::query_as(AssertSqlSafe(format!(
         "select {COLUMNS} from card_refunds
          where refund_id = $1 and payment_id = $2 and status in ('BOOKED', 'SENT') for update"
     )))
     .bind(refund_id)
     .bind(payment)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if by_id.is_some() {
-        return Ok(by_id);
-    }
-    sqlx::query_as(AssertSqlSafe(format!(
-        "select {COLUMNS} from card_refunds
-         where payment_id = $1 and refund_id is null and amount_minor = $2 and status in ('BOOKED', 'SENT')
-         order by booked_at, id limit 1 for update"
-    )))
-    .bind(payment)
-    .bind(amount)
     .fetch_optional(conn)
+    .await
+}
+
+/// Whether a refund of `payment` was booked and payments' answer (its id) is not known
+/// yet: a refund of it heard now may be that one.
+pub async fn unanswered(conn: &mut PgConnection, payment: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select exists (select 1 from card_refunds
+                        where payment_id = $1 and status = 'BOOKED' and refund_id is null)",
+    )
+    .bind(payment)
+    .fetch_one(conn)
+    .await
+}
+
+/// What of `payment` is on its way back to the card (booked or sent, not confirmed).
+pub async fn in_flight(conn: &mut PgConnection, payment: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "select coalesce(sum(amount_minor), 0)::bigint from card_refunds
+         where payment_id = $1 and status in ('BOOKED', 'SENT')",
+    )
+    .bind(payment)
+    .fetch_one(conn)
+    .await
+}
+
+/// A refund heard before the run learned whose it is.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Parked {
+    pub reversal_id: String,
+    pub payment_id: Uuid,
+    pub amount_minor: i64,
+}
+
+pub async fn park(
+    conn: &mut PgConnection,
+    reversal: &str,
+    payment: Uuid,
+    festival: Uuid,
+    amount: i64,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into parked_reversals (reversal_id, payment_id, festival_id, amount_minor, parked_at)
+         values ($1, $2, $3, $4, $5) on conflict do nothing",
+    )
+    .bind(reversal)
+    .bind(payment)
+    .bind(festival)
+    .bind(amount)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn parked(conn: &mut PgConnection, festival: Uuid) -> Result<Vec<Parked>, sqlx::Error> {
+    sqlx::query_as(
+        "select reversal_id, payment_id, amount_minor from parked_reversals where festival_id = $1
+         order by parked_at, reversal_id",
+    )
+    .bind(festival)
+    .fetch_all(conn)
+    .await
+}
+
+/// Takes a parked refund out to decide on it (false: another run did).
+pub async fn unpark(conn: &mut PgConnection, reversal: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("delete from parked_reversals where reversal_id = $1").bind(reversal).execute(conn).await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The festival's refunds payments took (sent or confirmed), to ask payments whether the
+/// provider failed any since.
+pub async fn answered(conn: &mut PgConnection, festival: Uuid, limit: i64) -> Result<Vec<CardRefundRow>, sqlx::Error> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "select {COLUMNS} from card_refunds where festival_id = $1 and status in ('SENT', 'CONFIRMED')
+         order by booked_at, id limit $2"
+    )))
+    .bind(festival)
+    .bind(limit)
+    .fetch_all(conn)
     .await
 }
 

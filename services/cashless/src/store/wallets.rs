@@ -330,7 +330,13 @@ pub async fn move_online(conn: &mut PgConnection, from: &WalletRow, to: Uuid, am
     let moved = amount.min(from.online_held());
     if moved > 0 {
         add_online(&mut *conn, from.id, -moved).await?;
-        add_online(conn, to, moved).await?;
+        add_online(&mut *conn, to, moved).await?;
+        // Another card's money: the close-out pays none of this wallet's back to a card.
+        sqlx::query("update wallets set online_received_minor = online_received_minor + $2 where id = $1")
+            .bind(to)
+            .bind(moved)
+            .execute(conn)
+            .await?;
     }
     Ok(())
 }

@@ -22,6 +22,8 @@ const WEBHOOK_SECRET: &str = "whsec_e2e_top_up";
 
 struct Mesh {
     issuer: TestIssuer,
+    /// Between cashless and payments: a test cuts it to take payments away from cashless.
+    link: festival_testkit::TcpProxy,
     stripe: FakeStripe,
     payments: TestApp<Payments>,
     cashless: TestApp<Cashless>,
@@ -46,7 +48,8 @@ async fn mesh() -> Mesh {
     let mut config = <Cashless as festival_platform::server::Service>::default_config();
     festival_testkit::isolate(&mut config.common, &name);
     config.common.auth.identity_url = issuer.url();
-    config.payments.url = format!("http://{}", payments.addr);
+    let link = festival_testkit::TcpProxy::start(&payments.addr.to_string()).await;
+    config.payments.url = format!("http://{}", link.addr);
     config.payments.success_url = "https://shop.example/wallets/{WALLET_ID}/loaded".into();
     let cashless = TestApp::<Cashless>::start(config, name).await;
 
@@ -67,7 +70,7 @@ async fn mesh() -> Mesh {
     })
     .await;
     assert!(known, "cashless never heard of the festival");
-    Mesh { issuer, stripe, payments, cashless, festival, organizer }
+    Mesh { issuer, link, stripe, payments, cashless, festival, organizer }
 }
 
 impl Mesh {
@@ -385,4 +388,136 @@ async fn card_refunds_payments_cannot_take_stay_booked_for_the_next_run_and_are_
         .into_inner();
     assert_eq!((report.card_refunds_booked_minor, report.card_refunds_confirmed_minor), (2_000, 0));
     cashless.stop().await;
+}
+
+/// The festival is over, as program says and cashless heard.
+async fn festival_over(m: &Mesh) {
+    festival_testkit::announce_festival_version(
+        &m.cashless.naming(),
+        m.festival,
+        "Top-ups",
+        program::FestivalStatus::Completed,
+        2,
+    )
+    .await;
+    let over = eventually(Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, String>("select status from festivals where id = $1")
+            .bind(m.festival)
+            .fetch_one(&m.cashless.pool)
+            .await
+            .is_ok_and(|s| s == "COMPLETED")
+    })
+    .await;
+    assert!(over, "cashless never heard the festival was over");
+}
+
+#[tokio::test]
+async fn a_refund_payments_took_before_a_run_was_cut_is_not_asked_again_by_another_organiser() {
+    let m = mesh().await;
+    let (fan, wallet) = m.fan_wallet().await;
+    let payment = m.loaded(&fan, &wallet, 2_000).await;
+    festival_over(&m).await;
+    let mut c = m.cashless();
+    let run = |token: &str| authed(cl::RefundCardTopUpsRequest { festival_id: m.festival.to_string() }, token);
+
+    // Organiser A's run books the refund; payments takes it but the answer is lost (as
+    // when the run is cut by its deadline): here payments is out of reach for cashless,
+    // and the request cashless would have made is made by hand.
+    m.link.cut();
+    let first = c.refund_card_top_ups(run(&m.organizer)).await.expect("run").into_inner();
+    assert_eq!((first.booked_refunds, first.sent, first.pending), (1, 0, 1), "{first:?}");
+    let booking: Uuid =
+        sqlx::query_scalar("select id from card_refunds").fetch_one(&m.cashless.pool).await.expect("booked");
+    let payments = PaymentsServiceClient::new(m.payments.channel.clone());
+    let taken = payments
+        .clone()
+        .refund_payment(authed(
+            pay::RefundPaymentRequest {
+                payment_id: payment.clone(),
+                amount_minor: 2_000,
+                reason: format!(
+                    "Festival close-out: unspent online top-up paid back to the card [card-refund {booking}]"
+                ),
+                idempotency_key: format!("card-refund-{booking}"),
+            },
+            &m.organizer,
+        ))
+        .await
+        .expect("payments takes it")
+        .into_inner();
+    // Its refund event comes while the booking still waits for its answer: parked.
+    let parked = eventually(Duration::from_secs(15), || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from parked_reversals")
+            .fetch_one(&m.cashless.pool)
+            .await
+            .is_ok_and(|n| n == 1)
+    })
+    .await;
+    assert!(parked, "the refund was not parked");
+    assert_eq!(m.wallet(&fan, &wallet.id).await.balance_minor, 0, "nothing taken twice meanwhile");
+
+    // Organiser B runs again: payments already has it (under A's key), so it is not asked
+    // again; the parked refund is recognised as this booking's.
+    m.link.restore().await;
+    let (organizer_b_id, _) = m.issuer.user();
+    let organizer_b = m.issuer.member(organizer_b_id, m.festival, Role::Organizer);
+    let second = c.refund_card_top_ups(run(&organizer_b)).await.expect("run again").into_inner();
+    assert_eq!((second.booked_refunds, second.sent, second.pending, second.refused), (0, 1, 0, 0), "{second:?}");
+    let refunds = payments
+        .clone()
+        .list_refunds(authed(pay::ListRefundsRequest { payment_id: payment.clone() }, &m.organizer))
+        .await
+        .expect("refunds")
+        .into_inner()
+        .refunds;
+    assert_eq!(
+        refunds.iter().map(|r| (r.id.as_str(), r.amount_minor)).collect::<Vec<_>>(),
+        vec![(taken.id.as_str(), 2_000)]
+    );
+    let status: String =
+        sqlx::query_scalar("select status from card_refunds").fetch_one(&m.cashless.pool).await.expect("status");
+    assert_eq!(status, "CONFIRMED");
+    let left: i64 =
+        sqlx::query_scalar("select count(*) from parked_reversals").fetch_one(&m.cashless.pool).await.expect("n");
+    assert_eq!(left, 0);
+    assert_eq!(m.wallet(&fan, &wallet.id).await.balance_minor, 0);
+    let report = c
+        .verify_ledger(authed(cl::VerifyLedgerRequest { festival_id: m.festival.to_string() }, &m.organizer))
+        .await
+        .expect("verify")
+        .into_inner();
+    assert!(report.ok, "{report:?}");
+    m.cashless.stop().await;
+    m.payments.stop().await;
+}
+
+#[tokio::test]
+async fn online_money_moved_in_from_another_wallet_goes_to_no_card() {
+    let m = mesh().await;
+    let (fan, wallet) = m.fan_wallet().await;
+    let (friend, friends) = m.fan_wallet().await;
+    // The friend's card loads 1,500 and the friend passes it on; the fan's own card 500.
+    m.loaded(&friend, &friends, 1_500).await;
+    m.loaded(&fan, &wallet, 500).await;
+    let transfer = cl::TransferRequest {
+        wallet_id: friends.id.clone(),
+        to_wallet_id: wallet.id.clone(),
+        amount_minor: 1_500,
+        currency: "EUR".into(),
+        idempotency_key: Uuid::now_v7().to_string(),
+    };
+    m.cashless().transfer(authed(transfer, &friend)).await.expect("transfer");
+    festival_over(&m).await;
+    let done = m
+        .cashless()
+        .refund_card_top_ups(authed(cl::RefundCardTopUpsRequest { festival_id: m.festival.to_string() }, &m.organizer))
+        .await
+        .expect("run")
+        .into_inner();
+    // Were the fan's 2,000 of online money paid to the fan's card, 1,500 of it would be
+    // the friend's card's money on the fan's card (a stolen card's, perhaps): none is.
+    assert_eq!(done, cl::CardRefundRun::default(), "{done:?}");
+    assert_eq!(m.wallet(&fan, &wallet.id).await.balance_minor, 2_000, "it stays, to be donated or settled");
+    m.cashless.stop().await;
+    m.payments.stop().await;
 }
