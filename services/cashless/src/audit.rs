@@ -39,9 +39,19 @@ const RULES: &[(&str, &str)] = &[
          limit 100",
     ),
     (
+        "every wallet's credit is the sum of its credit account's entries",
+        "select format('wallet %s holds %s of credit but its credit account makes %s', w.id, w.credit_minor,
+                 -coalesce(sum(e.amount_minor), 0))
+         from wallets w
+         left join accounts a on a.festival_id = w.festival_id and a.kind = 'CREDIT' and a.owner_id = w.id
+         left join entries e on e.account_id = a.id
+         where w.festival_id = $1 group by w.id having w.credit_minor <> -coalesce(sum(e.amount_minor), 0)
+         limit 100",
+    ),
+    (
         "no wallet below zero",
         "select format('wallet %s is overdrawn: its entries make %s', e.account_id, -sum(e.amount_minor))
-         from entries e join accounts a on a.id = e.account_id and a.kind = 'WALLET'
+         from entries e join accounts a on a.id = e.account_id and a.kind in ('WALLET', 'CREDIT')
          where e.festival_id = $1 group by e.account_id having sum(e.amount_minor) > 0
          limit 100",
     ),

@@ -119,6 +119,7 @@ impl CashlessApi {
             charge_day: Some(day),
             day_spent_after_minor: None,
             daily_cap_minor: None,
+            credit_change_minor: 0,
         };
         let recorded = Queued::new(&convert::recorded(&row));
         let low = Queued::new(&pb::WalletLow {
@@ -153,10 +154,13 @@ impl CashlessApi {
             low: &low,
             answer: &answer,
             stale_balance,
+            credit_account: ctx.credit_account,
         };
         match store::ledger::charge(&mut conn, &write).await? {
             Charged::Done(booked) => {
                 let row = TxRow {
+                    wallet_change_minor: posting.wallet_change + booked.credit_spent,
+                    credit_change_minor: -booked.credit_spent,
                     balance_after_minor: booked.balance_minor,
                     day_spent_after_minor: Some(booked.spent_today_minor),
                     daily_cap_minor: Some(booked.daily_cap_minor),
@@ -206,9 +210,10 @@ impl CashlessApi {
             return Ok(ApiError::new(codes::WALLET_CLOSED));
         }
         let limits = store::settings::get(&mut conn, festival_id).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
-        if let Err(e) =
-            limits.charge(value, wallet.balance_minor, spent_on(day, wallet.spent_day, wallet.spent_today_minor))
-        {
+        // Credit is spent first, so it counts towards what the wallet can pay.
+        let spendable =
+            wallet.balance_minor.saturating_add(if ctx.credit_account.is_some() { wallet.credit_minor } else { 0 });
+        if let Err(e) = limits.charge(value, spendable, spent_on(day, wallet.spent_day, wallet.spent_today_minor)) {
             return Ok(e);
         }
         // The festival closed its bars in the meantime, or something changed and changed back.

@@ -66,6 +66,7 @@ pub fn wallet(w: &WalletRow, bands: &[BandRow], spent_today: i64, today: chrono:
         } as i32,
         currency: w.currency.clone(),
         balance_minor: w.balance_minor,
+        credit_minor: w.credit_minor,
         spent_today_minor: spent_today,
         wristbands: bands.iter().map(|b| band(b, today)).collect(),
         created_at: Some(timestamp(w.created_at)),
@@ -86,10 +87,10 @@ pub fn tx_kind(k: TxKind) -> pb::TransactionType {
 /// balance after.
 pub fn transaction(t: &TxRow, wallet: uuid::Uuid) -> pb::Transaction {
     let received = t.kind == TxKind::Transfer && t.counterpart_id == Some(wallet) && t.wallet_id != wallet;
-    let (amount, balance, counterpart) = if received {
-        (t.amount_minor, t.counterpart_balance_after_minor.unwrap_or_default(), Some(t.wallet_id))
+    let (amount, balance, counterpart, credit) = if received {
+        (t.amount_minor, t.counterpart_balance_after_minor.unwrap_or_default(), Some(t.wallet_id), 0)
     } else {
-        (t.wallet_change_minor, t.balance_after_minor, t.counterpart_id)
+        (t.wallet_change_minor, t.balance_after_minor, t.counterpart_id, t.credit_change_minor)
     };
     pb::Transaction {
         id: t.id.to_string(),
@@ -103,6 +104,7 @@ pub fn transaction(t: &TxRow, wallet: uuid::Uuid) -> pb::Transaction {
         actor_id: t.actor_id.to_string(),
         reason: t.reason.clone(),
         created_at: Some(timestamp(t.created_at)),
+        credit_minor: credit,
     }
 }
 

@@ -15,6 +15,7 @@ mod charges;
 mod checkout;
 mod close_out;
 mod convert;
+mod credit;
 mod ledger;
 mod money;
 mod offline;
@@ -201,6 +202,7 @@ festival_platform::bind_rpcs! {
         auth list_offline_exceptions(pb::ListOfflineExceptionsRequest) -> pb::ListOfflineExceptionsResponse;
         auth transfer(pb::TransferRequest) -> pb::Transaction;
         auth correct(pb::CorrectRequest) -> pb::Transaction;
+        auth grant_credit(pb::GrantCreditRequest) -> pb::Transaction;
         auth list_transactions(pb::ListTransactionsRequest) -> pb::ListTransactionsResponse;
         auth verify_ledger(pb::VerifyLedgerRequest) -> pb::LedgerReport;
         auth close_journal(pb::CloseJournalRequest) -> pb::JournalClosure;

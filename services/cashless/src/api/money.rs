@@ -62,6 +62,7 @@ pub(super) async fn book(
         charge_day: None,
         day_spent_after_minor: None,
         daily_cap_minor: None,
+        credit_change_minor: 0,
     };
     let event = Queued::new(&convert::recorded(&row));
     store::ledger::post(conn, posting, &meta, balance_after, counterpart_after, &event).await?;

@@ -354,6 +354,7 @@ impl CashlessApi {
                 charge_day: None,
                 day_spent_after_minor: None,
                 daily_cap_minor: None,
+                credit_change_minor: 0,
             };
             postings.push((
                 id,

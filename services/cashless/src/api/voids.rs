@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::money::{book, locked_active};
 use super::{CashlessApi, convert};
-use crate::domain::ledger::{Posting, TxKind};
+use crate::domain::ledger::{AccountKind, Posting, TxKind};
 use crate::store::{self, ledger::Meta};
 
 impl CashlessApi {
@@ -77,6 +77,19 @@ impl CashlessApi {
         };
         let posting = Posting::void(&original);
         let after = store::wallets::apply_change(&mut tx, wallet.id, posting.wallet_change).await?;
+        // The credit the sale spent goes back to the wallet's credit, not to its money.
+        let credit = store::accounts::ensure(
+            &mut tx,
+            charge.festival_id,
+            AccountKind::Credit,
+            Some(wallet.id),
+            &charge.currency,
+        )
+        .await?;
+        let credit_back: i64 = posting.entries.iter().filter(|e| e.account == credit).map(|e| -e.amount).sum();
+        if credit_back > 0 {
+            store::wallets::add_credit(&mut tx, wallet.id, credit_back).await?;
+        }
         let meta = Meta {
             id: Uuid::now_v7(),
             festival_id: charge.festival_id,
@@ -87,6 +100,7 @@ impl CashlessApi {
             at: now,
         };
         let row = book(&mut tx, &posting, meta, after, None).await?;
+        let row = store::ledger::TxRow { credit_change_minor: credit_back, ..row };
         if !store::ledger::record_void(&mut tx, charge.id, row.id, charge.festival_id, reason, caller.actor_id(), now)
             .await?
         {

@@ -26,6 +26,8 @@ festival_platform::text_enum! {
         Chargebacks = "CHARGEBACKS",
         Unclaimed = "UNCLAIMED",
         Bank = "BANK",
+        Credit = "CREDIT",
+        StaffTokens = "STAFF_TOKENS",
     }
 }
 
@@ -132,6 +134,13 @@ impl Posting {
             wallet_change: -amount,
             entries: debit_credit(wallet, clearing, amount),
         }
+    }
+
+    /// Non-refundable credit granted to a wallet: the festival's issuing account (PROMO,
+    /// STAFF_TOKENS) is debited, the wallet's own CREDIT account credited. The holder's
+    /// money (the balance) does not change.
+    pub fn grant(wallet: Uuid, credit: Uuid, issuer: Uuid, amount: i64) -> Self {
+        Self { kind: TxKind::TopUp, amount, wallet, wallet_change: 0, entries: debit_credit(issuer, credit, amount) }
     }
 
     /// From one wallet to another of the same festival.

@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::journal::{Closure, Hash, Link, Record, genesis};
-use crate::store::ledger::COLUMNS;
+use crate::store::ledger::JOURNAL_COLUMNS as COLUMNS;
 
 /// Festivals with transactions waiting to be chained.
 pub async fn waiting_festivals(conn: &mut PgConnection) -> Result<Vec<Uuid>, sqlx::Error> {

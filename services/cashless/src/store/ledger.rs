@@ -33,11 +33,27 @@ pub struct TxRow {
     pub charge_day: Option<NaiveDate>,
     pub day_spent_after_minor: Option<i64>,
     pub daily_cap_minor: Option<i64>,
+    /// Non-refundable credit into (+) or out of (-) the wallet's credit.
+    pub credit_change_minor: i64,
 }
 
 pub const COLUMNS: &str = "id, festival_id, kind, currency, amount_minor, wallet_id, wallet_change_minor,
     balance_after_minor, counterpart_id, counterpart_balance_after_minor, actor_id, reason, created_at,
-    idempotency_key, charge_day, day_spent_after_minor, daily_cap_minor";
+    idempotency_key, charge_day, day_spent_after_minor, daily_cap_minor, credit_change_minor";
+
+/// [`COLUMNS`] for the journal, which hashes what `transactions` stores (a credit change
+/// is in the entries it hashes).
+pub const JOURNAL_COLUMNS: &str = "id, festival_id, kind, currency, amount_minor, wallet_id, wallet_change_minor,
+    balance_after_minor, counterpart_id, counterpart_balance_after_minor, actor_id, reason, created_at,
+    idempotency_key, charge_day, day_spent_after_minor, daily_cap_minor, 0::bigint as credit_change_minor";
+
+/// [`COLUMNS`] read from `transactions` itself: the credit change is what its entries
+/// move on a CREDIT account.
+const FROM_TRANSACTIONS: &str = "id, festival_id, kind, currency, amount_minor, wallet_id, wallet_change_minor,
+    balance_after_minor, counterpart_id, counterpart_balance_after_minor, actor_id, reason, created_at,
+    idempotency_key, charge_day, day_spent_after_minor, daily_cap_minor,
+    (select coalesce(-sum(e.amount_minor), 0)::bigint from entries e join accounts a on a.id = e.account_id
+     where e.transaction_id = transactions.id and a.kind = 'CREDIT') as credit_change_minor";
 
 /// Who and what a transaction records besides its posting.
 #[derive(Debug, Clone)]
@@ -115,6 +131,7 @@ pub struct ChargeContext {
     pub festival_status: FestivalStatus,
     pub low_balance_minor: i64,
     pub birth_date: Option<NaiveDate>,
+    pub credit_account: Option<Uuid>,
 }
 
 /// None: the festival has no such band (or cashless has not heard of the festival).
@@ -127,13 +144,14 @@ pub async fn charge_context(
     sqlx::query_as(
         "select b.wallet_id, w.user_id, b.status as band_status, w.currency as wallet_currency, t.vendor_id,
              a.id as vendor_account, exists (select 1 from revoked_devices r where r.device_id = $3) as device_revoked,
-             f.time_zone, f.status as festival_status, s.low_balance_minor, b.birth_date
+             f.time_zone, f.status as festival_status, s.low_balance_minor, b.birth_date, c.id as credit_account
          from wristbands b
          join wallets w on w.id = b.wallet_id
          join festivals f on f.id = b.festival_id and not f.deleted
          join settings s on s.festival_id = b.festival_id
          left join terminals t on t.device_id = $3 and t.festival_id = b.festival_id
          left join accounts a on a.festival_id = b.festival_id and a.kind = 'VENDOR_REVENUE' and a.owner_id = t.vendor_id
+         left join accounts c on c.festival_id = b.festival_id and c.kind = 'CREDIT' and c.owner_id = b.wallet_id
          where b.festival_id = $1 and b.uid = $2",
     )
     .bind(festival)
@@ -158,6 +176,8 @@ pub struct ChargeWrite<'a> {
     pub answer: &'a Answered,
     /// race-hooks only: the balance read before a pause, written back blind.
     pub stale_balance: Option<i64>,
+    /// The wallet's CREDIT account, if it has one: its credit is spent first.
+    pub credit_account: Option<Uuid>,
 }
 
 /// What a booked charge's statement reports.
@@ -166,6 +186,8 @@ pub struct Booked {
     pub balance_minor: i64,
     pub spent_today_minor: i64,
     pub daily_cap_minor: i64,
+    /// What of the charge the wallet's credit paid.
+    pub credit_spent: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,12 +200,19 @@ pub enum Charged {
 }
 
 pub async fn charge(conn: &mut PgConnection, c: &ChargeWrite<'_>) -> Result<Charged, sqlx::Error> {
+    // Credit first: `$31` is the wallet's CREDIT account (nil: it has none, and no credit
+    // is spent); each SET reads the row as it was, so `credit_spent_minor` is this
+    // charge's credit share.
     macro_rules! charge_sql {
-        ($balance:literal, $guard:literal) => {
+        ($balance:literal, $credit:literal, $spent:literal, $guard:literal) => {
             concat!(
                 "with w as (
                      update wallets set balance_minor = ",
                 $balance,
+                ", credit_minor = ",
+                $credit,
+                ", credit_spent_minor = ",
+                $spent,
                 ",
                          spent_today_minor = case when spent_day = $14 then spent_today_minor + $5 else $5 end,
                          spent_day = $14
@@ -206,19 +235,25 @@ pub async fn charge(conn: &mut PgConnection, c: &ChargeWrite<'_>) -> Result<Char
                        and exists (select 1 from terminals t
                                    where t.device_id = $11 and t.festival_id = $2 and t.vendor_id = $9)
                        and not exists (select 1 from revoked_devices r where r.device_id = $11)
-                     returning wallets.balance_minor, wallets.spent_today_minor, s.daily_cap_minor, s.low_balance_minor),
+                     returning wallets.balance_minor, wallets.spent_today_minor, s.daily_cap_minor, s.low_balance_minor,
+                         wallets.credit_spent_minor as credit_spent),
                  t as (
                      insert into transactions (id, festival_id, kind, currency, amount_minor, wallet_id,
                          wallet_change_minor, balance_after_minor, counterpart_id, counterpart_balance_after_minor,
                          actor_id, reason, created_at, idempotency_key, charge_day, day_spent_after_minor,
                          daily_cap_minor)
-                     select $1, $2, $3, $4, $5, $6, $7, w.balance_minor, $9, $8, $11, $12, $10, $28, $14,
+                     select $1, $2, $3, $4, $5, $6, $7 + w.credit_spent, w.balance_minor, $9, $8, $11, $12, $10, $28, $14,
                          w.spent_today_minor, w.daily_cap_minor
                      from w returning id),
                  e as (
                      insert into entries (transaction_id, account_id, festival_id, currency, amount_minor)
                      select t.id, x.account, $2, $4, x.amount
-                     from t cross join unnest($15::uuid[], $16::bigint[]) as x(account, amount)),
+                     from t cross join w cross join lateral (
+                         select u.account, u.amount from unnest($15::uuid[], $16::bigint[]) as u(account, amount)
+                         where u.account <> $6
+                         union all select $6::uuid, $5 - w.credit_spent
+                         union all select $31::uuid, w.credit_spent) as x(account, amount)
+                     where x.amount <> 0),
                  q as (insert into journal_queue (transaction_id, festival_id, created_at) select id, $2, $10 from t),
                  o as (
                      insert into outbox (id, subject, event_type, payload, headers)
@@ -227,18 +262,26 @@ pub async fn charge(conn: &mut PgConnection, c: &ChargeWrite<'_>) -> Result<Char
                      insert into outbox (id, subject, event_type, payload, headers)
                      select $22, $23, $24, $25, $26 from w
                      where w.low_balance_minor > 0 and w.balance_minor < w.low_balance_minor
-                       and w.balance_minor + $5 >= w.low_balance_minor),
+                       and w.balance_minor + $5 - w.credit_spent >= w.low_balance_minor),
                  k as (
                      insert into idempotency_keys (scope, key, request_hash, response)
                      select $27, $28, $29, $30 from t)
-                 select balance_minor, spent_today_minor, daily_cap_minor from w"
+                 select balance_minor, spent_today_minor, daily_cap_minor, credit_spent from w"
             )
         };
     }
     let sql = match c.stale_balance {
-        None => charge_sql!("balance_minor - $5", " and wallets.balance_minor >= $5"),
-        // race-hooks: the balance read before the pause, no guard on it.
-        Some(_) => charge_sql!("$31 - $5", ""),
+        None => charge_sql!(
+            "balance_minor - $5 + (case when $31::uuid = '00000000-0000-0000-0000-000000000000' then 0
+                                   else least(credit_minor, $5) end)",
+            "credit_minor - (case when $31::uuid = '00000000-0000-0000-0000-000000000000' then 0
+                              else least(credit_minor, $5) end)",
+            "(case when $31::uuid = '00000000-0000-0000-0000-000000000000' then 0 else least(credit_minor, $5) end)",
+            " and wallets.balance_minor + (case when $31::uuid = '00000000-0000-0000-0000-000000000000' then 0
+                                             else wallets.credit_minor end) >= $5"
+        ),
+        // race-hooks: the balance read before the pause, no guard on it, no credit spent.
+        Some(_) => charge_sql!("$32 - $5", "credit_minor", "0", ""),
     };
     let p = c.posting;
     let m = &c.meta;
@@ -274,7 +317,8 @@ pub async fn charge(conn: &mut PgConnection, c: &ChargeWrite<'_>) -> Result<Char
         .bind(&c.answer.scope)
         .bind(&c.answer.key)
         .bind(&c.answer.request_hash)
-        .bind(&c.answer.response);
+        .bind(&c.answer.response)
+        .bind(c.credit_account.unwrap_or_else(Uuid::nil));
     if let Some(stale) = c.stale_balance {
         query = query.bind(stale);
     }
@@ -294,7 +338,7 @@ pub const CHARGE_KEY_UNIQUE: &str = "transactions_charge_key_idx";
 /// The charge a terminal booked under `key`.
 pub async fn find_charge(conn: &mut PgConnection, terminal: Uuid, key: &str) -> Result<Option<TxRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {COLUMNS} from transactions where actor_id = $1 and idempotency_key = $2 and kind = 'PAYMENT'"
+        "select {FROM_TRANSACTIONS} from transactions where actor_id = $1 and idempotency_key = $2 and kind = 'PAYMENT'"
     )))
     .bind(terminal)
     .bind(key)
@@ -303,7 +347,7 @@ pub async fn find_charge(conn: &mut PgConnection, terminal: Uuid, key: &str) -> 
 }
 
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<TxRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("select {COLUMNS} from transactions where id = $1")))
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("select {FROM_TRANSACTIONS} from transactions where id = $1")))
         .bind(id)
         .fetch_optional(conn)
         .await
@@ -320,11 +364,11 @@ pub async fn page(
     let (at, id) = after.unzip();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select {COLUMNS} from (
-             (select {COLUMNS} from transactions where wallet_id = $1
+             (select {FROM_TRANSACTIONS} from transactions where wallet_id = $1
                   and ($2::timestamptz is null or (created_at, id) < ($2, $3))
                   order by created_at desc, id desc limit $4)
              union all
-             (select {COLUMNS} from transactions where counterpart_id = $1 and kind = 'TRANSFER'
+             (select {FROM_TRANSACTIONS} from transactions where counterpart_id = $1 and kind = 'TRANSFER'
                   and ($2::timestamptz is null or (created_at, id) < ($2, $3))
                   order by created_at desc, id desc limit $4)) x
          order by created_at desc, id desc limit $4"

@@ -27,6 +27,9 @@ pub struct WalletRow {
     /// Loaded online and not taken back (what of the balance it still is:
     /// [`WalletRow::online_held`]).
     pub online_minor: i64,
+    /// Non-refundable credit (promotional, staff drinks), outside the balance: spent first
+    /// by connected terminals' charges, never paid out.
+    pub credit_minor: i64,
 }
 
 impl WalletRow {
@@ -53,7 +56,7 @@ pub struct BandRow {
 }
 
 const WALLET: &str = "select id, festival_id, user_id, status, currency, balance_minor, spent_day, spent_today_minor,
-    created_at, online_minor from wallets";
+    created_at, online_minor, credit_minor from wallets";
 const BAND: &str =
     "select festival_id, uid, wallet_id, status, bound_at, bound_by, blocked_at, blocked_by, block_reason,
     birth_date from wristbands";
@@ -312,6 +315,15 @@ pub async fn merge_claimed(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Credit granted to (or, negative, taken back from) a locked wallet; the new credit.
+pub async fn add_credit(conn: &mut PgConnection, wallet: Uuid, change: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("update wallets set credit_minor = credit_minor + $2 where id = $1 returning credit_minor")
+        .bind(wallet)
+        .bind(change)
+        .fetch_one(conn)
+        .await
 }
 
 /// Money loaded online added to (or, negative, taken back from) a locked wallet.

@@ -181,7 +181,7 @@ async fn a_closure_finds_a_chain_rewritten_after_it_was_signed() {
     }
     let mut record: journal::Record = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select {} from transactions where id = $1",
-        festival_cashless::store::ledger::COLUMNS
+        festival_cashless::store::ledger::JOURNAL_COLUMNS
     )))
     .bind(last)
     .fetch_one(pool)

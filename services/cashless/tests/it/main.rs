@@ -5,6 +5,7 @@
 mod anonymous;
 mod charges;
 mod close_out;
+mod credit;
 mod helpers;
 mod ledger;
 mod model;

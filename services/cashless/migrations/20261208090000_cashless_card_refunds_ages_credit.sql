@@ -44,3 +44,16 @@ create table parked_reversals (
     amount_minor bigint not null,
     parked_at timestamptz not null
 );
+
+-- Non-refundable credit (promotional credit, staff drink tokens): an organiser grants it
+-- from the festival's PROMO or STAFF_TOKENS account into the wallet's own CREDIT account;
+-- a connected terminal's charge spends it before the holder's money. It is never paid
+-- out, moved, refunded or spent offline. `credit_spent_minor` is the credit share of the
+-- wallet's last charge, written by the charge's own statement for it to report.
+alter table wallets
+    add column credit_minor bigint not null default 0 check (credit_minor >= 0),
+    add column credit_spent_minor bigint not null default 0;
+alter table accounts drop constraint accounts_kind_check;
+alter table accounts add constraint accounts_kind_check check (kind in ('WALLET', 'VENDOR_REVENUE', 'CASH_DRAWER',
+    'CARD_CLEARING', 'CORRECTIONS', 'FLOAT', 'PLATFORM_FEES', 'REFUNDS_PAYABLE', 'SAFE', 'CASH_IMBALANCE', 'DONATIONS',
+    'PROMO', 'OFFLINE_LOSS', 'ONLINE_CLEARING', 'CHARGEBACKS', 'UNCLAIMED', 'BANK', 'CREDIT', 'STAFF_TOKENS'));
