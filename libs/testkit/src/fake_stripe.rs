@@ -335,6 +335,21 @@ impl FakeStripe {
         refund["id"].as_str().expect("refund id").to_owned()
     }
 
+    /// The card's bank returned a refund that had succeeded (a closed card): the refund
+    /// becomes `failed` and its amount refundable again. Returns `refund.updated` (not
+    /// delivered; see [`Self::deliver`]), or `None` for an unknown refund.
+    pub fn fail_refund(&self, refund_id: &str) -> Option<Value> {
+        let mut store = self.shared.store();
+        let refund = store.refunds.iter_mut().find(|r| r.id == refund_id)?;
+        refund.failed = true;
+        let (intent, amount) = (refund.payment_intent.clone(), refund.amount);
+        let json = refund.to_json();
+        if let Some(pi) = store.payment_intents.iter_mut().find(|p| p.id == intent) {
+            pi.refunded -= amount;
+        }
+        Some(event("refund.updated", json))
+    }
+
     /// A `refund.updated` event for a refund created through the API.
     pub fn refund_event(&self, refund_id: &str) -> Option<Value> {
         let refund = self.refund(refund_id)?;
@@ -715,6 +730,8 @@ struct Refund {
     metadata: Value,
     created: i64,
     transfer_reversal: Option<String>,
+    /// The card's bank sent it back (a closed card): Stripe reports it `failed`.
+    failed: bool,
 }
 
 impl Refund {
@@ -733,7 +750,7 @@ impl Refund {
             "reason": self.reason,
             "receipt_number": null,
             "source_transfer_reversal": null,
-            "status": "succeeded",
+            "status": if self.failed { "failed" } else { "succeeded" },
             "transfer_reversal": self.transfer_reversal,
         })
     }
@@ -1229,6 +1246,7 @@ impl Store {
             metadata: string_map(form.get("metadata")),
             created: now(),
             transfer_reversal: reversal,
+            failed: false,
         };
         let json = refund.to_json();
         self.refunds.push(refund);

@@ -57,3 +57,11 @@ alter table accounts drop constraint accounts_kind_check;
 alter table accounts add constraint accounts_kind_check check (kind in ('WALLET', 'VENDOR_REVENUE', 'CASH_DRAWER',
     'CARD_CLEARING', 'CORRECTIONS', 'FLOAT', 'PLATFORM_FEES', 'REFUNDS_PAYABLE', 'SAFE', 'CASH_IMBALANCE', 'DONATIONS',
     'PROMO', 'OFFLINE_LOSS', 'ONLINE_CLEARING', 'CHARGEBACKS', 'UNCLAIMED', 'BANK', 'CREDIT', 'STAFF_TOKENS'));
+
+-- A refund or dispute of a top-up is taken from its wallet only up to what is not
+-- already on its way back to the card; what that left out is kept here and taken if a
+-- refund under way is booked back.
+alter table online_top_ups add column capped_minor bigint not null default 0;
+-- When a run last asked payments about a refund it took: each run asks about those it
+-- asked about longest ago.
+alter table card_refunds add column checked_at timestamptz;

@@ -104,7 +104,12 @@ pub async fn reversed(
     let (Ok(payment), Ok(festival)) = (Uuid::parse_str(payment_id), Uuid::parse_str(festival_id)) else {
         return Ok(());
     };
-    if amount <= 0 || !store::online::claim_reversal(conn, reversal, payment, amount, now).await? {
+    if amount <= 0 {
+        return Ok(());
+    }
+    // Not while the festival's close-out run books, sends or settles refunds to cards.
+    store::card_refunds::serialise(conn, festival).await?;
+    if !store::online::claim_reversal(conn, reversal, payment, amount, now).await? {
         return Ok(());
     }
     if reversal.starts_with(REFUND) {
@@ -156,12 +161,53 @@ pub async fn apply_reversal(
     }
     let Some(top_up) = store::online::lock(conn, payment).await? else { return Ok(()) };
     let (Some(wallet_id), TopUpStatus::Credited) = (top_up.wallet_id, top_up.status) else { return Ok(()) };
+    let Some(wallet) = store::wallets::lock(conn, wallet_id).await? else { return Ok(()) };
+    // What is on its way back to the card is gone already; should it be booked back,
+    // the part left out here is taken then (`capped_minor`).
     let in_flight = store::card_refunds::in_flight(conn, payment).await?;
-    let amount = amount.min(top_up.amount_minor - top_up.reversed_minor - in_flight);
+    let open = (top_up.amount_minor - top_up.reversed_minor).max(0);
+    let capped = amount.min(open) - amount.min(open - in_flight).max(0);
+    if capped > 0 {
+        store::online::add_capped(conn, payment, capped).await?;
+    }
+    let amount = amount.min(open - in_flight);
     if amount <= 0 {
         return Ok(());
     }
-    let Some(wallet) = store::wallets::lock(conn, wallet_id).await? else { return Ok(()) };
+    take_back(conn, payment, festival, &wallet, reversal, amount, now).await
+}
+
+/// A refund to the card that was under way was booked back: what reversals left out
+/// because of it is taken now, from the (locked) wallet it went back into.
+pub async fn take_capped(
+    conn: &mut PgConnection,
+    payment: Uuid,
+    festival: Uuid,
+    wallet: &store::wallets::WalletRow,
+    upto: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let Some(top_up) = store::online::lock(conn, payment).await? else { return Ok(()) };
+    let amount = upto.min(top_up.capped_minor);
+    if amount <= 0 {
+        return Ok(());
+    }
+    store::online::add_capped(conn, payment, -amount).await?;
+    take_back(conn, payment, festival, wallet, &format!("capped:{payment}:{}", now.timestamp_micros()), amount, now)
+        .await
+}
+
+/// Takes `amount` of a top-up back from its (locked) wallet: what it holds, the rest a
+/// chargeback loss; its bands stop.
+async fn take_back(
+    conn: &mut PgConnection,
+    payment: Uuid,
+    festival: Uuid,
+    wallet: &store::wallets::WalletRow,
+    reversal: &str,
+    amount: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     let taken = amount.min(wallet.balance_minor);
     let clearing = store::accounts::ensure(conn, festival, AccountKind::OnlineClearing, None, &wallet.currency).await?;
     let chargebacks = store::accounts::ensure(conn, festival, AccountKind::Chargebacks, None, &wallet.currency).await?;

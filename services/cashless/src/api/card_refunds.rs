@@ -56,9 +56,9 @@ impl CashlessApi {
         // One run per festival at a time, held by a transaction of its own for the run
         // (dropped with it, whatever ends the run).
         let mut guard = self.pool.begin().await?;
-        let lock = format!("cashless.card-refunds:{festival_id}");
+        // Reversals heard meanwhile wait for it (`store::card_refunds::serialise`).
         let mine: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(lock)
+            .bind(store::card_refunds::lock_key(festival_id))
             .fetch_one(&mut *guard)
             .await?;
         if !mine {
@@ -129,6 +129,8 @@ impl CashlessApi {
                 break;
             }
             let Ok(known) = self.payments.list_refunds(&bearer, list(payment)).await else { continue };
+            let ids: Vec<Uuid> = refunds.iter().map(|r| r.id).collect();
+            store::card_refunds::checked(&mut *self.pool.acquire().await?, &ids, self.now()).await?;
             for refund in refunds {
                 let failed = known.refunds.iter().any(|k| {
                     refund.refund_id.as_deref() == Some(refund_key(&k.id).as_str())
@@ -142,6 +144,8 @@ impl CashlessApi {
 
         // 4. Refunds heard before their booking's id was known: ours, or somebody else's.
         self.settle_parked(festival_id).await?;
+        let waiting = store::card_refunds::parked_count(&mut *self.pool.acquire().await?, festival_id).await?;
+        run.pending += i32::try_from(waiting).unwrap_or(i32::MAX);
         guard.rollback().await?;
         tracing::info!(%festival_id, ?run, "card refunds run");
         Ok(run)
@@ -152,7 +156,7 @@ impl CashlessApi {
     async fn book_card_refunds(&self, wallet_id: Uuid, currency: &str, actor: Uuid) -> ApiResult<(i32, i64)> {
         let mut tx = self.pool.begin().await?;
         let Some(wallet) = store::wallets::lock(&mut tx, wallet_id).await? else { return Ok((0, 0)) };
-        let held = wallet.online_held();
+        let held = wallet.own_online_held();
         if wallet.status != WalletStatus::Active || held == 0 || wallet.currency != currency {
             return Ok((0, 0));
         }
@@ -261,6 +265,11 @@ impl CashlessApi {
         if refund.status == CardRefundStatus::Confirmed {
             store::online::reversed(&mut tx, refund.payment_id, -refund.amount_minor, 0, now).await?;
         }
+        // A dispute or refund that left this amount out (it was on its way back) takes it now.
+        let restored = store::wallets::WalletRow { balance_minor: after, ..wallet };
+        online::take_capped(&mut tx, refund.payment_id, refund.festival_id, &restored, refund.amount_minor, now)
+            .await
+            .map_err(ApiError::internal)?;
         store::card_refunds::set_status(&mut tx, id, CardRefundStatus::Failed, None, failure, now).await?;
         tx.commit().await?;
         Ok(true)
@@ -277,7 +286,13 @@ impl CashlessApi {
                 continue;
             }
             let now: DateTime<Utc> = self.now();
-            if let Some(ours) = store::card_refunds::by_refund_id(&mut tx, p.payment_id, &p.reversal_id).await? {
+            let failed_since = store::card_refunds::status_of(&mut tx, &p.reversal_id)
+                .await?
+                .is_some_and(|(status, at)| status == CardRefundStatus::Failed.as_str() && at >= p.parked_at);
+            if failed_since {
+                // Ours, and the provider failed it after this word of it: it went back
+                // into its wallet, and this refund paid nobody.
+            } else if let Some(ours) = store::card_refunds::by_refund_id(&mut tx, p.payment_id, &p.reversal_id).await? {
                 online::confirm_card_refund(&mut tx, &ours, &p.reversal_id, now).await.map_err(ApiError::internal)?;
             } else if store::card_refunds::unanswered(&mut tx, p.payment_id).await? {
                 continue; // rolled back: still parked

@@ -217,6 +217,35 @@ impl CashlessApi {
                     };
                     book(&mut tx, &posting, meta, left, Some(after)).await?;
                 }
+                // Its non-refundable credit goes along, as credit.
+                if anonymous.credit_minor > 0 {
+                    let currency = &anonymous.currency;
+                    let from = store::accounts::ensure(
+                        &mut tx,
+                        festival_id,
+                        AccountKind::Credit,
+                        Some(anonymous.id),
+                        currency,
+                    )
+                    .await?;
+                    let to = store::accounts::ensure(&mut tx, festival_id, AccountKind::Credit, Some(own.id), currency)
+                        .await?;
+                    let posting = Posting::credit_move(anonymous.id, from, to, anonymous.credit_minor);
+                    store::wallets::add_credit(&mut tx, anonymous.id, -anonymous.credit_minor).await?;
+                    store::wallets::add_credit(&mut tx, own.id, anonymous.credit_minor).await?;
+                    let meta = Meta {
+                        id: uuid::Uuid::now_v7(),
+                        festival_id,
+                        currency,
+                        // Not a transfer of money to it: the claimed wallet's record only.
+                        counterpart_id: None,
+                        actor_id: caller.user_id,
+                        reason: "claimed (credit)",
+                        at: now,
+                    };
+                    let balance = store::wallets::find(&mut tx, anonymous.id).await?.map_or(0, |w| w.balance_minor);
+                    book(&mut tx, &posting, meta, balance, None).await?;
+                }
                 store::wallets::merge_claimed(&mut tx, anonymous.id, own.id, caller.user_id, now).await?;
                 own.id
             }

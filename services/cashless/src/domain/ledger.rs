@@ -143,6 +143,12 @@ impl Posting {
         Self { kind: TxKind::TopUp, amount, wallet, wallet_change: 0, entries: debit_credit(issuer, credit, amount) }
     }
 
+    /// A wallet's credit moved to another wallet's credit (a claimed box-office wallet's,
+    /// merged into its new holder's): no money moves.
+    pub fn credit_move(wallet: Uuid, from: Uuid, to: Uuid, amount: i64) -> Self {
+        Self { kind: TxKind::Transfer, amount, wallet, wallet_change: 0, entries: debit_credit(from, to, amount) }
+    }
+
     /// From one wallet to another of the same festival.
     pub fn transfer(from: Uuid, to: Uuid, amount: i64) -> Self {
         Self {

@@ -47,9 +47,8 @@ pub async fn refundable(conn: &mut PgConnection, wallet: Uuid) -> Result<Vec<Ref
     Ok(rows.into_iter().map(|(payment, left)| Refundable { payment, left }).collect())
 }
 
-/// Wallets of the festival still holding money loaded online by their own holder's card
-/// (none came in from another wallet: its card is not theirs), by id after `after`, up to
-/// `limit`.
+/// Wallets of the festival that may hold money their holder's own cards loaded (more
+/// loaded online than received from other wallets), by id after `after`, up to `limit`.
 pub async fn wallets_holding_online(
     conn: &mut PgConnection,
     festival: Uuid,
@@ -58,8 +57,8 @@ pub async fn wallets_holding_online(
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "select id from wallets
-         where festival_id = $1 and status = 'ACTIVE' and online_minor > 0 and balance_minor > 0
-           and online_received_minor = 0 and id > $2
+         where festival_id = $1 and status = 'ACTIVE' and balance_minor > 0
+           and online_minor > online_received_minor and id > $2
          order by id limit $3",
     )
     .bind(festival)
@@ -165,6 +164,7 @@ pub struct Parked {
     pub reversal_id: String,
     pub payment_id: Uuid,
     pub amount_minor: i64,
+    pub parked_at: DateTime<Utc>,
 }
 
 pub async fn park(
@@ -191,7 +191,7 @@ pub async fn park(
 
 pub async fn parked(conn: &mut PgConnection, festival: Uuid) -> Result<Vec<Parked>, sqlx::Error> {
     sqlx::query_as(
-        "select reversal_id, payment_id, amount_minor from parked_reversals where festival_id = $1
+        "select reversal_id, payment_id, amount_minor, parked_at from parked_reversals where festival_id = $1
          order by parked_at, reversal_id",
     )
     .bind(festival)
@@ -205,12 +205,12 @@ pub async fn unpark(conn: &mut PgConnection, reversal: &str) -> Result<bool, sql
     Ok(done.rows_affected() == 1)
 }
 
-/// The festival's refunds payments took (sent or confirmed), to ask payments whether the
-/// provider failed any since.
+/// The festival's refunds payments took (sent or confirmed), those asked about longest
+/// ago first, to ask payments whether the provider failed any since.
 pub async fn answered(conn: &mut PgConnection, festival: Uuid, limit: i64) -> Result<Vec<CardRefundRow>, sqlx::Error> {
     sqlx::query_as(AssertSqlSafe(format!(
         "select {COLUMNS} from card_refunds where festival_id = $1 and status in ('SENT', 'CONFIRMED')
-         order by booked_at, id limit $2"
+         order by checked_at nulls first, booked_at, id limit $2"
     )))
     .bind(festival)
     .bind(limit)
@@ -249,4 +249,42 @@ pub async fn totals(conn: &mut PgConnection, festival: Uuid) -> Result<Vec<(Stri
     .bind(festival)
     .fetch_all(conn)
     .await
+}
+
+/// Payments was asked about these refunds now.
+pub async fn checked(conn: &mut PgConnection, ids: &[Uuid], at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query("update card_refunds set checked_at = $2 where id = any($1)").bind(ids).bind(at).execute(conn).await?;
+    Ok(())
+}
+
+/// Ours under any status, by payments' refund id: its status and when it last changed.
+pub async fn status_of(
+    conn: &mut PgConnection,
+    refund_id: &str,
+) -> Result<Option<(String, DateTime<Utc>)>, sqlx::Error> {
+    sqlx::query_as("select status, updated_at from card_refunds where refund_id = $1")
+        .bind(refund_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Parked refunds still waiting for a run.
+pub async fn parked_count(conn: &mut PgConnection, festival: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select count(*) from parked_reversals where festival_id = $1")
+        .bind(festival)
+        .fetch_one(conn)
+        .await
+}
+
+/// Serialises a festival's reversals with its close-out run (which holds the same lock
+/// for its whole run, taken with `pg_try_advisory_xact_lock`): a refund or dispute heard
+/// meanwhile waits for the run, so the two never interleave.
+pub async fn serialise(conn: &mut PgConnection, festival: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))").bind(lock_key(festival)).execute(conn).await?;
+    Ok(())
+}
+
+/// The advisory lock's key for a festival's close-out refunds.
+pub fn lock_key(festival: Uuid) -> String {
+    format!("cashless.card-refunds:{festival}")
 }

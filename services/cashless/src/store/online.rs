@@ -18,6 +18,8 @@ pub struct OnlineTopUp {
     pub status: TopUpStatus,
     pub amount_minor: i64,
     pub reversed_minor: i64,
+    /// Left out of reversals because a refund to the card was under way.
+    pub capped_minor: i64,
 }
 
 /// The first word heard of a payment.
@@ -54,7 +56,7 @@ pub async fn claim(conn: &mut PgConnection, h: &Heard) -> Result<bool, sqlx::Err
 /// The top-up, locked until the caller's transaction ends.
 pub async fn lock(conn: &mut PgConnection, payment: Uuid) -> Result<Option<OnlineTopUp>, sqlx::Error> {
     sqlx::query_as(
-        "select payment_id, wallet_id, status, amount_minor, reversed_minor from online_top_ups
+        "select payment_id, wallet_id, status, amount_minor, reversed_minor, capped_minor from online_top_ups
          where payment_id = $1 for update",
     )
     .bind(payment)
@@ -101,6 +103,15 @@ pub async fn reversed(
     .bind(at)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+pub async fn add_capped(conn: &mut PgConnection, payment: Uuid, change: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("update online_top_ups set capped_minor = greatest(capped_minor + $2, 0) where payment_id = $1")
+        .bind(payment)
+        .bind(change)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

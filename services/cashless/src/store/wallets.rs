@@ -30,12 +30,22 @@ pub struct WalletRow {
     /// Non-refundable credit (promotional, staff drinks), outside the balance: spent first
     /// by connected terminals' charges, never paid out.
     pub credit_minor: i64,
+    /// Money loaded online that came in from other wallets (never decreases): none of
+    /// it goes back to this holder's card.
+    pub online_received_minor: i64,
 }
 
 impl WalletRow {
     /// What of the balance is money loaded online: it is spent last.
     pub fn online_held(&self) -> i64 {
         self.online_minor.clamp(0, self.balance_minor.max(0))
+    }
+
+    /// What of [`WalletRow::online_held`] may go back to the holder's own cards: less all
+    /// it ever received from other wallets' cards (it may have been spent; it is still
+    /// not this holder's to get back).
+    pub fn own_online_held(&self) -> i64 {
+        (self.online_held() - self.online_received_minor).max(0)
     }
 }
 
@@ -56,7 +66,7 @@ pub struct BandRow {
 }
 
 const WALLET: &str = "select id, festival_id, user_id, status, currency, balance_minor, spent_day, spent_today_minor,
-    created_at, online_minor, credit_minor from wallets";
+    created_at, online_minor, credit_minor, online_received_minor from wallets";
 const BAND: &str =
     "select festival_id, uid, wallet_id, status, bound_at, bound_by, blocked_at, blocked_by, block_reason,
     birth_date from wristbands";

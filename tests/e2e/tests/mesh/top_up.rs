@@ -498,7 +498,7 @@ async fn online_money_moved_in_from_another_wallet_goes_to_no_card() {
     let (friend, friends) = m.fan_wallet().await;
     // The friend's card loads 1,500 and the friend passes it on; the fan's own card 500.
     m.loaded(&friend, &friends, 1_500).await;
-    m.loaded(&fan, &wallet, 500).await;
+    let own = m.loaded(&fan, &wallet, 500).await;
     let transfer = cl::TransferRequest {
         wallet_id: friends.id.clone(),
         to_wallet_id: wallet.id.clone(),
@@ -514,10 +514,86 @@ async fn online_money_moved_in_from_another_wallet_goes_to_no_card() {
         .await
         .expect("run")
         .into_inner();
-    // Were the fan's 2,000 of online money paid to the fan's card, 1,500 of it would be
-    // the friend's card's money on the fan's card (a stolen card's, perhaps): none is.
-    assert_eq!(done, cl::CardRefundRun::default(), "{done:?}");
-    assert_eq!(m.wallet(&fan, &wallet.id).await.balance_minor, 2_000, "it stays, to be donated or settled");
+    // Only the fan's own 500 goes to the fan's card: the 1,500 the friend's card loaded
+    // (a stolen card's, perhaps) is not the fan's to get back on their card.
+    assert_eq!((done.wallets, done.booked_refunds, done.booked_minor, done.sent), (1, 1, 500, 1), "{done:?}");
+    assert_eq!(m.wallet(&fan, &wallet.id).await.balance_minor, 1_500, "the rest stays, to be donated or settled");
+    let refunded = eventually(Duration::from_secs(15), || async { m.payment(&own).await.refunded_minor == 500 }).await;
+    assert!(refunded, "the fan's own top-up was not refunded");
+    m.cashless.stop().await;
+    m.payments.stop().await;
+}
+
+#[tokio::test]
+async fn a_dispute_heard_while_a_card_refund_was_under_way_is_taken_when_that_refund_fails() {
+    let m = mesh().await;
+    let (fan, wallet) = m.fan_wallet().await;
+    let payment = m.loaded(&fan, &wallet, 2_000).await;
+    festival_over(&m).await;
+    let mut c = m.cashless();
+    let run = || authed(cl::RefundCardTopUpsRequest { festival_id: m.festival.to_string() }, &m.organizer);
+    // The refund is booked (out of the wallet) but payments cannot be reached yet.
+    m.link.cut();
+    let first = c.refund_card_top_ups(run()).await.expect("run").into_inner();
+    assert_eq!((first.booked_minor, first.pending), (2_000, 1), "{first:?}");
+    // Meanwhile the cardholder disputes the top-up: it is on its way back already, so
+    // nothing more is taken now; what was left out is kept.
+    let intent: String = sqlx::query_scalar("select provider_intent_id from payments where id = $1")
+        .bind(Uuid::parse_str(&payment).expect("id"))
+        .fetch_one(&m.payments.pool)
+        .await
+        .expect("intent");
+    m.webhook(&m.stripe.dispute_event(&intent, 2_000)).await;
+    let capped = eventually(Duration::from_secs(15), || async {
+        sqlx::query_scalar::<_, i64>("select capped_minor from online_top_ups")
+            .fetch_one(&m.cashless.pool)
+            .await
+            .is_ok_and(|c| c == 2_000)
+    })
+    .await;
+    assert!(capped, "the dispute was not held back");
+    assert_eq!(m.wallet(&fan, &wallet.id).await.balance_minor, 0, "not taken twice");
+
+    // Payments is back: the refund is sent and confirmed; then the card's bank returns it.
+    m.link.restore().await;
+    let second = c.refund_card_top_ups(run()).await.expect("run").into_inner();
+    assert_eq!((second.sent, second.pending), (1, 0), "{second:?}");
+    let confirmed = eventually(Duration::from_secs(15), || async {
+        sqlx::query_scalar::<_, String>("select status from card_refunds")
+            .fetch_one(&m.cashless.pool)
+            .await
+            .is_ok_and(|s| s == "CONFIRMED")
+    })
+    .await;
+    assert!(confirmed, "the refund was never confirmed");
+    let refund = m.stripe.refunds().last().and_then(|r| r["id"].as_str().map(str::to_owned)).expect("a Stripe refund");
+    m.webhook(&m.stripe.fail_refund(&refund).expect("failed")).await;
+    let failed_at_payments = eventually(Duration::from_secs(15), || async {
+        sqlx::query_scalar::<_, String>("select status from refunds")
+            .fetch_one(&m.payments.pool)
+            .await
+            .is_ok_and(|s| s == "FAILED")
+    })
+    .await;
+    assert!(failed_at_payments, "payments never heard the refund failed");
+
+    // The next run books the refund back into the wallet, and the dispute takes it: the
+    // holder does not keep the disputed money, and no loss is booked.
+    let third = c.refund_card_top_ups(run()).await.expect("run").into_inner();
+    assert_eq!(third.refused, 1, "{third:?}");
+    assert_eq!(m.wallet(&fan, &wallet.id).await.balance_minor, 0);
+    let (reversed, capped, uncollected): (i64, i64, i64) =
+        sqlx::query_as("select reversed_minor, capped_minor, uncollected_minor from online_top_ups")
+            .fetch_one(&m.cashless.pool)
+            .await
+            .expect("top-up");
+    assert_eq!((reversed, capped, uncollected), (2_000, 0, 0));
+    let report = c
+        .verify_ledger(authed(cl::VerifyLedgerRequest { festival_id: m.festival.to_string() }, &m.organizer))
+        .await
+        .expect("verify")
+        .into_inner();
+    assert!(report.ok, "{report:?}");
     m.cashless.stop().await;
     m.payments.stop().await;
 }
