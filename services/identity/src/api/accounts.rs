@@ -11,11 +11,13 @@ use festival_platform::convert::timestamp;
 
 use super::convert::{to_membership, to_session_record, to_user};
 use super::{IdentityApi, hashing_refused, parse_email};
+use crate::domain::audit::{AuditAction, ip_prefix};
 use crate::domain::email::Email;
 use crate::domain::password::{self, PasswordRule};
 use crate::domain::profile::{self, Language};
 use crate::events;
 use crate::store;
+use crate::store::audit::AuditRow;
 
 impl IdentityApi {
     pub(super) async fn register(&self, req: pb::RegisterRequest) -> ApiResult<pb::RegisterResponse> {
@@ -137,6 +139,13 @@ impl IdentityApi {
             .await?;
         }
         events::publish(&mut tx, &pb::UserDeleted { user_id }).await?;
+        let entry = AuditRow {
+            actor_id: Some(caller.user_id),
+            subject_id: Some(caller.user_id),
+            ip_prefix: client.map(ip_prefix).unwrap_or_default(),
+            ..AuditRow::new(AuditAction::AccountDeleted, self.clock.now())
+        };
+        store::audit::record(&mut tx, &entry).await?;
         tx.commit().await?;
         tracing::info!(user_id = %caller.user_id, "account deleted");
         Ok(pb::DeleteMeResponse {})

@@ -19,8 +19,10 @@ use uuid::Uuid;
 
 use super::IdentityApi;
 use super::convert::to_device;
+use crate::domain::audit::AuditAction;
 use crate::domain::device;
 use crate::events;
+use crate::store::audit::AuditRow;
 use crate::store::{self, devices::DeviceStatus};
 
 /// Devices a festival may register (its list shows them all).
@@ -67,6 +69,13 @@ impl IdentityApi {
             },
         )
         .await?;
+        let entry = AuditRow {
+            actor_id: Some(caller.user_id),
+            festival_id: Some(festival_id),
+            detail: format!("device {}", row.id),
+            ..AuditRow::new(AuditAction::DeviceCreated, now)
+        };
+        store::audit::record(&mut conn, &entry).await?;
         Ok(pb::CreateDeviceResponse { device: Some(to_device(&row)), pairing_code: code })
     }
 
@@ -101,6 +110,13 @@ impl IdentityApi {
                 },
             )
             .await?;
+            let entry = AuditRow {
+                actor_id: Some(caller.user_id),
+                festival_id: Some(festival_id),
+                detail: format!("device {device_id}"),
+                ..AuditRow::new(AuditAction::DeviceRevoked, self.clock.now())
+            };
+            store::audit::record(&mut tx, &entry).await?;
         }
         tx.commit().await?;
         Ok(to_device(&row))
@@ -111,15 +127,19 @@ impl IdentityApi {
         let code = validate::required("pairing_code", &req.pairing_code, 64)?;
         let canonical = typed_code::normalize(code).ok_or_else(invalid_code)?;
         let public_key = parse_public_key(&req.public_key)?;
-        let row = store::devices::pair(
-            &mut *self.pool.acquire().await?,
-            &typed_code::hash(&canonical),
-            public_key.as_bytes(),
-            self.clock.now(),
-        )
-        .await?
-        .ok_or_else(invalid_code)?;
+        let mut tx = self.pool.begin().await?;
+        let now = self.clock.now();
+        let row = store::devices::pair(&mut tx, &typed_code::hash(&canonical), public_key.as_bytes(), now)
+            .await?
+            .ok_or_else(invalid_code)?;
         record_festival(row.festival_id);
+        let entry = AuditRow {
+            festival_id: Some(row.festival_id),
+            detail: format!("device {}", row.id),
+            ..AuditRow::new(AuditAction::DevicePaired, now)
+        };
+        store::audit::record(&mut tx, &entry).await?;
+        tx.commit().await?;
         Ok(to_device(&row))
     }
 

@@ -5,7 +5,10 @@ use festival_platform::{ApiError, ApiResult, codes, validate};
 use festival_proto::identity::v1 as pb;
 
 use super::IdentityApi;
+use crate::domain::audit::AuditAction;
 use crate::events;
+use crate::store;
+use crate::store::audit::AuditRow;
 
 impl IdentityApi {
     pub(super) async fn get_jwks(&self, _req: pb::GetJwksRequest) -> ApiResult<pb::Jwks> {
@@ -33,6 +36,12 @@ impl IdentityApi {
         caller.require_admin()?;
         let kid = self.keyring.rotate().await.map_err(ApiError::internal)?;
         self.verifier.refresh(true).await;
+        let entry = AuditRow {
+            actor_id: Some(caller.user_id),
+            detail: format!("new key {kid}"),
+            ..AuditRow::new(AuditAction::SigningKeyRotated, self.clock.now())
+        };
+        store::audit::record(&mut *self.pool.acquire().await?, &entry).await?;
         Ok(pb::RotateSigningKeyResponse { kid })
     }
 
@@ -56,6 +65,12 @@ impl IdentityApi {
             &pb::SigningKeyRevoked { kid: kid.into(), reason: reason.into(), revoked_by: caller.user_id.to_string() },
         )
         .await?;
+        let entry = AuditRow {
+            actor_id: Some(caller.user_id),
+            detail: format!("key {kid}: {reason}"),
+            ..AuditRow::new(AuditAction::SigningKeyRevoked, self.clock.now())
+        };
+        store::audit::record(&mut tx, &entry).await?;
         tx.commit().await?;
         // This replica at once; the others and every service on the event.
         self.keyring.forget_signer().await;

@@ -7,8 +7,10 @@ use uuid::Uuid;
 
 use super::IdentityApi;
 use super::convert::to_membership;
+use crate::domain::audit::AuditAction;
 use crate::events;
 use crate::store;
+use crate::store::audit::AuditRow;
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
@@ -37,6 +39,14 @@ impl IdentityApi {
                 },
             )
             .await?;
+            let entry = AuditRow {
+                actor_id: Some(caller.user_id),
+                subject_id: Some(user_id),
+                festival_id: Some(festival_id),
+                detail: pb::Role::from(role).as_str_name().to_owned(),
+                ..AuditRow::new(AuditAction::RoleGranted, self.clock.now())
+            };
+            store::audit::record(&mut tx, &entry).await?;
         }
         tx.commit().await?;
         Ok(to_membership(&row))
@@ -63,6 +73,14 @@ impl IdentityApi {
             },
         )
         .await?;
+        let entry = AuditRow {
+            actor_id: Some(caller.user_id),
+            subject_id: Some(user_id),
+            festival_id: Some(festival_id),
+            detail: pb::Role::from(role).as_str_name().to_owned(),
+            ..AuditRow::new(AuditAction::RoleRevoked, self.clock.now())
+        };
+        store::audit::record(&mut tx, &entry).await?;
         tx.commit().await?;
         Ok(pb::RevokeMembershipResponse {})
     }

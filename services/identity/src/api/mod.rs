@@ -5,6 +5,7 @@
 //! holds what they share and the tonic binding, [`convert`] the proto mapping.
 
 mod accounts;
+mod audit;
 mod convert;
 mod devices;
 mod keys;
@@ -181,5 +182,6 @@ festival_platform::bind_rpcs! {
         auth revoke_device(pb::RevokeDeviceRequest) -> pb::Device;
         public pair_device(pb::PairDeviceRequest) -> pb::Device;
         public issue_device_token(pb::IssueDeviceTokenRequest) -> pb::DeviceToken;
+        auth list_audit_entries(pb::ListAuditEntriesRequest) -> pb::ListAuditEntriesResponse;
     }
 }

@@ -8,10 +8,12 @@ use festival_proto::identity::v1 as pb;
 use uuid::Uuid;
 
 use super::{IdentityApi, hashing_refused, parse_email};
+use crate::domain::audit::{AuditAction, ip_prefix};
 use crate::domain::password;
 use crate::domain::session::{self, RefreshDecision, RefreshState};
 use crate::events;
 use crate::store;
+use crate::store::audit::AuditRow;
 
 const MAX_TOKEN_LEN: usize = 512;
 
@@ -28,7 +30,16 @@ impl IdentityApi {
         let ok = self.hasher.verify(req.password.clone(), stored).await.map_err(hashing_refused)?;
         let user = match (ok, user) {
             (true, Some(user)) => user,
-            _ => return Err(ApiError::new(codes::INVALID_CREDENTIALS)),
+            (_, known) => {
+                // Whose account was tried, if it exists; never the email typed.
+                let entry = AuditRow {
+                    subject_id: known.map(|u| u.id),
+                    ip_prefix: client.map(ip_prefix).unwrap_or_default(),
+                    ..AuditRow::new(AuditAction::SignInFailed, self.clock.now())
+                };
+                store::audit::record(&mut *self.pool.acquire().await?, &entry).await?;
+                return Err(ApiError::new(codes::INVALID_CREDENTIALS));
+            }
         };
         self.guard.succeeded(&attempt).await;
         // The only moment the password is at hand: upgrade a hash made at an older cost.
@@ -47,6 +58,14 @@ impl IdentityApi {
         let started_at = self.clock.now();
         store::sessions::create(&mut tx, session_id, user.id, started_at).await?;
         let pair = self.issue_tokens(&mut tx, &user, session_id, started_at).await?;
+        let entry = AuditRow {
+            actor_id: Some(user.id),
+            subject_id: Some(user.id),
+            ip_prefix: client.map(ip_prefix).unwrap_or_default(),
+            detail: format!("session {session_id}"),
+            ..AuditRow::new(AuditAction::SignIn, started_at)
+        };
+        store::audit::record(&mut tx, &entry).await?;
         tx.commit().await?;
         if rehashed.is_some() {
             tracing::info!(user_id = %user.id, "password hash upgraded to the configured cost");
@@ -125,6 +144,13 @@ impl IdentityApi {
             )
             .await?;
         }
+        let entry = AuditRow {
+            actor_id: Some(caller.user_id),
+            subject_id: Some(caller.user_id),
+            detail: format!("{} sessions", ended.len()),
+            ..AuditRow::new(AuditAction::SignOutEverywhere, self.clock.now())
+        };
+        store::audit::record(&mut tx, &entry).await?;
         tx.commit().await?;
         Ok(pb::LogoutAllResponse { sessions_revoked: ended.len() as i32 })
     }

@@ -1,6 +1,7 @@
 //! Identity's rules, free of I/O: what a valid email, password and profile are, which
 //! roles can be granted, how sessions and keys age.
 
+pub mod audit;
 pub mod device;
 pub use festival_platform::email;
 pub mod password;

@@ -1,6 +1,7 @@
 //! Identity's SQL, one module per aggregate. Functions take a connection (or a
 //! transaction); the RPC handler owns begin/commit.
 
+pub mod audit;
 pub mod devices;
 pub mod keys;
 pub mod memberships;

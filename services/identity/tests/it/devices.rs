@@ -9,24 +9,6 @@ use uuid::Uuid;
 
 use crate::helpers::*;
 
-/// An organiser of a new festival: (festival, organiser's access token).
-async fn organiser(app: &App, c: &mut Client) -> (Uuid, String) {
-    let admin = signed_in_admin(app, c).await;
-    let (user, tokens) = signed_in(c).await;
-    let festival = Uuid::now_v7();
-    c.grant_membership(authed(
-        pb::GrantMembershipRequest {
-            festival_id: festival.to_string(),
-            user_id: user.id,
-            role: pb::Role::Organizer as i32,
-        },
-        &admin.access_token,
-    ))
-    .await
-    .expect("grant");
-    (festival, tokens.access_token)
-}
-
 fn create(festival: Uuid, level: pb::DeviceLevel) -> pb::CreateDeviceRequest {
     pb::CreateDeviceRequest {
         festival_id: festival.to_string(),

@@ -71,3 +71,21 @@ pub async fn count(app: &App, table: &str) -> i64 {
     };
     sqlx::query_scalar(sql).fetch_one(&app.pool).await.expect("count")
 }
+
+/// An organiser of a new festival: (festival, organiser's access token).
+pub async fn organiser(app: &App, c: &mut Client) -> (uuid::Uuid, String) {
+    let admin = signed_in_admin(app, c).await;
+    let (user, tokens) = signed_in(c).await;
+    let festival = uuid::Uuid::now_v7();
+    c.grant_membership(authed(
+        pb::GrantMembershipRequest {
+            festival_id: festival.to_string(),
+            user_id: user.id,
+            role: pb::Role::Organizer as i32,
+        },
+        &admin.access_token,
+    ))
+    .await
+    .expect("grant");
+    (festival, tokens.access_token)
+}

@@ -1,5 +1,6 @@
 //! Identity against real PostgreSQL and NATS: one binary, one module per area.
 
+mod audit;
 mod auth_flow;
 mod bad_input;
 mod devices;
