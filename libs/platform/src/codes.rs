@@ -59,6 +59,12 @@ catalogue! {
     DEVICE_PAIRING_INVALID = ("ERR_2009", Unauthenticated, 401, "Invalid or expired pairing code");
     DEVICE_REVOKED = ("ERR_2010", Unauthenticated, 401, "Device revoked");
     DEVICE_PROOF_INVALID = ("ERR_2011", Unauthenticated, 401, "Invalid device signature");
+    /// A staff role at a festival that requires a second factor, from a session without one.
+    MFA_REQUIRED = ("ERR_2012", PermissionDenied, 403, "This festival requires signing in with a second factor");
+    MFA_CODE_INVALID = ("ERR_2013", Unauthenticated, 401, "Invalid or already used code");
+    MFA_CHALLENGE_INVALID = ("ERR_2014", Unauthenticated, 401, "Invalid or expired sign-in challenge, sign in again");
+    MFA_ALREADY_ENABLED = ("ERR_2015", FailedPrecondition, 409, "A second factor is already set up");
+    MFA_NOT_ENABLED = ("ERR_2016", FailedPrecondition, 409, "No second factor is set up");
 
     // 3xxx authorization
     INSUFFICIENT_PERMISSIONS = ("ERR_3001", PermissionDenied, 403, "Insufficient permissions");

@@ -42,6 +42,7 @@ pub mod metrics;
 pub mod nfc;
 pub mod page_token;
 pub mod payments;
+pub mod qr;
 pub mod redis;
 pub mod rpc;
 pub mod sealing;

@@ -53,7 +53,8 @@ fn claims(offset_exp: i64, offset_nbf: i64, token_use: &str) -> serde_json::Valu
         sid: Uuid::now_v7(),
         token_use: token_use.into(),
         role: Role::User,
-        mem: vec![MembershipClaim { fid: Uuid::from_u128(1), role: Role::Cashier }],
+        mem: vec![MembershipClaim::new(Uuid::from_u128(1), Role::Cashier)],
+        amr: vec![],
     })
     .expect("claims")
 }

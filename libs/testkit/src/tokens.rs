@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use festival_platform::auth::{
-    ACCESS_TOKEN_USE, AccessClaims, DEVICE_TOKEN_USE, DeviceClaims, DeviceLevel, MembershipClaim, Role,
+    ACCESS_TOKEN_USE, AMR_MFA, AccessClaims, DEVICE_TOKEN_USE, DeviceClaims, DeviceLevel, MembershipClaim, Role,
 };
 use festival_platform::config::AuthConfig;
 use festival_proto::identity::v1 as pb;
@@ -85,6 +85,16 @@ impl TestIssuer {
 
     /// A token that expires `ttl` from now (negative: already expired).
     pub fn token_valid_for(&self, grant: &Grant, ttl: chrono::TimeDelta) -> String {
+        self.mint(grant, ttl, false, &[])
+    }
+
+    /// A token as identity mints it when the festivals in `requiring` require a second
+    /// factor of their staff: `mfa` says whether the session was started with one.
+    pub fn token_with_mfa(&self, grant: &Grant, mfa: bool, requiring: &[Uuid]) -> String {
+        self.mint(grant, chrono::TimeDelta::minutes(15), mfa, requiring)
+    }
+
+    fn mint(&self, grant: &Grant, ttl: chrono::TimeDelta, mfa: bool, requiring: &[Uuid]) -> String {
         let now = chrono::Utc::now();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -97,7 +107,12 @@ impl TestIssuer {
             sid: Uuid::now_v7(),
             token_use: ACCESS_TOKEN_USE.into(),
             role: grant.role,
-            mem: grant.memberships.iter().map(|&(fid, role)| MembershipClaim { fid, role }).collect(),
+            mem: grant
+                .memberships
+                .iter()
+                .map(|&(fid, role)| MembershipClaim { fid, role, mfa: requiring.contains(&fid) })
+                .collect(),
+            amr: if mfa { vec!["pwd".into(), "otp".into(), AMR_MFA.into()] } else { vec!["pwd".into()] },
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.to_string());

@@ -16,6 +16,16 @@ pub struct Config {
     pub keys: KeyConfig,
     pub password: PasswordConfig,
     pub login_throttle: LoginThrottleConfig,
+    pub mfa: MfaConfig,
+}
+
+/// The second factor (TOTP).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MfaConfig {
+    /// The name an authenticator app shows beside the account (the festival platform's).
+    pub issuer: String,
+    /// How long a sign-in waits for its second factor, in seconds (5 minutes).
+    pub challenge_ttl_secs: i64,
 }
 
 /// Failed sign-ins, counted in Redis (see `festival_platform::throttle`).
@@ -95,6 +105,7 @@ impl Default for Config {
                 known_address: Policy { free_attempts: 5, first_lock_secs: 2, max_lock_secs: 900, window_secs: 3600 },
                 known_address_days: 30,
             },
+            mfa: MfaConfig { issuer: "Festival".into(), challenge_ttl_secs: 300 },
         }
     }
 }
@@ -136,6 +147,12 @@ impl ServiceConfig for Config {
         }
         if self.tokens.session_max_secs < self.tokens.access_ttl_secs {
             return Err(invalid("tokens.session_max_secs", "must be at least the access-token lifetime"));
+        }
+        if self.mfa.issuer.trim().is_empty() || self.mfa.issuer.contains(':') || self.mfa.issuer.len() > 64 {
+            return Err(invalid("mfa.issuer", "must be 1 to 64 characters, without ':'"));
+        }
+        if !(30..=1800).contains(&self.mfa.challenge_ttl_secs) {
+            return Err(invalid("mfa.challenge_ttl_secs", "must be between 30 and 1800"));
         }
         if self.common.is_production() && (self.password.memory_kib < 19 * 1024 || self.password.iterations < 2) {
             return Err(invalid("password.memory_kib", "is below OWASP's argon2id minimum (19456 KiB, 2 iterations)"));

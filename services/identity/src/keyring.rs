@@ -39,6 +39,11 @@ impl Keyring {
         }
     }
 
+    /// What seals secrets at rest (signing keys here, TOTP secrets in the MFA store).
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
     /// Creates the first key if there is none.
     pub async fn ensure_active(&self) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;

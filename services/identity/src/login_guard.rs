@@ -81,6 +81,25 @@ impl LoginGuard {
         }
     }
 
+    /// Second-factor codes tried on `user`'s account, from anywhere: only a right code
+    /// gives these back, never a right password (a guesser holding the password would
+    /// otherwise win fresh guesses with every sign-in). Counted before the code is
+    /// checked; ERR_2008 with when to retry once locked.
+    pub async fn admit_code(&self, user: Uuid) -> ApiResult<Subject> {
+        let subject = Subject::new("mfa", user.to_string(), self.config.account);
+        match self.throttle.attempt(std::slice::from_ref(&subject), &[]).await {
+            Verdict::Open => Ok(subject),
+            Verdict::Locked { retry_after_secs } => Err(ApiError::new(codes::TOO_MANY_FAILED_ATTEMPTS)
+                .with_message(format!("Too many wrong codes; retry in {retry_after_secs} s"))
+                .with_metadata("retry_after_secs", retry_after_secs.to_string())),
+        }
+    }
+
+    /// A right code: the account's code count starts again.
+    pub async fn code_succeeded(&self, subject: &Subject) {
+        self.throttle.forget(subject).await;
+    }
+
     /// The password was right. An owner signing in from a known address lifts no lock
     /// on a guesser elsewhere: the account's count only gets this attempt back.
     pub async fn succeeded(&self, attempt: &Attempt) {

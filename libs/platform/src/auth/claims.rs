@@ -95,7 +95,24 @@ pub struct MembershipClaim {
     /// Festival id.
     pub fid: Uuid,
     pub role: Role,
+    /// The festival requires its staff to sign in with a second factor: the role holds
+    /// only in a token whose session did (see [`AccessClaims::amr`]).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub mfa: bool,
 }
+
+impl MembershipClaim {
+    pub fn new(fid: Uuid, role: Role) -> Self {
+        Self { fid, role, mfa: false }
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The `amr` value (RFC 8176) of a session started with a second factor.
+pub const AMR_MFA: &str = "mfa";
 
 /// The payload of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +134,10 @@ pub struct AccessClaims {
     /// Festival memberships at minting time.
     #[serde(default)]
     pub mem: Vec<MembershipClaim>,
+    /// How the session was authenticated (RFC 8176): `pwd`, plus `otp` and [`AMR_MFA`]
+    /// when a second factor was given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
 }
 
 /// What a paired device may do at its gate: stewards scan, supervisors also check in by

@@ -8,6 +8,8 @@ mod principal;
 pub mod revocations;
 mod verifier;
 
-pub use claims::{ACCESS_TOKEN_USE, AccessClaims, DEVICE_TOKEN_USE, DeviceClaims, DeviceLevel, MembershipClaim, Role};
+pub use claims::{
+    ACCESS_TOKEN_USE, AMR_MFA, AccessClaims, DEVICE_TOKEN_USE, DeviceClaims, DeviceLevel, MembershipClaim, Role,
+};
 pub use principal::{Device, GateCaller, Principal};
 pub use verifier::{IdentityKeySource, KeySource, PublicKey, Verifier, bearer_token};

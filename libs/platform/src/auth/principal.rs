@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::claims::{AccessClaims, DeviceClaims, DeviceLevel, MembershipClaim, Role};
+use super::claims::{AMR_MFA, AccessClaims, DeviceClaims, DeviceLevel, MembershipClaim, Role};
 use crate::codes;
 use crate::error::{ApiError, ApiResult};
 
@@ -13,11 +13,14 @@ pub struct Principal {
     pub session_id: Uuid,
     pub role: Role,
     pub memberships: Vec<MembershipClaim>,
+    /// The session was started with a second factor.
+    pub mfa: bool,
 }
 
 impl From<AccessClaims> for Principal {
     fn from(c: AccessClaims) -> Self {
-        Self { user_id: c.sub, session_id: c.sid, role: c.role, memberships: c.mem }
+        let mfa = c.amr.iter().any(|m| m == AMR_MFA);
+        Self { user_id: c.sub, session_id: c.sid, role: c.role, memberships: c.mem, mfa }
     }
 }
 
@@ -27,13 +30,19 @@ impl Principal {
     }
 
     /// True when the caller holds `role` at `festival`. ADMINs hold every role everywhere;
-    /// a festival's ORGANIZER holds every festival role there.
+    /// a festival's ORGANIZER holds every festival role there. At a festival that requires
+    /// a second factor of its staff, a role holds only when the session was started with
+    /// one.
     pub fn has(&self, festival: Uuid, role: Role) -> bool {
-        self.is_admin()
-            || self.memberships.iter().any(|m| m.fid == festival && (m.role == role || m.role == Role::Organizer))
+        self.is_admin() || self.memberships_granting(festival, role).any(|m| !m.mfa || self.mfa)
     }
 
-    /// Fails with ERR_3002 (no role at all at that festival) or ERR_3001 (not this role).
+    fn memberships_granting(&self, festival: Uuid, role: Role) -> impl Iterator<Item = &MembershipClaim> {
+        self.memberships.iter().filter(move |m| m.fid == festival && (m.role == role || m.role == Role::Organizer))
+    }
+
+    /// Fails with ERR_3002 (no role at all at that festival), ERR_3001 (not this role) or
+    /// ERR_2012 (the role, but the festival requires a second factor the session lacks).
     pub fn require(&self, festival: Uuid, role: Role) -> ApiResult<()> {
         self.require_any(festival, &[role])
     }
@@ -42,6 +51,9 @@ impl Principal {
     pub fn require_any(&self, festival: Uuid, roles: &[Role]) -> ApiResult<()> {
         if roles.iter().any(|r| self.has(festival, *r)) {
             return Ok(());
+        }
+        if roles.iter().any(|r| self.memberships_granting(festival, *r).next().is_some()) {
+            return Err(ApiError::new(codes::MFA_REQUIRED));
         }
         if self.memberships.iter().any(|m| m.fid == festival) {
             Err(ApiError::new(codes::INSUFFICIENT_PERMISSIONS))
@@ -134,8 +146,23 @@ mod tests {
             user_id: Uuid::nil(),
             session_id: Uuid::nil(),
             role,
-            memberships: memberships.iter().map(|&(fid, role)| MembershipClaim { fid, role }).collect(),
+            memberships: memberships.iter().map(|&(fid, role)| MembershipClaim::new(fid, role)).collect(),
+            mfa: false,
         }
+    }
+
+    #[test]
+    fn a_festival_requiring_mfa_refuses_its_staff_without_it_and_only_there() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut cashier = caller(Role::User, &[(a, Role::Cashier), (b, Role::Cashier)]);
+        cashier.memberships[0].mfa = true;
+        assert_eq!(cashier.require(a, Role::Cashier).unwrap_err().code, codes::MFA_REQUIRED);
+        assert!(!cashier.has(a, Role::Cashier));
+        assert!(cashier.require(b, Role::Cashier).is_ok(), "festival B does not require it");
+        assert_eq!(cashier.require(a, Role::Organizer).unwrap_err().code, codes::INSUFFICIENT_PERMISSIONS);
+        cashier.mfa = true;
+        assert!(cashier.require(a, Role::Cashier).is_ok());
+        assert!(cashier.has(a, Role::Cashier));
     }
 
     #[test]

@@ -115,6 +115,7 @@ impl IdentityApi {
         let user_id = caller.user_id.to_string();
         let ended = store::sessions::revoke_all(&mut tx, caller.user_id, "account_deleted").await?;
         store::sessions::delete_refresh_tokens_of_user(&mut tx, caller.user_id).await?;
+        store::mfa::remove(&mut tx, caller.user_id).await?;
         for session_id in ended {
             events::publish(
                 &mut tx,

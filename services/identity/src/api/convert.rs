@@ -7,8 +7,12 @@ use festival_proto::identity::v1 as pb;
 use crate::domain::profile::Language;
 use crate::store::{memberships::MembershipRow, sessions::SessionRow, users::UserRow};
 
-pub(super) fn membership_claims(rows: &[MembershipRow]) -> Vec<MembershipClaim> {
-    rows.iter().map(|m| MembershipClaim { fid: m.festival_id, role: m.role }).collect()
+/// The memberships a token carries, each marked when its festival requires a second
+/// factor of its staff.
+pub(super) fn membership_claims(rows: &[MembershipRow], requiring_mfa: &[uuid::Uuid]) -> Vec<MembershipClaim> {
+    rows.iter()
+        .map(|m| MembershipClaim { fid: m.festival_id, role: m.role, mfa: requiring_mfa.contains(&m.festival_id) })
+        .collect()
 }
 
 pub(super) fn to_membership(m: &MembershipRow) -> pb::Membership {

@@ -1,7 +1,7 @@
 //! The gRPC surface: decode and validate, authorize, call the domain and the store,
 //! encode. Every write and its event commit together.
 //!
-//! One module per area ([`accounts`], [`sessions`], [`memberships`], [`keys`], [`devices`]); this one
+//! One module per area ([`accounts`], [`sessions`], [`mfa`], [`memberships`], [`keys`], [`devices`]); this one
 //! holds what they share and the tonic binding, [`convert`] the proto mapping.
 
 mod accounts;
@@ -10,12 +10,13 @@ mod convert;
 mod devices;
 mod keys;
 mod memberships;
+mod mfa;
 mod sessions;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use festival_platform::auth::{ACCESS_TOKEN_USE, AccessClaims, Principal, Verifier};
+use festival_platform::auth::{ACCESS_TOKEN_USE, AMR_MFA, AccessClaims, Principal, Verifier};
 use festival_platform::clock::Clock;
 use festival_platform::convert::timestamp;
 use festival_platform::rpc::Authenticate;
@@ -59,13 +60,15 @@ impl IdentityApi {
     }
 
     /// Starts a session (or continues one) with a new refresh token and an access token.
-    /// The refresh token never outlives the session's absolute end.
+    /// The refresh token never outlives the session's absolute end. `mfa`: the session
+    /// was started with a second factor (the token's `amr` says so).
     pub(super) async fn issue_tokens(
         &self,
         conn: &mut PgConnection,
         user: &UserRow,
         session_id: Uuid,
         session_started_at: DateTime<Utc>,
+        mfa: bool,
     ) -> ApiResult<pb::TokenPair> {
         let now = self.clock.now();
         let refresh_token = session::new_refresh_token();
@@ -77,6 +80,7 @@ impl IdentityApi {
         store::sessions::add_refresh_token(conn, session_id, &session::hash_refresh_token(&refresh_token), refresh_exp)
             .await?;
         let memberships = store::memberships::of_user(conn, user.id).await?;
+        let requiring_mfa = store::mfa::festivals_requiring_mfa(conn, user.id).await?;
         let access_exp = now + Duration::seconds(self.config.tokens.access_ttl_secs);
         let claims = AccessClaims {
             iss: self.config.common.auth.issuer.clone(),
@@ -89,7 +93,8 @@ impl IdentityApi {
             sid: session_id,
             token_use: ACCESS_TOKEN_USE.into(),
             role: user.role,
-            mem: membership_claims(&memberships),
+            mem: membership_claims(&memberships, &requiring_mfa),
+            amr: if mfa { vec!["pwd".into(), "otp".into(), AMR_MFA.into()] } else { vec!["pwd".into()] },
         };
         let signer = self.keyring.signer().await.map_err(ApiError::internal)?;
         let access_token = signer.sign(&claims).map_err(ApiError::internal)?;
@@ -100,6 +105,8 @@ impl IdentityApi {
             refresh_token_expire_time: Some(timestamp(refresh_exp)),
             token_type: "Bearer".into(),
             user: Some(to_user(user, &memberships)),
+            mfa_challenge: String::new(),
+            mfa_challenge_expire_time: None,
         })
     }
 
@@ -136,17 +143,19 @@ impl Authenticate for IdentityApi {
     async fn caller<T: Send + Sync>(&self, request: &Request<T>) -> ApiResult<Principal> {
         let principal = self.verifier.authenticate(request).await?;
         let mut conn = self.pool.acquire().await?;
-        if !store::sessions::is_live(&mut conn, principal.session_id).await? {
+        let Some(mfa) = store::sessions::live_mfa(&mut conn, principal.session_id).await? else {
             return Err(ApiError::new(codes::SESSION_REVOKED));
-        }
+        };
         let user =
             store::users::find(&mut conn, principal.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
         let memberships = store::memberships::of_user(&mut conn, user.id).await?;
+        let requiring_mfa = store::mfa::festivals_requiring_mfa(&mut conn, user.id).await?;
         Ok(Principal {
             user_id: user.id,
             session_id: principal.session_id,
             role: user.role,
-            memberships: membership_claims(&memberships),
+            memberships: membership_claims(&memberships, &requiring_mfa),
+            mfa,
         })
     }
 }
@@ -164,6 +173,7 @@ festival_platform::bind_rpcs! {
     IdentityApi => pb::identity_service_server::IdentityService {
         public register(pb::RegisterRequest) -> pb::RegisterResponse;
         public_addr login(pb::LoginRequest) -> pb::TokenPair;
+        public_addr verify_mfa(pb::VerifyMfaRequest) -> pb::TokenPair;
         public refresh(pb::RefreshRequest) -> pb::TokenPair;
         public logout(pb::LogoutRequest) -> pb::LogoutResponse;
         auth logout_all(pb::LogoutAllRequest) -> pb::LogoutAllResponse;
@@ -183,5 +193,10 @@ festival_platform::bind_rpcs! {
         public pair_device(pb::PairDeviceRequest) -> pb::Device;
         public issue_device_token(pb::IssueDeviceTokenRequest) -> pb::DeviceToken;
         auth list_audit_entries(pb::ListAuditEntriesRequest) -> pb::ListAuditEntriesResponse;
+        auth enrol_mfa(pb::EnrolMfaRequest) -> pb::MfaEnrolment;
+        auth confirm_mfa(pb::ConfirmMfaRequest) -> pb::MfaRecoveryCodes;
+        auth_addr disable_mfa(pb::DisableMfaRequest) -> pb::DisableMfaResponse;
+        auth get_security_policy(pb::GetSecurityPolicyRequest) -> pb::SecurityPolicy;
+        auth set_security_policy(pb::SetSecurityPolicyRequest) -> pb::SecurityPolicy;
     }
 }

@@ -54,10 +54,16 @@ impl IdentityApi {
         if let Some(hash) = &rehashed {
             store::users::set_password_hash(&mut tx, user.id, hash).await?;
         }
+        if store::mfa::is_enabled(&mut tx, user.id).await? {
+            // No tokens yet: the second factor completes the sign-in (VerifyMfa).
+            let pair = self.mfa_challenge(&mut tx, &user).await?;
+            tx.commit().await?;
+            return Ok(pair);
+        }
         let session_id = Uuid::now_v7();
         let started_at = self.clock.now();
-        store::sessions::create(&mut tx, session_id, user.id, started_at).await?;
-        let pair = self.issue_tokens(&mut tx, &user, session_id, started_at).await?;
+        store::sessions::create(&mut tx, session_id, user.id, started_at, false).await?;
+        let pair = self.issue_tokens(&mut tx, &user, session_id, started_at, false).await?;
         let entry = AuditRow {
             actor_id: Some(user.id),
             subject_id: Some(user.id),
@@ -108,7 +114,9 @@ impl IdentityApi {
                 #[cfg(feature = "race-hooks")]
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 store::sessions::mark_used(&mut tx, &hash).await?;
-                let pair = self.issue_tokens(&mut tx, &user, found.session_id, found.session_started_at).await?;
+                let pair = self
+                    .issue_tokens(&mut tx, &user, found.session_id, found.session_started_at, found.session_mfa)
+                    .await?;
                 tx.commit().await?;
                 Ok(pair)
             }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod device;
+pub mod mfa;
 pub use festival_platform::email;
 pub mod password;
 pub mod profile;

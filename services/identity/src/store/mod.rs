@@ -5,5 +5,6 @@ pub mod audit;
 pub mod devices;
 pub mod keys;
 pub mod memberships;
+pub mod mfa;
 pub mod sessions;
 pub mod users;

@@ -2,17 +2,20 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// Starts a session at `started_at` (the service's clock: its absolute end follows it).
+/// Starts a session at `started_at` (the service's clock: its absolute end follows it);
+/// `mfa`: it was started with a second factor.
 pub async fn create(
     conn: &mut PgConnection,
     id: Uuid,
     user_id: Uuid,
     started_at: DateTime<Utc>,
+    mfa: bool,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("insert into sessions (id, user_id, created_at) values ($1, $2, $3)")
+    sqlx::query("insert into sessions (id, user_id, created_at, mfa) values ($1, $2, $3, $4)")
         .bind(id)
         .bind(user_id)
         .bind(started_at)
+        .bind(mfa)
         .execute(conn)
         .await?;
     Ok(())
@@ -74,6 +77,7 @@ pub struct PresentedToken {
     pub used_at: Option<DateTime<Utc>>,
     pub session_revoked_at: Option<DateTime<Utc>>,
     pub session_started_at: DateTime<Utc>,
+    pub session_mfa: bool,
 }
 
 /// Whose refresh token this is (no lock: the caller locks the account first, then the
@@ -93,12 +97,12 @@ pub async fn lock_token(conn: &mut PgConnection, token_hash: &[u8]) -> Result<Op
     // negative control must then see one token rotated twice.
     let sql = if cfg!(feature = "race-hooks") {
         "select t.session_id, s.user_id, t.expires_at, t.used_at, s.revoked_at as session_revoked_at,
-                s.created_at as session_started_at
+                s.created_at as session_started_at, s.mfa as session_mfa
          from refresh_tokens t join sessions s on s.id = t.session_id
          where t.token_hash = $1"
     } else {
         "select t.session_id, s.user_id, t.expires_at, t.used_at, s.revoked_at as session_revoked_at,
-                s.created_at as session_started_at
+                s.created_at as session_started_at, s.mfa as session_mfa
          from refresh_tokens t join sessions s on s.id = t.session_id
          where t.token_hash = $1
          for update of t, s"
@@ -138,11 +142,20 @@ pub async fn revoke_all(conn: &mut PgConnection, user_id: Uuid, reason: &str) ->
     .await
 }
 
-/// Whether a session is still live (access tokens of ended sessions are refused by identity).
-pub async fn is_live(conn: &mut PgConnection, session_id: Uuid) -> Result<bool, sqlx::Error> {
-    let live: Option<bool> = sqlx::query_scalar("select revoked_at is null from sessions where id = $1")
+/// A live session's second-factor flag; `None` when it ended (access tokens of ended
+/// sessions are refused by identity).
+pub async fn live_mfa(conn: &mut PgConnection, session_id: Uuid) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar("select mfa from sessions where id = $1 and revoked_at is null")
         .bind(session_id)
         .fetch_optional(conn)
+        .await
+}
+
+/// Marks a session as holding a second factor (the holder just proved it).
+pub async fn set_mfa(conn: &mut PgConnection, session_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("update sessions set mfa = true, updated_at = now() where id = $1")
+        .bind(session_id)
+        .execute(conn)
         .await?;
-    Ok(live.unwrap_or(false))
+    Ok(())
 }

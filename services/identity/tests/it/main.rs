@@ -7,5 +7,6 @@ mod devices;
 mod helpers;
 mod keys;
 mod memberships;
+mod mfa;
 mod readiness;
 mod throttle;

@@ -68,7 +68,8 @@ impl ProgramApi {
     }
 
     /// A live festival the caller manages, locked. Drafts the caller cannot see are
-    /// "not found" rather than "forbidden", so their existence does not leak.
+    /// "not found" rather than "forbidden", so their existence does not leak; its own
+    /// organisers lacking the second factor it requires are told so (ERR_2012).
     async fn managed(conn: &mut PgConnection, id: Uuid, caller: &Principal) -> ApiResult<FestivalRow> {
         record_festival(id);
         let festival = store::festivals::find(conn, id, true).await?.ok_or(ApiError::new(codes::NOT_FOUND))?;
@@ -76,7 +77,7 @@ impl ProgramApi {
             return Ok(festival);
         }
         match caller.require(id, Role::Organizer) {
-            Err(refusal) if is_public(&festival) => Err(refusal),
+            Err(refusal) if is_public(&festival) || refusal.code == codes::MFA_REQUIRED => Err(refusal),
             _ => Err(ApiError::new(codes::NOT_FOUND)),
         }
     }

@@ -313,3 +313,47 @@ async fn an_organizer_of_festival_a_can_neither_read_nor_change_anything_of_fest
     .await
     .expect("Alice organizes A");
 }
+
+/// A festival that requires a second factor of its staff (identity marks its memberships
+/// in the token): an organiser whose session has none is refused with ERR_2012, here as
+/// in every service (the platform's one check); with one, or at another festival, the
+/// same role works.
+#[tokio::test]
+async fn a_festival_requiring_a_second_factor_refuses_its_staff_without_one() {
+    use festival_testkit::tokens::Grant;
+    let env = spawn().await;
+    let mut c = env.client();
+    let admin = env.admin().await;
+    let strict = c.create_festival(authed(festival("strict-fest"), &admin)).await.expect("festival").into_inner().id;
+    let relaxed = c.create_festival(authed(festival("relaxed-fest"), &admin)).await.expect("festival").into_inner().id;
+    let (user, _) = env.member(&strict, idpb::Role::Organizer).await;
+    let strict_id = uuid::Uuid::parse_str(&strict).expect("id");
+    let relaxed_id = uuid::Uuid::parse_str(&relaxed).expect("id");
+    let grant = Grant {
+        user_id: uuid::Uuid::parse_str(&user).expect("id"),
+        role: festival_platform::auth::Role::User,
+        memberships: vec![
+            (strict_id, festival_platform::auth::Role::Organizer),
+            (relaxed_id, festival_platform::auth::Role::Organizer),
+        ],
+    };
+    let stage = |festival: &str| pb::CreateStageRequest {
+        festival_id: festival.into(),
+        name: "Main".into(),
+        capacity: 1000,
+        position: 0,
+        changeover_minutes: 15,
+    };
+    let password_only = env.issuer.token_with_mfa(&grant, false, &[strict_id]);
+    assert_eq!(code(c.create_stage(authed(stage(&strict), &password_only)).await), "ERR_2012");
+    let stages: i64 = sqlx::query_scalar("select count(*) from stages where festival_id = $1")
+        .bind(strict_id)
+        .fetch_one(&env.program.pool)
+        .await
+        .expect("count");
+    assert_eq!(stages, 0, "nothing written");
+    c.create_stage(authed(stage(&relaxed), &password_only)).await.expect("the other festival requires nothing");
+    let with_second_factor = env.issuer.token_with_mfa(&grant, true, &[strict_id]);
+    let created = c.create_stage(authed(stage(&strict), &with_second_factor)).await.expect("stage").into_inner();
+    assert_eq!(created.name, "Main");
+}
