@@ -103,6 +103,13 @@ impl LoginGuard {
     /// The password was right. An owner signing in from a known address lifts no lock
     /// on a guesser elsewhere: the account's count only gets this attempt back.
     pub async fn succeeded(&self, attempt: &Attempt) {
+        self.password_right(attempt).await;
+        self.remember_address(attempt).await;
+    }
+
+    /// The password was right but a second factor is still to come: the counts are
+    /// settled as for a sign-in, the address is not yet known to the account.
+    pub async fn password_right(&self, attempt: &Attempt) {
         if attempt.known {
             self.throttle.refund(&attempt.account).await;
         } else {
@@ -111,6 +118,12 @@ impl LoginGuard {
         self.throttle.refund(&attempt.address).await;
         if let Some(pair) = &attempt.pair {
             self.throttle.forget(pair).await;
+        }
+    }
+
+    /// The account signed in from this address: from now on it counts as known.
+    pub async fn remember_address(&self, attempt: &Attempt) {
+        if let Some(pair) = &attempt.pair {
             self.throttle
                 .remember(pair, Duration::from_secs(self.config.known_address_days.saturating_mul(24 * 3600)))
                 .await;

@@ -35,10 +35,17 @@ enum Checked {
 impl IdentityApi {
     /// The first step of a sign-in for an account with a second factor: a challenge to
     /// answer with VerifyMfa, no tokens.
-    pub(super) async fn mfa_challenge(&self, conn: &mut PgConnection, user: &UserRow) -> ApiResult<pb::TokenPair> {
+    pub(super) async fn mfa_challenge(
+        &self,
+        conn: &mut PgConnection,
+        user: &UserRow,
+        device_name: &str,
+    ) -> ApiResult<pb::TokenPair> {
         let challenge = mfa::new_challenge();
-        let expires_at = self.clock.now() + Duration::seconds(self.config.mfa.challenge_ttl_secs);
-        store::mfa::create_challenge(conn, &mfa::hash_challenge(&challenge), user.id, expires_at).await?;
+        let now = self.clock.now();
+        let expires_at = now + Duration::seconds(self.config.mfa.challenge_ttl_secs);
+        let hash = mfa::hash_challenge(&challenge);
+        store::mfa::create_challenge(conn, &hash, user.id, now, expires_at, device_name).await?;
         Ok(pb::TokenPair {
             mfa_challenge: challenge,
             mfa_challenge_expire_time: Some(timestamp(expires_at)),
@@ -58,20 +65,25 @@ impl IdentityApi {
         }
         let presented = presented_code(&req.code)?;
         let hash = mfa::hash_challenge(challenge);
-        let mut conn = self.pool.acquire().await?;
-        let owner =
-            store::mfa::challenge_owner(&mut conn, &hash).await?.ok_or(ApiError::new(codes::MFA_CHALLENGE_INVALID))?;
-        drop(conn);
-        let attempt = self.guard.admit_code(owner).await?;
-
         let now = self.clock.now();
+        let mut conn = self.pool.acquire().await?;
+        let owner = store::mfa::live_challenge_owner(&mut conn, &hash, now, mfa::MAX_CHALLENGE_ATTEMPTS)
+            .await?
+            .ok_or(ApiError::new(codes::MFA_CHALLENGE_INVALID))?;
+        drop(conn);
+        let code_attempt = self.guard.admit_code(owner).await?;
+
         let mut tx = self.pool.begin().await?;
-        // The account first, then its challenge and factor: the order everything locks in.
+        // The account, its factor, then the challenge: the order every MFA change locks in.
         let user = store::users::lock_live(&mut tx, owner).await?.ok_or(ApiError::new(codes::MFA_CHALLENGE_INVALID))?;
+        store::mfa::lock_totp(&mut tx, owner).await?;
         let found =
             store::mfa::lock_challenge(&mut tx, &hash).await?.ok_or(ApiError::new(codes::MFA_CHALLENGE_INVALID))?;
         if found.used_at.is_some() || found.expires_at <= now || found.attempts >= mfa::MAX_CHALLENGE_ATTEMPTS {
             return Err(ApiError::new(codes::MFA_CHALLENGE_INVALID));
+        }
+        if user.disabled_at.is_some() {
+            return Err(ApiError::new(codes::ACCOUNT_DISABLED));
         }
         let checked = self.check_code(&mut tx, user.id, &presented).await?;
         let Some(how) = checked else {
@@ -80,9 +92,17 @@ impl IdentityApi {
             tx.commit().await?;
             return Err(ApiError::new(codes::MFA_CODE_INVALID));
         };
-        store::mfa::spend_challenge(&mut tx, &hash, now).await?;
+        store::mfa::spend_challenge(&mut tx, &hash).await?;
         let session_id = Uuid::now_v7();
-        store::sessions::create(&mut tx, session_id, user.id, now, true).await?;
+        let session = store::sessions::NewSession {
+            id: session_id,
+            user_id: user.id,
+            started_at: now,
+            mfa: true,
+            ip_prefix: &client.map(ip_prefix).unwrap_or_default(),
+            device_name: &found.device_name,
+        };
+        store::sessions::create(&mut tx, &session).await?;
         let pair = self.issue_tokens(&mut tx, &user, session_id, now, true).await?;
         let factor = match how {
             Checked::Totp => "authenticator code",
@@ -100,12 +120,20 @@ impl IdentityApi {
             self.audit_recovery_code_used(&mut tx, user.id, client).await?;
         }
         tx.commit().await?;
-        self.guard.code_succeeded(&attempt).await;
+        self.guard.code_succeeded(&code_attempt).await;
+        // Only now is this address one the account signed in from.
+        self.guard.remember_address(&self.guard.attempt(&user.email, Some(user.id), client)).await;
         tracing::info!(user_id = %user.id, %session_id, "signed in with a second factor");
         Ok(pair)
     }
 
-    pub(super) async fn enrol_mfa(&self, caller: Principal, _req: pb::EnrolMfaRequest) -> ApiResult<pb::MfaEnrolment> {
+    pub(super) async fn enrol_mfa(
+        &self,
+        caller: Principal,
+        client: Option<IpAddr>,
+        req: pb::EnrolMfaRequest,
+    ) -> ApiResult<pb::MfaEnrolment> {
+        self.password_asked_again(&caller, client, req.password).await?;
         let secret = mfa::new_secret();
         let sealed =
             self.keyring.sealer().seal(&secret, &secret_binding(caller.user_id)).map_err(ApiError::internal)?;
@@ -150,12 +178,15 @@ impl IdentityApi {
             })
             .collect();
         store::mfa::replace_recovery_codes(&mut tx, caller.user_id, &hashes).await?;
-        // The holder just proved the factor: this session counts as started with it.
+        // The holder just proved the factor: this session counts as started with it, and
+        // every other one (the password alone, perhaps a thief's) ends.
         store::sessions::set_mfa(&mut tx, caller.session_id).await?;
+        let ended = store::sessions::revoke_all_but(&mut tx, caller.user_id, caller.session_id, "mfa_enabled").await?;
+        Self::announce_revoked(&mut tx, caller.user_id, &ended, "mfa_enabled").await?;
         let entry = AuditRow {
             actor_id: Some(caller.user_id),
             subject_id: Some(caller.user_id),
-            detail: format!("{} recovery codes", hashes.len()),
+            detail: format!("{} recovery codes, {} other sessions ended", hashes.len(), ended.len()),
             ..AuditRow::new(AuditAction::MfaEnabled, now)
         };
         store::audit::record(&mut tx, &entry).await?;

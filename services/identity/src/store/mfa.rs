@@ -121,18 +121,30 @@ pub async fn remove(conn: &mut PgConnection, user_id: Uuid) -> Result<(), sqlx::
     Ok(())
 }
 
+/// A sign-in waiting for its second factor, with what its session will show.
 pub async fn create_challenge(
     conn: &mut PgConnection,
     hash: &[u8],
     user_id: Uuid,
+    now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
+    device_name: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("insert into mfa_challenges (challenge_hash, user_id, expires_at) values ($1, $2, $3)")
-        .bind(hash)
+    // The account's challenges that ran out go first: the table holds live ones only.
+    sqlx::query("delete from mfa_challenges where user_id = $1 and expires_at <= $2")
         .bind(user_id)
-        .bind(expires_at)
-        .execute(conn)
+        .bind(now)
+        .execute(&mut *conn)
         .await?;
+    sqlx::query(
+        "insert into mfa_challenges (challenge_hash, user_id, expires_at, device_name) values ($1, $2, $3, $4)",
+    )
+    .bind(hash)
+    .bind(user_id)
+    .bind(expires_at)
+    .bind(device_name)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -142,19 +154,32 @@ pub struct ChallengeRow {
     pub expires_at: DateTime<Utc>,
     pub attempts: i32,
     pub used_at: Option<DateTime<Utc>>,
+    pub device_name: String,
 }
 
-/// Whose challenge this is (no lock: the account is locked first, as everywhere).
-pub async fn challenge_owner(conn: &mut PgConnection, hash: &[u8]) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("select user_id from mfa_challenges where challenge_hash = $1")
-        .bind(hash)
-        .fetch_optional(conn)
-        .await
+/// Whose challenge this is, if it can still be answered at `now` (no lock: the account
+/// is locked first, as everywhere). A dead challenge costs nobody's code budget.
+pub async fn live_challenge_owner(
+    conn: &mut PgConnection,
+    hash: &[u8],
+    now: DateTime<Utc>,
+    max_attempts: i32,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select user_id from mfa_challenges
+         where challenge_hash = $1 and used_at is null and expires_at > $2 and attempts < $3",
+    )
+    .bind(hash)
+    .bind(now)
+    .bind(max_attempts)
+    .fetch_optional(conn)
+    .await
 }
 
 pub async fn lock_challenge(conn: &mut PgConnection, hash: &[u8]) -> Result<Option<ChallengeRow>, sqlx::Error> {
     sqlx::query_as(
-        "select user_id, expires_at, attempts, used_at from mfa_challenges where challenge_hash = $1 for update",
+        "select user_id, expires_at, attempts, used_at, device_name from mfa_challenges
+         where challenge_hash = $1 for update",
     )
     .bind(hash)
     .fetch_optional(conn)
@@ -170,12 +195,9 @@ pub async fn count_attempt(conn: &mut PgConnection, hash: &[u8]) -> Result<(), s
     Ok(())
 }
 
-pub async fn spend_challenge(conn: &mut PgConnection, hash: &[u8], at: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query("update mfa_challenges set used_at = $2 where challenge_hash = $1")
-        .bind(hash)
-        .bind(at)
-        .execute(conn)
-        .await?;
+/// A challenge answered: it goes.
+pub async fn spend_challenge(conn: &mut PgConnection, hash: &[u8]) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from mfa_challenges where challenge_hash = $1").bind(hash).execute(conn).await?;
     Ok(())
 }
 

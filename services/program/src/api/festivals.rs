@@ -113,7 +113,13 @@ impl ProgramApi {
             Some(c) => (
                 c.is_admin(),
                 Some(c.user_id),
-                c.memberships.iter().filter(|m| m.role == Role::Organizer).map(|m| m.fid).collect(),
+                // Through `has`: a festival requiring a second factor lists its drafts only
+                // to sessions that have one.
+                c.memberships
+                    .iter()
+                    .filter(|m| m.role == Role::Organizer && c.has(m.fid, Role::Organizer))
+                    .map(|m| m.fid)
+                    .collect(),
             ),
             None => (false, None, Vec::new()),
         };
