@@ -218,6 +218,10 @@ pub struct AuthConfig {
     /// How often the key set is fetched again and replaced whole, in seconds, so a key
     /// identity stopped publishing (retired, or revoked after a leak) stops verifying.
     pub keys_refresh_secs: u64,
+    /// How often every service asks identity which sessions ended (ListRevokedSessions),
+    /// in seconds: a sign-out, a revoked session or a disabled account stops its access
+    /// tokens everywhere within about this time. 0: never (tokens live until they expire).
+    pub session_revocations_poll_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -275,6 +279,7 @@ impl CommonConfig {
                 leeway_secs: 30,
                 max_token_lifetime_secs: 15 * 60,
                 keys_refresh_secs: 300,
+                session_revocations_poll_secs: 2,
             },
             telemetry: TelemetryConfig { log_format: "json".into(), log_level: "info".into(), otlp_endpoint: None },
         }

@@ -79,7 +79,8 @@ impl Context {
 
     /// The access-token verifier of every service but identity: keys from identity's
     /// JWKS (`auth.identity_url`), replaced on a timer and refetched at once when identity
-    /// announces a revocation.
+    /// announces a revocation; ended sessions polled every
+    /// `auth.session_revocations_poll_secs` (their tokens refused).
     pub async fn verifier(&self) -> anyhow::Result<crate::auth::Verifier> {
         let source = crate::auth::IdentityKeySource::new(&self.common.auth.identity_url)?;
         let verifier = crate::auth::Verifier::with_clock(&self.common.auth, source, self.clock.clone());
@@ -91,6 +92,10 @@ impl Context {
             }
         })
         .await?;
+        if self.common.auth.session_revocations_poll_secs > 0 {
+            let every = std::time::Duration::from_secs(self.common.auth.session_revocations_poll_secs);
+            verifier.follow_session_revocations(every, self.shutdown.clone());
+        }
         Ok(verifier)
     }
 

@@ -290,3 +290,43 @@ async fn a_verified_token_keeps_being_checked_for_its_kind() {
     }
     assert!(v.verify_device(&key.sign(&claims(900, 0, ACCESS_TOKEN_USE))).await.is_err(), "not a device token");
 }
+
+/// Keys plus a list of ended sessions, as identity serves both.
+struct KeysAndEnded(Vec<PublicKey>, std::sync::Arc<std::sync::Mutex<Vec<(Uuid, i64)>>>);
+
+impl KeySource for KeysAndEnded {
+    fn fetch(&self) -> BoxFuture<'static, anyhow::Result<Vec<PublicKey>>> {
+        let keys = self.0.clone();
+        Box::pin(async move { Ok(keys) })
+    }
+
+    fn revoked_sessions(
+        &self,
+        _since: Option<i64>,
+    ) -> BoxFuture<'static, anyhow::Result<Option<festival_platform::auth::RevokedSessions>>> {
+        let sessions = self.1.lock().expect("lock").clone();
+        let as_of = chrono::Utc::now().timestamp();
+        Box::pin(async move { Ok(Some(festival_platform::auth::RevokedSessions { sessions, as_of })) })
+    }
+}
+
+#[tokio::test]
+async fn a_token_of_an_ended_session_is_refused_once_the_list_says_so_even_remembered() {
+    let key = Key::new("k1");
+    let ended = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let v = Verifier::new(
+        &CommonConfig::local_defaults("test", 50999).auth,
+        KeysAndEnded(vec![key.public()], ended.clone()),
+    );
+    let claims = claims(900, 0, ACCESS_TOKEN_USE);
+    let sid: Uuid = claims["sid"].as_str().expect("sid").parse().expect("uuid");
+    let token = key.sign(&claims);
+    let other = key.sign(&self::claims(900, 0, ACCESS_TOKEN_USE));
+    assert!(v.refresh_revoked_sessions().await, "the source keeps a list");
+    v.verify(&token).await.expect("live, and now remembered");
+    ended.lock().expect("lock").push((sid, chrono::Utc::now().timestamp()));
+    v.verify(&token).await.expect("not yet polled");
+    assert!(v.refresh_revoked_sessions().await);
+    assert_eq!(refused(&v, &token).await, codes::SESSION_REVOKED.code);
+    v.verify(&other).await.expect("another session goes on");
+}

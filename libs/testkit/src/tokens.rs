@@ -25,7 +25,8 @@ const SEED: [u8; 32] = *b"festival-test-issuer-fixed-seed!";
 /// The key id the issuer's tokens and JWKS carry.
 pub const TEST_KID: &str = "festival-test-issuer";
 
-/// Mints access tokens with a fixed key and serves that key as a JWKS.
+/// Mints access tokens with a fixed key and serves that key as a JWKS, and the sessions
+/// a test ended as identity's ListRevokedSessions.
 #[derive(Clone)]
 pub struct TestIssuer {
     addr: SocketAddr,
@@ -33,7 +34,11 @@ pub struct TestIssuer {
     issuer: String,
     audience: String,
     kid: Arc<str>,
+    ended: Ended,
 }
+
+/// Sessions a test ended, with when.
+type Ended = Arc<std::sync::Mutex<Vec<(Uuid, i64)>>>;
 
 /// Who a token speaks for.
 #[derive(Debug, Clone)]
@@ -63,14 +68,25 @@ impl TestIssuer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let incoming = tonic::transport::server::TcpIncoming::from(listener);
-        let server = tonic::transport::Server::builder().add_service(JwksService(Arc::new(jwks)));
+        let ended = Ended::default();
+        let server = tonic::transport::Server::builder().add_service(JwksService(Arc::new(jwks), ended.clone()));
         tokio::spawn(server.serve_with_incoming(incoming));
         let defaults = festival_platform::config::CommonConfig::local_defaults("test", 50999).auth;
-        Self::with(addr, EncodingKey::from_ed_der(der.as_bytes()), &defaults)
+        Self::with(addr, EncodingKey::from_ed_der(der.as_bytes()), &defaults, ended)
     }
 
-    fn with(addr: SocketAddr, key: EncodingKey, auth: &AuthConfig) -> Self {
-        Self { addr, key, issuer: auth.issuer.clone(), audience: auth.audience.clone(), kid: TEST_KID.into() }
+    fn with(addr: SocketAddr, key: EncodingKey, auth: &AuthConfig, ended: Ended) -> Self {
+        Self { addr, key, issuer: auth.issuer.clone(), audience: auth.audience.clone(), kid: TEST_KID.into(), ended }
+    }
+
+    /// Ends the session `token` was minted for, as identity does on a sign-out: the next
+    /// ListRevokedSessions lists it.
+    pub fn end_session_of(&self, token: &str) {
+        let payload = token.split('.').nth(1).expect("a JWT");
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64")).expect("claims");
+        let sid = claims["sid"].as_str().and_then(|s| s.parse().ok()).expect("sid");
+        self.ended.lock().unwrap_or_else(|e| e.into_inner()).push((sid, chrono::Utc::now().timestamp()));
     }
 
     /// The URL to put in a service's `auth.identity_url`.
@@ -168,9 +184,10 @@ impl TestIssuer {
     }
 }
 
-/// Serves `festival.identity.v1.IdentityService/GetJwks` and nothing else.
+/// Serves `festival.identity.v1.IdentityService/GetJwks` and `ListRevokedSessions`, and
+/// nothing else.
 #[derive(Clone)]
-struct JwksService(Arc<pb::Jwks>);
+struct JwksService(Arc<pb::Jwks>, Ended);
 
 impl tonic::server::NamedService for JwksService {
     const NAME: &'static str = "festival.identity.v1.IdentityService";
@@ -184,6 +201,29 @@ impl tonic::server::UnaryService<pb::GetJwksRequest> for GetJwks {
     fn call(&mut self, _request: tonic::Request<pb::GetJwksRequest>) -> Self::Future {
         let jwks = (*self.0).clone();
         Box::pin(async move { Ok(tonic::Response::new(jwks)) })
+    }
+}
+
+struct ListRevoked(Ended);
+
+impl tonic::server::UnaryService<pb::ListRevokedSessionsRequest> for ListRevoked {
+    type Response = pb::ListRevokedSessionsResponse;
+    type Future = BoxFuture<'static, Result<tonic::Response<pb::ListRevokedSessionsResponse>, tonic::Status>>;
+    fn call(&mut self, request: tonic::Request<pb::ListRevokedSessionsRequest>) -> Self::Future {
+        let since = request.into_inner().since.map_or(i64::MIN, |t| t.seconds);
+        let sessions = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, at)| *at >= since)
+            .map(|(id, at)| pb::RevokedSession {
+                session_id: id.to_string(),
+                revoke_time: Some(prost_types::Timestamp { seconds: *at, nanos: 0 }),
+            })
+            .collect();
+        let as_of = Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 });
+        Box::pin(async move { Ok(tonic::Response::new(pb::ListRevokedSessionsResponse { sessions, as_of })) })
     }
 }
 
@@ -201,13 +241,21 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let jwks = self.0.clone();
+        let (jwks, ended) = (self.0.clone(), self.1.clone());
         Box::pin(async move {
-            if request.uri().path() != "/festival.identity.v1.IdentityService/GetJwks" {
-                return Ok(tonic::Status::unimplemented("the test issuer serves only GetJwks").into_http());
-            }
-            let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
-            Ok(grpc.unary(GetJwks(jwks), request).await)
+            // One codec per method: a codec is typed by its messages.
+            Ok(match request.uri().path() {
+                "/festival.identity.v1.IdentityService/GetJwks" => {
+                    tonic::server::Grpc::new(tonic_prost::ProstCodec::default()).unary(GetJwks(jwks), request).await
+                }
+                "/festival.identity.v1.IdentityService/ListRevokedSessions" => {
+                    tonic::server::Grpc::new(tonic_prost::ProstCodec::default())
+                        .unary(ListRevoked(ended), request)
+                        .await
+                }
+                _ => tonic::Status::unimplemented("the test issuer serves only GetJwks and ListRevokedSessions")
+                    .into_http(),
+            })
         })
     }
 }

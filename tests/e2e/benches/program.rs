@@ -77,7 +77,8 @@ fn main() -> anyhow::Result<()> {
         let password = "correct horse battery staple".to_owned();
         id.register(idpb::RegisterRequest { email: email.clone(), password: password.clone(), ..Default::default() })
             .await?;
-        let token = id.login(idpb::LoginRequest { email, password }).await?.into_inner().access_token;
+        let token =
+            id.login(idpb::LoginRequest { email, password, ..Default::default() }).await?.into_inner().access_token;
 
         let mut c = ProgramServiceClient::new(program.channel.clone());
         let base = 1_813_500_000; // 2027-06-20T14:00:00Z

@@ -12,4 +12,4 @@ pub use claims::{
     ACCESS_TOKEN_USE, AMR_MFA, AccessClaims, DEVICE_TOKEN_USE, DeviceClaims, DeviceLevel, MembershipClaim, Role,
 };
 pub use principal::{Device, GateCaller, Principal};
-pub use verifier::{IdentityKeySource, KeySource, PublicKey, Verifier, bearer_token};
+pub use verifier::{IdentityKeySource, KeySource, PublicKey, RevokedSessions, Verifier, bearer_token};

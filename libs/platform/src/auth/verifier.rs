@@ -30,6 +30,22 @@ pub struct PublicKey {
 /// Where the verifier gets its keys: identity's GetJwks, or identity's own key store.
 pub trait KeySource: Send + Sync + 'static {
     fn fetch(&self) -> BoxFuture<'static, anyhow::Result<Vec<PublicKey>>>;
+
+    /// Sessions ended after `since` (Unix seconds; `None`: all the source still lists),
+    /// or `None` when this source keeps no such list.
+    fn revoked_sessions(&self, since: Option<i64>) -> BoxFuture<'static, anyhow::Result<Option<RevokedSessions>>> {
+        let _ = since;
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// Sessions that ended: their access tokens are refused from then on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevokedSessions {
+    /// (session id, when it ended, Unix seconds).
+    pub sessions: Vec<(uuid::Uuid, i64)>,
+    /// The source's time of the answer (Unix seconds).
+    pub as_of: i64,
 }
 
 /// Fetches keys from the identity service over gRPC.
@@ -62,6 +78,20 @@ impl KeySource for IdentityKeySource {
                 .collect())
         })
     }
+
+    fn revoked_sessions(&self, since: Option<i64>) -> BoxFuture<'static, anyhow::Result<Option<RevokedSessions>>> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            let since = since.map(|s| prost_types::Timestamp { seconds: s, nanos: 0 });
+            let answer = client.list_revoked_sessions(pb::ListRevokedSessionsRequest { since }).await?.into_inner();
+            let sessions = answer
+                .sessions
+                .into_iter()
+                .filter_map(|s| Some((s.session_id.parse().ok()?, s.revoke_time?.seconds)))
+                .collect();
+            Ok(Some(RevokedSessions { sessions, as_of: answer.as_of.map_or(0, |t| t.seconds) }))
+        })
+    }
 }
 
 struct Inner {
@@ -74,6 +104,34 @@ struct Inner {
     refresh_every: Duration,
     leeway: u64,
     verified: VerifiedTokens,
+    revoked: std::sync::RwLock<Revoked>,
+}
+
+/// The sessions known to have ended, by id, with when (Unix seconds); and the source's
+/// time of the last answer, from which the next poll asks.
+#[derive(Debug, Default)]
+struct Revoked {
+    sessions: HashMap<uuid::Uuid, i64>,
+    as_of: Option<i64>,
+}
+
+impl Revoked {
+    /// Polls ask again from this far before the last answer: a session ended by a
+    /// transaction that started before the answer but committed after it is not missed.
+    const OVERLAP_SECS: i64 = 30;
+
+    /// Adds an answer and forgets sessions ended longer ago than `keep_secs` before it
+    /// (their tokens have expired anyway).
+    fn merge(&mut self, answer: RevokedSessions, keep_secs: i64) {
+        self.sessions.extend(answer.sessions);
+        let horizon = answer.as_of.saturating_sub(keep_secs);
+        self.sessions.retain(|_, at| *at >= horizon);
+        self.as_of = Some(answer.as_of);
+    }
+
+    fn since(&self) -> Option<i64> {
+        self.as_of.map(|t| t - Self::OVERLAP_SECS)
+    }
 }
 
 /// Tokens whose signature already checked out, by their exact text. A scanner or a till
@@ -161,6 +219,7 @@ impl Verifier {
                 refresh_every: Duration::from_secs(config.keys_refresh_secs.max(1)),
                 leeway: config.leeway_secs,
                 verified: VerifiedTokens::default(),
+                revoked: std::sync::RwLock::default(),
             }),
         }
     }
@@ -168,7 +227,49 @@ impl Verifier {
     /// Verifies a bearer token and returns the caller.
     pub async fn verify(&self, token: &str) -> ApiResult<Principal> {
         let claims: AccessClaims = self.verified_claims(token, ACCESS_TOKEN_USE).await?;
+        self.live(claims)
+    }
+
+    /// The caller of a token whose session has not ended (ERR_2005 once it has).
+    fn live(&self, claims: AccessClaims) -> ApiResult<Principal> {
+        let ended = self.inner.revoked.read().unwrap_or_else(|e| e.into_inner()).sessions.contains_key(&claims.sid);
+        if ended {
+            return Err(ApiError::new(codes::SESSION_REVOKED));
+        }
         Ok(claims.into())
+    }
+
+    /// Asks the key source which sessions ended since the last answer (see
+    /// [`KeySource::revoked_sessions`]); their tokens are refused from then on. Returns
+    /// whether the source answered.
+    pub async fn refresh_revoked_sessions(&self) -> bool {
+        let since = self.inner.revoked.read().unwrap_or_else(|e| e.into_inner()).since();
+        match self.inner.source.revoked_sessions(since).await {
+            Ok(Some(answer)) => {
+                let keep = self.inner.max_lifetime.saturating_add(Revoked::OVERLAP_SECS);
+                self.inner.revoked.write().unwrap_or_else(|e| e.into_inner()).merge(answer, keep);
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(error = %format_args!("{e:#}"), "could not fetch the ended sessions");
+                false
+            }
+        }
+    }
+
+    /// Polls the ended sessions every `every` until `shutdown` (the first poll at once).
+    pub fn follow_session_revocations(&self, every: Duration, shutdown: tokio_util::sync::CancellationToken) {
+        let verifier = self.clone();
+        tokio::spawn(async move {
+            loop {
+                verifier.refresh_revoked_sessions().await;
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        });
     }
 
     /// Verifies a device token (identity's, `token_use` "device") and returns the device.
@@ -183,9 +284,10 @@ impl Verifier {
         let token = bearer_token(request.metadata()).ok_or_else(|| ApiError::new(codes::UNAUTHENTICATED))?;
         let claims: serde_json::Value = self.verified_claims(token, "").await?;
         match claims.get("token_use").and_then(|u| u.as_str()) {
-            Some(ACCESS_TOKEN_USE) => serde_json::from_value::<AccessClaims>(claims)
-                .map(|c| GateCaller::Person(c.into()))
-                .map_err(|_| invalid()),
+            Some(ACCESS_TOKEN_USE) => {
+                let claims = serde_json::from_value::<AccessClaims>(claims).map_err(|_| invalid())?;
+                self.live(claims).map(GateCaller::Person)
+            }
             Some(DEVICE_TOKEN_USE) => serde_json::from_value::<DeviceClaims>(claims)
                 .ok()
                 .and_then(|c| Device::try_from(c).ok())
@@ -386,6 +488,20 @@ pub fn bearer_token(metadata: &tonic::metadata::MetadataMap) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ended_sessions_are_kept_while_their_tokens_can_live_and_polls_overlap() {
+        let (a, b) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        let mut revoked = Revoked::default();
+        assert_eq!(revoked.since(), None, "the first poll asks for the whole window");
+        revoked.merge(RevokedSessions { sessions: vec![(a, 1_000)], as_of: 1_010 }, 900);
+        assert_eq!(revoked.since(), Some(1_010 - Revoked::OVERLAP_SECS));
+        revoked.merge(RevokedSessions { sessions: vec![(a, 1_000), (b, 1_500)], as_of: 1_600 }, 900);
+        assert_eq!(revoked.sessions.len(), 2, "a repeated answer changes nothing");
+        revoked.merge(RevokedSessions { sessions: vec![], as_of: 1_901 }, 900);
+        assert!(!revoked.sessions.contains_key(&a), "older than a token lives: forgotten");
+        assert!(revoked.sessions.contains_key(&b));
+    }
 
     #[test]
     fn a_cached_token_expires_and_matures_on_time() {

@@ -92,20 +92,7 @@ impl IdentityApi {
         client: Option<IpAddr>,
         req: pb::DeleteMeRequest,
     ) -> ApiResult<pb::DeleteMeResponse> {
-        if req.password.is_empty() {
-            return Err(ApiError::field(codes::REQUIRED_FIELD, "password", "the account's password, asked again"));
-        }
-        validate::secret("password", &req.password, password::MAX_CHARS)?;
-        let mut conn = self.pool.acquire().await?;
-        let user =
-            store::users::find(&mut conn, caller.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
-        drop(conn);
-        // Guessing the password through a stolen token is throttled like signing in.
-        let mut attempt = self.guard.attempt(&user.email, Some(user.id), client);
-        self.guard.admit(&mut attempt).await?;
-        if !self.hasher.verify(req.password, Some(user.password_hash.clone())).await.map_err(hashing_refused)? {
-            return Err(ApiError::field(codes::INVALID_CREDENTIALS, "password", "is not the account's password"));
-        }
+        self.password_asked_again(&caller, client, req.password).await?;
         // The account row first (sign-ins and refreshes lock it too, so none slips past),
         // then its sessions, then their tokens.
         let mut tx = self.pool.begin().await?;
@@ -116,17 +103,7 @@ impl IdentityApi {
         let ended = store::sessions::revoke_all(&mut tx, caller.user_id, "account_deleted").await?;
         store::sessions::delete_refresh_tokens_of_user(&mut tx, caller.user_id).await?;
         store::mfa::remove(&mut tx, caller.user_id).await?;
-        for session_id in ended {
-            events::publish(
-                &mut tx,
-                &pb::SessionRevoked {
-                    user_id: user_id.clone(),
-                    session_id: session_id.to_string(),
-                    reason: "account_deleted".into(),
-                },
-            )
-            .await?;
-        }
+        Self::announce_revoked(&mut tx, caller.user_id, &ended, "account_deleted").await?;
         for m in store::memberships::revoke_all_of_user(&mut tx, caller.user_id).await? {
             events::publish(
                 &mut tx,

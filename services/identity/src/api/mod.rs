@@ -1,16 +1,19 @@
 //! The gRPC surface: decode and validate, authorize, call the domain and the store,
 //! encode. Every write and its event commit together.
 //!
-//! One module per area ([`accounts`], [`sessions`], [`mfa`], [`memberships`], [`keys`], [`devices`]); this one
+//! One module per area ([`accounts`], [`sessions`], [`my_sessions`], [`mfa`], [`disabling`], [`memberships`],
+//! [`keys`], [`devices`], [`audit`]); this one
 //! holds what they share and the tonic binding, [`convert`] the proto mapping.
 
 mod accounts;
 mod audit;
 mod convert;
 mod devices;
+mod disabling;
 mod keys;
 mod memberships;
 mod mfa;
+mod my_sessions;
 mod sessions;
 
 use std::sync::Arc;
@@ -115,14 +118,39 @@ impl IdentityApi {
         started_at + Duration::seconds(self.config.tokens.session_max_secs)
     }
 
-    pub(super) async fn revoke_session(
+    /// The account's password, asked again before a change a stolen access token alone
+    /// must not make (deleting the account, putting a second factor on it); guesses are
+    /// throttled like sign-ins. Wrong: ERR_2001.
+    pub(super) async fn password_asked_again(
+        &self,
+        caller: &Principal,
+        client: Option<std::net::IpAddr>,
+        password: String,
+    ) -> ApiResult<UserRow> {
+        if password.is_empty() {
+            return Err(ApiError::field(codes::REQUIRED_FIELD, "password", "the account's password, asked again"));
+        }
+        festival_platform::validate::secret("password", &password, crate::domain::password::MAX_CHARS)?;
+        let mut conn = self.pool.acquire().await?;
+        let user =
+            store::users::find(&mut conn, caller.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
+        drop(conn);
+        let mut attempt = self.guard.attempt(&user.email, Some(user.id), client);
+        self.guard.admit(&mut attempt).await?;
+        if !self.hasher.verify(password, Some(user.password_hash.clone())).await.map_err(hashing_refused)? {
+            return Err(ApiError::field(codes::INVALID_CREDENTIALS, "password", "is not the account's password"));
+        }
+        Ok(user)
+    }
+
+    /// Announces ended sessions (`SessionRevoked`, through the outbox with the change).
+    pub(super) async fn announce_revoked(
         conn: &mut PgConnection,
         user_id: Uuid,
-        session_id: Uuid,
+        sessions: &[Uuid],
         reason: &str,
-    ) -> ApiResult<bool> {
-        let revoked = store::sessions::revoke(conn, session_id, reason).await?;
-        if revoked {
+    ) -> ApiResult<()> {
+        for session_id in sessions {
             events::publish(
                 conn,
                 &pb::SessionRevoked {
@@ -132,6 +160,19 @@ impl IdentityApi {
                 },
             )
             .await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn revoke_session(
+        conn: &mut PgConnection,
+        user_id: Uuid,
+        session_id: Uuid,
+        reason: &str,
+    ) -> ApiResult<bool> {
+        let revoked = store::sessions::revoke(conn, session_id, reason).await?;
+        if revoked {
+            Self::announce_revoked(conn, user_id, &[session_id], reason).await?;
         }
         Ok(revoked)
     }
@@ -146,8 +187,10 @@ impl Authenticate for IdentityApi {
         let Some(mfa) = store::sessions::live_mfa(&mut conn, principal.session_id).await? else {
             return Err(ApiError::new(codes::SESSION_REVOKED));
         };
-        let user =
-            store::users::find(&mut conn, principal.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
+        let user = store::users::find(&mut conn, principal.user_id)
+            .await?
+            .filter(|u| u.disabled_at.is_none())
+            .ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
         let memberships = store::memberships::of_user(&mut conn, user.id).await?;
         let requiring_mfa = store::mfa::festivals_requiring_mfa(&mut conn, user.id).await?;
         Ok(Principal {
@@ -182,6 +225,13 @@ festival_platform::bind_rpcs! {
         auth_addr delete_me(pb::DeleteMeRequest) -> pb::DeleteMeResponse;
         auth export_my_data(pb::ExportMyDataRequest) -> pb::MyData;
         public get_jwks(pb::GetJwksRequest) -> pb::Jwks;
+        public list_revoked_sessions(pb::ListRevokedSessionsRequest) -> pb::ListRevokedSessionsResponse;
+        auth list_my_sessions(pb::ListMySessionsRequest) -> pb::ListMySessionsResponse;
+        auth revoke_my_session(pb::RevokeMySessionRequest) -> pb::RevokeMySessionResponse;
+        auth revoke_other_sessions(pb::RevokeOtherSessionsRequest) -> pb::RevokeOtherSessionsResponse;
+        auth disable_account(pb::DisableAccountRequest) -> pb::AccountStatus;
+        auth enable_account(pb::EnableAccountRequest) -> pb::AccountStatus;
+        auth reset_account_mfa(pb::ResetAccountMfaRequest) -> pb::AccountStatus;
         auth rotate_signing_key(pb::RotateSigningKeyRequest) -> pb::RotateSigningKeyResponse;
         auth revoke_signing_key(pb::RevokeSigningKeyRequest) -> pb::RevokeSigningKeyResponse;
         auth grant_membership(pb::GrantMembershipRequest) -> pb::Membership;
@@ -193,7 +243,7 @@ festival_platform::bind_rpcs! {
         public pair_device(pb::PairDeviceRequest) -> pb::Device;
         public issue_device_token(pb::IssueDeviceTokenRequest) -> pb::DeviceToken;
         auth list_audit_entries(pb::ListAuditEntriesRequest) -> pb::ListAuditEntriesResponse;
-        auth enrol_mfa(pb::EnrolMfaRequest) -> pb::MfaEnrolment;
+        auth_addr enrol_mfa(pb::EnrolMfaRequest) -> pb::MfaEnrolment;
         auth confirm_mfa(pb::ConfirmMfaRequest) -> pb::MfaRecoveryCodes;
         auth_addr disable_mfa(pb::DisableMfaRequest) -> pb::DisableMfaResponse;
         auth get_security_policy(pb::GetSecurityPolicyRequest) -> pb::SecurityPolicy;

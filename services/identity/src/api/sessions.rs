@@ -11,16 +11,18 @@ use super::{IdentityApi, hashing_refused, parse_email};
 use crate::domain::audit::{AuditAction, ip_prefix};
 use crate::domain::password;
 use crate::domain::session::{self, RefreshDecision, RefreshState};
-use crate::events;
 use crate::store;
 use crate::store::audit::AuditRow;
 
 const MAX_TOKEN_LEN: usize = 512;
+/// Longest device name a client may give its session.
+pub(super) const MAX_DEVICE_NAME: usize = 100;
 
 impl IdentityApi {
     pub(super) async fn login(&self, client: Option<IpAddr>, req: pb::LoginRequest) -> ApiResult<pb::TokenPair> {
         let email = parse_email(&req.email)?;
         validate::secret("password", &req.password, password::MAX_CHARS)?;
+        let device_name = device_name(&req.device_name)?;
         let mut conn = self.pool.acquire().await?;
         let user = store::users::find_by_email(&mut conn, email.as_str()).await?;
         drop(conn);
@@ -41,7 +43,7 @@ impl IdentityApi {
                 return Err(ApiError::new(codes::INVALID_CREDENTIALS));
             }
         };
-        self.guard.succeeded(&attempt).await;
+        self.guard.password_right(&attempt).await;
         // The only moment the password is at hand: upgrade a hash made at an older cost.
         let rehashed = if self.hasher.needs_rehash(&user.password_hash) {
             Some(self.hasher.hash(req.password).await.map_err(hashing_refused)?)
@@ -54,15 +56,42 @@ impl IdentityApi {
         if let Some(hash) = &rehashed {
             store::users::set_password_hash(&mut tx, user.id, hash).await?;
         }
+        if user.disabled_at.is_some() {
+            // The password was right: only now may the caller learn the account is disabled.
+            let entry = AuditRow {
+                subject_id: Some(user.id),
+                ip_prefix: client.map(ip_prefix).unwrap_or_default(),
+                detail: "account disabled".into(),
+                ..AuditRow::new(AuditAction::SignInFailed, self.clock.now())
+            };
+            store::audit::record(&mut tx, &entry).await?;
+            tx.commit().await?;
+            return Err(ApiError::new(codes::ACCOUNT_DISABLED));
+        }
         if store::mfa::is_enabled(&mut tx, user.id).await? {
-            // No tokens yet: the second factor completes the sign-in (VerifyMfa).
-            let pair = self.mfa_challenge(&mut tx, &user).await?;
+            // No tokens yet: the second factor completes the sign-in (VerifyMfa). A right
+            // password alone is recorded: stopping here is what a thief of it does.
+            let pair = self.mfa_challenge(&mut tx, &user, device_name).await?;
+            let entry = AuditRow {
+                subject_id: Some(user.id),
+                ip_prefix: client.map(ip_prefix).unwrap_or_default(),
+                ..AuditRow::new(AuditAction::MfaChallenged, self.clock.now())
+            };
+            store::audit::record(&mut tx, &entry).await?;
             tx.commit().await?;
             return Ok(pair);
         }
         let session_id = Uuid::now_v7();
         let started_at = self.clock.now();
-        store::sessions::create(&mut tx, session_id, user.id, started_at, false).await?;
+        let session = store::sessions::NewSession {
+            id: session_id,
+            user_id: user.id,
+            started_at,
+            mfa: false,
+            ip_prefix: &client.map(ip_prefix).unwrap_or_default(),
+            device_name,
+        };
+        store::sessions::create(&mut tx, &session).await?;
         let pair = self.issue_tokens(&mut tx, &user, session_id, started_at, false).await?;
         let entry = AuditRow {
             actor_id: Some(user.id),
@@ -73,6 +102,7 @@ impl IdentityApi {
         };
         store::audit::record(&mut tx, &entry).await?;
         tx.commit().await?;
+        self.guard.remember_address(&attempt).await;
         if rehashed.is_some() {
             tracing::info!(user_id = %user.id, "password hash upgraded to the configured cost");
         }
@@ -89,6 +119,9 @@ impl IdentityApi {
             .await?
             .ok_or(ApiError::new(codes::INVALID_REFRESH_TOKEN))?;
         let user = store::users::lock_live(&mut tx, owner).await?.ok_or(ApiError::new(codes::INVALID_REFRESH_TOKEN))?;
+        if user.disabled_at.is_some() {
+            return Err(ApiError::new(codes::ACCOUNT_DISABLED));
+        }
         let found =
             store::sessions::lock_token(&mut tx, &hash).await?.ok_or(ApiError::new(codes::INVALID_REFRESH_TOKEN))?;
         let state = RefreshState {
@@ -114,6 +147,7 @@ impl IdentityApi {
                 #[cfg(feature = "race-hooks")]
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 store::sessions::mark_used(&mut tx, &hash).await?;
+                store::sessions::touch(&mut tx, found.session_id, self.clock.now()).await?;
                 let pair = self
                     .issue_tokens(&mut tx, &user, found.session_id, found.session_started_at, found.session_mfa)
                     .await?;
@@ -141,17 +175,7 @@ impl IdentityApi {
     ) -> ApiResult<pb::LogoutAllResponse> {
         let mut tx = self.pool.begin().await?;
         let ended = store::sessions::revoke_all(&mut tx, caller.user_id, "logout_all").await?;
-        for session_id in &ended {
-            events::publish(
-                &mut tx,
-                &pb::SessionRevoked {
-                    user_id: caller.user_id.to_string(),
-                    session_id: session_id.to_string(),
-                    reason: "logout_all".into(),
-                },
-            )
-            .await?;
-        }
+        Self::announce_revoked(&mut tx, caller.user_id, &ended, "logout_all").await?;
         let entry = AuditRow {
             actor_id: Some(caller.user_id),
             subject_id: Some(caller.user_id),
@@ -162,6 +186,12 @@ impl IdentityApi {
         tx.commit().await?;
         Ok(pb::LogoutAllResponse { sessions_revoked: ended.len() as i32 })
     }
+}
+
+/// The device name a client gave its session (trimmed; empty when none).
+pub(super) fn device_name(raw: &str) -> ApiResult<&str> {
+    let name = validate::max_len("device_name", raw.trim(), MAX_DEVICE_NAME)?;
+    validate::plain_text("device_name", name, false)
 }
 
 fn refresh_token_of(raw: &str) -> ApiResult<&str> {

@@ -16,11 +16,15 @@ festival_platform::text_enum! {
         SigningKeyRotated = "SIGNING_KEY_ROTATED",
         SigningKeyRevoked = "SIGNING_KEY_REVOKED",
         AccountDeleted = "ACCOUNT_DELETED",
+        MfaChallenged = "MFA_CHALLENGED",
         MfaEnabled = "MFA_ENABLED",
         MfaDisabled = "MFA_DISABLED",
         MfaFailed = "MFA_FAILED",
         RecoveryCodeUsed = "RECOVERY_CODE_USED",
         SecurityPolicyChanged = "SECURITY_POLICY_CHANGED",
+        SessionRevoked = "SESSION_REVOKED",
+        AccountDisabled = "ACCOUNT_DISABLED",
+        AccountEnabled = "ACCOUNT_ENABLED",
     }
 }
 

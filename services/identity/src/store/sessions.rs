@@ -2,23 +2,115 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// Starts a session at `started_at` (the service's clock: its absolute end follows it);
-/// `mfa`: it was started with a second factor.
-pub async fn create(
-    conn: &mut PgConnection,
-    id: Uuid,
-    user_id: Uuid,
-    started_at: DateTime<Utc>,
-    mfa: bool,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("insert into sessions (id, user_id, created_at, mfa) values ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(user_id)
-        .bind(started_at)
-        .bind(mfa)
-        .execute(conn)
-        .await?;
+/// A session about to start.
+pub struct NewSession<'a> {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    /// The service's clock: the session's absolute end follows it.
+    pub started_at: DateTime<Utc>,
+    /// Started with a second factor.
+    pub mfa: bool,
+    pub ip_prefix: &'a str,
+    pub device_name: &'a str,
+}
+
+pub async fn create(conn: &mut PgConnection, s: &NewSession<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into sessions (id, user_id, created_at, last_used_at, mfa, ip_prefix, device_name)
+         values ($1, $2, $3, $3, $4, $5, $6)",
+    )
+    .bind(s.id)
+    .bind(s.user_id)
+    .bind(s.started_at)
+    .bind(s.mfa)
+    .bind(s.ip_prefix)
+    .bind(s.device_name)
+    .execute(conn)
+    .await?;
     Ok(())
+}
+
+/// A live session as its owner sees it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct LiveSessionRow {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub ip_prefix: String,
+    pub device_name: String,
+    pub mfa: bool,
+}
+
+/// The user's sessions not ended and started after `started_after` (older ones are past
+/// their absolute end), most recently used first.
+pub async fn live_of_user(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    started_after: DateTime<Utc>,
+) -> Result<Vec<LiveSessionRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select id, created_at, last_used_at, ip_prefix, device_name, mfa from sessions
+         where user_id = $1 and revoked_at is null and created_at > $2
+         order by coalesce(last_used_at, created_at) desc, id desc limit 1000",
+    )
+    .bind(user_id)
+    .bind(started_after)
+    .fetch_all(conn)
+    .await
+}
+
+/// Notes a refresh as the session's last use.
+pub async fn touch(conn: &mut PgConnection, session_id: Uuid, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query("update sessions set last_used_at = $2 where id = $1").bind(session_id).bind(at).execute(conn).await?;
+    Ok(())
+}
+
+/// Ends one of the user's sessions; false when it is not the user's or already ended.
+pub async fn revoke_own(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    session_id: Uuid,
+    reason: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update sessions set revoked_at = now(), revoked_reason = $3, updated_at = now()
+         where id = $2 and user_id = $1 and revoked_at is null",
+    )
+    .bind(user_id)
+    .bind(session_id)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends every live session of the user but `keep`; returns their ids.
+pub async fn revoke_all_but(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    keep: Uuid,
+    reason: &str,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "update sessions set revoked_at = now(), revoked_reason = $3, updated_at = now()
+         where user_id = $1 and id <> $2 and revoked_at is null returning id",
+    )
+    .bind(user_id)
+    .bind(keep)
+    .bind(reason)
+    .fetch_all(conn)
+    .await
+}
+
+/// Sessions ended after `since`, oldest first (what services poll).
+pub async fn revoked_since(
+    conn: &mut PgConnection,
+    since: DateTime<Utc>,
+) -> Result<Vec<(Uuid, DateTime<Utc>)>, sqlx::Error> {
+    sqlx::query_as("select id, revoked_at from sessions where revoked_at > $1 order by revoked_at, id limit 100000")
+        .bind(since)
+        .fetch_all(conn)
+        .await
 }
 
 /// Deletes every refresh token of the user's sessions (account deletion): nothing that

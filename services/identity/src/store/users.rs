@@ -17,11 +17,13 @@ pub struct UserRow {
     pub role: Role,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Disabled by an admin: no sign-in, no refresh.
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 macro_rules! user_columns {
     () => {
-        "id, email, password_hash, display_name, language, role, created_at, updated_at"
+        "id, email, password_hash, display_name, language, role, created_at, updated_at, disabled_at"
     };
 }
 
@@ -111,6 +113,32 @@ pub async fn set_password_hash(conn: &mut PgConnection, id: Uuid, password_hash:
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Disables (`Some(reason)`) or enables (`None`) a live account, locking it first so a
+/// sign-in or refresh racing it finishes before (and its session is revoked with the
+/// others) or sees it disabled. Returns the row, or `None` when there is no live account.
+pub async fn set_disabled(
+    conn: &mut PgConnection,
+    id: Uuid,
+    reason: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query("select 1 from users where id = $1 and deleted_at is null for update")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query_as(concat!(
+        "update users set disabled_at = case when $2::text is null then null else coalesce(disabled_at, $3) end,
+                disabled_reason = $2, updated_at = now()
+         where id = $1 and deleted_at is null returning ",
+        user_columns!()
+    ))
+    .bind(id)
+    .bind(reason)
+    .bind(at)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Sets the global role (ADMIN or USER). Used by the `promote-admin` command and tests.

@@ -25,7 +25,7 @@ async fn sign_ins_role_grants_and_devices_are_recorded_and_read_by_their_festiva
     let fan = register(&mut c, &email).await;
     // A wrong password for a real account, one for nobody's, then the right one.
     for (who, password) in [(email.as_str(), "not the password at all"), ("nobody@example.org", PASSWORD)] {
-        let attempt = pb::LoginRequest { email: who.into(), password: password.into() };
+        let attempt = pb::LoginRequest { email: who.into(), password: password.into(), ..Default::default() };
         assert_eq!(code(c.login(attempt).await), "ERR_2001");
     }
     login(&mut c, &email).await;

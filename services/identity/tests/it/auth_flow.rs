@@ -58,8 +58,15 @@ async fn a_wrong_password_and_an_unknown_email_get_the_same_answer() {
     let mut c = client(&app);
     let email = new_email();
     register(&mut c, &email).await;
-    let wrong = c.login(pb::LoginRequest { email: email.clone(), password: "not the password at all".into() }).await;
-    let unknown = c.login(pb::LoginRequest { email: new_email(), password: PASSWORD.into() }).await;
+    let wrong = c
+        .login(pb::LoginRequest {
+            email: email.clone(),
+            password: "not the password at all".into(),
+            ..Default::default()
+        })
+        .await;
+    let unknown =
+        c.login(pb::LoginRequest { email: new_email(), password: PASSWORD.into(), ..Default::default() }).await;
     let (wrong, unknown) = (wrong.expect_err("refused"), unknown.expect_err("refused"));
     assert_eq!(wrong.code(), unknown.code());
     assert_eq!(wrong.message(), unknown.message());
@@ -201,7 +208,10 @@ async fn profiles_update_and_deleted_accounts_free_their_email() {
     assert_eq!(code(c.delete_me(delete("")).await), "ERR_1001");
     assert_eq!(code(c.delete_me(delete("not the password at all")).await), "ERR_2001");
     c.delete_me(delete(PASSWORD)).await.expect("delete");
-    assert_eq!(code(c.login(pb::LoginRequest { email: email.clone(), password: PASSWORD.into() }).await), "ERR_2001");
+    assert_eq!(
+        code(c.login(pb::LoginRequest { email: email.clone(), password: PASSWORD.into(), ..Default::default() }).await),
+        "ERR_2001"
+    );
     assert_eq!(code(c.get_me(authed(pb::GetMeRequest {}, &tokens.access_token)).await), "ERR_2005");
     let refused = c.refresh(pb::RefreshRequest { refresh_token: tokens.refresh_token.clone() }).await;
     assert_eq!(code(refused), "ERR_2003", "its refresh tokens are gone");

@@ -62,7 +62,14 @@ async fn bad_logins_and_tokens_get_catalogued_codes() {
     let mut c = client(&app);
     assert_eq!(code(c.login(pb::LoginRequest::default()).await), "ERR_1001");
     assert_eq!(
-        code(c.login(pb::LoginRequest { email: "a@example.org".into(), password: "x".repeat(500) }).await),
+        code(
+            c.login(pb::LoginRequest {
+                email: "a@example.org".into(),
+                password: "x".repeat(500),
+                ..Default::default()
+            })
+            .await
+        ),
         "ERR_1002"
     );
     assert_eq!(code(c.refresh(pb::RefreshRequest::default()).await), "ERR_1001");

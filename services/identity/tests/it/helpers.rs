@@ -32,7 +32,11 @@ pub async fn register(client: &mut Client, email: &str) -> pb::User {
 }
 
 pub async fn login(client: &mut Client, email: &str) -> pb::TokenPair {
-    client.login(pb::LoginRequest { email: email.into(), password: PASSWORD.into() }).await.expect("login").into_inner()
+    client
+        .login(pb::LoginRequest { email: email.into(), password: PASSWORD.into(), ..Default::default() })
+        .await
+        .expect("login")
+        .into_inner()
 }
 
 /// Registers and signs in a new account.

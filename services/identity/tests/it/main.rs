@@ -9,4 +9,5 @@ mod keys;
 mod memberships;
 mod mfa;
 mod readiness;
+mod sessions;
 mod throttle;

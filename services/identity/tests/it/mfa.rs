@@ -17,7 +17,8 @@ fn totp(app: &App, secret: &[u8]) -> String {
 /// Enrols and confirms a second factor for the signed-in holder of `token`: its secret
 /// and recovery codes.
 async fn switch_on(app: &App, c: &mut Client, token: &str) -> (Vec<u8>, Vec<String>) {
-    let enrolment = c.enrol_mfa(authed(pb::EnrolMfaRequest {}, token)).await.expect("enrol").into_inner();
+    let enrol = pb::EnrolMfaRequest { password: PASSWORD.into() };
+    let enrolment = c.enrol_mfa(authed(enrol, token)).await.expect("enrol").into_inner();
     let secret = mfa::from_base32(&enrolment.secret).expect("base32");
     let confirm = pb::ConfirmMfaRequest { code: totp(app, &secret) };
     let codes = c.confirm_mfa(authed(confirm, token)).await.expect("confirm").into_inner().recovery_codes;
@@ -61,14 +62,19 @@ async fn enrol_sign_in_with_a_code_then_a_recovery_code_once_then_switch_off() {
     let user = register(&mut c, &email).await;
     let first = login(&mut c, &email).await;
 
-    let enrolment = c.enrol_mfa(authed(pb::EnrolMfaRequest {}, &first.access_token)).await.expect("enrol").into_inner();
+    // A stolen access token alone cannot put the thief's factor on the account.
+    let guess = pb::EnrolMfaRequest { password: "not the password at all".into() };
+    assert_eq!(code(c.enrol_mfa(authed(guess, &first.access_token)).await), "ERR_2001");
+    let enrol = pb::EnrolMfaRequest { password: PASSWORD.into() };
+    let enrolment = c.enrol_mfa(authed(enrol.clone(), &first.access_token)).await.expect("enrol").into_inner();
     assert!(enrolment.otpauth_uri.starts_with("otpauth://totp/Festival:fan-"), "{}", enrolment.otpauth_uri);
     assert!(enrolment.otpauth_uri.contains(&format!("secret={}", enrolment.secret)));
     assert!(enrolment.qr_svg.contains("<svg") && enrolment.qr_svg.contains("<path"), "a QR code");
     let secret = mfa::from_base32(&enrolment.secret).expect("base32");
     assert_eq!(secret.len(), mfa::SECRET_LEN);
     // Not on until confirmed: signing in is unchanged.
-    assert!(!login(&mut c, &email).await.access_token.is_empty());
+    let elsewhere = login(&mut c, &email).await;
+    assert!(!elsewhere.access_token.is_empty());
     let wrong = pb::ConfirmMfaRequest { code: "000000".into() };
     let wrong = if totp(&app, &secret) == "000000" { pb::ConfirmMfaRequest { code: "111111".into() } } else { wrong };
     assert_eq!(code(c.confirm_mfa(authed(wrong, &first.access_token)).await), "ERR_2013");
@@ -76,7 +82,12 @@ async fn enrol_sign_in_with_a_code_then_a_recovery_code_once_then_switch_off() {
     let recovery = c.confirm_mfa(authed(confirm, &first.access_token)).await.expect("confirm").into_inner();
     assert_eq!(recovery.recovery_codes.len(), 10);
     assert_eq!(recovery.recovery_codes.iter().collect::<HashSet<_>>().len(), 10, "distinct");
-    assert_eq!(code(c.enrol_mfa(authed(pb::EnrolMfaRequest {}, &first.access_token)).await), "ERR_2015");
+    assert_eq!(code(c.enrol_mfa(authed(enrol, &first.access_token)).await), "ERR_2015");
+    // Every other session (signed in with the password alone) ended; this one goes on.
+    let refresh = pb::RefreshRequest { refresh_token: elsewhere.refresh_token.clone() };
+    assert_eq!(code(c.refresh(refresh).await), "ERR_2003");
+    assert_eq!(code(c.get_me(authed(pb::GetMeRequest {}, &elsewhere.access_token)).await), "ERR_2005");
+    c.get_me(authed(pb::GetMeRequest {}, &first.access_token)).await.expect("the confirming session goes on");
 
     // Sign-in now stops at a challenge. The code just used to confirm is spent.
     let pending = challenge(&mut c, &email).await;
@@ -127,19 +138,22 @@ async fn enrol_sign_in_with_a_code_then_a_recovery_code_once_then_switch_off() {
             "MFA_DISABLED",
             "MFA_FAILED",
             "MFA_FAILED",
+            "MFA_CHALLENGED",
             "RECOVERY_CODE_USED",
             "SIGN_IN",
+            "MFA_CHALLENGED",
             "SIGN_IN",
             "MFA_FAILED",
+            "MFA_CHALLENGED",
             "MFA_ENABLED",
             "SIGN_IN",
             "SIGN_IN"
         ]
     );
-    assert_eq!(log[4].1, "9 left");
-    assert!(log[5].1.ends_with("second factor: recovery code"), "{:?}", log[5]);
-    assert!(log[6].1.ends_with("second factor: authenticator code"), "{:?}", log[6]);
-    assert_eq!(log[8].1, "10 recovery codes");
+    assert_eq!(log[5].1, "9 left");
+    assert!(log[6].1.ends_with("second factor: recovery code"), "{:?}", log[6]);
+    assert!(log[8].1.ends_with("second factor: authenticator code"), "{:?}", log[8]);
+    assert_eq!(log[11].1, "10 recovery codes, 1 other sessions ended");
 }
 
 #[tokio::test]
@@ -334,4 +348,26 @@ fn membership_claims(access_token: &str) -> Vec<(String, bool)> {
         .iter()
         .map(|m| (m["fid"].as_str().expect("fid").to_owned(), m["mfa"].as_bool().unwrap_or(false)))
         .collect()
+}
+
+#[tokio::test]
+async fn an_admin_resets_a_lost_second_factor_and_every_session_ends() {
+    let app = App::spawn_on_manual_clock(|_| {}).await;
+    let mut c = client(&app);
+    let admin = signed_in_admin(&app, &mut c).await;
+    let email = new_email();
+    let user = register(&mut c, &email).await;
+    let token = login(&mut c, &email).await.access_token;
+    switch_on(&app, &mut c, &token).await;
+    let reset = pb::ResetAccountMfaRequest { user_id: user.id.clone(), reason: "ID checked at the box office".into() };
+
+    assert_eq!(code(c.reset_account_mfa(authed(reset.clone(), &token)).await), "ERR_3001", "admins only");
+    let status = c.reset_account_mfa(authed(reset.clone(), &admin.access_token)).await.expect("reset").into_inner();
+    assert_eq!(status.sessions_revoked, 1);
+    assert_eq!(code(c.get_me(authed(pb::GetMeRequest {}, &token)).await), "ERR_2005");
+    let plain = login(&mut c, &email).await;
+    assert!(!plain.access_token.is_empty(), "one step again");
+    assert_eq!(code(c.reset_account_mfa(authed(reset, &admin.access_token)).await), "ERR_2016");
+    let log = audit_of(&mut c, &admin.access_token, &user.id).await;
+    assert!(log.contains(&("MFA_DISABLED".to_owned(), "reset by an admin: ID checked at the box office".to_owned())));
 }

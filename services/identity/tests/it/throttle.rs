@@ -23,7 +23,8 @@ async fn spawn_throttled(account: Policy, address: Policy) -> App {
 }
 
 async fn attempt(c: &mut Client, email: &str, password: &str, from: &str) -> Result<pb::TokenPair, tonic::Status> {
-    let mut request = tonic::Request::new(pb::LoginRequest { email: email.into(), password: password.into() });
+    let mut request =
+        tonic::Request::new(pb::LoginRequest { email: email.into(), password: password.into(), ..Default::default() });
     request.metadata_mut().insert("x-forwarded-for", from.parse().expect("address"));
     c.login(request).await.map(tonic::Response::into_inner)
 }

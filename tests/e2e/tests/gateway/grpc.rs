@@ -21,7 +21,7 @@ async fn plain_grpc_clients_reach_identity_through_the_gateway() {
         .await
         .expect("register through the gateway");
     let tokens = client
-        .login(pb::LoginRequest { email, password: "correct horse battery staple".into() })
+        .login(pb::LoginRequest { email, password: "correct horse battery staple".into(), ..Default::default() })
         .await
         .expect("login")
         .into_inner();
@@ -169,9 +169,13 @@ async fn browsers_on_grpc_web_get_cookies_and_never_a_token_in_the_message() {
     let (registered, _) = grpc_web(&env, "Register", &register, &[origin]).await;
     assert_eq!(registered.status, 200);
 
-    let (login, message) =
-        grpc_web(&env, "Login", &pb::LoginRequest { email: email.clone(), password: password.clone() }, &[origin])
-            .await;
+    let (login, message) = grpc_web(
+        &env,
+        "Login",
+        &pb::LoginRequest { email: email.clone(), password: password.clone(), ..Default::default() },
+        &[origin],
+    )
+    .await;
     let pair = pb::TokenPair::decode(message.expect("a message").as_slice()).expect("TokenPair");
     assert_eq!((pair.access_token.as_str(), pair.refresh_token.as_str()), ("", ""), "no token for script");
     assert_eq!(pair.user.expect("user").email, email);
@@ -207,7 +211,8 @@ async fn browsers_on_grpc_web_get_cookies_and_never_a_token_in_the_message() {
     assert_eq!(message, None, "the session ended");
 
     // Without a browser's headers (a partner's gRPC-web client): tokens in the message, no cookies.
-    let (partner, message) = grpc_web(&env, "Login", &pb::LoginRequest { email, password }, &[]).await;
+    let (partner, message) =
+        grpc_web(&env, "Login", &pb::LoginRequest { email, password, ..Default::default() }, &[]).await;
     let pair = pb::TokenPair::decode(message.expect("a message").as_slice()).expect("TokenPair");
     assert!(!pair.access_token.is_empty() && !pair.refresh_token.is_empty());
     assert_eq!(partner.headers_named("set-cookie"), Vec::<&str>::new());

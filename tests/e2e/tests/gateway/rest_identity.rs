@@ -275,6 +275,7 @@ async fn identity_throttles_guessing_behind_the_gateway_by_the_address_the_gatew
         let mut request = tonic::Request::new(pb::LoginRequest {
             email: format!("guess-{i}@example.org"),
             password: "not the password at all".into(),
+            ..Default::default()
         });
         request.metadata_mut().insert("x-forwarded-for", format!("192.0.2.{i}").parse().expect("value"));
         let refused = grpc.login(request).await.expect_err("wrong password");
@@ -293,7 +294,7 @@ async fn identity_throttles_guessing_behind_the_gateway_by_the_address_the_gatew
     assert_eq!(rest.header("retry-after"), Some("2"));
     assert_eq!(rest.json()["details"]["metadata"]["retry_after_secs"], "2");
     let refused = grpc
-        .login(pb::LoginRequest { email: email.clone(), password: PASSWORD.into() })
+        .login(pb::LoginRequest { email: email.clone(), password: PASSWORD.into(), ..Default::default() })
         .await
         .expect_err("locked address");
     assert_eq!(festival_platform::error::reason(&refused).as_deref(), Some("ERR_2008"));

@@ -212,7 +212,12 @@ async fn made_up_tokens_do_not_buy_a_fresh_budget_but_a_real_one_is_its_own_clie
         .register(idpb::RegisterRequest { email: email.clone(), password: password.clone(), ..Default::default() })
         .await
         .expect("register");
-    let real = identity.login(idpb::LoginRequest { email, password }).await.expect("login").into_inner().access_token;
+    let real = identity
+        .login(idpb::LoginRequest { email, password, ..Default::default() })
+        .await
+        .expect("login")
+        .into_inner()
+        .access_token;
 
     // Each call with another made-up token: they all count against this address.
     for i in 0..3 {

@@ -117,7 +117,11 @@ async fn real_token(mesh: &Mesh) -> String {
     id.register(idpb::RegisterRequest { email: email.clone(), password: password.clone(), ..Default::default() })
         .await
         .expect("register");
-    id.login(idpb::LoginRequest { email, password }).await.expect("login").into_inner().access_token
+    id.login(idpb::LoginRequest { email, password, ..Default::default() })
+        .await
+        .expect("login")
+        .into_inner()
+        .access_token
 }
 
 async fn call(

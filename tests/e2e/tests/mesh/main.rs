@@ -2,6 +2,7 @@
 //! with the test kit's token issuer standing in for identity.
 
 mod purchase;
+mod sessions;
 mod top_up;
 
 use std::time::Duration;
@@ -37,7 +38,10 @@ async fn signed_in(
             .await
             .expect("admin");
     }
-    c.login(id::LoginRequest { email, password: PASSWORD.into() }).await.expect("login").into_inner()
+    c.login(id::LoginRequest { email, password: PASSWORD.into(), ..Default::default() })
+        .await
+        .expect("login")
+        .into_inner()
 }
 
 /// A gate scanner paired through identity scans at ticketing with the device token
