@@ -83,7 +83,11 @@ impl Default for Config {
                 ("cashless".to_owned(), "http://127.0.0.1:50055".to_owned()),
             ]),
             api_version: "1".into(),
-            internal_methods: vec!["/festival.payments.v1.PaymentsService/CreateCheckout".into()],
+            internal_methods: vec![
+                "/festival.payments.v1.PaymentsService/CreateCheckout".into(),
+                // Services poll it; clients have no business reading who signed out when.
+                "/festival.identity.v1.IdentityService/ListRevokedSessions".into(),
+            ],
             cors: CorsConfig {
                 allowed_origins: vec![
                     "http://localhost:3000".into(),

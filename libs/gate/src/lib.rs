@@ -12,7 +12,10 @@
 //!   the device's key, once the network is back.
 //! - [`till`]: a cashless terminal's offline till: checks taps against the festival's
 //!   band keys, caps each band at the offline limit, numbers and signs its charges.
+//! - [`badge`]: a gate's offline check of staff badges (identity's), with the same
+//!   credential kit as tickets.
 
+pub mod badge;
 pub mod offline;
 pub mod rule;
 pub mod scanner;

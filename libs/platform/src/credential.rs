@@ -1,4 +1,4 @@
-//! Offline-verifiable credentials: tickets now, staff badges next. A credential is a
+//! Offline-verifiable credentials: tickets, and staff badges ([`badge`]). A credential is a
 //! compact binary payload signed with a festival's Ed25519 key and written as base64url,
 //! small enough for a QR code. A scanner holding only the public keys verifies it without
 //! the network; only the festival's private key (never on a scanner) can mint one, so a
@@ -18,6 +18,7 @@
 //!
 //! Decoding never panics and never allocates more than the longest valid input.
 
+pub mod badge;
 mod comb;
 
 use std::collections::HashMap;
@@ -75,6 +76,38 @@ pub enum CredentialError {
 pub fn key_id(public_key: &VerifyingKey) -> u32 {
     let digest = Sha256::digest(public_key.as_bytes());
     u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+}
+
+/// How a key id is written (the 4 bytes a credential carries, in hex).
+pub fn kid_text(key_id: u32) -> String {
+    format!("{key_id:08x}")
+}
+
+/// A new festival key, its private half sealed for storage under its key id (tickets in
+/// ticketing, badges in identity keep theirs this way).
+pub struct SealedKey {
+    pub issuer: Issuer,
+    pub kid: String,
+    pub public_key: [u8; 32],
+    pub sealed_private: Vec<u8>,
+}
+
+impl SealedKey {
+    pub fn generate(sealer: &crate::sealing::Sealer) -> anyhow::Result<Self> {
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let kid = kid_text(key_id(&key.verifying_key()));
+        let sealed_private = sealer.seal(key.as_bytes(), &kid)?;
+        Ok(Self { public_key: key.verifying_key().to_bytes(), issuer: Issuer::new(key), kid, sealed_private })
+    }
+
+    /// The issuer of a stored key.
+    pub fn open(sealer: &crate::sealing::Sealer, kid: &str, sealed_private: &[u8]) -> anyhow::Result<Issuer> {
+        let secret: [u8; 32] = sealer
+            .open(sealed_private, kid)?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("festival key {kid} is not 32 bytes"))?;
+        Ok(Issuer::new(SigningKey::from_bytes(&secret)))
+    }
 }
 
 /// A festival's private key, minting credentials.

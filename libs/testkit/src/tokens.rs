@@ -223,7 +223,9 @@ impl tonic::server::UnaryService<pb::ListRevokedSessionsRequest> for ListRevoked
             })
             .collect();
         let as_of = Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 });
-        Box::pin(async move { Ok(tonic::Response::new(pb::ListRevokedSessionsResponse { sessions, as_of })) })
+        Box::pin(
+            async move { Ok(tonic::Response::new(pb::ListRevokedSessionsResponse { sessions, as_of, more: false })) },
+        )
     }
 }
 

@@ -1,6 +1,7 @@
 //! `scripts/bench identity`: logins per second and latency at concurrency 8 through the
 //! real gRPC server (PostgreSQL, argon2id), sign-ins with a second factor (Login, then
-//! VerifyMfa with a TOTP code), and access-token verifications per second on one core.
+//! VerifyMfa with a TOTP code), access-token verifications and staff-badge checks (a
+//! gate's offline check) per second on one core.
 //! Prints a Markdown table. Not a test: no thresholds.
 
 use std::time::{Duration, Instant};
@@ -132,6 +133,11 @@ fn main() -> anyhow::Result<()> {
     .map_err(|_| anyhow::anyhow!("verifier thread panicked"))??;
     println!("| access-token verifications/s, one core, first checks (Ed25519) | {first:.0} |");
     println!("| access-token verifications/s, one core, one token repeated (remembered) | {repeated:.0} |");
+    let badges =
+        std::thread::spawn(badge_checks_per_sec).join().map_err(|_| anyhow::anyhow!("badge thread panicked"))?;
+    println!(
+        "| staff-badge checks/s, one core (offline: signature with precomputed tables, revocation, end, zone) | {badges:.0} |"
+    );
     rt.block_on(app.stop());
     Ok(())
 }
@@ -199,4 +205,47 @@ async fn mfa_sign_ins(client: &IdentityServiceClient<tonic::transport::Channel>,
     println!("| sign-in with a second factor p50 | {} |", ms(percentile(&latencies, 0.50)));
     println!("| sign-in with a second factor p99 | {} |", ms(percentile(&latencies, 0.99)));
     Ok(())
+}
+
+/// A gate's offline badge check on one core: a security badge with three zones, checked
+/// against the festival's keys (precomputed, as a gate keeps them), a revocation list of
+/// 1,000 badges, its end and the gate's zone.
+fn badge_checks_per_sec() -> f64 {
+    use festival_gate::badge::BadgeGate;
+    use festival_platform::credential::badge::BadgeClaims;
+    let festival = uuid::Uuid::now_v7();
+    let issuer =
+        festival_platform::credential::Issuer::new(ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng));
+    let now = chrono::Utc::now().timestamp() as u32;
+    let claims = BadgeClaims {
+        festival,
+        badge: uuid::Uuid::now_v7(),
+        issued_at: now,
+        valid_until: now + 86_400,
+        role: festival_platform::auth::Role::Security,
+        zones: vec!["backstage".into(), "north-gate".into(), "camping".into()],
+    };
+    let badge = issuer.issue_badge(&claims).expect("badge");
+    let keys = pb::BadgeKeys {
+        keys: vec![pb::BadgeKey {
+            kid: festival_platform::credential::kid_text(issuer.key_id()),
+            public_key: base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                issuer.verifying_key().to_bytes(),
+            ),
+            create_time: None,
+        }],
+    };
+    let revoked =
+        pb::ListRevokedBadgesResponse { badge_ids: (0..1_000).map(|_| uuid::Uuid::now_v7().to_string()).collect() };
+    let gate = BadgeGate::new(festival, "backstage", &keys, &revoked).expect("gate");
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < VERIFY_DURATION {
+        for _ in 0..100 {
+            gate.check(&badge, now).expect("opens");
+        }
+        n += 100;
+    }
+    n as f64 / started.elapsed().as_secs_f64()
 }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use festival_platform::credential::{Issuer, Keyring, key_id};
+use festival_platform::credential::{Issuer, Keyring, SealedKey};
 use festival_platform::sealing::Sealer;
 use sqlx::PgPool;
 use tokio::sync::RwLock;
@@ -15,10 +15,7 @@ use uuid::Uuid;
 
 use crate::store;
 
-/// How a key id is written (the 4 bytes a credential carries, in hex).
-pub fn kid_text(key_id: u32) -> String {
-    format!("{key_id:08x}")
-}
+pub use festival_platform::credential::kid_text;
 
 pub struct FestivalKeys {
     pool: PgPool,
@@ -54,12 +51,10 @@ impl FestivalKeys {
         let issuer = match store::keys::active(&mut tx, festival_id).await? {
             Some(row) => self.open(&row)?,
             None => {
-                let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-                let kid = kid_text(key_id(&key.verifying_key()));
-                let sealed = self.sealer.seal(key.as_bytes(), &kid)?;
-                store::keys::insert(&mut tx, &kid, festival_id, key.verifying_key().as_bytes(), &sealed).await?;
-                tracing::info!(%festival_id, %kid, "created the festival's ticket-signing key");
-                Issuer::new(key)
+                let new = SealedKey::generate(&self.sealer)?;
+                store::keys::insert(&mut tx, &new.kid, festival_id, &new.public_key, &new.sealed_private).await?;
+                tracing::info!(%festival_id, kid = %new.kid, "created the festival's ticket-signing key");
+                new.issuer
             }
         };
         tx.commit().await?;
@@ -68,12 +63,7 @@ impl FestivalKeys {
     }
 
     fn open(&self, row: &store::keys::KeyRow) -> anyhow::Result<Issuer> {
-        let secret: [u8; 32] = self
-            .sealer
-            .open(&row.sealed_private, &row.kid)?
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("ticket key {} is not 32 bytes", row.kid))?;
-        Ok(Issuer::new(ed25519_dalek::SigningKey::from_bytes(&secret)))
+        SealedKey::open(&self.sealer, &row.kid, &row.sealed_private)
     }
 
     /// The festival's public keys, reloaded when `key_id` is not among them (at most every

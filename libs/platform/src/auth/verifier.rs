@@ -39,6 +39,9 @@ pub trait KeySource: Send + Sync + 'static {
     }
 }
 
+/// Pages of ended sessions one poll reads at most (200,000 sessions).
+const MAX_REVOKED_PAGES: usize = 20;
+
 /// Sessions that ended: their access tokens are refused from then on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RevokedSessions {
@@ -79,17 +82,44 @@ impl KeySource for IdentityKeySource {
         })
     }
 
+    /// Follows identity's pages (10,000 sessions each) up to [`MAX_REVOKED_PAGES`] per
+    /// poll; beyond that the answer stops at the last session read, and the next poll
+    /// goes on from there.
     fn revoked_sessions(&self, since: Option<i64>) -> BoxFuture<'static, anyhow::Result<Option<RevokedSessions>>> {
         let mut client = self.client.clone();
         Box::pin(async move {
-            let since = since.map(|s| prost_types::Timestamp { seconds: s, nanos: 0 });
-            let answer = client.list_revoked_sessions(pb::ListRevokedSessionsRequest { since }).await?.into_inner();
-            let sessions = answer
-                .sessions
-                .into_iter()
-                .filter_map(|s| Some((s.session_id.parse().ok()?, s.revoke_time?.seconds)))
-                .collect();
-            Ok(Some(RevokedSessions { sessions, as_of: answer.as_of.map_or(0, |t| t.seconds) }))
+            let mut request = pb::ListRevokedSessionsRequest {
+                since: since.map(|s| prost_types::Timestamp { seconds: s, nanos: 0 }),
+                ..Default::default()
+            };
+            let mut out = RevokedSessions::default();
+            for page in 0..MAX_REVOKED_PAGES {
+                let answer = client.list_revoked_sessions(request.clone()).await?.into_inner();
+                if page == 0 {
+                    out.as_of = answer.as_of.map_or(0, |t| t.seconds);
+                }
+                let last = answer.sessions.last().cloned();
+                out.sessions.extend(
+                    answer
+                        .sessions
+                        .into_iter()
+                        .filter_map(|s| Some((s.session_id.parse().ok()?, s.revoke_time?.seconds))),
+                );
+                match last {
+                    Some(last) if answer.more => {
+                        if page + 1 == MAX_REVOKED_PAGES {
+                            // Not all read: the next poll starts from the last one read.
+                            out.as_of = last.revoke_time.as_ref().map_or(out.as_of, |t| t.seconds.min(out.as_of));
+                        }
+                        request = pb::ListRevokedSessionsRequest {
+                            since: last.revoke_time,
+                            after_session_id: last.session_id,
+                        };
+                    }
+                    _ => break,
+                }
+            }
+            Ok(Some(out))
         })
     }
 }
@@ -232,11 +262,16 @@ impl Verifier {
 
     /// The caller of a token whose session has not ended (ERR_2005 once it has).
     fn live(&self, claims: AccessClaims) -> ApiResult<Principal> {
-        let ended = self.inner.revoked.read().unwrap_or_else(|e| e.into_inner()).sessions.contains_key(&claims.sid);
-        if ended {
+        if self.session_ended(claims.sid) {
             return Err(ApiError::new(codes::SESSION_REVOKED));
         }
         Ok(claims.into())
+    }
+
+    /// Whether the session is known to have ended (a stream opened with its token checks
+    /// this as it goes).
+    pub fn session_ended(&self, session_id: uuid::Uuid) -> bool {
+        self.inner.revoked.read().unwrap_or_else(|e| e.into_inner()).sessions.contains_key(&session_id)
     }
 
     /// Asks the key source which sessions ended since the last answer (see
@@ -246,7 +281,9 @@ impl Verifier {
         let since = self.inner.revoked.read().unwrap_or_else(|e| e.into_inner()).since();
         match self.inner.source.revoked_sessions(since).await {
             Ok(Some(answer)) => {
-                let keep = self.inner.max_lifetime.saturating_add(Revoked::OVERLAP_SECS);
+                // Kept while a token of the session can live, with margin for a refresh
+                // that committed a little after the revocation's stamp and for clocks.
+                let keep = self.inner.max_lifetime.saturating_add(2 * Revoked::OVERLAP_SECS);
                 self.inner.revoked.write().unwrap_or_else(|e| e.into_inner()).merge(answer, keep);
                 true
             }

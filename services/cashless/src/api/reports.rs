@@ -75,11 +75,18 @@ impl CashlessApi {
         caller.require(festival_id, Role::Organizer)?;
         let festival = Self::festival(&mut *self.pool.acquire().await?, festival_id).await?;
         let watching = self.watchers.open(festival_id, self.live.max_watchers_per_festival)?;
-        let (pool, clock) = (self.pool.clone(), self.clock.clone());
+        let (pool, clock, verifier) = (self.pool.clone(), self.clock.clone(), self.verifier.clone());
         Ok(live::changes(self.live, watching, move || {
             let (pool, festival) = (pool.clone(), festival.clone());
             let (from, to) = day_around(clock.now(), &festival.time_zone);
-            async move { report(&pool, &festival, from, to).await }
+            // A session ended meanwhile (signed out, account disabled) ends the stream.
+            let ended = verifier.session_ended(caller.session_id);
+            async move {
+                if ended {
+                    return Err(ApiError::new(codes::SESSION_REVOKED));
+                }
+                report(&pool, &festival, from, to).await
+            }
         }))
     }
 }

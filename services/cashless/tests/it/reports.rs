@@ -128,3 +128,22 @@ async fn the_live_takings_send_the_day_then_each_change() {
     assert!(reopened, "closed streams give their places back");
     env.app.stop().await;
 }
+
+#[tokio::test]
+async fn the_live_takings_end_once_the_watchers_session_ends() {
+    let env = spawn().await;
+    let f = env.festival().await;
+    let mut client = env.client();
+    let watch = pb::WatchTakingsRequest { festival_id: f.id.to_string() };
+    let mut stream = client.watch_takings(authed(watch.clone(), &f.organizer)).await.expect("watch").into_inner();
+    next(&mut stream).await;
+    // The organiser signs out (identity lists the session as ended): the open stream
+    // ends at cashless's next poll of the list, and a new one is refused.
+    env.issuer.end_session_of(&f.organizer);
+    let ended =
+        tokio::time::timeout(Duration::from_secs(30), async { while let Ok(Some(_)) = stream.message().await {} })
+            .await;
+    assert!(ended.is_ok(), "the stream went on after its session ended");
+    assert_eq!(code(client.watch_takings(authed(watch, &f.organizer)).await), "ERR_2005");
+    env.app.stop().await;
+}

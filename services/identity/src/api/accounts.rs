@@ -103,6 +103,8 @@ impl IdentityApi {
         let ended = store::sessions::revoke_all(&mut tx, caller.user_id, "account_deleted").await?;
         store::sessions::delete_refresh_tokens_of_user(&mut tx, caller.user_id).await?;
         store::mfa::remove(&mut tx, caller.user_id).await?;
+        store::sessions::scrub_of_user(&mut tx, caller.user_id).await?;
+        self.revoke_badges_of(&mut tx, Some(caller.user_id), caller.user_id, None, "account deleted").await?;
         Self::announce_revoked(&mut tx, caller.user_id, &ended, "account_deleted").await?;
         for m in store::memberships::revoke_all_of_user(&mut tx, caller.user_id).await? {
             events::publish(

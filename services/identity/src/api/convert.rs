@@ -45,6 +45,8 @@ pub(super) fn to_session_record(s: &SessionRow) -> pb::SessionRecord {
         revoke_time: s.revoked_at.map(timestamp),
         revoke_reason: s.revoked_reason.clone().unwrap_or_default(),
         last_refresh_time: s.last_refreshed_at.map(timestamp),
+        device_name: s.device_name.clone(),
+        ip_prefix: s.ip_prefix.clone(),
     }
 }
 

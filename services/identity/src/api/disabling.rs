@@ -32,11 +32,21 @@ impl IdentityApi {
         }
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
-        let user = store::users::set_disabled(&mut tx, user_id, Some(reason), now)
+        let (user, changed) = store::users::set_disabled(&mut tx, user_id, Some(reason), now)
             .await?
             .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "user_id", "no such user"))?;
+        if !changed {
+            // Disabled already (its first time, reason and ended sessions stand).
+            return Ok(pb::AccountStatus {
+                user_id: user_id.to_string(),
+                disabled: true,
+                disable_time: user.disabled_at.map(timestamp),
+                sessions_revoked: 0,
+            });
+        }
         let ended = store::sessions::revoke_all(&mut tx, user_id, "account_disabled").await?;
         Self::announce_revoked(&mut tx, user_id, &ended, "account_disabled").await?;
+        self.revoke_badges_of(&mut tx, Some(caller.user_id), user_id, None, "account disabled").await?;
         let entry = AuditRow {
             actor_id: Some(caller.user_id),
             subject_id: Some(user_id),
@@ -63,9 +73,12 @@ impl IdentityApi {
         let user_id = validate::uuid("user_id", &req.user_id)?;
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
-        store::users::set_disabled(&mut tx, user_id, None, now)
+        let (_, changed) = store::users::set_disabled(&mut tx, user_id, None, now)
             .await?
             .ok_or_else(|| ApiError::field(codes::NOT_FOUND, "user_id", "no such user"))?;
+        if !changed {
+            return Ok(pb::AccountStatus { user_id: user_id.to_string(), ..Default::default() });
+        }
         let entry = AuditRow {
             actor_id: Some(caller.user_id),
             subject_id: Some(user_id),

@@ -63,6 +63,9 @@ impl IdentityApi {
         if !store::memberships::revoke(&mut tx, festival_id, user_id, role).await? {
             return Err(ApiError::new(codes::NOT_FOUND).with_message("No such membership"));
         }
+        // Its badges go with it (a badge being issued meanwhile holds the membership row).
+        self.revoke_badges_of(&mut tx, Some(caller.user_id), user_id, Some((festival_id, role)), "role revoked")
+            .await?;
         events::publish(
             &mut tx,
             &pb::MembershipRevoked {

@@ -2,11 +2,12 @@
 //! encode. Every write and its event commit together.
 //!
 //! One module per area ([`accounts`], [`sessions`], [`my_sessions`], [`mfa`], [`disabling`], [`memberships`],
-//! [`keys`], [`devices`], [`audit`]); this one
+//! [`keys`], [`devices`], [`badges`], [`audit`]); this one
 //! holds what they share and the tonic binding, [`convert`] the proto mapping.
 
 mod accounts;
 mod audit;
+mod badges;
 mod convert;
 mod devices;
 mod disabling;
@@ -19,7 +20,7 @@ mod sessions;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use festival_platform::auth::{ACCESS_TOKEN_USE, AMR_MFA, AccessClaims, Principal, Verifier};
+use festival_platform::auth::{ACCESS_TOKEN_USE, AMR_MFA, AccessClaims, GateCaller, Principal, Verifier};
 use festival_platform::clock::Clock;
 use festival_platform::convert::timestamp;
 use festival_platform::rpc::Authenticate;
@@ -201,6 +202,28 @@ impl Authenticate for IdentityApi {
             mfa,
         })
     }
+
+    async fn gate_caller<T: Send + Sync>(&self, request: &Request<T>) -> ApiResult<GateCaller> {
+        self.gate_caller_of(request).await
+    }
+}
+
+impl IdentityApi {
+    /// A gate's caller: a person as [`Authenticate::caller`] reads them, or a paired
+    /// device whose token checks out and that identity has not revoked since.
+    async fn gate_caller_of<T: Send + Sync>(&self, request: &Request<T>) -> ApiResult<GateCaller> {
+        match self.verifier.authenticate_gate(request).await? {
+            GateCaller::Person(_) => self.caller(request).await.map(GateCaller::Person),
+            GateCaller::Device(device) => {
+                let mut conn = self.pool.acquire().await?;
+                let live = store::devices::find(&mut conn, device.id).await?.is_some_and(|d| d.revoked_at.is_none());
+                if !live {
+                    return Err(ApiError::new(codes::DEVICE_REVOKED));
+                }
+                Ok(GateCaller::Device(device))
+            }
+        }
+    }
 }
 
 fn parse_email(raw: &str) -> ApiResult<Email> {
@@ -232,6 +255,12 @@ festival_platform::bind_rpcs! {
         auth disable_account(pb::DisableAccountRequest) -> pb::AccountStatus;
         auth enable_account(pb::EnableAccountRequest) -> pb::AccountStatus;
         auth reset_account_mfa(pb::ResetAccountMfaRequest) -> pb::AccountStatus;
+        auth issue_badge(pb::IssueBadgeRequest) -> pb::Badge;
+        auth list_badges(pb::ListBadgesRequest) -> pb::ListBadgesResponse;
+        auth revoke_badge(pb::RevokeBadgeRequest) -> pb::Badge;
+        auth list_my_badges(pb::ListMyBadgesRequest) -> pb::ListBadgesResponse;
+        public get_badge_keys(pb::GetBadgeKeysRequest) -> pb::BadgeKeys;
+        gate list_revoked_badges(pb::ListRevokedBadgesRequest) -> pb::ListRevokedBadgesResponse;
         auth rotate_signing_key(pb::RotateSigningKeyRequest) -> pb::RotateSigningKeyResponse;
         auth revoke_signing_key(pb::RevokeSigningKeyRequest) -> pb::RevokeSigningKeyResponse;
         auth grant_membership(pb::GrantMembershipRequest) -> pb::Membership;

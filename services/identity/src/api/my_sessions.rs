@@ -12,6 +12,9 @@ use crate::domain::audit::AuditAction;
 use crate::store;
 use crate::store::audit::AuditRow;
 
+/// Ended sessions per answer (about 0.6 MB).
+const REVOKED_PAGE: i64 = 10_000;
+
 impl IdentityApi {
     pub(super) async fn list_my_sessions(
         &self,
@@ -68,6 +71,9 @@ impl IdentityApi {
         let ended =
             store::sessions::revoke_all_but(&mut tx, caller.user_id, caller.session_id, "logout_others").await?;
         Self::announce_revoked(&mut tx, caller.user_id, &ended, "logout_others").await?;
+        if ended.is_empty() {
+            return Ok(pb::RevokeOtherSessionsResponse { sessions_revoked: 0 });
+        }
         let entry = AuditRow {
             actor_id: Some(caller.user_id),
             subject_id: Some(caller.user_id),
@@ -79,24 +85,39 @@ impl IdentityApi {
         Ok(pb::RevokeOtherSessionsResponse { sessions_revoked: ended.len() as i32 })
     }
 
-    /// What services poll: sessions ended since `since`, never further back than an
-    /// access token lives (with the verifiers' leeway), since older tokens are dead anyway.
+    /// What services poll: sessions ended since `since`, on the database's clock (the one
+    /// that stamps revocations), never further back than an access token lives (with the
+    /// verifiers' leeway): older tokens are dead anyway. Paged, so a mass sign-out cannot
+    /// make an answer too large to deliver.
     pub(super) async fn list_revoked_sessions(
         &self,
         req: pb::ListRevokedSessionsRequest,
     ) -> ApiResult<pb::ListRevokedSessionsResponse> {
-        let now = self.clock.now();
+        let since = validate::timestamp("since", &req.since)?;
+        let after = match req.after_session_id.as_str() {
+            "" => None,
+            raw => Some(validate::uuid("after_session_id", raw)?),
+        };
+        let mut conn = self.pool.acquire().await?;
+        let now = store::sessions::db_now(&mut conn).await?;
         let window = Duration::seconds(self.config.tokens.access_ttl_secs)
             + Duration::seconds(self.config.common.auth.leeway_secs as i64);
-        let since = validate::timestamp("since", &req.since)?.map_or(now - window, |s| s.max(now - window));
-        let mut conn = self.pool.acquire().await?;
-        let rows = store::sessions::revoked_since(&mut conn, since).await?;
+        let earliest = now - window;
+        let (since, after) = match since {
+            Some(s) if s >= earliest => (s, after),
+            // Before the window: from its start (a page cursor there means nothing).
+            _ => (earliest, None),
+        };
+        let mut rows = store::sessions::revoked_since(&mut conn, since, after, REVOKED_PAGE + 1).await?;
+        let more = rows.len() > REVOKED_PAGE as usize;
+        rows.truncate(REVOKED_PAGE as usize);
         Ok(pb::ListRevokedSessionsResponse {
             sessions: rows
                 .into_iter()
                 .map(|(id, at)| pb::RevokedSession { session_id: id.to_string(), revoke_time: Some(timestamp(at)) })
                 .collect(),
             as_of: Some(timestamp(now)),
+            more,
         })
     }
 }

@@ -119,9 +119,6 @@ impl IdentityApi {
             .await?
             .ok_or(ApiError::new(codes::INVALID_REFRESH_TOKEN))?;
         let user = store::users::lock_live(&mut tx, owner).await?.ok_or(ApiError::new(codes::INVALID_REFRESH_TOKEN))?;
-        if user.disabled_at.is_some() {
-            return Err(ApiError::new(codes::ACCOUNT_DISABLED));
-        }
         let found =
             store::sessions::lock_token(&mut tx, &hash).await?.ok_or(ApiError::new(codes::INVALID_REFRESH_TOKEN))?;
         let state = RefreshState {
@@ -141,6 +138,8 @@ impl IdentityApi {
                 tracing::warn!(user_id = %found.user_id, session_id = %found.session_id, "refresh token reuse: session revoked");
                 Err(ApiError::new(codes::REFRESH_TOKEN_REUSED))
             }
+            // Only a token that would rotate learns the account is disabled.
+            RefreshDecision::Rotate if user.disabled_at.is_some() => Err(ApiError::new(codes::ACCOUNT_DISABLED)),
             RefreshDecision::Rotate => {
                 // Test-only: widen the window between the check and the write, so the
                 // race test's negative control (no lock) reliably interleaves.
@@ -188,10 +187,18 @@ impl IdentityApi {
     }
 }
 
-/// The device name a client gave its session (trimmed; empty when none).
+/// The device name a client gave its session (trimmed; empty when none). Besides
+/// control characters, invisible ones (bidirectional overrides, zero-width marks) are
+/// refused: a name must read as what it is.
 pub(super) fn device_name(raw: &str) -> ApiResult<&str> {
     let name = validate::max_len("device_name", raw.trim(), MAX_DEVICE_NAME)?;
-    validate::plain_text("device_name", name, false)
+    let name = validate::plain_text("device_name", name, false)?;
+    let invisible =
+        |c: char| matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}');
+    if name.chars().any(invisible) {
+        return Err(ApiError::field(codes::VALIDATION_FAILED, "device_name", "must not contain invisible characters"));
+    }
+    Ok(name)
 }
 
 fn refresh_token_of(raw: &str) -> ApiResult<&str> {

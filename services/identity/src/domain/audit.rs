@@ -25,6 +25,8 @@ festival_platform::text_enum! {
         SessionRevoked = "SESSION_REVOKED",
         AccountDisabled = "ACCOUNT_DISABLED",
         AccountEnabled = "ACCOUNT_ENABLED",
+        BadgeIssued = "BADGE_ISSUED",
+        BadgeRevoked = "BADGE_REVOKED",
     }
 }
 

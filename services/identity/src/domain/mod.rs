@@ -2,6 +2,7 @@
 //! roles can be granted, how sessions and keys age.
 
 pub mod audit;
+pub mod badge;
 pub mod device;
 pub mod mfa;
 pub use festival_platform::email;

@@ -55,6 +55,24 @@ pub async fn grant(
     Ok((existing, false))
 }
 
+/// Whether the user holds `role` at the festival, the membership locked against revoking
+/// until the transaction ends (a badge issued for it is in before the revocation looks).
+pub async fn lock_held(
+    conn: &mut PgConnection,
+    festival_id: Uuid,
+    user_id: Uuid,
+    role: Role,
+) -> Result<bool, sqlx::Error> {
+    let held: Option<i32> =
+        sqlx::query_scalar("select 1 from memberships where festival_id = $1 and user_id = $2 and role = $3 for share")
+            .bind(festival_id)
+            .bind(user_id)
+            .bind(role.as_str())
+            .fetch_optional(conn)
+            .await?;
+    Ok(held.is_some())
+}
+
 pub async fn revoke(
     conn: &mut PgConnection,
     festival_id: Uuid,

@@ -2,6 +2,7 @@
 //! transaction); the RPC handler owns begin/commit.
 
 pub mod audit;
+pub mod badges;
 pub mod devices;
 pub mod keys;
 pub mod memberships;

@@ -73,7 +73,7 @@ pub async fn revoke_own(
     reason: &str,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "update sessions set revoked_at = now(), revoked_reason = $3, updated_at = now()
+        "update sessions set revoked_at = clock_timestamp(), revoked_reason = $3, updated_at = now()
          where id = $2 and user_id = $1 and revoked_at is null",
     )
     .bind(user_id)
@@ -92,7 +92,7 @@ pub async fn revoke_all_but(
     reason: &str,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
-        "update sessions set revoked_at = now(), revoked_reason = $3, updated_at = now()
+        "update sessions set revoked_at = clock_timestamp(), revoked_reason = $3, updated_at = now()
          where user_id = $1 and id <> $2 and revoked_at is null returning id",
     )
     .bind(user_id)
@@ -102,15 +102,31 @@ pub async fn revoke_all_but(
     .await
 }
 
-/// Sessions ended after `since`, oldest first (what services poll).
+/// The database's clock, which stamps every revocation: polls are answered on it so no
+/// process's clock drift can hide one.
+pub async fn db_now(conn: &mut PgConnection) -> Result<DateTime<Utc>, sqlx::Error> {
+    sqlx::query_scalar("select clock_timestamp()").fetch_one(conn).await
+}
+
+/// Up to `limit` sessions ended after `since` (or, continuing a page, after the session
+/// `after` that ended at `since`), oldest first (what services poll).
 pub async fn revoked_since(
     conn: &mut PgConnection,
     since: DateTime<Utc>,
+    after: Option<Uuid>,
+    limit: i64,
 ) -> Result<Vec<(Uuid, DateTime<Utc>)>, sqlx::Error> {
-    sqlx::query_as("select id, revoked_at from sessions where revoked_at > $1 order by revoked_at, id limit 100000")
-        .bind(since)
-        .fetch_all(conn)
-        .await
+    sqlx::query_as(
+        "select id, revoked_at from sessions
+         where revoked_at is not null
+           and (case when $2::uuid is null then revoked_at > $1 else (revoked_at, id) > ($1, $2) end)
+         order by revoked_at, id limit $3",
+    )
+    .bind(since)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
 }
 
 /// Deletes every refresh token of the user's sessions (account deletion): nothing that
@@ -132,13 +148,25 @@ pub struct SessionRow {
     pub revoked_at: Option<DateTime<Utc>>,
     pub revoked_reason: Option<String>,
     pub last_refreshed_at: Option<DateTime<Utc>>,
+    pub device_name: String,
+    pub ip_prefix: String,
+}
+
+/// Blanks what a user's sessions say about them (account deletion).
+pub async fn scrub_of_user(conn: &mut PgConnection, user_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("update sessions set device_name = '', ip_prefix = '', updated_at = now() where user_id = $1")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Every session of a user, newest first (capped: an export, not a log).
 pub async fn of_user(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<SessionRow>, sqlx::Error> {
     sqlx::query_as(
         "select s.id, s.created_at, s.revoked_at, s.revoked_reason,
-                (select max(t.used_at) from refresh_tokens t where t.session_id = s.id) as last_refreshed_at
+                (select max(t.used_at) from refresh_tokens t where t.session_id = s.id) as last_refreshed_at,
+                s.device_name, s.ip_prefix
          from sessions s where s.user_id = $1 order by s.created_at desc limit 1000",
     )
     .bind(user_id)
@@ -213,7 +241,7 @@ pub async fn mark_used(conn: &mut PgConnection, token_hash: &[u8]) -> Result<(),
 /// Ends one session. Returns false when it had already ended.
 pub async fn revoke(conn: &mut PgConnection, session_id: Uuid, reason: &str) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "update sessions set revoked_at = now(), revoked_reason = $2, updated_at = now() where id = $1 and revoked_at is null",
+        "update sessions set revoked_at = clock_timestamp(), revoked_reason = $2, updated_at = now() where id = $1 and revoked_at is null",
     )
     .bind(session_id)
     .bind(reason)
@@ -225,7 +253,7 @@ pub async fn revoke(conn: &mut PgConnection, session_id: Uuid, reason: &str) -> 
 /// Ends every live session of a user; returns their ids.
 pub async fn revoke_all(conn: &mut PgConnection, user_id: Uuid, reason: &str) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
-        "update sessions set revoked_at = now(), revoked_reason = $2, updated_at = now()
+        "update sessions set revoked_at = clock_timestamp(), revoked_reason = $2, updated_at = now()
          where user_id = $1 and revoked_at is null returning id",
     )
     .bind(user_id)

@@ -117,28 +117,41 @@ pub async fn set_password_hash(conn: &mut PgConnection, id: Uuid, password_hash:
 
 /// Disables (`Some(reason)`) or enables (`None`) a live account, locking it first so a
 /// sign-in or refresh racing it finishes before (and its session is revoked with the
-/// others) or sees it disabled. Returns the row, or `None` when there is no live account.
+/// others) or sees it disabled. Returns the row and whether it changed (disabling a
+/// disabled account keeps its first time and reason), or `None` when there is no live
+/// account.
 pub async fn set_disabled(
     conn: &mut PgConnection,
     id: Uuid,
     reason: Option<&str>,
     at: DateTime<Utc>,
-) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query("select 1 from users where id = $1 and deleted_at is null for update")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query_as(concat!(
-        "update users set disabled_at = case when $2::text is null then null else coalesce(disabled_at, $3) end,
+) -> Result<Option<(UserRow, bool)>, sqlx::Error> {
+    let Some(row) = sqlx::query_as::<_, UserRow>(concat!(
+        "select ",
+        user_columns!(),
+        " from users where id = $1 and deleted_at is null for update"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    if row.disabled_at.is_some() == reason.is_some() {
+        return Ok(Some((row, false)));
+    }
+    let row = sqlx::query_as(concat!(
+        "update users set disabled_at = case when $2::text is null then null else $3 end,
                 disabled_reason = $2, updated_at = now()
-         where id = $1 and deleted_at is null returning ",
+         where id = $1 returning ",
         user_columns!()
     ))
     .bind(id)
     .bind(reason)
     .bind(at)
-    .fetch_optional(conn)
-    .await
+    .fetch_one(conn)
+    .await?;
+    Ok(Some((row, true)))
 }
 
 /// Sets the global role (ADMIN or USER). Used by the `promote-admin` command and tests.

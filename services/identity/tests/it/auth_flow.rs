@@ -192,7 +192,8 @@ async fn profiles_update_and_deleted_accounts_free_their_email() {
     let mut c = client(&app);
     let email = new_email();
     let user = register(&mut c, &email).await;
-    let tokens = login(&mut c, &email).await;
+    let login = pb::LoginRequest { email: email.clone(), password: PASSWORD.into(), device_name: "Ana's phone".into() };
+    let tokens = c.login(login).await.expect("login").into_inner();
     let updated = c
         .update_me(authed(
             pb::UpdateMeRequest { display_name: "DJ Ana".into(), language: pb::Language::Fr as i32 },
@@ -235,6 +236,13 @@ async fn profiles_update_and_deleted_accounts_free_their_email() {
     .await
     .expect("count");
     assert_eq!(tokens_left, 0);
+    let (device, network): (String, String) =
+        sqlx::query_as("select device_name, ip_prefix from sessions where user_id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .expect("session");
+    assert_eq!((device, network), (String::new(), String::new()), "what its sessions said of it is gone");
 
     let again = register(&mut c, &email).await;
     assert_ne!(again.id, user.id, "the address is free again, for a new account");

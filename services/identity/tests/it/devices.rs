@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::helpers::*;
 
-fn create(festival: Uuid, level: pb::DeviceLevel) -> pb::CreateDeviceRequest {
+pub(crate) fn create(festival: Uuid, level: pb::DeviceLevel) -> pb::CreateDeviceRequest {
     pb::CreateDeviceRequest {
         festival_id: festival.to_string(),
         name: "North gate, lane 3".into(),
@@ -18,7 +18,7 @@ fn create(festival: Uuid, level: pb::DeviceLevel) -> pb::CreateDeviceRequest {
     }
 }
 
-fn pair(code: &str, key: &SigningKey) -> pb::PairDeviceRequest {
+pub(crate) fn pair(code: &str, key: &SigningKey) -> pb::PairDeviceRequest {
     pb::PairDeviceRequest {
         pairing_code: code.into(),
         public_key: URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes()),
@@ -26,7 +26,11 @@ fn pair(code: &str, key: &SigningKey) -> pb::PairDeviceRequest {
 }
 
 /// The proof a device signs at `at` (Unix seconds).
-fn proof(device_id: &str, key: &SigningKey, at: chrono::DateTime<chrono::Utc>) -> pb::IssueDeviceTokenRequest {
+pub(crate) fn proof(
+    device_id: &str,
+    key: &SigningKey,
+    at: chrono::DateTime<chrono::Utc>,
+) -> pb::IssueDeviceTokenRequest {
     let message = format!("festival-device-token:v1:{device_id}:{}", at.timestamp());
     pb::IssueDeviceTokenRequest {
         device_id: device_id.into(),

@@ -3,6 +3,7 @@
 mod audit;
 mod auth_flow;
 mod bad_input;
+mod badges;
 mod devices;
 mod helpers;
 mod keys;

@@ -26,7 +26,7 @@ fn session_of(pair: &pb::TokenPair) -> String {
 }
 
 async fn ended_since_window(c: &mut Client) -> HashSet<String> {
-    let answer = c.list_revoked_sessions(pb::ListRevokedSessionsRequest { since: None }).await.expect("list");
+    let answer = c.list_revoked_sessions(pb::ListRevokedSessionsRequest::default()).await.expect("list");
     answer.into_inner().sessions.into_iter().map(|s| s.session_id).collect()
 }
 
@@ -96,17 +96,28 @@ async fn a_device_name_is_plain_and_short_and_a_since_in_the_future_lists_nothin
     let mut c = client(&app);
     let email = new_email();
     register(&mut c, &email).await;
-    for (name, expected) in [("x".repeat(101), "ERR_1002"), ("tab\there".to_owned(), "ERR_1000")] {
+    for (name, expected) in [
+        ("x".repeat(101), "ERR_1002"),
+        ("tab\there".to_owned(), "ERR_1000"),
+        ("Anna\u{202E}enohPi".to_owned(), "ERR_1000"),
+        ("Pho\u{200B}ne".to_owned(), "ERR_1000"),
+    ] {
         let request = pb::LoginRequest { email: email.clone(), password: PASSWORD.into(), device_name: name };
         assert_eq!(code(c.login(request).await), expected);
     }
     assert_eq!(count(&app, "sessions").await, 0, "nothing started");
     let pair = sign_in_on(&mut c, &email, "  Phone  ").await;
     assert_eq!(my_sessions(&mut c, &pair.access_token).await[0].device_name, "Phone");
+    // The holder's export shows what a session says about them.
+    let export = c.export_my_data(authed(pb::ExportMyDataRequest {}, &pair.access_token)).await.expect("export");
+    let sessions = export.into_inner().sessions;
+    assert_eq!(sessions.len(), 1);
+    assert_eq!((sessions[0].device_name.as_str(), sessions[0].ip_prefix.as_str()), ("Phone", "127.0.0.0/24"));
     c.logout(pb::LogoutRequest { refresh_token: pair.refresh_token.clone() }).await.expect("logout");
     assert!(ended_since_window(&mut c).await.contains(&session_of(&pair)));
     let later = prost_types::Timestamp { seconds: chrono::Utc::now().timestamp() + 3600, nanos: 0 };
-    let answer = c.list_revoked_sessions(pb::ListRevokedSessionsRequest { since: Some(later) }).await;
+    let answer =
+        c.list_revoked_sessions(pb::ListRevokedSessionsRequest { since: Some(later), ..Default::default() }).await;
     assert!(answer.expect("list").into_inner().sessions.is_empty());
 }
 
@@ -135,7 +146,8 @@ async fn an_admin_disables_an_account_which_then_cannot_sign_in_refresh_or_call_
     assert!(status.disabled && status.disable_time.is_some());
     assert_eq!(status.sessions_revoked, 1);
     assert_eq!(code(c.get_me(authed(pb::GetMeRequest {}, &session.access_token)).await), "ERR_2005");
-    assert_eq!(code(c.refresh(pb::RefreshRequest { refresh_token: session.refresh_token.clone() }).await), "ERR_2006");
+    // Its sessions ended with it: a refresh token is just dead (no hint it is disabled).
+    assert_eq!(code(c.refresh(pb::RefreshRequest { refresh_token: session.refresh_token.clone() }).await), "ERR_2003");
     // Only the right password learns the account is disabled.
     let wrong =
         pb::LoginRequest { email: email.clone(), password: "not the password at all".into(), ..Default::default() };
@@ -164,4 +176,39 @@ async fn an_admin_disables_an_account_which_then_cannot_sign_in_refresh_or_call_
     let refused =
         log.iter().find(|e| e.subject_id == user.id && e.action == "SIGN_IN_FAILED" && e.detail == "account disabled");
     assert!(refused.is_some(), "the refused sign-in is recorded");
+}
+
+#[tokio::test]
+async fn a_mass_sign_out_is_listed_in_pages_and_a_verifier_reads_them_all() {
+    let app = spawn().await;
+    let mut c = client(&app);
+    let (user, _) = signed_in(&mut c).await;
+    // 10,050 sessions ended in one statement (one stamp): more than one answer holds.
+    sqlx::query(
+        "insert into sessions (id, user_id, created_at, revoked_at, revoked_reason)
+         select gen_random_uuid(), $1, now(), clock_timestamp(), 'logout_all' from generate_series(1, 10050)",
+    )
+    .bind(uuid::Uuid::parse_str(&user.id).expect("id"))
+    .execute(&app.pool)
+    .await
+    .expect("sessions");
+    let first = c.list_revoked_sessions(pb::ListRevokedSessionsRequest::default()).await.expect("first").into_inner();
+    assert_eq!(first.sessions.len(), 10_000);
+    assert!(first.more);
+    let last = first.sessions.last().expect("last").clone();
+    let next = pb::ListRevokedSessionsRequest { since: last.revoke_time, after_session_id: last.session_id };
+    let second = c.list_revoked_sessions(next).await.expect("second").into_inner();
+    assert!(!second.more);
+    let all: HashSet<String> = first.sessions.iter().chain(&second.sessions).map(|s| s.session_id.clone()).collect();
+    assert_eq!(all.len(), 10_050, "each once, none lost at the page's edge");
+
+    // The platform's verifier follows the pages.
+    let verifier = festival_platform::auth::Verifier::new(
+        &app.config.common.auth,
+        festival_platform::auth::IdentityKeySource::new(&format!("http://{}", app.addr)).expect("source"),
+    );
+    assert!(verifier.refresh_revoked_sessions().await);
+    for s in [&first.sessions[0], &second.sessions[second.sessions.len() - 1]] {
+        assert!(verifier.session_ended(s.session_id.parse().expect("uuid")), "{}", s.session_id);
+    }
 }

@@ -705,10 +705,17 @@ impl TicketingApi {
             max_watchers_per_festival: gates.max_watchers_per_festival,
         };
         let watching = self.watchers.open(festival_id, live.max_watchers_per_festival)?;
-        let pool = self.pool.clone();
+        let (pool, verifier) = (self.pool.clone(), self.verifier.clone());
         Ok(live::changes(live, watching, move || {
             let pool = pool.clone();
-            async move { Self::stats(&pool, festival_id).await }
+            // A session ended meanwhile (signed out, account disabled) ends the stream.
+            let ended = verifier.session_ended(caller.session_id);
+            async move {
+                if ended {
+                    return Err(ApiError::new(codes::SESSION_REVOKED));
+                }
+                Self::stats(&pool, festival_id).await
+            }
         }))
     }
 

@@ -47,7 +47,7 @@ async fn a_disabled_account_is_refused_by_identity_at_once_and_by_program_within
     let disabled_at = Instant::now();
     // Identity: at once, whatever the token's expiry says.
     assert_eq!(code(ids.get_me(authed(id::GetMeRequest {}, &fan.access_token)).await), "ERR_2005");
-    assert_eq!(code(ids.refresh(id::RefreshRequest { refresh_token: fan.refresh_token.clone() }).await), "ERR_2006");
+    assert_eq!(code(ids.refresh(id::RefreshRequest { refresh_token: fan.refresh_token.clone() }).await), "ERR_2003");
     let again = id::LoginRequest { email: fan_user.email.clone(), password: PASSWORD.into(), ..Default::default() };
     assert_eq!(code(ids.login(again.clone()).await), "ERR_2006");
     // Program: at its next poll of identity.
