@@ -54,7 +54,9 @@ impl BadgeGate {
                 .ok_or_else(|| BadKey(key.kid.clone()))?;
             keyring.insert(VerifyingKey::from_bytes(&bytes).map_err(|_| BadKey(key.kid.clone()))?);
         }
-        let mut gate = Self { festival, zone: zone.to_owned(), keys: keyring, revoked: HashSet::new() };
+        // Zones are written lower case (identity lower-cases them at issue).
+        let mut gate =
+            Self { festival, zone: zone.trim().to_ascii_lowercase(), keys: keyring, revoked: HashSet::new() };
         gate.refresh_revoked(revoked);
         Ok(gate)
     }

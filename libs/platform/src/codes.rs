@@ -65,6 +65,8 @@ catalogue! {
     MFA_CHALLENGE_INVALID = ("ERR_2014", Unauthenticated, 401, "Invalid or expired sign-in challenge, sign in again");
     MFA_ALREADY_ENABLED = ("ERR_2015", FailedPrecondition, 409, "A second factor is already set up");
     MFA_NOT_ENABLED = ("ERR_2016", FailedPrecondition, 409, "No second factor is set up");
+    /// A password-reset or verification link that is unknown, used, expired or superseded.
+    LINK_INVALID = ("ERR_2017", Unauthenticated, 401, "Invalid or expired link, ask for a new one");
 
     // 3xxx authorization
     INSUFFICIENT_PERMISSIONS = ("ERR_3001", PermissionDenied, 403, "Insufficient permissions");

@@ -12,6 +12,7 @@ pub mod http1;
 mod nats;
 mod proxy;
 pub mod raw;
+pub mod smtp_sink;
 pub mod tokens;
 
 use std::net::SocketAddr;

@@ -3,7 +3,8 @@
 -- and revocation, account deletion, right passwords awaiting a second factor, second-factor
 -- changes, failures and recovery codes
 -- used, festivals' security policies, sessions ended by their owner, accounts disabled
--- and enabled, staff badges issued and revoked. Personal data minimised: ids, an action, the
+-- and enabled, staff badges issued and revoked, password resets asked and done,
+-- addresses verified. Personal data minimised: ids, an action, the
 -- client's network prefix (IPv4 /24, IPv6 /48), a short detail; never an email or a
 -- password. Append-only: the application's role may insert and read, nothing else.
 create table security_audit (
@@ -13,7 +14,8 @@ create table security_audit (
         'ROLE_REVOKED', 'DEVICE_CREATED', 'DEVICE_PAIRED', 'DEVICE_REVOKED', 'SIGNING_KEY_ROTATED',
         'SIGNING_KEY_REVOKED', 'ACCOUNT_DELETED', 'MFA_CHALLENGED', 'MFA_ENABLED', 'MFA_DISABLED', 'MFA_FAILED',
         'RECOVERY_CODE_USED', 'SECURITY_POLICY_CHANGED', 'SESSION_REVOKED', 'ACCOUNT_DISABLED',
-        'ACCOUNT_ENABLED', 'BADGE_ISSUED', 'BADGE_REVOKED')),
+        'ACCOUNT_ENABLED', 'BADGE_ISSUED', 'BADGE_REVOKED',
+        'PASSWORD_RESET_REQUESTED', 'PASSWORD_RESET', 'EMAIL_VERIFIED')),
     -- Who did it (a person; none for a device pairing itself), whose account it concerns,
     -- and the festival it concerns (none for the platform's own).
     actor_id uuid,

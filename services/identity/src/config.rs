@@ -17,6 +17,25 @@ pub struct Config {
     pub password: PasswordConfig,
     pub login_throttle: LoginThrottleConfig,
     pub mfa: MfaConfig,
+    pub mail: MailConfig,
+}
+
+/// Outgoing mail: password-reset and verification links.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MailConfig {
+    /// The SMTP relay, `smtp://host:port` (plain SMTP on the platform's network); empty:
+    /// no mail is sent (development).
+    pub smtp_url: String,
+    /// The sender, e.g. `Festival <no-reply@festival.example>`.
+    pub from: String,
+    /// The web app's page a reset link opens (the token is added as `?token=`).
+    pub reset_link: String,
+    /// The web app's page a verification link opens.
+    pub verification_link: String,
+    /// How long a reset link works, in seconds (30 minutes).
+    pub reset_ttl_secs: i64,
+    /// How long a verification link works, in seconds (7 days).
+    pub verification_ttl_secs: i64,
 }
 
 /// The second factor (TOTP).
@@ -106,6 +125,14 @@ impl Default for Config {
                 known_address_days: 30,
             },
             mfa: MfaConfig { issuer: "Festival".into(), challenge_ttl_secs: 300 },
+            mail: MailConfig {
+                smtp_url: String::new(),
+                from: "Festival <no-reply@festival.local>".into(),
+                reset_link: "http://localhost:3000/reset-password".into(),
+                verification_link: "http://localhost:3000/verify-email".into(),
+                reset_ttl_secs: 30 * 60,
+                verification_ttl_secs: 7 * 24 * 3600,
+            },
         }
     }
 }
@@ -153,6 +180,16 @@ impl ServiceConfig for Config {
         }
         if !(30..=1800).contains(&self.mfa.challenge_ttl_secs) {
             return Err(invalid("mfa.challenge_ttl_secs", "must be between 30 and 1800"));
+        }
+        if !self.mail.smtp_url.is_empty() {
+            crate::mailer::SmtpMailer::new(&self.mail.smtp_url, &self.mail.from)
+                .map_err(|e| invalid("mail.smtp_url", &format!("{e:#} (smtp://host:port, and a valid mail.from)")))?;
+        }
+        if !(60..=24 * 3600).contains(&self.mail.reset_ttl_secs) {
+            return Err(invalid("mail.reset_ttl_secs", "must be between 60 and 86400"));
+        }
+        if !(600..=30 * 24 * 3600).contains(&self.mail.verification_ttl_secs) {
+            return Err(invalid("mail.verification_ttl_secs", "must be between 600 and 2592000"));
         }
         if self.common.is_production() && (self.password.memory_kib < 19 * 1024 || self.password.iterations < 2) {
             return Err(invalid("password.memory_kib", "is below OWASP's argon2id minimum (19456 KiB, 2 iterations)"));

@@ -4,7 +4,8 @@
 //! consumes program's `festival.created` (the creator becomes the festival's ORGANIZER).
 //!
 //! Layout: [`api`] (gRPC), [`domain`] (rules), [`store`] (SQL), [`events`] (outbox),
-//! [`credentials`] (argon2id), [`login_guard`] (sign-in throttling), [`signing`] and [`keyring`] (keys and tokens).
+//! [`credentials`] (argon2id), [`login_guard`] (sign-in throttling), [`signing`] and [`keyring`] (keys and tokens),
+//! [`mailer`] (outgoing mail).
 
 pub mod api;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod domain;
 pub mod events;
 pub mod keyring;
 pub mod login_guard;
+pub mod mailer;
 pub mod signing;
 pub mod store;
 
@@ -73,15 +75,20 @@ impl Service for Identity {
         let guard =
             login_guard::LoginGuard::new(throttle, &config.login_throttle, config.keys.sealing_key.expose().as_bytes());
         let max = config.common.grpc.max_message_bytes;
-        let api = api::IdentityApi::new(
-            ctx.pool.clone(),
+        let mailer: Arc<dyn mailer::Mailer> = match config.mail.smtp_url.as_str() {
+            "" => Arc::new(mailer::NoMailer),
+            url => Arc::new(mailer::SmtpMailer::new(url, &config.mail.from)?),
+        };
+        let api = api::IdentityApi::new(api::Parts {
+            pool: ctx.pool.clone(),
             hasher,
             guard,
             keyring,
             verifier,
-            Arc::new(config),
-            ctx.clock.clone(),
-        );
+            config: Arc::new(config),
+            clock: ctx.clock.clone(),
+            mailer,
+        });
         let service = IdentityServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max);
         Ok(Routes::new(service))
     }

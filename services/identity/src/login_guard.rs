@@ -95,6 +95,21 @@ impl LoginGuard {
         }
     }
 
+    /// Mail asked for an address (a reset or verification link), counted per address
+    /// asked for and per client network, before anything is looked up: nobody floods an
+    /// inbox, and the answer is the same whether an account has that address.
+    pub async fn admit_mail(&self, email: &str, client: Option<IpAddr>) -> ApiResult<()> {
+        let attempt = self.attempt(email, None, client);
+        let account = Subject::new("mail", attempt.account.id.clone(), self.config.account);
+        let address = Subject::new("mail-address", attempt.address.id.clone(), self.config.address);
+        match self.throttle.attempt(&[account, address], &[]).await {
+            Verdict::Open => Ok(()),
+            Verdict::Locked { retry_after_secs } => Err(ApiError::new(codes::TOO_MANY_FAILED_ATTEMPTS)
+                .with_message(format!("Too many messages asked for; retry in {retry_after_secs} s"))
+                .with_metadata("retry_after_secs", retry_after_secs.to_string())),
+        }
+    }
+
     /// A right code: the account's code count starts again.
     pub async fn code_succeeded(&self, subject: &Subject) {
         self.throttle.forget(subject).await;

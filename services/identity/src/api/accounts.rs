@@ -45,7 +45,9 @@ impl IdentityApi {
             &pb::UserRegistered { user_id: user.id.to_string(), language: language.to_proto() as i32 },
         )
         .await?;
+        let verification = self.verification(&mut tx, &user).await?;
         tx.commit().await?;
+        self.mail_in_background(verification);
         tracing::info!(user_id = %user.id, "account registered");
         Ok(pb::RegisterResponse { user: Some(to_user(&user, &[])) })
     }
@@ -104,7 +106,7 @@ impl IdentityApi {
         store::sessions::delete_refresh_tokens_of_user(&mut tx, caller.user_id).await?;
         store::mfa::remove(&mut tx, caller.user_id).await?;
         store::sessions::scrub_of_user(&mut tx, caller.user_id).await?;
-        self.revoke_badges_of(&mut tx, Some(caller.user_id), caller.user_id, None, "account deleted").await?;
+        store::email_tokens::delete_of_user(&mut tx, caller.user_id).await?;
         Self::announce_revoked(&mut tx, caller.user_id, &ended, "account_deleted").await?;
         for m in store::memberships::revoke_all_of_user(&mut tx, caller.user_id).await? {
             events::publish(
@@ -118,6 +120,8 @@ impl IdentityApi {
             )
             .await?;
         }
+        // After the memberships, the order a role's revocation locks them in.
+        self.revoke_badges_of(&mut tx, Some(caller.user_id), caller.user_id, None, "account deleted").await?;
         events::publish(&mut tx, &pb::UserDeleted { user_id }).await?;
         let entry = AuditRow {
             actor_id: Some(caller.user_id),
@@ -152,7 +156,7 @@ impl IdentityApi {
     }
 }
 
-fn check_password(raw: &str, email: Option<&Email>) -> ApiResult<()> {
+pub(super) fn check_password(raw: &str, email: Option<&Email>) -> ApiResult<()> {
     if raw.is_empty() {
         return Err(ApiError::field(codes::REQUIRED_FIELD, "password", "is required"));
     }

@@ -47,6 +47,15 @@ impl IdentityApi {
         if !store::memberships::lock_held(&mut tx, festival_id, holder.id, role).await? {
             return Err(ApiError::field(codes::VALIDATION_FAILED, "role", "the user does not hold this role here"));
         }
+        // Bounded: a lost badge is revoked and replaced, never piled up (the revocation
+        // list every gate downloads stays small and whole).
+        if store::badges::live_count(&mut tx, festival_id, holder.id, role, now).await? >= badge::MAX_LIVE_PER_ROLE {
+            return Err(ApiError::field(
+                codes::VALIDATION_FAILED,
+                "user_id",
+                "holds the most live badges for this role here; revoke one first",
+            ));
+        }
         let issuer = self.badge_issuer(&mut tx, festival_id).await?;
         let id = Uuid::now_v7();
         let claims = BadgeClaims {

@@ -35,6 +35,7 @@ pub(super) fn to_user(u: &UserRow, memberships: &[MembershipRow]) -> pb::User {
         memberships: memberships.iter().map(to_membership).collect(),
         create_time: Some(timestamp(u.created_at)),
         update_time: Some(timestamp(u.updated_at)),
+        email_verified: u.email_verified_at.is_some(),
     }
 }
 

@@ -15,6 +15,7 @@ mod keys;
 mod memberships;
 mod mfa;
 mod my_sessions;
+mod recovery;
 mod sessions;
 
 use std::sync::Arc;
@@ -48,19 +49,25 @@ pub struct IdentityApi {
     verifier: Verifier,
     config: Arc<Config>,
     clock: Clock,
+    mailer: Arc<dyn crate::mailer::Mailer>,
+}
+
+/// What the API is made of (the service's `routes` puts it together).
+pub struct Parts {
+    pub pool: PgPool,
+    pub hasher: Hasher,
+    pub guard: LoginGuard,
+    pub keyring: Arc<Keyring>,
+    pub verifier: Verifier,
+    pub config: Arc<Config>,
+    pub clock: Clock,
+    pub mailer: Arc<dyn crate::mailer::Mailer>,
 }
 
 impl IdentityApi {
-    pub fn new(
-        pool: PgPool,
-        hasher: Hasher,
-        guard: LoginGuard,
-        keyring: Arc<Keyring>,
-        verifier: Verifier,
-        config: Arc<Config>,
-        clock: Clock,
-    ) -> Self {
-        Self { pool, hasher, guard, keyring, verifier, config, clock }
+    pub fn new(p: Parts) -> Self {
+        let Parts { pool, hasher, guard, keyring, verifier, config, clock, mailer } = p;
+        Self { pool, hasher, guard, keyring, verifier, config, clock, mailer }
     }
 
     /// Starts a session (or continues one) with a new refresh token and an access token.
@@ -141,6 +148,9 @@ impl IdentityApi {
         if !self.hasher.verify(password, Some(user.password_hash.clone())).await.map_err(hashing_refused)? {
             return Err(ApiError::field(codes::INVALID_CREDENTIALS, "password", "is not the account's password"));
         }
+        // Right: the attempt is given back, as a sign-in's (else every change asked for
+        // would count against the account and its network as a failure).
+        self.guard.password_right(&attempt).await;
         Ok(user)
     }
 
@@ -242,6 +252,10 @@ festival_platform::bind_rpcs! {
         public_addr verify_mfa(pb::VerifyMfaRequest) -> pb::TokenPair;
         public refresh(pb::RefreshRequest) -> pb::TokenPair;
         public logout(pb::LogoutRequest) -> pb::LogoutResponse;
+        public_addr request_password_reset(pb::RequestPasswordResetRequest) -> pb::RequestPasswordResetResponse;
+        public_addr reset_password(pb::ResetPasswordRequest) -> pb::ResetPasswordResponse;
+        auth_addr request_email_verification(pb::RequestEmailVerificationRequest) -> pb::RequestEmailVerificationResponse;
+        public verify_email(pb::VerifyEmailRequest) -> pb::VerifyEmailResponse;
         auth logout_all(pb::LogoutAllRequest) -> pb::LogoutAllResponse;
         auth get_me(pb::GetMeRequest) -> pb::User;
         auth update_me(pb::UpdateMeRequest) -> pb::User;

@@ -27,6 +27,9 @@ festival_platform::text_enum! {
         AccountEnabled = "ACCOUNT_ENABLED",
         BadgeIssued = "BADGE_ISSUED",
         BadgeRevoked = "BADGE_REVOKED",
+        PasswordResetRequested = "PASSWORD_RESET_REQUESTED",
+        PasswordReset = "PASSWORD_RESET",
+        EmailVerified = "EMAIL_VERIFIED",
     }
 }
 

@@ -16,12 +16,17 @@ pub enum BadgeRule {
     BadEnd,
 }
 
+/// Live badges one holder may have for one role at one festival (a spare, a lost one
+/// being replaced).
+pub const MAX_LIVE_PER_ROLE: i64 = 4;
+
 /// The longest a badge lives.
 pub fn max_validity() -> Duration {
     Duration::days(366)
 }
 
-/// The zones as they will be written: trimmed, each once, in the order given.
+/// The zones as they will be written: trimmed, lower-cased (gates compare exactly), each
+/// once, in the order given.
 pub fn zones(raw: &[String]) -> Result<Vec<String>, BadgeRule> {
     let mut zones: Vec<String> = Vec::with_capacity(raw.len());
     for zone in raw {
@@ -30,8 +35,9 @@ pub fn zones(raw: &[String]) -> Result<Vec<String>, BadgeRule> {
         if zone.is_empty() || zone.len() > MAX_ZONE_LEN || !plain {
             return Err(BadgeRule::BadZone);
         }
-        if !zones.iter().any(|z| z == zone) {
-            zones.push(zone.to_owned());
+        let zone = zone.to_ascii_lowercase();
+        if !zones.contains(&zone) {
+            zones.push(zone);
         }
     }
     if zones.len() > MAX_ZONES {
@@ -58,7 +64,7 @@ mod tests {
     fn zones_are_plain_short_few_and_each_once() {
         let given = |zs: &[&str]| zones(&zs.iter().map(|z| (*z).to_owned()).collect::<Vec<_>>());
         assert_eq!(
-            given(&[" backstage ", "north-gate", "backstage"]),
+            given(&[" backstage ", "North-Gate", "BackStage"]),
             Ok(vec!["backstage".into(), "north-gate".into()])
         );
         assert_eq!(given(&[]), Ok(vec![]));

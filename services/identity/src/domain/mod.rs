@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod badge;
 pub mod device;
+pub mod email_token;
 pub mod mfa;
 pub use festival_platform::email;
 pub mod password;

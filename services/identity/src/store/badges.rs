@@ -124,6 +124,26 @@ pub async fn page(
     .await
 }
 
+/// How many live badges the user holds for `role` at the festival.
+pub async fn live_count(
+    conn: &mut PgConnection,
+    festival_id: Uuid,
+    user_id: Uuid,
+    role: Role,
+    now: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "select count(*) from badges where festival_id = $1 and user_id = $2 and role = $3
+           and revoked_at is null and valid_until > $4",
+    )
+    .bind(festival_id)
+    .bind(user_id)
+    .bind(role.as_str())
+    .bind(now)
+    .fetch_one(conn)
+    .await
+}
+
 /// The user's badges not revoked and not past their end, newest first.
 pub async fn live_of_user(
     conn: &mut PgConnection,
@@ -190,16 +210,17 @@ pub async fn revoke_of_user(
     .await
 }
 
-/// Ids of the festival's revoked badges not yet past their end (the others are refused
-/// by their end anyway).
+/// Ids of the festival's revoked badges not yet a day past their end (later, every gate
+/// refuses them by their end, whatever its clock says). Whole: the per-holder cap bounds it.
 pub async fn revoked_ids(
     conn: &mut PgConnection,
     festival_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
-        "select id from badges where festival_id = $1 and revoked_at is not null and valid_until > $2
-         order by id limit 100000",
+        "select id from badges where festival_id = $1 and revoked_at is not null
+           and valid_until > $2 - interval '1 day'
+         order by id",
     )
     .bind(festival_id)
     .bind(now)

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod badges;
 pub mod devices;
+pub mod email_tokens;
 pub mod keys;
 pub mod memberships;
 pub mod mfa;

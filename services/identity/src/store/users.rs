@@ -19,11 +19,13 @@ pub struct UserRow {
     pub updated_at: DateTime<Utc>,
     /// Disabled by an admin: no sign-in, no refresh.
     pub disabled_at: Option<DateTime<Utc>>,
+    /// When its current address was shown to be the holder's (a mailed link followed).
+    pub email_verified_at: Option<DateTime<Utc>>,
 }
 
 macro_rules! user_columns {
     () => {
-        "id, email, password_hash, display_name, language, role, created_at, updated_at, disabled_at"
+        "id, email, password_hash, display_name, language, role, created_at, updated_at, disabled_at, email_verified_at"
     };
 }
 
@@ -152,6 +154,25 @@ pub async fn set_disabled(
     .fetch_one(conn)
     .await?;
     Ok(Some((row, true)))
+}
+
+/// Notes that `email` (still the account's address) reached its holder.
+pub async fn mark_email_verified(
+    conn: &mut PgConnection,
+    id: Uuid,
+    email: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update users set email_verified_at = coalesce(email_verified_at, $3), updated_at = now()
+         where id = $1 and email = $2 and deleted_at is null",
+    )
+    .bind(id)
+    .bind(email)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Sets the global role (ADMIN or USER). Used by the `promote-admin` command and tests.

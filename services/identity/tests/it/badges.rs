@@ -201,6 +201,15 @@ async fn another_festival_can_neither_issue_revoke_nor_read_and_bad_badges_write
     c.revoke_device(authed(revoke_device, &org)).await.expect("revoke device");
     assert_eq!(code(c.list_revoked_badges(authed(list, &token)).await), "ERR_2010");
 
+    // Lost badges are revoked and replaced, not piled up: four live ones at most.
+    for _ in 1..4 {
+        let spare = issue(festival, &member.id, pb::Role::Security, &["BackStage"]);
+        let spare = c.issue_badge(authed(spare, &org)).await.expect("a spare").into_inner();
+        assert_eq!(spare.zones, ["backstage"], "zones are written lower case");
+    }
+    let fifth = issue(festival, &member.id, pb::Role::Security, &["backstage"]);
+    assert_eq!(code(c.issue_badge(authed(fifth, &org)).await), "ERR_1000");
+
     // Bad badges: refused with a catalogued code, nothing written.
     let badges_before: i64 = sqlx::query_scalar("select count(*) from badges").fetch_one(&app.pool).await.expect("n");
     let (outsider, _) = signed_in(&mut c).await;

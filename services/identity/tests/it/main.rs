@@ -10,5 +10,6 @@ mod keys;
 mod memberships;
 mod mfa;
 mod readiness;
+mod recovery;
 mod sessions;
 mod throttle;
