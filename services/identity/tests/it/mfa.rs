@@ -25,6 +25,22 @@ async fn switch_on(app: &App, c: &mut Client, token: &str) -> (Vec<u8>, Vec<Stri
     (secret, codes)
 }
 
+/// An app on a manual clock whose sign-in throttle stays out of the way (`free`
+/// attempts), and a new account with a second factor: (app, client, email, secret).
+async fn unthrottled_account_with_mfa(free: u32) -> (App, Client, String, Vec<u8>) {
+    let app = App::spawn_on_manual_clock(|c| {
+        c.login_throttle.account.free_attempts = free;
+        c.login_throttle.known_address.free_attempts = free;
+    })
+    .await;
+    let mut c = client(&app);
+    let email = new_email();
+    register(&mut c, &email).await;
+    let token = login(&mut c, &email).await.access_token;
+    let (secret, _) = switch_on(&app, &mut c, &token).await;
+    (app, c, email, secret)
+}
+
 async fn challenge(c: &mut Client, email: &str) -> String {
     let pair = login(c, email).await;
     assert!(pair.access_token.is_empty() && pair.refresh_token.is_empty(), "no tokens before the second factor");
@@ -158,17 +174,8 @@ async fn enrol_sign_in_with_a_code_then_a_recovery_code_once_then_switch_off() {
 
 #[tokio::test]
 async fn a_challenge_expires_and_takes_five_wrong_codes_at_most() {
-    let app = App::spawn_on_manual_clock(|c| {
-        // Out of the way here: this test is about the challenge's own limits.
-        c.login_throttle.account.free_attempts = 100;
-        c.login_throttle.known_address.free_attempts = 100;
-    })
-    .await;
-    let mut c = client(&app);
-    let email = new_email();
-    register(&mut c, &email).await;
-    let token = login(&mut c, &email).await.access_token;
-    let (secret, _) = switch_on(&app, &mut c, &token).await;
+    // The throttle out of the way: this test is about the challenge's own limits.
+    let (app, mut c, email, secret) = unthrottled_account_with_mfa(100).await;
     app.clock.advance(Duration::from_secs(30));
 
     let pending = challenge(&mut c, &email).await;
@@ -226,16 +233,7 @@ async fn wrong_codes_are_throttled_like_wrong_passwords() {
 async fn concurrent_uses_of_one_code_sign_in_once() {
     const ROUNDS: usize = 4;
     const AT_ONCE: usize = 6;
-    let app = App::spawn_on_manual_clock(|c| {
-        c.login_throttle.account.free_attempts = 1_000;
-        c.login_throttle.known_address.free_attempts = 1_000;
-    })
-    .await;
-    let mut c = client(&app);
-    let email = new_email();
-    register(&mut c, &email).await;
-    let token = login(&mut c, &email).await.access_token;
-    let (secret, _) = switch_on(&app, &mut c, &token).await;
+    let (app, mut c, email, secret) = unthrottled_account_with_mfa(1_000).await;
     let mut raced_rounds = 0;
     for round in 0..ROUNDS {
         // A new step each round: the code an eavesdropper copied, sent with ours at once.
