@@ -1,5 +1,6 @@
 -- Mailed links: password resets and address verifications. Only the token's hash is
--- stored; a token is spent once and expires.
+-- stored; a token is spent once (deleted) and expires; one per user and purpose (the
+-- newest replaces the last).
 create table email_tokens (
     token_hash  bytea primary key,
     user_id     uuid not null references users (id),
@@ -7,9 +8,8 @@ create table email_tokens (
     -- The address the link was sent to (a verification verifies that address only).
     email       text not null,
     expires_at  timestamptz not null,
-    used_at     timestamptz,
     created_at  timestamptz not null default now()
 );
-create index email_tokens_user_idx on email_tokens (user_id, purpose);
+create unique index email_tokens_user_purpose_key on email_tokens (user_id, purpose);
 
 alter table users add column email_verified_at timestamptz;

@@ -76,7 +76,14 @@ impl Service for Identity {
             login_guard::LoginGuard::new(throttle, &config.login_throttle, config.keys.sealing_key.expose().as_bytes());
         let max = config.common.grpc.max_message_bytes;
         let mailer: Arc<dyn mailer::Mailer> = match config.mail.smtp_url.as_str() {
-            "" => Arc::new(mailer::NoMailer),
+            "" => {
+                if config.common.is_production() {
+                    tracing::error!(
+                        "no mail relay (IDENTITY__MAIL__SMTP_URL): password resets and verifications are not sent"
+                    );
+                }
+                Arc::new(mailer::NoMailer)
+            }
             url => Arc::new(mailer::SmtpMailer::new(url, &config.mail.from)?),
         };
         let api = api::IdentityApi::new(api::Parts {

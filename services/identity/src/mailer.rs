@@ -24,10 +24,13 @@ pub trait Mailer: Send + Sync + 'static {
     fn send(&self, mail: Mail) -> BoxFuture<'static, anyhow::Result<()>>;
 }
 
-/// Sends through an SMTP relay.
+/// Sends through an SMTP relay, at most [`SmtpMailer::IN_FLIGHT`] messages at once: a
+/// flood of requests (or a slow relay) drops mail with a warning rather than piling up
+/// tasks and connections.
 pub struct SmtpMailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl SmtpMailer {
@@ -41,14 +44,22 @@ impl SmtpMailer {
             .port(port)
             .timeout(Some(std::time::Duration::from_secs(10)))
             .build();
-        Ok(Self { transport, from: from.parse()? })
+        Ok(Self {
+            transport,
+            from: from.parse()?,
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(Self::IN_FLIGHT)),
+        })
     }
+
+    pub const IN_FLIGHT: usize = 32;
 }
 
 impl Mailer for SmtpMailer {
     fn send(&self, mail: Mail) -> BoxFuture<'static, anyhow::Result<()>> {
         let (transport, from) = (self.transport.clone(), self.from.clone());
+        let slot = self.slots.clone().try_acquire_owned();
         Box::pin(async move {
+            let _slot = slot.map_err(|_| anyhow::anyhow!("{} messages already on their way", Self::IN_FLIGHT))?;
             let message = Message::builder()
                 .from(from)
                 .to(mail.to.parse()?)

@@ -20,7 +20,11 @@ use crate::store;
 use crate::store::audit::AuditRow;
 
 impl IdentityApi {
-    pub(super) async fn register(&self, req: pb::RegisterRequest) -> ApiResult<pb::RegisterResponse> {
+    pub(super) async fn register(
+        &self,
+        client: Option<IpAddr>,
+        req: pb::RegisterRequest,
+    ) -> ApiResult<pb::RegisterResponse> {
         let email = parse_email(&req.email)?;
         check_password(&req.password, Some(&email))?;
         let display_name = display_name_of(&req.display_name)?.unwrap_or_else(|| email.local_part().to_owned());
@@ -47,7 +51,12 @@ impl IdentityApi {
         .await?;
         let verification = self.verification(&mut tx, &user).await?;
         tx.commit().await?;
-        self.mail_in_background(verification);
+        // Mail to an address is throttled wherever it is asked for: held back, the holder
+        // asks for the link later (RequestEmailVerification).
+        match self.guard.admit_mail(email.as_str(), client).await {
+            Ok(()) => self.mail_in_background(verification),
+            Err(_) => tracing::info!(user_id = %user.id, "verification mail held back by the mail throttle"),
+        }
         tracing::info!(user_id = %user.id, "account registered");
         Ok(pb::RegisterResponse { user: Some(to_user(&user, &[])) })
     }

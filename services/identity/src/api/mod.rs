@@ -247,7 +247,7 @@ fn hashing_refused(e: anyhow::Error) -> ApiError {
 
 festival_platform::bind_rpcs! {
     IdentityApi => pb::identity_service_server::IdentityService {
-        public register(pb::RegisterRequest) -> pb::RegisterResponse;
+        public_addr register(pb::RegisterRequest) -> pb::RegisterResponse;
         public_addr login(pb::LoginRequest) -> pb::TokenPair;
         public_addr verify_mfa(pb::VerifyMfaRequest) -> pb::TokenPair;
         public refresh(pb::RefreshRequest) -> pb::TokenPair;

@@ -60,7 +60,8 @@ impl IdentityApi {
         validate::secret("new_password", &req.new_password, password::MAX_CHARS)?;
         let hash = email_token::hash_token(token);
         let mut conn = self.pool.acquire().await?;
-        let owner = store::email_tokens::owner(&mut conn, &hash, Purpose::PasswordReset)
+        // A live link first: a dead one costs no password hash.
+        let owner = store::email_tokens::live_owner(&mut conn, &hash, Purpose::PasswordReset, self.clock.now())
             .await?
             .ok_or(ApiError::new(codes::LINK_INVALID))?;
         let user = store::users::find(&mut conn, owner).await?.ok_or(ApiError::new(codes::LINK_INVALID))?;
@@ -71,21 +72,25 @@ impl IdentityApi {
 
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
-        let user = store::users::lock_live(&mut tx, owner).await?.ok_or(ApiError::new(codes::LINK_INVALID))?;
+        // The row itself is about to change: locked for that, so a second click waits
+        // its turn (and finds the link spent) and a racing sign-in sees the new hash.
+        let user = store::users::lock_for_change(&mut tx, owner).await?.ok_or(ApiError::new(codes::LINK_INVALID))?;
         let found = store::email_tokens::lock(&mut tx, &hash, Purpose::PasswordReset)
             .await?
             .ok_or(ApiError::new(codes::LINK_INVALID))?;
-        if found.used_at.is_some() || found.expires_at <= now || found.email != user.email {
+        if found.expires_at <= now || found.email != user.email {
             return Err(ApiError::new(codes::LINK_INVALID));
         }
         if user.disabled_at.is_some() {
             return Err(ApiError::new(codes::ACCOUNT_DISABLED));
         }
-        store::email_tokens::spend(&mut tx, &hash, now).await?;
+        store::email_tokens::spend(&mut tx, &hash).await?;
         store::users::set_password_hash(&mut tx, user.id, &new_hash).await?;
-        // Whoever knew the old password is signed out everywhere.
+        // Whoever knew the old password is signed out everywhere, sign-ins waiting for
+        // their second factor included.
         let ended = store::sessions::revoke_all(&mut tx, user.id, "password_reset").await?;
         Self::announce_revoked(&mut tx, user.id, &ended, "password_reset").await?;
+        store::mfa::delete_challenges(&mut tx, user.id).await?;
         // The link reached the mailbox: the address is the holder's.
         store::users::mark_email_verified(&mut tx, user.id, &user.email, now).await?;
         let entry = AuditRow {
@@ -123,22 +128,22 @@ impl IdentityApi {
     pub(super) async fn verify_email(&self, req: pb::VerifyEmailRequest) -> ApiResult<pb::VerifyEmailResponse> {
         let token = link_token(&req.token, Purpose::EmailVerification)?;
         let hash = email_token::hash_token(token);
+        let now = self.clock.now();
         let mut conn = self.pool.acquire().await?;
-        let owner = store::email_tokens::owner(&mut conn, &hash, Purpose::EmailVerification)
+        let owner = store::email_tokens::live_owner(&mut conn, &hash, Purpose::EmailVerification, now)
             .await?
             .ok_or(ApiError::new(codes::LINK_INVALID))?;
         drop(conn);
-        let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
-        let user = store::users::lock_live(&mut tx, owner).await?.ok_or(ApiError::new(codes::LINK_INVALID))?;
+        let user = store::users::lock_for_change(&mut tx, owner).await?.ok_or(ApiError::new(codes::LINK_INVALID))?;
         let found = store::email_tokens::lock(&mut tx, &hash, Purpose::EmailVerification)
             .await?
             .ok_or(ApiError::new(codes::LINK_INVALID))?;
         // Sent to another address than the account's now: it proves nothing about this one.
-        if found.used_at.is_some() || found.expires_at <= now || found.email != user.email {
+        if found.expires_at <= now || found.email != user.email {
             return Err(ApiError::new(codes::LINK_INVALID));
         }
-        store::email_tokens::spend(&mut tx, &hash, now).await?;
+        store::email_tokens::spend(&mut tx, &hash).await?;
         store::users::mark_email_verified(&mut tx, user.id, &user.email, now).await?;
         let entry = AuditRow {
             actor_id: Some(user.id),

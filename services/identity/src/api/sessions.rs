@@ -44,6 +44,7 @@ impl IdentityApi {
             }
         };
         self.guard.password_right(&attempt).await;
+        let checked_hash = user.password_hash.clone();
         // The only moment the password is at hand: upgrade a hash made at an older cost.
         let rehashed = if self.hasher.needs_rehash(&user.password_hash) {
             Some(self.hasher.hash(req.password).await.map_err(hashing_refused)?)
@@ -53,6 +54,10 @@ impl IdentityApi {
         let mut tx = self.pool.begin().await?;
         // Deleted meanwhile: no session for it.
         let user = store::users::lock_live(&mut tx, user.id).await?.ok_or(ApiError::new(codes::INVALID_CREDENTIALS))?;
+        if user.password_hash != checked_hash {
+            // Reset while this password was checked: it is no longer the account's.
+            return Err(ApiError::new(codes::INVALID_CREDENTIALS));
+        }
         if let Some(hash) = &rehashed {
             store::users::set_password_hash(&mut tx, user.id, hash).await?;
         }

@@ -29,11 +29,11 @@ pub fn hash_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// The link a mail carries: `base` (the web app's page) with the token as a query value
-/// (base64url, nothing to escape).
+/// The link a mail carries: `base` (the web app's page) with the token in the fragment
+/// (base64url, nothing to escape): a fragment never reaches a server's logs or another
+/// site's Referer; the page reads it and posts it.
 pub fn link(base: &str, token: &str) -> String {
-    let separator = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{separator}token={token}")
+    format!("{base}#token={token}")
 }
 
 /// The text of a reset mail.
@@ -68,9 +68,9 @@ mod tests {
         assert_ne!(new_token(Purpose::PasswordReset), reset);
         assert_eq!(hash_token(&reset), hash_token(&reset));
         assert_ne!(hash_token(&reset), hash_token(&verify));
-        assert_eq!(link("https://fest.example/reset", "pr_x"), "https://fest.example/reset?token=pr_x");
-        assert_eq!(link("https://fest.example/a?lang=fr", "pr_x"), "https://fest.example/a?lang=fr&token=pr_x");
-        let (_, body) = reset_mail("https://fest.example/reset?token=pr_x", 30);
+        assert_eq!(link("https://fest.example/reset", "pr_x"), "https://fest.example/reset#token=pr_x");
+        assert_eq!(link("https://fest.example/a?lang=fr", "pr_x"), "https://fest.example/a?lang=fr#token=pr_x");
+        let (_, body) = reset_mail("https://fest.example/reset#token=pr_x", 30);
         assert!(body.contains("within 30 minutes") && body.contains("pr_x"));
     }
 }

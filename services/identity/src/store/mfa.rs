@@ -195,6 +195,13 @@ pub async fn count_attempt(conn: &mut PgConnection, hash: &[u8]) -> Result<(), s
     Ok(())
 }
 
+/// Ends every pending sign-in of the account (a password reset: they were started with
+/// the old password).
+pub async fn delete_challenges(conn: &mut PgConnection, user_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from mfa_challenges where user_id = $1").bind(user_id).execute(conn).await?;
+    Ok(())
+}
+
 /// A challenge answered: it goes.
 pub async fn spend_challenge(conn: &mut PgConnection, hash: &[u8]) -> Result<(), sqlx::Error> {
     sqlx::query("delete from mfa_challenges where challenge_hash = $1").bind(hash).execute(conn).await?;

@@ -156,6 +156,19 @@ pub async fn set_disabled(
     Ok(Some((row, true)))
 }
 
+/// A live account locked for a change of its own row (a reset, a verification): two such
+/// changes, or one and a sign-in (which shares the row), take turns.
+pub async fn lock_for_change(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "select ",
+        user_columns!(),
+        " from users where id = $1 and deleted_at is null for no key update"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
 /// Notes that `email` (still the account's address) reached its holder.
 pub async fn mark_email_verified(
     conn: &mut PgConnection,

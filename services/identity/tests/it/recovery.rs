@@ -21,7 +21,7 @@ async fn spawn_with_mail(sink: &SmtpSink) -> App {
 
 /// The token of the link in a mail whose link starts with `page`.
 fn token_in(text: &str, page: &str) -> String {
-    let start = text.find(&format!("{page}?token=")).expect("a link") + page.len() + "?token=".len();
+    let start = text.find(&format!("{page}#token=")).expect("a link") + page.len() + "#token=".len();
     text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')).collect()
 }
 
@@ -136,4 +136,48 @@ async fn asking_for_an_unknown_address_answers_the_same_and_sends_nothing_and_as
     assert!(answers.iter().any(|a| a == "ERR_2008"), "{answers:?}");
     assert!(answers.iter().all(|a| a == "OK" || a == "ERR_2008"), "{answers:?}");
     assert!(sink.received().iter().all(|m| !m.to.contains(&nobody)));
+}
+
+#[tokio::test]
+async fn a_reset_ends_sign_ins_waiting_for_their_second_factor_and_a_double_click_is_harmless() {
+    use festival_identity::domain::mfa;
+    let sink = SmtpSink::start().await;
+    let app = spawn_with_mail(&sink).await;
+    let mut c = client(&app);
+    let email = new_email();
+    register(&mut c, &email).await;
+    let token = login(&mut c, &email).await.access_token;
+    let enrol = pb::EnrolMfaRequest { password: PASSWORD.into() };
+    let secret = c.enrol_mfa(authed(enrol, &token)).await.expect("enrol").into_inner().secret;
+    let secret = mfa::from_base32(&secret).expect("base32");
+    let code_now = |app: &App| mfa::format_code(mfa::code_at_step(&secret, mfa::step_at(app.clock.now())));
+    c.confirm_mfa(authed(pb::ConfirmMfaRequest { code: code_now(&app) }, &token)).await.expect("confirm");
+    // Someone with the old password got as far as the second factor.
+    let pending = login(&mut c, &email).await.mfa_challenge;
+    assert!(!pending.is_empty());
+
+    c.request_password_reset(pb::RequestPasswordResetRequest { email: email.clone() }).await.expect("ask");
+    let link = token_in(&sink.next_to(&email, 1).await.text(), "https://fest.example/reset");
+    // The holder clicks twice: one click resets, the other finds the link spent.
+    let clicks = (0..2)
+        .map(|_| {
+            let (mut c, link) = (c.clone(), link.clone());
+            async move {
+                c.reset_password(pb::ResetPasswordRequest {
+                    token: link,
+                    new_password: "a brand new passphrase".into(),
+                })
+                .await
+            }
+        })
+        .collect();
+    let answers = festival_testkit::all_at_once(clicks).await;
+    assert_eq!(answers.len(), 2);
+    assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 1);
+    let refused: Vec<String> = answers.into_iter().filter(|a| a.is_err()).map(code).collect();
+    assert_eq!(refused, ["ERR_2017"]);
+
+    app.clock.advance(Duration::from_secs(30));
+    let late = pb::VerifyMfaRequest { mfa_challenge: pending, code: code_now(&app) };
+    assert_eq!(code(c.verify_mfa(late).await), "ERR_2014", "the old password's sign-in ended with the reset");
 }
