@@ -18,13 +18,12 @@ create table mfa_recovery_codes (
     primary key (user_id, code_hash)
 );
 
--- A sign-in whose password was right, waiting for its second factor.
+-- A sign-in whose password was right, waiting for its second factor (deleted once answered).
 create table mfa_challenges (
     challenge_hash  bytea primary key,          -- SHA-256 of the challenge; never the challenge
     user_id         uuid not null references users (id),
     expires_at      timestamptz not null,
-    attempts        int not null default 0,
-    used_at         timestamptz
+    attempts        int not null default 0
 );
 create index mfa_challenges_user_idx on mfa_challenges (user_id);
 

@@ -79,7 +79,8 @@ impl IdentityApi {
         store::mfa::lock_totp(&mut tx, owner).await?;
         let found =
             store::mfa::lock_challenge(&mut tx, &hash).await?.ok_or(ApiError::new(codes::MFA_CHALLENGE_INVALID))?;
-        if found.used_at.is_some() || found.expires_at <= now || found.attempts >= mfa::MAX_CHALLENGE_ATTEMPTS {
+        // Answered ones are deleted: here only the time and the wrong codes can end it.
+        if found.expires_at <= now || found.attempts >= mfa::MAX_CHALLENGE_ATTEMPTS {
             return Err(ApiError::new(codes::MFA_CHALLENGE_INVALID));
         }
         if user.disabled_at.is_some() {

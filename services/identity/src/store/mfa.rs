@@ -153,7 +153,6 @@ pub struct ChallengeRow {
     pub user_id: Uuid,
     pub expires_at: DateTime<Utc>,
     pub attempts: i32,
-    pub used_at: Option<DateTime<Utc>>,
     pub device_name: String,
 }
 
@@ -167,7 +166,7 @@ pub async fn live_challenge_owner(
 ) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "select user_id from mfa_challenges
-         where challenge_hash = $1 and used_at is null and expires_at > $2 and attempts < $3",
+         where challenge_hash = $1 and expires_at > $2 and attempts < $3",
     )
     .bind(hash)
     .bind(now)
@@ -178,7 +177,7 @@ pub async fn live_challenge_owner(
 
 pub async fn lock_challenge(conn: &mut PgConnection, hash: &[u8]) -> Result<Option<ChallengeRow>, sqlx::Error> {
     sqlx::query_as(
-        "select user_id, expires_at, attempts, used_at, device_name from mfa_challenges
+        "select user_id, expires_at, attempts, device_name from mfa_challenges
          where challenge_hash = $1 for update",
     )
     .bind(hash)
