@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use festival_platform::auth::{
-    ACCESS_TOKEN_USE, AMR_MFA, AccessClaims, DEVICE_TOKEN_USE, DeviceClaims, DeviceLevel, MembershipClaim, Role,
+    ACCESS_TOKEN_USE, AccessClaims, DEVICE_TOKEN_USE, DeviceClaims, DeviceLevel, MembershipClaim, Role,
 };
 use festival_platform::config::AuthConfig;
 use festival_proto::identity::v1 as pb;
@@ -128,7 +128,7 @@ impl TestIssuer {
                 .iter()
                 .map(|&(fid, role)| MembershipClaim { fid, role, mfa: requiring.contains(&fid) })
                 .collect(),
-            amr: if mfa { vec!["pwd".into(), "otp".into(), AMR_MFA.into()] } else { vec!["pwd".into()] },
+            amr: festival_platform::auth::amr(mfa),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.to_string());

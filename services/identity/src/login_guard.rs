@@ -75,9 +75,7 @@ impl LoginGuard {
         };
         match self.throttle.attempt(&gated, &counted).await {
             Verdict::Open => Ok(()),
-            Verdict::Locked { retry_after_secs } => Err(ApiError::new(codes::TOO_MANY_FAILED_ATTEMPTS)
-                .with_message(format!("Too many failed sign-ins; retry in {retry_after_secs} s"))
-                .with_metadata("retry_after_secs", retry_after_secs.to_string())),
+            Verdict::Locked { retry_after_secs } => Err(locked("Too many failed sign-ins", retry_after_secs)),
         }
     }
 
@@ -89,9 +87,7 @@ impl LoginGuard {
         let subject = Subject::new("mfa", user.to_string(), self.config.account);
         match self.throttle.attempt(std::slice::from_ref(&subject), &[]).await {
             Verdict::Open => Ok(subject),
-            Verdict::Locked { retry_after_secs } => Err(ApiError::new(codes::TOO_MANY_FAILED_ATTEMPTS)
-                .with_message(format!("Too many wrong codes; retry in {retry_after_secs} s"))
-                .with_metadata("retry_after_secs", retry_after_secs.to_string())),
+            Verdict::Locked { retry_after_secs } => Err(locked("Too many wrong codes", retry_after_secs)),
         }
     }
 
@@ -104,9 +100,7 @@ impl LoginGuard {
         let address = Subject::new("mail-address", attempt.address.id.clone(), self.config.address);
         match self.throttle.attempt(&[account, address], &[]).await {
             Verdict::Open => Ok(()),
-            Verdict::Locked { retry_after_secs } => Err(ApiError::new(codes::TOO_MANY_FAILED_ATTEMPTS)
-                .with_message(format!("Too many messages asked for; retry in {retry_after_secs} s"))
-                .with_metadata("retry_after_secs", retry_after_secs.to_string())),
+            Verdict::Locked { retry_after_secs } => Err(locked("Too many messages asked for", retry_after_secs)),
         }
     }
 
@@ -144,4 +138,11 @@ impl LoginGuard {
                 .await;
         }
     }
+}
+
+/// ERR_2008, saying what was held back and when to retry.
+fn locked(what: &str, retry_after_secs: u64) -> ApiError {
+    ApiError::new(codes::TOO_MANY_FAILED_ATTEMPTS)
+        .with_message(format!("{what}; retry in {retry_after_secs} s"))
+        .with_metadata("retry_after_secs", retry_after_secs.to_string())
 }

@@ -114,6 +114,15 @@ fn is_false(b: &bool) -> bool {
 /// The `amr` value (RFC 8176) of a session started with a second factor.
 pub const AMR_MFA: &str = "mfa";
 
+/// The `amr` of a session started with a password, and a one-time code when `mfa`.
+pub fn amr(mfa: bool) -> Vec<String> {
+    let mut methods = vec!["pwd".to_owned()];
+    if mfa {
+        methods.extend(["otp".to_owned(), AMR_MFA.to_owned()]);
+    }
+    methods
+}
+
 /// The payload of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {

@@ -9,7 +9,7 @@ pub mod revocations;
 mod verifier;
 
 pub use claims::{
-    ACCESS_TOKEN_USE, AMR_MFA, AccessClaims, DEVICE_TOKEN_USE, DeviceClaims, DeviceLevel, MembershipClaim, Role,
+    ACCESS_TOKEN_USE, AMR_MFA, AccessClaims, DEVICE_TOKEN_USE, DeviceClaims, DeviceLevel, MembershipClaim, Role, amr,
 };
 pub use principal::{Device, GateCaller, Principal};
 pub use verifier::{IdentityKeySource, KeySource, PublicKey, RevokedSessions, Verifier, bearer_token};

@@ -21,7 +21,7 @@ mod sessions;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use festival_platform::auth::{ACCESS_TOKEN_USE, AMR_MFA, AccessClaims, GateCaller, Principal, Verifier};
+use festival_platform::auth::{ACCESS_TOKEN_USE, AccessClaims, GateCaller, Principal, Verifier};
 use festival_platform::clock::Clock;
 use festival_platform::convert::timestamp;
 use festival_platform::rpc::Authenticate;
@@ -105,7 +105,7 @@ impl IdentityApi {
             token_use: ACCESS_TOKEN_USE.into(),
             role: user.role,
             mem: membership_claims(&memberships, &requiring_mfa),
-            amr: if mfa { vec!["pwd".into(), "otp".into(), AMR_MFA.into()] } else { vec!["pwd".into()] },
+            amr: festival_platform::auth::amr(mfa),
         };
         let signer = self.keyring.signer().await.map_err(ApiError::internal)?;
         let access_token = signer.sign(&claims).map_err(ApiError::internal)?;

@@ -39,12 +39,6 @@ pub(crate) fn proof(
     }
 }
 
-/// The (unverified) JSON payload of a JWT.
-fn payload(token: &str) -> serde_json::Value {
-    let part = token.split('.').nth(1).expect("payload");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64")).expect("json")
-}
-
 #[tokio::test]
 async fn a_device_pairs_once_with_its_own_key_and_gets_gate_scoped_tokens_with_single_use_proofs() {
     let app = spawn().await;

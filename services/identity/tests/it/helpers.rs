@@ -93,3 +93,11 @@ pub async fn organiser(app: &App, c: &mut Client) -> (uuid::Uuid, String) {
     .expect("grant");
     (festival, tokens.access_token)
 }
+
+/// The (unverified) JSON payload of a JWT: what a test looks at in identity's tokens.
+pub fn payload(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let part = token.split('.').nth(1).expect("payload");
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64");
+    serde_json::from_slice(&json).expect("json")
+}

@@ -55,11 +55,7 @@ fn verify(challenge: &str, code: &str) -> pb::VerifyMfaRequest {
 /// The `amr` claim of an access token (its payload read without checking: identity
 /// signed it, the test only looks).
 fn amr(access_token: &str) -> Vec<String> {
-    use base64::Engine as _;
-    let payload = access_token.split('.').nth(1).expect("payload");
-    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64");
-    let claims: serde_json::Value = serde_json::from_slice(&json).expect("json");
-    claims["amr"].as_array().expect("amr").iter().map(|v| v.as_str().expect("str").to_owned()).collect()
+    payload(access_token)["amr"].as_array().expect("amr").iter().map(|v| v.as_str().expect("str").to_owned()).collect()
 }
 
 async fn audit_of(c: &mut Client, admin: &str, subject: &str) -> Vec<(String, String)> {
@@ -336,11 +332,7 @@ async fn a_festival_requiring_mfa_refuses_its_staff_without_it_and_no_other_fest
 
 /// (festival, requires MFA) of each membership in an access token.
 fn membership_claims(access_token: &str) -> Vec<(String, bool)> {
-    use base64::Engine as _;
-    let payload = access_token.split('.').nth(1).expect("payload");
-    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64");
-    let claims: serde_json::Value = serde_json::from_slice(&json).expect("json");
-    claims["mem"]
+    payload(access_token)["mem"]
         .as_array()
         .expect("mem")
         .iter()

@@ -18,11 +18,7 @@ async fn my_sessions(c: &mut Client, token: &str) -> Vec<pb::ActiveSession> {
 }
 
 fn session_of(pair: &pb::TokenPair) -> String {
-    use base64::Engine as _;
-    let payload = pair.access_token.split('.').nth(1).expect("payload");
-    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64");
-    let claims: serde_json::Value = serde_json::from_slice(&json).expect("json");
-    claims["sid"].as_str().expect("sid").to_owned()
+    payload(&pair.access_token)["sid"].as_str().expect("sid").to_owned()
 }
 
 async fn ended_since_window(c: &mut Client) -> HashSet<String> {
