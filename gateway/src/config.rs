@@ -111,12 +111,16 @@ impl Default for Config {
                     ("POST /v1/auth/password-reset".to_owned(), 10),
                     ("POST /v1/auth/password-reset:confirm".to_owned(), 10),
                     ("POST /v1/auth/email:verify".to_owned(), 10),
+                    ("POST /v1/auth/oauth/{provider}:start".to_owned(), 20),
+                    ("POST /v1/auth/oauth/{provider}:complete".to_owned(), 20),
                     ("/festival.identity.v1.IdentityService/Login".to_owned(), 20),
                     ("/festival.identity.v1.IdentityService/VerifyMfa".to_owned(), 20),
                     ("/festival.identity.v1.IdentityService/RequestPasswordReset".to_owned(), 10),
                     ("/festival.identity.v1.IdentityService/ResetPassword".to_owned(), 10),
                     ("/festival.identity.v1.IdentityService/VerifyEmail".to_owned(), 10),
                     ("/festival.identity.v1.IdentityService/Register".to_owned(), 10),
+                    ("/festival.identity.v1.IdentityService/StartOAuthLogin".to_owned(), 20),
+                    ("/festival.identity.v1.IdentityService/CompleteOAuthLogin".to_owned(), 20),
                     // Stripe delivers many webhooks from a few addresses during an on-sale
                     // rush; the default budget per client would drop them.
                     ("POST /webhooks/stripe".to_owned(), 60_000),

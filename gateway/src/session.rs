@@ -26,7 +26,7 @@ const REFRESH_REQUESTS: [&str; 2] = ["festival.identity.v1.RefreshRequest", "fes
 /// What a call does to the session, by the identity method it calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionCall {
-    /// Login or VerifyMfa: answers a token pair.
+    /// Login, VerifyMfa or CompleteOAuthLogin: answers a token pair.
     SignIn,
     /// Refresh: spends a refresh token, answers a token pair.
     Refresh,
@@ -47,8 +47,9 @@ impl SessionCall {
         };
         match name {
             // A sign-in with a second factor ends with VerifyMfa (Login then only
-            // answers a challenge, and no cookies are set for it).
-            "Login" | "VerifyMfa" => Self::SignIn,
+            // answers a challenge, and no cookies are set for it); one with a provider
+            // ends with CompleteOAuthLogin (or its VerifyMfa).
+            "Login" | "VerifyMfa" | "CompleteOAuthLogin" => Self::SignIn,
             "Refresh" => Self::Refresh,
             "Logout" => Self::SignOut,
             "LogoutAll" => Self::SignOutEverywhere,
@@ -205,6 +206,7 @@ mod tests {
     fn session_calls_are_known_by_path_and_full_name() {
         assert_eq!(SessionCall::of("/festival.identity.v1.IdentityService/Login"), SessionCall::SignIn);
         assert_eq!(SessionCall::of("festival.identity.v1.IdentityService.VerifyMfa"), SessionCall::SignIn);
+        assert_eq!(SessionCall::of("/festival.identity.v1.IdentityService/CompleteOAuthLogin"), SessionCall::SignIn);
         assert_eq!(SessionCall::of("festival.identity.v1.IdentityService.Refresh"), SessionCall::Refresh);
         assert_eq!(SessionCall::of("festival.identity.v1.IdentityService.LogoutAll"), SessionCall::SignOutEverywhere);
         assert_eq!(SessionCall::of("/festival.identity.v1.IdentityService/GetMe"), SessionCall::Other);

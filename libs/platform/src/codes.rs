@@ -67,6 +67,23 @@ catalogue! {
     MFA_NOT_ENABLED = ("ERR_2016", FailedPrecondition, 409, "No second factor is set up");
     /// A password-reset or verification link that is unknown, used, expired or superseded.
     LINK_INVALID = ("ERR_2017", Unauthenticated, 401, "Invalid or expired link, ask for a new one");
+    /// A sign-in with Google or GitHub: its state is unknown, expired, spent, for another
+    /// provider or purpose, or was started by another client.
+    OAUTH_STATE_INVALID = ("ERR_2018", Unauthenticated, 401, "Invalid or expired sign-in attempt, start again");
+    OAUTH_CODE_REFUSED = ("ERR_2019", Unauthenticated, 401, "The provider refused the sign-in, start again");
+    OAUTH_ID_TOKEN_INVALID = ("ERR_2020", Unauthenticated, 401, "The provider's identity token failed its checks");
+    OAUTH_IDENTITY_TAKEN = ("ERR_2021", AlreadyExists, 409, "That provider account is linked to another account");
+    OAUTH_EMAIL_UNVERIFIED = ("ERR_2022", FailedPrecondition, 409, "The provider has not verified this address");
+    /// An account has the provider's address but has not verified it here: its owner links
+    /// the provider after signing in (or verifies the address first).
+    OAUTH_LINK_REQUIRED =
+        ("ERR_2023", FailedPrecondition, 409, "An account with this address exists: sign in and link the provider");
+    LAST_SIGN_IN_METHOD = ("ERR_2024", FailedPrecondition, 409, "The last way to sign in cannot be removed");
+    OAUTH_PROVIDER_DISABLED = ("ERR_2025", FailedPrecondition, 409, "This sign-in provider is not set up");
+    OAUTH_PROVIDER_UNAVAILABLE = ("ERR_2026", Unavailable, 503, "The sign-in provider did not answer, retry");
+    /// A change that needs the password asked again, on an account without one: its
+    /// session must have started minutes ago.
+    REAUTHENTICATION_REQUIRED = ("ERR_2027", Unauthenticated, 401, "Sign in again to make this change");
 
     // 3xxx authorization
     INSUFFICIENT_PERMISSIONS = ("ERR_3001", PermissionDenied, 403, "Insufficient permissions");

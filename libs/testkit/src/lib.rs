@@ -7,6 +7,7 @@
 //! `FESTIVAL_TEST_NATS_URL` (`nats://127.0.0.1:4222`), `FESTIVAL_TEST_REDIS_URL`
 //! (`redis://127.0.0.1:6379`).
 
+pub mod fake_oauth;
 pub mod fake_stripe;
 pub mod http1;
 mod nats;

@@ -18,6 +18,47 @@ pub struct Config {
     pub login_throttle: LoginThrottleConfig,
     pub mfa: MfaConfig,
     pub mail: MailConfig,
+    pub oauth: OAuthConfig,
+}
+
+/// Signing in with Google (OpenID Connect) and GitHub (OAuth 2). A provider is on once
+/// its `client_id` is set; its endpoints default to the real ones and are configurable
+/// (tests point them at a local fake provider).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OAuthConfig {
+    /// How long a sign-in may stay at the provider's consent page, in seconds (10 minutes).
+    pub flow_ttl_secs: i64,
+    /// How long a provider may take to answer one request, in seconds.
+    pub request_timeout_secs: u64,
+    pub google: ProviderConfig,
+    pub github: ProviderConfig,
+}
+
+/// One provider's client registration and endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProviderConfig {
+    /// The client id registered with the provider; empty: the provider is off.
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// The web app's page the provider sends the browser back to (registered with the
+    /// provider; never taken from a request). It posts `code` and `state` to
+    /// CompleteOAuthLogin or CompleteOAuthLink.
+    pub redirect_uri: String,
+    pub authorize_url: String,
+    pub token_url: String,
+    /// OpenID Connect (Google): the ID token's issuer and the keys it is signed with.
+    pub issuer: String,
+    pub jwks_url: String,
+    /// GitHub: the account and its addresses.
+    pub user_url: String,
+    pub emails_url: String,
+    pub scopes: String,
+}
+
+impl ProviderConfig {
+    pub fn enabled(&self) -> bool {
+        !self.client_id.is_empty()
+    }
 }
 
 /// Outgoing mail: password-reset and verification links.
@@ -133,6 +174,34 @@ impl Default for Config {
                 reset_ttl_secs: 30 * 60,
                 verification_ttl_secs: 7 * 24 * 3600,
             },
+            oauth: OAuthConfig {
+                flow_ttl_secs: 600,
+                request_timeout_secs: 10,
+                google: ProviderConfig {
+                    client_id: String::new(),
+                    client_secret: Secret::new(""),
+                    redirect_uri: "http://localhost:3000/oauth/google".into(),
+                    authorize_url: "https://accounts.google.com/o/oauth2/v2/auth".into(),
+                    token_url: "https://oauth2.googleapis.com/token".into(),
+                    issuer: "https://accounts.google.com".into(),
+                    jwks_url: "https://www.googleapis.com/oauth2/v3/certs".into(),
+                    user_url: String::new(),
+                    emails_url: String::new(),
+                    scopes: "openid email profile".into(),
+                },
+                github: ProviderConfig {
+                    client_id: String::new(),
+                    client_secret: Secret::new(""),
+                    redirect_uri: "http://localhost:3000/oauth/github".into(),
+                    authorize_url: "https://github.com/login/oauth/authorize".into(),
+                    token_url: "https://github.com/login/oauth/access_token".into(),
+                    issuer: String::new(),
+                    jwks_url: String::new(),
+                    user_url: "https://api.github.com/user".into(),
+                    emails_url: "https://api.github.com/user/emails".into(),
+                    scopes: "read:user user:email".into(),
+                },
+            },
         }
     }
 }
@@ -190,6 +259,44 @@ impl ServiceConfig for Config {
         }
         if !(600..=30 * 24 * 3600).contains(&self.mail.verification_ttl_secs) {
             return Err(invalid("mail.verification_ttl_secs", "must be between 600 and 2592000"));
+        }
+        if !(60..=3600).contains(&self.oauth.flow_ttl_secs) {
+            return Err(invalid("oauth.flow_ttl_secs", "must be between 60 and 3600"));
+        }
+        if !(1..=60).contains(&self.oauth.request_timeout_secs) {
+            return Err(invalid("oauth.request_timeout_secs", "must be between 1 and 60"));
+        }
+        for (name, provider, urls) in [
+            ("google", &self.oauth.google, &["authorize_url", "token_url", "jwks_url"][..]),
+            ("github", &self.oauth.github, &["authorize_url", "token_url", "user_url", "emails_url"][..]),
+        ] {
+            if !provider.enabled() {
+                continue;
+            }
+            if provider.client_secret.expose().is_empty() {
+                return Err(invalid(&format!("oauth.{name}.client_secret"), "must be set with the client id"));
+            }
+            if name == "google" && provider.issuer.is_empty() {
+                return Err(invalid("oauth.google.issuer", "must be set"));
+            }
+            for &key in urls.iter().chain(&["redirect_uri"]) {
+                let url = match key {
+                    "authorize_url" => &provider.authorize_url,
+                    "token_url" => &provider.token_url,
+                    "jwks_url" => &provider.jwks_url,
+                    "user_url" => &provider.user_url,
+                    "emails_url" => &provider.emails_url,
+                    _ => &provider.redirect_uri,
+                };
+                // Secrets travel to these: TLS in production, plain HTTP only for local runs.
+                let secure = url.starts_with("https://");
+                if !(secure || (!self.common.is_production() && url.starts_with("http://"))) {
+                    return Err(invalid(
+                        &format!("oauth.{name}.{key}"),
+                        "must be an https:// URL (http:// outside production only)",
+                    ));
+                }
+            }
         }
         if self.common.is_production() && (self.password.memory_kib < 19 * 1024 || self.password.iterations < 2) {
             return Err(invalid("password.memory_kib", "is below OWASP's argon2id minimum (19456 KiB, 2 iterations)"));

@@ -109,9 +109,11 @@ impl Hasher {
     }
 
     /// Checks `password` against `stored`, or against the dummy hash when there is no
-    /// account, so both paths cost the same.
+    /// account or it has no password (made by a sign-in provider: stored empty), so
+    /// every path costs the same.
     pub async fn verify(&self, password: String, stored: Option<String>) -> anyhow::Result<bool> {
         let argon = self.argon.clone();
+        let stored = stored.filter(|hash| !hash.is_empty());
         let exists = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let matches = self

@@ -5,7 +5,7 @@
 //!
 //! Layout: [`api`] (gRPC), [`domain`] (rules), [`store`] (SQL), [`events`] (outbox),
 //! [`credentials`] (argon2id), [`login_guard`] (sign-in throttling), [`signing`] and [`keyring`] (keys and tokens),
-//! [`mailer`] (outgoing mail).
+//! [`mailer`] (outgoing mail), [`oauth`] (Google and GitHub sign-in).
 
 pub mod api;
 pub mod config;
@@ -15,6 +15,7 @@ pub mod events;
 pub mod keyring;
 pub mod login_guard;
 pub mod mailer;
+pub mod oauth;
 pub mod signing;
 pub mod store;
 
@@ -86,6 +87,7 @@ impl Service for Identity {
             }
             url => Arc::new(mailer::SmtpMailer::new(url, &config.mail.from)?),
         };
+        let providers = Arc::new(oauth::Providers::new(&config.oauth, config.common.auth.leeway_secs));
         let api = api::IdentityApi::new(api::Parts {
             pool: ctx.pool.clone(),
             hasher,
@@ -95,6 +97,7 @@ impl Service for Identity {
             config: Arc::new(config),
             clock: ctx.clock.clone(),
             mailer,
+            providers,
         });
         let service = IdentityServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max);
         Ok(Routes::new(service))

@@ -104,6 +104,25 @@ impl LoginGuard {
         }
     }
 
+    /// Sign-ins with a provider started or completed from the client's network, counted
+    /// like failed sign-ins from it: a flood of starts (each a stored flow) or of forged
+    /// completions is held back with ERR_2008. A completed sign-in gives its own attempt
+    /// and its start's back ([`LoginGuard::oauth_succeeded`]).
+    pub async fn admit_oauth(&self, client: Option<IpAddr>) -> ApiResult<Subject> {
+        let address = client.map_or_else(|| "unknown".to_owned(), client_addr::bucket);
+        let subject = Subject::new("oauth-address", address, self.config.address);
+        match self.throttle.attempt(std::slice::from_ref(&subject), &[]).await {
+            Verdict::Open => Ok(subject),
+            Verdict::Locked { retry_after_secs } => Err(locked("Too many provider sign-ins", retry_after_secs)),
+        }
+    }
+
+    /// A provider sign-in or link completed: its attempt and its start's are given back.
+    pub async fn oauth_succeeded(&self, subject: &Subject) {
+        self.throttle.refund(subject).await;
+        self.throttle.refund(subject).await;
+    }
+
     /// A right code: the account's code count starts again.
     pub async fn code_succeeded(&self, subject: &Subject) {
         self.throttle.forget(subject).await;

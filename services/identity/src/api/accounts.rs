@@ -50,6 +50,14 @@ impl IdentityApi {
         )
         .await?;
         let verification = self.verification(&mut tx, &user).await?;
+        let entry = AuditRow {
+            actor_id: Some(user.id),
+            subject_id: Some(user.id),
+            ip_prefix: client.map(ip_prefix).unwrap_or_default(),
+            detail: "password".into(),
+            ..AuditRow::new(AuditAction::AccountCreated, self.clock.now())
+        };
+        store::audit::record(&mut tx, &entry).await?;
         tx.commit().await?;
         // Mail to an address is throttled wherever it is asked for: held back, the holder
         // asks for the link later (RequestEmailVerification).
@@ -116,6 +124,7 @@ impl IdentityApi {
         store::mfa::remove(&mut tx, caller.user_id).await?;
         store::sessions::scrub_of_user(&mut tx, caller.user_id).await?;
         store::email_tokens::delete_of_user(&mut tx, caller.user_id).await?;
+        store::oauth::forget_user(&mut tx, caller.user_id).await?;
         Self::announce_revoked(&mut tx, caller.user_id, &ended, "account_deleted").await?;
         for m in store::memberships::revoke_all_of_user(&mut tx, caller.user_id).await? {
             events::publish(
@@ -155,12 +164,14 @@ impl IdentityApi {
         let user = store::users::find(&mut tx, caller.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
         let memberships = store::memberships::of_user(&mut tx, user.id).await?;
         let sessions = store::sessions::of_user(&mut tx, user.id).await?;
+        let linked = store::oauth::of_user(&mut tx, user.id).await?;
         tx.commit().await?;
         Ok(pb::MyData {
             account: Some(to_user(&user, &memberships)),
             memberships: memberships.iter().map(to_membership).collect(),
             sessions: sessions.iter().map(to_session_record).collect(),
             export_time: Some(timestamp(self.clock.now())),
+            linked_identities: linked.iter().map(super::convert::to_linked_identity).collect(),
         })
     }
 }

@@ -51,6 +51,15 @@ pub(super) fn to_session_record(s: &SessionRow) -> pb::SessionRecord {
     }
 }
 
+pub(super) fn to_linked_identity(l: &crate::store::oauth::IdentityRow) -> pb::LinkedIdentity {
+    pb::LinkedIdentity {
+        provider: l.provider.name().into(),
+        email: l.email.clone(),
+        link_time: Some(timestamp(l.linked_at)),
+        last_use_time: l.last_used_at.map(timestamp),
+    }
+}
+
 pub(super) fn to_device(d: &crate::store::devices::DeviceRow) -> pb::Device {
     use crate::store::devices::DeviceStatus;
     use base64::Engine as _;

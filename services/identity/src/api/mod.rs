@@ -1,8 +1,8 @@
 //! The gRPC surface: decode and validate, authorize, call the domain and the store,
 //! encode. Every write and its event commit together.
 //!
-//! One module per area ([`accounts`], [`sessions`], [`my_sessions`], [`mfa`], [`disabling`], [`memberships`],
-//! [`keys`], [`devices`], [`badges`], [`audit`]); this one
+//! One module per area ([`accounts`], [`sessions`], [`my_sessions`], [`mfa`], [`oauth`], [`recovery`],
+//! [`disabling`], [`memberships`], [`keys`], [`devices`], [`badges`], [`audit`]); this one
 //! holds what they share and the tonic binding, [`convert`] the proto mapping.
 
 mod accounts;
@@ -15,6 +15,7 @@ mod keys;
 mod memberships;
 mod mfa;
 mod my_sessions;
+mod oauth;
 mod recovery;
 mod sessions;
 
@@ -41,6 +42,9 @@ use crate::login_guard::LoginGuard;
 use crate::store::{self, users::UserRow};
 use convert::{membership_claims, to_user};
 
+/// How recent a sign-in stands in for the password of an account without one.
+pub const REAUTHENTICATION_WINDOW_SECS: i64 = 10 * 60;
+
 pub struct IdentityApi {
     pool: PgPool,
     hasher: Hasher,
@@ -50,6 +54,7 @@ pub struct IdentityApi {
     config: Arc<Config>,
     clock: Clock,
     mailer: Arc<dyn crate::mailer::Mailer>,
+    providers: Arc<crate::oauth::Providers>,
 }
 
 /// What the API is made of (the service's `routes` puts it together).
@@ -62,12 +67,13 @@ pub struct Parts {
     pub config: Arc<Config>,
     pub clock: Clock,
     pub mailer: Arc<dyn crate::mailer::Mailer>,
+    pub providers: Arc<crate::oauth::Providers>,
 }
 
 impl IdentityApi {
     pub fn new(p: Parts) -> Self {
-        let Parts { pool, hasher, guard, keyring, verifier, config, clock, mailer } = p;
-        Self { pool, hasher, guard, keyring, verifier, config, clock, mailer }
+        let Parts { pool, hasher, guard, keyring, verifier, config, clock, mailer, providers } = p;
+        Self { pool, hasher, guard, keyring, verifier, config, clock, mailer, providers }
     }
 
     /// Starts a session (or continues one) with a new refresh token and an access token.
@@ -127,22 +133,34 @@ impl IdentityApi {
     }
 
     /// The account's password, asked again before a change a stolen access token alone
-    /// must not make (deleting the account, putting a second factor on it); guesses are
-    /// throttled like sign-ins. Wrong: ERR_2001.
+    /// must not make (deleting the account, putting a second factor on it, linking a
+    /// provider); guesses are throttled like sign-ins. Wrong: ERR_2001. An account with
+    /// no password (made by a provider) shows instead a session started in the last
+    /// [`REAUTHENTICATION_WINDOW_SECS`] (else ERR_2027: sign in with the provider again).
     pub(super) async fn password_asked_again(
         &self,
         caller: &Principal,
         client: Option<std::net::IpAddr>,
         password: String,
     ) -> ApiResult<UserRow> {
-        if password.is_empty() {
-            return Err(ApiError::field(codes::REQUIRED_FIELD, "password", "the account's password, asked again"));
+        if !password.is_empty() {
+            festival_platform::validate::secret("password", &password, crate::domain::password::MAX_CHARS)?;
         }
-        festival_platform::validate::secret("password", &password, crate::domain::password::MAX_CHARS)?;
         let mut conn = self.pool.acquire().await?;
         let user =
             store::users::find(&mut conn, caller.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
+        if user.password_hash.is_empty() {
+            let started = store::sessions::live_started_at(&mut conn, caller.session_id).await?;
+            let recent = Duration::seconds(REAUTHENTICATION_WINDOW_SECS);
+            return match started {
+                Some(at) if at + recent >= self.clock.now() => Ok(user),
+                _ => Err(ApiError::new(codes::REAUTHENTICATION_REQUIRED)),
+            };
+        }
         drop(conn);
+        if password.is_empty() {
+            return Err(ApiError::field(codes::REQUIRED_FIELD, "password", "the account's password, asked again"));
+        }
         let mut attempt = self.guard.attempt(&user.email, Some(user.id), client);
         self.guard.admit(&mut attempt).await?;
         if !self.hasher.verify(password, Some(user.password_hash.clone())).await.map_err(hashing_refused)? {
@@ -291,5 +309,11 @@ festival_platform::bind_rpcs! {
         auth_addr disable_mfa(pb::DisableMfaRequest) -> pb::DisableMfaResponse;
         auth get_security_policy(pb::GetSecurityPolicyRequest) -> pb::SecurityPolicy;
         auth set_security_policy(pb::SetSecurityPolicyRequest) -> pb::SecurityPolicy;
+        public_addr start_o_auth_login(pb::StartOAuthLoginRequest) -> pb::OAuthAuthorization;
+        public_addr complete_o_auth_login(pb::CompleteOAuthLoginRequest) -> pb::TokenPair;
+        auth_addr start_o_auth_link(pb::StartOAuthLinkRequest) -> pb::OAuthAuthorization;
+        auth_addr complete_o_auth_link(pb::CompleteOAuthLinkRequest) -> pb::LoginMethods;
+        auth list_login_methods(pb::ListLoginMethodsRequest) -> pb::LoginMethods;
+        auth unlink_o_auth_identity(pb::UnlinkOAuthIdentityRequest) -> pb::LoginMethods;
     }
 }

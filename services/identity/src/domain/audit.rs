@@ -30,6 +30,10 @@ festival_platform::text_enum! {
         PasswordResetRequested = "PASSWORD_RESET_REQUESTED",
         PasswordReset = "PASSWORD_RESET",
         EmailVerified = "EMAIL_VERIFIED",
+        AccountCreated = "ACCOUNT_CREATED",
+        OAuthLinked = "OAUTH_LINKED",
+        OAuthUnlinked = "OAUTH_UNLINKED",
+        OAuthFailed = "OAUTH_FAILED",
     }
 }
 

@@ -6,6 +6,7 @@ pub mod badge;
 pub mod device;
 pub mod email_token;
 pub mod mfa;
+pub mod oauth;
 pub use festival_platform::email;
 pub mod password;
 pub mod profile;

@@ -8,5 +8,6 @@ pub mod email_tokens;
 pub mod keys;
 pub mod memberships;
 pub mod mfa;
+pub mod oauth;
 pub mod sessions;
 pub mod users;

@@ -271,6 +271,14 @@ pub async fn live_mfa(conn: &mut PgConnection, session_id: Uuid) -> Result<Optio
         .await
 }
 
+/// When a live session started; `None` when it ended.
+pub async fn live_started_at(conn: &mut PgConnection, session_id: Uuid) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar("select created_at from sessions where id = $1 and revoked_at is null")
+        .bind(session_id)
+        .fetch_optional(conn)
+        .await
+}
+
 /// Marks a session as holding a second factor (the holder just proved it).
 pub async fn set_mfa(conn: &mut PgConnection, session_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("update sessions set mfa = true, updated_at = now() where id = $1")

@@ -9,6 +9,7 @@ mod helpers;
 mod keys;
 mod memberships;
 mod mfa;
+mod oauth;
 mod readiness;
 mod recovery;
 mod sessions;

@@ -159,7 +159,8 @@ async fn enrol_sign_in_with_a_code_then_a_recovery_code_once_then_switch_off() {
             "MFA_CHALLENGED",
             "MFA_ENABLED",
             "SIGN_IN",
-            "SIGN_IN"
+            "SIGN_IN",
+            "ACCOUNT_CREATED"
         ]
     );
     assert_eq!(log[5].1, "9 left");

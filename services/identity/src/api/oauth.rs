@@ -1,0 +1,496 @@
+//! Signing in with a Google or GitHub account, and linking such accounts to ours.
+//!
+//! A flow: Start stores a state (sent through the provider and back), a binding (kept by
+//! the client that started), the PKCE verifier and the OIDC nonce, and answers the
+//! consent page's URL; Complete spends the state at once, checks the binding, exchanges
+//! the code with the verifier, and checks what the provider says of its account. Which
+//! account that signs into is [`oauth::sign_in_to`]; a second factor still applies.
+
+use std::net::IpAddr;
+
+use chrono::Duration;
+use festival_platform::auth::Principal;
+use festival_platform::convert::timestamp;
+use festival_platform::{ApiError, ApiResult, ResultExt, codes, validate};
+use festival_proto::identity::v1 as pb;
+use uuid::Uuid;
+
+use super::{IdentityApi, parse_email};
+use crate::domain::audit::{AuditAction, ip_prefix};
+use crate::domain::oauth::{self, FlowPurpose, Provider, ProviderAccount, SignInTo};
+use crate::domain::profile::Language;
+use crate::events;
+use crate::oauth::Failure;
+use crate::store;
+use crate::store::audit::AuditRow;
+use crate::store::oauth::FlowRow;
+use crate::store::users::UserRow;
+
+/// Longest state, binding or code read (a provider's code is well under 1 KiB).
+const MAX_STATE_LEN: usize = 64;
+const MAX_CODE_LEN: usize = 2048;
+
+impl IdentityApi {
+    pub(super) async fn start_o_auth_login(
+        &self,
+        client: Option<IpAddr>,
+        req: pb::StartOAuthLoginRequest,
+    ) -> ApiResult<pb::OAuthAuthorization> {
+        let provider = self.provider_on(&req.provider)?;
+        let device_name = super::sessions::device_name(&req.device_name)?;
+        self.guard.admit_oauth(client).await?;
+        self.start_flow(provider, FlowPurpose::SignIn, None, device_name).await
+    }
+
+    pub(super) async fn start_o_auth_link(
+        &self,
+        caller: Principal,
+        client: Option<IpAddr>,
+        req: pb::StartOAuthLinkRequest,
+    ) -> ApiResult<pb::OAuthAuthorization> {
+        let provider = self.provider_on(&req.provider)?;
+        self.password_asked_again(&caller, client, req.password).await?;
+        self.guard.admit_oauth(client).await?;
+        self.start_flow(provider, FlowPurpose::Link, Some(caller.user_id), "").await
+    }
+
+    async fn start_flow(
+        &self,
+        provider: Provider,
+        purpose: FlowPurpose,
+        user_id: Option<Uuid>,
+        device_name: &str,
+    ) -> ApiResult<pb::OAuthAuthorization> {
+        let state = oauth::new_secret(oauth::STATE_PREFIX);
+        let binding = oauth::new_secret(oauth::BINDING_PREFIX);
+        let code_verifier = oauth::new_code_verifier();
+        let nonce = oauth::new_nonce();
+        let now = self.clock.now();
+        let expires_at = now + Duration::seconds(self.config.oauth.flow_ttl_secs);
+        let mut conn = self.pool.acquire().await?;
+        store::oauth::prune_flows(&mut conn, now).await?;
+        let flow = store::oauth::NewFlow {
+            state_hash: &oauth::hash_secret(&state),
+            binding_hash: &oauth::hash_secret(&binding),
+            provider,
+            purpose,
+            user_id,
+            code_verifier: &code_verifier,
+            nonce: &nonce,
+            device_name,
+            expires_at,
+        };
+        store::oauth::create_flow(&mut conn, &flow).await?;
+        Ok(pb::OAuthAuthorization {
+            authorization_url: self.providers.authorization_url(provider, &state, &code_verifier, &nonce),
+            state,
+            binding,
+            expire_time: Some(timestamp(expires_at)),
+        })
+    }
+
+    pub(super) async fn complete_o_auth_login(
+        &self,
+        client: Option<IpAddr>,
+        req: pb::CompleteOAuthLoginRequest,
+    ) -> ApiResult<pb::TokenPair> {
+        let provider = self.provider_on(&req.provider)?;
+        let answer = Answer::of(&req.state, &req.code, &req.binding)?;
+        let attempt = self.guard.admit_oauth(client).await?;
+        let flow = self.take_flow(provider, FlowPurpose::SignIn, &answer, None, client).await?;
+        let account = self.provider_account(provider, &answer, &flow, None, client).await?;
+        let pair = self.sign_in_with(provider, &account, &flow, client).await?;
+        self.guard.oauth_succeeded(&attempt).await;
+        Ok(pair)
+    }
+
+    pub(super) async fn complete_o_auth_link(
+        &self,
+        caller: Principal,
+        client: Option<IpAddr>,
+        req: pb::CompleteOAuthLinkRequest,
+    ) -> ApiResult<pb::LoginMethods> {
+        let provider = self.provider_on(&req.provider)?;
+        let answer = Answer::of(&req.state, &req.code, &req.binding)?;
+        let attempt = self.guard.admit_oauth(client).await?;
+        let me = Some(caller.user_id);
+        let flow = self.take_flow(provider, FlowPurpose::Link, &answer, me, client).await?;
+        let account = self.provider_account(provider, &answer, &flow, me, client).await?;
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await?;
+        let user = store::users::lock_for_change(&mut tx, caller.user_id)
+            .await?
+            .ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
+        match store::oauth::owner(&mut tx, provider, &account.subject).await? {
+            Some(owner) if owner == user.id => {}
+            Some(_) => {
+                self.audit_oauth_failure(&mut tx, provider, "linked to another account", me, client).await?;
+                tx.commit().await?;
+                return Err(ApiError::new(codes::OAUTH_IDENTITY_TAKEN));
+            }
+            None => {
+                self.link(&mut tx, provider, &account, &user, "linked by its holder", client).await?;
+            }
+        }
+        let methods = login_methods(&mut tx, &user).await?;
+        tx.commit().await?;
+        self.guard.oauth_succeeded(&attempt).await;
+        tracing::info!(user_id = %user.id, provider = provider.name(), at = %now, "provider linked");
+        Ok(methods)
+    }
+
+    pub(super) async fn list_login_methods(
+        &self,
+        caller: Principal,
+        _req: pb::ListLoginMethodsRequest,
+    ) -> ApiResult<pb::LoginMethods> {
+        let mut conn = self.pool.acquire().await?;
+        let user =
+            store::users::find(&mut conn, caller.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
+        login_methods(&mut conn, &user).await
+    }
+
+    pub(super) async fn unlink_o_auth_identity(
+        &self,
+        caller: Principal,
+        req: pb::UnlinkOAuthIdentityRequest,
+    ) -> ApiResult<pb::LoginMethods> {
+        let provider = provider_of(&req.provider)?;
+        let mut tx = self.pool.begin().await?;
+        // The account row, as a password reset locks it: two unlinks take turns, so the
+        // last way in is never removed by both at once.
+        let user = store::users::lock_for_change(&mut tx, caller.user_id)
+            .await?
+            .ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
+        let linked = store::oauth::of_user(&mut tx, user.id).await?;
+        if !linked.iter().any(|l| l.provider == provider) {
+            return Err(ApiError::new(codes::NOT_FOUND).with_message("No account of this provider is linked"));
+        }
+        if !oauth::may_unlink(!user.password_hash.is_empty(), linked.len()) {
+            return Err(ApiError::new(codes::LAST_SIGN_IN_METHOD)
+                .with_message("This is the account's only way to sign in: set a password with a reset link first"));
+        }
+        store::oauth::unlink(&mut tx, user.id, provider).await?;
+        let entry = AuditRow {
+            actor_id: Some(user.id),
+            subject_id: Some(user.id),
+            detail: provider.name().into(),
+            ..AuditRow::new(AuditAction::OAuthUnlinked, self.clock.now())
+        };
+        store::audit::record(&mut tx, &entry).await?;
+        let methods = login_methods(&mut tx, &user).await?;
+        tx.commit().await?;
+        Ok(methods)
+    }
+
+    /// The provider named, if it is set up here: unknown names are ERR_1003, providers
+    /// without a client id ERR_2025.
+    fn provider_on(&self, name: &str) -> ApiResult<Provider> {
+        let provider = provider_of(name)?;
+        self.providers.config(provider).ok_or(ApiError::new(codes::OAUTH_PROVIDER_DISABLED))?;
+        Ok(provider)
+    }
+
+    /// Spends the flow the state names (whatever follows) and checks it is this client's,
+    /// for this provider and purpose (and caller), and live. Anything else: ERR_2018.
+    async fn take_flow(
+        &self,
+        provider: Provider,
+        purpose: FlowPurpose,
+        answer: &Answer<'_>,
+        caller: Option<Uuid>,
+        client: Option<IpAddr>,
+    ) -> ApiResult<FlowRow> {
+        let mut conn = self.pool.acquire().await?;
+        let flow = store::oauth::take_flow(&mut conn, &oauth::hash_secret(answer.state)).await?;
+        let now = self.clock.now();
+        let binding = oauth::hash_secret(answer.binding);
+        let flow = flow.filter(|f| {
+            f.provider == provider
+                && f.purpose == purpose
+                && f.user_id == caller
+                && f.expires_at > now
+                && f.binding_hash == binding
+        });
+        match flow {
+            Some(flow) => Ok(flow),
+            None => {
+                self.audit_oauth_failure(&mut conn, provider, "state invalid", caller, client).await?;
+                Err(ApiError::new(codes::OAUTH_STATE_INVALID))
+            }
+        }
+    }
+
+    /// What the provider says the code is worth; refusals and failed checks audited.
+    async fn provider_account(
+        &self,
+        provider: Provider,
+        answer: &Answer<'_>,
+        flow: &FlowRow,
+        caller: Option<Uuid>,
+        client: Option<IpAddr>,
+    ) -> ApiResult<ProviderAccount> {
+        let now = self.clock.now().timestamp();
+        let failure = match self.providers.account(provider, answer.code, &flow.code_verifier, &flow.nonce, now).await {
+            Ok(account) => return Ok(account),
+            Err(failure) => failure,
+        };
+        let (detail, code) = match &failure {
+            Failure::Refused(error) => (format!("code refused: {}", short(error)), codes::OAUTH_CODE_REFUSED),
+            Failure::IdToken(why) => (format!("ID token: {why}"), codes::OAUTH_ID_TOKEN_INVALID),
+            Failure::Unavailable(why) => {
+                tracing::warn!(provider = provider.name(), error = %why, "sign-in provider unusable");
+                return Err(ApiError::new(codes::OAUTH_PROVIDER_UNAVAILABLE));
+            }
+        };
+        self.audit_oauth_failure(&mut *self.pool.acquire().await?, provider, &detail, caller, client).await?;
+        Err(ApiError::new(code))
+    }
+
+    /// Signs the provider's account into ours (see [`oauth::sign_in_to`]): tokens, or an
+    /// MFA challenge when the account has a second factor.
+    async fn sign_in_with(
+        &self,
+        provider: Provider,
+        account: &ProviderAccount,
+        flow: &FlowRow,
+        client: Option<IpAddr>,
+    ) -> ApiResult<pb::TokenPair> {
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await?;
+        let linked = store::oauth::owner(&mut tx, provider, &account.subject).await?;
+        // The address only matters to an account not linked yet; a provider's odd address
+        // is its own problem then, not the holder's.
+        let email = match linked {
+            Some(_) => None,
+            None => Some(parse_email(&account.email)?),
+        };
+        let same_address = match &email {
+            Some(email) => store::users::find_by_email(&mut tx, email.as_str())
+                .await?
+                .map(|u| (u.id, u.email_verified_at.is_some())),
+            None => None,
+        };
+        let user = match oauth::sign_in_to(linked, same_address, account.email_verified) {
+            SignInTo::Linked(user_id) => {
+                let user = store::users::lock_live(&mut tx, user_id)
+                    .await?
+                    .ok_or(ApiError::new(codes::OAUTH_STATE_INVALID))?;
+                store::oauth::touch(&mut tx, provider, &account.subject, now).await?;
+                user
+            }
+            SignInTo::LinkByAddress(user_id) => {
+                let user = store::users::lock_for_change(&mut tx, user_id)
+                    .await?
+                    .ok_or(ApiError::new(codes::CONCURRENT_UPDATE))?;
+                if user.disabled_at.is_none() {
+                    self.link(&mut tx, provider, account, &user, "by verified address", client).await?;
+                }
+                user
+            }
+            SignInTo::NewAccount => {
+                let email = email.as_ref().ok_or(ApiError::new(codes::OAUTH_STATE_INVALID))?;
+                self.new_account(&mut tx, provider, account, email, client).await?
+            }
+            SignInTo::AddressUnverified => {
+                self.audit_oauth_failure(&mut tx, provider, "address not verified by the provider", None, client)
+                    .await?;
+                tx.commit().await?;
+                return Err(ApiError::new(codes::OAUTH_EMAIL_UNVERIFIED));
+            }
+            SignInTo::LinkRequired => {
+                let holder = same_address.map(|(id, _)| id);
+                self.audit_oauth_failure(&mut tx, provider, "address not verified here", holder, client).await?;
+                tx.commit().await?;
+                return Err(ApiError::new(codes::OAUTH_LINK_REQUIRED));
+            }
+        };
+        let ip = client.map(ip_prefix).unwrap_or_default();
+        if user.disabled_at.is_some() {
+            let entry = AuditRow {
+                subject_id: Some(user.id),
+                ip_prefix: ip,
+                detail: format!("{}: account disabled", provider.name()),
+                ..AuditRow::new(AuditAction::SignInFailed, now)
+            };
+            store::audit::record(&mut tx, &entry).await?;
+            tx.commit().await?;
+            return Err(ApiError::new(codes::ACCOUNT_DISABLED));
+        }
+        if store::mfa::is_enabled(&mut tx, user.id).await? {
+            // The provider stands in for the password, not for the second factor.
+            let pair = self.mfa_challenge(&mut tx, &user, &flow.device_name).await?;
+            let entry = AuditRow {
+                subject_id: Some(user.id),
+                ip_prefix: ip,
+                detail: provider.name().into(),
+                ..AuditRow::new(AuditAction::MfaChallenged, now)
+            };
+            store::audit::record(&mut tx, &entry).await?;
+            tx.commit().await?;
+            return Ok(pair);
+        }
+        let session_id = Uuid::now_v7();
+        let session = store::sessions::NewSession {
+            id: session_id,
+            user_id: user.id,
+            started_at: now,
+            mfa: false,
+            ip_prefix: &ip,
+            device_name: &flow.device_name,
+        };
+        store::sessions::create(&mut tx, &session).await?;
+        let pair = self.issue_tokens(&mut tx, &user, session_id, now, false).await?;
+        let entry = AuditRow {
+            actor_id: Some(user.id),
+            subject_id: Some(user.id),
+            ip_prefix: ip,
+            detail: format!("{}, session {session_id}", provider.name()),
+            ..AuditRow::new(AuditAction::SignIn, now)
+        };
+        store::audit::record(&mut tx, &entry).await?;
+        tx.commit().await?;
+        tracing::info!(user_id = %user.id, %session_id, provider = provider.name(), "signed in with a provider");
+        Ok(pair)
+    }
+
+    /// A new account for a provider's verified address: no password (a reset link can
+    /// set one), the address verified, the provider linked.
+    async fn new_account(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        provider: Provider,
+        account: &ProviderAccount,
+        email: &crate::domain::email::Email,
+        client: Option<IpAddr>,
+    ) -> ApiResult<UserRow> {
+        let now = self.clock.now();
+        let display_name =
+            crate::domain::profile::display_name(&account.name).unwrap_or_else(|_| email.local_part().to_owned());
+        let language = Language::DEFAULT;
+        let user = store::users::insert(
+            conn,
+            &store::users::NewUser {
+                id: Uuid::now_v7(),
+                email: email.as_str(),
+                password_hash: "",
+                display_name: &display_name,
+                language: language.code(),
+            },
+        )
+        .await
+        // Another sign-in made it a moment ago: this one retries and signs into it.
+        .on_unique(store::users::EMAIL_UNIQUE, ApiError::new(codes::CONCURRENT_UPDATE))?;
+        store::users::mark_email_verified(conn, user.id, &user.email, now).await?;
+        events::publish(
+            conn,
+            &pb::UserRegistered { user_id: user.id.to_string(), language: language.to_proto() as i32 },
+        )
+        .await?;
+        let entry = AuditRow {
+            actor_id: Some(user.id),
+            subject_id: Some(user.id),
+            ip_prefix: client.map(ip_prefix).unwrap_or_default(),
+            detail: provider.name().into(),
+            ..AuditRow::new(AuditAction::AccountCreated, now)
+        };
+        store::audit::record(conn, &entry).await?;
+        self.link(conn, provider, account, &user, "new account", client).await?;
+        let user = store::users::find(conn, user.id).await?.ok_or(ApiError::new(codes::CONCURRENT_UPDATE))?;
+        tracing::info!(user_id = %user.id, provider = provider.name(), "account registered with a provider");
+        Ok(user)
+    }
+
+    /// Links the provider's account to `user`, audited. Linked elsewhere meanwhile, or
+    /// the account has another of this provider's: ERR_2021.
+    async fn link(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        provider: Provider,
+        account: &ProviderAccount,
+        user: &UserRow,
+        how: &str,
+        client: Option<IpAddr>,
+    ) -> ApiResult<()> {
+        let now = self.clock.now();
+        let subject = validate::max_len("subject", &account.subject, oauth::MAX_SUBJECT)?;
+        // The caller holds the account's row: no other link of it is made meanwhile.
+        if store::oauth::of_user(conn, user.id).await?.iter().any(|l| l.provider == provider) {
+            return Err(ApiError::new(codes::OAUTH_IDENTITY_TAKEN)
+                .with_message("Another account of this provider is linked; unlink it first"));
+        }
+        store::oauth::link(conn, provider, subject, user.id, &account.email, now)
+            .await
+            .on_unique(store::oauth::IDENTITY_UNIQUE, ApiError::new(codes::OAUTH_IDENTITY_TAKEN))?;
+        store::oauth::touch(conn, provider, subject, now).await?;
+        let entry = AuditRow {
+            actor_id: Some(user.id),
+            subject_id: Some(user.id),
+            ip_prefix: client.map(ip_prefix).unwrap_or_default(),
+            detail: format!("{}, {how}", provider.name()),
+            ..AuditRow::new(AuditAction::OAuthLinked, now)
+        };
+        store::audit::record(conn, &entry).await?;
+        Ok(())
+    }
+
+    async fn audit_oauth_failure(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        provider: Provider,
+        what: &str,
+        subject: Option<Uuid>,
+        client: Option<IpAddr>,
+    ) -> ApiResult<()> {
+        let entry = AuditRow {
+            subject_id: subject,
+            ip_prefix: client.map(ip_prefix).unwrap_or_default(),
+            detail: format!("{}: {what}", provider.name()),
+            ..AuditRow::new(AuditAction::OAuthFailed, self.clock.now())
+        };
+        store::audit::record(conn, &entry).await?;
+        Ok(())
+    }
+}
+
+/// What the provider sent back to the redirect URI, and the client's binding.
+struct Answer<'a> {
+    state: &'a str,
+    code: &'a str,
+    binding: &'a str,
+}
+
+impl<'a> Answer<'a> {
+    fn of(state: &'a str, code: &'a str, binding: &'a str) -> ApiResult<Self> {
+        let state = validate::required("state", state, MAX_STATE_LEN)?;
+        let binding = validate::required("binding", binding, MAX_STATE_LEN)?;
+        let code = validate::required("code", code, MAX_CODE_LEN)?;
+        if !state.starts_with(oauth::STATE_PREFIX) || !binding.starts_with(oauth::BINDING_PREFIX) {
+            return Err(ApiError::new(codes::OAUTH_STATE_INVALID));
+        }
+        // A code is printable ASCII; anything else is no provider's.
+        if !code.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ApiError::field(codes::VALIDATION_FAILED, "code", "is not a provider's code"));
+        }
+        Ok(Self { state, code, binding })
+    }
+}
+
+fn provider_of(name: &str) -> ApiResult<Provider> {
+    let name = validate::required("provider", name, 16)?;
+    Provider::from_name(name)
+        .ok_or_else(|| ApiError::field(codes::UNKNOWN_ENUM_VALUE, "provider", "must be \"google\" or \"github\""))
+}
+
+/// A provider's error code, kept short and plain for the audit log.
+fn short(text: &str) -> String {
+    text.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ' ')).take(40).collect()
+}
+
+async fn login_methods(conn: &mut sqlx::PgConnection, user: &UserRow) -> ApiResult<pb::LoginMethods> {
+    let linked = store::oauth::of_user(conn, user.id).await?;
+    Ok(pb::LoginMethods {
+        has_password: !user.password_hash.is_empty(),
+        identities: linked.iter().map(super::convert::to_linked_identity).collect(),
+    })
+}

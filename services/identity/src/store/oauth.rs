@@ -1,0 +1,162 @@
+//! Provider accounts linked to ours, and sign-in flows under way (hashed state and
+//! binding, spent once).
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::oauth::{FlowPurpose, Provider};
+
+/// The primary key: a provider's account is linked to one account at most.
+pub const IDENTITY_UNIQUE: &str = "oauth_identities_pkey";
+
+pub struct NewFlow<'a> {
+    pub state_hash: &'a [u8],
+    pub binding_hash: &'a [u8],
+    pub provider: Provider,
+    pub purpose: FlowPurpose,
+    pub user_id: Option<Uuid>,
+    pub code_verifier: &'a str,
+    pub nonce: &'a str,
+    pub device_name: &'a str,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub async fn create_flow(conn: &mut PgConnection, f: &NewFlow<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into oauth_flows (state_hash, binding_hash, provider, purpose, user_id, code_verifier, nonce,
+             device_name, expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(f.state_hash)
+    .bind(f.binding_hash)
+    .bind(f.provider.as_str())
+    .bind(f.purpose.as_str())
+    .bind(f.user_id)
+    .bind(f.code_verifier)
+    .bind(f.nonce)
+    .bind(f.device_name)
+    .bind(f.expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes up to 100 flows that expired before `now` (each start clears some: abandoned
+/// flows never pile up).
+pub async fn prune_flows(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "delete from oauth_flows where state_hash in
+             (select state_hash from oauth_flows where expires_at < $1 limit 100 for update skip locked)",
+    )
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct FlowRow {
+    pub binding_hash: Vec<u8>,
+    #[sqlx(try_from = "String")]
+    pub provider: Provider,
+    #[sqlx(try_from = "String")]
+    pub purpose: FlowPurpose,
+    pub user_id: Option<Uuid>,
+    pub code_verifier: String,
+    pub nonce: String,
+    pub device_name: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Spends a flow: deleted and answered in one statement, so it is answered once.
+pub async fn take_flow(conn: &mut PgConnection, state_hash: &[u8]) -> Result<Option<FlowRow>, sqlx::Error> {
+    sqlx::query_as(
+        "delete from oauth_flows where state_hash = $1
+         returning binding_hash, provider, purpose, user_id, code_verifier, nonce, device_name, expires_at",
+    )
+    .bind(state_hash)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The account a provider's account is linked to.
+pub async fn owner(conn: &mut PgConnection, provider: Provider, subject: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("select user_id from oauth_identities where provider = $1 and subject = $2")
+        .bind(provider.as_str())
+        .bind(subject)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn link(
+    conn: &mut PgConnection,
+    provider: Provider,
+    subject: &str,
+    user_id: Uuid,
+    email: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into oauth_identities (provider, subject, user_id, email, linked_at) values ($1, $2, $3, $4, $5)",
+    )
+    .bind(provider.as_str())
+    .bind(subject)
+    .bind(user_id)
+    .bind(email)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Notes a sign-in with it.
+pub async fn touch(
+    conn: &mut PgConnection,
+    provider: Provider,
+    subject: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update oauth_identities set last_used_at = $3 where provider = $1 and subject = $2")
+        .bind(provider.as_str())
+        .bind(subject)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct IdentityRow {
+    #[sqlx(try_from = "String")]
+    pub provider: Provider,
+    pub email: String,
+    pub linked_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+pub async fn of_user(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<IdentityRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select provider, email, linked_at, last_used_at from oauth_identities where user_id = $1 order by linked_at",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Unlinks the user's account of `provider`; false when none is linked.
+pub async fn unlink(conn: &mut PgConnection, user_id: Uuid, provider: Provider) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("delete from oauth_identities where user_id = $1 and provider = $2")
+        .bind(user_id)
+        .bind(provider.as_str())
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A deleted account keeps no provider links nor flows.
+pub async fn forget_user(conn: &mut PgConnection, user_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from oauth_identities where user_id = $1").bind(user_id).execute(&mut *conn).await?;
+    sqlx::query("delete from oauth_flows where user_id = $1").bind(user_id).execute(conn).await?;
+    Ok(())
+}
