@@ -84,6 +84,7 @@ catalogue! {
     /// A change that needs the password asked again, on an account without one: its
     /// session must have started minutes ago.
     REAUTHENTICATION_REQUIRED = ("ERR_2027", Unauthenticated, 401, "Sign in again to make this change");
+    EMAIL_NOT_VERIFIED = ("ERR_2028", FailedPrecondition, 409, "Verify your email address first");
 
     // 3xxx authorization
     INSUFFICIENT_PERMISSIONS = ("ERR_3001", PermissionDenied, 403, "Insufficient permissions");

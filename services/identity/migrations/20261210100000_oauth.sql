@@ -1,20 +1,25 @@
 -- Signing in with Google and GitHub (OAuth 2 authorization code with PKCE; OpenID
 -- Connect for Google).
 
--- A provider's account linked to one of ours: at most one per provider and account.
+-- A provider's account linked to one of ours: at most one live link per provider and
+-- account. An unlinked one keeps its row (`unlinked_at`): it is never linked again by
+-- its address alone, only by an explicit link.
 create table oauth_identities (
     provider     text not null check (provider in ('GOOGLE', 'GITHUB')),
     -- The provider's stable id for its account (OIDC `sub`, GitHub's numeric id), never
     -- the address: addresses change hands.
     subject      text not null,
     user_id      uuid not null references users (id),
-    -- The verified address the provider gave when it was linked (shown to the holder).
+    -- The address the provider gave when it was linked, if it verified it (shown to the
+    -- holder); empty otherwise.
     email        text not null,
     linked_at    timestamptz not null,
     last_used_at timestamptz,
+    unlinked_at  timestamptz,
     primary key (provider, subject)
 );
-create unique index oauth_identities_user_provider_key on oauth_identities (user_id, provider);
+create unique index oauth_identities_user_provider_key on oauth_identities (user_id, provider)
+    where unlinked_at is null;
 
 -- Sign-ins and links under way, between the redirect to the provider and its answer.
 -- Only hashes of the state and of the client's binding are kept; a row is spent once

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use festival_platform::throttle::{Subject, Throttle, Verdict};
+use festival_platform::throttle::{Policy, Subject, Throttle, Verdict};
 use festival_platform::{ApiError, ApiResult, client_addr, codes};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -104,23 +104,43 @@ impl LoginGuard {
         }
     }
 
-    /// Sign-ins with a provider started or completed from the client's network, counted
-    /// like failed sign-ins from it: a flood of starts (each a stored flow) or of forged
-    /// completions is held back with ERR_2008. A completed sign-in gives its own attempt
-    /// and its start's back ([`LoginGuard::oauth_succeeded`]).
+    /// Provider sign-ins completed from the client's network, counted like failed
+    /// sign-ins from it (forged states, refused codes and tokens are held back with
+    /// ERR_2008); a completed one gives its attempt back ([`LoginGuard::oauth_succeeded`]).
     pub async fn admit_oauth(&self, client: Option<IpAddr>) -> ApiResult<Subject> {
-        let address = client.map_or_else(|| "unknown".to_owned(), client_addr::bucket);
-        let subject = Subject::new("oauth-address", address, self.config.address);
-        match self.throttle.attempt(std::slice::from_ref(&subject), &[]).await {
-            Verdict::Open => Ok(subject),
-            Verdict::Locked { retry_after_secs } => Err(locked("Too many provider sign-ins", retry_after_secs)),
-        }
+        let subject = Subject::new("oauth-address", Self::network(client), self.config.address);
+        self.admit_one(subject, "Too many failed provider sign-ins").await
     }
 
-    /// A provider sign-in or link completed: its attempt and its start's are given back.
-    pub async fn oauth_succeeded(&self, subject: &Subject) {
-        self.throttle.refund(subject).await;
-        self.throttle.refund(subject).await;
+    /// Provider sign-ins started from the client's network (each stores a flow for
+    /// minutes), under a budget ten times the failed sign-ins': a festival's Wi-Fi starts
+    /// many, abandons some, and must not lock itself out.
+    pub async fn admit_oauth_start(&self, client: Option<IpAddr>) -> ApiResult<()> {
+        self.admit_one(self.oauth_start(Self::network(client)), "Too many provider sign-ins started").await?;
+        Ok(())
+    }
+
+    /// A provider sign-in or link completed: its attempt is given back, and its start's.
+    pub async fn oauth_succeeded(&self, completion: &Subject) {
+        self.throttle.refund(completion).await;
+        self.throttle.refund(&self.oauth_start(completion.id.clone())).await;
+    }
+
+    fn oauth_start(&self, network: String) -> Subject {
+        let policy =
+            Policy { free_attempts: self.config.address.free_attempts.saturating_mul(10), ..self.config.address };
+        Subject::new("oauth-start", network, policy)
+    }
+
+    fn network(client: Option<IpAddr>) -> String {
+        client.map_or_else(|| "unknown".to_owned(), client_addr::bucket)
+    }
+
+    async fn admit_one(&self, subject: Subject, what: &str) -> ApiResult<Subject> {
+        match self.throttle.attempt(std::slice::from_ref(&subject), &[]).await {
+            Verdict::Open => Ok(subject),
+            Verdict::Locked { retry_after_secs } => Err(locked(what, retry_after_secs)),
+        }
     }
 
     /// A right code: the account's code count starts again.

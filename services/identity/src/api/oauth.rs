@@ -23,7 +23,7 @@ use crate::events;
 use crate::oauth::Failure;
 use crate::store;
 use crate::store::audit::AuditRow;
-use crate::store::oauth::FlowRow;
+use crate::store::oauth::{FlowRow, Owner};
 use crate::store::users::UserRow;
 
 /// Longest state, binding or code read (a provider's code is well under 1 KiB).
@@ -38,7 +38,7 @@ impl IdentityApi {
     ) -> ApiResult<pb::OAuthAuthorization> {
         let provider = self.provider_on(&req.provider)?;
         let device_name = super::sessions::device_name(&req.device_name)?;
-        self.guard.admit_oauth(client).await?;
+        self.guard.admit_oauth_start(client).await?;
         self.start_flow(provider, FlowPurpose::SignIn, None, device_name).await
     }
 
@@ -49,8 +49,14 @@ impl IdentityApi {
         req: pb::StartOAuthLinkRequest,
     ) -> ApiResult<pb::OAuthAuthorization> {
         let provider = self.provider_on(&req.provider)?;
-        self.password_asked_again(&caller, client, req.password).await?;
-        self.guard.admit_oauth(client).await?;
+        let user = self.password_asked_again(&caller, client, req.password).await?;
+        // Only the holder of the address links: someone who registered another's address
+        // here (unverified) cannot add their own provider account as a way in, which would
+        // outlast the owner's reset.
+        if user.email_verified_at.is_none() {
+            return Err(ApiError::new(codes::EMAIL_NOT_VERIFIED));
+        }
+        self.guard.admit_oauth_start(client).await?;
         self.start_flow(provider, FlowPurpose::Link, Some(caller.user_id), "").await
     }
 
@@ -99,7 +105,15 @@ impl IdentityApi {
         let attempt = self.guard.admit_oauth(client).await?;
         let flow = self.take_flow(provider, FlowPurpose::SignIn, &answer, None, client).await?;
         let account = self.provider_account(provider, &answer, &flow, None, client).await?;
-        let pair = self.sign_in_with(provider, &account, &flow, client).await?;
+        let pair = match self.sign_in_with(provider, &account, &flow, client).await {
+            // Another sign-in of the same provider account made or linked its account
+            // meanwhile (the unique indexes stopped this one): now it is linked, and the
+            // code is spent, so look again rather than send the holder back to the start.
+            Err(e) if e.code == codes::CONCURRENT_UPDATE && !cfg!(feature = "race-hooks") => {
+                self.sign_in_with(provider, &account, &flow, client).await
+            }
+            answered => answered,
+        }?;
         self.guard.oauth_succeeded(&attempt).await;
         Ok(pair)
     }
@@ -116,26 +130,44 @@ impl IdentityApi {
         let me = Some(caller.user_id);
         let flow = self.take_flow(provider, FlowPurpose::Link, &answer, me, client).await?;
         let account = self.provider_account(provider, &answer, &flow, me, client).await?;
-        let now = self.clock.now();
+        let methods = match self.link_to(&caller, provider, &account, client).await {
+            // Linked by someone else (or this caller) meanwhile: the second look says which.
+            Err(e) if e.code == codes::CONCURRENT_UPDATE => self.link_to(&caller, provider, &account, client).await,
+            answered => answered,
+        }?;
+        self.guard.oauth_succeeded(&attempt).await;
+        tracing::info!(user_id = %caller.user_id, provider = provider.name(), "provider linked");
+        Ok(methods)
+    }
+
+    async fn link_to(
+        &self,
+        caller: &Principal,
+        provider: Provider,
+        account: &ProviderAccount,
+        client: Option<IpAddr>,
+    ) -> ApiResult<pb::LoginMethods> {
+        let me = Some(caller.user_id);
         let mut tx = self.pool.begin().await?;
         let user = store::users::lock_for_change(&mut tx, caller.user_id)
             .await?
             .ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
+        if user.email_verified_at.is_none() {
+            return Err(ApiError::new(codes::EMAIL_NOT_VERIFIED));
+        }
         match store::oauth::owner(&mut tx, provider, &account.subject).await? {
-            Some(owner) if owner == user.id => {}
-            Some(_) => {
+            Some(Owner::Linked(owner)) if owner == user.id => {}
+            Some(Owner::Linked(_)) => {
                 self.audit_oauth_failure(&mut tx, provider, "linked to another account", me, client).await?;
                 tx.commit().await?;
                 return Err(ApiError::new(codes::OAUTH_IDENTITY_TAKEN));
             }
-            None => {
-                self.link(&mut tx, provider, &account, &user, "linked by its holder", client).await?;
+            Some(Owner::Unlinked) | None => {
+                self.link(&mut tx, provider, account, &user, "linked by its holder", client).await?;
             }
         }
         let methods = login_methods(&mut tx, &user).await?;
         tx.commit().await?;
-        self.guard.oauth_succeeded(&attempt).await;
-        tracing::info!(user_id = %user.id, provider = provider.name(), at = %now, "provider linked");
         Ok(methods)
     }
 
@@ -170,11 +202,15 @@ impl IdentityApi {
             return Err(ApiError::new(codes::LAST_SIGN_IN_METHOD)
                 .with_message("This is the account's only way to sign in: set a password with a reset link first"));
         }
-        store::oauth::unlink(&mut tx, user.id, provider).await?;
+        store::oauth::unlink(&mut tx, user.id, provider, self.clock.now()).await?;
+        // Unlinking is what a holder does when the provider's account was taken over:
+        // whatever signed in with it is signed out (every session but this one).
+        let ended = store::sessions::revoke_all_but(&mut tx, user.id, caller.session_id, "provider_unlinked").await?;
+        Self::announce_revoked(&mut tx, user.id, &ended, "provider_unlinked").await?;
         let entry = AuditRow {
             actor_id: Some(user.id),
             subject_id: Some(user.id),
-            detail: provider.name().into(),
+            detail: format!("{}, {} other sessions ended", provider.name(), ended.len()),
             ..AuditRow::new(AuditAction::OAuthUnlinked, self.clock.now())
         };
         store::audit::record(&mut tx, &entry).await?;
@@ -191,8 +227,8 @@ impl IdentityApi {
         Ok(provider)
     }
 
-    /// Spends the flow the state names (whatever follows) and checks it is this client's,
-    /// for this provider and purpose (and caller), and live. Anything else: ERR_2018.
+    /// Spends the flow of this state and binding (whatever follows) and checks it is for
+    /// this provider and purpose (and caller), and live. Anything else: ERR_2018.
     async fn take_flow(
         &self,
         provider: Provider,
@@ -202,16 +238,11 @@ impl IdentityApi {
         client: Option<IpAddr>,
     ) -> ApiResult<FlowRow> {
         let mut conn = self.pool.acquire().await?;
-        let flow = store::oauth::take_flow(&mut conn, &oauth::hash_secret(answer.state)).await?;
+        let (state, binding) = (oauth::hash_secret(answer.state), oauth::hash_secret(answer.binding));
+        let flow = store::oauth::take_flow(&mut conn, &state, &binding).await?;
         let now = self.clock.now();
-        let binding = oauth::hash_secret(answer.binding);
-        let flow = flow.filter(|f| {
-            f.provider == provider
-                && f.purpose == purpose
-                && f.user_id == caller
-                && f.expires_at > now
-                && f.binding_hash == binding
-        });
+        let flow = flow
+            .filter(|f| f.provider == provider && f.purpose == purpose && f.user_id == caller && f.expires_at > now);
         match flow {
             Some(flow) => Ok(flow),
             None => {
@@ -258,12 +289,16 @@ impl IdentityApi {
     ) -> ApiResult<pb::TokenPair> {
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
-        let linked = store::oauth::owner(&mut tx, provider, &account.subject).await?;
-        // The address only matters to an account not linked yet; a provider's odd address
-        // is its own problem then, not the holder's.
+        let owner = store::oauth::owner(&mut tx, provider, &account.subject).await?;
+        let linked = match owner {
+            Some(Owner::Linked(user_id)) => Some(user_id),
+            _ => None,
+        };
+        // The address only matters to an account not linked yet; one that is no address
+        // proves nothing, as an unverified one.
         let email = match linked {
             Some(_) => None,
-            None => Some(parse_email(&account.email)?),
+            None => Some(parse_email(&account.email).map_err(|_| ApiError::new(codes::OAUTH_EMAIL_UNVERIFIED))?),
         };
         let same_address = match &email {
             Some(email) => store::users::find_by_email(&mut tx, email.as_str())
@@ -271,11 +306,24 @@ impl IdentityApi {
                 .map(|u| (u.id, u.email_verified_at.is_some())),
             None => None,
         };
-        let user = match oauth::sign_in_to(linked, same_address, account.email_verified) {
+        // Test-only: widen the window between the look and the write, so the race test's
+        // negative control (no second look) reliably sees two first sign-ins collide.
+        #[cfg(feature = "race-hooks")]
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let unlinked = owner == Some(Owner::Unlinked);
+        let mut decision = oauth::sign_in_to(linked, same_address, account.email_verified, unlinked);
+        if let SignInTo::LinkByAddress(user_id) = decision
+            && store::mfa::is_enabled(&mut tx, user_id).await?
+        {
+            // Linking now would outlast a challenge never answered: the holder signs in
+            // with the password and the code, then links.
+            decision = SignInTo::LinkRequired;
+        }
+        let user = match decision {
             SignInTo::Linked(user_id) => {
-                let user = store::users::lock_live(&mut tx, user_id)
-                    .await?
-                    .ok_or(ApiError::new(codes::OAUTH_STATE_INVALID))?;
+                // Deleted meanwhile (its links go with it): the second look finds none.
+                let user =
+                    store::users::lock_live(&mut tx, user_id).await?.ok_or(ApiError::new(codes::CONCURRENT_UPDATE))?;
                 store::oauth::touch(&mut tx, provider, &account.subject, now).await?;
                 user
             }
@@ -401,8 +449,8 @@ impl IdentityApi {
         Ok(user)
     }
 
-    /// Links the provider's account to `user`, audited. Linked elsewhere meanwhile, or
-    /// the account has another of this provider's: ERR_2021.
+    /// Links the provider's account to `user`, audited. The account has another of this
+    /// provider's: ERR_2021; the provider's was linked meanwhile: ERR_1007.
     async fn link(
         &self,
         conn: &mut sqlx::PgConnection,
@@ -415,13 +463,27 @@ impl IdentityApi {
         let now = self.clock.now();
         let subject = validate::max_len("subject", &account.subject, oauth::MAX_SUBJECT)?;
         // The caller holds the account's row: no other link of it is made meanwhile.
-        if store::oauth::of_user(conn, user.id).await?.iter().any(|l| l.provider == provider) {
-            return Err(ApiError::new(codes::OAUTH_IDENTITY_TAKEN)
-                .with_message("Another account of this provider is linked; unlink it first"));
+        match store::oauth::of_user(conn, user.id).await?.iter().find(|l| l.provider == provider) {
+            // Linked a moment ago by a sign-in racing this one.
+            Some(linked) if linked.subject == subject => return Ok(()),
+            Some(_) => {
+                return Err(ApiError::new(codes::OAUTH_IDENTITY_TAKEN)
+                    .with_message("Another account of this provider is linked; unlink it first"));
+            }
+            None => {}
         }
-        store::oauth::link(conn, provider, subject, user.id, &account.email, now)
+        // The address shown to the holder: only one the provider verified, normalised.
+        let email = match parse_email(&account.email) {
+            Ok(email) if account.email_verified => email.as_str().to_owned(),
+            _ => String::new(),
+        };
+        let linked = store::oauth::link(conn, provider, subject, user.id, &email, now)
             .await
-            .on_unique(store::oauth::IDENTITY_UNIQUE, ApiError::new(codes::OAUTH_IDENTITY_TAKEN))?;
+            .on_unique(store::oauth::IDENTITY_UNIQUE, ApiError::new(codes::CONCURRENT_UPDATE))?;
+        if !linked {
+            // Linked meanwhile by a sign-in or link racing this one: the caller looks again.
+            return Err(ApiError::new(codes::CONCURRENT_UPDATE));
+        }
         store::oauth::touch(conn, provider, subject, now).await?;
         let entry = AuditRow {
             actor_id: Some(user.id),

@@ -264,13 +264,20 @@ pub enum SignInTo {
 }
 
 /// `linked`: the account the provider's is linked to; `same_address`: the live account
-/// with the provider's address and whether it verified it here.
-pub fn sign_in_to(linked: Option<Uuid>, same_address: Option<(Uuid, bool)>, provider_verified: bool) -> SignInTo {
+/// with the provider's address and whether it verified it here; `unlinked`: the
+/// provider's account was unlinked once (its holder may have unlinked it because it was
+/// taken over: only an explicit link brings it back).
+pub fn sign_in_to(
+    linked: Option<Uuid>,
+    same_address: Option<(Uuid, bool)>,
+    provider_verified: bool,
+    unlinked: bool,
+) -> SignInTo {
     match (linked, same_address) {
         (Some(user), _) => SignInTo::Linked(user),
         (None, _) if !provider_verified => SignInTo::AddressUnverified,
-        (None, Some((user, true))) => SignInTo::LinkByAddress(user),
-        (None, Some((_, false))) => SignInTo::LinkRequired,
+        (None, Some((user, true))) if !unlinked => SignInTo::LinkByAddress(user),
+        (None, Some(_)) => SignInTo::LinkRequired,
         (None, None) => SignInTo::NewAccount,
     }
 }
@@ -396,12 +403,14 @@ mod tests {
     #[test]
     fn which_account_a_provider_signs_into() {
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        assert_eq!(sign_in_to(Some(a), Some((b, true)), false), SignInTo::Linked(a), "the link wins");
-        assert_eq!(sign_in_to(None, Some((b, true)), true), SignInTo::LinkByAddress(b));
-        assert_eq!(sign_in_to(None, Some((b, false)), true), SignInTo::LinkRequired);
-        assert_eq!(sign_in_to(None, Some((b, true)), false), SignInTo::AddressUnverified);
-        assert_eq!(sign_in_to(None, None, false), SignInTo::AddressUnverified);
-        assert_eq!(sign_in_to(None, None, true), SignInTo::NewAccount);
+        assert_eq!(sign_in_to(Some(a), Some((b, true)), false, false), SignInTo::Linked(a), "the link wins");
+        assert_eq!(sign_in_to(None, Some((b, true)), true, false), SignInTo::LinkByAddress(b));
+        assert_eq!(sign_in_to(None, Some((b, true)), true, true), SignInTo::LinkRequired, "unlinked once");
+        assert_eq!(sign_in_to(None, Some((b, false)), true, false), SignInTo::LinkRequired);
+        assert_eq!(sign_in_to(None, Some((b, true)), false, false), SignInTo::AddressUnverified);
+        assert_eq!(sign_in_to(None, None, false, false), SignInTo::AddressUnverified);
+        assert_eq!(sign_in_to(None, None, true, false), SignInTo::NewAccount);
+        assert_eq!(sign_in_to(None, None, true, true), SignInTo::NewAccount);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use tokio::sync::{Mutex, RwLock};
@@ -114,6 +114,9 @@ impl Providers {
             .body(Full::new(Bytes::from(form)))
             .map_err(|e| Failure::Unavailable(format!("token request: {e}")))?;
         let answer = self.send(request).await?;
+        if answer.status.is_server_error() {
+            return Err(Failure::Unavailable(format!("token endpoint answered {}", answer.status)));
+        }
         // GitHub answers a refused code with 200 and an `error` field; others with 400.
         let parsed: TokenAnswer = serde_json::from_slice(&answer.body).unwrap_or_default();
         if let Some(error) = parsed.error.filter(|e| !e.is_empty()) {
@@ -207,7 +210,9 @@ struct TokenAnswer {
 
 /// A provider's signing keys (its JWKS), fetched when first needed, again after an hour,
 /// and again when a token names a key not seen yet — at most once a minute for that, so
-/// tokens with made-up key ids cannot make identity hammer the provider.
+/// tokens with made-up key ids cannot make identity hammer the provider. A failed fetch
+/// keeps the keys it had (and is not retried for a minute): a provider's hiccup does not
+/// stop sign-ins with keys already known.
 struct KeyCache {
     url: String,
     keys: RwLock<Option<Fetched>>,
@@ -216,7 +221,9 @@ struct KeyCache {
 
 struct Fetched {
     keys: HashMap<String, DecodingKey>,
+    /// When these keys were fetched, and when a fetch was last tried.
     at: Instant,
+    tried: Instant,
 }
 
 impl KeyCache {
@@ -228,25 +235,36 @@ impl KeyCache {
     }
 
     async fn key(&self, http: &HttpClient, kid: &str) -> Result<DecodingKey, Failure> {
-        if let Some(key) = self.cached(kid, Self::FRESH_FOR).await {
+        if let Some(key) = self.cached(kid, Some(Self::FRESH_FOR)).await {
             return Ok(key);
         }
         let _one_at_a_time = self.fetching.lock().await;
-        // Fetched meanwhile, or fetched so lately that an unknown key stays unknown.
-        if let Some(key) = self.cached(kid, Self::FRESH_FOR).await {
+        // Fetched meanwhile, or tried so lately that an unknown key stays unknown.
+        if let Some(key) = self.cached(kid, Some(Self::FRESH_FOR)).await {
             return Ok(key);
         }
-        let recent = self.keys.read().await.as_ref().is_some_and(|f| f.at.elapsed() < Self::REFETCH_AFTER);
-        if !recent {
-            let keys = self.fetch(http).await?;
-            *self.keys.write().await = Some(Fetched { keys, at: Instant::now() });
+        let tried_lately = self.keys.read().await.as_ref().is_some_and(|f| f.tried.elapsed() < Self::REFETCH_AFTER);
+        if !tried_lately {
+            let fetched = self.fetch(http).await;
+            let mut keys = self.keys.write().await;
+            match fetched {
+                Ok(fresh) => *keys = Some(Fetched { keys: fresh, at: Instant::now(), tried: Instant::now() }),
+                Err(failure) => match keys.as_mut() {
+                    Some(known) => {
+                        tracing::warn!(?failure, "provider keys not refetched; the known ones stay");
+                        known.tried = Instant::now();
+                    }
+                    None => return Err(failure),
+                },
+            }
         }
-        self.cached(kid, Self::FRESH_FOR).await.ok_or_else(|| Failure::IdToken("unknown key".into()))
+        // Stale keys still verify when no fresh set could be had.
+        self.cached(kid, None).await.ok_or_else(|| Failure::IdToken("unknown key".into()))
     }
 
-    async fn cached(&self, kid: &str, fresh_for: Duration) -> Option<DecodingKey> {
+    async fn cached(&self, kid: &str, fresh_for: Option<Duration>) -> Option<DecodingKey> {
         let keys = self.keys.read().await;
-        keys.as_ref().filter(|f| f.at.elapsed() < fresh_for).and_then(|f| f.keys.get(kid).cloned())
+        keys.as_ref().filter(|f| fresh_for.is_none_or(|d| f.at.elapsed() < d)).and_then(|f| f.keys.get(kid).cloned())
     }
 
     async fn fetch(&self, http: &HttpClient) -> Result<HashMap<String, DecodingKey>, Failure> {
@@ -258,19 +276,27 @@ impl KeyCache {
         if !answer.status.is_success() {
             return Err(Failure::Unavailable(format!("keys answered {}", answer.status)));
         }
-        let set: JwkSet =
+        let set: RawKeySet =
             serde_json::from_slice(&answer.body).map_err(|e| Failure::Unavailable(format!("keys: {e}")))?;
         Ok(signing_keys(&set))
     }
 }
 
+/// A key set read key by key: one key of a kind this build does not know leaves the
+/// others usable.
+#[derive(Deserialize)]
+struct RawKeySet {
+    keys: Vec<serde_json::Value>,
+}
+
 /// The RSA signature keys of a key set, by key id (others are not for ID tokens).
-fn signing_keys(set: &JwkSet) -> HashMap<String, DecodingKey> {
+fn signing_keys(set: &RawKeySet) -> HashMap<String, DecodingKey> {
     set.keys
         .iter()
+        .filter_map(|raw| serde_json::from_value::<Jwk>(raw.clone()).ok())
         .filter(|jwk| matches!(jwk.algorithm, AlgorithmParameters::RSA(_)))
         .filter(|jwk| matches!(jwk.common.public_key_use, None | Some(PublicKeyUse::Signature)))
         .filter(|jwk| matches!(jwk.common.key_algorithm, None | Some(KeyAlgorithm::RS256)))
-        .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
+        .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(&jwk).ok()?)))
         .collect()
 }

@@ -57,7 +57,6 @@ pub async fn prune_flows(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<
 
 #[derive(Debug, sqlx::FromRow)]
 pub struct FlowRow {
-    pub binding_hash: Vec<u8>,
     #[sqlx(try_from = "String")]
     pub provider: Provider,
     #[sqlx(try_from = "String")]
@@ -69,26 +68,45 @@ pub struct FlowRow {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Spends a flow: deleted and answered in one statement, so it is answered once.
-pub async fn take_flow(conn: &mut PgConnection, state_hash: &[u8]) -> Result<Option<FlowRow>, sqlx::Error> {
+/// Spends the flow of this state and binding: deleted and answered in one statement, so
+/// it is answered once. A wrong binding spends nothing: whoever saw a state (a log, a
+/// Referer) cannot cancel its holder's sign-in.
+pub async fn take_flow(
+    conn: &mut PgConnection,
+    state_hash: &[u8],
+    binding_hash: &[u8],
+) -> Result<Option<FlowRow>, sqlx::Error> {
     sqlx::query_as(
-        "delete from oauth_flows where state_hash = $1
-         returning binding_hash, provider, purpose, user_id, code_verifier, nonce, device_name, expires_at",
+        "delete from oauth_flows where state_hash = $1 and binding_hash = $2
+         returning provider, purpose, user_id, code_verifier, nonce, device_name, expires_at",
     )
     .bind(state_hash)
+    .bind(binding_hash)
     .fetch_optional(conn)
     .await
 }
 
-/// The account a provider's account is linked to.
-pub async fn owner(conn: &mut PgConnection, provider: Provider, subject: &str) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("select user_id from oauth_identities where provider = $1 and subject = $2")
-        .bind(provider.as_str())
-        .bind(subject)
-        .fetch_optional(conn)
-        .await
+/// Whose a provider's account is: `Linked` to an account, `Unlinked` once (never linked
+/// again by its address alone), or unknown (`None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Linked(Uuid),
+    Unlinked,
 }
 
+pub async fn owner(conn: &mut PgConnection, provider: Provider, subject: &str) -> Result<Option<Owner>, sqlx::Error> {
+    let row: Option<(Uuid, bool)> = sqlx::query_as(
+        "select user_id, unlinked_at is null from oauth_identities where provider = $1 and subject = $2",
+    )
+    .bind(provider.as_str())
+    .bind(subject)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(user_id, live)| if live { Owner::Linked(user_id) } else { Owner::Unlinked }))
+}
+
+/// Links a provider's account to `user_id` (again, if it was unlinked from anyone);
+/// false when it is linked to an account already.
 pub async fn link(
     conn: &mut PgConnection,
     provider: Provider,
@@ -96,9 +114,13 @@ pub async fn link(
     user_id: Uuid,
     email: &str,
     at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into oauth_identities (provider, subject, user_id, email, linked_at) values ($1, $2, $3, $4, $5)",
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "insert into oauth_identities (provider, subject, user_id, email, linked_at) values ($1, $2, $3, $4, $5)
+         on conflict (provider, subject) do update
+             set user_id = excluded.user_id, email = excluded.email, linked_at = excluded.linked_at,
+                 last_used_at = null, unlinked_at = null
+             where oauth_identities.unlinked_at is not null",
     )
     .bind(provider.as_str())
     .bind(subject)
@@ -107,7 +129,7 @@ pub async fn link(
     .bind(at)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Notes a sign-in with it.
@@ -130,6 +152,7 @@ pub async fn touch(
 pub struct IdentityRow {
     #[sqlx(try_from = "String")]
     pub provider: Provider,
+    pub subject: String,
     pub email: String,
     pub linked_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
@@ -137,20 +160,30 @@ pub struct IdentityRow {
 
 pub async fn of_user(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<IdentityRow>, sqlx::Error> {
     sqlx::query_as(
-        "select provider, email, linked_at, last_used_at from oauth_identities where user_id = $1 order by linked_at",
+        "select provider, subject, email, linked_at, last_used_at from oauth_identities
+         where user_id = $1 and unlinked_at is null order by linked_at",
     )
     .bind(user_id)
     .fetch_all(conn)
     .await
 }
 
-/// Unlinks the user's account of `provider`; false when none is linked.
-pub async fn unlink(conn: &mut PgConnection, user_id: Uuid, provider: Provider) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("delete from oauth_identities where user_id = $1 and provider = $2")
-        .bind(user_id)
-        .bind(provider.as_str())
-        .execute(conn)
-        .await?;
+/// Unlinks the user's account of `provider` (kept, marked); false when none is linked.
+pub async fn unlink(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    provider: Provider,
+    at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update oauth_identities set unlinked_at = $3
+         where user_id = $1 and provider = $2 and unlinked_at is null",
+    )
+    .bind(user_id)
+    .bind(provider.as_str())
+    .bind(at)
+    .execute(conn)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 

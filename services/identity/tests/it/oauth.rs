@@ -83,8 +83,11 @@ async fn methods(c: &mut Client, token: &str) -> pb::LoginMethods {
     c.list_login_methods(authed(pb::ListLoginMethodsRequest {}, token)).await.expect("methods").into_inner()
 }
 
+/// The linked providers, sorted.
 fn providers_of(methods: &pb::LoginMethods) -> Vec<&str> {
-    methods.identities.iter().map(|i| i.provider.as_str()).collect()
+    let mut providers: Vec<&str> = methods.identities.iter().map(|i| i.provider.as_str()).collect();
+    providers.sort_unstable();
+    providers
 }
 
 /// The audit log's (action, detail) entries, oldest first.
@@ -191,7 +194,10 @@ async fn a_state_that_is_not_this_clients_is_refused_and_spent() {
     let csrf =
         pb::CompleteOAuthLoginRequest { binding: victims.binding.clone(), ..complete("google", &flow, &back.code) };
     assert_eq!(code(c.complete_o_auth_login(csrf).await), "ERR_2018");
-    // That attempt spent the flow: its own binding comes too late.
+    // Refusing it spent nothing: whoever saw a state cannot cancel its holder's sign-in.
+    let mine = c.complete_o_auth_login(complete("google", &flow, &back.code)).await.expect("the holder completes");
+    assert_eq!(mine.into_inner().user.expect("user").email, ana.email);
+    // Spent now: a replay is refused.
     assert_eq!(code(c.complete_o_auth_login(complete("google", &flow, &back.code)).await), "ERR_2018");
     // Another provider's state.
     let other = start(&mut c, "google").await;
@@ -203,8 +209,8 @@ async fn a_state_that_is_not_this_clients_is_refused_and_spent() {
     app.clock.advance(Duration::from_secs(601));
     assert_eq!(code(c.complete_o_auth_login(complete("google", &late, &back.code)).await), "ERR_2018");
 
-    assert_eq!(fake.token_requests(), 0, "no code was exchanged for a refused state");
-    assert_eq!(count(&app, "users").await, 0);
+    assert_eq!(fake.token_requests(), 1, "only the holder's code was exchanged");
+    assert_eq!(count(&app, "users").await, 1);
     let refusals = audit(&app).await.into_iter().filter(|(a, d)| a == "OAUTH_FAILED" && d.ends_with("state invalid"));
     assert_eq!(refusals.count(), 5);
 }
@@ -227,6 +233,56 @@ async fn a_code_presented_with_another_flows_pkce_verifier_is_refused() {
         sign_in(&mut c, &fake, provider, &ana.email).await.expect("a fresh flow signs in");
     }
     assert_eq!(count(&app, "users").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_sign_ins_make_one_account() {
+    const ROUNDS: usize = 4;
+    const AT_ONCE: usize = 4;
+    let (app, mut c, fake) = spawn_with_providers().await;
+    let mut raced_rounds = 0;
+    for round in 0..ROUNDS {
+        // One new provider account, its holder signing in from several tabs at once.
+        let ana = account(&fake, true);
+        let mut answers = Vec::new();
+        for _ in 0..AT_ONCE {
+            let flow = start(&mut c, "google").await;
+            let back = fake.consent(&flow.authorization_url, &ana.email).await.expect("consent");
+            answers.push(complete("google", &flow, &back.code));
+        }
+        let attempts = answers
+            .into_iter()
+            .map(|request| {
+                let mut c = c.clone();
+                async move { c.complete_o_auth_login(request).await }
+            })
+            .collect();
+        let results = festival_testkit::all_at_once(attempts).await;
+        assert_eq!(results.len(), AT_ONCE);
+        let users: Vec<String> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|p| p.get_ref().user.clone().expect("user").id)
+            .collect();
+        let accounts: i64 = sqlx::query_scalar("select count(*) from users where email = $1")
+            .bind(&ana.email)
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
+        assert_eq!(accounts, 1, "round {round}: one account, whatever the race");
+        if users.len() < AT_ONCE {
+            let refused: Vec<String> = results.into_iter().filter(|r| r.is_err()).map(code).collect();
+            assert_eq!(refused, vec!["ERR_1007".to_owned(); AT_ONCE - users.len()], "round {round}");
+            raced_rounds += 1;
+            continue;
+        }
+        assert!(users.iter().all(|u| *u == users[0]), "round {round}: the same account {users:?}");
+    }
+    if cfg!(feature = "race-hooks") {
+        assert!(raced_rounds > 0, "negative control: without the second look a first sign-in must collide");
+    } else {
+        assert_eq!(raced_rounds, 0, "a first sign-in was refused by a concurrent one");
+    }
 }
 
 #[tokio::test]
@@ -269,14 +325,24 @@ async fn linking_and_unlinking_never_remove_the_last_way_to_sign_in() {
     let back = fake.consent(&flow.authorization_url, &octo.email).await.expect("consent");
     let done = pb::CompleteOAuthLinkRequest { state: flow.state, code: back.code, binding: flow.binding, ..done };
     let linked = c.complete_o_auth_link(authed(done, &token)).await.expect("linked").into_inner();
-    assert_eq!(providers_of(&linked), ["google", "github"]);
+    assert_eq!(providers_of(&linked), ["github", "google"]);
     assert!(audited(&app, "OAUTH_LINKED", "github, linked by its holder").await);
     // Signing in with GitHub now reaches the same account.
     let via_github = sign_in(&mut c, &fake, "github", &octo.email).await.expect("github");
     assert_eq!(via_github.user.expect("user").id, pair.user.clone().expect("user").id);
 
-    // A provider account linked to someone else stays theirs.
+    // Someone who registered an address here without verifying it links nothing: a
+    // provider account of theirs would outlast the address owner's reset.
     let others_link = pb::StartOAuthLinkRequest { provider: "github".into(), password: PASSWORD.into() };
+    let unverified = c.start_o_auth_link(authed(others_link.clone(), &other.access_token)).await;
+    assert_eq!(code(unverified), "ERR_2028");
+    let other_user = other.user.clone().expect("user");
+    let mut conn = app.pool.acquire().await.expect("conn");
+    let other_id = other_user.id.parse().expect("uuid");
+    festival_identity::store::users::mark_email_verified(&mut conn, other_id, &other_user.email, app.clock.now())
+        .await
+        .expect("verified");
+    // A provider account linked to someone else stays theirs.
     let flow = c.start_o_auth_link(authed(others_link, &other.access_token)).await.expect("start").into_inner();
     let back = fake.consent(&flow.authorization_url, &octo.email).await.expect("consent");
     let taken = pb::CompleteOAuthLinkRequest {
@@ -293,11 +359,17 @@ async fn linking_and_unlinking_never_remove_the_last_way_to_sign_in() {
     assert_eq!(providers_of(&left), ["github"]);
     assert_eq!(code(c.unlink_o_auth_identity(unlink("google")).await), "ERR_4000", "not linked any more");
     assert_eq!(code(c.unlink_o_auth_identity(unlink("github")).await), "ERR_2024");
-    assert!(audited(&app, "OAUTH_UNLINKED", "google").await);
+    // What signed in elsewhere is signed out (the GitHub session here).
+    assert!(audited(&app, "OAUTH_UNLINKED", "google, 1 other sessions ended").await);
+    let refresh = pb::RefreshRequest { refresh_token: via_github.refresh_token.clone() };
+    assert_eq!(code(c.refresh(refresh).await), "ERR_2003");
+    // Unlinked once, the Google account is not linked again by its (verified) address:
+    // the holder may have unlinked it because it was taken over.
+    assert_eq!(code(sign_in(&mut c, &fake, "google", &ana.email).await), "ERR_2023");
 
     // An account without a password proves itself by a recent sign-in instead.
     app.clock.advance(Duration::from_secs(11 * 60));
-    assert_eq!(code(c.start_o_auth_link(authed(link, &via_github.access_token)).await), "ERR_2027");
+    assert_eq!(code(c.start_o_auth_link(authed(link, &token)).await), "ERR_2027");
 }
 
 #[tokio::test]
@@ -323,6 +395,35 @@ async fn the_second_factor_still_applies_and_a_disabled_account_is_refused() {
     let tokens = c.verify_mfa(verify).await.expect("second factor").into_inner();
     assert!(payload(&tokens.access_token)["amr"].as_array().expect("amr").iter().any(|v| v == "otp"));
     assert!(audited(&app, "MFA_CHALLENGED", "google").await);
+
+    // An account with a second factor is not linked by its address: a sign-in that never
+    // answers the challenge must leave nothing behind.
+    let octo = account(&fake, true);
+    register(&mut c, &octo.email).await;
+    let password_pair = login(&mut c, &octo.email).await;
+    let octo_id = password_pair.user.clone().expect("user").id;
+    let mut conn = app.pool.acquire().await.expect("conn");
+    let verified_at = app.clock.now();
+    festival_identity::store::users::mark_email_verified(
+        &mut conn,
+        octo_id.parse().expect("id"),
+        &octo.email,
+        verified_at,
+    )
+    .await
+    .expect("verified");
+    let enrol = pb::EnrolMfaRequest { password: PASSWORD.into() };
+    let octo_enrolment = c.enrol_mfa(authed(enrol, &password_pair.access_token)).await.expect("enrol").into_inner();
+    let octo_secret = mfa::from_base32(&octo_enrolment.secret).expect("secret");
+    let octo_code = mfa::format_code(mfa::code_at_step(&octo_secret, mfa::step_at(app.clock.now())));
+    let confirm = pb::ConfirmMfaRequest { code: octo_code };
+    c.confirm_mfa(authed(confirm, &password_pair.access_token)).await.expect("confirm");
+    assert_eq!(code(sign_in(&mut c, &fake, "github", &octo.email).await), "ERR_2023");
+    let links: i64 = sqlx::query_scalar("select count(*) from oauth_identities where provider = 'GITHUB'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("links");
+    assert_eq!(links, 0);
 
     let admin = signed_in_admin(&app, &mut c).await;
     let user_id = tokens.user.expect("user").id;
