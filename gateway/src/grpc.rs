@@ -61,6 +61,16 @@ impl Service<http::Request<tonic::body::Body>> for Forward {
             let authorization = session::authorization(request.headers(), &state.config.cookies);
             let call = session::SessionCall::of(&path);
             let browser = session::is_browser(request.headers());
+            if browser
+                && call.touches_session()
+                && session::cross_site_session_call(request.headers(), &state.config.cors.allowed_origins)
+            {
+                let refusal: tonic::Status =
+                    festival_platform::ApiError::new(festival_platform::codes::INSUFFICIENT_PERMISSIONS)
+                        .with_message("Sign-ins and sign-outs from another site's pages are refused")
+                        .into();
+                return Ok(refusal.into_http());
+            }
             let refresh_cookie =
                 session::cookie(request.headers(), &state.config.cookies.refresh_name).map(str::to_owned);
             let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());

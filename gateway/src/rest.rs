@@ -45,6 +45,14 @@ pub async fn handle(state: Shared, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
     let authorization = session::authorization(&parts.headers, &state.config.cookies);
     let browser = session::is_browser(&parts.headers);
+    if browser
+        && session::SessionCall::of(route.method.full_name()).touches_session()
+        && session::cross_site_session_call(&parts.headers, &state.config.cors.allowed_origins)
+    {
+        return HttpError::new(codes::INSUFFICIENT_PERMISSIONS, &request_id)
+            .with_message("Sign-ins and sign-outs from another site's pages are refused")
+            .into_response();
+    }
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let ip = festival_platform::client_addr::of_http(&parts.headers, peer, state.config.rate_limit.trusted_proxy_hops);
     let limit_key = format!("{} {}", route.http_method, route.template.as_str());

@@ -57,6 +57,11 @@ impl SessionCall {
         }
     }
 
+    /// Any call that starts, continues or ends a session.
+    pub fn touches_session(self) -> bool {
+        self != Self::Other
+    }
+
     pub fn mints_tokens(self) -> bool {
         matches!(self, Self::SignIn | Self::Refresh)
     }
@@ -68,6 +73,28 @@ impl SessionCall {
     pub fn ends_session(self) -> bool {
         matches!(self, Self::SignOut | Self::SignOutEverywhere)
     }
+}
+
+/// A browser's session call (sign-in, refresh, sign-out) from another site's page:
+/// refused, or a cross-site form posting the attacker's own credentials, provider code
+/// or refresh token would sign the victim's browser into the attacker's account (login
+/// CSRF). Browsers say where a request comes from: `Sec-Fetch-Site`, else `Origin`. The
+/// gateway's own origin and the configured CORS origins may (never a `*`).
+pub fn cross_site_session_call(headers: &http::HeaderMap, allowed_origins: &[String]) -> bool {
+    let origin = headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
+    let allowed =
+        origin.is_some_and(|o| allowed_origins.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(o)));
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        Some("same-origin" | "none") => false,
+        Some(_) => !allowed,
+        None => origin.is_some_and(|o| !allowed && !same_host(o, headers)),
+    }
+}
+
+/// An `Origin` naming the host the request was sent to.
+fn same_host(origin: &str, headers: &http::HeaderMap) -> bool {
+    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).is_some_and(|host| host == authority)
 }
 
 /// Whether the request comes from a browser (cookie mode).
@@ -200,6 +227,24 @@ mod tests {
         assert!(is_browser(&headers(&[("sec-fetch-site", "same-origin")])));
         assert!(!is_browser(&headers(&[("authorization", "Bearer x"), ("user-agent", "partner/1.0")])));
         assert!(!is_browser(&headers(&[("sec-fetch-mode", "cors")])), "Node's fetch (undici) is not a browser");
+    }
+
+    #[test]
+    fn sign_ins_from_other_sites_are_told_apart() {
+        let allowed = ["https://tickets.example".to_owned()];
+        let cross = |pairs: &[(&'static str, &'static str)]| cross_site_session_call(&headers(pairs), &allowed);
+        assert!(!cross(&[("origin", "https://tickets.example")]), "a configured origin");
+        assert!(!cross(&[("origin", "https://tickets.example"), ("sec-fetch-site", "cross-site")]));
+        assert!(!cross(&[("sec-fetch-site", "same-origin"), ("origin", "https://api.example")]), "the gateway's own");
+        assert!(!cross(&[("origin", "https://api.example"), ("host", "api.example")]), "same host, older browser");
+        assert!(cross(&[("origin", "https://evil.example")]));
+        assert!(cross(&[("origin", "null")]), "a sandboxed or file page");
+        assert!(cross(&[("sec-fetch-site", "cross-site")]), "a form without an Origin");
+        assert!(cross(&[("sec-fetch-site", "same-site"), ("origin", "https://blog.tickets.example")]));
+        assert!(!cross(&[]), "not a browser: bearer mode, no cookies");
+        let star = ["*".to_owned(), "https://tickets.example/".to_owned()];
+        assert!(cross_site_session_call(&headers(&[("origin", "https://evil.example")]), &star), "never `*`");
+        assert!(!cross_site_session_call(&headers(&[("origin", "https://tickets.example")]), &star), "a trailing /");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `scripts/bench identity`: logins per second and latency at concurrency 8 through the
 //! real gRPC server (PostgreSQL, argon2id), sign-ins with a second factor (Login, then
-//! VerifyMfa with a TOTP code), access-token verifications and staff-badge checks (a
-//! gate's offline check) per second on one core.
+//! VerifyMfa with a TOTP code), sign-ins with Google against the test kit's fake
+//! provider (start, consent, complete: a code exchange and an RS256 ID token checked),
+//! access-token verifications and staff-badge checks (a gate's offline check) per second
+//! on one core.
 //! Prints a Markdown table. Not a test: no thresholds.
 
 use std::time::{Duration, Instant};
@@ -19,6 +21,7 @@ const PASSWORD: &str = "correct horse battery staple";
 /// Accounts with a second factor per worker: a TOTP code signs in once, so each account
 /// signs in once.
 const MFA_ACCOUNTS_PER_WORKER: usize = 60;
+const PROVIDER_DURATION: Duration = Duration::from_secs(10);
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -139,6 +142,97 @@ fn main() -> anyhow::Result<()> {
         "| staff-badge checks/s, one core (offline: signature with precomputed tables, revocation, end, zone) | {badges:.0} |"
     );
     rt.block_on(app.stop());
+    rt.block_on(provider_sign_ins())?;
+    Ok(())
+}
+
+/// Sign-ins with Google at concurrency 8, each worker its own provider account: the
+/// browser's visit to the fake's consent page, then CompleteOAuthLogin (the code
+/// exchanged over HTTP with its PKCE verifier, the RS256 ID token checked, a session).
+async fn provider_sign_ins() -> anyhow::Result<()> {
+    use festival_testkit::fake_oauth::{Account, Client, FakeOAuth};
+    const REDIRECT: &str = "https://fest.example/oauth/google";
+    let fake = FakeOAuth::start(Client {
+        client_id: "bench".into(),
+        client_secret: "bench-secret".into(),
+        redirect_uri: REDIRECT.into(),
+    })
+    .await;
+    let (base, issuer) = (fake.base_url(), fake.issuer());
+    let app = TestApp::<Identity>::spawn_with(|c| {
+        let google = &mut c.oauth.google;
+        google.client_id = "bench".into();
+        google.client_secret = festival_platform::config::Secret::new("bench-secret");
+        google.redirect_uri = REDIRECT.into();
+        google.authorize_url = format!("{base}/google/authorize");
+        google.token_url = format!("{base}/google/token");
+        google.jwks_url = format!("{base}/google/jwks");
+        google.issuer = issuer;
+    })
+    .await;
+    let client = IdentityServiceClient::new(app.channel.clone());
+    let fake = std::sync::Arc::new(fake);
+    let mut emails = Vec::new();
+    for i in 0..CONCURRENCY {
+        let email = format!("bench-google-{i}-{}@example.org", app.name);
+        fake.add_account(Account {
+            subject: format!("{}", 100_000 + i),
+            email: email.clone(),
+            email_verified: true,
+            name: format!("Bench {i}"),
+        });
+        // Warm up: the account is made, the provider's keys fetched.
+        google_sign_in(client.clone(), &email, &fake).await?;
+        emails.push(email);
+    }
+    let started = Instant::now();
+    let workers = emails.into_iter().map(|email| {
+        let (client, fake) = (client.clone(), fake.clone());
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while started.elapsed() < PROVIDER_DURATION {
+                let t = Instant::now();
+                google_sign_in(client.clone(), &email, &fake).await.expect("provider sign-in");
+                latencies.push(t.elapsed());
+            }
+            latencies
+        })
+    });
+    let mut latencies = Vec::new();
+    for w in futures::future::join_all(workers).await {
+        latencies.extend(w?);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    println!(
+        "| sign-ins with Google/s at concurrency {CONCURRENCY} (start, consent at the local fake, complete) | {:.1} ({} in {:.1} s) |",
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        latencies.len(),
+        elapsed.as_secs_f64()
+    );
+    println!("| sign-in with Google p50 | {} |", ms(percentile(&latencies, 0.50)));
+    println!("| sign-in with Google p99 | {} |", ms(percentile(&latencies, 0.99)));
+    app.stop().await;
+    Ok(())
+}
+
+/// One sign-in with Google: start, the browser's consent as `email`, complete.
+async fn google_sign_in(
+    mut c: IdentityServiceClient<tonic::transport::Channel>,
+    email: &str,
+    fake: &festival_testkit::fake_oauth::FakeOAuth,
+) -> anyhow::Result<()> {
+    let start = pb::StartOAuthLoginRequest { provider: "google".into(), ..Default::default() };
+    let flow = c.start_o_auth_login(start).await?.into_inner();
+    let back = fake.consent(&flow.authorization_url, email).await.map_err(|s| anyhow::anyhow!("consent: {s}"))?;
+    let request = pb::CompleteOAuthLoginRequest {
+        provider: "google".into(),
+        state: flow.state,
+        code: back.code,
+        binding: flow.binding,
+    };
+    let pair = c.complete_o_auth_login(request).await?.into_inner();
+    anyhow::ensure!(!pair.access_token.is_empty(), "no tokens");
     Ok(())
 }
 

@@ -164,7 +164,7 @@ impl IdentityApi {
         let user = store::users::find(&mut tx, caller.user_id).await?.ok_or(ApiError::new(codes::ACCOUNT_DISABLED))?;
         let memberships = store::memberships::of_user(&mut tx, user.id).await?;
         let sessions = store::sessions::of_user(&mut tx, user.id).await?;
-        let linked = store::oauth::of_user(&mut tx, user.id).await?;
+        let linked = store::oauth::all_of_user(&mut tx, user.id).await?;
         tx.commit().await?;
         Ok(pb::MyData {
             account: Some(to_user(&user, &memberships)),

@@ -57,6 +57,7 @@ pub(super) fn to_linked_identity(l: &crate::store::oauth::IdentityRow) -> pb::Li
         email: l.email.clone(),
         link_time: Some(timestamp(l.linked_at)),
         last_use_time: l.last_used_at.map(timestamp),
+        unlink_time: l.unlinked_at.map(timestamp),
     }
 }
 

@@ -314,6 +314,6 @@ festival_platform::bind_rpcs! {
         auth_addr start_o_auth_link(pb::StartOAuthLinkRequest) -> pb::OAuthAuthorization;
         auth_addr complete_o_auth_link(pb::CompleteOAuthLinkRequest) -> pb::LoginMethods;
         auth list_login_methods(pb::ListLoginMethodsRequest) -> pb::LoginMethods;
-        auth unlink_o_auth_identity(pb::UnlinkOAuthIdentityRequest) -> pb::LoginMethods;
+        auth_addr unlink_o_auth_identity(pb::UnlinkOAuthIdentityRequest) -> pb::LoginMethods;
     }
 }

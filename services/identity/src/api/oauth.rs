@@ -185,9 +185,12 @@ impl IdentityApi {
     pub(super) async fn unlink_o_auth_identity(
         &self,
         caller: Principal,
+        client: Option<IpAddr>,
         req: pb::UnlinkOAuthIdentityRequest,
     ) -> ApiResult<pb::LoginMethods> {
         let provider = provider_of(&req.provider)?;
+        // It signs every other session out: not for a stolen access token alone.
+        self.password_asked_again(&caller, client, req.password).await?;
         let mut tx = self.pool.begin().await?;
         // The account row, as a password reset locks it: two unlinks take turns, so the
         // last way in is never removed by both at once.
@@ -207,6 +210,7 @@ impl IdentityApi {
         // whatever signed in with it is signed out (every session but this one).
         let ended = store::sessions::revoke_all_but(&mut tx, user.id, caller.session_id, "provider_unlinked").await?;
         Self::announce_revoked(&mut tx, user.id, &ended, "provider_unlinked").await?;
+        store::mfa::delete_challenges(&mut tx, user.id).await?;
         let entry = AuditRow {
             actor_id: Some(user.id),
             subject_id: Some(user.id),
@@ -324,7 +328,10 @@ impl IdentityApi {
                 // Deleted meanwhile (its links go with it): the second look finds none.
                 let user =
                     store::users::lock_live(&mut tx, user_id).await?.ok_or(ApiError::new(codes::CONCURRENT_UPDATE))?;
-                store::oauth::touch(&mut tx, provider, &account.subject, now).await?;
+                // Unlinked while this sign-in waited for the account: the second look sees it.
+                if !store::oauth::touch(&mut tx, provider, &account.subject, user.id, now).await? {
+                    return Err(ApiError::new(codes::CONCURRENT_UPDATE));
+                }
                 user
             }
             SignInTo::LinkByAddress(user_id) => {
@@ -477,14 +484,16 @@ impl IdentityApi {
             Ok(email) if account.email_verified => email.as_str().to_owned(),
             _ => String::new(),
         };
-        let linked = store::oauth::link(conn, provider, subject, user.id, &email, now)
-            .await
-            .on_unique(store::oauth::IDENTITY_UNIQUE, ApiError::new(codes::CONCURRENT_UPDATE))?;
+        let linked = store::oauth::link(conn, provider, subject, user.id, &email, now).await.on_unique(
+            store::oauth::USER_PROVIDER_UNIQUE,
+            ApiError::new(codes::OAUTH_IDENTITY_TAKEN)
+                .with_message("Another account of this provider is linked; unlink it first"),
+        )?;
         if !linked {
             // Linked meanwhile by a sign-in or link racing this one: the caller looks again.
             return Err(ApiError::new(codes::CONCURRENT_UPDATE));
         }
-        store::oauth::touch(conn, provider, subject, now).await?;
+        store::oauth::touch(conn, provider, subject, user.id, now).await?;
         let entry = AuditRow {
             actor_id: Some(user.id),
             subject_id: Some(user.id),

@@ -211,60 +211,58 @@ struct TokenAnswer {
 /// A provider's signing keys (its JWKS), fetched when first needed, again after an hour,
 /// and again when a token names a key not seen yet — at most once a minute for that, so
 /// tokens with made-up key ids cannot make identity hammer the provider. A failed fetch
-/// keeps the keys it had (and is not retried for a minute): a provider's hiccup does not
-/// stop sign-ins with keys already known.
+/// keeps the keys it had, for a day at most (and is not retried for a minute, failed or
+/// not): a provider's hiccup does not stop sign-ins with keys already known.
 struct KeyCache {
     url: String,
     keys: RwLock<Option<Fetched>>,
-    fetching: Mutex<()>,
+    /// Held while fetching; when a fetch was last tried.
+    fetching: Mutex<Option<Instant>>,
 }
 
 struct Fetched {
     keys: HashMap<String, DecodingKey>,
-    /// When these keys were fetched, and when a fetch was last tried.
+    /// When these keys were fetched.
     at: Instant,
-    tried: Instant,
 }
 
 impl KeyCache {
     const FRESH_FOR: Duration = Duration::from_secs(3600);
     const REFETCH_AFTER: Duration = Duration::from_secs(60);
+    const STALE_FOR: Duration = Duration::from_secs(24 * 3600);
 
     fn new(url: String) -> Self {
-        Self { url, keys: RwLock::new(None), fetching: Mutex::new(()) }
+        Self { url, keys: RwLock::new(None), fetching: Mutex::new(None) }
     }
 
     async fn key(&self, http: &HttpClient, kid: &str) -> Result<DecodingKey, Failure> {
-        if let Some(key) = self.cached(kid, Some(Self::FRESH_FOR)).await {
+        if let Some(key) = self.cached(kid, Self::FRESH_FOR).await {
             return Ok(key);
         }
-        let _one_at_a_time = self.fetching.lock().await;
+        let mut last_try = self.fetching.lock().await;
         // Fetched meanwhile, or tried so lately that an unknown key stays unknown.
-        if let Some(key) = self.cached(kid, Some(Self::FRESH_FOR)).await {
+        if let Some(key) = self.cached(kid, Self::FRESH_FOR).await {
             return Ok(key);
         }
-        let tried_lately = self.keys.read().await.as_ref().is_some_and(|f| f.tried.elapsed() < Self::REFETCH_AFTER);
-        if !tried_lately {
-            let fetched = self.fetch(http).await;
-            let mut keys = self.keys.write().await;
-            match fetched {
-                Ok(fresh) => *keys = Some(Fetched { keys: fresh, at: Instant::now(), tried: Instant::now() }),
-                Err(failure) => match keys.as_mut() {
-                    Some(known) => {
-                        tracing::warn!(?failure, "provider keys not refetched; the known ones stay");
-                        known.tried = Instant::now();
+        if !last_try.is_some_and(|at| at.elapsed() < Self::REFETCH_AFTER) {
+            *last_try = Some(Instant::now());
+            match self.fetch(http).await {
+                Ok(keys) => *self.keys.write().await = Some(Fetched { keys, at: Instant::now() }),
+                Err(failure) => {
+                    if self.keys.read().await.is_none() {
+                        return Err(failure);
                     }
-                    None => return Err(failure),
-                },
+                    tracing::warn!(?failure, "provider keys not refetched; the known ones stay");
+                }
             }
         }
-        // Stale keys still verify when no fresh set could be had.
-        self.cached(kid, None).await.ok_or_else(|| Failure::IdToken("unknown key".into()))
+        // Keys up to a day old still verify while no fresh set can be had.
+        self.cached(kid, Self::STALE_FOR).await.ok_or_else(|| Failure::IdToken("unknown key".into()))
     }
 
-    async fn cached(&self, kid: &str, fresh_for: Option<Duration>) -> Option<DecodingKey> {
+    async fn cached(&self, kid: &str, fresh_for: Duration) -> Option<DecodingKey> {
         let keys = self.keys.read().await;
-        keys.as_ref().filter(|f| fresh_for.is_none_or(|d| f.at.elapsed() < d)).and_then(|f| f.keys.get(kid).cloned())
+        keys.as_ref().filter(|f| f.at.elapsed() < fresh_for).and_then(|f| f.keys.get(kid).cloned())
     }
 
     async fn fetch(&self, http: &HttpClient) -> Result<HashMap<String, DecodingKey>, Failure> {

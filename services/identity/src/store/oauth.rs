@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use crate::domain::oauth::{FlowPurpose, Provider};
 
-/// The primary key: a provider's account is linked to one account at most.
-pub const IDENTITY_UNIQUE: &str = "oauth_identities_pkey";
+/// One live link of each provider per account.
+pub const USER_PROVIDER_UNIQUE: &str = "oauth_identities_user_provider_key";
 
 pub struct NewFlow<'a> {
     pub state_hash: &'a [u8],
@@ -132,20 +132,26 @@ pub async fn link(
     Ok(done.rows_affected() == 1)
 }
 
-/// Notes a sign-in with it.
+/// Notes a sign-in with it, while it is still linked to `user_id`; false when it is not
+/// (unlinked meanwhile: the sign-in must look again).
 pub async fn touch(
     conn: &mut PgConnection,
     provider: Provider,
     subject: &str,
+    user_id: Uuid,
     at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("update oauth_identities set last_used_at = $3 where provider = $1 and subject = $2")
-        .bind(provider.as_str())
-        .bind(subject)
-        .bind(at)
-        .execute(conn)
-        .await?;
-    Ok(())
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update oauth_identities set last_used_at = $4
+         where provider = $1 and subject = $2 and user_id = $3 and unlinked_at is null",
+    )
+    .bind(provider.as_str())
+    .bind(subject)
+    .bind(user_id)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -156,12 +162,25 @@ pub struct IdentityRow {
     pub email: String,
     pub linked_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
+    pub unlinked_at: Option<DateTime<Utc>>,
 }
 
+/// The user's live links.
 pub async fn of_user(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<IdentityRow>, sqlx::Error> {
     sqlx::query_as(
-        "select provider, subject, email, linked_at, last_used_at from oauth_identities
+        "select provider, subject, email, linked_at, last_used_at, unlinked_at from oauth_identities
          where user_id = $1 and unlinked_at is null order by linked_at",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Every link the user has had and is kept (unlinked ones too), for their data export.
+pub async fn all_of_user(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<IdentityRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select provider, subject, email, linked_at, last_used_at, unlinked_at from oauth_identities
+         where user_id = $1 order by linked_at",
     )
     .bind(user_id)
     .fetch_all(conn)

@@ -304,7 +304,10 @@ async fn linking_and_unlinking_never_remove_the_last_way_to_sign_in() {
     let ana = account(&fake, true);
     let pair = sign_in(&mut c, &fake, "google", &ana.email).await.expect("sign in");
     let token = pair.access_token.clone();
-    let unlink = |provider: &str| authed(pb::UnlinkOAuthIdentityRequest { provider: provider.into() }, &token);
+    // No password to ask again: the session is minutes old.
+    let unlink = |provider: &str| {
+        authed(pb::UnlinkOAuthIdentityRequest { provider: provider.into(), password: String::new() }, &token)
+    };
     assert_eq!(code(c.unlink_o_auth_identity(unlink("google")).await), "ERR_2024", "its only way in");
 
     // Link a GitHub account (another address is fine: the holder proves both).
@@ -366,6 +369,12 @@ async fn linking_and_unlinking_never_remove_the_last_way_to_sign_in() {
     // Unlinked once, the Google account is not linked again by its (verified) address:
     // the holder may have unlinked it because it was taken over.
     assert_eq!(code(sign_in(&mut c, &fake, "google", &ana.email).await), "ERR_2023");
+    // The holder's data export shows it, unlinked, beside the live link.
+    let export = c.export_my_data(authed(pb::ExportMyDataRequest {}, &token)).await.expect("export").into_inner();
+    let mut kept: Vec<(&str, bool)> =
+        export.linked_identities.iter().map(|l| (l.provider.as_str(), l.unlink_time.is_some())).collect();
+    kept.sort_unstable();
+    assert_eq!(kept, [("github", false), ("google", true)]);
 
     // An account without a password proves itself by a recent sign-in instead.
     app.clock.advance(Duration::from_secs(11 * 60));

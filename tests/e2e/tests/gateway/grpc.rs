@@ -164,10 +164,15 @@ async fn browsers_on_grpc_web_get_cookies_and_never_a_token_in_the_message() {
     let env = spawn().await;
     let email = format!("web-{}@example.org", env.identity.name);
     let password = "correct horse battery staple".to_owned();
-    let origin = ("Origin", "https://tickets.festival.example");
+    let origin = ("Origin", "http://localhost:3000");
     let register = pb::RegisterRequest { email: email.clone(), password: password.clone(), ..Default::default() };
     let (registered, _) = grpc_web(&env, "Register", &register, &[origin]).await;
     assert_eq!(registered.status, 200);
+    // Another site's page cannot sign this browser in (login CSRF).
+    let login = pb::LoginRequest { email: email.clone(), password: password.clone(), ..Default::default() };
+    let (refused, message) = grpc_web(&env, "Login", &login, &[("Origin", "https://evil.example")]).await;
+    assert_eq!((message, reason_of(&refused).as_deref()), (None, Some("ERR_3001")));
+    assert_eq!(refused.headers_named("set-cookie"), Vec::<&str>::new());
 
     let (login, message) = grpc_web(
         &env,

@@ -51,7 +51,8 @@ async fn partners_get_bearer_tokens_in_the_body_and_no_cookies() {
 async fn browsers_get_host_cookies_and_no_token_that_script_could_read() {
     let env = spawn().await;
     let email = format!("browser-{}@example.org", env.identity.name);
-    const ORIGIN: (&str, &str) = ("Origin", "https://tickets.festival.example");
+    // The web app's origin (one of the gateway's CORS origins): it may sign in.
+    const ORIGIN: (&str, &str) = ("Origin", "http://localhost:3000");
     let r = post_json(&env, "/v1/auth/register", &json!({"email": email, "password": PASSWORD}), &[ORIGIN]).await;
     assert_eq!(r.status, 200);
 
@@ -114,6 +115,41 @@ async fn browsers_get_host_cookies_and_no_token_that_script_could_read() {
     )
     .await;
     assert_eq!(after.status, 401, "the session ended");
+}
+
+#[tokio::test]
+async fn browsers_sign_in_only_from_the_platforms_own_pages() {
+    let env = spawn().await;
+    let email = format!("csrf-{}@example.org", env.identity.name);
+    let credentials = json!({"email": email, "password": PASSWORD});
+    assert_eq!(post_json(&env, "/v1/auth/register", &credentials, &[]).await.status, 200);
+    // Login CSRF: another site's page posting its own credentials into the victim's
+    // browser would leave the victim signed in as the attacker.
+    for headers in [
+        vec![("Origin", "https://evil.example")],
+        vec![("Origin", "null")],
+        vec![("Sec-Fetch-Site", "cross-site")],
+        vec![("Sec-Fetch-Site", "same-site"), ("Origin", "https://blog.localhost:3000")],
+    ] {
+        let refused = post_json(&env, "/v1/auth/login", &credentials, &headers).await;
+        assert_eq!((refused.status, refused.code()), (403, "ERR_3001".to_owned()), "{headers:?}");
+        assert_eq!(refused.headers_named("set-cookie"), Vec::<&str>::new(), "{headers:?}");
+        let provider = json!({"state": "os_x", "code": "c", "binding": "ob_x"});
+        let oauth = post_json(&env, "/v1/auth/oauth/google:complete", &provider, &headers).await;
+        assert_eq!((oauth.status, oauth.code()), (403, "ERR_3001".to_owned()), "{headers:?}");
+        // Nor the attacker's own refresh token, rotated into the victim's cookies.
+        let refresh = post_json(&env, "/v1/auth/refresh", &json!({"refreshToken": "rt_attackers"}), &headers).await;
+        assert_eq!((refresh.status, refresh.code()), (403, "ERR_3001".to_owned()), "{headers:?}");
+    }
+    // The web app's pages and the gateway's own origin sign in; so do non-browsers.
+    for headers in [
+        vec![("Origin", "http://localhost:3000")],
+        vec![("Sec-Fetch-Site", "same-origin"), ("Origin", "https://api.festival.example")],
+        vec![],
+    ] {
+        let signed_in = post_json(&env, "/v1/auth/login", &credentials, &headers).await;
+        assert_eq!(signed_in.status, 200, "{headers:?}");
+    }
 }
 
 #[tokio::test]
