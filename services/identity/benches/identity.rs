@@ -198,20 +198,9 @@ async fn provider_sign_ins() -> anyhow::Result<()> {
             latencies
         })
     });
-    let mut latencies = Vec::new();
-    for w in futures::future::join_all(workers).await {
-        latencies.extend(w?);
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    println!(
-        "| sign-ins with Google/s at concurrency {CONCURRENCY} (start, consent at the local fake, complete) | {:.1} ({} in {:.1} s) |",
-        latencies.len() as f64 / elapsed.as_secs_f64(),
-        latencies.len(),
-        elapsed.as_secs_f64()
-    );
-    println!("| sign-in with Google p50 | {} |", ms(percentile(&latencies, 0.50)));
-    println!("| sign-in with Google p99 | {} |", ms(percentile(&latencies, 0.99)));
+    let rate =
+        format!("sign-ins with Google/s at concurrency {CONCURRENCY} (start, consent at the local fake, complete)");
+    report(workers, started, &rate, "sign-in with Google").await?;
     app.stop().await;
     Ok(())
 }
@@ -284,20 +273,28 @@ async fn mfa_sign_ins(client: &IdentityServiceClient<tonic::transport::Channel>,
             latencies
         })
     });
+    let rate = format!("sign-ins with a second factor/s at concurrency {CONCURRENCY} (Login + VerifyMfa)");
+    report(workers, started, &rate, "sign-in with a second factor").await
+}
+
+/// Joins the workers' latencies and prints the rate row and the p50 and p99 rows.
+async fn report(
+    workers: impl IntoIterator<Item = tokio::task::JoinHandle<Vec<Duration>>>,
+    started: Instant,
+    rate: &str,
+    one: &str,
+) -> anyhow::Result<()> {
     let mut latencies = Vec::new();
     for w in futures::future::join_all(workers).await {
         latencies.extend(w?);
     }
     let elapsed = started.elapsed();
     latencies.sort();
-    println!(
-        "| sign-ins with a second factor/s at concurrency {CONCURRENCY} (Login + VerifyMfa) | {:.1} ({} in {:.1} s) |",
-        latencies.len() as f64 / elapsed.as_secs_f64(),
-        latencies.len(),
-        elapsed.as_secs_f64()
-    );
-    println!("| sign-in with a second factor p50 | {} |", ms(percentile(&latencies, 0.50)));
-    println!("| sign-in with a second factor p99 | {} |", ms(percentile(&latencies, 0.99)));
+    let count = latencies.len();
+    let secs = elapsed.as_secs_f64();
+    println!("| {rate} | {:.1} ({count} in {secs:.1} s) |", count as f64 / secs);
+    println!("| {one} p50 | {} |", ms(percentile(&latencies, 0.50)));
+    println!("| {one} p99 | {} |", ms(percentile(&latencies, 0.99)));
     Ok(())
 }
 
