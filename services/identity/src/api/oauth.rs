@@ -17,7 +17,8 @@ use uuid::Uuid;
 
 use super::{IdentityApi, parse_email};
 use crate::domain::audit::{AuditAction, ip_prefix};
-use crate::domain::oauth::{self, FlowPurpose, Provider, ProviderAccount, SignInTo};
+use crate::domain::bearer;
+use crate::domain::oauth::{self, FlowPurpose, Provider, ProviderAccount, SameAddress, SignInTo};
 use crate::domain::profile::Language;
 use crate::events;
 use crate::oauth::Failure;
@@ -67,17 +68,21 @@ impl IdentityApi {
         user_id: Option<Uuid>,
         device_name: &str,
     ) -> ApiResult<pb::OAuthAuthorization> {
-        let state = oauth::new_secret(oauth::STATE_PREFIX);
-        let binding = oauth::new_secret(oauth::BINDING_PREFIX);
+        let state = bearer::new(oauth::STATE_PREFIX);
+        let binding = bearer::new(oauth::BINDING_PREFIX);
         let code_verifier = oauth::new_code_verifier();
         let nonce = oauth::new_nonce();
         let now = self.clock.now();
         let expires_at = now + Duration::seconds(self.config.oauth.flow_ttl_secs);
+        let authorization_url = self
+            .providers
+            .authorization_url(provider, &state, &code_verifier, &nonce)
+            .ok_or(ApiError::new(codes::OAUTH_PROVIDER_DISABLED))?;
         let mut conn = self.pool.acquire().await?;
         store::oauth::prune_flows(&mut conn, now).await?;
         let flow = store::oauth::NewFlow {
-            state_hash: &oauth::hash_secret(&state),
-            binding_hash: &oauth::hash_secret(&binding),
+            state_hash: &bearer::hash(&state),
+            binding_hash: &bearer::hash(&binding),
             provider,
             purpose,
             user_id,
@@ -87,12 +92,7 @@ impl IdentityApi {
             expires_at,
         };
         store::oauth::create_flow(&mut conn, &flow).await?;
-        Ok(pb::OAuthAuthorization {
-            authorization_url: self.providers.authorization_url(provider, &state, &code_verifier, &nonce),
-            state,
-            binding,
-            expire_time: Some(timestamp(expires_at)),
-        })
+        Ok(pb::OAuthAuthorization { authorization_url, state, binding, expire_time: Some(timestamp(expires_at)) })
     }
 
     pub(super) async fn complete_o_auth_login(
@@ -242,7 +242,7 @@ impl IdentityApi {
         client: Option<IpAddr>,
     ) -> ApiResult<FlowRow> {
         let mut conn = self.pool.acquire().await?;
-        let (state, binding) = (oauth::hash_secret(answer.state), oauth::hash_secret(answer.binding));
+        let (state, binding) = (bearer::hash(answer.state), bearer::hash(answer.binding));
         let flow = store::oauth::take_flow(&mut conn, &state, &binding).await?;
         let now = self.clock.now();
         let flow = flow
@@ -305,25 +305,23 @@ impl IdentityApi {
             None => Some(parse_email(&account.email).map_err(|_| ApiError::new(codes::OAUTH_EMAIL_UNVERIFIED))?),
         };
         let same_address = match &email {
-            Some(email) => store::users::find_by_email(&mut tx, email.as_str())
-                .await?
-                .map(|u| (u.id, u.email_verified_at.is_some())),
+            Some(email) => match store::users::find_by_email(&mut tx, email.as_str()).await? {
+                Some(u) => Some(SameAddress {
+                    user: u.id,
+                    verified_here: u.email_verified_at.is_some(),
+                    second_factor: store::mfa::is_enabled(&mut tx, u.id).await?,
+                }),
+                None => None,
+            },
             None => None,
         };
         // Test-only: widen the window between the look and the write, so the race test's
-        // negative control (no second look) reliably sees two first sign-ins collide.
+        // negative control (no second look) reliably sees two first sign-ins collide even
+        // when the provider's answers reach them some way apart.
         #[cfg(feature = "race-hooks")]
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let unlinked = owner == Some(Owner::Unlinked);
-        let mut decision = oauth::sign_in_to(linked, same_address, account.email_verified, unlinked);
-        if let SignInTo::LinkByAddress(user_id) = decision
-            && store::mfa::is_enabled(&mut tx, user_id).await?
-        {
-            // Linking now would outlast a challenge never answered: the holder signs in
-            // with the password and the code, then links.
-            decision = SignInTo::LinkRequired;
-        }
-        let user = match decision {
+        let user = match oauth::sign_in_to(linked, same_address, account.email_verified, unlinked) {
             SignInTo::Linked(user_id) => {
                 // Deleted meanwhile (its links go with it): the second look finds none.
                 let user =
@@ -353,9 +351,9 @@ impl IdentityApi {
                 tx.commit().await?;
                 return Err(ApiError::new(codes::OAUTH_EMAIL_UNVERIFIED));
             }
-            SignInTo::LinkRequired => {
-                let holder = same_address.map(|(id, _)| id);
-                self.audit_oauth_failure(&mut tx, provider, "address not verified here", holder, client).await?;
+            SignInTo::LinkRequired(why) => {
+                let holder = same_address.map(|a| a.user);
+                self.audit_oauth_failure(&mut tx, provider, why.describe(), holder, client).await?;
                 tx.commit().await?;
                 return Err(ApiError::new(codes::OAUTH_LINK_REQUIRED));
             }

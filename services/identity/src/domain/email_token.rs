@@ -2,8 +2,6 @@
 //! token is 256 random bits, prefixed by purpose; only its hash is stored, it is spent
 //! once, and it expires.
 
-use sha2::{Digest, Sha256};
-
 festival_platform::text_enum! {
     /// What a mailed link is for.
     Purpose { PasswordReset = "PASSWORD_RESET", EmailVerification = "EMAIL_VERIFICATION" }
@@ -20,13 +18,11 @@ impl Purpose {
 }
 
 pub fn new_token(purpose: Purpose) -> String {
-    use base64::Engine;
-    let bytes: [u8; 32] = rand::random();
-    format!("{}{}", purpose.prefix(), base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    super::bearer::new(purpose.prefix())
 }
 
 pub fn hash_token(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
+    super::bearer::hash(token)
 }
 
 /// The link a mail carries: `base` (the web app's page) with the token in the fragment

@@ -143,13 +143,11 @@ pub fn hash_recovery_code(normalised: &str) -> Vec<u8> {
 
 /// A sign-in's MFA challenge: 256 random bits, prefixed; only its hash is stored.
 pub fn new_challenge() -> String {
-    use base64::Engine;
-    let bytes: [u8; 32] = rand::random();
-    format!("{CHALLENGE_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    super::bearer::new(CHALLENGE_PREFIX)
 }
 
 pub fn hash_challenge(challenge: &str) -> Vec<u8> {
-    Sha256::digest(challenge.as_bytes()).to_vec()
+    super::bearer::hash(challenge)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod badge;
+pub mod bearer;
 pub mod device;
 pub mod email_token;
 pub mod mfa;

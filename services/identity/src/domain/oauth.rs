@@ -42,20 +42,9 @@ pub const STATE_PREFIX: &str = "os_";
 /// Prefix of a flow's binding (kept by the client that started it).
 pub const BINDING_PREFIX: &str = "ob_";
 
-/// 256 random bits, base64url, after `prefix`.
-pub fn new_secret(prefix: &str) -> String {
-    let bytes: [u8; 32] = rand::random();
-    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// What is stored of a state or a binding.
-pub fn hash_secret(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
-}
-
 /// A PKCE code verifier: 256 random bits, 43 base64url characters (RFC 7636 §4.1).
 pub fn new_code_verifier() -> String {
-    new_secret("")
+    super::bearer::new("")
 }
 
 /// The `S256` code challenge of a verifier (RFC 7636 §4.2).
@@ -257,29 +246,66 @@ pub enum SignInTo {
     NewAccount,
     /// The provider has not verified the address: it proves nothing.
     AddressUnverified,
-    /// An account has the address but has not verified it here: linking it could hand
-    /// an account someone set up with another's address to that address's owner, or the
-    /// other way round; its holder signs in and links.
-    LinkRequired,
+    /// An account has the address, but it is not linked by the address alone: its
+    /// holder signs in and links.
+    LinkRequired(NoLinkByAddress),
+}
+
+/// Why an account with the provider's address is not linked by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoLinkByAddress {
+    /// Not verified here: linking could hand an account someone set up with another's
+    /// address to that address's owner, or the other way round.
+    UnverifiedHere,
+    /// The account has a second factor: a sign-in that never answers the challenge must
+    /// leave no link behind.
+    SecondFactor,
+    /// The provider's account was unlinked once: its holder may have unlinked it because
+    /// it was taken over, so only an explicit link brings it back.
+    UnlinkedOnce,
+}
+
+impl NoLinkByAddress {
+    /// For the audit log.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::UnverifiedHere => "address not verified here",
+            Self::SecondFactor => "the account has a second factor",
+            Self::UnlinkedOnce => "unlinked once",
+        }
+    }
+}
+
+/// The live account with the provider's address, as the rule sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SameAddress {
+    pub user: Uuid,
+    /// A mailed link to the address was followed.
+    pub verified_here: bool,
+    pub second_factor: bool,
 }
 
 /// `linked`: the account the provider's is linked to; `same_address`: the live account
-/// with the provider's address and whether it verified it here; `unlinked`: the
-/// provider's account was unlinked once (its holder may have unlinked it because it was
-/// taken over: only an explicit link brings it back).
+/// with the provider's address; `unlinked`: the provider's account was unlinked once.
 pub fn sign_in_to(
     linked: Option<Uuid>,
-    same_address: Option<(Uuid, bool)>,
+    same_address: Option<SameAddress>,
     provider_verified: bool,
     unlinked: bool,
 ) -> SignInTo {
-    match (linked, same_address) {
-        (Some(user), _) => SignInTo::Linked(user),
-        (None, _) if !provider_verified => SignInTo::AddressUnverified,
-        (None, Some((user, true))) if !unlinked => SignInTo::LinkByAddress(user),
-        (None, Some(_)) => SignInTo::LinkRequired,
-        (None, None) => SignInTo::NewAccount,
-    }
+    let Some(user) = linked else {
+        if !provider_verified {
+            return SignInTo::AddressUnverified;
+        }
+        return match same_address {
+            None => SignInTo::NewAccount,
+            Some(a) if !a.verified_here => SignInTo::LinkRequired(NoLinkByAddress::UnverifiedHere),
+            Some(a) if a.second_factor => SignInTo::LinkRequired(NoLinkByAddress::SecondFactor),
+            Some(_) if unlinked => SignInTo::LinkRequired(NoLinkByAddress::UnlinkedOnce),
+            Some(a) => SignInTo::LinkByAddress(a.user),
+        };
+    };
+    SignInTo::Linked(user)
 }
 
 /// A provider may be unlinked while another way to sign in stays.
@@ -403,11 +429,15 @@ mod tests {
     #[test]
     fn which_account_a_provider_signs_into() {
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        assert_eq!(sign_in_to(Some(a), Some((b, true)), false, false), SignInTo::Linked(a), "the link wins");
-        assert_eq!(sign_in_to(None, Some((b, true)), true, false), SignInTo::LinkByAddress(b));
-        assert_eq!(sign_in_to(None, Some((b, true)), true, true), SignInTo::LinkRequired, "unlinked once");
-        assert_eq!(sign_in_to(None, Some((b, false)), true, false), SignInTo::LinkRequired);
-        assert_eq!(sign_in_to(None, Some((b, true)), false, false), SignInTo::AddressUnverified);
+        let verified = Some(SameAddress { user: b, verified_here: true, second_factor: false });
+        let unverified = Some(SameAddress { user: b, verified_here: false, second_factor: false });
+        let with_mfa = Some(SameAddress { user: b, verified_here: true, second_factor: true });
+        assert_eq!(sign_in_to(Some(a), verified, false, false), SignInTo::Linked(a), "the link wins");
+        assert_eq!(sign_in_to(None, verified, true, false), SignInTo::LinkByAddress(b));
+        assert_eq!(sign_in_to(None, verified, true, true), SignInTo::LinkRequired(NoLinkByAddress::UnlinkedOnce));
+        assert_eq!(sign_in_to(None, unverified, true, false), SignInTo::LinkRequired(NoLinkByAddress::UnverifiedHere));
+        assert_eq!(sign_in_to(None, with_mfa, true, false), SignInTo::LinkRequired(NoLinkByAddress::SecondFactor));
+        assert_eq!(sign_in_to(None, verified, false, false), SignInTo::AddressUnverified);
         assert_eq!(sign_in_to(None, None, false, false), SignInTo::AddressUnverified);
         assert_eq!(sign_in_to(None, None, true, false), SignInTo::NewAccount);
         assert_eq!(sign_in_to(None, None, true, true), SignInTo::NewAccount);
@@ -421,10 +451,8 @@ mod tests {
     }
 
     #[test]
-    fn names_and_hashes() {
+    fn provider_names() {
         assert_eq!(Provider::from_name("google"), Some(Provider::Google));
         assert_eq!(Provider::from_name("GitHub"), None, "exact names only");
-        assert_eq!(hash_secret("os_a"), hash_secret("os_a"));
-        assert_ne!(hash_secret("os_a"), hash_secret("os_b"));
     }
 }

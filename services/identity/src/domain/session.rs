@@ -3,7 +3,6 @@
 //! so the whole family is revoked.
 
 use chrono::{DateTime, Duration, Utc};
-use sha2::{Digest, Sha256};
 
 /// Prefix of refresh tokens, so scanners and humans can tell them from access tokens.
 pub const REFRESH_PREFIX: &str = "rt_";
@@ -53,15 +52,12 @@ pub fn refresh_token_expiry(now: DateTime<Utc>, ttl: Duration, session_ends_at: 
 
 /// A new refresh token: 256 random bits, base64url, prefixed.
 pub fn new_refresh_token() -> String {
-    use base64::Engine;
-    let bytes: [u8; 32] = rand::random();
-    format!("{REFRESH_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    super::bearer::new(REFRESH_PREFIX)
 }
 
-/// Only this hash is stored: a database leak does not leak usable tokens. The token has
-/// 256 bits of entropy, so a plain SHA-256 (no salt, no stretching) is enough.
+/// Only this hash is stored (see [`super::bearer`]).
 pub fn hash_refresh_token(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
+    super::bearer::hash(token)
 }
 
 /// Whether a signing key retired at `retired_at` must still be published: tokens it

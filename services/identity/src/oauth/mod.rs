@@ -62,10 +62,16 @@ impl Providers {
         config.enabled().then_some(config)
     }
 
-    /// The consent page for a flow (the provider is on).
-    pub fn authorization_url(&self, provider: Provider, state: &str, code_verifier: &str, nonce: &str) -> String {
-        let config = self.config(provider).unwrap_or(&self.google);
-        oauth::authorization_url(&Authorize {
+    /// The consent page for a flow; `None` when the provider is off.
+    pub fn authorization_url(
+        &self,
+        provider: Provider,
+        state: &str,
+        code_verifier: &str,
+        nonce: &str,
+    ) -> Option<String> {
+        let config = self.config(provider)?;
+        Some(oauth::authorization_url(&Authorize {
             endpoint: &config.authorize_url,
             client_id: &config.client_id,
             redirect_uri: &config.redirect_uri,
@@ -73,7 +79,7 @@ impl Providers {
             state,
             code_challenge: &oauth::code_challenge(code_verifier),
             nonce: (provider == Provider::Google).then_some(nonce),
-        })
+        }))
     }
 
     /// Exchanges the code (with the flow's PKCE verifier) and says whose account it is.

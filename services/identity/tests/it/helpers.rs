@@ -39,6 +39,10 @@ pub async fn login(client: &mut Client, email: &str) -> pb::TokenPair {
         .into_inner()
 }
 
+pub async fn me(client: &mut Client, token: &str) -> pb::User {
+    client.get_me(authed(pb::GetMeRequest {}, token)).await.expect("me").into_inner()
+}
+
 /// Registers and signs in a new account.
 pub async fn signed_in(client: &mut Client) -> (pb::User, pb::TokenPair) {
     let email = new_email();

@@ -25,10 +25,6 @@ fn token_in(text: &str, page: &str) -> String {
     text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')).collect()
 }
 
-async fn me(c: &mut Client, token: &str) -> pb::User {
-    c.get_me(authed(pb::GetMeRequest {}, token)).await.expect("me").into_inner()
-}
-
 #[tokio::test]
 async fn a_new_account_verifies_its_address_with_the_mailed_link_once() {
     let sink = SmtpSink::start().await;
